@@ -1,0 +1,30 @@
+# Two commands for a newcomer: `make run` (the app on the local host) and `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+# The CuPy extra that matches the driver's CUDA major version, or none without a GPU.
+CUDA_MAJOR := $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -1)
+CUDA_EXTRA := $(if $(filter 12,$(CUDA_MAJOR)),cuda12,$(if $(filter 13,$(CUDA_MAJOR)),cuda13,))
+
+.PHONY: run test test-gpu cli clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev$(if $(CUDA_EXTRA),$(comma)$(CUDA_EXTRA))]"
+	touch $@
+
+comma := ,
+
+run: $(VENV)/.installed
+	$(VENV)/bin/gpubench-tui
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+# GPU tests: on a machine with an NVIDIA GPU and CuPy (see README).
+test-gpu: $(VENV)/.installed
+	GPUBENCH_REQUIRE_GPU=1 $(PY) -m pytest -m gpu
+
+clean:
+	rm -rf $(VENV) build *.egg-info

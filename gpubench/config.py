@@ -1,0 +1,387 @@
+"""config.toml: hosts, clusters, scenarios, targets and benchmark defaults.
+
+`load_config` turns the TOML file into frozen dataclasses or raises
+`ConfigError` whose message names the file, the key and what is wrong, e.g.
+``config.toml: scenarios.k8s-pod.launcher: must be one of local, ssh, k8s (got 'kube')``.
+Callers print that one line and exit non-zero; nobody sees a traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+LAUNCHERS = ("local", "ssh", "k8s")
+BACKENDS = ("auto", "cupy", "numpy-cpu")
+WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p")
+TARGET_KINDS = ("none", "k8s", "proxy", "hypervisor")
+DEFAULT_TARGETS = {"k8s": 1.0, "proxy": 5.0, "hypervisor": 10.0}
+CONFIG_ENV = "GPUBENCH_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased as one line for the user."""
+
+
+@dataclass(frozen=True)
+class BenchDefaults:
+    workloads: tuple[str, ...] = ("roundtrip", "launch", "h2d", "d2h")
+    duration_s: float = 1.0
+    warmup_s: float = 0.3
+    repeats: int = 5
+    trials: int = 10
+    backend: str = "auto"
+    telemetry_interval_s: float = 0.5
+    roundtrip_size: str = "64KiB"
+    copy_sizes: tuple[str, ...] = ("4KiB", "1MiB", "256MiB")
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    name: str
+    kind: str = "local"                   # local | ssh
+    address: str | None = None            # ssh: host name or ~/.ssh/config alias
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None        # None: asyncssh's default (~/.ssh/known_hosts)
+    trust_on_first_use: bool = False
+    proxy_jump: str | None = None
+    python: str = "python3"
+    enabled: bool = True
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str = "default"
+    image: str = "nvcr.io/nvidia/cuda:13.0.0-runtime-ubuntu24.04"
+    api_url: str | None = None           # overrides kubeconfig (tests point this at the emulator)
+    engine_delivery: str = "configmap"   # configmap | image
+    pod_timeout_s: float = 300.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ProxyLayer:
+    preload: str | None = None           # path of the LD_PRELOAD library (on the host / node)
+    env: dict[str, str] = field(default_factory=dict)
+    host_path: str | None = None         # k8s: node folder holding the library (hostPath)
+    mount_path: str = "/usr/local/vgpu"  # k8s: where that folder is mounted in the pod
+    require_active: bool = True          # INVALID "proxy not active" when the library is not mapped
+
+
+@dataclass(frozen=True)
+class HypervisorLayer:
+    runtime_class: str | None = None     # k8s runtimeClassName (kata, kata-qemu, xen, ...)
+    require_detected: bool = True        # INVALID when the engine reports no hypervisor
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    name: str
+    title: str
+    launcher: str                        # local | ssh | k8s
+    host: str | None = None              # local/ssh: a [hosts.X] name
+    cluster: str | None = None           # k8s: a [clusters.X] name
+    target: str = "none"                 # none | k8s | proxy | hypervisor
+    target_pct: float | None = None      # resolved from [targets] unless given
+    baseline: str | None = None          # scenario compared against
+    proxy: ProxyLayer | None = None
+    hypervisor: HypervisorLayer | None = None
+    legacy_file: str | None = None       # seed-results file name, for import/export
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict, ...] = ()
+    gpus: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    data_dir: Path
+    defaults: BenchDefaults
+    targets: dict[str, float]
+    hosts: dict[str, HostConfig]
+    clusters: dict[str, ClusterConfig]
+    scenarios: dict[str, ScenarioConfig]
+
+    def enabled_scenarios(self) -> list[ScenarioConfig]:
+        return [s for s in self.scenarios.values() if s.enabled]
+
+
+class _Reader:
+    """Typed access to one TOML table; every error names file and dotted key."""
+
+    def __init__(self, file: str, table: dict, prefix: str):
+        self.file, self.table, self.prefix = file, table, prefix
+        self.used: set[str] = set()
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        dotted = f"{self.prefix}.{key}" if self.prefix else key
+        return ConfigError(f"{self.file}: {dotted}: {problem}")
+
+    def get(self, key: str, kind: type | tuple, default: Any = None, *, choices=None,
+            minimum: float | None = None) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            raise self.fail(key, f"must be {names} (got {value!r})")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)} (got {value!r})")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be at least {minimum:g} (got {value!r})")
+        return value
+
+    def str_list(self, key: str, default: tuple = (), choices=None) -> tuple[str, ...]:
+        value = self.get(key, list, None)
+        if value is None:
+            return tuple(default)
+        for item in value:
+            if not isinstance(item, str):
+                raise self.fail(key, f"must be a list of strings (got {item!r})")
+            if choices is not None and item not in choices:
+                raise self.fail(key, f"unknown entry {item!r}; choose from {', '.join(choices)}")
+        return tuple(value)
+
+    def str_map(self, key: str) -> dict[str, str]:
+        value = self.get(key, dict, {})
+        out = {}
+        for k, v in value.items():
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise self.fail(f"{key}.{k}", f"must be a string or number (got {v!r})")
+            out[str(k)] = str(v)
+        return out
+
+    def sub(self, key: str) -> "_Reader | None":
+        value = self.get(key, dict, None)
+        if value is None:
+            return None
+        return _Reader(self.file, value, f"{self.prefix}.{key}" if self.prefix else key)
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self.fail(unknown[0], "unknown key (check the spelling; see config.toml's comments)")
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list", dict: "a table"}
+
+
+def _bench_defaults(r: _Reader | None) -> BenchDefaults:
+    base = BenchDefaults()
+    if r is None:
+        return base
+    d = BenchDefaults(
+        workloads=r.str_list("workloads", base.workloads, WORKLOADS),
+        duration_s=r.get("duration_s", float, base.duration_s, minimum=0.01),
+        warmup_s=r.get("warmup_s", float, base.warmup_s, minimum=0.0),
+        repeats=r.get("repeats", int, base.repeats, minimum=1),
+        trials=r.get("trials", int, base.trials, minimum=1),
+        backend=r.get("backend", str, base.backend, choices=BACKENDS),
+        telemetry_interval_s=r.get("telemetry_interval_s", float, base.telemetry_interval_s,
+                                   minimum=0.05),
+        roundtrip_size=r.get("roundtrip_size", str, base.roundtrip_size),
+        copy_sizes=r.str_list("copy_sizes", base.copy_sizes),
+    )
+    for key, value in (("roundtrip_size", d.roundtrip_size), *(("copy_sizes", s) for s in d.copy_sizes)):
+        try:
+            parse_size(value)
+        except ValueError as exc:
+            raise r.fail(key, str(exc)) from None
+    r.reject_unknown()
+    return d
+
+
+def parse_size(text: str) -> int:
+    """'64KiB' -> 65536. Accepts B, KiB, MiB, GiB (and KB/MB/GB as powers of 1024)."""
+    units = {"gib": 1 << 30, "mib": 1 << 20, "kib": 1 << 10, "gb": 1 << 30, "mb": 1 << 20,
+             "kb": 1 << 10, "g": 1 << 30, "m": 1 << 20, "k": 1 << 10, "b": 1}
+    s = str(text).strip().lower()
+    for unit, mult in units.items():
+        if s.endswith(unit):
+            number = s[: -len(unit)].strip()
+            break
+    else:
+        number, mult = s, 1
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (use e.g. 4KiB, 64KiB, 1MiB, 256MiB)") from None
+    if value <= 0:
+        raise ValueError(f"size must be positive (got {text!r})")
+    return int(value * mult)
+
+
+def _host(name: str, r: _Reader) -> HostConfig:
+    kind = r.get("kind", str, "local", choices=("local", "ssh"))
+    h = HostConfig(
+        name=name, kind=kind,
+        address=r.get("address", str), user=r.get("user", str),
+        port=r.get("port", int, None, minimum=1),
+        identity_file=r.get("identity_file", str), known_hosts=r.get("known_hosts", str),
+        trust_on_first_use=r.get("trust_on_first_use", bool, False),
+        proxy_jump=r.get("proxy_jump", str), python=r.get("python", str, "python3"),
+        enabled=r.get("enabled", bool, True), labels=r.str_list("labels"),
+    )
+    if kind == "ssh" and not h.address:
+        raise r.fail("address", "is required for an ssh host")
+    r.reject_unknown()
+    return h
+
+
+def _cluster(name: str, r: _Reader) -> ClusterConfig:
+    base = ClusterConfig(name=name)
+    c = ClusterConfig(
+        name=name, kubeconfig=r.get("kubeconfig", str), context=r.get("context", str),
+        namespace=r.get("namespace", str, base.namespace), image=r.get("image", str, base.image),
+        api_url=r.get("api_url", str),
+        engine_delivery=r.get("engine_delivery", str, base.engine_delivery,
+                              choices=("configmap", "image")),
+        pod_timeout_s=r.get("pod_timeout_s", float, base.pod_timeout_s, minimum=1.0),
+        enabled=r.get("enabled", bool, True),
+    )
+    r.reject_unknown()
+    return c
+
+
+def _scenario(name: str, r: _Reader, targets: dict[str, float]) -> ScenarioConfig:
+    launcher = r.get("launcher", str, None, choices=LAUNCHERS)
+    if launcher is None:
+        raise r.fail("launcher", f"is required (one of {', '.join(LAUNCHERS)})")
+    target = r.get("target", str, "none", choices=TARGET_KINDS)
+    target_pct = r.get("target_pct", float, None, minimum=0.0)
+    if target_pct is None and target != "none":
+        target_pct = targets[target]
+    proxy = hyper = None
+    if (pr := r.sub("proxy")) is not None:
+        proxy = ProxyLayer(preload=pr.get("preload", str), env=pr.str_map("env"),
+                           host_path=pr.get("host_path", str),
+                           mount_path=pr.get("mount_path", str, ProxyLayer.mount_path),
+                           require_active=pr.get("require_active", bool, True))
+        pr.reject_unknown()
+    if (hr := r.sub("hypervisor")) is not None:
+        hyper = HypervisorLayer(runtime_class=hr.get("runtime_class", str),
+                                require_detected=hr.get("require_detected", bool, True))
+        hr.reject_unknown()
+    tolerations = r.get("tolerations", list, [])
+    for t in tolerations:
+        if not isinstance(t, dict):
+            raise r.fail("tolerations", f"must be a list of tables (got {t!r})")
+    s = ScenarioConfig(
+        name=name, title=r.get("title", str, name), launcher=launcher,
+        host=r.get("host", str), cluster=r.get("cluster", str), target=target,
+        target_pct=target_pct, baseline=r.get("baseline", str), proxy=proxy, hypervisor=hyper,
+        legacy_file=r.get("legacy_file", str), node_selector=r.str_map("node_selector"),
+        tolerations=tuple(tolerations), gpus=r.get("gpus", int, 1, minimum=1),
+        env=r.str_map("env"), enabled=r.get("enabled", bool, True),
+    )
+    r.reject_unknown()
+    return s
+
+
+def _named_tables(root: _Reader, key: str) -> dict[str, _Reader]:
+    section = root.sub(key)
+    if section is None:
+        return {}
+    out = {}
+    for name in section.table:
+        sub = section.sub(name)
+        if sub is None:  # pragma: no cover - sub() only returns None for missing keys
+            continue
+        out[name] = sub
+    return out
+
+
+def parse_config(data: dict, file: str, base_dir: Path) -> Config:
+    root = _Reader(file, data, "")
+    defaults = _bench_defaults(root.sub("defaults"))
+    targets = dict(DEFAULT_TARGETS)
+    if (tr := root.sub("targets")) is not None:
+        for kind in DEFAULT_TARGETS:
+            targets[kind] = tr.get(kind, float, targets[kind], minimum=0.0)
+        tr.reject_unknown()
+    data_dir = Path("results/data")
+    if (st := root.sub("store")) is not None:
+        data_dir = Path(os.path.expanduser(st.get("data_dir", str, str(data_dir))))
+        st.reject_unknown()
+    if not data_dir.is_absolute():
+        data_dir = base_dir / data_dir
+    hosts = {n: _host(n, r) for n, r in _named_tables(root, "hosts").items()}
+    hosts.setdefault("local", HostConfig(name="local"))
+    clusters = {n: _cluster(n, r) for n, r in _named_tables(root, "clusters").items()}
+    scenarios = {n: _scenario(n, r, targets) for n, r in _named_tables(root, "scenarios").items()}
+    if not scenarios:
+        scenarios["bare-metal"] = ScenarioConfig(name="bare-metal", title="Bare metal",
+                                                 launcher="local", host="local")
+    root.reject_unknown()
+    for s in scenarios.values():
+        where = f"{file}: scenarios.{s.name}"
+        if s.launcher in ("local", "ssh"):
+            host = s.host or "local"
+            if host not in hosts:
+                raise ConfigError(f"{where}.host: no host named {host!r} under [hosts]")
+            if hosts[host].kind != s.launcher and not (s.launcher == "local" and host == "local"):
+                raise ConfigError(f"{where}.host: host {host!r} is kind {hosts[host].kind!r}, "
+                                  f"but the scenario's launcher is {s.launcher!r}")
+        if s.launcher == "k8s" and (s.cluster is None or s.cluster not in clusters):
+            raise ConfigError(f"{where}.cluster: no cluster named {s.cluster!r} under [clusters]")
+        if s.baseline is not None and s.baseline not in scenarios:
+            raise ConfigError(f"{where}.baseline: no scenario named {s.baseline!r}")
+    return Config(path=None, data_dir=data_dir, defaults=defaults, targets=targets,
+                  hosts=hosts, clusters=clusters, scenarios=scenarios)
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
+    """--config, then $GPUBENCH_CONFIG, then ./config.toml, then ~/.config/gpubench/config.toml."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    for candidate in (Path("config.toml"), Path.home() / ".config" / "gpubench" / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Load and validate; with no file anywhere, the built-in local-only defaults."""
+    found = find_config(path)
+    if found is None:
+        cfg = parse_config({}, "<defaults>", Path.cwd())
+        return cfg
+    name = str(found)
+    try:
+        raw = found.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: invalid TOML: {exc}") from None
+    cfg = parse_config(data, name, found.resolve().parent)
+    return Config(path=found, data_dir=cfg.data_dir, defaults=cfg.defaults, targets=cfg.targets,
+                  hosts=cfg.hosts, clusters=cfg.clusters, scenarios=cfg.scenarios)

@@ -1,0 +1,1 @@
+"""gpubench scenarios package."""

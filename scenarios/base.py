@@ -1,0 +1,165 @@
+"""The launcher interface every scenario kind implements.
+
+    launcher = LocalLauncher(...)                # or SshLauncher, K8sLauncher
+    session = await launcher.start(LaunchRequest(engine_args=("--workloads", "roundtrip")))
+    async for event in session.events():         # Hello, Sample, ..., always SessionEnded last
+        ...
+    await session.cancel()                       # from anywhere; leaves nothing running
+
+A Session subclass implements `_run()` (start the engine, feed each stdout
+line to `self._line()`, return the exit code) and `_terminate()` (stop the
+engine and everything it started). The base class owns the event queue, the
+parser and the rules that turn how the stream ended into an outcome.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator
+
+from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, SessionEnded, Status)
+from .stream import StreamParser
+
+ENGINE_DIR = Path(__file__).resolve().parent.parent / "engine"  # shipped as source
+
+
+class LaunchError(Exception):
+    """The engine could not be started; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    engine_args: tuple[str, ...] = ()        # after `python -m engine`
+    env: dict[str, str] = field(default_factory=dict)  # proxy env, CUDA_VISIBLE_DEVICES, ...
+    preload: str | None = None               # LD_PRELOAD library on the target
+    label: str = ""
+
+
+class Session(ABC):
+    def __init__(self, request: LaunchRequest, name: str):
+        self.request = request
+        self.name = name
+        self.parser = StreamParser()
+        self.ended: SessionEnded | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._cancelled = False
+        self._task: asyncio.Task | None = None
+
+    # -- for consumers -------------------------------------------------------
+    @property
+    def raw_lines(self) -> list[str]:
+        """The validated protocol lines received so far (archived with the result)."""
+        return self.parser.raw_lines
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, SessionEnded):
+                return
+
+    async def wait(self) -> SessionEnded:
+        """Drain the events and return how the session ended."""
+        async for event in self.events():
+            if isinstance(event, SessionEnded):
+                return event
+        raise AssertionError("unreachable: events() always ends with SessionEnded")
+
+    async def cancel(self) -> None:
+        if self.ended is not None:
+            return
+        self._cancelled = True
+        try:
+            await self._terminate()
+        finally:
+            if self._task is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._task), timeout=15)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    self._task.cancel()
+            if self.ended is None:
+                self._end(CANCELLED, "cancelled")
+
+    # -- for subclasses ------------------------------------------------------
+    def _begin(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._main())
+
+    @abstractmethod
+    async def _run(self) -> int | None:
+        """Run the engine to its end; feed lines to _line(); return its exit code."""
+
+    @abstractmethod
+    async def _terminate(self) -> None:
+        """Stop the engine (interrupt first so it emits a partial result), leave nothing."""
+
+    def _status(self, message: str) -> None:
+        self._put(Status(message))
+
+    def _line(self, text: str) -> None:
+        event = self.parser.feed(text)
+        if event is not None:
+            self._put(event)
+
+    def _stderr(self, text: str) -> None:
+        if text.strip():
+            self.stderr_tail.append(text.rstrip())
+
+    def _put(self, event: Event) -> None:
+        if self.ended is None:
+            self._queue.put_nowait(event)
+
+    def _end(self, outcome: str, message: str = "", exit_code: int | None = None,
+             **details) -> None:
+        if self.ended is not None:
+            return
+        self.ended = SessionEnded(outcome, message, exit_code, details)
+        self._queue.put_nowait(self.ended)
+
+    async def _main(self) -> None:
+        try:
+            exit_code = await self._run()
+        except asyncio.CancelledError:
+            self._end(CANCELLED, "cancelled")
+            raise
+        except LaunchError as exc:
+            self._end(INCOMPLETE if self.parser.hello else FAILED, str(exc))
+        except Exception as exc:  # a launcher bug or transport failure: report, don't crash views
+            self._end(INCOMPLETE if self.parser.hello else FAILED,
+                      f"{self.name}: {type(exc).__name__}: {exc}")
+        else:
+            self._end(*self._judge(exit_code))
+
+    def _judge(self, exit_code: int | None) -> tuple[str, str, int | None]:
+        """How did the stream end? Cancel beats everything; then the engine's own word."""
+        done, fatal = self.parser.done, self.parser.fatal_error
+        if self._cancelled:
+            return CANCELLED, "cancelled", exit_code
+        if fatal is not None:
+            return FAILED, f"{fatal.code}: {fatal.message}", exit_code
+        if done is not None:
+            if done.status == "ok":
+                return COMPLETED, "", exit_code
+            if done.status == "interrupted":
+                return INCOMPLETE, "engine was interrupted", exit_code
+            return FAILED, f"engine ended with status {done.status}", exit_code
+        detail = self.stderr_tail[-1] if self.stderr_tail else "no further output"
+        if self.parser.hello is None:
+            return FAILED, f"engine exited with code {exit_code} before starting: {detail}", exit_code
+        return INCOMPLETE, f"stream ended before 'done' (exit code {exit_code}): {detail}", exit_code
+
+
+class Launcher(ABC):
+    """Starts engine sessions on one target (this machine, an SSH host, a cluster)."""
+
+    name: str = "launcher"
+
+    @abstractmethod
+    async def start(self, request: LaunchRequest) -> Session:
+        """Start the engine and return its running Session; raise LaunchError on failure."""
+
+    async def close(self) -> None:
+        """Release connections held for reuse across sessions."""

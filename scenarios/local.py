@@ -1,0 +1,98 @@
+"""`local`: the engine as a subprocess of this machine (the embedded default host)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
+
+INTERRUPT_GRACE_S = 5.0   # time the engine gets to emit its partial result after SIGINT
+
+
+def engine_environment(request: LaunchRequest, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The engine's environment: ours, plus the request's env and LD_PRELOAD (prepended)."""
+    env = dict(os.environ if base is None else base)
+    env.update(request.env)
+    env["PYTHONUNBUFFERED"] = "1"
+    if request.preload:
+        existing = env.get("LD_PRELOAD", "")
+        env["LD_PRELOAD"] = f"{request.preload}:{existing}" if existing else request.preload
+    return env
+
+
+class LocalSession(Session):
+    def __init__(self, request: LaunchRequest, python: str):
+        super().__init__(request, "local")
+        self._python = python
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def _spawn(self) -> None:
+        env = engine_environment(self.request)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ENGINE_DIR.parent), env.get("PYTHONPATH")) if p)
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self._python, "-m", "engine", *self.request.engine_args,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
+                limit=1 << 21)
+        except OSError as exc:
+            raise LaunchError(f"local: cannot start {self._python}: {exc.strerror}") from None
+
+    async def _run(self) -> int | None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None and proc.stderr is not None
+
+        async def pump_stderr() -> None:
+            async for raw in proc.stderr:
+                self._stderr(raw.decode("utf-8", "replace"))
+
+        stderr_task = asyncio.create_task(pump_stderr())
+        try:
+            while True:
+                try:
+                    raw = await proc.stdout.readline()
+                except ValueError:  # line over the reader's limit: skip it, keep going
+                    self._line("<overlong line>")
+                    continue
+                if not raw:
+                    break
+                self._line(raw.decode("utf-8", "replace"))
+            await stderr_task
+            return await proc.wait()
+        finally:
+            stderr_task.cancel()
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGTERM, 2.0),
+                           (signal.SIGKILL, 2.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=grace)
+                break
+            except asyncio.TimeoutError:
+                continue
+        try:  # anything the engine left in its group (preload helpers, workers)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class LocalLauncher(Launcher):
+    name = "local"
+
+    def __init__(self, python: str | None = None):
+        self.python = python or sys.executable
+
+    async def start(self, request: LaunchRequest) -> Session:
+        session = LocalSession(request, self.python)
+        await session._spawn()
+        session._begin()
+        return session

@@ -1,0 +1,92 @@
+"""config.toml loading: valid files load; every mistake is one line naming file, key, problem."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpubench.config import ConfigError, load_config, parse_size
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_loads_with_five_reference_scenarios():
+    cfg = load_config(ROOT / "config.toml")
+    assert list(cfg.scenarios) == ["bare-metal", "k8s-pod", "bare-metal-proxy", "k8s-proxy",
+                                   "k8s-hypervisor"]
+    assert [s.name for s in cfg.enabled_scenarios()] == ["bare-metal"]
+    assert cfg.scenarios["k8s-pod"].target_pct == 1.0
+    assert cfg.scenarios["bare-metal-proxy"].target_pct == 5.0
+    assert cfg.scenarios["k8s-hypervisor"].target_pct == 10.0
+    assert cfg.scenarios["k8s-hypervisor"].hypervisor.runtime_class == "kata-qemu"
+    assert cfg.scenarios["bare-metal-proxy"].proxy.env["CUDA_DEVICE_SM_LIMIT"] == "50"
+    assert cfg.data_dir == ROOT / "results" / "data"
+
+
+def test_missing_file_gives_built_in_local_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GPUBENCH_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = load_config()
+    assert list(cfg.hosts) == ["local"] and list(cfg.scenarios) == ["bare-metal"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[defaults]\nrepeats = 'three'\n", "config.toml: defaults.repeats: must be an integer (got 'three')"),
+    ("[defaults]\nrepeats = 0\n", "config.toml: defaults.repeats: must be at least 1 (got 0)"),
+    ("[defaults]\nbackend = 'tpu'\n", "config.toml: defaults.backend: must be one of auto, cupy, numpy-cpu (got 'tpu')"),
+    ("[defaults]\nworkloads = ['roundtrip', 'bogus']\n", "config.toml: defaults.workloads: unknown entry 'bogus'"),
+    ("[defaults]\nroundtrip_size = 'big'\n", "config.toml: defaults.roundtrip_size: not a size: 'big'"),
+    ("[defaults]\nduraton_s = 1\n", "config.toml: defaults.duraton_s: unknown key"),
+    ("[targets]\nproxy = 'five'\n", "config.toml: targets.proxy: must be a number (got 'five')"),
+    ("[scenarios.x]\nlauncher = 'kube'\n", "config.toml: scenarios.x.launcher: must be one of local, ssh, k8s (got 'kube')"),
+    ("[scenarios.x]\ntitle = 'x'\n", "config.toml: scenarios.x.launcher: is required"),
+    ("[scenarios.x]\nlauncher = 'ssh'\nhost = 'nowhere'\n", "config.toml: scenarios.x.host: no host named 'nowhere'"),
+    ("[scenarios.x]\nlauncher = 'k8s'\ncluster = 'c'\n", "config.toml: scenarios.x.cluster: no cluster named 'c'"),
+    ("[scenarios.x]\nlauncher = 'local'\nbaseline = 'y'\n", "config.toml: scenarios.x.baseline: no scenario named 'y'"),
+    ("[hosts.h]\nkind = 'ssh'\n", "config.toml: hosts.h.address: is required for an ssh host"),
+    ("[hosts.h]\nkind = 'ssh'\naddress = 'a'\nport = -2\n", "config.toml: hosts.h.port: must be at least 1"),
+    ("[scenarios.x]\nlauncher = 'local'\n[scenarios.x.proxy]\nenv = { A = true }\n", "config.toml: scenarios.x.proxy.env.A: must be a string or number"),
+    ("[defaults\n", "config.toml: invalid TOML:"),
+    ("hosts = 3\n", "config.toml: hosts: must be a table (got 3)"),
+])
+def test_bad_config_names_file_key_and_problem(tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config("config.toml")
+    assert str(info.value).startswith(message), str(info.value)
+    assert "\n" not in str(info.value)
+    assert path.exists()
+
+
+def test_missing_explicit_file_and_non_utf8(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.toml: file not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bin.toml"
+    bad.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize("text, size", [("4KiB", 4096), ("64kib", 65536), ("1MiB", 1 << 20),
+                                        ("256MiB", 256 << 20), ("512", 512), ("1.5KiB", 1536)])
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+def test_import_boundaries_hold():
+    """import-linter contracts in pyproject.toml: engine standalone, no Textual in headless layers."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run([str(lint), str(ROOT / "pyproject.toml")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "BROKEN" not in proc.stdout and "KEPT" in proc.stdout

@@ -1,0 +1,35 @@
+"""From a configured scenario to a Launcher and a LaunchRequest.
+
+Launcher modules are imported lazily so that, say, the local launcher works on a
+machine where the kubernetes client is broken.
+"""
+from __future__ import annotations
+
+from gpubench.config import Config, ScenarioConfig
+
+from .base import LaunchRequest, Launcher
+
+
+def launcher_for(scenario: ScenarioConfig, config: Config) -> Launcher:
+    if scenario.launcher == "local":
+        from .local import LocalLauncher
+        return LocalLauncher()
+    if scenario.launcher == "ssh":
+        from .ssh import SshLauncher
+        return SshLauncher.from_config(config.hosts[scenario.host or "local"])
+    if scenario.launcher == "k8s":
+        from .k8s import K8sLauncher
+        return K8sLauncher.from_config(config.clusters[scenario.cluster or ""], scenario)
+    raise ValueError(f"unknown launcher {scenario.launcher!r}")
+
+
+def request_for(scenario: ScenarioConfig, engine_args: list[str] | tuple[str, ...],
+                label: str = "") -> LaunchRequest:
+    """The engine arguments plus the scenario's environment and GPU proxy layer."""
+    env = dict(scenario.env)
+    preload = None
+    if scenario.proxy is not None:
+        env.update(scenario.proxy.env)
+        preload = scenario.proxy.preload
+    return LaunchRequest(engine_args=tuple(engine_args), env=env, preload=preload,
+                         label=label or scenario.name)

@@ -1,0 +1,517 @@
+"""Fleet comparison: one plan's figures from many hosts, side by side, with outliers.
+
+Pure Python (no Textual, no asyncssh, nothing from scenarios/ or gpubench/): the
+input is what each host's engine said — its validated protocol lines as dicts —
+plus how its session ended. Three steps:
+
+    summaries = [summarize_host(name, outcome, lines, message) for ...]
+    report = analyze_fleet(summaries)              # outliers + likely causes
+    print(format_fleet_table(report))
+    rows = fleet_overhead(baseline_summaries, candidate_summaries, target_pct=5.0)
+
+Outliers are found per metric with a robust z-score, z = (x - median) / (1.4826 * MAD),
+over the hosts that share the fleet's most common GPU model (hosts with another model,
+or another backend, are reported and left out of every statistic). A host is flagged when
+|z| >= `z_threshold` (3.5, Iglewicz & Hoaglin) *and* it is at least `min_deviation_pct`
+away from the median, so a homogeneous fleet whose MAD is tiny raises no false alarms.
+The likely cause comes from the host's own facts: PCIe link below its maximum under
+load, throttle reasons, SM clocks below the maximum, other processes on the GPU.
+"""
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+Z_THRESHOLD = 3.5
+MIN_DEVIATION_PCT = 5.0
+MIN_HOSTS_FOR_OUTLIERS = 5
+MAD_FLOOR_REL = 0.005           # scale never below 0.5 % of the median (identical hosts)
+CLOCK_LOW_FRACTION = 0.90       # SM clock under load below 90 % of max is worth a note
+UNDER_LOAD_UTIL_PCT = 10.0      # telemetry with less GPU utilisation counts as idle
+
+# NVML clocks-event (throttle) reason bits. Idle, display clock and sync boost are not
+# slowdowns of a busy GPU, so they never count as a cause.
+THROTTLE_BITS = {
+    0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap",
+    0x8: "hw_slowdown", 0x10: "sync_boost", 0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting",
+}
+BENIGN_THROTTLE = {"gpu_idle", "idle", "sync_boost", "display_clock_setting", "none"}
+BENIGN_MASK = 0x1 | 0x10 | 0x100
+
+# Outcomes (the same words as scenarios.events, repeated so this module stays pure).
+COMPLETED, FAILED, INCOMPLETE, CANCELLED = "completed", "failed", "incomplete", "cancelled"
+
+
+# ---- per-host summary ---------------------------------------------------------------------
+
+@dataclass
+class Finding:
+    """One fact about a host that can slow it down, with the evidence in words."""
+    kind: str        # pcie | throttle | clocks | processes
+    text: str
+
+
+@dataclass
+class MetricValue:
+    value: float
+    trials: int      # result lines behind the median
+
+
+@dataclass
+class HostSummary:
+    host: str
+    outcome: str
+    message: str = ""
+    backend: str | None = None
+    gpu_model: str | None = None
+    driver: str | None = None
+    pcie: dict[str, int | None] = field(default_factory=dict)   # gen/width current (under load) and max
+    sm_clock_mhz: float | None = None        # median under load
+    sm_clock_max_mhz: float | None = None
+    throttle: dict[str, int] = field(default_factory=dict)      # reason -> telemetry readings with it
+    telemetry_readings: int = 0
+    other_processes: int | None = None
+    samples: int = 0
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def model_key(self) -> str:
+        return f"{self.gpu_model or 'unknown'} [{self.backend or '?'}]"
+
+
+def metric_names(workload: str, variant: str) -> tuple[str, str]:
+    base = f"{workload}/{variant}"
+    return f"{base} ops/s", f"{base} p50 us"
+
+
+def higher_is_better(metric: str) -> bool:
+    return not metric.endswith(" us")
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _throttle_names(readings: Mapping[str, Any]) -> list[str]:
+    names = readings.get("throttle_names")
+    if isinstance(names, list) and names:
+        return [str(n) for n in names if str(n).lower() not in BENIGN_THROTTLE]
+    mask = readings.get("throttle_reasons")
+    if isinstance(mask, int) and not isinstance(mask, bool):
+        mask &= ~BENIGN_MASK
+        return [name for bit, name in THROTTLE_BITS.items() if mask & bit] + (
+            [f"0x{mask & ~0x1FF:x}"] if mask & ~0x1FF else [])
+    return []
+
+
+def _other_processes(readings: Mapping[str, Any]) -> int | None:
+    count = readings.get("other_processes")
+    if isinstance(count, int) and not isinstance(count, bool):
+        return count
+    procs = readings.get("processes")
+    if isinstance(procs, list):
+        return sum(1 for p in procs if not (isinstance(p, dict) and p.get("self")))
+    return None
+
+
+def summarize_host(host: str, outcome: str, lines: Iterable[Mapping[str, Any]],
+                   message: str = "") -> HostSummary:
+    """Reduce one host's protocol lines (from one or more sessions) to its figures and facts."""
+    s = HostSummary(host=host, outcome=outcome, message=message)
+    hello_pcie: dict[str, Any] = {}
+    loaded_gen: list[float] = []
+    loaded_width: list[float] = []
+    any_gen: list[float] = []
+    any_width: list[float] = []
+    clocks: list[float] = []
+    per_metric: dict[str, list[float]] = {}
+    for line in lines:
+        kind = line.get("type")
+        if kind == "hello":
+            device = line.get("device") or {}
+            s.backend = line.get("backend", s.backend)
+            s.gpu_model = device.get("name") or s.gpu_model
+            s.driver = device.get("driver") or s.driver
+            hello_pcie = device.get("pcie") or hello_pcie
+            s.sm_clock_max_mhz = _num((device.get("clocks_max") or {}).get("sm_mhz")) or s.sm_clock_max_mhz
+            procs = _other_processes(device)
+            if procs is not None:
+                s.other_processes = max(procs, s.other_processes or 0)
+        elif kind == "sample":
+            s.samples += 1
+        elif kind == "telemetry":
+            r = line.get("readings") or {}
+            s.telemetry_readings += 1
+            util = _num(r.get("gpu_util_pct"))
+            loaded = util is None or util >= UNDER_LOAD_UTIL_PCT
+            gen, width = _num(r.get("pcie_gen")), _num(r.get("pcie_width"))
+            for value, every, under in ((gen, any_gen, loaded_gen), (width, any_width, loaded_width)):
+                if value is not None:
+                    every.append(value)
+                    if loaded:
+                        under.append(value)
+            for key, target in (("pcie_gen_max", "gen_max"), ("pcie_width_max", "width_max")):
+                if _num(r.get(key)) is not None:
+                    hello_pcie = {**hello_pcie, target: int(r[key])}
+            if loaded and _num(r.get("sm_clock_mhz")) is not None:
+                clocks.append(float(r["sm_clock_mhz"]))
+            for name in _throttle_names(r):
+                s.throttle[name] = s.throttle.get(name, 0) + 1
+            procs = _other_processes(r)
+            if procs is not None:
+                s.other_processes = max(procs, s.other_processes or 0)
+        elif kind == "result":
+            ops, lat = metric_names(str(line.get("workload")), str(line.get("variant")))
+            if (v := _num(line.get("ops_per_s"))) is not None:
+                per_metric.setdefault(ops, []).append(v)
+            if (v := _num((line.get("latency_us") or {}).get("p50"))) is not None:
+                per_metric.setdefault(lat, []).append(v)
+    # The link as trained under load: the best seen while busy (idle GPUs downshift).
+    gen = max(loaded_gen or any_gen) if (loaded_gen or any_gen) else _num(hello_pcie.get("gen_current"))
+    width = (max(loaded_width or any_width) if (loaded_width or any_width)
+             else _num(hello_pcie.get("width_current")))
+    s.pcie = {"gen": None if gen is None else int(gen),
+              "width": None if width is None else int(width),
+              "gen_max": hello_pcie.get("gen_max"), "width_max": hello_pcie.get("width_max"),
+              "under_load": bool(loaded_gen or loaded_width)}
+    s.sm_clock_mhz = statistics.median(clocks) if clocks else None
+    s.metrics = {k: MetricValue(statistics.median(v), len(v)) for k, v in per_metric.items()}
+    s.findings = host_findings(s)
+    return s
+
+
+def host_findings(s: HostSummary) -> list[Finding]:
+    """What in this host's own facts could make it slow (independent of the fleet)."""
+    out: list[Finding] = []
+    p = s.pcie
+    gen, gmax, width, wmax = p.get("gen"), p.get("gen_max"), p.get("width"), p.get("width_max")
+    if (gen is not None and gmax and gen < gmax) or (width is not None and wmax and width < wmax):
+        when = "under load" if p.get("under_load") else "at start (idle links may downshift)"
+        out.append(Finding("pcie", f"PCIe Gen{gen} x{width} below max Gen{gmax} x{wmax} {when}"))
+    if s.throttle:
+        total = max(s.telemetry_readings, 1)
+        worst = sorted(s.throttle.items(), key=lambda kv: -kv[1])
+        out.append(Finding("throttle", "throttling: " + ", ".join(
+            f"{name} in {n}/{total} readings" for name, n in worst)))
+    if s.sm_clock_mhz and s.sm_clock_max_mhz and s.sm_clock_mhz < CLOCK_LOW_FRACTION * s.sm_clock_max_mhz:
+        out.append(Finding("clocks", f"SM clock {s.sm_clock_mhz:.0f} MHz under load, "
+                                     f"{100 * s.sm_clock_mhz / s.sm_clock_max_mhz:.0f}% of max "
+                                     f"{s.sm_clock_max_mhz:.0f} MHz"))
+    if s.other_processes:
+        out.append(Finding("processes", f"{s.other_processes} other process"
+                                        f"{'es' if s.other_processes != 1 else ''} on the GPU"))
+    return out
+
+
+# ---- fleet analysis --------------------------------------------------------------------------
+
+@dataclass
+class Outlier:
+    host: str
+    metric: str
+    value: float
+    median: float
+    z: float
+    deviation_pct: float     # signed: + means better than the fleet median
+    direction: str           # slow | fast
+    causes: list[str]
+
+
+@dataclass
+class MetricStats:
+    metric: str
+    hosts: int
+    median: float
+    mad: float
+    minimum: float
+    maximum: float
+
+
+@dataclass
+class FleetReport:
+    group: str
+    hosts: list[HostSummary]
+    reference_model: str | None
+    excluded: dict[str, str]             # host -> why it is left out of the statistics
+    metrics: list[MetricStats]
+    outliers: list[Outlier]
+    notes: list[str] = field(default_factory=list)
+
+    def outliers_of(self, host: str) -> list[Outlier]:
+        return [o for o in self.outliers if o.host == host]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def robust_z(values: Sequence[float], floor_rel: float = MAD_FLOOR_REL) -> tuple[float, float, list[float]]:
+    """(median, MAD, z-scores) with z = (x - median) / (1.4826 * MAD), MAD floored."""
+    med = statistics.median(values)
+    mad = statistics.median([abs(v - med) for v in values])
+    scale = max(1.4826 * mad, floor_rel * abs(med), 1e-12)
+    return med, mad, [(v - med) / scale for v in values]
+
+
+def _fleet_findings(s: HostSummary, typical_width_max: int | None, typical_clock: float | None) -> list[Finding]:
+    extra: list[Finding] = []
+    wmax = s.pcie.get("width_max")
+    if typical_width_max and wmax and wmax < typical_width_max:
+        extra.append(Finding("pcie", f"PCIe slot x{wmax} where the fleet has x{typical_width_max}"))
+    if (typical_clock and s.sm_clock_mhz and s.sm_clock_mhz < CLOCK_LOW_FRACTION * typical_clock
+            and not any(f.kind == "clocks" for f in s.findings)):
+        extra.append(Finding("clocks", f"SM clock {s.sm_clock_mhz:.0f} MHz under load vs fleet "
+                                       f"median {typical_clock:.0f} MHz"))
+    return extra
+
+
+def analyze_fleet(summaries: Sequence[HostSummary], group: str = "",
+                  z_threshold: float = Z_THRESHOLD, min_deviation_pct: float = MIN_DEVIATION_PCT,
+                  min_hosts: int = MIN_HOSTS_FOR_OUTLIERS) -> FleetReport:
+    excluded: dict[str, str] = {}
+    with_data = [s for s in summaries if s.metrics]
+    for s in summaries:
+        if not s.metrics:
+            excluded[s.host] = f"no results ({s.outcome}{': ' + s.message if s.message else ''})"
+    models = Counter(s.model_key for s in with_data)
+    reference = models.most_common(1)[0][0] if models else None
+    if len(models) > 1 and models.most_common(2)[0][1] == models.most_common(2)[1][1]:
+        notes = [f"no majority GPU model ({', '.join(f'{m}: {n}' for m, n in models.items())}); "
+                 f"using {reference} as the reference"]
+    else:
+        notes = []
+    included = []
+    for s in with_data:
+        if s.model_key != reference:
+            excluded[s.host] = f"different GPU model: {s.model_key} (fleet: {reference})"
+        else:
+            included.append(s)
+    widths = [s.pcie.get("width_max") for s in included if s.pcie.get("width_max")]
+    typical_width = Counter(widths).most_common(1)[0][0] if widths else None
+    clocks_seen = [s.sm_clock_mhz for s in included if s.sm_clock_mhz]
+    typical_clock = statistics.median(clocks_seen) if len(clocks_seen) >= min_hosts else None
+    for s in included:
+        s.findings = host_findings(s) + _fleet_findings(s, typical_width, typical_clock)
+
+    metric_order: list[str] = []
+    for s in included:
+        for m in s.metrics:
+            if m not in metric_order:
+                metric_order.append(m)
+    stats: list[MetricStats] = []
+    outliers: list[Outlier] = []
+    for metric in metric_order:
+        hosts = [s for s in included if metric in s.metrics]
+        values = [s.metrics[metric].value for s in hosts]
+        if not values:
+            continue
+        med, mad, zs = robust_z(values)
+        stats.append(MetricStats(metric, len(values), med, mad, min(values), max(values)))
+        if len(values) < min_hosts:
+            continue
+        for s, v, z in zip(hosts, values, zs):
+            dev = 100.0 * (v - med) / med if med else 0.0
+            if abs(z) < z_threshold or abs(dev) < min_deviation_pct:
+                continue
+            better = (dev > 0) == higher_is_better(metric)
+            outliers.append(Outlier(
+                host=s.host, metric=metric, value=v, median=med, z=z,
+                deviation_pct=dev if higher_is_better(metric) else -dev,
+                direction="fast" if better else "slow",
+                causes=[] if better else [f.text for f in s.findings]))
+    if len(included) < min_hosts:
+        notes.append(f"{len(included)} comparable host(s): outlier detection needs at least {min_hosts}")
+    return FleetReport(group=group, hosts=list(summaries), reference_model=reference,
+                       excluded=excluded, metrics=stats, outliers=outliers, notes=notes)
+
+
+# ---- overhead of one scenario against another, across the fleet -------------------------------
+
+@dataclass
+class FleetOverhead:
+    metric: str
+    hosts: int
+    median_pct: float | None       # positive = the candidate is slower
+    ci_low_pct: float | None       # bootstrap 95 % CI of the median
+    ci_high_pct: float | None
+    min_pct: float | None
+    max_pct: float | None
+    worst_host: str | None
+    over_target: list[str]         # hosts whose own overhead exceeds the target
+    verdict: str                   # PASS | FAIL | INCONCLUSIVE | NO TARGET | NO DATA
+    excluded: dict[str, str]
+
+
+def overhead_pct(metric: str, baseline: float, candidate: float) -> float:
+    """(b - c)/b for throughput, (c - b)/b for latency, in percent: positive costs."""
+    if higher_is_better(metric):
+        return 100.0 * (baseline - candidate) / baseline
+    return 100.0 * (candidate - baseline) / baseline
+
+
+def _bootstrap_median_ci(values: Sequence[float], seed: int, n_boot: int = 2000) -> tuple[float, float]:
+    if len(values) == 1:
+        return values[0], values[0]
+    rng = random.Random(seed)
+    n = len(values)
+    meds = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(n_boot))
+    return meds[int(0.025 * n_boot)], meds[min(n_boot - 1, int(0.975 * n_boot))]
+
+
+def fleet_overhead(baseline: Sequence[HostSummary], candidate: Sequence[HostSummary],
+                   target_pct: float | None = None, seed: int = 0) -> list[FleetOverhead]:
+    """Per metric, each host's candidate against its own baseline, summarised over the fleet.
+
+    Only hosts with the fleet's reference GPU model in *both* runs count; the others are
+    listed in `excluded` with the reason."""
+    base_report = analyze_fleet(baseline)
+    cand_report = analyze_fleet(candidate)
+    base = {s.host: s for s in baseline}
+    cand = {s.host: s for s in candidate}
+    excluded: dict[str, str] = {}
+    for host in sorted(set(base) | set(cand)):
+        if host not in base or host not in cand:
+            excluded[host] = "not in both runs"
+        elif host in base_report.excluded:
+            excluded[host] = "baseline: " + base_report.excluded[host]
+        elif host in cand_report.excluded:
+            excluded[host] = "candidate: " + cand_report.excluded[host]
+        elif base[host].model_key != cand[host].model_key:
+            excluded[host] = f"GPU changed between runs: {base[host].model_key} vs {cand[host].model_key}"
+    paired = [h for h in base if h in cand and h not in excluded]
+    metrics: list[str] = []
+    for h in paired:
+        for m in base[h].metrics:
+            if m in cand[h].metrics and m not in metrics:
+                metrics.append(m)
+    rows = []
+    for metric in metrics:
+        per_host = {h: overhead_pct(metric, base[h].metrics[metric].value, cand[h].metrics[metric].value)
+                    for h in paired if metric in base[h].metrics and metric in cand[h].metrics
+                    and base[h].metrics[metric].value}
+        if not per_host:
+            rows.append(FleetOverhead(metric, 0, None, None, None, None, None, None, [], "NO DATA", excluded))
+            continue
+        values = list(per_host.values())
+        lo, hi = _bootstrap_median_ci(values, seed)
+        worst = max(per_host, key=per_host.get)
+        over = sorted(h for h, v in per_host.items() if target_pct is not None and v > target_pct)
+        if target_pct is None:
+            verdict = "NO TARGET"
+        elif hi < target_pct:
+            verdict = "PASS"
+        elif lo > target_pct:
+            verdict = "FAIL"
+        else:
+            verdict = "INCONCLUSIVE"
+        rows.append(FleetOverhead(metric, len(values), statistics.median(values), lo, hi,
+                                  min(values), max(values), worst, over, verdict, excluded))
+    return rows
+
+
+# ---- text -----------------------------------------------------------------------------------
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _pcie_text(s: HostSummary) -> str:
+    p = s.pcie
+    if p.get("gen") is None and p.get("width") is None:
+        return "-"
+    text = f"Gen{p.get('gen')} x{p.get('width')}"
+    if (p.get("gen_max") and p.get("gen") is not None and p["gen"] < p["gen_max"]) or (
+            p.get("width_max") and p.get("width") is not None and p["width"] < p["width_max"]):
+        text += f" (max {p.get('gen_max')}x{p.get('width_max')})"
+    return text
+
+
+def format_fleet_table(report: FleetReport, max_metrics: int = 4, only_metrics: Sequence[str] = ()) -> str:
+    """The per-host table: figures side by side, status, flags; then outliers and exclusions."""
+    metrics = [m.metric for m in report.metrics if not only_metrics or m.metric in only_metrics]
+    ops_first = [m for m in metrics if higher_is_better(m)] + [m for m in metrics if not higher_is_better(m)]
+    shown = ops_first[:max_metrics]
+    flagged = {o.host for o in report.outliers if o.direction == "slow"}
+    header = ["host", "status", "GPU", "PCIe", *shown, "flag"]
+    rows = []
+    for s in sorted(report.hosts, key=lambda h: h.host):
+        flag = ""
+        if s.host in report.excluded and s.metrics:
+            flag = "excluded"
+        elif s.host in flagged:
+            flag = "OUTLIER"
+        elif any(o.host == s.host for o in report.outliers):
+            flag = "fast"
+        rows.append([s.host, s.outcome, (s.gpu_model or "-")[:28], _pcie_text(s),
+                     *(_fmt(s.metrics[m].value) if m in s.metrics else "-" for m in shown), flag])
+    med_row = ["fleet median", "", report.reference_model and report.reference_model[:28] or "", "",
+               *(_fmt(next(ms.median for ms in report.metrics if ms.metric == m)) for m in shown), ""]
+    widths = [max(len(str(r[i])) for r in [header, med_row, *rows]) for i in range(len(header))]
+
+    def line(cells: list) -> str:
+        return "  ".join(str(c).rjust(w) if 4 <= i < 4 + len(shown) else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [line(header), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    out.append(line(med_row))
+    counts = Counter(s.outcome for s in report.hosts)
+    out.append("")
+    out.append(f"{len(report.hosts)} hosts: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+               + (f"  (run group {report.group})" if report.group else ""))
+    if report.outliers:
+        out.append("")
+        out.append("Outliers (robust z = (x - median) / (1.4826 MAD)):")
+        for o in sorted(report.outliers, key=lambda o: (o.direction != "slow", o.host, o.metric)):
+            what = f"{o.deviation_pct:+.1f}% vs median {_fmt(o.median)}, z {o.z:+.1f}"
+            cause = ("; likely cause: " + "; ".join(o.causes)) if o.causes else (
+                "; no cause in its telemetry" if o.direction == "slow" else "")
+            out.append(f"  {o.host}: {o.direction} on {o.metric} = {_fmt(o.value)} ({what}){cause}")
+    else:
+        out.append("No outliers.")
+    if report.excluded:
+        out.append("")
+        out.append("Left out of the statistics:")
+        for host, why in sorted(report.excluded.items()):
+            out.append(f"  {host}: {why}")
+    noted = [(s.host, f.text) for s in report.hosts for f in s.findings
+             if s.host not in flagged and s.host not in report.excluded]
+    if noted:
+        out.append("")
+        out.append("Notes on hosts not flagged:")
+        out += [f"  {h}: {t}" for h, t in noted[:50]]
+        if len(noted) > 50:
+            out.append(f"  ... and {len(noted) - 50} more")
+    for note in report.notes:
+        out.append(f"Note: {note}")
+    return "\n".join(out)
+
+
+def format_overhead_table(rows: Sequence[FleetOverhead], baseline: str, candidate: str,
+                          target_pct: float | None = None) -> str:
+    tgt = f", target {target_pct:g}%" if target_pct is not None else ""
+    out = [f"Overhead of {candidate} vs {baseline} across the fleet (per host, paired{tgt}):"]
+    for r in rows:
+        if r.median_pct is None:
+            out.append(f"  {r.metric}: no paired hosts")
+            continue
+        out.append(f"  {r.metric}: median {r.median_pct:+.2f}% [95% CI {r.ci_low_pct:+.2f}, "
+                   f"{r.ci_high_pct:+.2f}] over {r.hosts} hosts, range {r.min_pct:+.2f}..{r.max_pct:+.2f}% "
+                   f"(worst {r.worst_host}) -> {r.verdict}"
+                   + (f"; {len(r.over_target)} host(s) over target" if r.over_target else ""))
+    if rows and rows[0].excluded:
+        out.append("  excluded: " + "; ".join(f"{h} ({why})" for h, why in sorted(rows[0].excluded.items())))
+    return "\n".join(out)

@@ -1,0 +1,475 @@
+"""Run one plan on many hosts at once: bounded, isolated per host, one run group.
+
+    fleet = FleetRun([FleetTarget("gpu-1", SshLauncher(...)), ...], LaunchRequest(engine_args=...))
+    fleet.add_listener(lambda host, event: ...)      # every event of every host, as it arrives
+    result = await fleet.run()                       # returns when every host has ended
+    result.statuses["gpu-1"].outcome                 # completed | failed | incomplete | cancelled
+
+Each host goes pending → queued → connecting → running → its outcome. Two semaphores
+bound the work: `max_connects` launches (SSH handshakes, engine deployment) in flight at
+once — and `max_connects_per_address` against one address, below OpenSSH's MaxStartups —
+and `max_sessions` engine sessions running at once. A failure (refused, unreachable, bad
+key, engine crash) ends only its own host; a transient connect failure (connection reset
+or lost during the handshake, as sshd's MaxStartups throttling does) is retried with
+back-off. A host that sends nothing for `inactivity_timeout_s` is cancelled and ends
+`incomplete` while the others go on. `group` ties the hosts' results together.
+
+One watchdog task checks every host's last-event time once a second, so the timeout
+costs nothing per event. Each session keeps holding one file descriptor (its
+connection): `raise_nofile_limit()` lifts the soft RLIMIT_NOFILE to the hard limit, and
+`check_descriptor_budget()` refuses a fleet that cannot fit, with a plain message instead
+of the misleading errors asyncssh raises when descriptors run out ("Unknown local
+username": getpwuid cannot open /etc/passwd).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as _dt
+import errno
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from .base import LaunchError, LaunchRequest, Launcher, Session
+from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, Hello, Result, Sample,
+                     SessionEnded, Status, Telemetry)
+
+try:  # not on Windows
+    import resource
+except ImportError:  # pragma: no cover
+    resource = None  # type: ignore[assignment]
+
+# Host states before an outcome.
+PENDING, QUEUED, CONNECTING, RUNNING = "pending", "queued", "connecting", "running"
+OUTCOMES = (COMPLETED, FAILED, INCOMPLETE, CANCELLED)
+
+FD_PER_SESSION = 1           # one TCP connection per SSH host
+FD_RESERVE = 64              # stdio, event loop, logs, store writes, sshd pipes
+
+
+class FleetError(Exception):
+    """The fleet as a whole cannot run (e.g. not enough file descriptors); one line for the user."""
+
+
+# ---- file descriptors ---------------------------------------------------------------------
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raise the soft open-files limit to the hard limit; return (soft, hard) afterwards."""
+    if resource is None:  # pragma: no cover
+        return (-1, -1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft, hard
+
+
+def open_descriptors() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def descriptors_needed(hosts: int) -> int:
+    return hosts * FD_PER_SESSION + FD_RESERVE
+
+
+def check_descriptor_budget(hosts: int, max_sessions: int | None = None) -> None:
+    """Raise FleetError when this many concurrent sessions cannot get a descriptor each."""
+    if resource is None:  # pragma: no cover
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return
+    concurrent = min(hosts, max_sessions or hosts)
+    in_use = open_descriptors() or 0
+    need = descriptors_needed(concurrent) + in_use
+    if need > soft:
+        raise FleetError(
+            f"{concurrent} concurrent host sessions need about {need} open files, but the limit is "
+            f"{soft} (hard limit {hard}): raise it (e.g. `ulimit -n {max(need, 4096)}`, or "
+            f"LimitNOFILE= for a service) or lower --max-sessions to about {max(1, soft - in_use - FD_RESERVE)}")
+
+
+def is_descriptor_exhaustion(exc: BaseException) -> bool:
+    """True when an error (or anything in its cause chain) comes from running out of files."""
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        text = str(e)
+        if "Too many open files" in text:
+            return True
+        if "Unknown local username" in text and _near_descriptor_limit():
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
+
+
+def _near_descriptor_limit(margin: int = 16) -> bool:
+    if resource is None:  # pragma: no cover
+        return False
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = open_descriptors()
+    return n is not None and soft != resource.RLIM_INFINITY and n >= soft - margin
+
+
+def descriptor_message() -> str:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0] if resource is not None else "?"
+    return (f"out of file descriptors (open-files limit {soft}, {open_descriptors()} open): "
+            f"raise `ulimit -n` or lower --max-sessions")
+
+
+# ---- transient connect failures ------------------------------------------------------------
+
+_TRANSIENT_TEXT = ("connection lost", "connection reset", "reset by peer", "maxstartups",
+                   "kex_exchange_identification", "timed out", "timeout", "broken pipe",
+                   "temporarily unavailable")
+_PERMANENT_TEXT = ("refused", "host key", "permission denied", "auth", "no route",
+                   "name or service not known", "not known", "unreachable")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: dropped during the handshake, not refused or rejected."""
+    e: BaseException | None = exc
+    texts = []
+    depth = 0
+    while e is not None and depth < 10:
+        if isinstance(e, (ConnectionResetError, BrokenPipeError)):
+            return True
+        if isinstance(e, ConnectionRefusedError):
+            return False
+        texts.append(f"{type(e).__name__}: {e}".lower())
+        e = e.__cause__ or e.__context__
+        depth += 1
+    joined = " | ".join(texts)
+    if any(word in joined for word in _PERMANENT_TEXT):
+        return False
+    return any(word in joined for word in _TRANSIENT_TEXT)
+
+
+# ---- per-host state ------------------------------------------------------------------------
+
+@dataclass
+class FleetTarget:
+    name: str
+    launcher: Launcher
+    request: LaunchRequest | None = None      # per-host override of the fleet's request
+    address: str | None = None                # for the per-address connect limit
+    labels: tuple[str, ...] = ()
+
+
+@dataclass
+class HostStatus:
+    name: str
+    state: str = PENDING
+    message: str = ""
+    attempts: int = 0
+    queued_at: float | None = None
+    connect_started: float | None = None
+    running_since: float | None = None
+    ended_at: float | None = None
+    last_event_at: float | None = None
+    samples: int = 0
+    telemetry: int = 0
+    results: int = 0
+    hello: dict | None = None
+    last_ops_per_s: float | None = None
+    recent_ops_per_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=60))
+    ended: SessionEnded | None = None
+    raw_lines: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str | None:
+        return self.state if self.state in OUTCOMES else None
+
+    @property
+    def gpu_model(self) -> str | None:
+        return (self.hello or {}).get("device", {}).get("name") if self.hello else None
+
+    @property
+    def connect_s(self) -> float | None:
+        if self.connect_started is None or self.running_since is None:
+            return None
+        return self.running_since - self.connect_started
+
+
+@dataclass
+class FleetResult:
+    group: str
+    started_at: float
+    ended_at: float
+    statuses: dict[str, HostStatus]
+    descriptor_exhausted: bool = False
+
+    def counts(self) -> dict[str, int]:
+        return dict(collections.Counter(s.state for s in self.statuses.values()))
+
+    @property
+    def ok(self) -> bool:
+        return all(s.state == COMPLETED for s in self.statuses.values())
+
+
+def new_group_id(prefix: str = "fleet") -> str:
+    """A run group id: time-sortable and unique, e.g. fleet-20261125T203112Z-3f9a2c."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{prefix}-{stamp}-{secrets.token_hex(3)}"
+
+
+Listener = Callable[[str, Event], None]
+
+
+class FleetRun:
+    def __init__(self, targets: Sequence[FleetTarget], request: LaunchRequest, *,
+                 group: str | None = None, max_connects: int = 64,
+                 max_connects_per_address: int = 8, max_sessions: int = 4096,
+                 inactivity_timeout_s: float = 60.0, start_timeout_s: float = 60.0,
+                 connect_retries: int = 3, retry_backoff_s: float = 0.5,
+                 cancel_timeout_s: float = 10.0, keep_lines: bool = True,
+                 watchdog_interval_s: float = 1.0):
+        names = [t.name for t in targets]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"host {dup!r} appears twice in the fleet")
+        self.targets = list(targets)
+        self.request = request
+        self.group = group or new_group_id()
+        self.max_connects = max(1, max_connects)
+        self.max_connects_per_address = max(1, max_connects_per_address)
+        self.max_sessions = max(1, max_sessions)
+        self.inactivity_timeout_s = inactivity_timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.connect_retries = max(0, connect_retries)
+        self.retry_backoff_s = retry_backoff_s
+        self.cancel_timeout_s = cancel_timeout_s
+        self.keep_lines = keep_lines
+        self.watchdog_interval_s = watchdog_interval_s
+        self.statuses: dict[str, HostStatus] = {t.name: HostStatus(t.name) for t in self.targets}
+        self.sessions: dict[str, Session] = {}
+        self.descriptor_exhausted = False
+        self._listeners: list[Listener] = []
+        self._status_listeners: list[Callable[[HostStatus], None]] = []
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._timed_out: set[str] = set()
+        self._cancelling = False
+        self._connect_sem: asyncio.Semaphore | None = None
+        self._session_sem: asyncio.Semaphore | None = None
+        self._address_sems: dict[str, asyncio.Semaphore] = {}
+        self.started_at = 0.0
+
+    # -- subscribers ---------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Called as `listener(host, event)` for each event of each host, in the event loop."""
+        self._listeners.append(listener)
+
+    def add_status_listener(self, listener: Callable[[HostStatus], None]) -> None:
+        """Called with the HostStatus whenever a host changes state."""
+        self._status_listeners.append(listener)
+
+    def counts(self) -> dict[str, int]:
+        return dict(collections.Counter(s.state for s in self.statuses.values()))
+
+    # -- running ---------------------------------------------------------------------------
+    async def run(self) -> FleetResult:
+        self._connect_sem = asyncio.Semaphore(self.max_connects)
+        self._session_sem = asyncio.Semaphore(self.max_sessions)
+        self.started_at = time.monotonic()
+        for t in self.targets:
+            self._set(self.statuses[t.name], QUEUED)
+        watchdog = asyncio.create_task(self._watchdog(), name="fleet-watchdog")
+        self._tasks = {t.name: asyncio.create_task(self._host(t), name=f"fleet-{t.name}")
+                       for t in self.targets}
+        try:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        except asyncio.CancelledError:
+            await self.cancel()
+            raise
+        finally:
+            watchdog.cancel()
+        for name, task in self._tasks.items():  # a bug in one host's task still ends that host
+            status = self.statuses[name]
+            if status.state not in OUTCOMES:
+                exc = task.exception() if task.done() and not task.cancelled() else None
+                self._finish(status, FAILED if exc else CANCELLED,
+                             f"internal error: {type(exc).__name__}: {exc}" if exc else "cancelled")
+        return FleetResult(self.group, self.started_at, time.monotonic(), self.statuses,
+                           self.descriptor_exhausted)
+
+    async def cancel(self) -> None:
+        """Stop every host: running engines are interrupted, queued hosts never start."""
+        self._cancelling = True
+        await asyncio.gather(*(self._stop_session(name, None) for name in list(self.sessions)),
+                             return_exceptions=True)
+        for task in self._tasks.values():
+            if not task.done():
+                task.cancel()
+
+    async def _host(self, target: FleetTarget) -> None:
+        status = self.statuses[target.name]
+        request = target.request or self.request
+        assert self._session_sem is not None and self._connect_sem is not None
+        async with self._session_sem:
+            if self._cancelling:
+                self._finish(status, CANCELLED, "cancelled before it started")
+                return
+            session = await self._start(target, status, request)
+            if session is None:
+                return
+            self.sessions[target.name] = session
+            status.running_since = status.last_event_at = time.monotonic()
+            self._set(status, RUNNING)
+            try:
+                await self._consume(target.name, status, session)
+            finally:
+                self.sessions.pop(target.name, None)
+                if self.keep_lines:
+                    status.raw_lines = list(session.raw_lines)
+
+    async def _start(self, target: FleetTarget, status: HostStatus,
+                     request: LaunchRequest) -> Session | None:
+        addr_sem = None
+        if target.address:
+            addr_sem = self._address_sems.setdefault(
+                target.address, asyncio.Semaphore(self.max_connects_per_address))
+        last_error = ""
+        for attempt in range(self.connect_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.retry_backoff_s * (2 ** (attempt - 1)))
+            if self._cancelling:
+                self._finish(status, CANCELLED, "cancelled before it started")
+                return None
+            status.attempts = attempt + 1
+            async with self._connect_sem:  # type: ignore[union-attr]
+                if addr_sem is not None:
+                    await addr_sem.acquire()
+                try:
+                    if status.connect_started is None:
+                        status.connect_started = time.monotonic()
+                    self._set(status, CONNECTING, f"attempt {attempt + 1}" if attempt else "")
+                    return await asyncio.wait_for(target.launcher.start(request),
+                                                  timeout=self.start_timeout_s)
+                except asyncio.TimeoutError:
+                    last_error = f"no answer within {self.start_timeout_s:g} s while starting"
+                    transient = True
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # LaunchError and anything a transport raises
+                    if is_descriptor_exhaustion(exc):
+                        self.descriptor_exhausted = True
+                        self._finish(status, FAILED, descriptor_message())
+                        return None
+                    last_error = str(exc) if isinstance(exc, LaunchError) else f"{type(exc).__name__}: {exc}"
+                    transient = is_transient(exc)
+                finally:
+                    if addr_sem is not None:
+                        addr_sem.release()
+            if not transient:
+                break
+        tries = f" (after {status.attempts} attempts)" if status.attempts > 1 else ""
+        self._finish(status, FAILED, f"{last_error}{tries}")
+        return None
+
+    async def _consume(self, name: str, status: HostStatus, session: Session) -> None:
+        listeners = self._listeners
+        async for event in session.events():
+            now = time.monotonic()
+            status.last_event_at = now
+            kind = type(event)
+            if kind is Sample:
+                status.samples += 1
+                status.last_ops_per_s = event.ops_per_s
+                status.recent_ops_per_s.append(event.ops_per_s)
+            elif kind is Telemetry:
+                status.telemetry += 1
+            elif kind is Result:
+                status.results += 1
+            elif kind is Hello:
+                status.hello = event.data
+            elif kind is Status:
+                status.message = event.message
+            elif kind is SessionEnded:
+                if name in self._timed_out:
+                    self._finish(status, INCOMPLETE,
+                                 f"no output for {self.inactivity_timeout_s:g} s: host hung or "
+                                 f"unreachable mid-stream (stopped)", event)
+                else:
+                    self._finish(status, event.outcome, event.message, event)
+            for listener in listeners:
+                try:
+                    listener(name, event)
+                except Exception:  # a subscriber's bug must not end a host
+                    pass
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(self.watchdog_interval_s)
+            now = time.monotonic()
+            for name, session in list(self.sessions.items()):
+                status = self.statuses[name]
+                if (name not in self._timed_out and status.state == RUNNING
+                        and status.last_event_at is not None
+                        and now - status.last_event_at > self.inactivity_timeout_s):
+                    self._timed_out.add(name)
+                    asyncio.create_task(self._stop_session(name, session))
+
+    async def _stop_session(self, name: str, session: Session | None) -> None:
+        session = session or self.sessions.get(name)
+        if session is None:
+            return
+        try:
+            await asyncio.wait_for(session.cancel(), timeout=self.cancel_timeout_s)
+        except (asyncio.TimeoutError, Exception):
+            pass
+        status = self.statuses[name]
+        if status.state not in OUTCOMES:  # cancel() could not end it: give up on the host
+            task = self._tasks.get(name)
+            if name in self._timed_out:
+                self._finish(status, INCOMPLETE, f"no output for {self.inactivity_timeout_s:g} s; "
+                                                 f"the session did not stop within {self.cancel_timeout_s:g} s")
+            if task is not None and not task.done():
+                task.cancel()
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _set(self, status: HostStatus, state: str, message: str | None = None) -> None:
+        status.state = state
+        if state == QUEUED:
+            status.queued_at = time.monotonic()
+        if message is not None:
+            status.message = message
+        for listener in self._status_listeners:
+            try:
+                listener(status)
+            except Exception:
+                pass
+
+    def _finish(self, status: HostStatus, outcome: str, message: str,
+                ended: SessionEnded | None = None) -> None:
+        if status.state in OUTCOMES:
+            return
+        status.ended = ended or SessionEnded(outcome, message)
+        status.ended_at = time.monotonic()
+        self._set(status, outcome, message)
+
+
+def labelled(targets: Iterable[FleetTarget], label: str | None) -> list[FleetTarget]:
+    return [t for t in targets if label is None or label in t.labels]
+
+
+async def close_launchers(launchers: Iterable[Launcher], timeout_s: float = 10.0) -> None:
+    """Close every launcher's connections concurrently; a slow one cannot hold the rest."""
+    async def one(launcher: Launcher) -> None:
+        try:
+            await asyncio.wait_for(launcher.close(), timeout=timeout_s)
+        except Exception:
+            pass
+    await asyncio.gather(*(one(launcher) for launcher in launchers))

@@ -1,0 +1,537 @@
+"""A farm of simulated GPU hosts: real asyncssh servers on 127.0.0.1, in other processes.
+
+Each simulated host is its own listening port (so the app connects to N distinct
+"hosts" through its ordinary SSH launcher), served by a few worker processes. When the
+client runs `... python -m engine ARGS`, the host does not run an engine: it replays a
+protocol v1 stream — a hello with that host's facts, samples at `rate` per second, a
+telemetry line every `telemetry_every` samples, one result per workload × repeat and a
+done — generated from the host's profile, or from lines recorded from the real engine
+(`--record` in fleet_scale.py). Each sample carries `"sent": time.monotonic()` (an extra
+field; readers ignore unknown fields) so the app can measure delivery delay. Any other
+command (deployment, probes) reads its stdin to the end and exits 0.
+
+Profiles plant the bad cases the fleet tests need: a PCIe link trained at Gen3 x8, a
+throttling GPU, another GPU model, a host that hangs mid-stream, one whose connection drops.
+
+    farm = Farm(tmpdir, [HostProfile("sim-0000"), HostProfile("sim-0001", pcie=(3, 8, 5, 16), speed=0.6)])
+    farm.start()                                  # keys, known_hosts, workers; returns when listening
+    farm.ports["sim-0000"], farm.client_key, farm.known_hosts
+    farm.stop()
+
+Run a worker by hand: `python benchmarks/fleet_sim.py serve SPEC.json`.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+H100 = "NVIDIA H100 80GB HBM3"
+# workload -> (variant, ops/s, p50 latency µs, GB/s or None) on a healthy H100 (GPU-FACTS.md)
+SHAPES = {
+    "roundtrip": ("pinned-64KiB", 18600.0, 51.0, 2.4),
+    "launch": ("sync", 77400.0, 11.6, None),
+    "h2d": ("pinned-1MiB", 33000.0, 29.0, 33.7),
+    "d2h": ("pinned-1MiB", 29000.0, 33.0, 30.7),
+    "alloc": ("1MiB", 10300.0, 96.5, None),
+}
+# How much a Gen3 x8 link (about 1/8 of Gen5 x16) slows each workload (copies suffer most).
+PCIE_SENSITIVITY = {"roundtrip": 0.8, "h2d": 1.0, "d2h": 1.0, "launch": 0.05, "alloc": 0.05}
+
+
+@dataclass
+class HostProfile:
+    name: str
+    gpu_model: str = H100
+    backend: str = "cupy"
+    speed: float = 1.0                      # throughput multiplier (1.0 = healthy)
+    pcie: tuple[int, int, int, int] = (5, 16, 5, 16)   # gen, width, gen_max, width_max
+    sm_clock_mhz: int = 1980
+    sm_clock_max_mhz: int = 1980
+    throttle_mask: int = 0
+    other_processes: int = 0
+    noise: float = 0.015                    # relative noise of each result
+    behavior: str = "normal"                # normal | hang | drop | fail
+    behave_after_s: float = 1.0             # when hang/drop happens
+    seed: int | None = None
+
+    @property
+    def rng_seed(self) -> int:
+        if self.seed is not None:
+            return self.seed
+        return int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:4], "little")
+
+
+def _lat(p50: float) -> dict[str, float]:
+    return {"mean": round(p50 * 1.05, 3), "p50": round(p50, 3), "p90": round(p50 * 1.2, 3),
+            "p99": round(p50 * 1.8, 3), "p999": round(p50 * 3.0, 3), "min": round(p50 * 0.8, 3),
+            "max": round(p50 * 5.0, 3)}
+
+
+def throttle_names(mask: int) -> list[str]:
+    bits = {0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap",
+            0x8: "hw_slowdown", 0x10: "sync_boost", 0x20: "sw_thermal_slowdown",
+            0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown",
+            0x100: "display_clock_setting"}
+    return [n for b, n in bits.items() if mask & b]
+
+
+def parse_plan(command: str) -> dict:
+    """The engine arguments the client asked for (what matters to the replay)."""
+    args = command.split()
+    plan = {"workloads": ["roundtrip"], "duration_s": 1.0, "repeats": 1, "warmup_s": 0.0}
+    for i, a in enumerate(args[:-1]):
+        nxt = args[i + 1]
+        try:
+            if a == "--workloads":
+                plan["workloads"] = [w for w in nxt.split(",") if w]
+            elif a == "--duration":
+                plan["duration_s"] = float(nxt)
+            elif a == "--repeats":
+                plan["repeats"] = int(nxt)
+            elif a == "--warmup":
+                plan["warmup_s"] = float(nxt)
+        except ValueError:
+            pass
+    return plan
+
+
+class StreamBuilder:
+    """Protocol v1 lines for one host profile (dicts; the caller stamps t and sends)."""
+
+    def __init__(self, profile: HostProfile, plan: dict):
+        self.p = profile
+        self.plan = plan
+        self.rng = random.Random(profile.rng_seed)
+        self.counts = {"hello": 0, "sample": 0, "telemetry": 0, "result": 0}
+
+    def _base(self, kind: str) -> dict:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return {"v": 1, "type": kind, "t": 0.0, "backend": self.p.backend}
+
+    def speed(self, workload: str) -> float:
+        gen, width, gmax, wmax = self.p.pcie
+        link = (min(gen, gmax) * width) / max(1, gmax * wmax)
+        sens = PCIE_SENSITIVITY.get(workload, 0.5)
+        pcie_factor = 1.0 - sens * (1.0 - link) * 0.5
+        return self.p.speed * pcie_factor
+
+    def hello(self) -> dict:
+        gen, width, gmax, wmax = self.p.pcie
+        line = self._base("hello")
+        line.update(engine_version="0.1.0-sim", plan=self.plan, device={
+            "name": self.p.gpu_model, "uuid": f"GPU-sim-{self.p.rng_seed:08x}", "index": 0,
+            "driver": "580.159.04", "cuda_driver": 13000, "cuda_runtime": 13000,
+            "compute_capability": "9.0", "memory_total_mib": 81559,
+            "pcie": {"gen_current": gen, "gen_max": gmax, "width_current": width, "width_max": wmax},
+            "mig_mode": 0, "power_limit_w": 700.0,
+            "clocks_max": {"sm_mhz": self.p.sm_clock_max_mhz, "mem_mhz": 2619},
+            "virtualization_mode": None},
+            host={"hostname": self.p.name, "os": "Linux", "kernel": "6.1.0-sim", "python": "3.11.7",
+                  "numpy": "2.1.3", "cupy": "14.2.0", "nvml": "13.580", "cpu_model": "sim",
+                  "pid": os.getpid(), "hypervisor": {"detected": False, "evidence": [], "vendor": None},
+                  "preload": {"ld_preload": [], "mapped": []}, "env": {}})
+        return line
+
+    def sample(self, workload: str) -> dict:
+        variant, ops, lat, gbps = SHAPES.get(workload, ("default", 1000.0, 1000.0, None))
+        f = self.speed(workload) * (1 + self.rng.gauss(0, self.p.noise * 2))
+        line = self._base("sample")
+        line.update(workload=workload, variant=variant, interval_ops=max(1, int(ops * f * 0.5)),
+                    ops_per_s=round(ops * f, 2), latency_us=_lat(lat / f))
+        if gbps is not None:
+            line["gbps"] = round(gbps * f, 3)
+        return line
+
+    def telemetry(self) -> dict:
+        gen, width, gmax, wmax = self.p.pcie
+        line = self._base("telemetry")
+        line["readings"] = {
+            "gpu_util_pct": 97, "mem_util_pct": 40, "sm_clock_mhz": self.p.sm_clock_mhz,
+            "mem_clock_mhz": 2619, "power_w": 420.0, "power_limit_w": 700.0, "temperature_c": 55,
+            "memory_used_mib": 2200, "memory_total_mib": 81559, "pcie_tx_kbps": 1_200_000,
+            "pcie_rx_kbps": 900_000, "pcie_gen": gen, "pcie_width": width, "pcie_gen_max": gmax,
+            "pcie_width_max": wmax, "throttle_reasons": self.p.throttle_mask,
+            "throttle_names": throttle_names(self.p.throttle_mask), "mig_mode": 0, "ecc_volatile": 0,
+            "other_processes": self.p.other_processes}
+        return line
+
+    def result(self, workload: str, repeat: int, interrupted: bool = False) -> dict:
+        variant, ops, lat, gbps = SHAPES.get(workload, ("default", 1000.0, 1000.0, None))
+        f = self.speed(workload) * (1 + self.rng.gauss(0, self.p.noise))
+        dur = float(self.plan.get("duration_s", 1.0))
+        reasons = ["interrupted"] if interrupted else []
+        reasons += [f"throttled: {n}" for n in throttle_names(self.p.throttle_mask & 0xE8)]
+        line = self._base("result")
+        line.update(workload=workload, variant=variant, repeat=repeat, ops=int(ops * f * dur),
+                    duration_s=dur, ops_per_s=round(ops * f, 2),
+                    latency_us={**_lat(lat / f), "stdev": round(lat * 0.05, 3), "cv": 0.05},
+                    valid=not reasons, validity_reasons=reasons, interrupted=interrupted,
+                    params={"size_bytes": 65536, "memory": "pinned"})
+        if gbps is not None:
+            line["gbps"] = round(gbps * f, 3)
+        return line
+
+    def done(self, status: str = "ok", exit_code: int = 0) -> dict:
+        line = self._base("done")
+        line.update(status=status, exit_code=exit_code, counts=dict(self.counts))
+        return line
+
+
+def complete_stream(profile: HostProfile, plan: dict | None = None, samples_per_window: int = 2,
+                    telemetry_every: int = 2) -> list[dict]:
+    """A whole stream as dicts, for tests of results/fleet.py that need no network."""
+    plan = plan or {"workloads": ["roundtrip"], "duration_s": 1.0, "repeats": 5, "warmup_s": 0.0}
+    b = StreamBuilder(profile, plan)
+    out = [b.hello()]
+    n = 0
+    for w in plan["workloads"]:
+        for r in range(plan["repeats"]):
+            for _ in range(samples_per_window):
+                out.append(b.sample(w))
+                n += 1
+                if n % telemetry_every == 0:
+                    out.append(b.telemetry())
+            out.append(b.result(w, r))
+    out.append(b.done())
+    t = 0.0
+    for line in out:
+        line["t"] = round(t, 3)
+        t += 0.25
+    return out
+
+
+# ---- recorded templates (lines from the real engine) --------------------------------------
+
+class RecordedStream:
+    """Lines recorded from `python -m engine`: replayed with t and sent restamped."""
+
+    def __init__(self, lines: Sequence[dict]):
+        self.hello = next(l for l in lines if l["type"] == "hello")
+        self.samples = [l for l in lines if l["type"] == "sample"] or None
+        self.telemetry = [l for l in lines if l["type"] == "telemetry"]
+        self.results = [l for l in lines if l["type"] == "result"]
+        self.done = next((l for l in lines if l["type"] == "done"), None)
+        if not self.samples:
+            raise ValueError("recording has no sample lines")
+
+
+# ---- the SSH server side ---------------------------------------------------------------------
+
+def _server_classes():
+    import asyncssh
+
+    class ReplaySession(asyncssh.SSHServerSession):
+        def __init__(self, worker: "Worker", profile: HostProfile):
+            self.w = worker
+            self.p = profile
+            self.chan = None
+            self.command = ""
+            self.task: asyncio.Task | None = None
+            self.interrupted = False
+
+        def connection_made(self, chan):
+            self.chan = chan
+
+        def shell_requested(self):
+            return False
+
+        def exec_requested(self, command):
+            self.command = command
+            return True
+
+        def session_started(self):
+            if "-m engine" in self.command or "engine/__main__" in self.command:
+                self.task = asyncio.get_running_loop().create_task(self.replay())
+            # anything else: read stdin to EOF (eof_received), then exit 0
+
+        def data_received(self, data, datatype):
+            pass
+
+        def eof_received(self):
+            if self.task is None and self.chan is not None:
+                self.chan.exit(0)
+            return False
+
+        def signal_received(self, sig):
+            if self.p.behavior != "hang" and self.task is not None and not self.interrupted:
+                self.interrupted = True
+                self.task.cancel()          # wakes the replay from its sleep
+
+        def break_received(self, msec):
+            return False
+
+        def connection_lost(self, exc):
+            if self.task is not None:
+                self.interrupted = False
+                self.task.cancel()
+
+        def write(self, line: dict, t0: float, stamp: bool = False) -> None:
+            now = time.monotonic()
+            line["t"] = round(now - t0, 4)
+            if stamp:
+                line["sent"] = now
+            self.chan.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+        async def replay(self):
+            try:
+                await self._replay()
+            except asyncio.CancelledError:
+                if self.interrupted:  # SIGINT outside the sample sleep: end as the engine would
+                    try:
+                        self.chan.write(json.dumps({"v": 1, "type": "done", "t": 0.0, "backend": self.p.backend,
+                                                    "status": "interrupted", "exit_code": 130, "counts": {}}) + "\n")
+                        self.chan.exit(130)
+                    except Exception:
+                        pass
+            except (BrokenPipeError, ConnectionError):
+                pass
+            except Exception as exc:  # a sim bug: say it on stderr, end the channel
+                try:
+                    self.chan.write_stderr(f"sim error: {type(exc).__name__}: {exc}\n")
+                    self.chan.exit(1)
+                except Exception:
+                    pass
+
+        async def _replay(self):
+            plan = parse_plan(self.command)
+            rec = self.w.recorded
+            b = StreamBuilder(self.p, plan)
+            t0 = time.monotonic()
+            hello = dict(rec.hello) if rec else b.hello()
+            if rec:
+                hello["plan"] = plan
+                hello["host"] = {**hello.get("host", {}), "hostname": self.p.name}
+            self.write(hello, t0)
+            period = 1.0 / self.w.rate
+            per_window = max(1, round(plan["duration_s"] * self.w.rate))
+            # random phase so thousands of hosts do not tick together
+            await asyncio.sleep(self.w.rng.random() * period)
+            next_at = time.monotonic()
+            n = 0
+            for w in plan["workloads"]:
+                for r in range(plan["repeats"]):
+                    for _ in range(per_window):
+                        next_at += period
+                        delay = next_at - time.monotonic()
+                        if delay > 0:
+                            try:
+                                await asyncio.sleep(delay)
+                            except asyncio.CancelledError:
+                                if not self.interrupted:
+                                    raise
+                        elapsed = time.monotonic() - t0
+                        if self.p.behavior == "hang" and elapsed >= self.p.behave_after_s:
+                            await asyncio.Event().wait()          # silent forever, channel open
+                        if self.p.behavior == "drop" and elapsed >= self.p.behave_after_s:
+                            self.chan.get_extra_info("connection").abort()
+                            return
+                        if self.p.behavior == "fail" and elapsed >= self.p.behave_after_s:
+                            err = {"v": 1, "type": "error", "t": 0.0, "backend": self.p.backend,
+                                   "code": "workload_failed", "message": "simulated failure", "fatal": True}
+                            self.write(err, t0)
+                            self.write(b.done("error", 1), t0)
+                            self.chan.exit(1)
+                            return
+                        if self.interrupted:
+                            self.write(b.result(w, r, interrupted=True), t0)
+                            self.write(b.done("interrupted", 130), t0)
+                            self.chan.exit(130)
+                            return
+                        line = dict(rec.samples[n % len(rec.samples)]) if rec else b.sample(w)
+                        self.write(line, t0, stamp=True)
+                        n += 1
+                        if self.w.telemetry_every and n % self.w.telemetry_every == 0:
+                            tel = dict(rec.telemetry[n % len(rec.telemetry)]) if rec and rec.telemetry else b.telemetry()
+                            self.write(tel, t0)
+                    res = b.result(w, r)
+                    if rec and rec.results:
+                        res = {**rec.results[0], "repeat": r}
+                    self.write(res, t0)
+            self.write(b.done(), t0)
+            self.chan.exit(0)
+
+    class HostServer(asyncssh.SSHServer):
+        def __init__(self, worker: "Worker", profile: HostProfile):
+            self.w = worker
+            self.p = profile
+
+        def begin_auth(self, username):
+            return True
+
+        def session_requested(self):
+            return ReplaySession(self.w, self.p)
+
+    return HostServer
+
+
+class Worker:
+    """One server process: many listening ports, one simulated host each."""
+
+    def __init__(self, spec: dict):
+        import asyncssh
+        self.spec = spec
+        self.rate = float(spec.get("rate", 2.0))
+        self.telemetry_every = int(spec.get("telemetry_every", 4))
+        self.rng = random.Random(spec.get("seed", 1))
+        self.host_key = asyncssh.read_private_key(spec["host_key"])
+        self.authorized = asyncssh.read_authorized_keys(spec["authorized_keys"])
+        self.recorded = None
+        if spec.get("recording"):
+            lines = [json.loads(l) for l in Path(spec["recording"]).read_text().splitlines() if l.strip()]
+            self.recorded = RecordedStream(lines)
+        self.profiles = [HostProfile(**{**h, "pcie": tuple(h["pcie"])}) for h in spec["hosts"]]
+
+    async def serve(self) -> None:
+        import asyncssh
+        HostServer = _server_classes()
+        ports = {}
+        servers = []
+        for p in self.profiles:
+            server = await asyncssh.create_server(
+                lambda p=p: HostServer(self, p), "127.0.0.1", 0,
+                server_host_keys=[self.host_key], authorized_client_keys=self.authorized,
+                allow_scp=False, keepalive_interval=0, login_timeout=60)
+            servers.append(server)
+            ports[p.name] = server.sockets[0].getsockname()[1]
+        sys.stdout.write(json.dumps({"ready": True, "pid": os.getpid(), "ports": ports}) + "\n")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        # stdin closing (the parent died) also stops us
+        loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 1) else None)
+        await stop.wait()
+        for s in servers:
+            s.close()
+
+
+def _raise_nofile() -> None:
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# ---- the farm (runs in the test / benchmark process) ---------------------------------------
+
+def write_keys(folder: Path) -> dict[str, Path]:
+    """Farm host key, client key, authorized_keys and a known_hosts that pins the farm key."""
+    import asyncssh
+    folder.mkdir(parents=True, exist_ok=True)
+    host = asyncssh.generate_private_key("ssh-ed25519")
+    client = asyncssh.generate_private_key("ssh-ed25519")
+    paths = {"host_key": folder / "farm_host_ed25519", "client_key": folder / "client_ed25519",
+             "authorized_keys": folder / "authorized_keys", "known_hosts": folder / "known_hosts"}
+    host.write_private_key(str(paths["host_key"]))
+    client.write_private_key(str(paths["client_key"]))
+    os.chmod(paths["client_key"], 0o600)
+    client.write_public_key(str(folder / "client_ed25519.pub"))
+    paths["authorized_keys"].write_text(client.export_public_key().decode())
+    host_pub = host.export_public_key().decode().strip()
+    # Every farm port on 127.0.0.1 presents the farm key (asyncssh matches [host]:port patterns).
+    paths["known_hosts"].write_text(f"[127.0.0.1]:* {host_pub}\n")
+    paths["host_pub"] = folder / "farm_host_ed25519.pub"
+    paths["host_pub"].write_text(host_pub + "\n")
+    return paths
+
+
+class Farm:
+    def __init__(self, folder: str | os.PathLike, profiles: Sequence[HostProfile], *,
+                 workers: int | None = None, rate: float = 2.0, telemetry_every: int = 4,
+                 recording: str | None = None, python: str | None = None):
+        self.folder = Path(folder)
+        self.profiles = list(profiles)
+        self.n_workers = workers or max(1, min(4, len(self.profiles) // 250 + 1))
+        self.rate = rate
+        self.telemetry_every = telemetry_every
+        self.recording = recording
+        self.python = python or sys.executable
+        self.procs: list[subprocess.Popen] = []
+        self.ports: dict[str, int] = {}
+        self.keys: dict[str, Path] = {}
+
+    @property
+    def client_key(self) -> Path:
+        return self.keys["client_key"]
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.keys["known_hosts"]
+
+    def start(self, timeout_s: float = 120.0) -> "Farm":
+        self.keys = write_keys(self.folder)
+        chunks = [self.profiles[i::self.n_workers] for i in range(self.n_workers)]
+        for i, chunk in enumerate(chunks):
+            if not chunk:
+                continue
+            spec = {"host_key": str(self.keys["host_key"]), "authorized_keys": str(self.keys["authorized_keys"]),
+                    "rate": self.rate, "telemetry_every": self.telemetry_every, "seed": i,
+                    "recording": self.recording, "hosts": [asdict(p) for p in chunk]}
+            path = self.folder / f"worker-{i}.json"
+            path.write_text(json.dumps(spec))
+            proc = subprocess.Popen([self.python, __file__, "serve", str(path)], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=open(self.folder / f"worker-{i}.log", "w"),
+                                    text=True)
+            self.procs.append(proc)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs:
+            line = proc.stdout.readline()  # blocks until the worker listens on all its ports
+            if not line or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"farm worker failed to start; see {self.folder}/worker-*.log")
+            self.ports.update(json.loads(line)["ports"])
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs = []
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def __enter__(self) -> "Farm":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def unused_port() -> int:
+    """A port nobody listens on (for a dead host)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "serve":
+        _raise_nofile()
+        spec = json.loads(Path(argv[1]).read_text())
+        asyncio.run(Worker(spec).serve())
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,354 @@
+"""gpubench-tui: pick hosts and scenarios, watch runs live, compare saved runs.
+
+Views only. Sessions (scenarios/) deliver typed events; asyncio workers consume
+them (tui/sessions.py) into the LiveBoard and post small messages
+(tui/messages.py); the dashboard applies the board at 10 Hz. Saved runs come
+from the results store through tui/data.py.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Iterable
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from gpubench.config import Config, ConfigError, ScenarioConfig, load_config
+from scenarios.base import LaunchRequest, Launcher
+
+from . import messages as m
+from .data import CompareSelection, RunStore
+from .engine_args import plan_engine_args, quick_engine_args
+from .live import LiveBoard
+from .screens.compare import CompareScreen
+from .screens.dashboard import DashboardScreen
+from .screens.history import HistoryScreen
+from .screens.hosts import HostsScreen
+from .screens.modals import ConfirmScreen, HelpScreen
+from .sessions import SessionManager
+
+DARK, LIGHT = "textual-dark", "textual-light"
+
+
+class GpubenchApp(App):
+    TITLE = "gpubench"
+    SUB_TITLE = "what GPU isolation costs"
+    CSS_PATH = "gpubench.tcss"
+    MODES = {"hosts": HostsScreen, "dashboard": DashboardScreen, "history": HistoryScreen,
+             "compare": CompareScreen}
+    DEFAULT_MODE = "hosts"
+    BINDINGS = [
+        Binding("1", "switch_mode('hosts')", "Hosts"),
+        Binding("2", "switch_mode('dashboard')", "Dashboard"),
+        Binding("3", "switch_mode('history')", "History"),
+        Binding("4", "switch_mode('compare')", "Compare"),
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("ctrl+t", "toggle_theme", "Dark/light"),
+    ]
+
+    def __init__(self, config: Config, *, store: RunStore | None = None,
+                 launcher_factory=None, seed: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.store = store if store is not None else RunStore(config)
+        self.board = LiveBoard()
+        self.manager = SessionManager(self, self.board)
+        self.reachability: dict[str, tuple[bool, str]] = {}
+        self.last_hello: dict[str, dict] = dict(self.store.last_hellos())
+        self.launcher_factory = launcher_factory   # tests: (scenario|host) -> Launcher
+        self.rng = random.Random(seed)
+        self.plan_running = False
+        self.compare_selection = CompareSelection()
+        self.theme = DARK
+
+    # -- command palette: every action ---------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Go to Hosts & scenarios", "Hosts, reachability, GPU facts",
+                            lambda: self.switch_mode("hosts"))
+        yield SystemCommand("Go to Live dashboard", "Running sessions",
+                            lambda: self.switch_mode("dashboard"))
+        yield SystemCommand("Go to History", "Saved runs", lambda: self.switch_mode("history"))
+        yield SystemCommand("Go to Compare", "Baseline vs candidates",
+                            lambda: self.switch_mode("compare"))
+        yield SystemCommand("Run plan", "Enabled scenarios × trials, interleaved",
+                            self.action_run_plan)
+        yield SystemCommand("Quick throughput test (local)", "roundtrip for 1 s on this machine",
+                            lambda: self.action_quick_test("local"))
+        yield SystemCommand("Cancel run", "Interrupt running sessions (partial results kept)",
+                            self.action_cancel_run)
+        yield SystemCommand("Probe hosts", "Check that configured hosts are reachable",
+                            self.action_probe_hosts)
+        yield SystemCommand("Toggle dark/light theme", "", self.action_toggle_theme)
+        yield SystemCommand("Help: key map", "Every binding", self.action_help)
+        for title, action, help_text in HistoryScreen.PALETTE + CompareScreen.PALETTE:
+            yield SystemCommand(title, help_text,
+                                lambda a=action: self.run_action(a))
+
+    # -- app actions ------------------------------------------------------------------------
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT if self.theme == DARK else DARK
+
+    def launcher(self, scenario: ScenarioConfig) -> Launcher:
+        if self.launcher_factory is not None:
+            return self.launcher_factory(scenario)
+        from scenarios.registry import launcher_for
+        return launcher_for(scenario, self.config)
+
+    def plan_order(self) -> list[tuple[ScenarioConfig, int]]:
+        """Scenarios × trials, each round in a random order (interleaved)."""
+        scenarios = self.config.enabled_scenarios()
+        order = []
+        for trial in range(self.config.defaults.trials):
+            round_ = list(scenarios)
+            self.rng.shuffle(round_)
+            order += [(s, trial) for s in round_]
+        return order
+
+    def action_run_plan(self) -> None:
+        if self.plan_running:
+            self.notify("A run is in progress: cancel it first (x on the dashboard).",
+                        severity="warning")
+            return
+        order = self.plan_order()
+        if not order:
+            self.notify("No enabled scenario in the config.", severity="error")
+            return
+        self.plan_running = True
+        self.board.clear()
+        self.board.plan_total_runs = len(order)
+        self.board.plan_started = time.monotonic()
+        n_sc = len({s.name for s, _ in order})
+        self.board.plan_title = (f"Plan: {n_sc} scenario(s) × {self.config.defaults.trials} "
+                                 f"trial(s) = {len(order)} runs")
+        self.switch_mode("dashboard")
+        self.run_plan_worker(order)
+
+    @work(group="plan", exclusive=True, name="run plan")
+    async def run_plan_worker(self, order: list[tuple[ScenarioConfig, int]]) -> None:
+        args = plan_engine_args(self.config.defaults)
+        saved: list[str] = []
+        failed = 0
+        try:
+            for scenario, trial in order:
+                if not self.plan_running:
+                    break
+                host = scenario.host or (f"k8s:{scenario.cluster}" if scenario.cluster else "local")
+                key = self.manager.new_key(scenario.name, host)
+                try:
+                    launcher = self.launcher(scenario)
+                except Exception as exc:
+                    self.manager._fail(self.board.add_new(key, host, scenario.name),
+                                       f"{scenario.name}: {exc}")
+                    failed += 1
+                    self.board.plan_done_runs += 1
+                    continue
+                from scenarios.registry import request_for
+                request = request_for(scenario, args, label=f"{scenario.name} trial {trial + 1}")
+                session, ended = await self.manager.run_session(key, host, scenario.name,
+                                                                launcher, request)
+                self.board.plan_done_runs += 1
+                if ended.outcome == "failed":
+                    failed += 1
+                if session is not None and session.raw_lines:
+                    try:
+                        run_id = await asyncio.to_thread(
+                            self.store.save_session, scenario, session, ended, trial)
+                    except Exception as exc:
+                        self.notify(f"Could not save {scenario.name}: {exc}", severity="error")
+                    else:
+                        if run_id:
+                            saved.append(run_id)
+                            self.post_message(m.RunSaved(run_id, scenario.name))
+                try:
+                    await launcher.close()
+                except Exception:
+                    pass
+        finally:
+            self.plan_running = False
+            self.post_message(m.PlanFinished(len(order), failed, saved))
+
+    def action_quick_test(self, host: str = "local") -> None:
+        if host.startswith("k8s:"):
+            self.notify("Quick test runs on hosts; pick a host row, not a cluster.",
+                        severity="warning")
+            return
+        hcfg = self.config.hosts.get(host)
+        if hcfg is None:
+            self.notify(f"No host named {host!r}", severity="error")
+            return
+        scenario = ScenarioConfig(name="quick-test", title=f"Quick test on {host}",
+                                  launcher=hcfg.kind, host=host)
+        self.board.clear()
+        self.board.plan_total_runs = 1
+        self.board.plan_started = time.monotonic()
+        self.board.plan_title = f"Quick throughput test on {host} (not saved)"
+        self.switch_mode("dashboard")
+        self.quick_test_worker(scenario, host)
+
+    @work(group="quick", exclusive=True, name="quick test")
+    async def quick_test_worker(self, scenario: ScenarioConfig, host: str) -> None:
+        try:
+            launcher = self.launcher(scenario)
+        except Exception as exc:
+            self.notify(f"Quick test on {host}: {exc}", severity="error")
+            return
+        request = LaunchRequest(engine_args=tuple(quick_engine_args(self.config.defaults)),
+                                label=f"quick test on {host}")
+        await self.manager.run_session(self.manager.new_key("quick-test", host), host,
+                                       "quick-test", launcher, request)
+        self.board.plan_done_runs = 1
+
+    def action_cancel_run(self) -> None:
+        if not self.manager.sessions and not self.plan_running:
+            self.notify("Nothing is running.")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.plan_running = False
+                self.cancel_worker()
+
+        self.push_screen(ConfirmScreen("Cancel the running sessions? Partial results are kept."),
+                         answer)
+
+    @work(group="cancel", name="cancel sessions")
+    async def cancel_worker(self) -> None:
+        await self.manager.cancel_all()
+        self.notify("Run cancelled.", severity="warning")
+
+    def action_open_run(self, run_id: str) -> None:
+        """Replay a saved run's recorded stream into the dashboard."""
+        lines = self.store.raw_lines(run_id)
+        if not lines:
+            self.notify("This run has no recorded stream to replay (imported or empty).",
+                        severity="warning")
+            return
+        summary = self.store.summary(run_id)
+        from scenarios.replay import ReplayLauncher
+        self.board.clear()
+        self.board.replay = True
+        self.board.plan_total_runs = 1
+        self.board.plan_started = time.monotonic()
+        self.board.plan_title = f"Replay of saved run {run_id}"
+        self.switch_mode("dashboard")
+        self.replay_worker(ReplayLauncher(lines, speed=self.replay_speed), run_id,
+                           summary.host if summary else "replay",
+                           summary.scenario if summary else "")
+
+    replay_speed = 20.0
+
+    @work(group="replay", exclusive=True, name="replay")
+    async def replay_worker(self, launcher: Launcher, run_id: str, host: str,
+                            scenario: str) -> None:
+        await self.manager.run_session(self.manager.new_key(scenario or "replay", host), host,
+                                       scenario or "replay", launcher,
+                                       LaunchRequest(label=f"replay {run_id}"))
+        self.board.plan_done_runs = 1
+
+    def action_probe_hosts(self) -> None:
+        self.probe_worker()
+
+    @work(group="probe", exclusive=True, name="probe hosts")
+    async def probe_worker(self) -> None:
+        async def probe(name: str, address: str | None, port: int | None, kind: str) -> None:
+            if kind == "local":
+                self.post_message(m.HostProbed(name, True, "this machine"))
+                return
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(address, port or 22), timeout=3)
+                writer.close()
+                self.post_message(m.HostProbed(name, True, f"{address}:{port or 22}"))
+            except (OSError, asyncio.TimeoutError) as exc:
+                why = "timeout" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or str(exc))
+                self.post_message(m.HostProbed(name, False, f"unreachable: {why}"))
+
+        await asyncio.gather(*(probe(n, h.address, h.port, h.kind)
+                               for n, h in self.config.hosts.items() if h.enabled))
+
+    # -- messages from workers ------------------------------------------------------------
+    def on_host_probed(self, msg: m.HostProbed) -> None:
+        self.reachability[msg.host] = (bool(msg.reachable), msg.detail)
+        self._refresh_hosts()
+
+    def on_hello_received(self, msg: m.HelloReceived) -> None:
+        state = self.board.hosts.get(msg.key)
+        if state is not None and not self.board.replay:
+            self.last_hello[state.host] = msg.hello
+            self._refresh_hosts()
+
+    def on_launch_failed(self, msg: m.LaunchFailed) -> None:
+        self.notify(f"{msg.host}: launch failed: {msg.message}", severity="error",
+                    title="Launch failed", timeout=8)
+
+    def on_engine_error_received(self, msg: m.EngineErrorReceived) -> None:
+        self.notify(f"{msg.code}: {msg.message}", severity="error" if msg.fatal else "warning",
+                    title="Engine error")
+
+    def on_session_finished(self, msg: m.SessionFinished) -> None:
+        if msg.outcome == "failed":
+            state = self.board.hosts.get(msg.key)
+            host = state.host if state else msg.key
+            self.notify(f"{host}: {msg.message or 'failed'}", severity="error",
+                        title="Session failed", timeout=8)
+
+    def on_run_saved(self, msg: m.RunSaved) -> None:
+        for screen in self._mode_screens(HistoryScreen):
+            screen.reload()
+
+    def on_plan_finished(self, msg: m.PlanFinished) -> None:
+        text = f"Plan finished: {msg.runs} run(s), {len(msg.saved)} saved"
+        if msg.failed:
+            text += f", {msg.failed} failed"
+        self.notify(text, severity="warning" if msg.failed else "information")
+
+    def _mode_screens(self, cls):
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if isinstance(screen, cls):
+                    yield screen
+
+    def _refresh_hosts(self) -> None:
+        for screen in self._mode_screens(HostsScreen):
+            if screen.is_mounted:
+                screen.refresh_tables()
+
+    @on(Worker.StateChanged)
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.notify(f"{event.worker.name}: {type(err).__name__}: {err}", severity="error",
+                        title="Error", timeout=10)
+
+    async def on_unmount(self) -> None:
+        await self.manager.cancel_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gpubench-tui", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="config.toml (default: $GPUBENCH_CONFIG, ./config.toml, "
+                                         "~/.config/gpubench/config.toml)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"gpubench: {exc}", file=sys.stderr)
+        return 2
+    GpubenchApp(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

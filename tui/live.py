@@ -1,0 +1,197 @@
+"""What the dashboard shows, as plain data: one HostState per running session.
+
+Workers write into these objects as events arrive (cheap: a few attribute
+stores per sample); a 10 Hz timer on the dashboard reads the hosts marked
+dirty and pushes their latest values into widgets. Nothing here touches a
+widget, so a flood of samples costs only the stores.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+CPU_LABEL = "CPU (numpy-cpu) — not a GPU figure"
+HISTORY_POINTS = 240          # per workload, for the charts
+# Clock-event reasons that are not a slowdown of a busy GPU (as results/fleet.py).
+BENIGN_THROTTLE = {"gpu_idle", "idle", "sync_boost", "display_clock_setting", "none",
+                   "applications_clocks_setting"}
+
+
+def fmt_num(value: Any, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if abs(v) >= 10_000:
+        text = f"{v:,.0f}"
+    else:
+        text = f"{v:,.{digits}f}"
+    return f"{text}{unit}"
+
+
+@dataclass
+class Series:
+    """ops/s and latency over time for one workload variant."""
+    t: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_POINTS))
+    ops: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_POINTS))
+    p50: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_POINTS))
+    p99: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_POINTS))
+
+
+@dataclass
+class HostState:
+    key: str                                  # unique per session: "scenario@host#n"
+    host: str
+    scenario: str = ""
+    status: str = "starting"                  # starting | running | completed | failed | ...
+    message: str = ""
+    backend: str | None = None
+    hello: dict | None = None
+    workload: str = ""                        # of the latest sample
+    variant: str = ""
+    ops_per_s: float | None = None
+    latency_us: dict = field(default_factory=dict)
+    gbps: float | None = None
+    t: float = 0.0                            # engine time of the latest line
+    telemetry: dict = field(default_factory=dict)
+    series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    results: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    samples: int = 0
+    expected_results: int = 0
+    started: float = field(default_factory=time.monotonic)
+    version: int = 0                          # bumped whenever a view should redraw this host
+
+    # -- writes from workers ------------------------------------------------------------
+    def on_hello(self, data: dict) -> None:
+        self.hello = data
+        self.backend = data.get("backend")
+        plan = data.get("plan") or {}
+        workloads = plan.get("workloads") or []
+        repeats = plan.get("repeats") or 1
+        if isinstance(workloads, list) and isinstance(repeats, int):
+            self.expected_results = max(self.expected_results, len(workloads) * repeats)
+        self.status = "running"
+
+    def on_sample(self, workload: str, variant: str, ops_per_s: float, latency_us: dict,
+                  gbps: float | None, t: float) -> None:
+        self.workload, self.variant = workload, variant
+        self.ops_per_s, self.latency_us, self.gbps, self.t = ops_per_s, latency_us, gbps, t
+        self.samples += 1
+        s = self.series.get((workload, variant))
+        if s is None:
+            s = self.series[(workload, variant)] = Series()
+        s.t.append(t)
+        s.ops.append(ops_per_s)
+        s.p50.append(latency_us.get("p50"))
+        s.p99.append(latency_us.get("p99"))
+
+    def on_telemetry(self, readings: dict, t: float) -> None:
+        self.telemetry = readings
+        self.t = max(self.t, t)
+
+    def on_result(self, data: dict) -> None:
+        self.results.append(data)
+
+    # -- reads for views ------------------------------------------------------------------
+    @property
+    def is_cpu(self) -> bool:
+        return self.backend == "numpy-cpu"
+
+    @property
+    def backend_label(self) -> str:
+        if self.backend is None:
+            return "?"
+        return CPU_LABEL if self.is_cpu else f"GPU ({self.backend})"
+
+    @property
+    def device_name(self) -> str:
+        dev = (self.hello or {}).get("device") or {}
+        return str(dev.get("name") or "?")
+
+    @property
+    def progress(self) -> float:
+        if self.status in ("completed",):
+            return 1.0
+        if not self.expected_results:
+            return 0.0
+        return min(1.0, len(self.results) / self.expected_results)
+
+    def alerts(self) -> list[str]:
+        """Throttling and downtrained PCIe, from telemetry (or hello when no telemetry yet)."""
+        out: list[str] = []
+        r = self.telemetry
+        names = r.get("throttle_names") or []
+        names = [n for n in names if n not in BENIGN_THROTTLE]
+        if names:
+            out.append("THROTTLING: " + ", ".join(names))
+        gen, gmax = r.get("pcie_gen"), r.get("pcie_gen_max")
+        width, wmax = r.get("pcie_width"), r.get("pcie_width_max")
+        if gen is None and self.hello:
+            pcie = (self.hello.get("device") or {}).get("pcie") or {}
+            gen, gmax = pcie.get("gen_current"), pcie.get("gen_max")
+            width, wmax = pcie.get("width_current"), pcie.get("width_max")
+        if isinstance(gen, int) and isinstance(gmax, int) and gen < gmax:
+            out.append(f"PCIe DOWNTRAINED: gen {gen} of {gmax}")
+        if isinstance(width, int) and isinstance(wmax, int) and width < wmax:
+            out.append(f"PCIe DOWNTRAINED: x{width} of x{wmax}")
+        return out
+
+
+class LiveBoard:
+    """All sessions of the current plan, in start order, plus the dirty set."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, HostState] = {}
+        self.dirty: set[str] = set()
+        self.plan_total_runs = 0
+        self.plan_done_runs = 0
+        self.plan_started: float | None = None
+        self.plan_title = ""
+        self.replay = False
+
+    def add(self, state: HostState) -> HostState:
+        self.hosts[state.key] = state
+        self.dirty.add(state.key)
+        return state
+
+    def add_new(self, key: str, host: str, scenario: str) -> HostState:
+        return self.add(HostState(key=key, host=host, scenario=scenario))
+
+    def take_dirty(self) -> list[HostState]:
+        if not self.dirty:
+            return []
+        keys = list(self.dirty)     # in place: workers hold a reference to this set
+        self.dirty.clear()
+        out = []
+        for k in keys:
+            st = self.hosts.get(k)
+            if st is not None:
+                st.version += 1
+                out.append(st)
+        return out
+
+    def clear(self) -> None:
+        self.hosts.clear()
+        self.dirty.clear()
+        self.plan_total_runs = self.plan_done_runs = 0
+        self.plan_started = None
+        self.plan_title = ""
+        self.replay = False
+
+    def progress(self) -> tuple[float, float | None]:
+        """(fraction done, seconds left or None) for the whole plan."""
+        total = self.plan_total_runs or len(self.hosts)
+        if not total:
+            return 0.0, None
+        running = [h.progress for h in self.hosts.values() if h.status == "running"]
+        done = self.plan_done_runs + sum(running)
+        frac = min(1.0, done / total)
+        if self.plan_started is None or frac <= 0:
+            return frac, None
+        elapsed = time.monotonic() - self.plan_started
+        return frac, max(0.0, elapsed / frac - elapsed)

@@ -1,0 +1,183 @@
+"""Compare: a baseline and candidates picked by key; overheads with CI and verdicts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, Static
+
+from ..data import ComparisonView
+from ..live import fmt_num
+from ..widgets.charts import BarChart
+
+VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
+                 "NOT COMPARABLE": "bold white on red"}
+
+
+def verdict_text(verdict: str) -> Text:
+    return Text(verdict, style=VERDICT_STYLE.get(verdict.upper(), "bold"))
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:+.2f} %"
+
+
+class CompareScreen(Screen):
+    AUTO_FOCUS = "#compare-runs"
+    BINDINGS = [
+        Binding("b", "baseline", "Baseline"),
+        Binding("space", "candidate", "Candidate"),
+        Binding("x", "clear", "Clear"),
+        Binding("e", "export('md')", "Export MD"),
+        Binding("v", "export('csv')", "Export CSV"),
+        Binding("m", "export('comparison.md')", "comparison.md"),
+    ]
+    PALETTE = [
+        ("Compare: set selected run as baseline", "screen.baseline", "On the Compare screen"),
+        ("Compare: toggle selected run as candidate", "screen.candidate", "On the Compare screen"),
+        ("Compare: clear selection", "screen.clear", ""),
+        ("Compare: export markdown table", "screen.export('md')", "comparison-<id>.md in the data dir"),
+        ("Compare: export CSV", "screen.export('csv')", "comparison-<id>.csv in the data dir"),
+        ("Compare: write comparison.md", "screen.export('comparison.md')", "the full report"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="compare")
+        self.views: list[ComparisonView] = []
+        self._shown_version = -1
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="compare-top"):
+            with Vertical(id="compare-pick"):
+                yield Label("Saved runs: b = baseline, space = candidate", classes="section-title")
+                yield DataTable(id="compare-runs", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="compare-chart-box"):
+                yield BarChart(id="compare-chart")
+        yield Label("", id="compare-selection")
+        yield Static("", id="compare-banner")
+        yield Static("", id="compare-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#compare-runs", DataTable)
+        table.add_columns("", "Run", "Scenario", "Host", "Backend", "ops/s", "Label")
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    @property
+    def selection(self):
+        return self.app.compare_selection
+
+    def reload(self) -> None:
+        table = self.query_one("#compare-runs", DataTable)
+        row = table.cursor_row
+        table.clear()
+        sel = self.selection
+        for r in self.app.store.list_runs():
+            mark = ("B" if r.id == sel.baseline else
+                    f"C{sel.candidates.index(r.id) + 1}" if r.id in sel.candidates else "")
+            table.add_row(Text(mark, style="bold"), r.id, r.scenario, r.host, r.backend,
+                          fmt_num(r.headline), r.label, key=r.id)
+        if table.row_count:
+            table.move_cursor(row=min(row or 0, table.row_count - 1))
+        if self._shown_version != sel.version:
+            self.recompute()
+
+    def selected_id(self) -> str | None:
+        table = self.query_one("#compare-runs", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def recompute(self) -> None:
+        sel = self.selection
+        self._shown_version = sel.version
+        self.views = []
+        if sel.baseline:
+            for cand in sel.candidates:
+                try:
+                    self.views.append(self.app.store.compare(sel.baseline, cand))
+                except Exception as exc:
+                    self.app.notify(f"Cannot compare {cand}: {exc}", severity="error")
+        self.render_views()
+
+    def render_views(self) -> None:
+        sel = self.selection
+        self.query_one("#compare-selection", Label).update(
+            f"Baseline: {sel.baseline or '– (press b on a run)'}   ·   Candidates: "
+            f"{', '.join(sel.candidates) or '– (press space on a run)'}")
+        banner = Text()
+        for v in self.views:
+            for reason in v.not_comparable:
+                banner.append(f" NOT COMPARABLE: {v.candidate} vs {v.baseline}: {reason} \n",
+                              style="bold white on red")
+            for w in v.warnings:
+                banner.append(f"⚠ {v.candidate}: {w}\n", style="yellow")
+        self.query_one("#compare-banner", Static).update(banner)
+        table = Table(expand=True, header_style="bold", box=None)
+        for col, justify in (("candidate", "left"), ("metric", "left"), ("baseline", "right"),
+                             ("candidate value", "right"), ("overhead", "right"),
+                             ("95 % CI", "right"), ("target", "right"), ("verdict", "left"),
+                             ("note", "left")):
+            table.add_column(col, justify=justify)
+        labels, values = [], []
+        target = None
+        for v in self.views:
+            for r in v.rows:
+                ci = ("–" if r.ci_low is None or r.ci_high is None
+                      else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}] %")
+                table.add_row(v.candidate, r.metric, fmt_num(r.baseline, 1),
+                              fmt_num(r.candidate, 1), _pct(r.overhead_pct), ci,
+                              "–" if r.target_pct is None else f"< {r.target_pct:g} %",
+                              verdict_text(r.verdict), r.note)
+                if r.overhead_pct is not None:
+                    labels.append(f"{v.candidate[:8]} {r.metric}"[:28])
+                    values.append(r.overhead_pct)
+                    target = r.target_pct if r.target_pct is not None else target
+        if not self.views:
+            self.query_one("#compare-table", Static).update(
+                "Pick a baseline (b) and one or more candidates (space) from the saved runs.")
+        else:
+            self.query_one("#compare-table", Static).update(table)
+        self.query_one(BarChart).show(labels, values, "overhead % (lower is better)", target)
+
+    # -- actions ------------------------------------------------------------------------
+    def action_baseline(self) -> None:
+        run_id = self.selected_id()
+        if run_id:
+            self.selection.set_baseline(run_id)
+            self.reload()
+
+    def action_candidate(self) -> None:
+        run_id = self.selected_id()
+        if run_id:
+            self.selection.toggle_candidate(run_id)
+            self.reload()
+
+    def action_clear(self) -> None:
+        self.selection.clear()
+        self.reload()
+
+    def action_export(self, fmt: str) -> None:
+        if not self.views:
+            self.app.notify("Nothing to export: pick a baseline and a candidate.",
+                            severity="warning")
+            return
+        data_dir = Path(self.app.store.data_dir)
+        name = {"md": f"comparison-{self.views[0].baseline}.md",
+                "csv": f"comparison-{self.views[0].baseline}.csv",
+                "comparison.md": "comparison.md"}[fmt]
+        try:
+            path = self.app.store.export(self.views, fmt, data_dir / name)
+        except Exception as exc:
+            self.app.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.app.notify(f"Wrote {path}")

@@ -1,0 +1,151 @@
+"""Live dashboard: fleet grid, then the selected session's charts, percentiles, telemetry.
+
+Workers write samples into the LiveBoard; a 10 Hz timer here applies what
+changed: grid rows that changed and are visible, the selected host's panels,
+and its charts (which redraw at most twice a second). Moving the cursor only
+schedules a redraw; it never draws a chart on the key press itself.
+"""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, ProgressBar
+
+from ..live import HostState
+from ..widgets.charts import TimeChart
+from ..widgets.host_grid import HostGrid
+from ..widgets.panels import HostHeader, PercentileTable, TelemetryPanel, fmt_duration
+
+APPLY_HZ = 10.0
+FLEET_ROWS = 6          # more sessions than this: the grid takes half the screen
+
+
+class DashboardScreen(Screen):
+    AUTO_FOCUS = "#grid"
+    BINDINGS = [
+        Binding("x", "app.cancel_run", "Cancel run"),
+        Binding("g", "toggle_grid", "Grid size"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="dashboard")
+        self.selected: str | None = None
+        self._ticks = 0
+        self._detail_dirty = True
+        self.applied = 0           # samples-applying passes with work, for the benchmark
+        self._big_grid: bool | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="plan-bar"):
+            yield Label("No run.", id="plan-title")
+            yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="plan-progress")
+            yield Label("", id="plan-left")
+        yield HostGrid(id="grid")
+        with Horizontal(id="detail"):
+            with Vertical(id="detail-left"):
+                yield HostHeader(id="host-header")
+                yield TimeChart("ops/s", id="chart-ops")
+                yield TimeChart("latency µs", id="chart-lat")
+            with Vertical(id="detail-right"):
+                yield PercentileTable(id="percentiles")
+                yield TelemetryPanel(id="telemetry")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.grid = self.query_one(HostGrid)
+        self.header_w = self.query_one(HostHeader)
+        self.pct = self.query_one(PercentileTable)
+        self.tel = self.query_one(TelemetryPanel)
+        self.chart_ops = self.query_one("#chart-ops", TimeChart)
+        self.chart_lat = self.query_one("#chart-lat", TimeChart)
+        self.progress = self.query_one(ProgressBar)
+        self.set_interval(1 / APPLY_HZ, self.apply_updates)
+        self.sync_rows()
+        self.apply_updates()
+
+    @property
+    def board(self):
+        return self.app.board
+
+    # -- the bounded-rate update ----------------------------------------------------------
+    def sync_rows(self) -> None:
+        hosts = list(self.board.hosts.values())
+        self.grid.set_rows(hosts)
+        big = len(hosts) > FLEET_ROWS
+        if big != self._big_grid:
+            self._big_grid = big
+            self.set_class(big, "-fleet")
+        if hosts and (self.selected not in self.board.hosts):
+            self.select(hosts[0].key)
+        elif not hosts:
+            self.selected = None
+            self._detail_dirty = True
+
+    def apply_updates(self) -> None:
+        if not self.is_current and self._ticks % 5:
+            self._ticks += 1
+            return
+        self._ticks += 1
+        if self.grid.row_count != len(self.board.hosts):
+            self.sync_rows()
+        changed = self.board.take_dirty()
+        if changed:
+            self.applied += 1
+            self.grid.update_rows(changed)
+            if any(h.key == self.selected for h in changed):
+                self._detail_dirty = True
+        if self._detail_dirty:
+            self._detail_dirty = False
+            self.show_detail(self.board.hosts.get(self.selected) if self.selected else None)
+        if self._ticks % 5 == 0:
+            self.update_progress()
+
+    def update_progress(self) -> None:
+        board = self.board
+        frac, left = board.progress()
+        self.progress.update(progress=frac)
+        title = board.plan_title or ("No run." if not board.hosts else "")
+        self.query_one("#plan-title", Label).update(title)
+        running = sum(1 for h in board.hosts.values() if h.status == "running")
+        left_text = "" if not board.hosts else (
+            f"{running} running · {fmt_duration(left)} left" if running else "done")
+        self.query_one("#plan-left", Label).update(left_text)
+
+    def show_detail(self, h: HostState | None) -> None:
+        self.header_w.show(h)
+        self.pct.show(h)
+        self.tel.show(h)
+        if h is None or not h.series:
+            self.chart_ops.clear_chart()
+            self.chart_lat.clear_chart()
+            return
+        # the current workload's series (the one whose samples came last)
+        series = h.series.get((h.workload, h.variant)) or next(iter(h.series.values()))
+        name = f"{h.workload}/{h.variant}"
+        suffix = "· CPU (numpy-cpu)" if h.is_cpu else ""
+        self.chart_ops.show(series.t, {name: series.ops}, f"{name} {suffix}")
+        self.chart_lat.show(series.t, {"p50": series.p50, "p99": series.p99}, f"{name} {suffix}")
+
+    def select(self, key: str | None) -> None:
+        self.selected = key
+        self._detail_dirty = True
+        if key is not None:
+            self.grid.select_key(key)
+
+    # -- events ---------------------------------------------------------------------------
+    def on_host_grid_highlighted(self, event: HostGrid.Highlighted) -> None:
+        if event.key is not None and event.key != self.selected:
+            self.selected = event.key
+            self._detail_dirty = True   # applied by the next tick, not on the key press
+
+    def on_screen_resume(self) -> None:
+        self.sync_rows()
+        self._detail_dirty = True
+        self.update_progress()
+
+    def action_toggle_grid(self) -> None:
+        self._big_grid = not self._big_grid
+        self.set_class(self._big_grid, "-fleet")

@@ -1,0 +1,210 @@
+"""History: saved runs from the results store; filter, sort, label, delete, import, open."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label
+
+from ..data import RunSummary
+from ..live import fmt_num
+from .modals import ConfirmScreen, InputScreen
+
+SORTS = (("created", True), ("created", False), ("scenario", False), ("host", False),
+         ("headline", True), ("validity", False))
+
+VALIDITY_STYLE = {"VALID": "green", "INVALID": "bold red", "IMPORTED": "cyan"}
+
+
+class HistoryScreen(Screen):
+    AUTO_FOCUS = "#history-table"
+    BINDINGS = [
+        Binding("enter", "open_run", "Open (replay)"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "sort", "Sort"),
+        Binding("l", "label", "Label"),
+        Binding("d", "delete", "Delete"),
+        Binding("i", "import_legacy", "Import legacy"),
+        Binding("b", "baseline", "Baseline"),
+        Binding("c", "candidate", "Candidate"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+    PALETTE = [
+        ("History: open selected run (replay)", "screen.open_run", "Replay its recorded stream"),
+        ("History: filter runs", "screen.filter", "Text filter over all columns"),
+        ("History: change sort order", "screen.sort", "created, scenario, host, ops/s, validity"),
+        ("History: label selected run", "screen.label", "Set a label"),
+        ("History: delete selected run", "screen.delete", "Asks to confirm"),
+        ("History: import legacy text result", "screen.import_legacy", "Seed-format text file"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="history")
+        self.filter_text = ""
+        self.sort_index = 0
+        self.runs: list[RunSummary] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("", id="history-status")
+        box = Input(placeholder="filter: scenario, host, label, backend… (Enter applies, Esc clears)",
+                    id="history-filter")
+        box.display = False
+        yield box
+        yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("Run", "Created (UTC)", "Scenario", "Host", "Backend", "Device",
+                          "Validity", "ops/s", "Label")
+        self.reload()
+
+    @property
+    def store(self):
+        return self.app.store
+
+    def reload(self) -> None:
+        try:
+            self.runs = self.store.list_runs()
+        except Exception as exc:
+            self.runs = []
+            self.app.notify(f"Cannot read saved runs: {exc}", severity="error")
+        self.populate()
+
+    def visible_runs(self) -> list[RunSummary]:
+        runs = self.runs
+        if self.filter_text:
+            needle = self.filter_text.lower()
+            runs = [r for r in runs if needle in " ".join(
+                (r.id, r.scenario, r.host, r.backend, r.device, r.label, r.validity)).lower()]
+        key, reverse = SORTS[self.sort_index]
+        return sorted(runs, key=lambda r: (getattr(r, key) is None, getattr(r, key) or 0),
+                      reverse=reverse)
+
+    def populate(self) -> None:
+        table = self.query_one(DataTable)
+        keep = self.selected_id()
+        table.clear()
+        runs = self.visible_runs()
+        for r in runs:
+            backend = Text(r.backend, style="yellow") if r.backend == "numpy-cpu" else r.backend
+            table.add_row(r.id, r.created, r.scenario, r.host, backend, r.device,
+                          Text(r.validity, style=VALIDITY_STYLE.get(r.validity, "")),
+                          fmt_num(r.headline), r.label, key=r.id)
+        if keep is not None and keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep))
+        key, reverse = SORTS[self.sort_index]
+        where = str(self.store.data_dir)
+        status = (f"{len(runs)} of {len(self.runs)} saved run(s) in {where} · sorted by {key}"
+                  f"{' (desc)' if reverse else ''}")
+        if self.filter_text:
+            status += f" · filter {self.filter_text!r}"
+        if not self.store.available:
+            status = "The results store (results/store.py) is not available: nothing saved yet."
+        self.query_one("#history-status", Label).update(status)
+
+    def selected_id(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    # -- actions ------------------------------------------------------------------------
+    def action_open_run(self) -> None:
+        run_id = self.selected_id()
+        if run_id:
+            self.app.action_open_run(run_id)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_run()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#history-filter", Input)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip()
+        event.input.display = False
+        self.query_one(DataTable).focus()
+        self.populate()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#history-filter", Input)
+        box.display = False
+        self.filter_text = ""
+        self.query_one(DataTable).focus()
+        self.populate()
+
+    def action_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.populate()
+
+    def action_label(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+        current = next((r.label for r in self.runs if r.id == run_id), "")
+
+        def done(label: str | None) -> None:
+            if label is None:
+                return
+            try:
+                self.store.set_label(run_id, label)
+            except Exception as exc:
+                self.app.notify(f"Cannot label {run_id}: {exc}", severity="error")
+                return
+            self.reload()
+
+        self.app.push_screen(InputScreen(f"Label for run {run_id}", current), done)
+
+    def action_delete(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                self.store.delete(run_id)
+            except Exception as exc:
+                self.app.notify(f"Cannot delete {run_id}: {exc}", severity="error")
+                return
+            self.app.notify(f"Deleted run {run_id}.")
+            self.reload()
+
+        self.app.push_screen(ConfirmScreen(f"Delete saved run {run_id}? This cannot be undone."),
+                             done)
+
+    def action_import_legacy(self) -> None:
+        def done(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                ids = self.store.import_legacy(Path(path).expanduser())
+            except Exception as exc:
+                self.app.notify(f"Import failed: {exc}", severity="error")
+                return
+            self.app.notify(f"Imported {len(ids)} run(s) from {path}.")
+            self.reload()
+
+        self.app.push_screen(InputScreen("Legacy text result to import (path)",
+                                         placeholder="baseline_results.txt"), done)
+
+    def action_baseline(self) -> None:
+        run_id = self.selected_id()
+        if run_id:
+            self.app.compare_selection.set_baseline(run_id)
+            self.app.notify(f"Baseline for Compare: {run_id}")
+
+    def action_candidate(self) -> None:
+        run_id = self.selected_id()
+        if run_id:
+            added = self.app.compare_selection.toggle_candidate(run_id)
+            self.app.notify(f"{'Added' if added else 'Removed'} candidate {run_id}")

@@ -1,0 +1,87 @@
+"""Modal dialogs: help, confirm, text input."""
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+def key_map() -> list[tuple[str, str, str]]:
+    """(where, keys, what) for every binding of the app and its screens."""
+    from ..app import GpubenchApp
+    from .compare import CompareScreen
+    from .dashboard import DashboardScreen
+    from .history import HistoryScreen
+    from .hosts import HostsScreen
+    from ..widgets.host_grid import HostGrid
+
+    rows: list[tuple[str, str, str]] = []
+    for where, cls in (("everywhere", GpubenchApp), ("Hosts", HostsScreen),
+                       ("Dashboard", DashboardScreen), ("Dashboard grid", HostGrid),
+                       ("History", HistoryScreen), ("Compare", CompareScreen)):
+        for b in cls.BINDINGS:
+            if isinstance(b, Binding):
+                desc = b.description or b.action.replace("_", " ")
+                rows.append((where, b.key_display or b.key, desc))
+    rows.append(("everywhere", "ctrl+p", "Command palette (every action)"))
+    rows.append(("everywhere", "ctrl+q", "Quit"))
+    return rows
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table(title="gpubench-tui key map", expand=True, header_style="bold")
+        table.add_column("Where")
+        table.add_column("Key")
+        table.add_column("Action")
+        for where, key, what in key_map():
+            table.add_row(where, key, what)
+        with VerticalScroll(id="help-body", classes="dialog"):
+            yield Static(table)
+            yield Label("Esc closes this help.", classes="hint")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="confirm"):
+            yield Label(self.question, id="confirm-question")
+            with Horizontal(classes="buttons"):
+                yield Button("Yes (y)", id="yes", variant="error")
+                yield Button("No (n)", id="no", variant="primary")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class InputScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, prompt: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.prompt, self.value, self.placeholder = prompt, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="input-dialog"):
+            yield Label(self.prompt)
+            yield Input(value=self.value, placeholder=self.placeholder, id="dialog-input")
+            yield Label("Enter accepts, Esc cancels.", classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,114 @@
+"""Small text panels of the dashboard: percentiles, telemetry, host header, progress."""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ..live import CPU_LABEL, HostState, fmt_num
+
+LAT_KEYS = ("mean", "p50", "p90", "p99", "p999", "max")
+
+
+class HostHeader(Static):
+    """Which session, which device; the CPU backend is said plainly."""
+
+    def show(self, h: HostState | None) -> None:
+        if h is None:
+            self.update("No session. Press [b]r[/b] on the Hosts screen to run the plan, "
+                        "[b]q[/b] for a quick test, or open a saved run from History.")
+            return
+        text = Text()
+        text.append(f"{h.host}", style="bold")
+        text.append(f"  ·  {h.scenario}  ·  {h.status}")
+        if h.message:
+            text.append(f" ({h.message})", style="italic")
+        text.append("\n")
+        if h.is_cpu:
+            text.append(f" {CPU_LABEL} ", style="bold black on yellow")
+        elif h.backend:
+            text.append(f"GPU ({h.backend})", style="bold")
+        text.append(f"  {h.device_name}")
+        self.set_class(h.status == "failed", "-failed")
+        self.update(text)
+
+
+class PercentileTable(Static):
+    """Latest interval's latency percentiles, throughput and bandwidth per workload."""
+
+    def show(self, h: HostState | None) -> None:
+        table = Table(expand=True, box=None, header_style="bold", pad_edge=False,
+                      title="latency µs per op · • = live interval", title_style="dim")
+        table.add_column("workload", no_wrap=True, overflow="ellipsis", ratio=3)
+        table.add_column("ops/s", justify="right", no_wrap=True)
+        table.add_column("GB/s", justify="right", no_wrap=True)
+        for key in LAT_KEYS:
+            table.add_column(key, justify="right", no_wrap=True)
+        if h is not None:
+            last: dict[tuple[str, str], dict] = {}
+            for r in h.results:   # completed trials first, latest live sample on top
+                last[(r["workload"], r["variant"])] = r
+            if h.workload and h.status == "running":
+                last[(h.workload, h.variant)] = {"ops_per_s": h.ops_per_s,
+                                                 "latency_us": h.latency_us, "gbps": h.gbps,
+                                                 "live": True}
+            for (w, v), r in last.items():
+                lat = r.get("latency_us") or {}
+                gbps = r.get("gbps", lat.get("gbps"))
+                name = ("• " if r.get("live") else "") + f"{w}/{v}"
+                table.add_row(name, fmt_num(r.get("ops_per_s")), fmt_num(gbps, 2),
+                              *(fmt_num(lat.get(k), 1) for k in LAT_KEYS))
+        self.update(table)
+
+
+def _pair(cur, mx, unit="") -> str:
+    if cur is None and mx is None:
+        return "–"
+    return f"{fmt_num(cur, 0)}{unit} / {fmt_num(mx, 0)}{unit}"
+
+
+class TelemetryPanel(Static):
+    """NVML readings with warnings for throttling and a downtrained PCIe link."""
+
+    def show(self, h: HostState | None) -> None:
+        if h is None:
+            self.update("")
+            return
+        r = h.telemetry
+        text = Text()
+        if h.is_cpu:
+            text.append("No GPU telemetry: CPU backend.\n", style="italic")
+        rows = [
+            ("GPU util", fmt_num(r.get("gpu_util_pct"), 0, " %")),
+            ("Mem util", fmt_num(r.get("mem_util_pct"), 0, " %")),
+            ("SM clock", fmt_num(r.get("sm_clock_mhz"), 0, " MHz")),
+            ("Mem clock", fmt_num(r.get("mem_clock_mhz"), 0, " MHz")),
+            ("Power", _pair(r.get("power_w"), r.get("power_limit_w"), " W")),
+            ("Temp", fmt_num(r.get("temperature_c"), 0, " °C")),
+            ("Memory", _pair(r.get("memory_used_mib"), r.get("memory_total_mib"), " MiB")),
+            ("PCIe TX/RX", f"{fmt_num(_mb(r.get('pcie_tx_kbps')), 0)} / "
+                           f"{fmt_num(_mb(r.get('pcie_rx_kbps')), 0)} MB/s"),
+            ("PCIe gen", _pair(r.get("pcie_gen"), r.get("pcie_gen_max"))),
+            ("PCIe width", _pair(r.get("pcie_width"), r.get("pcie_width_max"))),
+        ]
+        for name, value in rows:
+            text.append(f"{name:<11}", style="bold")
+            text.append(f"{value}\n")
+        for alert in h.alerts():
+            text.append(f"⚠ {alert}\n", style="bold red")
+        self.update(text)
+
+
+def _mb(kbps):
+    return None if kbps is None else kbps / 1000.0
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"

@@ -1,0 +1,289 @@
+"""`gpubench fleet`: one plan on many hosts at once, then a per-host table with outliers.
+
+    gpubench fleet                                  # every enabled ssh host in config.toml
+    gpubench fleet --hosts gpu-1,gpu-2,gpu-3        # these [hosts] (or ~/.ssh/config aliases)
+    gpubench fleet --label rack-7 --workloads roundtrip,h2d --duration 2
+    gpubench fleet --scenario bare-metal --scenario bare-metal-proxy   # overhead across the fleet
+
+Each host runs the engine through its own SSH launcher (scenarios/fleet.py bounds the
+connects and sessions, isolates failures, times out hung hosts). The figures are compared
+across hosts with results/fleet.py: side by side, robust outliers (median/MAD) with the
+likely cause, hosts of another GPU model left out of the statistics, and — with two or
+more --scenario — each candidate's overhead against its baseline, per host, across the fleet.
+Exit code: 0 when every host completed, 1 when some did not, 2 on a usage/config error,
+3 with --fail-on-outlier when a host is a slow outlier.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from gpubench.config import Config, HostConfig, ScenarioConfig
+from results.fleet import (HostSummary, analyze_fleet, fleet_overhead, format_fleet_table,
+                           format_overhead_table, summarize_host)
+from scenarios.base import LaunchRequest, Launcher
+from scenarios.fleet import (COMPLETED, FleetError, FleetRun, FleetTarget, check_descriptor_budget,
+                             close_launchers, new_group_id, raise_nofile_limit)
+
+PROGRESS_EVERY_S = 5.0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "fleet", help="run one plan on many hosts at once; per-host table with outliers",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sel = p.add_argument_group("hosts")
+    sel.add_argument("--hosts", help="comma-separated [hosts] names (names not in config.toml are "
+                                     "used as ssh addresses / ~/.ssh/config aliases)")
+    sel.add_argument("--label", help="only hosts whose `labels` include this one")
+    plan = p.add_argument_group("plan (defaults from config.toml [defaults])")
+    plan.add_argument("--scenario", action="append", default=[],
+                      help="apply this scenario's layers (env, proxy preload); repeat to compare: "
+                           "the first (or the scenario's baseline) is the baseline")
+    plan.add_argument("--workloads", help="comma-separated workloads")
+    plan.add_argument("--duration", type=float, help="measured seconds per workload and repeat")
+    plan.add_argument("--warmup", type=float)
+    plan.add_argument("--repeats", type=int, help="results per workload per host")
+    plan.add_argument("--trials", type=int, default=1, help="rounds over the fleet (scenarios interleaved)")
+    plan.add_argument("--backend", choices=("auto", "cupy", "numpy-cpu"))
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-connects", type=int, default=64, help="SSH handshakes in flight (default 64)")
+    lim.add_argument("--max-per-address", type=int, default=8,
+                     help="handshakes in flight to one address, under sshd MaxStartups (default 8)")
+    lim.add_argument("--max-sessions", type=int, default=2048, help="engine sessions at once (default 2048)")
+    lim.add_argument("--timeout", type=float, default=60.0,
+                     help="seconds without output before a host is stopped as incomplete (default 60)")
+    lim.add_argument("--start-timeout", type=float, default=60.0, help="seconds to connect and start")
+    out = p.add_argument_group("output")
+    out.add_argument("--metrics", type=int, default=4, help="metric columns in the table (default 4)")
+    out.add_argument("--json", metavar="PATH", help="write the fleet report(s) as JSON")
+    out.add_argument("--no-save", action="store_true", help="do not save per-host runs to the store")
+    out.add_argument("--fail-on-outlier", action="store_true", help="exit 3 when a host is a slow outlier")
+    out.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run_fleet_command)
+
+
+# ---- selection -------------------------------------------------------------------------------
+
+def select_hosts(config: Config, hosts: str | None, label: str | None) -> list[HostConfig]:
+    if hosts:
+        chosen = []
+        for name in [h.strip() for h in hosts.split(",") if h.strip()]:
+            chosen.append(config.hosts.get(name) or HostConfig(name=name, kind="ssh", address=name))
+    else:
+        chosen = [h for h in config.hosts.values() if h.enabled and h.kind == "ssh"]
+    if label:
+        chosen = [h for h in chosen if label in h.labels]
+    return chosen
+
+
+def engine_args(config: Config, args: argparse.Namespace) -> list[str]:
+    d = config.defaults
+    d = replace(d, workloads=tuple(args.workloads.split(",")) if args.workloads else d.workloads,
+                duration_s=args.duration if args.duration is not None else d.duration_s,
+                warmup_s=args.warmup if args.warmup is not None else d.warmup_s,
+                repeats=args.repeats if args.repeats is not None else d.repeats,
+                backend=args.backend or d.backend)
+    out = ["--workloads", ",".join(d.workloads), "--duration", f"{d.duration_s:g}",
+           "--warmup", f"{d.warmup_s:g}", "--repeats", str(d.repeats),
+           "--telemetry-interval", f"{d.telemetry_interval_s:g}"]
+    if d.backend != "auto":
+        out += ["--backend", d.backend]
+    return out
+
+
+def launcher_for_host(host: HostConfig) -> Launcher:
+    if host.kind == "local":
+        from scenarios.local import LocalLauncher
+        return LocalLauncher()
+    from scenarios.ssh import SshLauncher
+    return SshLauncher.from_config(host)
+
+
+def scenario_requests(config: Config, names: Sequence[str], eargs: list[str]) -> list[tuple[ScenarioConfig | None, LaunchRequest]]:
+    from scenarios.registry import request_for
+    if not names:
+        return [(None, LaunchRequest(engine_args=tuple(eargs), label="fleet"))]
+    out = []
+    for name in names:
+        if name not in config.scenarios:
+            raise FleetError(f"no scenario named {name!r} (have: {', '.join(config.scenarios)})")
+        sc = config.scenarios[name]
+        if sc.launcher == "k8s":
+            raise FleetError(f"scenario {name!r} runs on Kubernetes: its fleet is the cluster's GPU nodes "
+                             f"(one pod per node), not an SSH host list")
+        out.append((sc, request_for(sc, eargs)))
+    return out
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+async def run_fleet(targets: list[FleetTarget], plans: list[tuple[str, LaunchRequest]], *,
+                    group: str, trials: int = 1, seed: int = 0, progress: bool = True,
+                    **fleet_kw) -> dict[str, dict[str, dict]]:
+    """Run every plan on every host, `trials` rounds, plans in a shuffled order each round.
+
+    Returns {plan name: {host: {"outcome", "message", "lines": [...], "sessions": [...]}}}."""
+    rng = random.Random(seed)
+    collected: dict[str, dict[str, dict]] = {name: {t.name: {"outcome": None, "message": "", "lines": [],
+                                                              "sessions": []} for t in targets}
+                                             for name, _ in plans}
+    for trial in range(trials):
+        order = list(plans)
+        rng.shuffle(order)
+        for name, request in order:
+            fleet = FleetRun(targets, request, group=group, **fleet_kw)
+            ticker = asyncio.create_task(_progress(fleet, f"{name} trial {trial + 1}/{trials}")) if progress else None
+            try:
+                result = await fleet.run()
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
+            if result.descriptor_exhausted:
+                print("gpubench fleet: some hosts failed because this process ran out of file "
+                      "descriptors: raise `ulimit -n` or lower --max-sessions", file=sys.stderr)
+            for host, st in result.statuses.items():
+                rec = collected[name][host]
+                rec["sessions"].append({"trial": trial, "outcome": st.state, "message": st.message,
+                                        "exit_code": st.ended.exit_code if st.ended else None,
+                                        "lines": st.raw_lines})
+                rec["lines"].extend(st.raw_lines)
+                if rec["outcome"] in (None, COMPLETED):  # the worst outcome sticks
+                    rec["outcome"], rec["message"] = st.state, st.message
+    return collected
+
+
+async def _progress(fleet: FleetRun, what: str) -> None:
+    start = time.monotonic()
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_S)
+        counts = fleet.counts()
+        text = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        print(f"[{time.monotonic() - start:5.0f}s] {what}: {text}", file=sys.stderr, flush=True)
+
+
+def summaries_of(per_host: dict[str, dict]) -> list[HostSummary]:
+    out = []
+    for host, rec in per_host.items():
+        lines = []
+        for text in rec["lines"]:
+            try:
+                lines.append(json.loads(text))
+            except ValueError:
+                continue
+        out.append(summarize_host(host, rec["outcome"] or "cancelled", lines, rec["message"]))
+    return out
+
+
+def save_runs(config: Config, group: str, scenario: ScenarioConfig | None, name: str,
+              per_host: dict[str, dict], hosts: dict[str, HostConfig]) -> tuple[int, str | None]:
+    """Each host's sessions as one run document in the store, all with the fleet's group id."""
+    try:
+        from results.document import SessionRecord, archive_lines, build_document
+        from results.store import Store
+    except ImportError as exc:  # the store is optional for a fleet run
+        return 0, f"runs not saved: result store unavailable ({exc})"
+    store = Store(config.data_dir)
+    saved = 0
+    for host, rec in per_host.items():
+        sessions = [SessionRecord(lines=s["lines"], outcome=s["outcome"], message=s["message"],
+                                  exit_code=s["exit_code"], trial=s["trial"]) for s in rec["sessions"]]
+        scen = {"name": scenario.name if scenario else name, "title": scenario.title if scenario else name,
+                "launcher": "ssh" if hosts[host].kind == "ssh" else hosts[host].kind, "host": host,
+                "target": scenario.target if scenario else "none",
+                "target_pct": scenario.target_pct if scenario else None,
+                "baseline": scenario.baseline if scenario else None,
+                "details": {"fleet": True}}
+        try:
+            doc = build_document(sessions, scen, group={"id": group, "kind": "fleet", "hosts": len(per_host)},
+                                 label=f"fleet {group}")
+            store.save(doc, raw_lines=archive_lines(sessions))
+            saved += 1
+        except Exception as exc:  # a full disk must not lose the table
+            return saved, f"runs not saved after {saved}: {type(exc).__name__}: {exc}"
+    return saved, None
+
+
+def run_fleet_command(args: argparse.Namespace, config: Config) -> int:
+    soft, hard = raise_nofile_limit()
+    hosts = select_hosts(config, args.hosts, args.label)
+    if not hosts:
+        where = f"with label {args.label!r}" if args.label else "(no enabled ssh hosts in config.toml)"
+        print(f"gpubench fleet: no hosts {where}; name them with --hosts a,b,c", file=sys.stderr)
+        return 2
+    eargs = engine_args(config, args)
+    try:
+        check_descriptor_budget(len(hosts), args.max_sessions)
+        plans = scenario_requests(config, args.scenario, eargs)
+        launchers = {h.name: launcher_for_host(h) for h in hosts}
+    except FleetError as exc:
+        print(f"gpubench fleet: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a launcher refusing its configuration (missing key file, ...)
+        print(f"gpubench fleet: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    targets = [FleetTarget(h.name, launchers[h.name], address=h.address, labels=h.labels) for h in hosts]
+    group = new_group_id()
+    names = [sc.name if sc else "fleet" for sc, _ in plans]
+    if not args.quiet:
+        print(f"gpubench fleet: {len(hosts)} hosts, run group {group}, open-files limit {soft}",
+              file=sys.stderr)
+
+    async def go():
+        try:
+            return await run_fleet(targets, [(n, req) for n, (_, req) in zip(names, plans)], group=group,
+                                   trials=max(1, args.trials), progress=not args.quiet,
+                                   max_connects=args.max_connects, max_connects_per_address=args.max_per_address,
+                                   max_sessions=args.max_sessions, inactivity_timeout_s=args.timeout,
+                                   start_timeout_s=args.start_timeout)
+        finally:
+            await close_launchers(launchers.values())
+
+    try:
+        collected = asyncio.run(go())
+    except KeyboardInterrupt:
+        print("gpubench fleet: interrupted", file=sys.stderr)
+        return 130
+    reports = {}
+    any_slow = False
+    for (sc, _), name in zip(plans, names):
+        summaries = summaries_of(collected[name])
+        report = analyze_fleet(summaries, group=group)
+        reports[name] = (summaries, report)
+        any_slow = any_slow or any(o.direction == "slow" for o in report.outliers)
+        if len(plans) > 1:
+            print(f"\n== {sc.title if sc else name} ==")
+        print(format_fleet_table(report, max_metrics=args.metrics))
+    overheads = {}
+    for sc, _ in plans[1:] if len(plans) > 1 else []:
+        base_name = sc.baseline if sc.baseline in reports else names[0]
+        if base_name == sc.name:
+            continue
+        rows = fleet_overhead(reports[base_name][0], reports[sc.name][0], target_pct=sc.target_pct)
+        overheads[sc.name] = rows
+        print()
+        print(format_overhead_table(rows, base_name, sc.name, sc.target_pct))
+    if not args.no_save:
+        hosts_by_name = {h.name: h for h in hosts}
+        for (sc, _), name in zip(plans, names):
+            saved, problem = save_runs(config, group, sc, name, collected[name], hosts_by_name)
+            if problem:
+                print(f"gpubench fleet: {problem}", file=sys.stderr)
+            elif not args.quiet:
+                print(f"saved {saved} runs of {name} in {config.data_dir} (group {group})", file=sys.stderr)
+    if args.json:
+        doc = {"group": group, "engine_args": eargs,
+               "reports": {n: r.to_dict() for n, (_, r) in reports.items()},
+               "overhead": {n: [row.__dict__ for row in rows] for n, rows in overheads.items()}}
+        Path(args.json).write_text(json.dumps(doc, indent=1, default=str))
+    all_done = all(rec["outcome"] == COMPLETED for per in collected.values() for rec in per.values())
+    if args.fail_on_outlier and any_slow:
+        return 3
+    return 0 if all_done else 1

@@ -1,0 +1,406 @@
+"""The two backends behind one small interface: `cupy` (a CUDA GPU) and `numpy-cpu`.
+
+A workload asks its backend for buffers and for *operations*: zero-argument
+callables that do one unit of work (launch a kernel, copy a buffer, ...). The
+runner times those callables; nothing here allocates per call. Every
+`*_op` method returns a plain closure over preallocated objects so that the
+timed call is as close as possible to what a bare loop would write.
+
+The numpy-cpu backend models the same operations with NumPy on the CPU; its
+figures are labelled `numpy-cpu` in every line and are never GPU figures.
+GPUBENCH_CPU_DELAY_NS (numpy-cpu only) busy-waits that many nanoseconds inside
+each roundtrip and launch operation, modelling an interposer's per-call cost.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from .timing import busy_wait_ns
+
+Op = Callable[[], Any]
+
+KERNEL_SOURCE = r"""
+extern "C" __global__ void gpubench_empty() {}
+extern "C" __global__ void gpubench_touch(unsigned char* p, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) p[i] = p[i] + 1;
+}
+"""
+H2D, D2H, D2D = 1, 2, 3  # cudaMemcpyKind
+
+
+class NoGPU(RuntimeError):
+    """--backend cupy was asked for, but CuPy or a CUDA device is missing."""
+
+
+def format_uuid(raw: Any) -> str | None:
+    """CUDA's 16-byte uuid as NVML spells it: GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return raw if raw.startswith(("GPU-", "MIG-")) else f"GPU-{raw}"
+    b = bytes(raw)[:16]
+    if len(b) != 16:
+        return None
+    h = b.hex()
+    return f"GPU-{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def cpu_delay_ns(env: dict | None = None) -> int:
+    env = os.environ if env is None else env
+    raw = env.get("GPUBENCH_CPU_DELAY_NS", "").strip()
+    if not raw:
+        return 0
+    try:
+        return max(0, int(float(raw)))
+    except ValueError:
+        print(f"gpubench engine: ignoring GPUBENCH_CPU_DELAY_NS={raw!r} (not a number)",
+              file=sys.stderr)
+        return 0
+
+
+class CpuTimer:
+    """Device-time accumulator for the CPU: wall time of the wrapped call."""
+
+    def __init__(self):
+        self.total_s = 0.0
+
+    def wrap(self, fn: Op, sync: Op) -> Op:
+        pc = time.perf_counter_ns
+        acc = self
+
+        def op():
+            t = pc()
+            fn()
+            sync()
+            acc.total_s += (pc() - t) * 1e-9
+        return op
+
+
+class NumpyBackend:
+    name = "numpy-cpu"
+    ordinal = None
+
+    def __init__(self, seed: int = 0, delay_ns: int | None = None):
+        self.rng = np.random.default_rng(seed)
+        self.delay_ns = cpu_delay_ns() if delay_ns is None else delay_ns
+        self.device_count = 0
+
+    # ---- facts -----------------------------------------------------------------
+    def device_facts(self, cpu_model: str | None) -> dict:
+        return {"backend": self.name, "name": cpu_model, "uuid": None, "index": None,
+                "driver": None, "cuda_driver": None, "cuda_runtime": None,
+                "compute_capability": None,
+                "memory_total_mib": _meminfo_total_mib(),
+                "pcie": {"gen_current": None, "gen_max": None, "width_current": None,
+                         "width_max": None},
+                "mig_mode": None, "power_limit_w": None,
+                "clocks_max": {"sm_mhz": None, "mem_mhz": None},
+                "virtualization_mode": None, "cpu_count": os.cpu_count(),
+                "cpu_delay_ns": self.delay_ns}
+
+    # ---- memory ------------------------------------------------------------------
+    def host_buffer(self, nbytes: int, pinned: bool) -> np.ndarray:
+        buf = np.empty(nbytes, dtype=np.uint8)
+        buf.fill(0x5A)  # touch every page
+        return buf
+
+    def device_buffer(self, nbytes: int) -> np.ndarray:
+        buf = np.empty(nbytes, dtype=np.uint8)
+        buf.fill(0)
+        return buf
+
+    def is_oom(self, exc: BaseException) -> bool:
+        return isinstance(exc, MemoryError)
+
+    def release(self) -> None:
+        pass
+
+    # ---- operations ------------------------------------------------------------------
+    def sync_op(self) -> Op:
+        return _noop
+
+    def timer(self) -> CpuTimer:
+        return CpuTimer()
+
+    def _delay(self) -> Op | None:
+        d = self.delay_ns
+        if d <= 0:
+            return None
+        return lambda: busy_wait_ns(d)
+
+    def empty_kernel_op(self) -> Op:
+        """A trivial NumPy call (the CPU's 'kernel launch')."""
+        cell = np.zeros(1, dtype=np.int64)
+        add = np.add
+        delay = self._delay()
+        if delay is None:
+            return lambda: add(cell, 1, out=cell)
+
+        def op():
+            add(cell, 1, out=cell)
+            delay()
+        return op
+
+    def empty_kernel_call(self) -> tuple[Callable, tuple]:
+        if self.delay_ns <= 0:
+            cell = np.zeros(1, dtype=np.int64)
+            return np.add, (cell, 1, cell)
+        return self.empty_kernel_op(), ()
+
+    def touch_kernel_op(self, dev: np.ndarray, nbytes: int) -> Op:
+        """A small NumPy operation on the 'device' buffer."""
+        head = dev[: min(nbytes, 256)]
+        add = np.add
+        delay = self._delay()
+        if delay is None:
+            return lambda: add(head, 1, out=head)
+
+        def op():
+            add(head, 1, out=head)
+            delay()
+        return op
+
+    def copy_op(self, kind: int, dst: np.ndarray, src: np.ndarray, nbytes: int) -> Op:
+        copyto = np.copyto
+        return lambda: copyto(dst, src)
+
+    def gemm_setup(self, n: int, dtype: str) -> tuple[Op, tuple]:
+        npdt = np.float16 if dtype == "fp16" else np.float32
+        a = self.rng.random((n, n), dtype=np.float32).astype(npdt)
+        b = self.rng.random((n, n), dtype=np.float32).astype(npdt)
+        c = np.empty((n, n), dtype=npdt)
+        matmul = np.matmul
+        return (lambda: matmul(a, b, out=c)), (a, b, c)
+
+    def malloc_free_op(self, nbytes: int) -> Op:
+        empty, u8 = np.empty, np.uint8
+
+        def op():
+            buf = empty(nbytes, dtype=u8)
+            buf[::4096] = 1  # touch every page so the memory is really obtained
+            del buf
+        return op
+
+
+def _noop() -> None:
+    return None
+
+
+def _meminfo_total_mib() -> float | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+class CudaTimer:
+    """Device time of wrapped calls, measured with a pair of CUDA events."""
+
+    def __init__(self, cupy: Any, stream: Any):
+        self.total_s = 0.0
+        self._cupy, self._stream = cupy, stream
+        self.start = cupy.cuda.Event()
+        self.end = cupy.cuda.Event()
+
+    def wrap(self, fn: Op, sync: Op) -> Op:
+        start, end, stream = self.start, self.end, self._stream
+        elapsed = self._cupy.cuda.get_elapsed_time
+        acc = self
+
+        def op():
+            start.record(stream)
+            fn()
+            end.record(stream)
+            end.synchronize()
+            acc.total_s += elapsed(start, end) * 1e-3
+        return op
+
+
+class CupyBackend:
+    name = "cupy"
+
+    def __init__(self, cupy: Any, ordinal: int, seed: int = 0):
+        self.cp = cupy
+        self.ordinal = ordinal
+        self.rt = cupy.cuda.runtime
+        self.device = cupy.cuda.Device(ordinal)
+        self.device.use()
+        self.stream = cupy.cuda.Stream.null
+        self.device_count = self.rt.getDeviceCount()
+        self.props = self.rt.getDeviceProperties(ordinal)
+        self.uuid = format_uuid(self.props.get("uuid"))
+        self.rng = cupy.random.default_rng(seed)
+        self._module = cupy.RawModule(code=KERNEL_SOURCE)
+        self.k_empty = self._module.get_function("gpubench_empty")
+        self.k_touch = self._module.get_function("gpubench_touch")
+
+    # ---- facts -----------------------------------------------------------------
+    def device_facts(self, nv: Any, handle: Any) -> dict:
+        q = nv.query
+        name = self.props.get("name")
+        if isinstance(name, bytes):
+            name = name.decode(errors="replace")
+        limit_mw = q("nvmlDeviceGetEnforcedPowerLimit", handle)
+        mig = q("nvmlDeviceGetMigMode", handle)
+        virt = q("nvmlDeviceGetVirtualizationMode", handle)
+        return {
+            "backend": self.name,
+            "name": name,
+            "uuid": self.uuid,
+            "index": self.ordinal,
+            "nvml_index": q("nvmlDeviceGetIndex", handle),
+            "visible_devices": self.device_count,
+            "driver": nv.version(),
+            "cuda_driver": _cuda_version(self.rt.driverGetVersion()),
+            "cuda_runtime": _cuda_version(self.rt.runtimeGetVersion()),
+            "compute_capability": f"{self.props.get('major')}.{self.props.get('minor')}",
+            "multiprocessors": self.props.get("multiProcessorCount"),
+            "memory_total_mib": round(self.props.get("totalGlobalMem", 0) / 2**20, 1),
+            "pcie": {
+                "gen_current": q("nvmlDeviceGetCurrPcieLinkGeneration", handle),
+                "gen_max": q("nvmlDeviceGetMaxPcieLinkGeneration", handle),
+                "width_current": q("nvmlDeviceGetCurrPcieLinkWidth", handle),
+                "width_max": q("nvmlDeviceGetMaxPcieLinkWidth", handle),
+            },
+            "mig_mode": mig[0] if isinstance(mig, (list, tuple)) and mig else mig,
+            "power_limit_w": None if limit_mw is None else limit_mw / 1000.0,
+            "clocks_max": {"sm_mhz": q("nvmlDeviceGetMaxClockInfo", handle, 1),
+                           "mem_mhz": q("nvmlDeviceGetMaxClockInfo", handle, 2)},
+            "virtualization_mode": virt,
+            "virtualization_mode_name": _virt_name(virt),
+        }
+
+    # ---- memory ------------------------------------------------------------------
+    def host_buffer(self, nbytes: int, pinned: bool) -> np.ndarray:
+        if pinned:
+            import cupyx
+            buf = cupyx.empty_pinned((nbytes,), dtype=np.uint8)
+        else:
+            buf = np.empty(nbytes, dtype=np.uint8)
+        buf.fill(0x5A)  # touch every page
+        return buf
+
+    def device_buffer(self, nbytes: int) -> Any:
+        buf = self.cp.empty(nbytes, dtype=self.cp.uint8)
+        buf.fill(0)
+        return buf
+
+    def is_oom(self, exc: BaseException) -> bool:
+        cp = self.cp
+        if isinstance(exc, (MemoryError, cp.cuda.memory.OutOfMemoryError)):
+            return True
+        if isinstance(exc, cp.cuda.runtime.CUDARuntimeError):
+            return getattr(exc, "status", None) == 2 or "memory" in str(exc).lower()
+        return False
+
+    def release(self) -> None:
+        self.stream.synchronize()
+        self.cp.get_default_memory_pool().free_all_blocks()
+        self.cp.get_default_pinned_memory_pool().free_all_blocks()
+
+    # ---- operations ------------------------------------------------------------------
+    def sync_op(self) -> Op:
+        return self.stream.synchronize
+
+    def timer(self) -> CudaTimer:
+        return CudaTimer(self.cp, self.stream)
+
+    def empty_kernel_op(self) -> Op:
+        k, grid, block, args = self.k_empty, (1,), (1,), ()
+        return lambda: k(grid, block, args)
+
+    def empty_kernel_call(self) -> tuple[Callable, tuple]:
+        """(fn, args): fn(*args) launches the empty kernel; lets the loop call it directly."""
+        return self.k_empty, ((1,), (1,), ())
+
+    def touch_kernel_op(self, dev: Any, nbytes: int) -> Op:
+        k, block = self.k_touch, (256,)
+        grid = ((nbytes + 255) // 256,)
+        args = (dev, np.int32(nbytes))
+        return lambda: k(grid, block, args)
+
+    def copy_op(self, kind: int, dst: Any, src: Any, nbytes: int) -> Op:
+        memcpy = self.rt.memcpyAsync
+        dptr, sptr, sp = _ptr(dst), _ptr(src), self.stream.ptr
+        return lambda: memcpy(dptr, sptr, nbytes, kind, sp)
+
+    def gemm_setup(self, n: int, dtype: str) -> tuple[Op, tuple]:
+        cp = self.cp
+        a = self.rng.random((n, n), dtype=cp.float32)
+        b = self.rng.random((n, n), dtype=cp.float32)
+        if dtype == "fp16":
+            a, b = a.astype(cp.float16), b.astype(cp.float16)
+        c = cp.empty((n, n), dtype=a.dtype)
+        matmul = cp.matmul
+        return (lambda: matmul(a, b, out=c)), (a, b, c)
+
+    def malloc_free_op(self, nbytes: int) -> Op:
+        """cudaMalloc + cudaFree straight through the runtime: CuPy's pool is bypassed."""
+        malloc, free = self.rt.malloc, self.rt.free
+
+        def op():
+            free(malloc(nbytes))
+        return op
+
+
+def _ptr(buf: Any) -> int:
+    if isinstance(buf, np.ndarray):
+        return buf.ctypes.data
+    return buf.data.ptr
+
+
+def _cuda_version(v: int | None) -> str | None:
+    if not v:
+        return None
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def _virt_name(mode: int | None) -> str | None:
+    from .facts import VIRT_MODES
+    return None if mode is None else VIRT_MODES.get(mode, str(mode))
+
+
+def import_cupy() -> tuple[Any, str | None]:
+    """(cupy, None) if CuPy imports and sees a device, else (None, why)."""
+    try:
+        import cupy
+    except Exception as exc:
+        return None, f"CuPy not importable ({type(exc).__name__}: {exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return None, f"no CUDA device ({type(exc).__name__}: {exc})"
+    if count < 1:
+        return None, "no CUDA device visible"
+    return cupy, None
+
+
+def resolve_device(cupy: Any, device: str | None) -> int:
+    """CUDA ordinal for --device: an index among the visible devices, or a UUID (prefix)."""
+    count = cupy.cuda.runtime.getDeviceCount()
+    if device is None or device == "":
+        return 0
+    if device.isdigit():
+        idx = int(device)
+        if idx >= count:
+            raise NoGPU(f"device {idx} does not exist ({count} visible; CUDA_VISIBLE_DEVICES="
+                        f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+        return idx
+    want = device.lower()
+    if not want.startswith(("gpu-", "mig-")):
+        want = "gpu-" + want
+    for idx in range(count):
+        uuid = format_uuid(cupy.cuda.runtime.getDeviceProperties(idx).get("uuid")) or ""
+        if uuid.lower().startswith(want):
+            return idx
+    raise NoGPU(f"no visible device has UUID {device}")

@@ -1,0 +1,201 @@
+"""Arguments → a validated run plan → the list of workload variants to measure."""
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import asdict, dataclass, field
+
+WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p")
+DEFAULT_WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc")
+MEMORY_KINDS = ("pinned", "pageable")
+MIN_COPY, MAX_COPY = 4 * 1024, 256 * 1024 * 1024
+ASYNC_BATCH = 1000          # launches per synchronise in launch/async
+GEMM_SIZE_GPU, GEMM_SIZE_CPU = 8192, 1024
+GEMM_FP16_MAX_CPU = 128     # NumPy has no fp16 BLAS: keep the CPU's fp16 product small
+ALLOC_SIZE = 1024 * 1024
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1024, "m": 1024**2, "mib": 1024**2,
+          "mb": 1024**2, "g": 1024**3, "gib": 1024**3, "gb": 1024**3}
+
+
+class UsageError(Exception):
+    """A bad argument; the message is one line for the user."""
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise UsageError(f"bad size {text!r} (use e.g. 4KiB, 1MiB, 256MiB or bytes)")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if value != int(value) or value < 1:
+        raise UsageError(f"bad size {text!r}: not a whole number of bytes")
+    return int(value)
+
+
+def format_size(n: int) -> str:
+    for unit, div in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= div and n % div == 0:
+            return f"{n // div}{unit}"
+    return f"{n}B"
+
+
+def _csv(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage block, no SystemExit
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m engine", description=(
+        "gpubench benchmark engine: measures a GPU (or the CPU with --backend numpy-cpu) and "
+        "writes protocol v1 JSON lines to stdout; stderr is for humans."))
+    p.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
+                   help=f"comma list of {', '.join(WORKLOADS)} (default %(default)s)")
+    p.add_argument("--roundtrip-size", default="64KiB", help="bytes per roundtrip copy (default %(default)s)")
+    p.add_argument("--sizes", default="4KiB,1MiB,256MiB",
+                   help="copy sizes for h2d/d2h/d2d/p2p, 4KiB..256MiB (default %(default)s)")
+    p.add_argument("--memory", default="pinned,pageable", help="host memory kinds for h2d/d2h")
+    p.add_argument("--duration", type=float, default=1.0, help="measured seconds per variant and repeat")
+    p.add_argument("--warmup", type=float, default=0.3, help="warm-up seconds per variant (excluded)")
+    p.add_argument("--repeats", type=int, default=3, help="results per variant (trials)")
+    p.add_argument("--device", default=None, help="CUDA device index (among CUDA_VISIBLE_DEVICES) or UUID")
+    p.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
+    p.add_argument("--telemetry-interval", type=float, default=0.5,
+                   help="seconds between NVML readings; 0 turns telemetry off")
+    p.add_argument("--gemm-size", type=int, default=None,
+                   help=f"matrix size n (default {GEMM_SIZE_GPU} on GPU, {GEMM_SIZE_CPU} on CPU)")
+    p.add_argument("--min-window", type=float, default=0.5,
+                   help="a measured window shorter than this is INVALID (s)")
+    p.add_argument("--cv-limit", type=float, default=100.0,
+                   help="a per-op latency CV above this percentage is INVALID")
+    p.add_argument("--init-procs", default="1,8,32", help="process counts for the init workload")
+    p.add_argument("--seed", type=int, default=0, help="seed for buffer and matrix contents")
+    p.add_argument("--sample-interval", type=float, default=0.25, help=argparse.SUPPRESS)
+    p.add_argument("--init-child", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+@dataclass
+class Plan:
+    workloads: list[str]
+    roundtrip_size: int
+    sizes: list[int]
+    memory: list[str]
+    duration: float
+    warmup: float
+    repeats: int
+    device: str | None
+    backend: str
+    telemetry_interval: float
+    gemm_size: int | None
+    min_window: float
+    cv_limit: float
+    init_procs: list[int]
+    seed: int
+    sample_interval: float = 0.25
+    init_child: bool = False
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("init_child")
+        d["sizes_human"] = [format_size(s) for s in self.sizes]
+        d["roundtrip_size_human"] = format_size(self.roundtrip_size)
+        return d
+
+
+def parse_args(argv: list[str]) -> Plan:
+    ns, extra = build_parser().parse_known_args(argv)
+    if extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+    workloads = _csv(ns.workloads)
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown or not workloads:
+        raise UsageError(f"unknown workload {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(WORKLOADS)}")
+    sizes = [parse_size(s) for s in _csv(ns.sizes)]
+    if not sizes:
+        raise UsageError("--sizes is empty")
+    for s in sizes:
+        if not MIN_COPY <= s <= MAX_COPY:
+            raise UsageError(f"copy size {format_size(s)} outside 4KiB..256MiB")
+    memory = _csv(ns.memory)
+    if not memory or any(m not in MEMORY_KINDS for m in memory):
+        raise UsageError(f"--memory takes pinned and/or pageable, not {ns.memory!r}")
+    rt = parse_size(ns.roundtrip_size)
+    if rt > MAX_COPY:
+        raise UsageError("--roundtrip-size above 256MiB")
+    try:
+        procs = [int(x) for x in _csv(ns.init_procs)]
+    except ValueError:
+        raise UsageError(f"--init-procs takes whole numbers, not {ns.init_procs!r}") from None
+    if not procs or any(not 1 <= n <= 256 for n in procs):
+        raise UsageError("--init-procs values must be 1..256")
+    checks = [
+        (ns.duration > 0, "--duration must be > 0"),
+        (ns.warmup >= 0, "--warmup must be >= 0"),
+        (ns.repeats >= 1, "--repeats must be >= 1"),
+        (ns.telemetry_interval == 0 or ns.telemetry_interval >= 0.05,
+         "--telemetry-interval must be 0 (off) or >= 0.05"),
+        (ns.gemm_size is None or 16 <= ns.gemm_size <= 32768, "--gemm-size must be 16..32768"),
+        (ns.min_window >= 0, "--min-window must be >= 0"),
+        (ns.cv_limit > 0, "--cv-limit must be > 0 (percent)"),
+        (ns.sample_interval > 0, "--sample-interval must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    return Plan(workloads=list(dict.fromkeys(workloads)), roundtrip_size=rt,
+                sizes=list(dict.fromkeys(sizes)), memory=list(dict.fromkeys(memory)),
+                duration=ns.duration, warmup=ns.warmup, repeats=ns.repeats, device=ns.device,
+                backend=ns.backend, telemetry_interval=ns.telemetry_interval,
+                gemm_size=ns.gemm_size, min_window=ns.min_window, cv_limit=ns.cv_limit,
+                init_procs=list(dict.fromkeys(procs)), seed=ns.seed,
+                sample_interval=ns.sample_interval, init_child=ns.init_child)
+
+
+@dataclass
+class Variant:
+    """One configuration of one workload: the unit of a `result` line."""
+    workload: str
+    name: str
+    params: dict = field(default_factory=dict)
+
+
+def build_variants(plan: Plan, backend: str) -> list[Variant]:
+    """Every variant the plan asks for, in run order, with its parameters."""
+    out: list[Variant] = []
+    for w in plan.workloads:
+        if w == "roundtrip":
+            out.append(Variant(w, f"pinned-{format_size(plan.roundtrip_size)}",
+                               {"size_bytes": plan.roundtrip_size, "memory": "pinned"}))
+        elif w == "launch":
+            out.append(Variant(w, "sync", {"kernel": "empty", "launches_per_sync": 1}))
+            out.append(Variant(w, "async", {"kernel": "empty", "launches_per_sync": ASYNC_BATCH}))
+        elif w in ("h2d", "d2h"):
+            for mem in plan.memory:
+                for size in plan.sizes:
+                    out.append(Variant(w, f"{mem}-{format_size(size)}",
+                                       {"size_bytes": size, "memory": mem}))
+        elif w == "d2d":
+            for size in plan.sizes:
+                out.append(Variant(w, format_size(size), {"size_bytes": size}))
+        elif w == "gemm":
+            n = plan.gemm_size or (GEMM_SIZE_CPU if backend == "numpy-cpu" else GEMM_SIZE_GPU)
+            for dtype in ("fp32", "fp16"):
+                params: dict = {"dtype": dtype, "n": n}
+                if backend == "numpy-cpu" and dtype == "fp16" and n > GEMM_FP16_MAX_CPU:
+                    params = {"dtype": dtype, "n": GEMM_FP16_MAX_CPU,
+                              "note": f"numpy-cpu: fp16 n capped at {GEMM_FP16_MAX_CPU} "
+                                      "(NumPy has no fp16 BLAS)"}
+                out.append(Variant(w, f"{dtype}-{params['n']}", params))
+        elif w == "alloc":
+            out.append(Variant(w, format_size(ALLOC_SIZE), {"size_bytes": ALLOC_SIZE}))
+        elif w == "init":
+            for n in plan.init_procs:
+                out.append(Variant(w, f"n{n}", {"n": n}))
+        elif w == "p2p":
+            out.append(Variant(w, "matrix", {}))  # expanded by the p2p workload itself
+    return out

@@ -1,0 +1,198 @@
+"""The measurement loop, validity rules, and the `sample`/`result` lines.
+
+The hot loop (`Runner._loop`) does per call: two perf_counter_ns reads, the
+call, one int64 store into a preallocated array, an increment and one compare.
+Everything else (interval statistics, JSON, the stop-flag check, a new chunk of
+the latency array) happens only when the compare says an interval boundary
+(about every 0.25 s) or the end of the window was reached.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .plan import Plan, Variant
+from .timing import LatencyRecorder, latency_stats
+
+Op = Callable[[], Any]
+
+
+@dataclass
+class Prepared:
+    """A variant ready to run: the timed call and what one call stands for."""
+    op: Op
+    ops_per_call: int = 1             # launch/async: launches per timed call
+    bytes_per_op: int = 0             # bytes moved per operation (for GB/s)
+    flops_per_op: float = 0.0         # floating-point operations per operation (TFLOP/s)
+    timer: Any = None                 # CudaTimer/CpuTimer accumulating device time, if any
+    timing: str = "perf_counter_ns"   # how per-op latency is taken
+    keep: tuple = ()                  # buffers kept alive while the variant runs
+    params: dict = field(default_factory=dict)
+
+
+class StopFlag:
+    """Set by the signal handlers; read by the loops at interval boundaries."""
+
+    def __init__(self):
+        self.signum = 0
+
+    def __bool__(self) -> bool:
+        return self.signum != 0
+
+
+class Runner:
+    def __init__(self, plan: Plan, emitter: Any, stop: StopFlag, telemetry: Any = None):
+        self.plan = plan
+        self.emitter = emitter
+        self.stop = stop
+        self.telemetry = telemetry
+        self._emit = emitter.emit if emitter is not None else (lambda *a, **k: None)
+
+    # ---- warm-up -----------------------------------------------------------------
+    def warmup(self, prep: Prepared, seconds: float | None = None) -> None:
+        """Run the operation for the warm-up time (at least once); nothing is recorded."""
+        seconds = self.plan.warmup if seconds is None else seconds
+        op, pc = prep.op, time.perf_counter
+        end = pc() + seconds
+        op()
+        while pc() < end and not self.stop:
+            op()
+        if prep.timer is not None:
+            prep.timer.total_s = 0.0
+
+    def run_prepared(self, variant: Variant, prep: Prepared) -> None:
+        """Warm-up, then one measured window (one `result`) per repeat.
+
+        Interrupted before the first window: one empty result marked interrupted,
+        so the reader sees which variant was cut short.
+        """
+        self.warmup(prep)
+        for repeat in range(self.plan.repeats):
+            if self.stop:
+                if repeat == 0:
+                    now = time.perf_counter_ns()
+                    self.emit_result(variant, 0, np.empty(0, np.int64), prep, now, now, True)
+                return
+            self.measure(variant, prep, repeat)
+
+    # ---- one measured window ---------------------------------------------------------
+    def measure(self, variant: Variant, prep: Prepared, repeat: int,
+                duration: float | None = None) -> dict:
+        duration = self.plan.duration if duration is None else duration
+        dev0 = prep.timer.total_s if prep.timer is not None else 0.0
+        calls, t_start, t_end, interrupted, rec = self._loop(variant, prep, repeat, duration)
+        device_s = (prep.timer.total_s - dev0) if prep.timer is not None else None
+        return self.emit_result(variant, repeat, rec.all()[:calls] if calls else np.empty(0, np.int64),
+                                prep, t_start, t_end, interrupted, device_s)
+
+    def _loop(self, variant: Variant, prep: Prepared, repeat: int, duration: float):
+        rec = LatencyRecorder()
+        mv, cap = rec.view()
+        op, pc, stop = prep.op, time.perf_counter_ns, self.stop
+        si = max(1, int(self.plan.sample_interval * 1e9))
+        start = pc()
+        end_at = start + max(1, int(duration * 1e9))
+        next_sample = start + si
+        boundary = min(next_sample, end_at)
+        i = last_i = base = 0
+        last_t = start
+        t1 = start
+        interrupted = False
+        while True:
+            t0 = pc()
+            op()
+            t1 = pc()
+            mv[i] = t1 - t0
+            i += 1
+            if t1 >= boundary or i == cap:
+                # ---- rare path: sample, stop check, end of window, next chunk ----
+                self._sample(variant, prep, repeat, rec.current_slice(last_i, i), t1 - last_t)
+                last_i, last_t = i, t1
+                if stop:
+                    interrupted = True
+                    break
+                if t1 >= end_at:
+                    break
+                while next_sample <= t1:
+                    next_sample += si
+                boundary = min(next_sample, end_at)
+                if i == cap:
+                    base += i
+                    mv, cap = rec.next_chunk(i)
+                    i = last_i = 0
+        rec.close(i)
+        return base + i, start, t1, interrupted, rec
+
+    def _sample(self, variant: Variant, prep: Prepared, repeat: int, ns: np.ndarray,
+                interval_ns: int) -> None:
+        if ns.size == 0:
+            return
+        ops = int(ns.size) * prep.ops_per_call
+        secs = max(interval_ns, 1) * 1e-9
+        fields: dict = {"workload": variant.workload, "variant": variant.name, "repeat": repeat,
+                        "interval_ops": ops, "ops_per_s": ops / secs,
+                        "latency_us": latency_stats(ns, prep.ops_per_call)}
+        if prep.bytes_per_op:
+            fields["gbps"] = prep.bytes_per_op * ops / secs / 1e9
+        if prep.flops_per_op:
+            fields["tflops"] = prep.flops_per_op * ops / secs / 1e12
+        self._emit("sample", **fields)
+
+    # ---- result and validity -------------------------------------------------------------
+    def validity(self, window_s: float, cv: float | None, t_start_s: float, t_end_s: float,
+                 interrupted: bool, ops: int, check_window: bool = True,
+                 check_cv: bool = True) -> list[str]:
+        reasons: list[str] = []
+        if ops == 0:
+            reasons.append("no operations completed")
+        if check_window and window_s < self.plan.min_window:
+            reasons.append(f"window {window_s:.3f} s < minimum {self.plan.min_window:g} s")
+        if check_cv and cv is not None and cv * 100 > self.plan.cv_limit:
+            reasons.append(f"cv {cv * 100:.1f}% > limit {self.plan.cv_limit:g}%")
+        if self.telemetry is not None:
+            for name in self.telemetry.throttling_between(t_start_s, t_end_s):
+                reasons.append(f"throttled: {name}")
+        if interrupted:
+            reasons.append("interrupted")
+        return reasons
+
+    def emit_result(self, variant: Variant, repeat: int, ns: np.ndarray, prep: Prepared,
+                    t_start_ns: int, t_end_ns: int, interrupted: bool,
+                    device_s: float | None = None, extra: dict | None = None,
+                    check_window: bool = True, check_cv: bool = True,
+                    extra_reasons: list[str] | None = None) -> dict:
+        ops = int(ns.size) * prep.ops_per_call
+        window_s = max(t_end_ns - t_start_ns, 0) * 1e-9
+        lat = latency_stats(ns, prep.ops_per_call, full=True)
+        reasons = self.validity(window_s, lat.get("cv"), t_start_ns * 1e-9, t_end_ns * 1e-9,
+                                interrupted, ops, check_window, check_cv)
+        reasons[:0] = extra_reasons or []
+        params = dict(variant.params)
+        params.update(prep.params)
+        params["ops_per_call"] = prep.ops_per_call
+        params["timing"] = prep.timing
+        params["telemetry"] = self.telemetry is not None
+        fields: dict = {
+            "workload": variant.workload, "variant": variant.name, "repeat": repeat,
+            "ops": ops, "duration_s": round(window_s, 6),
+            "ops_per_s": (ops / window_s) if window_s > 0 else 0.0,
+            "latency_us": lat, "valid": not reasons, "validity_reasons": reasons,
+            "interrupted": interrupted, "params": params,
+        }
+        if device_s is not None:
+            fields["device_time_s"] = round(device_s, 6)
+        if prep.bytes_per_op:
+            fields["bytes"] = prep.bytes_per_op * ops
+            basis = device_s if device_s else window_s
+            fields["gbps"] = (prep.bytes_per_op * ops / basis / 1e9) if basis > 0 else None
+            fields["gbps_wall"] = (prep.bytes_per_op * ops / window_s / 1e9) if window_s > 0 else None
+        if prep.flops_per_op:
+            basis = device_s if device_s else window_s
+            fields["tflops"] = (prep.flops_per_op * ops / basis / 1e12) if basis > 0 else None
+        if extra:
+            fields.update(extra)
+        self._emit("result", **fields)
+        return fields

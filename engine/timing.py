@@ -1,0 +1,81 @@
+"""Per-operation latency recording and the statistics of a window.
+
+The hot loop writes one int64 (nanoseconds) per operation into a preallocated
+NumPy array through a memoryview (a plain indexed store, ~20 ns); nothing is
+allocated per operation. Statistics are computed only at sample boundaries and
+at the end of a window.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
+CHUNK_OPS = 1 << 20  # 8 MiB of int64 per chunk; a new chunk only when one fills up
+
+
+class LatencyRecorder:
+    """Preallocated per-op nanosecond latencies, in chunks of CHUNK_OPS.
+
+    Use: `mv, cap = rec.view()`; in the loop `mv[i] = dt; i += 1`; when `i == cap`
+    call `mv, cap = rec.next_chunk(i)` (rare). `rec.close(i)` at the end.
+    """
+
+    def __init__(self, chunk_ops: int = CHUNK_OPS):
+        self._chunk_ops = chunk_ops
+        self._full: list[np.ndarray] = []
+        self._current = np.empty(chunk_ops, dtype=np.int64)
+        self._used = 0
+
+    def view(self) -> tuple[memoryview, int]:
+        return memoryview(self._current), self._chunk_ops
+
+    def next_chunk(self, used: int) -> tuple[memoryview, int]:
+        self._full.append(self._current[:used])
+        self._current = np.empty(self._chunk_ops, dtype=np.int64)
+        return memoryview(self._current), self._chunk_ops
+
+    def close(self, used: int) -> None:
+        self._used = used
+
+    def current_slice(self, start: int, stop: int) -> np.ndarray:
+        """Latencies of the current chunk between two indices (a view, no copy)."""
+        return self._current[start:stop]
+
+    def all(self) -> np.ndarray:
+        parts = self._full + [self._current[: self._used]]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def latency_stats(ns: np.ndarray, scale: float = 1.0, full: bool = False) -> dict:
+    """Latency summary in µs. `scale` divides each value (ops per timed call).
+
+    `full` adds stdev and cv (stdev/mean), as `result` lines carry them.
+    Empty input gives nulls, never NaN.
+    """
+    keys = ["mean", "min", "max"] + [k for k, _ in PERCENTILES]
+    if full:
+        keys += ["stdev", "cv"]
+    if ns.size == 0:
+        return {k: None for k in keys}
+    us = ns.astype(np.float64) / (1000.0 * scale)
+    pct = np.percentile(us, [p for _, p in PERCENTILES])
+    out = {"mean": float(us.mean()), "min": float(us.min()), "max": float(us.max())}
+    for (key, _), value in zip(PERCENTILES, pct):
+        out[key] = float(value)
+    if full:
+        stdev = float(us.std(ddof=1)) if us.size > 1 else 0.0
+        out["stdev"] = stdev
+        out["cv"] = stdev / out["mean"] if out["mean"] > 0 else None
+    return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
+            for k, v in out.items()}
+
+
+def busy_wait_ns(ns: int, _clock=None) -> None:
+    """Spin (no sleep) for `ns` nanoseconds: models an interposer's per-call cost."""
+    import time
+    clock = _clock or time.perf_counter_ns
+    end = clock() + ns
+    while clock() < end:
+        pass

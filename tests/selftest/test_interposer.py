@@ -1,0 +1,177 @@
+"""The interposer, proven against a fake libcuda: every door (dlsym, cuGetProcAddress v1/v2,
+PLT), counts, delays, the memory cap and the launch rate cap, each switched on and off."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gpubench import interposer
+
+
+def test_builds_once_and_caches_by_source_hash(interposer_lib, monkeypatch):
+    assert interposer_lib.is_file() and interposer_lib.name.startswith("libgpubench-interpose-")
+    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
+    mtime = interposer_lib.stat().st_mtime_ns
+    assert interposer.library_path() == interposer_lib          # cached: not rebuilt
+    assert interposer_lib.stat().st_mtime_ns == mtime
+    assert interposer.source_hash("cc") in interposer_lib.name
+    nm = subprocess.run(["nm", "-D", "--defined-only", str(interposer_lib)],
+                        capture_output=True, text=True)
+    if nm.returncode == 0:
+        for sym in ("dlsym", "cuGetProcAddress", "cuGetProcAddress_v2", "cuLaunchKernel",
+                    "cuLaunchKernelEx", "cuMemAlloc_v2", "gpubench_interpose_write_report"):
+            assert f" {sym}\n" in nm.stdout
+
+
+def test_no_compiler_is_one_clear_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(interposer.InterposerBuildError) as err:
+        interposer.library_path()
+    msg = str(err.value)
+    assert "\n" not in msg and "no C compiler" in msg and "CC" in msg
+
+
+def test_dlsym_hands_back_a_counting_wrapper(harness, tmp_path):
+    report = tmp_path / "r.json"
+    out = harness.run("dlsym-launch", 1000, report=report)
+    assert out["wrapped"] is True and out["fake_launch"] == 1000 and out["rc"] == 0
+    rep = interposer.read_report(report)
+    assert rep["counts"]["cuLaunchKernel"] == 1000
+    assert [s["via"] for s in rep["slots"] if s["kind"] == "cuLaunchKernel"] == ["dlsym"]
+    assert rep["resolved"]["dlsym"]["cuLaunchKernel"] == 1
+
+
+def test_without_preload_nothing_is_wrapped(harness):
+    out = harness.run("dlsym-launch", 100, preload=False)
+    assert out["wrapped"] is False and out["fake_launch"] == 100
+
+
+def test_delay_is_added_per_call_and_off_when_unset(harness, tmp_path):
+    n, delay = 2000, 20_000
+    off = harness.run("dlsym-launch", n)
+    on = harness.run("dlsym-launch", n, report=tmp_path / "r.json",
+                     GPUBENCH_INTERPOSE_DELAY_NS=delay)
+    assert off["median_ns"] < 5_000
+    assert delay <= on["median_ns"] < delay + 15_000
+    rep = interposer.read_report(tmp_path / "r.json")
+    spent = rep["delay_ns_total"]["cuLaunchKernel"]
+    assert n * delay <= spent < n * delay * 1.5          # measured busy-wait, per call
+    assert rep["categories"]["launch"] == {"calls": n, "delay_ns_total": spent}
+
+
+def test_cuLaunchKernelEx_is_caught_too(harness, tmp_path):
+    out = harness.run("dlsym-launchex", 500, report=tmp_path / "r.json",
+                      GPUBENCH_INTERPOSE_LAUNCH_DELAY_NS=10_000)
+    assert out["wrapped"] is True and out["fake_launch_ex"] == 500
+    assert out["median_ns"] >= 10_000
+    assert interposer.read_report(tmp_path / "r.json")["counts"]["cuLaunchKernelEx"] == 500
+
+
+@pytest.mark.parametrize("mode,gpa_name", [("gpa2", "cuGetProcAddress_v2"),
+                                           ("gpa1", "cuGetProcAddress")])
+def test_cuGetProcAddress_lookups_are_wrapped(harness, tmp_path, mode, gpa_name):
+    """The runtime's path: the lookup itself, what it returns, and the lookup of itself."""
+    out = harness.run(mode, 300, report=tmp_path / "r.json",
+                      GPUBENCH_INTERPOSE_LAUNCH_DELAY_NS=5_000)
+    assert out["wrapped"] and out["wrapped_again"] and out["same"]
+    assert out["status"] == 0                       # v2's 5th argument written through
+    assert out["fake_launch"] == 300 and out["fake_htod"] == 300 and out["alloc_rc"] == 0
+    rep = interposer.read_report(tmp_path / "r.json")
+    assert rep["counts"]["cuLaunchKernel"] == 300
+    assert rep["counts"]["cuMemcpyHtoD_v2"] == 300
+    assert rep["counts"]["cuMemAlloc_v2"] == 1
+    assert rep["counts"][gpa_name] == 5            # 4 lookups + 1 through the looked-up lookup
+    # the category delay hit launches only
+    assert rep["categories"]["launch"]["delay_ns_total"] >= 300 * 5_000
+    assert rep["categories"]["h2d"]["delay_ns_total"] == 0
+    assert rep["resolved"]["cuGetProcAddress"]["cuMemcpyHtoD"] == 1
+
+
+def test_plain_symbols_interpose_for_linked_programs(harness, tmp_path):
+    out = harness.run("plt", 400, report=tmp_path / "r.json", GPUBENCH_INTERPOSE_DELAY_NS=10_000)
+    assert out["fake_launch"] == 400 and out["median_ns"] >= 10_000
+    rep = interposer.read_report(tmp_path / "r.json")
+    assert rep["counts"]["cuLaunchKernel"] == 400
+    assert [s["via"] for s in rep["slots"] if s["kind"] == "cuLaunchKernel"] == ["plt"]
+
+
+def test_rtld_next_keeps_the_callers_view(harness, tmp_path):
+    """dlsym(RTLD_NEXT) from another library must resolve after *that* library."""
+    plain = harness.run("rtld-next", preload=False)
+    under = harness.run("rtld-next", report=tmp_path / "r.json")
+    assert plain["next_who"] == under["next_who"] == "other_lib"
+    assert under["next_launch_wrapped"] is True and under["fake_launch"] == 1
+    assert interposer.read_report(tmp_path / "r.json")["counts"]["cuLaunchKernel"] == 1
+
+
+def test_memory_cap_refuses_beyond_the_limit(harness, tmp_path):
+    mib = 1 << 20
+    on = harness.run("alloc", mib, 100 * mib, report=tmp_path / "r.json",
+                     GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES="10M")
+    assert on["allocated"] == 10 * mib and on["refused_rc"] == interposer.CUDA_ERROR_OUT_OF_MEMORY
+    assert on["fake_alloc"] == 11                   # the refused one never reached the driver
+    assert on["rc_after_free"] == 0                 # frees give the room back
+    assert on["meminfo_total"] == 10 * mib and on["meminfo_free"] == 0
+    rep = interposer.read_report(tmp_path / "r.json")
+    assert rep["mem"]["refused"] == 1 and rep["mem"]["peak"] == 10 * mib
+    off = harness.run("alloc", mib, 100 * mib)
+    assert off["allocated"] == 100 * mib and off["refused_rc"] == 0
+    assert off["meminfo_total"] == 1 << 40
+
+
+@pytest.mark.parametrize("mode", ["dlsym-launch", "dlsym-launchex"])
+def test_launch_rate_cap_limits_both_entry_points(harness, tmp_path, mode):
+    n, rate = 300, 3000.0
+    on = harness.run(mode, n, report=tmp_path / "r.json", GPUBENCH_INTERPOSE_LAUNCH_RATE=rate)
+    achieved = n / (on["total_ns"] / 1e9)
+    assert 0.5 * rate <= achieved <= 1.05 * rate      # never above the cap; loaded CI may lag
+    rep = interposer.read_report(tmp_path / "r.json")
+    assert rep["rate"]["throttled"] >= n - 2 and rep["rate"]["limit"] == rate
+    off = harness.run(mode, n)
+    assert n / (off["total_ns"] / 1e9) > 20 * rate
+
+
+def test_launch_burst_lets_a_burst_through(harness):
+    out = harness.run("dlsym-launch", 50, GPUBENCH_INTERPOSE_LAUNCH_RATE=10,
+                      GPUBENCH_INTERPOSE_LAUNCH_BURST=50)
+    assert out["total_ns"] < 0.5e9                  # 50 at 10/s would take 5 s unbursted
+
+
+def test_report_path_takes_the_pid_and_only_cuda_processes_write(harness, interposer_lib,
+                                                                tmp_path):
+    harness.run("dlsym-launch", 10, report=tmp_path / "r-%p.json")
+    written = list(tmp_path.glob("r-*.json"))
+    assert len(written) == 1 and written[0].stem[2:].isdigit()
+    # a process that never touches CUDA (a shell, a python) writes nothing, runs normally
+    env = dict(os.environ, LD_PRELOAD=str(interposer_lib),
+               GPUBENCH_INTERPOSE_REPORT=str(tmp_path / "py-%p.json"))
+    proc = subprocess.run([sys.executable, "-c", "import ctypes, json; print(json.dumps(1+1))"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "2"
+    assert not list(tmp_path.glob("py-*.json"))
+
+
+def test_env_helper_and_mapping_detection():
+    env = interposer.interposer_env(launch_delay_ns=1234.4, mem_limit_bytes=10, launch_rate=2.5,
+                                    report="/tmp/x-%p.json")
+    assert env == {"GPUBENCH_INTERPOSE_LAUNCH_DELAY_NS": "1234",
+                   "GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": "10",
+                   "GPUBENCH_INTERPOSE_LAUNCH_RATE": "2.5",
+                   "GPUBENCH_INTERPOSE_REPORT": "/tmp/x-%p.json"}
+    assert interposer.is_mapped(["/x/libgpubench-interpose-0123.so"])
+    assert not interposer.is_mapped(["/usr/lib/libvgpu.so"]) and not interposer.is_mapped(None)
+
+
+def test_delay_accuracy_small_delays(harness, tmp_path):
+    """The self-test injects sub-microsecond delays: the mean spent must be within 10 %."""
+    for delay in (300, 1000):
+        harness.run("dlsym-launch", 5000, report=tmp_path / f"r{delay}.json",
+                    GPUBENCH_INTERPOSE_DELAY_NS=delay)
+        rep = interposer.read_report(tmp_path / f"r{delay}.json")
+        mean = rep["delay_ns_total"]["cuLaunchKernel"] / 5000
+        assert delay <= mean < delay * 1.1 + 100

@@ -1,0 +1,288 @@
+"""K8sLauncher against a Kubernetes API emulator (see conftest.py: no scheduler, kubelet or
+GPU device plugin; the test scripts pod phases, events and logs)."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from engine.protocol import parse_line
+from scenarios.base import LaunchRequest
+from scenarios.events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Done, Hello, Result,
+                              SessionEnded, Status)
+from scenarios.k8s import K8sError, K8sLauncher, cleanup_leftovers
+from scenarios.k8s_spec import EngineBundle, MANAGED_BY
+from scenarios.base import ENGINE_DIR
+from scenarios.registry import request_for
+from tests.k8s.emulator import CONFIGMAPS, JOBS, PODS, PodScript
+
+pytestmark = pytest.mark.k8s
+
+REQUEST = LaunchRequest(engine_args=("--backend", "numpy-cpu", "--workloads", "roundtrip"))
+
+
+async def run_to_end(session):
+    events = [e async for e in session.events()]
+    assert isinstance(events[-1], SessionEnded)
+    return events, events[-1]
+
+
+def assert_nothing_left(emu, ns="gpubench"):
+    assert emu.live(PODS, ns) == {}
+    assert emu.live(CONFIGMAPS, ns) == {}
+
+
+def test_recorded_stream_is_protocol_v1(stream_lines, sigterm_lines):
+    for line in stream_lines + sigterm_lines:
+        parse_line(line)
+    assert '"type":"done"' in stream_lines[-1]
+
+
+async def test_pod_spec_proxy_layer(emu, cluster, proxy_scenario, stream_lines):
+    """Scenario 4: GPU limit, env with LD_PRELOAD, hostPath volume + mount, labels, engine ConfigMap."""
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.05)
+    launcher = K8sLauncher.from_config(cluster, proxy_scenario)
+    request = request_for(proxy_scenario, ["--workloads", "roundtrip"])
+    session = await launcher.start(request)
+    pods = emu.live(PODS, "gpubench")
+    assert list(pods) == [session.pod_name]
+    pod = pods[session.pod_name]
+    meta, spec = pod["metadata"], pod["spec"]
+    assert meta["labels"][MANAGED_BY] == "gpubench"
+    assert meta["labels"]["gpubench/run"] == session.run_id
+    assert session.pod_name.startswith("gpubench-k8s-proxy-")
+    c = spec["containers"][0]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert c["command"][:4] == ["python3", "-u", "-m", "engine"]
+    assert c["command"][4:] == ["--workloads", "roundtrip"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["LD_PRELOAD"] == "/usr/local/vgpu/libvgpu.so"
+    assert env["CUDA_DEVICE_MEMORY_LIMIT"] == "16g" and env["CUDA_DEVICE_SM_LIMIT"] == "50"
+    assert env["PYTHONPATH"] == "/opt/gpubench"
+    assert spec["restartPolicy"] == "Never"
+    assert "runtimeClassName" not in spec
+    vols = {v["name"]: v for v in spec["volumes"]}
+    assert vols["gpu-proxy"]["hostPath"]["path"] == "/usr/local/vgpu"
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts == {"gpu-proxy": "/usr/local/vgpu", "gpubench-engine": "/opt/gpubench/engine"}
+    # The engine ConfigMap: named by the content hash, one key per module, mapped back to paths.
+    bundle = EngineBundle.from_dir(ENGINE_DIR)
+    cms = emu.live(CONFIGMAPS, "gpubench")
+    assert list(cms) == [bundle.configmap_name]
+    assert vols["gpubench-engine"]["configMap"]["name"] == bundle.configmap_name
+    paths = {i["path"] for i in vols["gpubench-engine"]["configMap"]["items"]}
+    assert "protocol.py" in paths and set(cms[bundle.configmap_name]["data"]) == {
+        p.replace("/", "..") for p in paths}
+    events, end = await run_to_end(session)
+    assert end.outcome == COMPLETED, end
+    assert_nothing_left(emu)
+
+
+async def test_pod_spec_hypervisor_layer(emu, cluster, hypervisor_scenario, stream_lines):
+    """Scenario 5: runtimeClassName, nodeSelector, tolerations, 2 GPUs."""
+    emu.kubelet.default = PodScript(lines=stream_lines)
+    launcher = K8sLauncher.from_config(cluster, hypervisor_scenario)
+    session = await launcher.start(request_for(hypervisor_scenario, ["--workloads", "gemm"]))
+    pod = emu.live(PODS, "gpubench")[session.pod_name]
+    spec = pod["spec"]
+    assert spec["runtimeClassName"] == "kata-qemu"
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                    "effect": "NoSchedule"}]
+    assert spec["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert "LD_PRELOAD" not in env
+    _, end = await run_to_end(session)
+    assert end.outcome == COMPLETED
+
+
+async def test_logs_streamed_to_events_then_completed(emu, cluster, pod_scenario, stream_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.03)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    t0 = time.monotonic()
+    arrivals = []
+    events = []
+    async for ev in session.events():
+        events.append(ev)
+        arrivals.append(time.monotonic() - t0)
+    end = events[-1]
+    assert end.outcome == COMPLETED, end
+    assert end.exit_code == 0
+    assert end.details["pod"] == session.pod_name and end.details["node"] == "gpu-node-1"
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Hello") < kinds.index("Result") < kinds.index("Done")
+    assert sum(isinstance(e, Result) for e in events) == 2
+    assert any(isinstance(e, Status) and "Running" in e.message for e in events)
+    assert session.raw_lines == stream_lines
+    # Streamed, not delivered at the end: the hello came well before the done.
+    hello_t = arrivals[kinds.index("Hello")]
+    done_t = arrivals[kinds.index("Done")]
+    assert done_t - hello_t >= 0.1
+    assert_nothing_left(emu)
+
+
+async def test_stderr_lines_are_not_protocol_warnings(emu, cluster, pod_scenario, stream_lines):
+    lines = ["Traceback (most recent call last):", "ModuleNotFoundError: No module named 'numpy'"]
+    emu.kubelet.default = PodScript(lines=lines, outcome="failed", exit_code=1)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    events, end = await run_to_end(session)
+    assert end.outcome == FAILED
+    assert "exited with code 1" in end.message and "No module named 'numpy'" in end.message
+    assert session.parser.warnings == []
+    assert_nothing_left(emu)
+
+
+async def test_unschedulable_pending_times_out_quoting_events(emu, cluster, pod_scenario):
+    emu.kubelet.default = PodScript(outcome="unschedulable")
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    events, end = await run_to_end(session)
+    assert end.outcome == FAILED
+    assert "still Pending after 1 s" in end.message
+    assert "Unschedulable" in end.message
+    assert "Warning FailedScheduling: 0/4 nodes are available: 4 Insufficient nvidia.com/gpu" in end.message
+    assert any(isinstance(e, Status) and "Unschedulable" in e.message for e in events)
+    assert_nothing_left(emu)
+
+
+async def test_image_pull_backoff_fails_fast_quoting_events(emu, cluster, pod_scenario):
+    emu.kubelet.default = PodScript(outcome="image_pull")
+    t0 = time.monotonic()
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    _, end = await run_to_end(session)
+    assert end.outcome == FAILED
+    assert "image pull failed (ErrImagePull" in end.message or "ImagePullBackOff" in end.message
+    assert "registry.example/gpubench-engine:1" in end.message
+    assert "Warning Failed: Failed to pull image" in end.message
+    assert time.monotonic() - t0 < 0.9   # before the 1 s pod timeout: not a timeout
+    assert_nothing_left(emu)
+
+
+async def test_oom_killed(emu, cluster, pod_scenario, stream_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines, outcome="oom", stop_after=3)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    events, end = await run_to_end(session)
+    assert end.outcome == INCOMPLETE        # the engine had started: a partial run
+    assert "OOMKilled" in end.message and "exit code 137" in end.message
+    assert end.exit_code == 137 and end.details["container_reason"] == "OOMKilled"
+    assert any(isinstance(e, Hello) for e in events)
+    assert_nothing_left(emu)
+
+
+async def test_failed_with_exit_code(emu, cluster, pod_scenario, stream_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines[:2] + ["Segmentation fault (core dumped)"],
+                                    outcome="failed", exit_code=139)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    _, end = await run_to_end(session)
+    assert end.outcome == INCOMPLETE
+    assert "failed on node gpu-node-1: container exited with code 139 (Error)" in end.message
+    assert "Segmentation fault" in end.message
+    assert "events: " in end.message and "Started container engine" in end.message
+    assert end.exit_code == 139
+    assert_nothing_left(emu)
+
+
+async def test_evicted_mid_run_is_incomplete(emu, cluster, pod_scenario, stream_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines, outcome="evicted", stop_after=4)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    events, end = await run_to_end(session)
+    assert end.outcome == INCOMPLETE
+    assert "evicted on node gpu-node-1 mid-run: The node was low on resource: memory" in end.message
+    assert "Warning Evicted" in end.message
+    assert end.details["reason"] == "Evicted"
+    assert len(session.raw_lines) == 4 and not any(isinstance(e, Done) for e in events)
+    assert_nothing_left(emu)
+
+
+async def test_cancel_while_running_deletes_pod(emu, cluster, pod_scenario, stream_lines,
+                                                sigterm_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.5,
+                                    on_delete=sigterm_lines)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    async for ev in session.events():
+        if isinstance(ev, Hello):
+            break
+    assert session.pod_name in emu.live(PODS, "gpubench")
+    t0 = time.monotonic()
+    await session.cancel()
+    assert time.monotonic() - t0 < 5
+    end = session.ended
+    assert end is not None and end.outcome == CANCELLED
+    # The engine's SIGTERM output (partial result, done interrupted) still arrived.
+    assert session.parser.done is not None and session.parser.done.status == "interrupted"
+    assert_nothing_left(emu)
+
+
+async def test_cancel_while_pending_deletes_pod(emu, cluster, pod_scenario):
+    emu.kubelet.default = PodScript(outcome="unschedulable")
+    launcher = K8sLauncher.from_config(cluster, pod_scenario)
+    session = await launcher.start(REQUEST)
+    await asyncio.sleep(0.2)
+    await session.cancel()
+    assert session.ended.outcome == CANCELLED
+    assert_nothing_left(emu)
+
+
+async def test_engine_configmap_shared_and_removed_with_last_session(emu, cluster, pod_scenario,
+                                                                     stream_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.05)
+    launcher = K8sLauncher.from_config(cluster, pod_scenario)
+    a = await launcher.start(REQUEST)
+    b = await launcher.start(REQUEST)
+    assert len(emu.live(CONFIGMAPS, "gpubench")) == 1
+    assert len(emu.live(PODS, "gpubench")) == 2
+    ends = await asyncio.gather(a.wait(), b.wait())
+    assert [e.outcome for e in ends] == [COMPLETED, COMPLETED]
+    assert_nothing_left(emu)
+
+
+async def test_cleanup_leftovers_finds_labelled_objects(emu, cluster, pod_scenario):
+    labels = {MANAGED_BY: "gpubench", "gpubench/run": "old"}
+    from kubernetes import client
+    cfg = client.Configuration()
+    cfg.host = emu.url
+    api = client.ApiClient(cfg)
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    await asyncio.to_thread(core.create_namespaced_pod, "gpubench", {
+        "metadata": {"name": "gpubench-left-1", "labels": labels},
+        "spec": {"containers": [{"name": "x", "image": "i"}]}})
+    await asyncio.to_thread(core.create_namespaced_config_map, "gpubench", {
+        "metadata": {"name": "gpubench-engine-0123456789ab", "labels": labels}, "data": {}})
+    await asyncio.to_thread(batch.create_namespaced_job, "gpubench", {
+        "metadata": {"name": "gpubench-job-1", "labels": labels},
+        "spec": {"template": {"spec": {"containers": [{"name": "x", "image": "i"}],
+                                       "restartPolicy": "Never"}}}})
+    await asyncio.to_thread(core.create_namespaced_pod, "gpubench", {
+        "metadata": {"name": "someone-elses", "labels": {"app": "other"}},
+        "spec": {"containers": [{"name": "x", "image": "i"}]}})
+    removed = await asyncio.to_thread(cleanup_leftovers, cluster)
+    assert sorted(removed) == ["configmap/gpubench-engine-0123456789ab", "job/gpubench-job-1",
+                               "pod/gpubench-left-1"]
+    assert list(emu.live(PODS, "gpubench")) == ["someone-elses"]
+    assert emu.live(CONFIGMAPS, "gpubench") == {} and emu.live(JOBS, "gpubench") == {}
+    assert await asyncio.to_thread(cleanup_leftovers, cluster) == []
+
+
+async def test_unreachable_api_server_is_one_clear_line(pod_scenario):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]        # closed again: nothing listens there
+    from gpubench.config import ClusterConfig
+    cluster = ClusterConfig(name="gone", api_url=f"http://127.0.0.1:{port}", namespace="gpubench")
+    launcher = K8sLauncher.from_config(cluster, pod_scenario)
+    with pytest.raises(K8sError) as info:
+        await launcher.start(REQUEST)
+    message = str(info.value)
+    assert message == (f"k8s gone: cannot reach the Kubernetes API server "
+                       f"http://127.0.0.1:{port}: connection refused")
+    with pytest.raises(K8sError, match="cannot reach the Kubernetes API server"):
+        cleanup_leftovers(cluster)
+
+
+async def test_missing_kubeconfig_is_one_clear_line(tmp_path, pod_scenario):
+    from gpubench.config import ClusterConfig
+    cluster = ClusterConfig(name="prod", kubeconfig=str(tmp_path / "nope.yaml"))
+    with pytest.raises(K8sError) as info:
+        await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    assert str(info.value) == f"k8s prod: cluster prod: kubeconfig {tmp_path / 'nope.yaml'}: file not found"

@@ -523,7 +523,135 @@ def unused_port() -> int:
         return s.getsockname()[1]
 
 
+# ---- behind a real OpenSSH sshd: the "python" the launcher runs ---------------------------
+
+def emulate(argv: list[str], rate: float = 2.0, telemetry_every: int = 4) -> int:
+    """`fleet_sim.py emulate -m engine ARGS`: print a replayed stream on stdout, like the engine.
+
+    Used as the remote interpreter of the hosts behind a real sshd (the sshd's command runs
+    a small wrapper script that execs this), so those sessions cost the machine a sleeping
+    Python process instead of an engine spinning on a CPU core."""
+    import socket
+    rate = float(os.environ.get("GPUBENCH_SIM_RATE", rate))
+    telemetry_every = int(os.environ.get("GPUBENCH_SIM_TELEMETRY_EVERY", telemetry_every))
+    if argv[:2] != ["-m", "engine"]:      # a probe or deployment step: the real interpreter runs it
+        os.execv(sys.executable, [sys.executable, *argv])
+    plan = parse_plan(" ".join(argv))
+    b = StreamBuilder(HostProfile(os.environ.get("GPUBENCH_SIM_NAME") or socket.gethostname()), plan)
+    stop = {"sig": False}
+    signal.signal(signal.SIGINT, lambda *_: stop.update(sig=True))
+    t0 = time.monotonic()
+
+    def out(line: dict, stamp: bool = False) -> None:
+        now = time.monotonic()
+        line["t"] = round(now - t0, 4)
+        if stamp:
+            line["sent"] = now
+        sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    try:
+        out(b.hello())
+        period = 1.0 / rate
+        per_window = max(1, round(plan["duration_s"] * rate))
+        next_at = time.monotonic()
+        n = 0
+        for w in plan["workloads"]:
+            for r in range(plan["repeats"]):
+                for _ in range(per_window):
+                    next_at += period
+                    while not stop["sig"] and time.monotonic() < next_at:
+                        time.sleep(max(0.0, min(0.05, next_at - time.monotonic())))
+                    if stop["sig"]:
+                        out(b.result(w, r, interrupted=True))
+                        out(b.done("interrupted", 130))
+                        return 130
+                    out(b.sample(w), stamp=True)
+                    n += 1
+                    if telemetry_every and n % telemetry_every == 0:
+                        out(b.telemetry())
+                out(b.result(w, r))
+        out(b.done())
+    except BrokenPipeError:
+        return 141
+    return 0
+
+
+class PrivateSshd:
+    """A real OpenSSH sshd on 127.0.0.1 with a private config (TEST-FACTS recipe).
+
+    Its host key is generated into `folder`; `known_hosts` pins it for its port. The
+    authorized keys file is the farm's, so the farm's client key logs in (as root here)."""
+
+    def __init__(self, folder: str | os.PathLike, authorized_keys: Path, max_startups: str = "200:30:400"):
+        self.folder = Path(folder)
+        self.authorized_keys = authorized_keys
+        self.max_startups = max_startups
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.known_hosts = self.folder / "sshd_known_hosts"
+
+    def start(self, timeout_s: float = 10.0) -> "PrivateSshd":
+        import shutil
+        import socket
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        if not os.path.exists(sshd):
+            raise RuntimeError("no sshd (apt-get install -y openssh-server)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.makedirs("/run/sshd", exist_ok=True)
+        key = self.folder / "sshd_host_ed25519"
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        self.port = unused_port()
+        config = self.folder / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {key}\n"
+            f"AuthorizedKeysFile {self.authorized_keys}\nStrictModes no\nUsePAM no\n"
+            f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin yes\n"
+            f"PidFile {self.folder / 'sshd.pid'}\nMaxStartups {self.max_startups}\nMaxSessions 100\n"
+            f"AcceptEnv GPUBENCH_* CUDA_* LD_PRELOAD\nPermitUserEnvironment no\nLogLevel ERROR\n"
+            f"Subsystem sftp internal-sftp\n")
+        self.proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=open(self.folder / "sshd.log", "w"))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sshd exited: {(self.folder / 'sshd.log').read_text()[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        pub = (key.with_suffix(".pub") if key.with_suffix(".pub").exists() else Path(str(key) + ".pub")).read_text().split()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def emulator_python(folder: str | os.PathLike, python: str | None = None, name: str | None = None,
+                    rate: float = 2.0, telemetry_every: int = 4) -> Path:
+    """A wrapper script to configure as the remote `python` of a host behind PrivateSshd."""
+    path = Path(folder) / (f"sim-python-{name}" if name else "sim-python")
+    env = f"GPUBENCH_SIM_RATE={rate} GPUBENCH_SIM_TELEMETRY_EVERY={telemetry_every} "
+    if name:
+        env += f"GPUBENCH_SIM_NAME={name} "
+    path.write_text(f"#!/bin/sh\nexec env {env}{python or sys.executable} {Path(__file__).resolve()} emulate \"$@\"\n")
+    path.chmod(0o755)
+    return path
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["emulate"]:
+        return emulate(argv[1:])
     if len(argv) == 2 and argv[0] == "serve":
         _raise_nofile()
         spec = json.loads(Path(argv[1]).read_text())

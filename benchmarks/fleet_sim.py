@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -226,150 +227,135 @@ class RecordedStream:
 
 
 # ---- the SSH server side ---------------------------------------------------------------------
+#
+# What the product's SshLauncher does on a host, and how the farm answers:
+#   `<python> -c <check script>`          -> one `GPUBENCH_CHECK {...}` line (numpy, cupy, nvml ok)
+#   sftp subsystem (engine deployment)    -> a real asyncssh SFTP server chrooted in the farm folder
+#   `cd ... && exec <python> gpubench_supervise.py -- env ... <python> -m engine ARGS`
+#                                         -> `GPUBENCH_PID <n>` on stderr, then the replayed stream
+#   `kill -s INT -- -<n> ...`             -> interrupts that replay (partial result, done interrupted)
+#   anything else                         -> reads stdin to EOF, exits 0
+
+CHECK_REPLY = ("GPUBENCH_CHECK " + json.dumps({
+    "python": "3.11.7", "executable": "/usr/bin/python3",
+    "packages": {"numpy": {"ok": True, "version": "2.1.3"},
+                 "cupy": {"ok": True, "version": "cupy-cuda13x 14.2.0"},
+                 "pynvml": {"ok": True, "version": "nvidia-ml-py 13.580.82"}},
+    "driver": "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  (sim)"}) + "\n")
+
+
+class Replay:
+    """One simulated engine run on one channel."""
+
+    def __init__(self, worker: "Worker", profile: HostProfile, process):
+        self.w, self.p, self.proc = worker, profile, process
+        self.interrupted = False
+        self.task: asyncio.Task | None = None
+
+    def write(self, line: dict, t0: float, stamp: bool = False) -> None:
+        now = time.monotonic()
+        line["t"] = round(now - t0, 4)
+        if stamp:
+            line["sent"] = now
+        self.proc.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+    def interrupt(self, sig: str) -> None:
+        if self.p.behavior == "hang" or self.task is None or self.task.done():
+            return                                   # a hung host ignores signals
+        if sig == "INT" and not self.interrupted:
+            self.interrupted = True
+            self.task.cancel()
+        elif sig in ("TERM", "KILL"):
+            self.interrupted = False
+            self.task.cancel()
+            try:
+                self.proc.exit(128 + (15 if sig == "TERM" else 9))
+            except Exception:
+                pass
+
+    async def run(self) -> None:
+        pgid = self.w.register(self)
+        self.proc.stderr.write(f"GPUBENCH_PID {pgid}\n")
+        self.task = asyncio.current_task()
+        b = StreamBuilder(self.p, parse_plan(self.proc.command or ""))
+        t0 = time.monotonic()
+        try:
+            await self._replay(b, t0)
+        except asyncio.CancelledError:
+            if self.interrupted:          # SIGINT: the engine writes its partial result
+                try:
+                    self.write(b.done("interrupted", 130), t0)
+                    self.proc.exit(130)
+                except Exception:
+                    pass
+        except (BrokenPipeError, ConnectionError, OSError):
+            pass
+        except Exception as exc:  # a sim bug: say it on stderr, end the channel
+            try:
+                self.proc.stderr.write(f"sim error: {type(exc).__name__}: {exc}\n")
+                self.proc.exit(1)
+            except Exception:
+                pass
+        finally:
+            self.w.unregister(pgid)
+
+    async def _replay(self, b: StreamBuilder, t0: float) -> None:
+        rec = self.w.recorded
+        plan = b.plan
+        hello = b.hello()
+        if rec:
+            hello = {**rec.hello, "plan": plan, "host": {**rec.hello.get("host", {}), "hostname": self.p.name}}
+        self.write(hello, t0)
+        period = 1.0 / self.w.rate
+        per_window = max(1, round(plan["duration_s"] * self.w.rate))
+        await asyncio.sleep(self.w.rng.random() * period)   # random phase: hosts do not tick together
+        next_at = time.monotonic()
+        n = 0
+        chan = self.proc.channel
+        for w in plan["workloads"]:
+            for r in range(plan["repeats"]):
+                for _ in range(per_window):
+                    next_at += period
+                    delay = next_at - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    if chan.is_closing():
+                        return
+                    elapsed = time.monotonic() - t0
+                    if self.p.behavior != "normal" and elapsed >= self.p.behave_after_s:
+                        if self.p.behavior == "hang":
+                            await chan.wait_closed()          # silent, channel open, until the client gives up
+                            return
+                        if self.p.behavior == "drop":
+                            self.proc.get_extra_info("connection").abort()
+                            return
+                        if self.p.behavior == "fail":
+                            self.write({"v": 1, "type": "error", "t": 0.0, "backend": self.p.backend,
+                                        "code": "workload_failed", "message": "simulated failure",
+                                        "fatal": True}, t0)
+                            self.write(b.done("error", 1), t0)
+                            self.proc.exit(1)
+                            return
+                    line = dict(rec.samples[n % len(rec.samples)]) if rec else b.sample(w)
+                    self.write(line, t0, stamp=True)
+                    n += 1
+                    if self.w.telemetry_every and n % self.w.telemetry_every == 0:
+                        tel = dict(rec.telemetry[n % len(rec.telemetry)]) if rec and rec.telemetry else b.telemetry()
+                        self.write(tel, t0)
+                res = b.result(w, r)
+                if rec and rec.results:
+                    res = {**rec.results[0], "repeat": r}
+                self.write(res, t0)
+        self.write(b.done(), t0)
+        self.proc.exit(0)
+
 
 def _server_classes():
     import asyncssh
 
-    class ReplaySession(asyncssh.SSHServerSession):
-        def __init__(self, worker: "Worker", profile: HostProfile):
-            self.w = worker
-            self.p = profile
-            self.chan = None
-            self.command = ""
-            self.task: asyncio.Task | None = None
-            self.interrupted = False
-
-        def connection_made(self, chan):
-            self.chan = chan
-
-        def shell_requested(self):
-            return False
-
-        def exec_requested(self, command):
-            self.command = command
-            return True
-
-        def session_started(self):
-            if "-m engine" in self.command or "engine/__main__" in self.command:
-                self.task = asyncio.get_running_loop().create_task(self.replay())
-            # anything else: read stdin to EOF (eof_received), then exit 0
-
-        def data_received(self, data, datatype):
-            pass
-
-        def eof_received(self):
-            if self.task is None and self.chan is not None:
-                self.chan.exit(0)
-            return False
-
-        def signal_received(self, sig):
-            if self.p.behavior != "hang" and self.task is not None and not self.interrupted:
-                self.interrupted = True
-                self.task.cancel()          # wakes the replay from its sleep
-
-        def break_received(self, msec):
-            return False
-
-        def connection_lost(self, exc):
-            if self.task is not None:
-                self.interrupted = False
-                self.task.cancel()
-
-        def write(self, line: dict, t0: float, stamp: bool = False) -> None:
-            now = time.monotonic()
-            line["t"] = round(now - t0, 4)
-            if stamp:
-                line["sent"] = now
-            self.chan.write(json.dumps(line, separators=(",", ":")) + "\n")
-
-        async def replay(self):
-            try:
-                await self._replay()
-            except asyncio.CancelledError:
-                if self.interrupted:  # SIGINT outside the sample sleep: end as the engine would
-                    try:
-                        self.chan.write(json.dumps({"v": 1, "type": "done", "t": 0.0, "backend": self.p.backend,
-                                                    "status": "interrupted", "exit_code": 130, "counts": {}}) + "\n")
-                        self.chan.exit(130)
-                    except Exception:
-                        pass
-            except (BrokenPipeError, ConnectionError):
-                pass
-            except Exception as exc:  # a sim bug: say it on stderr, end the channel
-                try:
-                    self.chan.write_stderr(f"sim error: {type(exc).__name__}: {exc}\n")
-                    self.chan.exit(1)
-                except Exception:
-                    pass
-
-        async def _replay(self):
-            plan = parse_plan(self.command)
-            rec = self.w.recorded
-            b = StreamBuilder(self.p, plan)
-            t0 = time.monotonic()
-            hello = dict(rec.hello) if rec else b.hello()
-            if rec:
-                hello["plan"] = plan
-                hello["host"] = {**hello.get("host", {}), "hostname": self.p.name}
-            self.write(hello, t0)
-            period = 1.0 / self.w.rate
-            per_window = max(1, round(plan["duration_s"] * self.w.rate))
-            # random phase so thousands of hosts do not tick together
-            await asyncio.sleep(self.w.rng.random() * period)
-            next_at = time.monotonic()
-            n = 0
-            for w in plan["workloads"]:
-                for r in range(plan["repeats"]):
-                    for _ in range(per_window):
-                        next_at += period
-                        delay = next_at - time.monotonic()
-                        if delay > 0:
-                            try:
-                                await asyncio.sleep(delay)
-                            except asyncio.CancelledError:
-                                if not self.interrupted:
-                                    raise
-                        elapsed = time.monotonic() - t0
-                        if self.p.behavior == "hang" and elapsed >= self.p.behave_after_s:
-                            await asyncio.Event().wait()          # silent forever, channel open
-                        if self.p.behavior == "drop" and elapsed >= self.p.behave_after_s:
-                            self.chan.get_extra_info("connection").abort()
-                            return
-                        if self.p.behavior == "fail" and elapsed >= self.p.behave_after_s:
-                            err = {"v": 1, "type": "error", "t": 0.0, "backend": self.p.backend,
-                                   "code": "workload_failed", "message": "simulated failure", "fatal": True}
-                            self.write(err, t0)
-                            self.write(b.done("error", 1), t0)
-                            self.chan.exit(1)
-                            return
-                        if self.interrupted:
-                            self.write(b.result(w, r, interrupted=True), t0)
-                            self.write(b.done("interrupted", 130), t0)
-                            self.chan.exit(130)
-                            return
-                        line = dict(rec.samples[n % len(rec.samples)]) if rec else b.sample(w)
-                        self.write(line, t0, stamp=True)
-                        n += 1
-                        if self.w.telemetry_every and n % self.w.telemetry_every == 0:
-                            tel = dict(rec.telemetry[n % len(rec.telemetry)]) if rec and rec.telemetry else b.telemetry()
-                            self.write(tel, t0)
-                    res = b.result(w, r)
-                    if rec and rec.results:
-                        res = {**rec.results[0], "repeat": r}
-                    self.write(res, t0)
-            self.write(b.done(), t0)
-            self.chan.exit(0)
-
     class HostServer(asyncssh.SSHServer):
-        def __init__(self, worker: "Worker", profile: HostProfile):
-            self.w = worker
-            self.p = profile
-
         def begin_auth(self, username):
             return True
-
-        def session_requested(self):
-            return ReplaySession(self.w, self.p)
 
     return HostServer
 
@@ -390,17 +376,52 @@ class Worker:
             lines = [json.loads(l) for l in Path(spec["recording"]).read_text().splitlines() if l.strip()]
             self.recorded = RecordedStream(lines)
         self.profiles = [HostProfile(**{**h, "pcie": tuple(h["pcie"])}) for h in spec["hosts"]]
+        self.replays: dict[int, Replay] = {}
+        self._next_pgid = 10_000 * (1 + int(spec.get("seed", 0)))
+
+    def register(self, replay: "Replay") -> int:
+        self._next_pgid += 1
+        self.replays[self._next_pgid] = replay
+        return self._next_pgid
+
+    def unregister(self, pgid: int) -> None:
+        self.replays.pop(pgid, None)
+
+    async def handle(self, profile: HostProfile, process) -> None:
+        command = process.command or ""
+        if "-m engine" in command:
+            await Replay(self, profile, process).run()
+            return
+        if "GPUBENCH_CHECK" in command:
+            process.stdout.write(CHECK_REPLY)
+            process.exit(0)
+            return
+        m = re.match(r"kill -s (\w+) -- -(\d+)", command)
+        if m:
+            replay = self.replays.get(int(m.group(2)))
+            if replay is not None:
+                replay.interrupt(m.group(1))
+            process.exit(0 if replay is not None else 1)
+            return
+        try:
+            await process.stdin.read()
+        except Exception:
+            pass
+        process.exit(0)
 
     async def serve(self) -> None:
         import asyncssh
         HostServer = _server_classes()
+        root = self.spec.get("sftp_root")
         ports = {}
         servers = []
         for p in self.profiles:
             server = await asyncssh.create_server(
-                lambda p=p: HostServer(self, p), "127.0.0.1", 0,
+                HostServer, "127.0.0.1", 0,
                 server_host_keys=[self.host_key], authorized_client_keys=self.authorized,
-                allow_scp=False, keepalive_interval=0, login_timeout=60)
+                process_factory=lambda proc, p=p: self.handle(p, proc),
+                sftp_factory=(lambda chan: asyncssh.SFTPServer(chan, chroot=root)) if root else None,
+                encoding="utf-8", allow_scp=False, keepalive_interval=0, login_timeout=60)
             servers.append(server)
             ports[p.name] = server.sockets[0].getsockname()[1]
         sys.stdout.write(json.dumps({"ready": True, "pid": os.getpid(), "ports": ports}) + "\n")
@@ -449,8 +470,10 @@ def write_keys(folder: Path) -> dict[str, Path]:
 class Farm:
     def __init__(self, folder: str | os.PathLike, profiles: Sequence[HostProfile], *,
                  workers: int | None = None, rate: float = 2.0, telemetry_every: int = 4,
-                 recording: str | None = None, python: str | None = None):
+                 recording: str | None = None, python: str | None = None, preseed: bool = False):
         self.folder = Path(folder)
+        self.home = self.folder / "home"          # every simulated host's SFTP root (shared)
+        self.preseed = preseed
         self.profiles = list(profiles)
         self.n_workers = workers or max(1, min(4, len(self.profiles) // 250 + 1))
         self.rate = rate
@@ -471,13 +494,16 @@ class Farm:
 
     def start(self, timeout_s: float = 120.0) -> "Farm":
         self.keys = write_keys(self.folder)
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.preseed:
+            preseed_engine(self.home)
         chunks = [self.profiles[i::self.n_workers] for i in range(self.n_workers)]
         for i, chunk in enumerate(chunks):
             if not chunk:
                 continue
             spec = {"host_key": str(self.keys["host_key"]), "authorized_keys": str(self.keys["authorized_keys"]),
                     "rate": self.rate, "telemetry_every": self.telemetry_every, "seed": i,
-                    "recording": self.recording, "hosts": [asdict(p) for p in chunk]}
+                    "recording": self.recording, "sftp_root": str(self.home), "hosts": [asdict(p) for p in chunk]}
             path = self.folder / f"worker-{i}.json"
             path.write_text(json.dumps(spec))
             proc = subprocess.Popen([self.python, __file__, "serve", str(path)], stdin=subprocess.PIPE,
@@ -513,6 +539,19 @@ class Farm:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def preseed_engine(home: Path) -> Path:
+    """Put the current engine bundle in the hosts' cache, as a previous run would have."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scenarios.deploy import CACHE_ROOT, MANIFEST_NAME, engine_bundle
+    bundle = engine_bundle()
+    target = home / CACHE_ROOT / bundle.dir_name
+    for rel, data in bundle.files:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_bytes(data)
+    (target / MANIFEST_NAME).write_bytes(bundle.manifest())
+    return target
 
 
 def unused_port() -> int:

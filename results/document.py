@@ -1,0 +1,326 @@
+"""Build a result document from the engine's raw protocol lines.
+
+Input is what each engine session printed (protocol v1 lines, as text or decoded
+dicts) plus how the session ended; nothing here knows about launchers or event
+classes, so the same code serves the runner, the TUI, replays and tests.
+
+    doc = build_document([SessionRecord(lines, outcome="completed", trial=0)],
+                         scenario={"name": "bare-metal", "title": "...", "launcher": "local"})
+    store.save(doc, raw_lines=archive_lines(records))
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from engine.protocol import ProtocolError, validate_line
+
+from .schema import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, INVALID, SCHEMA_VERSION, VALID)
+
+try:  # the engine package ships beside us; its version is the tool's measuring version
+    from engine import __version__ as ENGINE_VERSION
+except Exception:  # pragma: no cover - engine always importable in this repo
+    ENGINE_VERSION = None
+
+# NVML throttle names that do not slow a busy GPU (idle, display clock, sync boost).
+BENIGN_THROTTLE = {"gpu_idle", "idle", "sync_boost", "display_clock_setting", "none",
+                   "applications_clocks_setting"}
+MAX_THROTTLE_EVENTS = 200
+TRIAL_FIELDS = ("repeat", "ops", "duration_s", "ops_per_s", "latency_us", "gbps", "tflops",
+                "bytes", "valid", "validity_reasons", "interrupted", "t")
+IDENTITY_DEVICE_KEYS = ("name", "uuid", "driver", "cuda_driver", "cuda_runtime")
+
+
+@dataclass
+class SessionRecord:
+    """One engine session: its lines and how it ended (outcome words as scenarios.events)."""
+    lines: Sequence[str | dict] = ()
+    outcome: str = COMPLETED
+    message: str = ""
+    exit_code: int | None = None
+    trial: int = 0
+    layer_reasons: Sequence[str] = ()     # from layer verification (proxy not mapped, ...)
+    started: str | None = None            # UTC ISO time the session started
+    warnings: Sequence[str] = ()          # stream warnings (malformed lines) seen by the reader
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_run_id(scenario: str, created: str | None = None) -> str:
+    """`20261125-203541-bare-metal-3f9a1c`: sortable by time, readable, unique."""
+    stamp = (created or utc_now()).replace("-", "").replace(":", "")
+    stamp = stamp.replace("T", "-").rstrip("Z")[:15]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", scenario).strip("._") or "run"
+    return f"{stamp}-{safe[:40]}-{secrets.token_hex(3)}"
+
+
+def decode_lines(lines: Iterable[str | dict]) -> tuple[list[dict], list[str], list[str]]:
+    """(valid decoded lines, their text, warnings); bad lines are skipped with a warning."""
+    decoded: list[dict] = []
+    texts: list[str] = []
+    warnings: list[str] = []
+    for n, item in enumerate(lines, 1):
+        if isinstance(item, str):
+            text = item.strip()
+            if not text:
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                warnings.append(f"line {n}: not JSON ({exc.msg})")
+                continue
+        else:
+            obj, text = item, None
+        try:
+            validate_line(obj)
+        except ProtocolError as exc:
+            warnings.append(f"line {n}: {exc}")
+            continue
+        decoded.append(obj)
+        texts.append(text if text is not None else json.dumps(obj, separators=(",", ":")))
+    return decoded, texts, warnings
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def device_identity(hello: dict | None) -> dict[str, Any]:
+    """The facts that decide whether two runs are comparable."""
+    if not hello:
+        return {}
+    device = hello.get("device") or {}
+    ident = {k: device.get(k) for k in IDENTITY_DEVICE_KEYS}
+    ident["engine_version"] = hello.get("engine_version")
+    ident["backend"] = hello.get("backend")
+    ident["hostname"] = (hello.get("host") or {}).get("hostname")
+    return ident
+
+
+class _TelemetryAccumulator:
+    def __init__(self) -> None:
+        self.count = 0
+        self.stats: dict[str, list[float]] = {}   # name -> [min, sum, max, n]
+        self.throttle_events: list[dict] = []
+        self.throttle_total = 0
+
+    def add(self, line: dict, session: int) -> None:
+        self.count += 1
+        readings = line.get("readings") or {}
+        for name, value in readings.items():
+            if name == "throttle_reasons":
+                continue
+            x = _num(value)
+            if x is None:
+                continue
+            s = self.stats.get(name)
+            if s is None:
+                self.stats[name] = [x, x, x, 1]
+            else:
+                s[0] = min(s[0], x)
+                s[1] += x
+                s[2] = max(s[2], x)
+                s[3] += 1
+        names = readings.get("throttle_names") or []
+        slow = sorted({str(n) for n in names if str(n) not in BENIGN_THROTTLE})
+        if slow:
+            self.throttle_total += 1
+            if len(self.throttle_events) < MAX_THROTTLE_EVENTS:
+                self.throttle_events.append({"session": session, "t": line.get("t"),
+                                             "names": slow})
+
+    def summary(self) -> dict:
+        readings = {name: {"min": s[0], "mean": round(s[1] / s[3], 6), "max": s[2], "n": s[3]}
+                    for name, s in sorted(self.stats.items())}
+        return {"count": self.count, "readings": readings,
+                "throttle_events": self.throttle_events,
+                "throttle_event_count": self.throttle_total}
+
+
+def _overall_outcome(outcomes: list[str], complete: bool) -> str:
+    if not outcomes:
+        return CANCELLED if not complete else FAILED
+    if all(o == COMPLETED for o in outcomes):
+        return COMPLETED if complete else INCOMPLETE
+    if all(o == FAILED for o in outcomes):
+        return FAILED
+    if not complete and any(o == CANCELLED for o in outcomes) and \
+            not any(o == COMPLETED for o in outcomes):
+        return CANCELLED
+    return INCOMPLETE
+
+
+def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
+                   run_id: str | None = None, created: str | None = None,
+                   tool_version: str | None = None, git_commit: str | None = None,
+                   group: dict | None = None, label: str = "", notes: str = "",
+                   extra_reasons: Sequence[str] = (), complete: bool = True,
+                   imported: bool = False, source: str | None = None) -> dict:
+    """One run of one scenario: every session's trials, telemetry, validity and facts.
+
+    `scenario` is a plain dict (name, title, launcher, host, cluster, target,
+    target_pct, baseline, details); `group` ties the runs of one plan together
+    (id, seed, order). `complete=False` marks a plan cut short (Ctrl-C).
+    """
+    created = created or utc_now()
+    scen = {"name": scenario.get("name") or "unnamed", "title": scenario.get("title"),
+            "launcher": scenario.get("launcher"), "host": scenario.get("host"),
+            "cluster": scenario.get("cluster"), "target": scenario.get("target", "none"),
+            "target_pct": scenario.get("target_pct"), "baseline": scenario.get("baseline"),
+            "details": dict(scenario.get("details") or {})}
+    run_id = run_id or new_run_id(scen["name"], created)
+    telemetry = _TelemetryAccumulator()
+    workloads: dict[tuple[str, str], dict] = {}
+    session_docs: list[dict] = []
+    first_hello: dict | None = None
+    identities: list[dict] = []
+    reasons: list[str] = []
+    stream_warnings: list[str] = []
+    raw_pos = 0
+    for index, rec in enumerate(sessions):
+        lines, texts, warnings = decode_lines(rec.lines)
+        stream_warnings.extend(f"session {index}: {w}" for w in (*rec.warnings, *warnings))
+        layer = [str(r) for r in rec.layer_reasons]
+        hello = next((ln for ln in lines if ln["type"] == "hello"), None)
+        done = next((ln for ln in lines if ln["type"] == "done"), None)
+        if hello is not None:
+            first_hello = first_hello or hello
+            identities.append(device_identity(hello))
+        errors = [{"code": ln["code"], "message": ln["message"], "fatal": ln["fatal"]}
+                  for ln in lines if ln["type"] == "error"]
+        n_results = 0
+        for ln in lines:
+            if ln["type"] == "telemetry":
+                telemetry.add(ln, index)
+            elif ln["type"] == "result":
+                n_results += 1
+                key = (ln["workload"], ln["variant"])
+                wl = workloads.get(key)
+                if wl is None:
+                    wl = workloads[key] = {"workload": ln["workload"], "variant": ln["variant"],
+                                           "params": ln.get("params") or {}, "trials": []}
+                trial = {"session": index, "trial": rec.trial}
+                for f in TRIAL_FIELDS:
+                    if f in ln:
+                        trial[f] = ln[f]
+                trial_reasons = list(ln.get("validity_reasons") or [])
+                trial_reasons += [f"layer: {r}" for r in layer]
+                trial["validity_reasons"] = trial_reasons
+                trial["valid"] = bool(ln.get("valid", True)) and not layer
+                wl["trials"].append(trial)
+        session_docs.append({
+            "index": index, "trial": rec.trial, "outcome": rec.outcome,
+            "message": rec.message, "exit_code": rec.exit_code, "started": rec.started,
+            "results": n_results, "errors": errors, "layer_reasons": layer,
+            "done": done.get("status") if done else None,
+            "device": device_identity(hello) if hello else None,
+            "raw_lines": [raw_pos, raw_pos + len(texts)],
+        })
+        raw_pos += len(texts)
+        for r in layer:
+            if f"layer: {r}" not in reasons:
+                reasons.append(f"layer: {r}")
+    # -- run-level validity -----------------------------------------------------------------
+    reasons.extend(str(r) for r in extra_reasons if str(r) not in reasons)
+    distinct = {json.dumps({k: v for k, v in i.items() if k != "hostname"}, sort_keys=True)
+                for i in identities}
+    if len(distinct) > 1:
+        a, b = identities[0], next(i for i in identities if i != identities[0])
+        diff = [k for k in a if a.get(k) != b.get(k) and k != "hostname"]
+        key = diff[0] if diff else "device"
+        reasons.append(f"sessions differ in {key}: {a.get(key)} vs {b.get(key)}")
+    all_trials = [t for wl in workloads.values() for t in wl["trials"]]
+    invalid_trials = sum(1 for t in all_trials if not t["valid"])
+    if not all_trials:
+        reasons.append("no results were measured")
+    elif invalid_trials == len(all_trials) and not reasons:
+        reasons.append("every trial is invalid")
+    outcomes = [s["outcome"] for s in session_docs]
+    failed = sum(1 for o in outcomes if o == FAILED)
+    notes_validity = []
+    if failed:
+        notes_validity.append(f"{failed} of {len(outcomes)} sessions failed")
+    if invalid_trials:
+        causes = sorted({r for t in all_trials if not t["valid"] for r in t["validity_reasons"]})
+        notes_validity.append(f"{invalid_trials} of {len(all_trials)} trials invalid "
+                              f"(excluded from statistics): {'; '.join(causes[:3])}")
+    if not complete:
+        notes_validity.append("plan was interrupted: results are incomplete")
+    hello_doc = None
+    if first_hello is not None:
+        hello_doc = {k: first_hello.get(k) for k in ("engine_version", "backend", "device",
+                                                      "host", "plan")}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": run_id,
+        "created": created,
+        "tool": {"name": "gpubench", "version": tool_version or ENGINE_VERSION,
+                 "engine_version": first_hello.get("engine_version") if first_hello else None,
+                 "git_commit": git_commit},
+        "scenario": scen,
+        "group": dict(group) if group else None,
+        "backend": first_hello.get("backend") if first_hello else None,
+        "hello": hello_doc,
+        "sessions": session_docs,
+        "workloads": list(workloads.values()),
+        "telemetry": telemetry.summary(),
+        "validity": {"status": INVALID if reasons else VALID, "reasons": reasons,
+                     "notes": notes_validity, "invalid_trials": invalid_trials,
+                     "trials": len(all_trials)},
+        "stream_warnings": stream_warnings[:100],
+        "complete": bool(complete),
+        "outcome": _overall_outcome(outcomes, complete),
+        "label": label or "",
+        "notes": notes or "",
+        "imported": bool(imported),
+        "source": source,
+        "raw": None,
+    }
+
+
+def archive_lines(sessions: Sequence[SessionRecord]) -> list[str]:
+    """The raw stream to keep beside the document: every session's valid lines, in order
+    (each session starts with its own `hello`, so a replay sees the boundaries)."""
+    out: list[str] = []
+    for rec in sessions:
+        out.extend(decode_lines(rec.lines)[1])
+    return out
+
+
+def summary_of(doc: dict) -> dict:
+    """The small record the store's index keeps per run (what `list` shows and filters on)."""
+    hello = doc.get("hello") or {}
+    device = hello.get("device") or {}
+    host = hello.get("host") or {}
+    scen = doc.get("scenario") or {}
+    trials = sum(len(wl.get("trials") or []) for wl in doc.get("workloads") or [])
+    headline = None
+    for wl in doc.get("workloads") or []:
+        vals = sorted(t["ops_per_s"] for t in wl.get("trials") or []
+                      if _num(t.get("ops_per_s")) is not None)
+        if vals:
+            headline = {"workload": wl["workload"], "variant": wl.get("variant"),
+                        "ops_per_s": vals[len(vals) // 2]}
+            break
+    return {
+        "id": doc.get("id"), "created": doc.get("created"),
+        "scenario": scen.get("name"), "title": scen.get("title"),
+        "launcher": scen.get("launcher"),
+        "host": host.get("hostname") or scen.get("host") or scen.get("cluster"),
+        "label": doc.get("label") or "", "backend": doc.get("backend"),
+        "device": device.get("name"), "driver": device.get("driver"),
+        "validity": (doc.get("validity") or {}).get("status"),
+        "outcome": doc.get("outcome"), "complete": doc.get("complete"),
+        "imported": bool(doc.get("imported")),
+        "group": (doc.get("group") or {}).get("id"),
+        "trials": trials, "headline": headline,
+    }

@@ -1,0 +1,240 @@
+"""Tables and reports from comparisons: plain/TSV, markdown, CSV, JSON, comparison.md.
+
+One table builder (`comparison_table`) feeds every format, like hyperfine's
+markup exporters; the CLI renders the same columns as a rich table on a TTY.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .stats import FAIL, INCONCLUSIVE, NO_TARGET, PASS, Comparison, MetricComparison
+
+COLUMNS = ("workload", "variant", "metric", "n", "baseline", "candidate", "overhead",
+           "95% CI", "p", "target", "verdict", "note")
+
+
+def fmt_value(x: float | None, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    if abs(x) >= 1000:
+        s = f"{x:,.0f}"
+    elif abs(x) >= 100:
+        s = f"{x:.1f}"
+    elif abs(x) >= 1:
+        s = f"{x:.2f}"
+    else:
+        s = f"{x:.3g}"
+    return f"{s} {unit}".strip()
+
+
+def fmt_pct(x: float | None, signed: bool = True) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:+.2f}%" if signed else f"{x:.2f}%"
+
+
+def fmt_ci(lo: float | None, hi: float | None) -> str:
+    if lo is None or hi is None:
+        return "—"
+    return f"[{lo:+.2f}%, {hi:+.2f}%]"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def row_note(r: MetricComparison) -> str:
+    parts = []
+    if r.verdict == INCONCLUSIVE and r.more_trials is not None:
+        parts.append(f"~{r.more_trials} more trials/side to decide")
+    elif r.verdict == INCONCLUSIVE:
+        parts.append("on the target: more trials will not decide")
+    if r.change != "unknown":
+        parts.append(r.change)
+    cvs = [f"{s} CV {v:.1f}%" for s, v in (("base", r.base_cv_pct), ("cand", r.cand_cv_pct))
+           if v is not None]
+    if cvs:
+        parts.append(", ".join(cvs))
+    parts += r.warnings
+    return "; ".join(parts)
+
+
+def comparison_table(comp: Comparison) -> list[list[str]]:
+    """Rows of strings under COLUMNS."""
+    rows = []
+    for r in comp.rows:
+        rows.append([r.workload, r.variant, f"{r.label} ({r.unit})", f"{r.n_base}/{r.n_cand}",
+                     fmt_value(r.base_median), fmt_value(r.cand_median), fmt_pct(r.overhead_pct),
+                     fmt_ci(r.ci_low, r.ci_high), fmt_p(r.p_value),
+                     "—" if r.target_pct is None else f"<{r.target_pct:g}%", r.verdict,
+                     row_note(r)])
+    return rows
+
+
+def header_lines(comp: Comparison) -> list[str]:
+    target = "none" if comp.target_pct is None else f"{comp.target_pct:g}%"
+    lines = [f"baseline {comp.base_id} ({comp.base_scenario}) vs candidate {comp.cand_id} "
+             f"({comp.cand_scenario}); target {target}; verdict {comp.verdict}"]
+    if comp.forced:
+        lines.append(f"FORCED: runs are not comparable ({'; '.join(comp.forced)}); "
+                     f"compared anyway because of --force")
+    return lines
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    out += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def to_markdown(comps: Sequence[Comparison]) -> str:
+    out = []
+    for comp in comps:
+        out += [f"### {comp.cand_scenario} ({comp.cand_id}) vs {comp.base_scenario} "
+                f"({comp.base_id})", ""]
+        out += [f"> {line}" for line in header_lines(comp)] + [""]
+        out.append(markdown_table(COLUMNS, comparison_table(comp)))
+        if comp.warnings:
+            out += [""] + [f"- warning: {w}" for w in comp.warnings]
+        out.append("")
+    return "\n".join(out)
+
+
+def to_tsv(comps: Sequence[Comparison]) -> str:
+    """Plain text for pipes: a tab-separated table per comparison, headers as # lines."""
+    out = []
+    for comp in comps:
+        out += [f"# {line}" for line in header_lines(comp)]
+        out += [f"# warning: {w}" for w in comp.warnings]
+        out.append("\t".join(COLUMNS))
+        out += ["\t".join(row) for row in comparison_table(comp)]
+    return "\n".join(out) + "\n"
+
+
+CSV_COLUMNS = ("base_id", "cand_id", "base_scenario", "cand_scenario", "workload", "variant",
+               "metric", "unit", "n_base", "n_cand", "base_median", "cand_median",
+               "overhead_pct", "ci_low", "ci_high", "p_value", "target_pct", "verdict", "change",
+               "more_trials", "base_cv_pct", "cand_cv_pct", "forced")
+
+
+def to_csv(comps: Sequence[Comparison]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for comp in comps:
+        for r in comp.rows:
+            w.writerow([comp.base_id, comp.cand_id, comp.base_scenario, comp.cand_scenario,
+                        r.workload, r.variant, r.metric, r.unit, r.n_base, r.n_cand,
+                        r.base_median, r.cand_median, r.overhead_pct, r.ci_low, r.ci_high,
+                        r.p_value, r.target_pct, r.verdict, r.change, r.more_trials,
+                        r.base_cv_pct, r.cand_cv_pct, "; ".join(comp.forced)])
+    return buf.getvalue()
+
+
+def to_json(comps: Sequence[Comparison]) -> str:
+    return json.dumps({"comparisons": [c.to_dict() for c in comps]}, indent=2,
+                      ensure_ascii=False, allow_nan=False, default=str) + "\n"
+
+
+# ---- comparison.md over the reference scenarios --------------------------------------------
+
+@dataclass(frozen=True)
+class ReportScenario:
+    name: str
+    title: str
+    target_pct: float | None = None
+    baseline: str | None = None
+
+
+def headline(comp: Comparison) -> MetricComparison | None:
+    """The figure the seed compared: round-trip throughput, else the first throughput row."""
+    for wl in ("roundtrip", "launch"):
+        for r in comp.rows:
+            if r.workload == wl and r.metric == "ops_per_s":
+                return r
+    for r in comp.rows:
+        if r.metric == "ops_per_s":
+            return r
+    return comp.rows[0] if comp.rows else None
+
+
+def _doc_headline(doc: dict) -> str:
+    from .legacy import _headline_workload, _median, _valid_trials
+    w = _headline_workload(doc)
+    if w is None:
+        return "—"
+    return fmt_value(_median([t.get("ops_per_s") for t in _valid_trials(w)]))
+
+
+def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dict | None],
+                      compare: Callable[[dict, dict, ReportScenario], Comparison],
+                      *, generated: str, tool_version: str | None = None) -> str:
+    """comparison.md: a summary table over the scenarios (in their order), then every
+    metric of every comparison. `latest` maps scenario name to its newest run (or None);
+    `compare(base_doc, cand_doc, scenario)` returns a Comparison or raises ResultError."""
+    from .schema import ResultError
+    summary_rows = []
+    details = []
+    for i, sc in enumerate(scenarios, 1):
+        doc = latest.get(sc.name)
+        target = "—" if sc.target_pct is None else f"< {sc.target_pct:g}%"
+        if doc is None:
+            summary_rows.append([str(i), sc.title, "no run yet", "—", "—", "—", target,
+                                 f"run `gpubench run {sc.name}`"])
+            continue
+        run = doc["id"] + (" (imported)" if doc.get("imported") else "")
+        validity = (doc.get("validity") or {}).get("status", "")
+        if sc.baseline is None:
+            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "baseline", "—",
+                                 target, validity])
+            continue
+        base = latest.get(sc.baseline)
+        if base is None:
+            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "—", "—", target,
+                                 f"no run of baseline {sc.baseline}"])
+            continue
+        try:
+            comp = compare(base, doc, sc)
+        except ResultError as exc:
+            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "—", "—", target,
+                                 str(exc)])
+            continue
+        h = headline(comp)
+        verdict = comp.verdict + (" (forced)" if comp.forced else "")
+        summary_rows.append([str(i), sc.title, run, _doc_headline(doc),
+                             fmt_pct(h.overhead_pct) if h else "—",
+                             fmt_ci(h.ci_low, h.ci_high) if h else "—", target,
+                             verdict if validity != "INVALID" else f"{verdict}, run INVALID"])
+        details += [f"### {i}. {sc.title}", ""]
+        details += [f"> {line}" for line in header_lines(comp)] + [""]
+        details.append(markdown_table(COLUMNS, comparison_table(comp)))
+        if comp.warnings:
+            details += [""] + [f"- warning: {w}" for w in comp.warnings]
+        details.append("")
+    out = ["# GPU isolation overhead: comparison", "",
+           f"Generated {generated} by gpubench {tool_version or ''} from the newest stored run "
+           f"of each scenario.".replace("  ", " "), "",
+           "Overhead is (baseline − candidate) / baseline for throughput and (candidate − "
+           "baseline) / baseline for latency, from the medians of all valid trials; the 95 % "
+           "CI is a seeded bootstrap. Verdict: PASS when the whole CI is under the target, "
+           "FAIL when it is wholly over, INCONCLUSIVE when it straddles the target (more "
+           "trials needed). The overall verdict of a scenario is its worst metric's.", "",
+           markdown_table(("#", "Scenario", "Run", "Throughput (ops/s)", "Overhead", "95% CI",
+                           "Target", "Verdict"), summary_rows), ""]
+    if details:
+        out += ["## Details", ""] + details
+    return "\n".join(out).rstrip() + "\n"
+
+
+VERDICTS = (PASS, INCONCLUSIVE, FAIL, NO_TARGET)

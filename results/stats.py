@@ -1,0 +1,446 @@
+"""Overhead statistics: medians, seeded bootstrap CIs, Mann-Whitney U, verdicts.
+
+For each metric of each workload variant that both runs measured:
+
+    overhead % = (base - cand) / base * 100    throughput-like (ops/s, GB/s, TFLOP/s)
+    overhead % = (cand - base) / base * 100    latency-like (mean, p99 µs)
+
+computed from the *medians* of the trials (one trial = one `result` line). The
+95 % CI comes from a percentile bootstrap that resamples both sides
+independently (numpy, vectorised, seeded from the metric's name so a report is
+reproducible). The verdict against the scenario's target:
+
+    PASS          the whole CI is under the target
+    FAIL          the whole CI is over the target
+    INCONCLUSIVE  the CI straddles it; `more_trials` estimates how many more trials per
+                  side would decide, assuming the CI's half-width shrinks as 1/sqrt(n)
+
+Like criterion, a `change` word says whether the CI excludes zero (slower / faster /
+no change). Like google/benchmark's compare.py, a Mann-Whitney U p-value is given
+and fewer than 10 trials per side draws a warning. Like hyperfine, outliers are
+flagged by MAD (modified z-score > 3.5), never silently dropped: medians already
+resist them.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .schema import INVALID, NotComparable
+
+PASS, FAIL, INCONCLUSIVE, NO_TARGET = "PASS", "FAIL", "INCONCLUSIVE", "NO TARGET"
+VERDICT_RANK = {PASS: 0, NO_TARGET: 0, INCONCLUSIVE: 1, FAIL: 2}
+MIN_TRIALS = 10
+OUTLIER_Z = 3.5
+N_BOOT = 4000
+CONFIDENCE = 0.95
+MAX_MORE_TRIALS = 100_000
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    get: Callable[[dict], Any]
+
+
+def _lat(name: str) -> Callable[[dict], Any]:
+    return lambda t: (t.get("latency_us") or {}).get(name)
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("ops_per_s", "throughput", "ops/s", True, lambda t: t.get("ops_per_s")),
+    Metric("gbps", "bandwidth", "GB/s", True, lambda t: t.get("gbps")),
+    Metric("tflops", "compute", "TFLOP/s", True, lambda t: t.get("tflops")),
+    Metric("lat_mean", "mean latency", "µs", False, _lat("mean")),
+    Metric("lat_p99", "p99 latency", "µs", False, _lat("p99")),
+)
+METRIC_KEYS = tuple(m.key for m in METRICS)
+
+
+# ---- basic statistics ----------------------------------------------------------------------
+
+def _seed_for(seed: int, key: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
+
+
+def overhead_pct(base: float, cand: float, higher_is_better: bool) -> float:
+    if higher_is_better:
+        return (base - cand) / base * 100.0
+    return (cand - base) / base * 100.0
+
+
+def bootstrap_medians(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """`n_boot` medians of bootstrap resamples of `values`, drawn in O(n_boot).
+
+    Resampling n values with replacement from the sorted sample x is drawing n
+    uniforms U and taking x[floor(n U)]; floor(n U) is monotone, so the k-th order
+    statistic of the resample is x[floor(n U_(k))], and U_(k) ~ Beta(k, n - k + 1).
+    For even n the next order statistic is U_(k+1) = U_(k) + (1 - U_(k)) Beta(1, n - k).
+    Same distribution as resampling and taking np.median, without the n_boot x n work
+    (checked against the brute-force bootstrap in tests/results/test_stats.py).
+    """
+    xs = np.sort(np.asarray(values, dtype=float))
+    n = xs.size
+    m = n // 2
+    if n % 2:
+        u = rng.beta(m + 1, m + 1, size=n_boot)
+        return xs[np.minimum((u * n).astype(np.intp), n - 1)]
+    u1 = rng.beta(m, n - m + 1, size=n_boot)
+    u2 = u1 + (1.0 - u1) * rng.beta(1, n - m, size=n_boot)
+    lo = xs[np.minimum((u1 * n).astype(np.intp), n - 1)]
+    hi = xs[np.minimum((u2 * n).astype(np.intp), n - 1)]
+    return (lo + hi) * 0.5
+
+
+def bootstrap_overhead_ci(base: Sequence[float], cand: Sequence[float], higher_is_better: bool,
+                          *, n_boot: int = N_BOOT, confidence: float = CONFIDENCE,
+                          seed: int = 0, key: str = "") -> tuple[float, float]:
+    """Percentile bootstrap CI of the overhead % of the medians (both sides resampled)."""
+    b = np.asarray(base, dtype=float)
+    c = np.asarray(cand, dtype=float)
+    rng = _seed_for(seed, key)
+    mb = bootstrap_medians(b, rng, n_boot)
+    mc = bootstrap_medians(c, rng, n_boot)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = (mb - mc) / mb * 100.0 if higher_is_better else (mc - mb) / mb * 100.0
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0:
+        return math.nan, math.nan
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def rankdata(values: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based), ties sharing the mean of their ranks."""
+    a = np.asarray(values, dtype=float)
+    sorter = np.argsort(a, kind="mergesort")
+    inv = np.empty(sorter.size, dtype=np.intp)
+    inv[sorter] = np.arange(sorter.size)
+    s = a[sorter]
+    obs = np.r_[True, s[1:] != s[:-1]]
+    dense = obs.cumsum()[inv]
+    count = np.r_[np.nonzero(obs)[0], obs.size]
+    return 0.5 * (count[dense] + count[dense - 1] + 1)
+
+
+def _exact_u_pvalue(u: float, n1: int, n2: int) -> float:
+    """Two-sided exact p for U without ties: counts of U over all C(n1+n2, n1) splits."""
+    # f[j][u]: ways with i items of sample 1 among the smallest i+j values, DP over i.
+    max_u = n1 * n2
+    prev = [np.zeros(max_u + 1) for _ in range(n2 + 1)]
+    for j in range(n2 + 1):
+        prev[j][0] = 1.0
+    for i in range(1, n1 + 1):
+        cur = [np.zeros(max_u + 1) for _ in range(n2 + 1)]
+        cur[0][0] = 1.0
+        for j in range(1, n2 + 1):
+            # largest value belongs to sample 1 (adds j to U) or to sample 2
+            shifted = np.zeros(max_u + 1)
+            shifted[j:] = prev[j][: max_u + 1 - j]
+            cur[j] = shifted + cur[j - 1]
+        prev = cur
+    counts = prev[n2]
+    total = counts.sum()
+    k = min(u, max_u - u)
+    p = 2.0 * counts[: int(math.floor(k)) + 1].sum() / total
+    return float(min(1.0, p))
+
+
+def mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """(U of x, two-sided p). Exact for small samples without ties, else the normal
+    approximation with tie and continuity corrections."""
+    a = np.asarray(x, dtype=float)
+    b = np.asarray(y, dtype=float)
+    n1, n2 = a.size, b.size
+    if n1 == 0 or n2 == 0:
+        return math.nan, math.nan
+    ranks = rankdata(np.concatenate([a, b]))
+    u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
+    n = n1 + n2
+    _, tie_counts = np.unique(np.concatenate([a, b]), return_counts=True)
+    has_ties = bool((tie_counts > 1).any())
+    if not has_ties and n1 <= 10 and n2 <= 10:
+        return u1, _exact_u_pvalue(u1, n1, n2)
+    mu = n1 * n2 / 2.0
+    tie_term = float((tie_counts ** 3 - tie_counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
+    var = n1 * n2 / 12.0 * ((n + 1) - tie_term)
+    if var <= 0:
+        return u1, 1.0
+    z = (abs(u1 - mu) - 0.5) / math.sqrt(var)
+    return u1, float(min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2.0))))
+
+
+def mad_outliers(values: Sequence[float], threshold: float = OUTLIER_Z) -> list[int]:
+    """Indices whose modified z-score |x - median| / (1.4826 MAD) exceeds `threshold`."""
+    a = np.asarray(values, dtype=float)
+    if a.size < 3:
+        return []
+    med = np.median(a)
+    mad = np.median(np.abs(a - med)) * 1.4826
+    if mad == 0:
+        return [int(i) for i in np.nonzero(a != med)[0]] if (a != med).sum() < a.size / 2 else []
+    return [int(i) for i in np.nonzero(np.abs(a - med) / mad > threshold)[0]]
+
+
+def cv_pct(values: Sequence[float]) -> float | None:
+    a = np.asarray(values, dtype=float)
+    if a.size < 2 or a.mean() == 0:
+        return None
+    return float(a.std(ddof=1) / abs(a.mean()) * 100.0)
+
+
+def verdict_for(lo: float, hi: float, target: float | None) -> str:
+    if target is None:
+        return NO_TARGET
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return INCONCLUSIVE
+    if hi < target:
+        return PASS
+    if lo > target:
+        return FAIL
+    return INCONCLUSIVE
+
+
+def more_trials_needed(lo: float, hi: float, n: int, target: float | None) -> int | None:
+    """Rough extra trials per side for the CI to clear the target: the half-width
+    scales as 1/sqrt(n), the centre is assumed to stay put. None when undecidable
+    (centre on the target, or no CI)."""
+    if target is None or not (math.isfinite(lo) and math.isfinite(hi)) or n < 2:
+        return None
+    half = (hi - lo) / 2.0
+    dist = abs((hi + lo) / 2.0 - target)
+    if dist <= 1e-12:
+        return None
+    needed = math.ceil(n * (half / dist) ** 2 * 1.1)  # 10 % margin
+    return max(1, min(needed - n, MAX_MORE_TRIALS))
+
+
+def change_word(lo: float, hi: float) -> str:
+    """criterion-style: does the CI exclude zero, and which way?"""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "unknown"
+    if lo > 0:
+        return "slower"
+    if hi < 0:
+        return "faster"
+    return "no change"
+
+
+# ---- run-level -----------------------------------------------------------------------------
+
+COMPARABLE_FACTS = (("device", "GPU model"), ("driver", "driver"), ("cuda", "CUDA version"),
+                    ("engine_version", "engine version"), ("backend", "backend"))
+
+
+def run_identity(doc: dict) -> dict[str, Any]:
+    hello = doc.get("hello") or {}
+    device = hello.get("device") or {}
+    cuda = device.get("cuda_driver") or device.get("cuda_runtime")
+    return {"device": device.get("name"), "driver": device.get("driver"), "cuda": cuda,
+            "engine_version": hello.get("engine_version") or (doc.get("tool") or {}).get(
+                "engine_version"),
+            "backend": doc.get("backend") or hello.get("backend")}
+
+
+def comparability(base: dict, cand: dict) -> list[str]:
+    """Differences that make two runs incomparable, e.g. 'driver 580.159 vs 575.57'.
+    Facts unknown on either side (imported legacy runs) are not differences."""
+    a, b = run_identity(base), run_identity(cand)
+    out = []
+    for key, label in COMPARABLE_FACTS:
+        if a[key] is not None and b[key] is not None and a[key] != b[key]:
+            out.append(f"{label} {a[key]} vs {b[key]}")
+    return out
+
+
+def _trials(doc: dict, include_invalid: bool) -> tuple[dict[tuple[str, str], list[dict]], int]:
+    out: dict[tuple[str, str], list[dict]] = {}
+    excluded = 0
+    for wl in doc.get("workloads") or []:
+        key = (wl["workload"], wl.get("variant") or "")
+        kept = []
+        for t in wl.get("trials") or []:
+            if t.get("valid", True) or include_invalid:
+                kept.append(t)
+            else:
+                excluded += 1
+        out[key] = kept
+    return out, excluded
+
+
+def _values(trials: list[dict], metric: Metric) -> list[float]:
+    out = []
+    for t in trials:
+        v = metric.get(t)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            out.append(float(v))
+    return out
+
+
+@dataclass
+class MetricComparison:
+    workload: str
+    variant: str
+    metric: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    n_base: int
+    n_cand: int
+    base_median: float
+    cand_median: float
+    overhead_pct: float
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    target_pct: float | None
+    verdict: str
+    change: str
+    more_trials: int | None
+    base_cv_pct: float | None
+    cand_cv_pct: float | None
+    base_outliers: int
+    cand_outliers: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    base_id: str
+    cand_id: str
+    base_scenario: str
+    cand_scenario: str
+    target_pct: float | None
+    rows: list[MetricComparison]
+    warnings: list[str]
+    forced: list[str]              # incomparabilities overridden by --force (stamped)
+    include_invalid: bool
+    seed: int
+    base_validity: str | None = None
+    cand_validity: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        """The worst verdict over all metrics (FAIL > INCONCLUSIVE > PASS)."""
+        if not self.rows:
+            return INCONCLUSIVE
+        judged = [r.verdict for r in self.rows if r.verdict != NO_TARGET]
+        if not judged:
+            return NO_TARGET
+        return max(judged, key=lambda v: VERDICT_RANK[v])
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["verdict"] = self.verdict
+        return d
+
+
+def compare_runs(base: dict, cand: dict, *, target_pct: float | None = None,
+                 include_invalid: bool = False, force: bool = False, seed: int = 0,
+                 metrics: Sequence[str] | None = None, n_boot: int = N_BOOT) -> Comparison:
+    """Compare two result documents metric by metric. Raises NotComparable (one line)
+    when the runs come from different GPU models, drivers, CUDA or engine versions,
+    unless `force`, which records the differences in `Comparison.forced`."""
+    problems = comparability(base, cand)
+    if problems and not force:
+        raise NotComparable(f"not comparable: {'; '.join(problems)} "
+                            f"(runs {base['id']} and {cand['id']}; --force compares anyway)")
+    if target_pct is None:
+        target_pct = (cand.get("scenario") or {}).get("target_pct")
+    warnings: list[str] = []
+    for doc, side in ((base, "baseline"), (cand, "candidate")):
+        status = (doc.get("validity") or {}).get("status")
+        if status == INVALID:
+            reasons = "; ".join((doc.get("validity") or {}).get("reasons") or [])
+            if include_invalid:
+                warnings.append(f"{side} run {doc['id']} is INVALID ({reasons}); included "
+                                f"because of --include-invalid")
+            else:
+                warnings.append(f"{side} run {doc['id']} is INVALID ({reasons}): its trials are "
+                                f"excluded (--include-invalid to use them)")
+        if doc.get("complete") is False:
+            warnings.append(f"{side} run {doc['id']} is incomplete (interrupted or failed sessions)")
+        if doc.get("imported"):
+            warnings.append(f"{side} run {doc['id']} is an imported legacy result "
+                            f"(one figure per metric, no trials)")
+    base_trials, base_excl = _trials(base, include_invalid)
+    cand_trials, cand_excl = _trials(cand, include_invalid)
+    if not include_invalid:
+        if (base.get("validity") or {}).get("status") == INVALID:
+            base_trials = {k: [] for k in base_trials}
+        if (cand.get("validity") or {}).get("status") == INVALID:
+            cand_trials = {k: [] for k in cand_trials}
+    for excl, side in ((base_excl, "baseline"), (cand_excl, "candidate")):
+        if excl:
+            warnings.append(f"{excl} invalid {side} trials excluded (--include-invalid to use them)")
+    wanted = [m for m in METRICS if metrics is None or m.key in metrics]
+    rows: list[MetricComparison] = []
+    few: set[str] = set()
+    for key in base_trials:
+        if key not in cand_trials:
+            continue
+        for metric in wanted:
+            bv = _values(base_trials[key], metric)
+            cv = _values(cand_trials[key], metric)
+            if not bv or not cv:
+                continue
+            rows.append(_compare_metric(key, metric, bv, cv, target_pct, seed, n_boot))
+            if min(len(bv), len(cv)) < MIN_TRIALS:
+                few.add(f"{key[0]}/{key[1]}")
+    missing = sorted(f"{w}/{v}" for (w, v) in set(base_trials) ^ set(cand_trials))
+    if missing:
+        warnings.append(f"measured by only one of the runs (not compared): {', '.join(missing)}")
+    if few:
+        warnings.append(f"fewer than {MIN_TRIALS} trials per side for {', '.join(sorted(few))}: "
+                        f"CIs are wide and p-values unreliable (10+ trials recommended)")
+    if not rows:
+        warnings.append("no metric was measured (validly) by both runs")
+    return Comparison(base_id=base["id"], cand_id=cand["id"],
+                      base_scenario=(base.get("scenario") or {}).get("name", ""),
+                      cand_scenario=(cand.get("scenario") or {}).get("name", ""),
+                      target_pct=target_pct, rows=rows, warnings=warnings,
+                      forced=problems, include_invalid=include_invalid, seed=seed,
+                      base_validity=(base.get("validity") or {}).get("status"),
+                      cand_validity=(cand.get("validity") or {}).get("status"))
+
+
+def _compare_metric(key: tuple[str, str], metric: Metric, bv: list[float], cv: list[float],
+                    target: float | None, seed: int, n_boot: int) -> MetricComparison:
+    b, c = np.asarray(bv), np.asarray(cv)
+    bm, cm = float(np.median(b)), float(np.median(c))
+    point = overhead_pct(bm, cm, metric.higher_is_better)
+    row_warnings: list[str] = []
+    if b.size >= 2 and c.size >= 2:
+        lo, hi = bootstrap_overhead_ci(b, c, metric.higher_is_better, n_boot=n_boot, seed=seed,
+                                       key=f"{key[0]}/{key[1]}/{metric.key}")
+        _, p = mann_whitney_u(b, c)
+    else:
+        lo = hi = math.nan
+        p = math.nan
+        row_warnings.append("one trial on a side: no confidence interval")
+    verdict = verdict_for(lo, hi, target)
+    more = more_trials_needed(lo, hi, min(b.size, c.size), target) \
+        if verdict == INCONCLUSIVE else None
+    ob, oc = mad_outliers(b), mad_outliers(c)
+    if ob or oc:
+        row_warnings.append(f"outliers by MAD: {len(ob)} baseline, {len(oc)} candidate")
+
+    def fin(x: float) -> float | None:
+        return float(x) if math.isfinite(x) else None
+
+    return MetricComparison(
+        workload=key[0], variant=key[1], metric=metric.key, label=metric.label,
+        unit=metric.unit, higher_is_better=metric.higher_is_better, n_base=int(b.size),
+        n_cand=int(c.size), base_median=bm, cand_median=cm, overhead_pct=point,
+        ci_low=fin(lo), ci_high=fin(hi), p_value=fin(p), target_pct=target, verdict=verdict,
+        change=change_word(lo, hi), more_trials=more, base_cv_pct=cv_pct(b),
+        cand_cv_pct=cv_pct(c), base_outliers=len(ob), cand_outliers=len(oc),
+        warnings=row_warnings)

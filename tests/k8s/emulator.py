@@ -296,6 +296,7 @@ class GpubenchEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.resources.load_bundled()
         self._rv = itertools.count(1000)
+        self._inflight: set = set()
         self.kubelet = FakeKubelet(self)
 
     # -- helpers for scripts (run on the emulator's loop) ---------------------------------
@@ -363,7 +364,20 @@ class GpubenchEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request):
         res = request.resource
         if res == PODS and request.subresource == "log" and request.method.value == "GET":
+            self._requests.remove(request)
             return await self._serve_log(request)
+        # kmock matches a request by testing `request in view` over every request it has
+        # ever seen: quadratic, 0.5 s per request after a few thousand. Keep only those
+        # still being handled (the DSL has matched the others already).
+        self._inflight.add(request)
+        if len(self._requests) > 2 * len(self._inflight) + 16:
+            self._requests[:] = [r for r in self._requests if r in self._inflight]
+        try:
+            return await self._handle_k8s(request, res)
+        finally:
+            self._inflight.discard(request)
+
+    async def _handle_k8s(self, request, res):
         if res is not None and request.subresource is None:
             if request.action == kmock.action.CREATE and isinstance(request.data, dict):
                 self._fill(request.data, request.namespace, res)

@@ -1,0 +1,201 @@
+"""Ship the engine to a remote host: a content-hashed bundle in a cache directory.
+
+The bundle is every ``engine/**/*.py`` file plus a small supervisor script
+(`gpubench_supervise.py`, below). Its SHA-256 over (relative path, content)
+names the remote directory ``~/.cache/gpubench/engine-<hash16>``: an unchanged
+engine is never uploaded twice, a changed one lands beside the old one.
+
+Upload is atomic: files go to ``.tmp-engine-<hash16>-<random>`` and that
+directory is renamed into place last, so a directory named ``engine-<hash>``
+is always complete (its MANIFEST is checked too). Two clients racing to
+upload the same bundle both succeed: the loser removes its temporary copy.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import ENGINE_DIR
+
+CACHE_ROOT = ".cache/gpubench"          # relative to the remote home directory
+SUPERVISOR_NAME = "gpubench_supervise.py"
+MANIFEST_NAME = "MANIFEST.json"
+PID_MARKER = "GPUBENCH_PID"             # first stderr line of a remote run: its process group
+
+# The remote entry point. Run as `python3 gpubench_supervise.py -- env ... python3 -m engine ...`.
+# It makes itself the leader of a process group (so one `kill -- -PGID` reaches the engine and
+# everything it starts), reports that group on stderr, and runs the engine as its child with
+# stdout passed straight through (no copying: no overhead). It watches stdin: sshd closes the
+# session's stdin when the connection drops, and OpenSSH sends no SIGHUP to sessions without a
+# terminal, so EOF on stdin is the only sign that nobody is listening any more. Then it
+# interrupts the engine (SIGINT, so it writes a partial result nobody reads, then SIGTERM,
+# SIGKILL) and leaves nothing behind. Python 3.6 syntax on purpose: it runs before any check.
+SUPERVISOR_SOURCE = r'''"""gpubench remote supervisor (shipped by scenarios/deploy.py; see there)."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+
+def say(text):
+    # stderr may be a dead pipe (the client went away): never let that stop the clean-up
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv):
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        say("gpubench_supervise: no command\n")
+        return 2
+    if os.getpgrp() != os.getpid():
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
+    say("%s %d\n" % ("GPUBENCH_PID", os.getpgrp()))
+    # The group gets SIGINT/SIGTERM from the launcher; the engine handles them, we wait for it.
+    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        say("gpubench_supervise: cannot start %s: %s\n" % (argv[0], exc.strerror))
+        return 127
+
+    def stop_child():
+        for sig, grace in ((signal.SIGINT, 5.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            if child.poll() is not None:
+                return
+            try:
+                child.send_signal(sig)
+            except OSError:
+                return
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and child.poll() is None:
+                time.sleep(0.05)
+
+    def watch_stdin():
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        if child.poll() is None:
+            say("gpubench_supervise: client went away; stopping the engine\n")
+            stop_child()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    while True:
+        try:
+            code = child.wait()
+            break
+        except KeyboardInterrupt:  # pragma: no cover - handler above swallows SIGINT
+            continue
+    return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+'''
+
+
+@dataclass(frozen=True)
+class Bundle:
+    files: tuple[tuple[str, bytes], ...]   # (relative posix path, content), sorted
+    digest: str                            # sha256 hex over paths and contents
+
+    @property
+    def short(self) -> str:
+        return self.digest[:16]
+
+    @property
+    def dir_name(self) -> str:
+        return f"engine-{self.short}"
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for _, data in self.files)
+
+    def manifest(self) -> bytes:
+        return json.dumps({"digest": self.digest,
+                           "files": [p for p, _ in self.files]}, indent=1).encode()
+
+
+def engine_bundle(engine_dir: Path = ENGINE_DIR) -> Bundle:
+    """Collect engine/**/*.py (no caches, no tests) and the supervisor; hash them."""
+    engine_dir = Path(engine_dir)
+    if not (engine_dir / "__init__.py").is_file():
+        raise FileNotFoundError(f"no engine package at {engine_dir}")
+    files: list[tuple[str, bytes]] = []
+    for path in sorted(engine_dir.rglob("*.py")):
+        rel = path.relative_to(engine_dir.parent)
+        if "__pycache__" in rel.parts or any(p.startswith(".") for p in rel.parts):
+            continue
+        files.append((rel.as_posix(), path.read_bytes()))
+    files.append((SUPERVISOR_NAME, SUPERVISOR_SOURCE.encode()))
+    files.sort()
+    h = hashlib.sha256()
+    for rel_path, data in files:
+        h.update(rel_path.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
+    return Bundle(tuple(files), h.hexdigest())
+
+
+@dataclass(frozen=True)
+class Deployment:
+    path: str          # absolute remote directory holding engine/ and the supervisor
+    uploaded: bool     # False: the cache already had this bundle
+    files: int
+    bytes: int
+
+
+async def deploy(conn, bundle: Bundle, cache_root: str = CACHE_ROOT) -> Deployment:
+    """Make sure `bundle` is in the remote cache over SFTP; upload only when missing.
+
+    `conn` is an asyncssh client connection. Raises OSError-like asyncssh.SFTPError on
+    permission or disk problems; callers phrase them for the user.
+    """
+    async with conn.start_sftp_client() as sftp:
+        home = await sftp.realpath(".")
+        root = posixpath.join(home, cache_root) if not cache_root.startswith("/") else cache_root
+        target = posixpath.join(root, bundle.dir_name)
+        if await sftp.exists(posixpath.join(target, MANIFEST_NAME)):
+            return Deployment(target, False, len(bundle.files), bundle.size)
+        await sftp.makedirs(root, exist_ok=True)
+        if await sftp.exists(target):  # a directory without its manifest is not ours to trust
+            await sftp.rmtree(target, ignore_errors=True)
+        tmp = posixpath.join(root, f".tmp-{bundle.dir_name}-{secrets.token_hex(4)}")
+        try:
+            await sftp.mkdir(tmp)
+            dirs = sorted({posixpath.dirname(p) for p, _ in bundle.files} - {""})
+            for d in dirs:  # sorted: parents before children
+                await sftp.makedirs(posixpath.join(tmp, d), exist_ok=True)
+            for rel_path, data in bundle.files:
+                async with sftp.open(posixpath.join(tmp, rel_path), "wb") as f:
+                    await f.write(data)
+            async with sftp.open(posixpath.join(tmp, MANIFEST_NAME), "wb") as f:
+                await f.write(bundle.manifest())
+            try:
+                await sftp.rename(tmp, target)
+            except Exception:
+                # Someone else installed the same bundle meanwhile: theirs is as good as ours.
+                if not await sftp.exists(posixpath.join(target, MANIFEST_NAME)):
+                    raise
+                await sftp.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            try:
+                await sftp.rmtree(tmp, ignore_errors=True)
+            except Exception:
+                pass
+            raise
+        return Deployment(target, True, len(bundle.files), bundle.size)

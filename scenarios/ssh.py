@@ -1,0 +1,590 @@
+"""`ssh`: the engine on a remote host, over asyncssh.
+
+    launcher = SshLauncher.from_config(host)        # a [hosts.X] table with kind = "ssh"
+    session = await launcher.start(LaunchRequest(engine_args=(...)))
+    ...
+    await launcher.close()                          # cancels live sessions, closes connections
+
+What happens on `start()`:
+1. Connect (or reuse a connection to the same host). ~/.ssh/config is honoured
+   (alias → HostName, User, Port, IdentityFile, ProxyJump) and the [hosts.X] keys
+   override it. Host keys are checked against known_hosts; an unknown or changed key
+   is refused with one line naming the host, the key's fingerprint and how to trust
+   it, unless `trust_on_first_use = true` (unknown keys only: a changed key is always
+   refused), which records the key and says so. Connects per host are limited and
+   retried when the server throttles them (OpenSSH MaxStartups drops the connection).
+2. Once per connection: check the remote Python (>= 3.9), numpy (fatal when missing),
+   cupy and nvidia-ml-py (reported with the exact pip command; without cupy the engine
+   falls back to numpy-cpu unless `--backend cupy` was asked, which then fails here).
+3. Deploy the engine bundle over SFTP into ~/.cache/gpubench/engine-<hash> (see
+   deploy.py): skipped when the cache already holds it.
+4. Run `cd <cache> && exec <python> gpubench_supervise.py -- env ... <python> -m engine
+   ARGS`: the supervisor leads its own process group, reports it on stderr and
+   stops the engine if the connection drops. The proxy layer's LD_PRELOAD and env are
+   on that command line (for the engine only). stdout lines are fed to the parser as
+   they arrive.
+
+`cancel()` sends SIGINT to the remote process group (the engine writes its partial
+result), then SIGTERM and SIGKILL, through a second channel on the same connection.
+A dropped connection ends the session as `incomplete` with the lines received so far.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shlex
+import socket
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from gpubench.config import HostConfig
+
+from .base import LaunchError, LaunchRequest, Launcher, Session
+from .deploy import CACHE_ROOT, PID_MARKER, SUPERVISOR_NAME, Deployment, deploy, engine_bundle
+
+INTERRUPT_GRACE_S = 5.0       # the engine's time to write its partial result after SIGINT
+CONNECT_TIMEOUT_S = 15.0
+CONNECT_ATTEMPTS = 6          # throttled connects (MaxStartups) are retried this often
+CONNECTS_PER_HOST = 4         # simultaneous handshakes to one host
+CONNECTS_TOTAL = 32           # simultaneous handshakes from this process
+SESSIONS_PER_CONNECTION = 8   # OpenSSH's MaxSessions is 10; SFTP and kill use channels too
+MIN_PYTHON = (3, 9)
+
+# Runs on the remote interpreter before anything else: old syntax on purpose.
+CHECK_SCRIPT = r'''
+import json, sys
+r = {"python": "%d.%d.%d" % tuple(sys.version_info[:3]), "executable": sys.executable,
+     "packages": {}, "driver": None}
+def version(dist_names):
+    try:
+        from importlib import metadata
+    except ImportError:
+        return None
+    for name in dist_names:
+        try:
+            return name + " " + metadata.version(name)
+        except Exception:
+            pass
+    try:
+        for d in metadata.distributions():
+            n = (d.metadata["Name"] or "").lower()
+            if n.startswith("cupy"):
+                return n + " " + d.version
+    except Exception:
+        pass
+    return None
+try:
+    import numpy
+    r["packages"]["numpy"] = {"ok": True, "version": numpy.__version__}
+except Exception as e:
+    r["packages"]["numpy"] = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+try:
+    import importlib.util
+    for mod, dists in (("cupy", ()), ("pynvml", ("nvidia-ml-py", "pynvml"))):
+        ok = importlib.util.find_spec(mod) is not None
+        r["packages"][mod] = {"ok": ok, "version": version(dists) if ok else None}
+except Exception as e:
+    r["error"] = str(e)
+try:
+    with open("/proc/driver/nvidia/version") as f:
+        r["driver"] = f.read(400)
+except Exception:
+    pass
+sys.stdout.write("GPUBENCH_CHECK " + json.dumps(r) + "\n")
+'''
+
+
+@dataclass
+class RemoteCheck:
+    """What the remote interpreter has; `notes` are the lines to show the user."""
+    python: str
+    executable: str
+    packages: dict[str, dict[str, Any]]
+    driver_version: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def has(self, module: str) -> bool:
+        return bool(self.packages.get(module, {}).get("ok"))
+
+
+def cupy_package(driver_version: str | None) -> str:
+    """The CuPy wheel that matches the NVIDIA driver (CUDA 13 needs driver >= 580)."""
+    try:
+        major = int((driver_version or "").split(".")[0])
+    except ValueError:
+        major = 0
+    return "cupy-cuda13x" if major >= 580 else "cupy-cuda12x"
+
+
+def _driver_from(text: str | None) -> str | None:
+    import re
+    m = re.search(r"Kernel Module(?: for [^ ]+)?\s+([0-9]+\.[0-9.]+)", text or "")
+    return m.group(1) if m else None
+
+
+def _wants_cupy(args: tuple[str, ...]) -> bool:
+    for i, a in enumerate(args):
+        if a == "--backend" and i + 1 < len(args) and args[i + 1] == "cupy":
+            return True
+        if a == "--backend=cupy":
+            return True
+    return False
+
+
+def format_known_hosts_line(host: str, port: int, key: asyncssh.SSHKey) -> str:
+    name = host if port == 22 else f"[{host}]:{port}"
+    algorithm, blob = key.export_public_key("openssh").decode().split()[:2]
+    return f"{name} {algorithm} {blob}\n"
+
+
+class _HostKeyJudge(asyncssh.SSHClient):
+    """Called by asyncssh only for a host key that known_hosts does not trust."""
+
+    def __init__(self, launcher: "SshLauncher", known_hosts_path: Path):
+        self.launcher = launcher
+        self.path = known_hosts_path
+        self.seen: tuple[str, int, asyncssh.SSHKey, list[asyncssh.SSHKey]] | None = None
+        self.recorded = False
+        self.lost: Exception | None = None
+        self.closed = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost, self.closed = exc, True
+
+    def validate_host_public_key(self, host: str, addr: str, port: int,
+                                 key: asyncssh.SSHKey) -> bool:
+        known: list[asyncssh.SSHKey] = []
+        if self.path.is_file():
+            try:
+                known = list(asyncssh.read_known_hosts(str(self.path)).match(host, addr, port)[0])
+            except (OSError, ValueError):
+                known = []
+        self.seen = (host, port, key, known)
+        if known or not self.launcher.host.trust_on_first_use:
+            return False
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(format_known_hosts_line(host, port, key))
+        self.recorded = True
+        return True
+
+
+def _loop_semaphore(table: "weakref.WeakKeyDictionary", key: Any, limit: int) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    per_loop = table.setdefault(loop, {})
+    if key not in per_loop:
+        per_loop[key] = asyncio.Semaphore(limit)
+    return per_loop[key]
+
+
+_HOST_LIMITS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class _Conn:
+    """One SSH connection, shared by up to SESSIONS_PER_CONNECTION sessions."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection, client: _HostKeyJudge):
+        self.conn = conn
+        self.client = client
+        self.sessions = 0
+        self.checked: RemoteCheck | None = None
+        self.deployment: Deployment | None = None
+        self.notes: list[str] = []
+        self.prepare_lock = asyncio.Lock()
+
+    @property
+    def lost(self) -> Exception | None:
+        if not self.client.closed:
+            return None
+        return self.client.lost or ConnectionError("connection closed")
+
+    @property
+    def alive(self) -> bool:
+        return not self.client.closed and not self.conn.is_closed()
+
+
+class SshSession(Session):
+    def __init__(self, launcher: "SshLauncher", request: LaunchRequest, slot: _Conn,
+                 command: str):
+        super().__init__(request, f"ssh {launcher.host.name}")
+        self._launcher = launcher
+        self._slot = slot
+        self.command = command
+        self._proc: asyncssh.SSHClientProcess | None = None
+        self._pgid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.remote_pgid: int | None = None
+
+    async def _spawn(self) -> None:
+        try:
+            self._proc = await self._slot.conn.create_process(
+                self.command, encoding="utf-8", errors="replace")
+        except (asyncssh.Error, OSError) as exc:
+            self._slot.sessions -= 1
+            raise LaunchError(f"{self.name}: cannot start the engine: {_reason(exc)}") from None
+
+    async def _run(self) -> int | None:
+        proc = self._proc
+        assert proc is not None
+        lost: list[str] = []
+
+        async def pump_stderr() -> None:
+            try:
+                async for text in proc.stderr:
+                    if not self._pgid.done() and text.startswith(PID_MARKER):
+                        try:
+                            self.remote_pgid = int(text.split()[1])
+                            self._pgid.set_result(self.remote_pgid)
+                            continue
+                        except (IndexError, ValueError):
+                            pass
+                    self._stderr(text)
+            except (asyncssh.Error, OSError) as exc:
+                lost.append(_reason(exc))
+
+        stderr_task = asyncio.create_task(pump_stderr())
+        try:
+            try:
+                async for text in proc.stdout:
+                    self._line(text)
+            except (asyncssh.Error, OSError) as exc:
+                lost.append(_reason(exc))
+            await stderr_task
+            await proc.wait_closed()
+            code = proc.exit_status
+            if code is None or code < 0:
+                if proc.exit_signal is not None:
+                    return 128 + _signum(proc.exit_signal[0])
+                if self._cancelled:
+                    return None
+                why = lost[0] if lost else (_reason(self._slot.lost) if self._slot.lost
+                                            else "channel closed without an exit status")
+                raise LaunchError(f"{self.name}: connection lost mid-run ({why}); "
+                                  f"{len(self.raw_lines)} lines kept")
+            return code
+        finally:
+            stderr_task.cancel()
+            self._slot.sessions -= 1
+            if not self._pgid.done():
+                self._pgid.cancel()
+
+    async def _signal_group(self, sig: str) -> bool:
+        if self.remote_pgid is None:
+            return False
+        cmd = f"kill -s {sig} -- -{self.remote_pgid} 2>/dev/null || kill -s {sig} {self.remote_pgid}"
+        try:
+            await asyncio.wait_for(self._slot.conn.run(cmd, check=False), timeout=10)
+            return True
+        except (asyncssh.Error, OSError, asyncio.TimeoutError):
+            return False
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if self.remote_pgid is None and not self._pgid.done():
+            try:  # the first stderr line names the group; it comes within milliseconds
+                await asyncio.wait_for(asyncio.shield(self._pgid), timeout=3)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+        for sig, grace in (("INT", INTERRUPT_GRACE_S), ("TERM", 2.0), ("KILL", 2.0)):
+            if proc.is_closing() and proc.exit_status is not None:
+                break
+            if not await self._signal_group(sig):
+                break
+            try:
+                await asyncio.wait_for(proc.wait_closed(), timeout=grace)
+                break
+            except asyncio.TimeoutError:
+                continue
+        # Closing the channel closes the supervisor's stdin: it stops the engine if it still runs.
+        proc.close()
+
+
+def _signum(name: str) -> int:
+    import signal as _signal
+    try:
+        return int(getattr(_signal, f"SIG{name}"))
+    except AttributeError:
+        return 0
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown"
+    if isinstance(exc, asyncssh.DisconnectError):
+        return exc.reason or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class SshLauncher(Launcher):
+    name = "ssh"
+
+    def __init__(self, host: HostConfig, *, ssh_config: Any = (), cache_root: str = CACHE_ROOT,
+                 connect_timeout: float = CONNECT_TIMEOUT_S):
+        self.host = host
+        self.ssh_config = ssh_config          # () = ~/.ssh/config; a list of paths; [] = none
+        self.cache_root = cache_root
+        self.connect_timeout = connect_timeout
+        self.conns: list[_Conn] = []
+        self.sessions: "weakref.WeakSet[SshSession]" = weakref.WeakSet()
+        self.messages: list[str] = []         # what happened, for the Hosts view and the logs
+        self._connect_lock: asyncio.Lock | None = None
+        self.target = host.address or host.name   # user@host:port once resolved
+
+    @classmethod
+    def from_config(cls, host: HostConfig) -> "SshLauncher":
+        if not host.address:
+            raise LaunchError(f"hosts.{host.name}: an ssh host needs an address")
+        return cls(host)
+
+    # -- connecting ------------------------------------------------------------------------
+    def _known_hosts_path(self, options: asyncssh.SSHClientConnectionOptions) -> Path:
+        if self.host.known_hosts:
+            return Path(os.path.expanduser(self.host.known_hosts))
+        configured = options.known_hosts
+        if isinstance(configured, (list, tuple)) and configured and isinstance(configured[0], str):
+            return Path(os.path.expanduser(configured[0]))
+        return Path.home() / ".ssh" / "known_hosts"
+
+    async def _options(self) -> asyncssh.SSHClientConnectionOptions:
+        kwargs: dict[str, Any] = {"connect_timeout": self.connect_timeout,
+                                  "keepalive_interval": 15, "keepalive_count_max": 4}
+        if self.host.user:
+            kwargs["username"] = self.host.user
+        if self.host.port:
+            kwargs["port"] = self.host.port
+        if self.host.identity_file:
+            path = os.path.expanduser(self.host.identity_file)
+            if not os.path.isfile(path):
+                raise LaunchError(f"ssh {self.host.name}: identity_file {path} does not exist")
+            kwargs["client_keys"] = [path]
+        if self.host.proxy_jump:
+            kwargs["tunnel"] = self.host.proxy_jump
+        try:
+            return await asyncssh.SSHClientConnectionOptions.construct(
+                None, config=self.ssh_config, host=self.host.address, **kwargs)
+        except (asyncssh.Error, OSError, ValueError) as exc:
+            raise LaunchError(f"ssh {self.host.name}: bad ssh settings: {_reason(exc)}") from None
+
+    async def _connect(self) -> _Conn:
+        options = await self._options()
+        where = f"{options.host}:{options.port}"
+        self.target = f"{options.username}@{where}"
+        kh_path = self._known_hosts_path(options)
+        known = (asyncssh.read_known_hosts(str(kh_path)) if kh_path.is_file()
+                 else asyncssh.import_known_hosts(""))
+        host_sem = _loop_semaphore(_HOST_LIMITS, (options.host, options.port), CONNECTS_PER_HOST)
+        all_sem = _loop_semaphore(_HOST_LIMITS, "*", CONNECTS_TOTAL)
+        name = f"ssh {self.host.name} ({self.target})"
+        delay = 0.2
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            judge = _HostKeyJudge(self, kh_path)
+            try:
+                async with host_sem, all_sem:
+                    conn = await asyncssh.connect(options.host, options=options,
+                                                  known_hosts=known, client_factory=lambda: judge)
+                slot = _Conn(conn, judge)
+                if judge.recorded:
+                    assert judge.seen is not None
+                    slot.notes.append(f"{name}: trusted new host key "
+                                      f"{judge.seen[2].get_fingerprint()} on first use; "
+                                      f"recorded in {kh_path}")
+                return slot
+            except asyncssh.HostKeyNotVerifiable as exc:
+                raise LaunchError(self._host_key_message(name, judge, kh_path, exc)) from None
+            except asyncssh.PermissionDenied:
+                keys = self.host.identity_file or "default keys and agent"
+                raise LaunchError(f"{name}: authentication refused for user '{options.username}' "
+                                  f"with {keys}: check identity_file/IdentityFile and the "
+                                  f"remote ~/.ssh/authorized_keys") from None
+            except (asyncssh.ConnectionLost, ConnectionResetError, BrokenPipeError,
+                    asyncssh.DisconnectError) as exc:
+                # OpenSSH's MaxStartups (and busy servers) drop a connection before the banner.
+                retryable = isinstance(exc, (asyncssh.ConnectionLost, ConnectionResetError,
+                                             BrokenPipeError)) or \
+                    getattr(exc, "code", None) in (asyncssh.DISC_TOO_MANY_CONNECTIONS,
+                                                   asyncssh.DISC_CONNECTION_LOST)
+                if not retryable or attempt == CONNECT_ATTEMPTS:
+                    raise LaunchError(f"{name}: the server closed the connection during the "
+                                      f"handshake ({_reason(exc)}) after {attempt} attempt(s)"
+                                      ) from None
+                await asyncio.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 3.0)
+            except asyncio.TimeoutError:
+                raise LaunchError(f"{name}: no answer from {where} within "
+                                  f"{self.connect_timeout:g} s") from None
+            except socket.gaierror as exc:
+                raise LaunchError(f"{name}: cannot resolve host name {options.host!r}: "
+                                  f"{exc.strerror}") from None
+            except ConnectionRefusedError:
+                raise LaunchError(f"{name}: connection refused by {where} "
+                                  f"(no sshd listening on that port?)") from None
+            except OSError as exc:
+                raise LaunchError(f"{name}: cannot connect to {where}: {_reason(exc)}") from None
+            except asyncssh.Error as exc:
+                raise LaunchError(f"{name}: ssh handshake failed: {_reason(exc)}") from None
+        raise AssertionError("unreachable")
+
+    def _host_key_message(self, name: str, judge: _HostKeyJudge, kh_path: Path,
+                          exc: Exception) -> str:
+        if judge.seen is None:  # e.g. no host key algorithm in common with known_hosts
+            return (f"{name}: host key not trusted ({exc}); compare the server's key with "
+                    f"{kh_path}")
+        host, port, key, known = judge.seen
+        fp = key.get_fingerprint()
+        entry = host if port == 22 else f"[{host}]:{port}"
+        if known:
+            old = ", ".join(k.get_fingerprint() for k in known)
+            return (f"{name}: HOST KEY CHANGED: the server offers {key.get_algorithm()} {fp}, "
+                    f"{kh_path} has {old}; refused (if the change is expected, remove the old "
+                    f"entry with `ssh-keygen -R '{entry}' -f {kh_path}` and connect again)")
+        scan = f"ssh-keyscan -p {port} {host}" if port != 22 else f"ssh-keyscan {host}"
+        return (f"{name}: unknown host key {key.get_algorithm()} {fp}; refused. To trust it, "
+                f"check the fingerprint and run `{scan} >> {kh_path}`, or set "
+                f"trust_on_first_use = true under [hosts.{self.host.name}]")
+
+    async def _slot(self) -> _Conn:
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            self.conns = [c for c in self.conns if c.alive or c.sessions > 0]
+            for c in self.conns:
+                if c.alive and c.sessions < SESSIONS_PER_CONNECTION:
+                    c.sessions += 1
+                    return c
+            slot = await self._connect()
+            self.conns.append(slot)
+            slot.sessions += 1
+            return slot
+
+    # -- preparing the remote ---------------------------------------------------------------
+    async def check_remote(self, slot: _Conn) -> RemoteCheck:
+        py = self.host.python
+        name = f"ssh {self.host.name}"
+        try:
+            res = await asyncio.wait_for(
+                slot.conn.run(f"{shlex.quote(py)} -c {shlex.quote(CHECK_SCRIPT)}", check=False),
+                timeout=60)
+        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+            raise LaunchError(f"{name}: cannot run {py} on the host: {_reason(exc)}") from None
+        out = str(res.stdout or "")
+        line = next((ln for ln in out.splitlines() if ln.startswith("GPUBENCH_CHECK ")), None)
+        if line is None:
+            err = (str(res.stderr or "").strip().splitlines() or ["no output"])[-1]
+            if res.exit_status == 127:
+                raise LaunchError(f"{name}: remote python {py!r} not found ({err}); set "
+                                  f"python = \"/path/to/python3\" under [hosts.{self.host.name}]")
+            raise LaunchError(f"{name}: remote python {py!r} failed the check (exit "
+                              f"{res.exit_status}): {err}")
+        data = json.loads(line.split(" ", 1)[1])
+        check = RemoteCheck(data["python"], data.get("executable") or py, data["packages"],
+                            _driver_from(data.get("driver")))
+        version = tuple(int(x) for x in check.python.split(".")[:2])
+        if version < MIN_PYTHON:
+            raise LaunchError(f"{name}: remote {py} is Python {check.python}; the engine needs "
+                              f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer: set python = under "
+                              f"[hosts.{self.host.name}]")
+        pip = f"{py} -m pip install"
+        if not check.has("numpy"):
+            why = check.packages.get("numpy", {}).get("error", "")
+            raise LaunchError(f"{name}: numpy is missing on the host ({why}); install it with: "
+                              f"{pip} numpy")
+        if not check.has("cupy"):
+            if check.driver_version:
+                check.notes.append(f"{name}: cupy missing (NVIDIA driver {check.driver_version}): "
+                                   f"the engine will use the numpy-cpu backend; install it with: "
+                                   f"{pip} {cupy_package(check.driver_version)}")
+            else:
+                check.notes.append(f"{name}: cupy missing and no NVIDIA driver found: the engine "
+                                   f"will use the numpy-cpu backend; on a GPU host install it "
+                                   f"with: {pip} cupy-cuda12x (driver < 580) or cupy-cuda13x")
+        if not check.has("pynvml"):
+            check.notes.append(f"{name}: nvidia-ml-py missing: no GPU telemetry; install it "
+                               f"with: {pip} nvidia-ml-py")
+        return check
+
+    async def _prepare(self, slot: _Conn) -> None:
+        async with slot.prepare_lock:
+            if slot.checked is None:
+                slot.checked = await self.check_remote(slot)
+                slot.notes.extend(slot.checked.notes)
+            if slot.deployment is None:
+                bundle = engine_bundle()
+                try:
+                    slot.deployment = await deploy(slot.conn, bundle, self.cache_root)
+                except (asyncssh.Error, OSError) as exc:
+                    raise LaunchError(f"ssh {self.host.name}: cannot deploy the engine into "
+                                      f"~/{self.cache_root}: {_reason(exc)}") from None
+                d = slot.deployment
+                slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} "
+                           + (f"uploaded ({d.files} files, {d.bytes // 1024} KiB)"
+                              if d.uploaded else "already deployed (cache hit)") + f" in {d.path}")
+
+    def command(self, request: LaunchRequest, deployment: Deployment) -> str:
+        """The remote command line: the supervisor, then env + the engine."""
+        py = shlex.quote(self.host.python)
+        env = dict(request.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        if request.preload:
+            env["LD_PRELOAD"] = request.preload
+        assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+        args = " ".join(shlex.quote(a) for a in request.engine_args)
+        return (f"cd {shlex.quote(deployment.path)} && exec {py} {SUPERVISOR_NAME} -- "
+                f"env -u PYTHONSAFEPATH {assigns} {py} -m engine {args}").rstrip()
+
+    # -- the Launcher interface --------------------------------------------------------------
+    async def prepare(self) -> list[str]:
+        """Connect, check the remote and deploy the engine now (the Hosts view's "check").
+
+        Returns what was learnt (host key trusted, packages missing, upload or cache hit);
+        raises LaunchError with one line when the host cannot run the engine.
+        """
+        slot = await self._slot()
+        try:
+            await self._prepare(slot)
+        finally:
+            slot.sessions -= 1
+        self.messages.extend(n for n in slot.notes if n not in self.messages)
+        return list(slot.notes)
+
+    async def start(self, request: LaunchRequest) -> Session:
+        slot = await self._slot()
+        try:
+            await self._prepare(slot)
+            assert slot.checked is not None and slot.deployment is not None
+            if _wants_cupy(request.engine_args) and not slot.checked.has("cupy"):
+                raise LaunchError(next(n for n in slot.checked.notes if "cupy" in n)
+                                  .replace("the engine will use the numpy-cpu backend",
+                                           "--backend cupy cannot run"))
+            session = SshSession(self, request, slot, self.command(request, slot.deployment))
+        except BaseException:
+            slot.sessions -= 1
+            raise
+        for note in slot.notes:
+            session._status(note)
+        self.messages.extend(n for n in slot.notes if n not in self.messages)
+        await session._spawn()
+        self.sessions.add(session)
+        session._begin()
+        return session
+
+    async def close(self) -> None:
+        live = [s for s in list(self.sessions) if s.ended is None]
+        if live:
+            await asyncio.gather(*(s.cancel() for s in live), return_exceptions=True)
+        for slot in self.conns:
+            slot.conn.close()
+        for slot in self.conns:
+            try:
+                await asyncio.wait_for(slot.conn.wait_closed(), timeout=5)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        self.conns = []

@@ -1,10 +1,11 @@
 """The measurement loop, validity rules, and the `sample`/`result` lines.
 
-The hot loop (`Runner._loop`) does per call: two perf_counter_ns reads, the
-call, one int64 store into a preallocated array, an increment and one compare.
-Everything else (interval statistics, JSON, the stop-flag check, a new chunk of
-the latency array) happens only when the compare says an interval boundary
-(about every 0.25 s) or the end of the window was reached.
+The hot loop (`Runner._loop`) does per call: the call, one perf_counter_ns
+read stored into a preallocated int64 array, an increment and one compare.
+Everything else (interval statistics, JSON, the stop-flag check) happens only
+when the compare says an interval boundary (about every 0.25 s) or the end of
+the window was reached; a full latency chunk is noticed by the IndexError of
+the store, so it costs nothing until it happens (every 2^20 ops).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .plan import Plan, Variant
-from .timing import LatencyRecorder, latency_stats
+from .timing import CHUNK_OPS, LatencyRecorder, latency_stats
 
 Op = Callable[[], Any]
 
@@ -50,6 +51,7 @@ class Runner:
         self.stop = stop
         self.telemetry = telemetry
         self._emit = emitter.emit if emitter is not None else (lambda *a, **k: None)
+        self.chunk_ops = CHUNK_OPS
 
     # ---- warm-up -----------------------------------------------------------------
     def warmup(self, prep: Prepared, seconds: float | None = None) -> None:
@@ -89,7 +91,16 @@ class Runner:
                                 prep, t_start, t_end, interrupted, device_s)
 
     def _loop(self, variant: Variant, prep: Prepared, repeat: int, duration: float):
-        rec = LatencyRecorder()
+        """Run `prep.op` back to back for `duration` s; one clock read per op.
+
+        The hot loop stores each op's end timestamp; at every boundary the
+        interval's timestamps are turned into per-op latencies in place (the
+        time between consecutive op ends: the op plus a few bytecodes of this
+        loop). The clock is re-read after the boundary work, so samples and JSON
+        never land in an op's latency. The window (for ops/s) runs from the
+        first op's start to the last op's end.
+        """
+        rec = LatencyRecorder(self.chunk_ops)
         mv, cap = rec.view()
         op, pc, stop = prep.op, time.perf_counter_ns, self.stop
         si = max(1, int(self.plan.sample_interval * 1e9))
@@ -98,31 +109,41 @@ class Runner:
         next_sample = start + si
         boundary = min(next_sample, end_at)
         i = last_i = base = 0
-        last_t = start
-        t1 = start
+        last_t = seg_t0 = t1 = start  # seg_t0: when the current interval's first op began
         interrupted = False
         while True:
-            t0 = pc()
-            op()
-            t1 = pc()
-            mv[i] = t1 - t0
-            i += 1
-            if t1 >= boundary or i == cap:
-                # ---- rare path: sample, stop check, end of window, next chunk ----
+            try:
+                while True:  # ---- the hot loop ----
+                    op()
+                    t1 = mv[i] = pc()
+                    i += 1
+                    if t1 >= boundary:
+                        break
+            except IndexError:  # the latency chunk is full (rare): start the next one
+                if i < cap:
+                    raise
+                prev_end = rec.to_latencies(last_i, i, seg_t0)
                 self._sample(variant, prep, repeat, rec.current_slice(last_i, i), t1 - last_t)
-                last_i, last_t = i, t1
-                if stop:
-                    interrupted = True
-                    break
-                if t1 >= end_at:
-                    break
-                while next_sample <= t1:
-                    next_sample += si
-                boundary = min(next_sample, end_at)
-                if i == cap:
-                    base += i
-                    mv, cap = rec.next_chunk(i)
-                    i = last_i = 0
+                last_t = t1
+                base += i
+                mv, cap = rec.next_chunk(i)
+                mv[0] = t1
+                i, last_i, seg_t0 = 1, 0, prev_end
+                if t1 < boundary:
+                    continue
+            # ---- rare path: latencies, sample, stop check, end of window ----
+            rec.to_latencies(last_i, i, seg_t0)
+            self._sample(variant, prep, repeat, rec.current_slice(last_i, i), t1 - last_t)
+            last_i, last_t = i, t1
+            if stop:
+                interrupted = True
+                break
+            if t1 >= end_at:
+                break
+            while next_sample <= t1:
+                next_sample += si
+            boundary = min(next_sample, end_at)
+            seg_t0 = pc()
         rec.close(i)
         return base + i, start, t1, interrupted, rec
 

@@ -18,8 +18,10 @@ CHUNK_OPS = 1 << 20  # 8 MiB of int64 per chunk; a new chunk only when one fills
 class LatencyRecorder:
     """Preallocated per-op nanosecond latencies, in chunks of CHUNK_OPS.
 
-    Use: `mv, cap = rec.view()`; in the loop `mv[i] = dt; i += 1`; when `i == cap`
-    call `mv, cap = rec.next_chunk(i)` (rare). `rec.close(i)` at the end.
+    Use: `mv, cap = rec.view()`; in the loop `mv[i] = clock(); i += 1`; at a
+    boundary `rec.to_latencies(first, i, t_before)` turns the timestamps into
+    per-op ns in place; when `i == cap` (the store raises IndexError) call
+    `mv, cap = rec.next_chunk(i)` (rare). `rec.close(i)` at the end.
     """
 
     def __init__(self, chunk_ops: int = CHUNK_OPS):
@@ -38,6 +40,20 @@ class LatencyRecorder:
 
     def close(self, used: int) -> None:
         self._used = used
+
+    def to_latencies(self, start: int, stop: int, t_before: int) -> int:
+        """Turn end timestamps [start, stop) of the current chunk into per-op ns, in place.
+
+        `t_before` is when the first of those ops began. Returns the last end
+        timestamp (where a following op would begin), t_before if the range is empty.
+        """
+        seg = self._current[start:stop]
+        if seg.size == 0:
+            return t_before
+        last = int(seg[-1])
+        seg[1:] = np.diff(seg)
+        seg[0] -= t_before
+        return last
 
     def current_slice(self, start: int, stop: int) -> np.ndarray:
         """Latencies of the current chunk between two indices (a view, no copy)."""

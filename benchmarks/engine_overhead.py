@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""What does the engine's instrumentation cost? Engine loops vs bare loops, one process, one GPU.
+
+Prints, measured in one run on one device:
+  1. launch (sync) ops/s: engine ÷ a bare CuPy loop of the same kernel     (target >= 0.95)
+  2. launch (sync) ops/s: engine with telemetry on ÷ off                    (target >= 0.99)
+  3. pinned 256 MiB H2D and D2H GB/s: engine ÷ a bare CuPy copy loop        (target >= 0.97)
+  4. run-to-run CV of roundtrip ops/s over 5 repeats: engine, next to the bare
+     loop's CV measured in the same run                                      (target <= 1 %)
+and the absolute figures with the device name and driver.
+
+Method: the engine side is the engine's own code path (engine.runner.Runner.measure
+on the workload's prepared op, emitting its sample and result lines as JSON to
+/dev/null, telemetry thread running unless said otherwise); the bare side is the
+same kernel object / the same buffers in a plain Python loop with no
+instrumentation. Trials are interleaved and the order rotates every round
+(ABC, BCA, CAB, ...) so drift (clocks, temperature, other tenants) cancels.
+Ratios are medians of per-round ratios with a bootstrap 95 % CI; the verdict is
+PASS (CI above target), FAIL (CI below), or INCONCLUSIVE (CI straddles it).
+
+  python benchmarks/engine_overhead.py                 # GPU (CuPy), about a minute
+  python benchmarks/engine_overhead.py --quick         # smoke test; runs on numpy-cpu too
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.backend import D2H, H2D, NumpyBackend  # noqa: E402
+from engine.plan import Variant, parse_args  # noqa: E402
+from engine.protocol import Emitter  # noqa: E402
+from engine.runner import Runner, StopFlag  # noqa: E402
+from engine.workloads import copy as copy_wl  # noqa: E402
+from engine.workloads import launch as launch_wl  # noqa: E402
+from engine.workloads import roundtrip as roundtrip_wl  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+# ---------------------------------------------------------------- statistics
+def bootstrap_median_ci(values: list[float], seed: int = 1, n: int = 4000) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    if arr.size < 2:
+        return float(arr[0]), float(arr[0])
+    rng = np.random.default_rng(seed)
+    meds = np.median(rng.choice(arr, size=(n, arr.size), replace=True), axis=1)
+    return float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))
+
+
+def verdict_at_least(lo: float, hi: float, target: float) -> str:
+    if lo >= target:
+        return "PASS"
+    if hi < target:
+        return "FAIL"
+    return "INCONCLUSIVE"
+
+
+def cv(values: list[float]) -> float:
+    return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else 0.0
+
+
+# ---------------------------------------------------------------- bare loops
+def bare_launch(backend, seconds: float) -> float:
+    fn, args = backend.empty_kernel_call()
+    sync = backend.sync_op()
+    pc = time.perf_counter_ns
+    batch = range(256)
+    n = 0
+    start = pc()
+    end = start + int(seconds * 1e9)
+    if len(args) == 3:
+        a0, a1, a2 = args
+        while True:
+            for _ in batch:
+                fn(a0, a1, a2)
+                sync()
+            n += 256
+            t = pc()
+            if t >= end:
+                break
+    else:
+        while True:
+            for _ in batch:
+                fn()
+                sync()
+            n += 256
+            t = pc()
+            if t >= end:
+                break
+    return n / ((t - start) * 1e-9)
+
+
+def bare_copy_gbps(backend, copy, nbytes: int, seconds: float, per_copy_s: float) -> float:
+    """Back-to-back copies bracketed by one pair of CUDA events (wall clock on the CPU)."""
+    count = max(4, int(seconds / max(per_copy_s, 1e-6)))
+    if backend.name == "cupy":
+        cp = backend.cp
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record(backend.stream)
+        for _ in range(count):
+            copy()
+        end.record(backend.stream)
+        end.synchronize()
+        secs = cp.cuda.get_elapsed_time(start, end) * 1e-3
+    else:
+        t = time.perf_counter()
+        for _ in range(count):
+            copy()
+        secs = time.perf_counter() - t
+    return count * nbytes / secs / 1e9
+
+
+def bare_roundtrip(backend, parts, seconds: float) -> float:
+    h2d, kernel, d2h, sync = parts
+    pc = time.perf_counter_ns
+    batch = range(64)
+    n = 0
+    start = pc()
+    end = start + int(seconds * 1e9)
+    while True:
+        for _ in batch:
+            h2d()
+            kernel()
+            d2h()
+            sync()
+        n += 64
+        t = pc()
+        if t >= end:
+            break
+    return n / ((t - start) * 1e-9)
+
+
+# ---------------------------------------------------------------- the harness
+class Harness:
+    def __init__(self, backend, trial_s: float, sink):
+        self.backend = backend
+        self.trial_s = trial_s
+        self.plan = parse_args(["--duration", str(trial_s), "--warmup", "0.2",
+                                "--min-window", "0", "--sizes", "256MiB"])
+        self.em = Emitter(backend.name, out=sink)
+        self.stop = StopFlag()
+        self.nv = self.handle = None
+        if backend.name == "cupy":
+            from engine.telemetry import NVML
+            self.nv = NVML()
+            self.handle = self.nv.handle_for_uuid(backend.uuid) if self.nv.available else None
+
+    def runner(self, telemetry: bool):
+        """(runner, thread or None): the engine as `python -m engine` would run it."""
+        thread = None
+        if telemetry and self.handle is not None:
+            from engine.telemetry import TelemetryThread
+            thread = TelemetryThread(self.nv, self.handle, self.em.emit, 0.5)
+            thread.start()
+            time.sleep(0.05)
+        return Runner(self.plan, self.em, self.stop, thread), thread
+
+    def engine_trial(self, variant, prep, telemetry: bool = True) -> dict:
+        runner, thread = self.runner(telemetry)
+        try:
+            return runner.measure(variant, prep, 0)
+        finally:
+            if thread is not None:
+                thread.stop()
+
+
+def rotate(items: list, round_no: int) -> list:
+    k = round_no % len(items)
+    return items[k:] + items[:k]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
+    ap.add_argument("--quick", action="store_true", help="short smoke run (CI, CPU)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds for launch (default 8)")
+    ap.add_argument("--trial-s", type=float, default=None, help="seconds per trial (default 1.0)")
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 8)
+    trial_s = args.trial_s or (0.2 if args.quick else 1.0)
+    copy_rounds = max(3, rounds - 2)
+    rt_repeats = 5
+
+    backend = None
+    if args.backend in ("auto", "cupy"):
+        from engine.backend import CupyBackend, import_cupy, resolve_device
+        cupy, why = import_cupy()
+        if cupy is not None:
+            backend = CupyBackend(cupy, resolve_device(cupy, os.environ.get("GPUBENCH_DEVICE")))
+        elif args.backend == "cupy":
+            print(f"engine_overhead: --backend cupy: {why}", file=sys.stderr)
+            return 2
+        else:
+            print(f"engine_overhead: no GPU ({why}); measuring numpy-cpu", file=sys.stderr)
+    if backend is None:
+        backend = NumpyBackend(delay_ns=0)
+
+    sink = open(os.devnull, "w")
+    h = Harness(backend, trial_s, sink)
+    label = "GPU" if backend.name == "cupy" else "CPU (numpy-cpu: not GPU figures)"
+    if backend.name == "cupy":
+        dev = backend.device_facts(h.nv, h.handle)
+        where = (f"{dev['name']}, driver {dev['driver']}, CUDA driver {dev['cuda_driver']} / "
+                 f"runtime {dev['cuda_runtime']}, CuPy {backend.cp.__version__}, "
+                 f"PCIe gen {dev['pcie']['gen_current']} x{dev['pcie']['width_current']}")
+    else:
+        from engine.facts import cpu_model
+        where = f"{cpu_model()}, {os.cpu_count()} CPUs"
+    print(f"# engine_overhead — {label}\n\ndevice: {where}\npython {sys.version.split()[0]}, "
+          f"numpy {np.__version__}; trial {trial_s} s; {rounds} rounds (launch), "
+          f"{copy_rounds} (copies), {rt_repeats} repeats (roundtrip)\n", flush=True)
+    out: dict = {"label": label, "device": where, "trial_s": trial_s, "rows": []}
+    rows = out["rows"]
+
+    # ---- 1+2: launch sync: bare vs engine (telemetry on) vs engine (telemetry off)
+    v_launch = Variant("launch", "sync", {"kernel": "empty", "launches_per_sync": 1})
+    prep = launch_wl.prepare(backend, v_launch, h.plan)
+    Runner(h.plan, h.em, h.stop).warmup(prep, 0.3)
+    bare_launch(backend, 0.3)
+    series: dict[str, list[float]] = {"bare": [], "on": [], "off": []}
+    for r in range(rounds):
+        for kind in rotate(["bare", "on", "off"], r):
+            if kind == "bare":
+                series["bare"].append(bare_launch(backend, trial_s))
+            else:
+                res = h.engine_trial(v_launch, prep, telemetry=(kind == "on"))
+                series[kind].append(res["ops_per_s"])
+    r_eng = [e / b for e, b in zip(series["on"], series["bare"])]
+    r_tel = [on / off for on, off in zip(series["on"], series["off"])]
+    rows.append(_row("launch sync ops/s: engine ÷ bare loop", r_eng, 0.95,
+                     f"engine {statistics.median(series['on']):,.0f} vs bare "
+                     f"{statistics.median(series['bare']):,.0f} ops/s (medians)"))
+    tel_note = ("telemetry thread active" if h.handle is not None
+                else "NO telemetry available here: on = off, ratio is noise only")
+    rows.append(_row("launch sync ops/s: telemetry on ÷ off", r_tel, 0.99,
+                     f"on {statistics.median(series['on']):,.0f} vs off "
+                     f"{statistics.median(series['off']):,.0f} ops/s; {tel_note}"))
+    out["launch"] = series
+    del prep
+
+    # ---- 3: pinned 256 MiB H2D and D2H GB/s, engine vs bare, same buffers
+    nbytes = 256 * MIB
+    for wl, kind in (("h2d", H2D), ("d2h", D2H)):
+        v = Variant(wl, "pinned-256MiB", {"size_bytes": nbytes, "memory": "pinned"})
+        prep = copy_wl.prepare(backend, v, h.plan)
+        src, dst = prep.keep
+        copy = backend.copy_op(kind, dst, src, nbytes)
+        Runner(h.plan, h.em, h.stop).warmup(prep, 0.2)
+        per_copy = h.engine_trial(v, prep)["duration_s"]  # a first engine trial sizes the bare loop
+        eng, bare = [], []
+        per_copy_s = None
+        for r in range(copy_rounds):
+            for side in rotate(["engine", "bare"], r):
+                if side == "engine":
+                    res = h.engine_trial(v, prep)
+                    eng.append(res["gbps"])
+                    per_copy_s = res["duration_s"] / max(res["ops"], 1)
+                else:
+                    bare.append(bare_copy_gbps(backend, copy, nbytes, trial_s,
+                                               per_copy_s or per_copy / 50))
+        rows.append(_row(f"pinned 256 MiB {wl.upper()} GB/s: engine ÷ bare loop",
+                         [e / b for e, b in zip(eng, bare)], 0.97,
+                         f"engine {statistics.median(eng):.2f} vs bare {statistics.median(bare):.2f} GB/s"))
+        out[wl] = {"engine": eng, "bare": bare}
+        del prep, src, dst, copy
+        backend.release()
+
+    # ---- 4: roundtrip ops/s run-to-run CV over 5 repeats, engine next to bare
+    v_rt = Variant("roundtrip", "pinned-64KiB", {"size_bytes": 64 * 1024, "memory": "pinned"})
+    prep = roundtrip_wl.prepare(backend, v_rt, h.plan)
+    host_in, host_out, devbuf = prep.keep
+    parts = (backend.copy_op(H2D, devbuf, host_in, 64 * 1024),
+             backend.touch_kernel_op(devbuf, 64 * 1024),
+             backend.copy_op(D2H, host_out, devbuf, 64 * 1024), backend.sync_op())
+    Runner(h.plan, h.em, h.stop).warmup(prep, 0.3)
+    bare_roundtrip(backend, parts, 0.3)
+    eng_rt, bare_rt = [], []
+    for r in range(rt_repeats):
+        for side in rotate(["engine", "bare"], r):
+            if side == "engine":
+                eng_rt.append(h.engine_trial(v_rt, prep)["ops_per_s"])
+            else:
+                bare_rt.append(bare_roundtrip(backend, parts, trial_s))
+    cv_e, cv_b = cv(eng_rt), cv(bare_rt)
+    rows.append({"what": f"roundtrip 64 KiB ops/s CV over {rt_repeats} repeats (engine)",
+                 "value": cv_e, "target": "<= 1 %",
+                 "verdict": "PASS" if cv_e <= 0.01 else ("FAIL (bare loop noisier too)"
+                                                        if cv_b > 0.01 else "FAIL"),
+                 "detail": f"engine CV {cv_e * 100:.2f} % vs bare loop CV {cv_b * 100:.2f} % "
+                           f"(same run); engine median {statistics.median(eng_rt):,.0f}, bare "
+                           f"{statistics.median(bare_rt):,.0f} ops/s; engine ÷ bare "
+                           f"{statistics.median(eng_rt) / statistics.median(bare_rt):.3f}"})
+    out["roundtrip"] = {"engine": eng_rt, "bare": bare_rt, "cv_engine": cv_e, "cv_bare": cv_b}
+
+    # ---- report
+    print("| measurement | median ratio | 95 % CI | target | verdict | detail |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        if "ci" in row:
+            print(f"| {row['what']} | {row['value']:.4f} | {row['ci'][0]:.4f}–{row['ci'][1]:.4f} | "
+                  f"{row['target']} | {row['verdict']} | {row['detail']} |")
+        else:
+            print(f"| {row['what']} | {row['value'] * 100:.2f} % | | {row['target']} | "
+                  f"{row['verdict']} | {row['detail']} |")
+    print(f"\n{label}. Each ratio is engine ÷ bare per interleaved round; the 1 % targets are "
+          "below one trial's noise (see GPU-FACTS), so read the CI, not only the median.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def _row(what: str, ratios: list[float], target: float, detail: str) -> dict:
+    lo, hi = bootstrap_median_ci(ratios)
+    return {"what": what, "value": statistics.median(ratios), "ci": (lo, hi),
+            "target": f">= {target}", "verdict": verdict_at_least(lo, hi, target),
+            "detail": f"{detail}; per-round ratios min {min(ratios):.3f} max {max(ratios):.3f}",
+            "ratios": ratios}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -531,6 +531,21 @@ class Farm:
                 proc.wait()
         self.procs = []
 
+    def host_configs(self, names=None, labels: dict | None = None, extra_dead: Sequence[str] = (),
+                     user: str = "sim") -> dict:
+        """[hosts.X]-style HostConfigs that reach the farm through the product's SSH launcher.
+
+        `extra_dead` adds hosts on ports where nothing listens (connection refused)."""
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from gpubench.config import HostConfig
+        labels = labels or {}
+        ports = [(n, p) for n, p in self.ports.items() if names is None or n in names]
+        ports += [(n, unused_port()) for n in extra_dead]
+        return {n: HostConfig(name=n, kind="ssh", address="127.0.0.1", port=p, user=user,
+                              identity_file=str(self.client_key), known_hosts=str(self.known_hosts),
+                              labels=tuple(labels.get(n, ())))
+                for n, p in ports}
+
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 

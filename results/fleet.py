@@ -291,6 +291,10 @@ def analyze_fleet(summaries: Sequence[HostSummary], group: str = "",
     for s in with_data:
         if s.model_key != reference:
             excluded[s.host] = f"different GPU model: {s.model_key} (fleet: {reference})"
+        elif s.outcome != COMPLETED:
+            trials = max((m.trials for m in s.metrics.values()), default=0)
+            excluded[s.host] = (f"{s.outcome}{': ' + s.message if s.message else ''} "
+                                f"(partial figures from {trials} trial(s), not in the statistics)")
         else:
             included.append(s)
     widths = [s.pcie.get("width_max") for s in included if s.pcie.get("width_max")]

@@ -261,6 +261,7 @@ class FleetRun:
         self._status_listeners: list[Callable[[HostStatus], None]] = []
         self._tasks: dict[str, asyncio.Task] = {}
         self._timed_out: set[str] = set()
+        self._cleanup: set[asyncio.Task] = set()
         self._cancelling = False
         self._connect_sem: asyncio.Semaphore | None = None
         self._session_sem: asyncio.Semaphore | None = None
@@ -420,24 +421,36 @@ class FleetRun:
                         and status.last_event_at is not None
                         and now - status.last_event_at > self.inactivity_timeout_s):
                     self._timed_out.add(name)
-                    asyncio.create_task(self._stop_session(name, session))
+                    # The host is over for the fleet now; stopping it goes on in the background.
+                    self._finish(status, INCOMPLETE,
+                                 f"no output for {self.inactivity_timeout_s:g} s: host hung or "
+                                 f"unreachable mid-stream (stopped)")
+                    self._background(self._stop_session(name, session))
+
+    def _background(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
+        return task
 
     async def _stop_session(self, name: str, session: Session | None) -> None:
+        """cancel() the session; if it has not ended within cancel_timeout_s, stop waiting for it.
+
+        Session.cancel() is not promptly cancellable (it waits for the engine's grace
+        periods), so it runs as its own task and is abandoned, not cancelled."""
         session = session or self.sessions.get(name)
         if session is None:
             return
-        try:
-            await asyncio.wait_for(session.cancel(), timeout=self.cancel_timeout_s)
-        except (asyncio.TimeoutError, Exception):
-            pass
+        stopper = self._background(session.cancel())
+        await asyncio.wait({stopper}, timeout=self.cancel_timeout_s)
         status = self.statuses[name]
-        if status.state not in OUTCOMES:  # cancel() could not end it: give up on the host
-            task = self._tasks.get(name)
-            if name in self._timed_out:
-                self._finish(status, INCOMPLETE, f"no output for {self.inactivity_timeout_s:g} s; "
-                                                 f"the session did not stop within {self.cancel_timeout_s:g} s")
-            if task is not None and not task.done():
-                task.cancel()
+        task = self._tasks.get(name)
+        if not stopper.done() and task is not None and not task.done():
+            if status.state not in OUTCOMES:
+                self._finish(status, CANCELLED, f"did not stop within {self.cancel_timeout_s:g} s")
+            if self.keep_lines:
+                status.raw_lines = list(session.raw_lines)
+            task.cancel()
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _set(self, status: HostStatus, state: str, message: str | None = None) -> None:
@@ -466,10 +479,27 @@ def labelled(targets: Iterable[FleetTarget], label: str | None) -> list[FleetTar
 
 
 async def close_launchers(launchers: Iterable[Launcher], timeout_s: float = 10.0) -> None:
-    """Close every launcher's connections concurrently; a slow one cannot hold the rest."""
+    """Close every launcher's connections concurrently; a slow one cannot hold the rest.
+
+    A launcher whose close() has not finished after `timeout_s` (its sessions' cancel waits
+    for grace periods on a hung host) gets its connections aborted."""
+    launchers = list(launchers)
+
     async def one(launcher: Launcher) -> None:
         try:
-            await asyncio.wait_for(launcher.close(), timeout=timeout_s)
+            await launcher.close()
         except Exception:
             pass
-    await asyncio.gather(*(one(launcher) for launcher in launchers))
+    tasks = {asyncio.create_task(one(launcher)): launcher for launcher in launchers}
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(set(tasks), timeout=timeout_s)
+    for task in pending:
+        for slot in list(getattr(tasks[task], "conns", ()) or ()):
+            conn = getattr(slot, "conn", slot)
+            try:
+                conn.abort()
+            except Exception:
+                pass
+    if pending:
+        await asyncio.wait(pending, timeout=2.0)

@@ -141,3 +141,13 @@ def test_too_few_hosts_gives_a_note_not_outliers():
     fleet = healthy(3) + [HostProfile("x", speed=0.5)]
     report = analyze_fleet(summaries(fleet))
     assert report.outliers == [] and "outlier detection needs at least 5" in report.notes[-1]
+
+
+def test_incomplete_host_shows_partial_figures_but_is_not_in_the_statistics():
+    fleet = summaries(healthy(8))
+    lines = complete_stream(HostProfile("node-cut", speed=0.5), PLAN)[:6]     # cut after a result
+    fleet.append(summarize_host("node-cut", "incomplete", lines, "no output for 60 s"))
+    report = analyze_fleet(fleet)
+    assert report.excluded["node-cut"].startswith("incomplete: no output for 60 s (partial figures from 1 trial")
+    assert report.outliers == []
+    assert next(m for m in report.metrics if m.metric == RT).hosts == 8

@@ -305,12 +305,16 @@ def summary_of(doc: dict) -> dict:
     trials = sum(len(wl.get("trials") or []) for wl in doc.get("workloads") or [])
     headline = None
     for wl in doc.get("workloads") or []:
-        vals = sorted(t["ops_per_s"] for t in wl.get("trials") or []
-                      if _num(t.get("ops_per_s")) is not None)
-        if vals:
-            headline = {"workload": wl["workload"], "variant": wl.get("variant"),
-                        "ops_per_s": vals[len(vals) // 2]}
-            break
+        wl_trials = wl.get("trials") or []
+        vals = sorted(float(t["ops_per_s"]) for t in (
+            [t for t in wl_trials if t.get("valid", True)] or wl_trials)
+            if _num(t.get("ops_per_s")) is not None)
+        if vals and (headline is None or wl["workload"] == "roundtrip"):
+            mid = len(vals) // 2
+            med = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
+            headline = {"workload": wl["workload"], "variant": wl.get("variant"), "ops_per_s": med}
+            if wl["workload"] == "roundtrip":
+                break
     return {
         "id": doc.get("id"), "created": doc.get("created"),
         "scenario": scen.get("name"), "title": scen.get("title"),

@@ -216,7 +216,7 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
                              fmt_pct(h.overhead_pct) if h else "—",
                              fmt_ci(h.ci_low, h.ci_high) if h else "—", target,
                              verdict if validity != "INVALID" else f"{verdict}, run INVALID"])
-        details += [f"### {i}. {sc.title}", ""]
+        details += [f"### {sc.title} vs {sc.baseline}", ""]
         details += [f"> {line}" for line in header_lines(comp)] + [""]
         details.append(markdown_table(COLUMNS, comparison_table(comp)))
         if comp.warnings:

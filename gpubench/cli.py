@@ -1,0 +1,654 @@
+"""`gpubench`: the headless command line (run, list, show, compare, import, export, report,
+delete, cleanup).
+
+Output is a rich table on a terminal and plain tab-separated text in a pipe. Every
+problem the user can cause ends as one line on stderr and a non-zero exit code,
+never a traceback (`--debug` shows one for bugs). Exit codes: 0 ok; 1 `compare`
+verdict at or worse than --fail-on, or a `run` whose sessions failed; 2 bad input
+or configuration; 130 interrupted.
+
+Other modules add subcommands through COMMAND_MODULES: each exposes
+`register(subparsers) -> None` and sets `func(args, config) -> int` as the handler.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import signal
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from engine import __version__
+
+# Modules that add subcommands (register(subparsers)); added here at integration.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (not usage + error) and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _err(message: str) -> None:
+    print(f"gpubench: {message}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"gpubench: warning: {message}", file=sys.stderr)
+
+
+def _is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
+                 styles: dict[str, str] | None = None) -> None:
+    """A rich table on a terminal; tab-separated lines (header first) in a pipe."""
+    if _is_tty():
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(title=title, box=None, header_style="bold", pad_edge=False)
+        for c in columns:
+            table.add_column(c, overflow="fold")
+        for row in rows:
+            cells = []
+            for c, v in zip(columns, row):
+                text = "" if v is None else str(v)
+                style = (styles or {}).get(text)
+                cells.append(f"[{style}]{text}[/]" if style else text)
+            table.add_row(*cells)
+        Console(highlight=False).print(table)
+        return
+    if title:
+        print(f"# {title}")
+    print("\t".join(columns))
+    for row in rows:
+        print("\t".join("" if v is None else str(v).replace("\t", " ") for v in row))
+
+
+VERDICT_STYLES = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow",
+                  "VALID": "green", "INVALID": "bold red"}
+
+
+# ---- helpers shared by commands -------------------------------------------------------------
+
+def _store(args, config):
+    from results.store import Store
+    return Store(Path(args.data_dir) if getattr(args, "data_dir", None) else config.data_dir)
+
+
+def _resolve(store, ref: str) -> str:
+    """A run id, unique prefix, or `@scenario` (that scenario's newest run)."""
+    if ref.startswith("@"):
+        from results.schema import RunNotFound
+        name = ref[1:]
+        runs = [r for r in store.list_runs().runs if r.get("scenario") == name]
+        if not runs:
+            raise RunNotFound(f"no stored run of scenario {name!r}")
+        return runs[-1]["id"]
+    return store.resolve(ref)
+
+
+def _load(store, ref: str) -> dict:
+    return store.load(_resolve(store, ref))
+
+
+def _csv_list(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not items:
+        raise UsageError("empty list")
+    return items
+
+
+def _iso_date(text: str, end: bool = False) -> str:
+    """Accept 2026-11-25, 2026-11-25T10:00, ...; compare as UTC ISO text."""
+    t = text.strip()
+    try:
+        datetime.fromisoformat(t.rstrip("Z"))
+    except ValueError:
+        raise UsageError(f"not a date: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+    return t.rstrip("Z")
+
+
+# ---- run ------------------------------------------------------------------------------------
+
+def cmd_run(args, config) -> int:
+    from gpubench.config import WORKLOADS
+    from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
+                                 SaveFailed, TrialEvent, TrialFinished, TrialStarted)
+    names = args.scenarios or [s.name for s in config.enabled_scenarios()]
+    unknown = [n for n in names if n not in config.scenarios]
+    if unknown:
+        raise UsageError(f"unknown scenario {unknown[0]!r}; configured: "
+                         f"{', '.join(config.scenarios)}")
+    workloads = _csv_list(args.workloads)
+    if workloads:
+        bad = [w for w in workloads if w not in WORKLOADS]
+        if bad:
+            raise UsageError(f"unknown workload {bad[0]!r}; choose from {', '.join(WORKLOADS)}")
+    for name, value in (("--trials", args.trials), ("--repeats", args.repeats)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be at least 1 (got {value})")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError(f"--duration must be positive (got {args.duration:g})")
+    options = PlanOptions(trials=args.trials, seed=args.seed, label=args.label or "",
+                          notes=args.notes or "", backend=args.backend, workloads=workloads,
+                          duration_s=args.duration, repeats=args.repeats, warmup_s=args.warmup)
+    runner = PlanRunner(config, [config.scenarios[n] for n in names], options,
+                        _store(args, config))
+    tty = sys.stderr.isatty()
+
+    def progress(ev) -> None:
+        if isinstance(ev, PlanStarted):
+            print(f"plan {ev.group_id}: {len(ev.order)} trials of {', '.join(names)}, "
+                  f"interleaved (seed {ev.seed}); Ctrl-C stops and saves what was measured",
+                  file=sys.stderr)
+        elif isinstance(ev, TrialStarted):
+            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1} ...",
+                  file=sys.stderr, end="\r" if tty else "\n", flush=True)
+        elif isinstance(ev, TrialEvent) and tty and type(ev.event).__name__ == "Sample":
+            s = ev.event
+            print(f"[{ev.index + 1}/{len(runner.order)}] {ev.slot.scenario} trial "
+                  f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s   ",
+                  file=sys.stderr, end="\r", flush=True)
+        elif isinstance(ev, TrialFinished):
+            extra = f": {ev.message}" if ev.message else ""
+            layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
+            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}: "
+                  f"{ev.outcome}, {ev.results} results{extra}{layer}" + " " * 20,
+                  file=sys.stderr)
+        elif isinstance(ev, RunSaved):
+            state = "" if ev.complete else ", incomplete"
+            print(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state})", file=sys.stderr)
+        elif isinstance(ev, SaveFailed):
+            _err(ev.message)
+        elif isinstance(ev, PlanFinished) and not ev.complete:
+            print("plan interrupted: saved the trials measured so far, marked incomplete",
+                  file=sys.stderr)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, runner.cancel)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            return await runner.run(progress)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    result = asyncio.run(go())
+    for run_id in result.run_ids:
+        print(run_id)
+    if len(result.run_ids) >= 2:
+        print(f"compare with: gpubench compare {result.run_ids[0]} "
+              f"{' '.join(result.run_ids[1:])}", file=sys.stderr)
+    if result.save_errors:
+        return EXIT_USAGE
+    if not result.complete:
+        return EXIT_INTERRUPTED
+    return EXIT_GATE if result.failed_sessions else EXIT_OK
+
+
+# ---- list / show ----------------------------------------------------------------------------
+
+def cmd_list(args, config) -> int:
+    from results.store import filter_runs
+    store = _store(args, config)
+    listing = store.list_runs()
+    for w in listing.warnings:
+        _warn(w)
+    runs = filter_runs(listing.runs, scenario=args.scenario, host=args.host, label=args.label,
+                       since=_iso_date(args.since) if args.since else None,
+                       until=_iso_date(args.until, end=True) if args.until else None)
+    if args.format == "json":
+        print(json.dumps(runs, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    rows = []
+    for r in runs:
+        head = r.get("headline") or {}
+        ops = head.get("ops_per_s")
+        flags = []
+        if r.get("imported"):
+            flags.append("imported")
+        if r.get("complete") is False:
+            flags.append("incomplete")
+        rows.append([r["id"], r.get("created"), r.get("scenario"), r.get("host") or "",
+                     r.get("label") or "", r.get("trials"), r.get("validity") or "",
+                     f"{ops:,.0f}" if isinstance(ops, (int, float)) else "",
+                     ", ".join(flags)])
+    if not rows and _is_tty():
+        print("no stored runs match" if listing.runs else
+              f"no stored runs in {store.dir} (start with `gpubench run`)", file=sys.stderr)
+        return EXIT_OK
+    _print_table(("id", "created (UTC)", "scenario", "host", "label", "trials", "validity",
+                  "headline ops/s", "flags"), rows, styles=VERDICT_STYLES)
+    return EXIT_OK
+
+
+def _median(values):
+    vals = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if not vals:
+        return None
+    m = len(vals) // 2
+    return vals[m] if len(vals) % 2 else (vals[m - 1] + vals[m]) / 2
+
+
+def cmd_show(args, config) -> int:
+    from results.report import fmt_value
+    from results.stats import cv_pct, mad_outliers
+    store = _store(args, config)
+    doc = _load(store, args.run)
+    if args.json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    scen = doc.get("scenario") or {}
+    hello = doc.get("hello") or {}
+    dev = hello.get("device") or {}
+    host = hello.get("host") or {}
+    val = doc.get("validity") or {}
+    tool = doc.get("tool") or {}
+    group = doc.get("group") or {}
+    lines = [
+        ("run", doc["id"]), ("created", doc.get("created")),
+        ("scenario", f"{scen.get('name')} — {scen.get('title') or ''} "
+                     f"(launcher {scen.get('launcher')}, target {scen.get('target')}"
+                     + (f" < {scen['target_pct']:g}%" if scen.get("target_pct") is not None else "")
+                     + ")"),
+        ("host", host.get("hostname") or scen.get("host") or scen.get("cluster")),
+        ("device", f"{dev.get('name')} (driver {dev.get('driver')}, CUDA {dev.get('cuda_driver')}, "
+                   f"backend {doc.get('backend')})" if hello else "unknown (imported)"),
+        ("tool", f"gpubench {tool.get('version')}, engine {tool.get('engine_version')}, "
+                 f"commit {(tool.get('git_commit') or 'unknown')[:12]}"),
+        ("group", f"{group.get('id')} (seed {group.get('seed')}, "
+                  f"{group.get('executed')}/{len(group.get('order') or [])} trials run)"
+         if group else "—"),
+        ("outcome", f"{doc.get('outcome')}" + ("" if doc.get("complete", True) else ", incomplete")),
+        ("validity", val.get("status") + (": " + "; ".join(val.get("reasons") or [])
+                                          if val.get("reasons") else "")),
+        ("label", doc.get("label") or "—"), ("notes", doc.get("notes") or "—"),
+    ]
+    if doc.get("imported"):
+        lines.append(("imported", f"yes, from {doc.get('source') or 'legacy text'}"))
+    for note in val.get("notes") or []:
+        lines.append(("note", note))
+    sessions = doc.get("sessions") or []
+    if sessions:
+        counts: dict[str, int] = {}
+        for s in sessions:
+            counts[s.get("outcome")] = counts.get(s.get("outcome"), 0) + 1
+        lines.append(("sessions", ", ".join(f"{n} {o}" for o, n in counts.items())))
+        for s in sessions:
+            if s.get("outcome") != "completed" and s.get("message"):
+                lines.append((f"session {s['index']}", f"{s['outcome']}: {s['message']}"))
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+    print()
+    rows = []
+    for wl in doc.get("workloads") or []:
+        trials = wl.get("trials") or []
+        valid = [t for t in trials if t.get("valid", True)]
+        ops = [t.get("ops_per_s") for t in valid if t.get("ops_per_s")]
+        cv = cv_pct(ops) if len(ops) >= 2 else None
+        rows.append([wl["workload"], wl.get("variant"), f"{len(valid)}/{len(trials)}",
+                     fmt_value(_median(ops)),
+                     fmt_value(_median([(t.get("latency_us") or {}).get("mean") for t in valid])),
+                     fmt_value(_median([(t.get("latency_us") or {}).get("p99") for t in valid])),
+                     fmt_value(_median([t.get("gbps") for t in valid])),
+                     "—" if cv is None else f"{cv:.1f}%",
+                     len(mad_outliers(ops)) if len(ops) >= 3 else 0])
+    _print_table(("workload", "variant", "valid/trials", "ops/s", "mean µs", "p99 µs", "GB/s",
+                  "CV", "outliers"), rows)
+    tel = doc.get("telemetry") or {}
+    if tel.get("count"):
+        print()
+        rows = [[name, fmt_value(r.get("min")), fmt_value(r.get("mean")), fmt_value(r.get("max"))]
+                for name, r in (tel.get("readings") or {}).items()]
+        _print_table(("telemetry", "min", "mean", "max"), rows)
+        if tel.get("throttle_event_count"):
+            names = sorted({n for e in tel.get("throttle_events") or [] for n in e["names"]})
+            print(f"throttle events: {tel['throttle_event_count']} ({', '.join(names)})")
+    return EXIT_OK
+
+
+# ---- compare / report -----------------------------------------------------------------------
+
+def _comparisons(args, config, store) -> list:
+    from results.stats import compare_runs
+    base = _load(store, args.base)
+    comps = []
+    for ref in args.candidates:
+        cand = _load(store, ref)
+        comps.append(compare_runs(base, cand, target_pct=args.target,
+                                  include_invalid=args.include_invalid, force=args.force,
+                                  seed=args.seed, metrics=_csv_list(args.metrics)))
+    return comps
+
+
+def cmd_compare(args, config) -> int:
+    from results import report
+    from results.stats import VERDICT_RANK
+    store = _store(args, config)
+    comps = _comparisons(args, config, store)
+    fmt = args.format
+    if fmt == "md":
+        sys.stdout.write(report.to_markdown(comps))
+    elif fmt == "json":
+        sys.stdout.write(report.to_json(comps))
+    elif fmt == "csv":
+        sys.stdout.write(report.to_csv(comps))
+    elif _is_tty():
+        for comp in comps:
+            for line in report.header_lines(comp):
+                print(line)
+            _print_table(report.COLUMNS, report.comparison_table(comp), styles=VERDICT_STYLES)
+            for w in comp.warnings:
+                _warn(w)
+            print()
+    else:
+        sys.stdout.write(report.to_tsv(comps))
+    if fmt != "table" or not _is_tty():
+        for comp in comps:
+            for w in comp.warnings:
+                _warn(w)
+    gate = VERDICT_RANK[args.fail_on]
+    failing = [c for c in comps if VERDICT_RANK.get(c.verdict, 0) >= gate]
+    if failing:
+        print(f"gate: {len(failing)} of {len(comps)} comparisons at or worse than "
+              f"{args.fail_on} ({', '.join(f'{c.cand_id}: {c.verdict}' for c in failing)})",
+              file=sys.stderr)
+        return EXIT_GATE
+    return EXIT_OK
+
+
+def cmd_report(args, config) -> int:
+    from results.report import ReportScenario, comparison_report
+    from results.stats import compare_runs
+    store = _store(args, config)
+    listing = store.list_runs()
+    for w in listing.warnings:
+        _warn(w)
+    latest: dict[str, dict | None] = {}
+    for name in config.scenarios:
+        runs = [r for r in listing.runs if r.get("scenario") == name]
+        latest[name] = None
+        for summary in reversed(runs):  # newest readable one
+            try:
+                latest[name] = store.load(summary["id"])
+                break
+            except Exception as exc:
+                _warn(f"skipped {summary['id']}: {exc}")
+    scen = [ReportScenario(s.name, s.title, s.target_pct, s.baseline)
+            for s in config.scenarios.values()]
+
+    def compare(base, cand, sc):
+        return compare_runs(base, cand, target_pct=sc.target_pct,
+                            include_invalid=args.include_invalid, force=args.force,
+                            seed=args.seed)
+
+    text = comparison_report(scen, latest, compare,
+                             generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                             tool_version=__version__)
+    if args.out == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    from results.store import atomic_write
+    out = Path(args.out)
+    try:
+        atomic_write(out, text.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"wrote {out} ({sum(1 for d in latest.values() if d)} of {len(latest)} scenarios "
+          f"have runs)", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---- import / export / delete ---------------------------------------------------------------
+
+def cmd_import(args, config) -> int:
+    from gpubench.runner import scenario_record
+    from results.legacy import import_legacy
+    if args.scenario not in config.scenarios:
+        raise UsageError(f"unknown scenario {args.scenario!r}; configured: "
+                         f"{', '.join(config.scenarios)}")
+    path = Path(args.file)
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    text = raw.decode("utf-8", errors="replace")
+    doc = import_legacy(text, scenario_record(config.scenarios[args.scenario], config),
+                        source=path.name if args.file != "-" else "stdin",
+                        label=args.label or "", notes=args.notes or "")
+    store = _store(args, config)
+    store.save(doc, [])
+    print(doc["id"])
+    trials = doc["workloads"][0]["trials"]
+    print(f"imported {len(trials)} throughput figure(s) from {path.name} as scenario "
+          f"{args.scenario}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_export(args, config) -> int:
+    from results.legacy import export_csv, export_json, export_text
+    store = _store(args, config)
+    doc = _load(store, args.run)
+    text = {"text": export_text, "json": export_json, "csv": export_csv}[args.format](doc)
+    if args.out and args.out != "-":
+        from results.store import atomic_write
+        try:
+            atomic_write(Path(args.out), text.encode("utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_delete(args, config) -> int:
+    store = _store(args, config)
+    run_id = _resolve(store, args.run)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to delete {run_id} without confirmation: no terminal to "
+                             f"ask on (pass --yes)")
+        print(f"delete run {run_id} and its raw stream? [y/N] ", end="", file=sys.stderr,
+              flush=True)
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            print("kept", file=sys.stderr)
+            return EXIT_GATE
+    store.delete(run_id)
+    print(f"deleted {run_id}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_cleanup(args, config) -> int:
+    names = [args.cluster] if args.cluster else [c.name for c in config.clusters.values()
+                                                 if c.enabled]
+    if args.cluster and args.cluster not in config.clusters:
+        raise UsageError(f"unknown cluster {args.cluster!r}; configured: "
+                         f"{', '.join(config.clusters) or 'none'}")
+    if not names:
+        print("no enabled cluster in the configuration: nothing to clean", file=sys.stderr)
+        return EXIT_OK
+    try:
+        from scenarios.k8s import cleanup_leftovers
+    except ImportError as exc:
+        raise UsageError(f"cleanup needs the Kubernetes launcher: {exc}") from None
+    for name in names:
+        removed = cleanup_leftovers(config.clusters[name])
+        for item in removed:
+            print(f"{name}\t{item}")
+        print(f"{name}: removed {len(removed)} leftover object(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---- parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="gpubench", description="Measure what GPU isolation costs: run benchmark "
+                "scenarios, store results, compare them with confidence intervals and verdicts.")
+    p.add_argument("--version", action="version", version=f"gpubench {__version__}")
+    p.add_argument("--config", metavar="PATH", help="config.toml (default: $GPUBENCH_CONFIG, "
+                   "./config.toml, ~/.config/gpubench/config.toml)")
+    p.add_argument("--data-dir", metavar="DIR", help="result store (default: [store] data_dir)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run scenarios (trials interleaved) and save one run each")
+    r.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="configured scenarios (default: every enabled one)")
+    r.add_argument("--trials", type=int, help="engine sessions per scenario ([defaults] trials)")
+    r.add_argument("--seed", type=int, help="seed of the interleaved order (random if unset)")
+    r.add_argument("--label", help="label stored with the runs")
+    r.add_argument("--notes", help="free-text notes stored with the runs")
+    r.add_argument("--backend", choices=("auto", "cupy", "numpy-cpu"))
+    r.add_argument("--workloads", metavar="W1,W2", help="comma-separated workloads")
+    r.add_argument("--duration", type=float, metavar="S", help="measured seconds per repeat")
+    r.add_argument("--warmup", type=float, metavar="S", help="warm-up seconds")
+    r.add_argument("--repeats", type=int, help="result lines per workload per session")
+    r.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", help="list stored runs")
+    ls.add_argument("--scenario")
+    ls.add_argument("--host", help="substring of the host name")
+    ls.add_argument("--label", help="substring of the label")
+    ls.add_argument("--since", metavar="DATE", help="created at or after (UTC, YYYY-MM-DD[THH:MM])")
+    ls.add_argument("--until", metavar="DATE", help="created at or before (UTC; a day is inclusive)")
+    ls.add_argument("--format", choices=("table", "json"), default="table")
+    ls.set_defaults(func=cmd_list)
+
+    sh = sub.add_parser("show", help="show one run (id, unique prefix or @scenario)")
+    sh.add_argument("run")
+    sh.add_argument("--json", action="store_true", help="print the whole document")
+    sh.set_defaults(func=cmd_show)
+
+    c = sub.add_parser("compare", help="overhead of candidates vs a baseline, with verdicts")
+    c.add_argument("base", metavar="BASE")
+    c.add_argument("candidates", nargs="+", metavar="CAND")
+    c.add_argument("--format", choices=("table", "md", "json", "csv"), default="table")
+    c.add_argument("--fail-on", choices=("FAIL", "INCONCLUSIVE"), default="FAIL",
+                   help="exit 1 when a verdict is at or worse than this (default FAIL)")
+    c.add_argument("--force", action="store_true",
+                   help="compare runs from different GPUs/drivers/CUDA/engine (stamped)")
+    c.add_argument("--include-invalid", action="store_true", help="use INVALID runs and trials")
+    c.add_argument("--target", type=float, metavar="PCT",
+                   help="overhead target in %% (default: the candidate scenario's)")
+    c.add_argument("--metrics", metavar="M1,M2",
+                   help="ops_per_s,gbps,tflops,lat_mean,lat_p99 (default: all)")
+    c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    c.set_defaults(func=cmd_compare)
+
+    im = sub.add_parser("import", help="import a seed-format text result or kubectl log")
+    im.add_argument("file", metavar="FILE", help="text file ('-' for stdin)")
+    im.add_argument("--scenario", required=True, help="configured scenario it belongs to")
+    im.add_argument("--label")
+    im.add_argument("--notes")
+    im.set_defaults(func=cmd_import)
+
+    ex = sub.add_parser("export", help="export a run as seed-format text, JSON or CSV")
+    ex.add_argument("run")
+    ex.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    ex.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    ex.set_defaults(func=cmd_export)
+
+    rp = sub.add_parser("report", help="write comparison.md over the configured scenarios")
+    rp.add_argument("--out", default="comparison.md", metavar="FILE", help="'-' for stdout")
+    rp.add_argument("--force", action="store_true")
+    rp.add_argument("--include-invalid", action="store_true")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("delete", help="delete a stored run (asks first)")
+    d.add_argument("run")
+    d.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    d.set_defaults(func=cmd_delete)
+
+    cl = sub.add_parser("cleanup", help="remove gpubench pods/ConfigMaps left on clusters")
+    cl.add_argument("--cluster", help="one configured cluster (default: every enabled one)")
+    cl.set_defaults(func=cmd_cleanup)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `gpubench list | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except Exception as exc:
+        if debug:
+            raise
+        _err(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)")
+        return EXIT_USAGE
+
+
+def _main(argv: list[str]) -> int:
+    from gpubench.config import ConfigError, load_config
+    from results.schema import ResultError
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args, config) or 0)
+    except (UsageError, ResultError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`gpubench fleet` end to end over the simulated farm: selection, table, overhead, store."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from gpubench.config import parse_config
+from gpubench.fleet import register
+
+
+def make_config(farm, tmp_path, labelled=(), dead=()):
+    hosts = farm.host_configs(labels={n: ("rack-a",) for n in labelled}, extra_dead=dead)
+    table = {n: {"kind": "ssh", "address": h.address, "port": h.port, "user": h.user,
+                 "identity_file": h.identity_file, "known_hosts": h.known_hosts,
+                 "labels": list(h.labels)} for n, h in hosts.items()}
+    first = next(iter(hosts))
+    data = {"store": {"data_dir": str(tmp_path / "data")}, "hosts": table,
+            "defaults": {"workloads": ["roundtrip"], "duration_s": 0.5, "repeats": 3, "warmup_s": 0.0},
+            "scenarios": {
+                "bare": {"launcher": "ssh", "host": first},
+                "proxy": {"launcher": "ssh", "host": first, "target": "proxy", "baseline": "bare",
+                          "proxy": {"preload": "/usr/local/vgpu/libvgpu.so",
+                                    "env": {"CUDA_DEVICE_SM_LIMIT": "50"}}}}}
+    return parse_config(data, "test.toml", tmp_path)
+
+
+def run_cli(argv, config):
+    parser = argparse.ArgumentParser(prog="gpubench")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["fleet", *argv])
+    return args.func(args, config)
+
+
+def test_fleet_by_label_with_two_scenarios(farm, tmp_path, capsys):
+    labelled = [f"sim-{i:02d}" for i in range(6)] + ["sim-gen3x8", "sim-a100"]
+    config = make_config(farm, tmp_path, labelled=labelled)
+    out_json = tmp_path / "fleet.json"
+    rc = run_cli(["--label", "rack-a", "--scenario", "bare", "--scenario", "proxy", "--quiet",
+                  "--json", str(out_json)], config)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "sim-hot" not in out and "sim-hang" not in out            # not labelled rack-a
+    assert out.count("OUTLIER") == 2                                 # sim-gen3x8 in each scenario
+    assert "sim-gen3x8: slow on roundtrip/pinned-64KiB ops/s" in out and "PCIe Gen3 x8" in out
+    assert "sim-a100: different GPU model: NVIDIA A100-SXM4-80GB" in out
+    assert "Overhead of proxy vs bare across the fleet" in out
+    doc = json.loads(out_json.read_text())
+    assert set(doc["reports"]) == {"bare", "proxy"} and doc["group"].startswith("fleet-")
+    assert doc["overhead"]["proxy"][0]["hosts"] == 7                 # A100 excluded from the pairs
+    from results.store import Store
+    runs = Store(config.data_dir).list_runs().runs
+    assert len(runs) == 16 and {r["group"] for r in runs} == {doc["group"]}
+
+
+def test_fleet_with_a_dead_host_exits_1_and_names_it(farm, tmp_path, capsys):
+    config = make_config(farm, tmp_path, dead=("sim-dead",))
+    rc = run_cli(["--hosts", "sim-00,sim-01,sim-dead", "--quiet", "--no-save"], config)
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "2 completed, 1 failed" in out
+    assert "sim-dead: no results (failed: ssh sim-dead" in out and "connection refused" in out
+    assert "outlier detection needs at least 5" in out
+
+
+def test_fleet_without_hosts_is_a_usage_error(farm, tmp_path, capsys):
+    config = make_config(farm, tmp_path)
+    assert run_cli(["--label", "no-such-label", "--quiet"], config) == 2
+    assert "no hosts with label 'no-such-label'" in capsys.readouterr().err

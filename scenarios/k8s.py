@@ -108,6 +108,20 @@ def describe_error(exc: BaseException, server: str) -> str:
     return f"Kubernetes API {server}: {type(exc).__name__}: {exc}"
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    import urllib3.exceptions as ue
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, (ue.ReadTimeoutError, socket.timeout, TimeoutError)):
+            return True
+        if isinstance(exc, ue.ProtocolError) and "timed out" in str(exc):
+            return True
+        exc = exc.__context__ or exc.__cause__ or (exc.args[1] if isinstance(exc, ue.ProtocolError)
+                                                   and len(exc.args) > 1 else None)
+        seen += 1
+    return False
+
+
 def _status_of(exc: BaseException) -> int | None:
     from kubernetes.client.exceptions import ApiException
     return exc.status if isinstance(exc, ApiException) else None
@@ -194,11 +208,11 @@ class _Api:
         except Exception as exc:
             raise K8sError(describe_error(exc, self.server)) from None
 
-    def open_log(self, ns: str, name: str):
+    def open_log(self, ns: str, name: str, stall_s: float = LOG_STALL_S):
         try:
             return self.core.read_namespaced_pod_log(
                 name, ns, container=CONTAINER, follow=True, _preload_content=False,
-                _request_timeout=(CONNECT_TIMEOUT_S, LOG_STALL_S))
+                _request_timeout=(CONNECT_TIMEOUT_S, stall_s))
         except Exception as exc:
             raise K8sError(describe_error(exc, self.server)) from None
 
@@ -481,6 +495,7 @@ class K8sSession(Session):
                                          "cluster": launcher.cluster.name, "run_id": run_id}
         self._exit_code: int | None = None
         self._watch: _PodWatch | None = None
+        self._stalled = False
 
     # -- fed by the watch (on the loop) --------------------------------------------------------
     def _pod_update(self, kind: str | None, obj: dict) -> None:
@@ -602,7 +617,8 @@ class K8sSession(Session):
         loop = asyncio.get_running_loop()
         api = self.launcher.api
         self._log_done = loop.create_future()
-        self._log = _HttpStream(loop, lambda: api.open_log(self.namespace, self.pod_name),
+        stall = self.launcher.log_stall_s
+        self._log = _HttpStream(loop, lambda: api.open_log(self.namespace, self.pod_name, stall),
                                 self._on_log_chunk, self._on_log_end,
                                 name=f"k8s-log-{self.pod_name}").start()
         drain_until: float | None = None
@@ -624,13 +640,19 @@ class K8sSession(Session):
                 updates.cancel()
                 stop.cancel()
         error = self._log_done.result() if self._log_done.done() else None
-        if error is not None:
+        if error is not None and _is_timeout(error):
+            self._details["log_error"] = f"no engine output for {stall:g} s"
+            self._stalled = True
+        elif error is not None:
             self._details["log_error"] = (str(error) if isinstance(error, K8sError)
                                           else describe_error(error, api.server))
 
     async def _finish(self) -> int | None:
         loop = asyncio.get_running_loop()
-        until = loop.time() + (1.0 if self._cancelled else FINAL_STATE_WAIT_S)
+        # A clean log EOF means the container exited: its status follows shortly. A stalled
+        # or cancelled one will not change by waiting.
+        until = loop.time() + (0.0 if self._stalled else 1.0 if self._cancelled
+                               else FINAL_STATE_WAIT_S)
         while not self.pod_gone and _phase(self.pod) not in ("Succeeded", "Failed"):
             if not await self._next_update(until):
                 await self._read_pod()
@@ -677,6 +699,9 @@ class K8sSession(Session):
                               f"events: {await self._events_text()}")
         if _phase(pod) == "Running":
             why = self._details.get("log_error") or "no further output"
+            if self._stalled:
+                raise LaunchError(f"pod {name}{on_node}: {why} while Running: the engine hangs "
+                                  f"(timeout {self.launcher.log_stall_s:g} s); pod deleted")
             raise LaunchError(f"pod {name}: log stream ended while the pod is still Running "
                               f"({why})")
         return code
@@ -777,6 +802,7 @@ class K8sLauncher(Launcher):
         self._engine_users = 0
         self._engine_owned = False
         self._watches: dict[str, _PodWatch] = {}
+        self.log_stall_s = LOG_STALL_S     # no log output this long while Running: incomplete
 
     @classmethod
     def from_config(cls, cluster: ClusterConfig, scenario: ScenarioConfig) -> "K8sLauncher":

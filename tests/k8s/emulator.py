@@ -240,7 +240,9 @@ class FakeKubelet:
             "phase": "Running", "hostIP": "10.0.0.1", "podIP": "10.1.0.7", "startTime": _now(),
             "containerStatuses": [{"name": container, "ready": True, "restartCount": 0,
                                    "image": image, "imageID": "", "state": {"running": {"startedAt": _now()}}}]}})
-        if s.outcome == "hang":
+        if s.outcome == "hang":   # writes its lines, then nothing until the pod is deleted
+            for line in s.lines:
+                log.write(line)
             await self.deleted[key].wait()
             log.close()
             return

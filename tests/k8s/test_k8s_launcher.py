@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -286,3 +287,55 @@ async def test_missing_kubeconfig_is_one_clear_line(tmp_path, pod_scenario):
     with pytest.raises(K8sError) as info:
         await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
     assert str(info.value) == f"k8s prod: cluster prod: kubeconfig {tmp_path / 'nope.yaml'}: file not found"
+
+
+async def test_engine_hang_mid_stream_times_out_incomplete(emu, cluster, pod_scenario,
+                                                           stream_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines, outcome="hang")
+    emu.kubelet.default.lines = stream_lines[:2]
+    launcher = K8sLauncher.from_config(cluster, pod_scenario)
+    launcher.log_stall_s = 0.5
+    session = await launcher.start(REQUEST)
+    t0 = time.monotonic()
+    _, end = await run_to_end(session)
+    assert end.outcome == INCOMPLETE
+    assert "no engine output for 0.5 s while Running: the engine hangs" in end.message
+    assert time.monotonic() - t0 < 5
+    assert_nothing_left(emu)
+
+
+async def test_task_cancelled_on_app_exit_still_deletes_pod(emu, cluster, pod_scenario,
+                                                             stream_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.5)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    async for ev in session.events():
+        if isinstance(ev, Hello):
+            break
+    session._task.cancel()          # what asyncio.run() does to pending tasks at exit
+    with pytest.raises(asyncio.CancelledError):
+        await session._task
+    assert session.ended.outcome == CANCELLED
+    assert_nothing_left(emu)
+
+
+async def test_registry_builds_k8s_launcher_from_config_toml(emu, stream_lines, tmp_path):
+    """config.toml's k8s scenarios, with api_url pointed at the emulator, through the registry."""
+    from gpubench.config import load_config
+    from scenarios.registry import launcher_for
+    text = (Path(__file__).resolve().parents[2] / "config.toml").read_text()
+    text = text.replace('kubeconfig = "~/.kube/config"', f'api_url = "{emu.url}"')
+    (tmp_path / "config.toml").write_text(text)
+    config = load_config(tmp_path / "config.toml")
+    emu.kubelet.default = PodScript(lines=stream_lines)
+    for name in ("k8s-pod", "k8s-proxy", "k8s-hypervisor"):
+        sc = config.scenarios[name]
+        launcher = launcher_for(sc, config)
+        assert isinstance(launcher, K8sLauncher)
+        session = await launcher.start(request_for(sc, ["--workloads", "roundtrip"]))
+        spec = emu.live(PODS, "gpubench")[session.pod_name]["spec"]
+        assert (spec.get("runtimeClassName") == "kata-qemu") == (name == "k8s-hypervisor")
+        assert any(v.get("hostPath") for v in spec["volumes"]) == (name == "k8s-proxy")
+        end = await session.wait()
+        assert end.outcome == COMPLETED, (name, end)
+        await launcher.close()
+    assert_nothing_left(emu)

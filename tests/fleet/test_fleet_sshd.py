@@ -1,0 +1,93 @@
+"""The fleet through a real OpenSSH sshd on 127.0.0.1 (private config, TEST-FACTS recipe):
+the product's real check, SFTP deployment and remote supervisor; the remote "python" is a
+wrapper that replays a stream (benchmarks/fleet_sim.py emulate) instead of spinning an engine."""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.fleet_sim import PrivateSshd, emulator_python, write_keys
+from gpubench.config import HostConfig
+from scenarios.base import LaunchRequest
+from scenarios.fleet import CANCELLED, COMPLETED, FleetRun, FleetTarget, close_launchers
+from scenarios.ssh import SshLauncher
+
+pytestmark = [pytest.mark.sshd,
+              pytest.mark.skipif(shutil.which("sshd") is None and not os.path.exists("/usr/sbin/sshd"),
+                                 reason="needs openssh-server (apt-get install -y openssh-server)"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="the private sshd runs as root")]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sshd")
+    keys = write_keys(folder)
+    server = PrivateSshd(folder, keys["authorized_keys"]).start()
+    yield server, keys, folder
+    server.stop()
+
+
+def hosts(sshd, names, rate=4.0):
+    server, keys, folder = sshd
+    return {n: HostConfig(name=n, kind="ssh", address="127.0.0.1", port=server.port, user="root",
+                          identity_file=str(keys["client_key"]), known_hosts=str(server.known_hosts),
+                          python=str(emulator_python(folder, name=n, rate=rate)))
+            for n in names}
+
+
+def remote_processes(token: str) -> list[int]:
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if token.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    pids.append(int(pid))
+            except OSError:
+                pass
+    return pids
+
+
+async def run(fleet_hosts, args, cancel_after=None):
+    targets = [FleetTarget(n, SshLauncher(h, ssh_config=[]), address=h.address) for n, h in fleet_hosts.items()]
+    fleet = FleetRun(targets, LaunchRequest(engine_args=args), inactivity_timeout_s=10)
+    task = asyncio.create_task(fleet.run())
+    if cancel_after is not None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(s.samples for s in fleet.statuses.values()):
+            await asyncio.sleep(0.05)
+        cancel_after()
+        await fleet.cancel()
+    try:
+        return await asyncio.wait_for(task, 60)
+    finally:
+        await close_launchers((t.launcher for t in targets), timeout_s=5)
+
+
+def test_hosts_behind_a_real_sshd_complete(sshd):
+    fleet_hosts = hosts(sshd, [f"sshd-{i}" for i in range(4)])
+    result = asyncio.run(run(fleet_hosts, ("--workloads", "roundtrip", "--duration", "0.5", "--repeats", "2")))
+    assert {n: s.state for n, s in result.statuses.items()} == {n: COMPLETED for n in fleet_hosts}, \
+        {n: s.message for n, s in result.statuses.items()}
+    for s in result.statuses.values():
+        assert s.results == 2 and s.samples >= 3
+        assert s.hello["host"]["hostname"] == s.name          # each host's own stream
+
+
+def test_cancel_through_a_real_sshd_stops_the_remote_processes(sshd):
+    token = f"c{secrets.token_hex(3)}"
+    fleet_hosts = hosts(sshd, [f"{token}-{i}" for i in range(3)])
+    running: list[int] = []
+    result = asyncio.run(run(fleet_hosts, ("--workloads", "roundtrip", "--duration", "30", "--repeats", "1"),
+                             cancel_after=lambda: running.extend(remote_processes(f"GPUBENCH_SIM_NAME={token}"))))
+    assert len(running) >= 3                                  # one replaying "engine" per host was running
+    assert {s.state for s in result.statuses.values()} == {CANCELLED}
+    deadline = time.monotonic() + 5
+    while remote_processes(f"GPUBENCH_SIM_NAME={token}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert remote_processes(f"GPUBENCH_SIM_NAME={token}") == []

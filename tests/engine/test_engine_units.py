@@ -1,0 +1,338 @@
+"""Engine parts without a subprocess: NVML wrapper, facts, timing, plan, validity, failures."""
+from __future__ import annotations
+
+import io
+import json
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from engine import facts, plan as plan_mod, run as run_mod, telemetry
+from engine.backend import NumpyBackend, format_uuid
+from engine.plan import UsageError, Variant, build_variants, format_size, parse_args, parse_size
+from engine.protocol import Emitter, parse_line
+from engine.runner import Runner, StopFlag
+from engine.timing import LatencyRecorder, busy_wait_ns, latency_stats
+from engine.workloads import launch
+
+DESIGN_READINGS = {"gpu_util_pct", "mem_util_pct", "sm_clock_mhz", "mem_clock_mhz", "power_w",
+                   "power_limit_w", "temperature_c", "memory_used_mib", "memory_total_mib",
+                   "pcie_tx_kbps", "pcie_rx_kbps", "pcie_gen", "pcie_width", "pcie_gen_max",
+                   "pcie_width_max", "throttle_reasons", "throttle_names", "mig_mode",
+                   "ecc_volatile"}
+
+
+# ---------------------------------------------------------------- NVML wrapper
+class FakeNVMLError(Exception):
+    pass
+
+
+class FakeNVMLNotSupported(FakeNVMLError):
+    pass
+
+
+class FakePynvml:
+    """Supports a few calls; everything else raises NotSupported or is missing."""
+    NVMLError = FakeNVMLError
+
+    def __init__(self, init_fails: bool = False, throttle: int = 0x1):
+        self.init_fails = init_fails
+        self.throttle = throttle
+        self.calls: list[str] = []
+
+    def nvmlInit(self):
+        if self.init_fails:
+            raise FakeNVMLError("Driver Not Loaded")
+
+    def nvmlShutdown(self):
+        pass
+
+    def nvmlSystemGetDriverVersion(self):
+        return b"580.0"
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        return "handle"
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return 41
+
+    def nvmlDeviceGetClockInfo(self, handle, kind):
+        return {1: 1980, 2: 2619}[kind]
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
+        return self.throttle
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        self.calls.append("power")
+        raise FakeNVMLNotSupported("Not Supported")
+
+    def nvmlDeviceGetPcieThroughput(self, handle, counter):
+        raise FakeNVMLError("Unknown Error")
+
+
+def test_nvml_wrapper_returns_none_for_unsupported_and_logs_each_function_once():
+    logged: list[str] = []
+    nv = telemetry.NVML(module=FakePynvml(), log=logged.append)
+    assert nv.available
+    assert nv.query("nvmlDeviceGetTemperature", "h", 0) == 41
+    assert nv.query("nvmlDeviceGetPowerUsage", "h") is None
+    assert nv.query("nvmlDeviceGetPowerUsage", "h") is None
+    assert nv.query("nvmlDeviceGetMigMode", "h") is None  # not even defined
+    assert nv.version() == "580.0"  # bytes decoded
+    assert len([m for m in logged if "nvmlDeviceGetPowerUsage" in m]) == 1
+    assert len([m for m in logged if "nvmlDeviceGetMigMode" in m]) == 1
+
+
+def test_nvml_wrapper_without_a_driver_never_raises():
+    nv = telemetry.NVML(module=FakePynvml(init_fails=True), log=lambda m: None)
+    assert not nv.available and "Driver Not Loaded" in nv.error
+    assert nv.query("nvmlDeviceGetTemperature", "h", 0) is None
+    assert nv.handle_for_uuid("GPU-x") is None
+
+
+def test_readings_have_exactly_the_design_keys_with_none_where_unsupported():
+    nv = telemetry.NVML(module=FakePynvml(throttle=0x1 | 0x8), log=lambda m: None)
+    r = telemetry.read_telemetry(nv, "handle")
+    assert set(r) == DESIGN_READINGS
+    assert r["power_w"] is None and r["pcie_tx_kbps"] is None and r["mig_mode"] is None
+    assert r["sm_clock_mhz"] == 1980 and r["temperature_c"] == 41
+    assert r["throttle_reasons"] == 9 and r["throttle_names"] == ["gpu_idle", "hw_slowdown"]
+
+
+def test_telemetry_thread_emits_valid_lines_and_records_throttling():
+    out = io.StringIO()
+    em = Emitter("cupy", out=out)
+    nv = telemetry.NVML(module=FakePynvml(throttle=0x1 | 0x40), log=lambda m: None)
+    thread = telemetry.TelemetryThread(nv, "handle", em.emit, 0.05)
+    t0 = time.perf_counter()
+    thread.start()
+    time.sleep(0.2)
+    thread.stop()
+    t1 = time.perf_counter()
+    lines = [parse_line(text) for text in out.getvalue().splitlines()]
+    assert lines and all(line["type"] == "telemetry" for line in lines)
+    assert set(lines[0]["readings"]) == DESIGN_READINGS
+    assert thread.throttling_between(t0, t1) == ["hw_thermal_slowdown"]  # idle is not counted
+    assert thread.throttling_between(t1 + 10, t1 + 20) == []
+    assert not thread.is_alive()
+
+
+# ---------------------------------------------------------------- hypervisor and preload
+def _write(root, rel, text):
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_hypervisor_nothing_found_on_an_empty_root(tmp_path):
+    hv = facts.detect_hypervisor(tmp_path, None, detect_virt=None)
+    assert hv == {"detected": False, "evidence": [], "vendor": None}
+
+
+def test_hypervisor_firecracker_guest_cpuinfo_flag_and_nvml_passthrough(tmp_path):
+    _write(tmp_path, "proc/cpuinfo", "processor\t: 0\nmodel name\t: AMD EPYC\n"
+                                     "flags\t\t: fpu sse2 hypervisor avx\n")
+    hv = facts.detect_hypervisor(tmp_path, nvml_virt_mode=1, detect_virt=None)
+    assert hv["detected"] is True
+    assert hv["evidence"] == ["cpuinfo flag hypervisor", "nvml virtualization_mode=passthrough"]
+    assert facts.cpu_model(tmp_path) == "AMD EPYC"
+
+
+def test_hypervisor_xen_sysfs_dmi_and_detect_virt(tmp_path):
+    _write(tmp_path, "sys/hypervisor/type", "xen\n")
+    _write(tmp_path, "sys/class/dmi/id/sys_vendor", "QEMU\n")
+    _write(tmp_path, "proc/cpuinfo", "flags\t: fpu sse2\n")
+    hv = facts.detect_hypervisor(tmp_path, nvml_virt_mode=0, detect_virt=lambda: "kvm")
+    assert hv["detected"] and hv["vendor"] == "xen"
+    assert "/sys/hypervisor/type=xen" in hv["evidence"]
+    assert "dmi sys_vendor=QEMU" in hv["evidence"]
+    assert "systemd-detect-virt=kvm" in hv["evidence"]
+    assert not any("nvml" in e for e in hv["evidence"])  # mode 0 = none
+
+
+def test_hypervisor_vendor_from_dmi_alone(tmp_path):
+    _write(tmp_path, "sys/class/dmi/id/product_name", "VMware Virtual Platform\n")
+    hv = facts.detect_hypervisor(tmp_path, None, detect_virt=lambda: "none")
+    assert hv["detected"] and hv["vendor"] == "vmware"
+
+
+def test_preload_reports_entries_and_only_those_really_mapped(tmp_path):
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "7f00-7f01 r-xp 00000000 08:01 123 /usr/local/vgpu/libvgpu.so\n"
+        "7f01-7f02 r--p 00001000 08:01 123 /usr/local/vgpu/libvgpu.so\n"
+        "7f02-7f03 r-xp 00000000 08:01 124 /usr/lib/libc.so.6\n"
+        "7f03-7f04 rw-p 00000000 00:00 0 \n"
+        "7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n")
+    got = facts.preload_facts({"LD_PRELOAD": "/usr/local/vgpu/libvgpu.so:/opt/missing.so"}, maps)
+    assert got == {"ld_preload": ["/usr/local/vgpu/libvgpu.so", "/opt/missing.so"],
+                   "mapped": ["/usr/local/vgpu/libvgpu.so"]}
+    bare = facts.preload_facts({"LD_PRELOAD": "libvgpu.so"}, maps)
+    assert bare["mapped"] == ["/usr/local/vgpu/libvgpu.so"]
+    assert facts.preload_facts({}, maps) == {"ld_preload": [], "mapped": []}
+    assert facts.preload_facts({"LD_PRELOAD": "x.so"}, tmp_path / "absent")["mapped"] == []
+
+
+def test_env_facts_keep_cuda_and_gpubench_variables():
+    env = facts.env_facts({"CUDA_VISIBLE_DEVICES": "0", "GPUBENCH_CPU_DELAY_NS": "5",
+                           "HOME": "/root", "SECRET_TOKEN": "x"})
+    assert env == {"CUDA_VISIBLE_DEVICES": "0", "GPUBENCH_CPU_DELAY_NS": "5"}
+
+
+# ---------------------------------------------------------------- timing
+def test_latency_stats_percentiles_and_empty_input():
+    ns = np.arange(1, 1001, dtype=np.int64) * 1000  # 1..1000 µs
+    s = latency_stats(ns, full=True)
+    assert s["min"] == 1 and s["max"] == 1000 and abs(s["p50"] - 500.5) < 1e-6
+    assert s["p90"] < s["p99"] < s["p999"] <= 1000
+    assert abs(s["cv"] - s["stdev"] / s["mean"]) < 1e-3
+    assert latency_stats(ns, scale=10)["max"] == 100
+    empty = latency_stats(np.empty(0, np.int64), full=True)
+    assert set(empty.values()) == {None}
+
+
+def test_recorder_turns_timestamps_into_latencies_across_chunks():
+    rec = LatencyRecorder(chunk_ops=4)
+    mv, cap = rec.view()
+    for k in range(4):
+        mv[k] = 100 + 10 * (k + 1)
+    last = rec.to_latencies(0, 4, 100)
+    assert last == 140 and rec.current_slice(0, 4).tolist() == [10, 10, 10, 10]
+    mv, cap = rec.next_chunk(4)
+    mv[0] = 175
+    rec.to_latencies(0, 1, last)
+    rec.close(1)
+    assert rec.all().tolist() == [10, 10, 10, 10, 35]
+
+
+def test_busy_wait_waits_at_least_the_time_asked():
+    t = time.perf_counter_ns()
+    busy_wait_ns(200_000)
+    assert time.perf_counter_ns() - t >= 200_000
+
+
+# ---------------------------------------------------------------- plan
+def test_sizes_parse_and_format():
+    assert parse_size("4KiB") == 4096 and parse_size("256MiB") == 256 << 20
+    assert parse_size("65536") == 65536 and parse_size("1M") == 1 << 20
+    assert format_size(4096) == "4KiB" and format_size(256 << 20) == "256MiB"
+    with pytest.raises(UsageError):
+        parse_size("lots")
+
+
+def test_variant_names_follow_design():
+    p = parse_args(["--workloads", "roundtrip,launch,h2d,d2h,d2d,gemm,alloc,init,p2p"])
+    names = [(v.workload, v.name) for v in build_variants(p, "cupy")]
+    for expected in [("roundtrip", "pinned-64KiB"), ("launch", "sync"), ("launch", "async"),
+                     ("h2d", "pinned-4KiB"), ("h2d", "pageable-256MiB"), ("d2h", "pinned-1MiB"),
+                     ("d2d", "256MiB"), ("gemm", "fp32-8192"), ("gemm", "fp16-8192"),
+                     ("alloc", "1MiB"), ("init", "n1"), ("init", "n8"), ("init", "n32")]:
+        assert expected in names
+    cpu = [v for v in build_variants(p, "numpy-cpu") if v.workload == "gemm"]
+    assert [v.name for v in cpu] == ["fp32-1024", f"fp16-{plan_mod.GEMM_FP16_MAX_CPU}"]
+
+
+# ---------------------------------------------------------------- validity
+class FakeTelemetry:
+    def __init__(self, reasons):
+        self.reasons = reasons
+
+    def throttling_between(self, start, end):
+        return list(self.reasons)
+
+
+def test_validity_rules():
+    p = parse_args(["--min-window", "0.5", "--cv-limit", "10"])
+    r = Runner(p, None, StopFlag(), FakeTelemetry(["hw_slowdown"]))
+    reasons = r.validity(0.4, 0.12, 0.0, 0.4, interrupted=True, ops=10)
+    assert reasons == ["window 0.400 s < minimum 0.5 s", "cv 12.0% > limit 10%",
+                       "throttled: hw_slowdown", "interrupted"]
+    clean = Runner(p, None, StopFlag(), FakeTelemetry([]))
+    assert clean.validity(1.0, 0.05, 0.0, 1.0, interrupted=False, ops=10) == []
+    assert clean.validity(1.0, 0.5, 0.0, 1.0, False, 10, check_cv=False) == []
+
+
+def test_measure_emits_samples_and_a_result_whose_latencies_add_up():
+    out = io.StringIO()
+    p = parse_args(["--duration", "0.3", "--min-window", "0", "--backend", "numpy-cpu"])
+    runner = Runner(p, Emitter("numpy-cpu", out=out), StopFlag())
+    runner.chunk_ops = 512  # force several chunk changes
+    v = Variant("launch", "sync", {"launches_per_sync": 1})
+    result = runner.measure(v, launch.prepare(NumpyBackend(delay_ns=0), v, p), 0)
+    lines = [parse_line(t) for t in out.getvalue().splitlines()]
+    samples = [line for line in lines if line["type"] == "sample"]
+    assert len(samples) >= 2 and lines[-1]["type"] == "result"
+    assert sum(s["interval_ops"] for s in samples) == result["ops"] > 512
+    total_us = result["latency_us"]["mean"] * result["ops"]
+    assert abs(total_us / 1e6 - result["duration_s"]) < 0.05 * result["duration_s"]
+
+
+# ---------------------------------------------------------------- failures, in process
+def _run_in_process(argv, capsys):
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = run_mod.run_engine(argv, t0=time.monotonic())
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    lines = [parse_line(t) for t in capsys.readouterr().out.splitlines()]
+    return code, lines
+
+
+def test_oom_on_one_size_is_reported_and_the_rest_goes_on(monkeypatch, capsys):
+    real = NumpyBackend.device_buffer
+
+    def device_buffer(self, nbytes):
+        if nbytes >= 1 << 20:
+            raise MemoryError("fake: out of memory")
+        return real(self, nbytes)
+    monkeypatch.setattr(NumpyBackend, "device_buffer", device_buffer)
+    code, lines = _run_in_process(["--backend", "numpy-cpu", "--workloads", "h2d", "--sizes",
+                                   "4KiB,1MiB", "--memory", "pinned", "--duration", "0.02",
+                                   "--warmup", "0", "--repeats", "1"], capsys)
+    errors = [line for line in lines if line["type"] == "error"]
+    assert [(e["code"], e["fatal"]) for e in errors] == [("oom", False)]
+    assert "pinned-1MiB" in errors[0]["message"]
+    assert [r["variant"] for r in lines if r["type"] == "result"] == ["pinned-4KiB"]
+    assert code == 0 and lines[-1]["status"] == "ok"
+
+
+def test_a_failing_workload_is_reported_and_the_run_ends_with_exit_1(monkeypatch, capsys):
+    from engine import workloads
+
+    def broken(backend, variant, plan):
+        raise RuntimeError("kaputt")
+    monkeypatch.setitem(workloads.PREPARE, "alloc", broken)
+    code, lines = _run_in_process(["--backend", "numpy-cpu", "--workloads", "alloc,launch",
+                                   "--duration", "0.02", "--warmup", "0", "--repeats", "1"],
+                                  capsys)
+    errors = [line for line in lines if line["type"] == "error"]
+    assert errors[0]["code"] == "workload_failed" and "kaputt" in errors[0]["message"]
+    assert {r["workload"] for r in lines if r["type"] == "result"} == {"launch"}
+    assert code == 1 and lines[-1]["status"] == "error" and lines[-1]["exit_code"] == 1
+
+
+def test_format_uuid_matches_nvml_spelling():
+    raw = bytes(range(16))
+    assert format_uuid(raw) == "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
+    assert format_uuid("GPU-abc") == "GPU-abc" and format_uuid(None) is None
+
+
+def test_engine_overhead_quick_mode_prints_the_table_on_cpu(tmp_path):
+    import subprocess
+    import sys
+    from engine_testlib import REPO, engine_env
+    out = tmp_path / "eo.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "engine_overhead.py"),
+                           "--quick", "--backend", "numpy-cpu", "--rounds", "2",
+                           "--trial-s", "0.05", "--json", str(out)],
+                          capture_output=True, text=True, env=engine_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "CPU (numpy-cpu" in proc.stdout
+    for what in ("launch sync ops/s: engine ÷ bare loop", "telemetry on ÷ off",
+                 "256 MiB H2D GB/s", "256 MiB D2H GB/s", "roundtrip 64 KiB ops/s CV"):
+        assert what in proc.stdout
+    data = json.loads(out.read_text())
+    assert len(data["rows"]) == 5 and all(r["value"] > 0 for r in data["rows"])

@@ -44,7 +44,7 @@ from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
 from .events import FAILED, SessionEnded
 from .k8s_spec import (CONFIGMAP_LIMIT_BYTES, CONTAINER, MANAGED_SELECTOR, NODE_LABEL,
                        RUN_LABEL, SCENARIO_LABEL, EngineBundle, dns_label, label_value,
-                       new_run_id, pod_manifest, pod_name)
+                       job_manifest, new_run_id, pod_manifest, pod_name)
 from .stream import LineSplitter
 
 CONNECT_TIMEOUT_S = 10.0
@@ -179,6 +179,9 @@ class _Api:
     def list_configmaps(self, ns: str, selector: str) -> list[dict]:
         return self._call(self.core.list_namespaced_config_map, ns, label_selector=selector)["items"]
 
+    def create_job(self, ns: str, body: dict) -> dict:
+        return self._call(self.batch.create_namespaced_job, ns, body)
+
     def list_jobs(self, ns: str, selector: str) -> list[dict]:
         return self._call(self.batch.list_namespaced_job, ns, label_selector=selector)["items"]
 
@@ -189,7 +192,7 @@ class _Api:
     def list_nodes(self, selector: str) -> list[dict]:
         return self._call(self.core.list_node, label_selector=selector)["items"]
 
-    def pod_events(self, ns: str, name: str) -> list[dict]:
+    def events_for(self, ns: str, name: str) -> list[dict]:
         items = self._call(self.core.list_namespaced_event, ns,
                            field_selector=f"involvedObject.name={name}")["items"]
         # Filter here too: not every server (or emulator) honours field selectors.
@@ -337,7 +340,8 @@ class _PodWatch:
     def __init__(self, launcher: "K8sLauncher", selector: str):
         self.launcher = launcher
         self.selector = selector
-        self.sessions: dict[str, "K8sSession"] = {}
+        self.sessions: dict[str, "K8sSession"] = {}   # by pod name
+        self.jobs: dict[str, "K8sSession"] = {}       # by Job name, until its pod is known
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -395,7 +399,16 @@ class _PodWatch:
             if kind not in ("ADDED", "MODIFIED", "DELETED"):  # ERROR (410 Gone), BOOKMARK
                 continue
             obj = event.get("object") or {}
-            session = self.sessions.get((obj.get("metadata") or {}).get("name"))
+            meta = obj.get("metadata") or {}
+            session = self.sessions.get(meta.get("name"))
+            if session is None and self.jobs:
+                labels = meta.get("labels") or {}
+                job = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
+                session = self.jobs.get(job)
+                if session is not None and session._adopt(meta.get("name")):
+                    self.sessions[meta["name"]] = session
+                else:
+                    session = None
             if session is not None:
                 session._pod_update(kind, obj)
 
@@ -472,10 +485,12 @@ def format_events(events: list[dict], limit: int = EVENTS_QUOTED) -> str:
 
 class K8sSession(Session):
     def __init__(self, launcher: "K8sLauncher", request: LaunchRequest, pod: str, run_id: str,
-                 node_name: str | None = None):
-        super().__init__(request, f"k8s {launcher.cluster.name}/{pod}")
+                 node_name: str | None = None, job: str | None = None):
+        super().__init__(request, f"k8s {launcher.cluster.name}/{job or pod}")
         self.launcher = launcher
+        self.job_name = job                   # Job mode: the pod's name comes from the Job controller
         self.pod_name = pod
+        self._pod_known = job is None
         self.run_id = run_id
         self.node_name = node_name
         self.namespace = launcher.namespace
@@ -498,6 +513,14 @@ class K8sSession(Session):
         self._stalled = False
 
     # -- fed by the watch (on the loop) --------------------------------------------------------
+    def _adopt(self, pod: str | None) -> bool:
+        """Job mode: the first pod the Job created is ours (a replacement is not followed)."""
+        if self._pod_known or not pod:
+            return False
+        self.pod_name, self._pod_known = pod, True
+        self._details["pod"] = pod
+        return True
+
     def _pod_update(self, kind: str | None, obj: dict) -> None:
         if kind == "DELETED":
             self.pod_gone = True
@@ -523,6 +546,8 @@ class K8sSession(Session):
             return True
 
     async def _read_pod(self) -> None:
+        if not self._pod_known:
+            return
         try:
             pod = await asyncio.to_thread(self.launcher.api.read_pod, self.namespace, self.pod_name)
         except K8sError as exc:
@@ -535,8 +560,13 @@ class K8sSession(Session):
 
     async def _events_text(self) -> str:
         try:
-            events = await asyncio.to_thread(self.launcher.api.pod_events, self.namespace,
-                                             self.pod_name)
+            events = []
+            if self.job_name:
+                events += await asyncio.to_thread(self.launcher.api.events_for, self.namespace,
+                                                  self.job_name)
+            if self._pod_known:
+                events += await asyncio.to_thread(self.launcher.api.events_for, self.namespace,
+                                                  self.pod_name)
         except K8sError as exc:
             return f"(events unavailable: {exc})"
         self._details["events"] = [
@@ -569,6 +599,8 @@ class K8sSession(Session):
             if self.pod_gone:
                 raise LaunchError(f"pod {self.pod_name} was deleted before it started; "
                                   f"events: {await self._events_text()}")
+            if pod is None and self.job_name:
+                self._say(f"job {self.job_name}: waiting for its pod")
             if pod is not None:
                 phase = _phase(pod)
                 node = (pod.get("spec") or {}).get("nodeName")
@@ -588,7 +620,8 @@ class K8sSession(Session):
                     return True
                 self._say(f"pod {self.pod_name} Pending: {pending_reason(pod)}")
             if not await self._next_update(deadline):
-                why = pending_reason(pod) if pod is not None else "never seen"
+                why = (pending_reason(pod) if pod is not None else
+                       f"job {self.job_name} created no pod" if self.job_name else "never seen")
                 self._details["reason"] = "PendingTimeout"
                 raise LaunchError(
                     f"pod {self.pod_name} still Pending after {timeout:g} s ({why}); "
@@ -712,7 +745,10 @@ class K8sSession(Session):
             self._log.close()
         launcher = self.launcher
         try:
-            if self._created and not self.pod_gone:
+            if self.job_name and self._created:   # first, so that it starts no replacement pod
+                await _shielded(asyncio.to_thread(launcher.api.delete_job, self.namespace,
+                                                  self.job_name))
+            if self._created and self._pod_known and not self.pod_gone:
                 await _shielded(asyncio.to_thread(
                     launcher.api.delete_pod, self.namespace, self.pod_name,
                     1 if self._cancelled else None))
@@ -744,7 +780,13 @@ class K8sSession(Session):
     async def _terminate(self) -> None:
         """Delete the pod: SIGTERM to the engine (partial result), SIGKILL after the grace."""
         self._stop.set()
-        if self._created and not self.pod_gone and not self._deleted_by_us:
+        if self.job_name and self._created:
+            try:
+                await _shielded(asyncio.to_thread(self.launcher.api.delete_job, self.namespace,
+                                                  self.job_name))
+            except K8sError as exc:
+                self._status(f"could not delete job {self.job_name}: {exc}")
+        if self._created and self._pod_known and not self.pod_gone and not self._deleted_by_us:
             self._deleted_by_us = True
             try:
                 await _shielded(asyncio.to_thread(self.launcher.api.delete_pod, self.namespace,
@@ -790,7 +832,11 @@ class _FailedSession(Session):
 class K8sLauncher(Launcher):
     name = "k8s"
 
-    def __init__(self, cluster: ClusterConfig, scenario: ScenarioConfig, *, pool_size: int = 64):
+    def __init__(self, cluster: ClusterConfig, scenario: ScenarioConfig, *, pool_size: int = 64,
+                 workload: str = "pod"):
+        if workload not in ("pod", "job"):
+            raise ValueError(f"workload must be 'pod' or 'job' (got {workload!r})")
+        self.workload = workload                # job: a batch/v1 Job (backoffLimit 0) runs the pod
         self.cluster = cluster
         self.scenario = scenario
         self.namespace = cluster.namespace
@@ -855,7 +901,10 @@ class K8sLauncher(Launcher):
         watch = self._watches.get(selector)
         if watch is None:
             watch = self._watches[selector] = _PodWatch(self, selector)
-        watch.sessions[session.pod_name] = session
+        if session.job_name and not session._pod_known:
+            watch.jobs[session.job_name] = session
+        else:
+            watch.sessions[session.pod_name] = session
         session._watch = watch
 
     def _unsubscribe(self, session: K8sSession) -> None:
@@ -864,7 +913,9 @@ class K8sLauncher(Launcher):
             return
         session._watch = None
         watch.sessions.pop(session.pod_name, None)
-        if not watch.sessions:
+        if session.job_name:
+            watch.jobs.pop(session.job_name, None)
+        if not watch.sessions and not watch.jobs:
             watch.stop()
             self._watches.pop(watch.selector, None)
 
@@ -900,7 +951,8 @@ class K8sLauncher(Launcher):
                     run_id: str | None = None, index: int | None = None) -> K8sSession:
         run_id = run_id or new_run_id()
         name = pod_name(self.scenario.name, run_id, "" if index is None else str(index))
-        session = K8sSession(self, request, name, run_id, node_name)
+        job = name if self.workload == "job" else None
+        session = K8sSession(self, request, name, run_id, node_name, job=job)
         where = f"k8s {self.cluster.name}"
         try:
             await self.connect()
@@ -908,9 +960,14 @@ class K8sLauncher(Launcher):
                 await self._acquire_engine()
                 session._holds_engine = True
             manifest = self.pod_spec(request, name, run_id, node_name)
-            session._status(f"creating pod {name} in namespace {self.namespace}")
             self._subscribe(session)
-            await asyncio.to_thread(self.api.create_pod, self.namespace, manifest)
+            if job:
+                session._status(f"creating job {job} in namespace {self.namespace}")
+                await asyncio.to_thread(self.api.create_job, self.namespace,
+                                        job_manifest(manifest))
+            else:
+                session._status(f"creating pod {name} in namespace {self.namespace}")
+                await asyncio.to_thread(self.api.create_pod, self.namespace, manifest)
             session._created = True
         except (K8sError, OSError) as exc:
             self._unsubscribe(session)

@@ -169,7 +169,7 @@ def job_manifest(pod: dict, *, completions: int | None = None, indexed: bool = F
     template_meta = {"labels": dict(meta["labels"])}
     if meta.get("annotations"):
         template_meta["annotations"] = dict(meta["annotations"])
-    spec_tpl = {k: v for k, v in pod["spec"].items() if k != "nodeName"}
+    spec_tpl = {k: v for k, v in pod["spec"].items() if not (indexed and k == "nodeName")}
     if indexed and spread_label:
         spec_tpl["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"labelSelector": {"matchLabels": {spread_label: meta["labels"][spread_label]}},

@@ -392,7 +392,41 @@ class GpubenchEmulator(kmock.KubernetesEmulator):
                 self.kubelet.pod_created(request.data)
             elif request.action == kmock.action.DELETE and request.name:
                 self.kubelet.pod_deleted(request.namespace, request.name)
+        if res == JOBS and request.subresource is None and response.status < 300:
+            if request.action == kmock.action.CREATE:
+                await self._job_created(request.data)
+            elif request.action == kmock.action.DELETE and request.name:
+                await self._job_deleted(request.namespace, request.name)
         return response
+
+    # A stand-in for the Job controller (one pod per Job) and the garbage collector.
+    async def _job_created(self, job: dict) -> None:
+        meta, tpl = job["metadata"], job["spec"]["template"]
+        name = meta["name"]
+        labels = dict((tpl.get("metadata") or {}).get("labels") or {})
+        labels.update({"job-name": name, "batch.kubernetes.io/job-name": name,
+                       "controller-uid": meta["uid"]})
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"generateName": f"{name}-", "labels": labels,
+                            "annotations": dict((tpl.get("metadata") or {}).get("annotations") or {}),
+                            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job",
+                                                 "name": name, "uid": meta["uid"],
+                                                 "controller": True}]},
+               "spec": dict(tpl["spec"])}
+        raw = await self.put_object(PODS, meta["namespace"], pod)
+        self.kubelet.pod_created(raw)
+
+    async def _job_deleted(self, namespace: str, job: str) -> None:
+        async with self._lock:
+            doomed = [name for (res, ns, name), obj in self._objects.items()
+                      if res == PODS and ns == namespace and not obj.deleted
+                      and (obj.raw.get("metadata", {}).get("labels") or {}).get("job-name") == job]
+            for name in doomed:
+                obj = self._objects[PODS, namespace, name]
+                obj.delete()
+                await self._buses[PODS].put({"type": "DELETED", "object": obj.last.raw})
+        for name in doomed:
+            self.kubelet.pod_deleted(namespace, name)
 
     async def _serve_list(self, request):
         result = await super()._serve_list(request)

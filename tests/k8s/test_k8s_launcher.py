@@ -339,3 +339,37 @@ async def test_registry_builds_k8s_launcher_from_config_toml(emu, stream_lines, 
         assert end.outcome == COMPLETED, (name, end)
         await launcher.close()
     assert_nothing_left(emu)
+
+
+async def test_job_workload_runs_and_cleans_up(emu, cluster, hypervisor_scenario, stream_lines):
+    """The Job option: a batch/v1 Job (backoffLimit 0) whose pod is adopted from the watch.
+    The emulator's stand-in Job controller creates that pod; its garbage collector removes it."""
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.02)
+    launcher = K8sLauncher(cluster, hypervisor_scenario, workload="job")
+    session = await launcher.start(REQUEST)
+    jobs = emu.live(JOBS, "gpubench")
+    assert list(jobs) == [session.job_name]
+    job = jobs[session.job_name]
+    assert job["spec"]["backoffLimit"] == 0
+    tpl = job["spec"]["template"]["spec"]
+    assert tpl["runtimeClassName"] == "kata-qemu" and tpl["restartPolicy"] == "Never"
+    assert tpl["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
+    _, end = await run_to_end(session)
+    assert end.outcome == COMPLETED, end
+    assert session.pod_name.startswith(session.job_name + "-")
+    assert end.details["pod"] == session.pod_name
+    assert session.raw_lines == stream_lines
+    assert emu.live(JOBS, "gpubench") == {}
+    assert_nothing_left(emu)
+
+
+async def test_job_workload_cancel(emu, cluster, pod_scenario, stream_lines, sigterm_lines):
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.5, on_delete=sigterm_lines)
+    session = await K8sLauncher(cluster, pod_scenario, workload="job").start(REQUEST)
+    async for ev in session.events():
+        if isinstance(ev, Hello):
+            break
+    await session.cancel()
+    assert session.ended.outcome == CANCELLED
+    assert emu.live(JOBS, "gpubench") == {}
+    assert_nothing_left(emu)

@@ -187,9 +187,12 @@ class Store:
         try:
             doc = json.loads(data)
         except UnicodeDecodeError:
-            raise DocumentError(f"{label}: {path.name} is not UTF-8 text (corrupt)") from None
+            raise DocumentError(f"{label}: {path.name} is corrupt (not UTF-8 text)") from None
         except json.JSONDecodeError as exc:
-            what = "truncated" if exc.pos >= len(data.rstrip()) - 1 else "corrupt"
+            tail = data.rstrip()
+            truncated = data.lstrip()[:1] == b"{" and (not tail.endswith(b"}")
+                                                       or exc.pos >= len(tail) - 1)
+            what = "truncated" if truncated else "corrupt"
             raise DocumentError(f"{label}: {path.name} is {what} (invalid JSON at line "
                                 f"{exc.lineno}, column {exc.colno})") from None
         return check_document(doc, f"{label}")

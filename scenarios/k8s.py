@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
+import logging
 import os
 import re
 import socket
@@ -220,9 +221,25 @@ class _Api:
             raise K8sError(describe_error(exc, self.server)) from None
 
 
+class _QuietRetries(logging.Filter):
+    """urllib3 logs each retry and each full pool as a WARNING, which without logging set
+    up lands on stderr around our one-line error. The error says it; drop the noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not (msg.startswith("Retrying (") or msg.startswith("Connection pool is full"))
+
+
+_QUIET = _QuietRetries()
+
+
 def _make_api(cluster: ClusterConfig, pool_size: int = 64) -> _Api:
     """Build the client (blocking: reads the kubeconfig)."""
     from kubernetes import client, config as kconfig
+
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    if _QUIET not in pool_log.filters:
+        pool_log.addFilter(_QUIET)
 
     cfg = client.Configuration()
     cfg.connection_pool_maxsize = pool_size
@@ -971,13 +988,16 @@ class K8sLauncher(Launcher):
             session._created = True
         except (K8sError, OSError) as exc:
             self._unsubscribe(session)
+            hint = ""
+            if "404" in str(exc) and f'namespaces "{self.namespace}" not found' in str(exc):
+                hint = f" (create it: kubectl create namespace {self.namespace})"
             if session._holds_engine:
                 session._holds_engine = False
                 try:
                     await self._release_engine()
                 except K8sError:
                     pass
-            raise K8sError(f"{where}: {exc}") from None
+            raise K8sError(f"{where}: {exc}{hint}") from None
         session._begin()
         return session
 
@@ -1045,23 +1065,30 @@ def cleanup_leftovers(cluster: ClusterConfig) -> list[str]:
     Blocking (for the CLI); from asyncio use `asyncio.to_thread(cleanup_leftovers, c)`.
     Raises K8sError (one line) when the API cannot be reached.
     """
-    api = _make_api(cluster)
+    try:
+        api = _make_api(cluster)
+    except K8sError as exc:
+        raise K8sError(f"k8s {cluster.name}: {exc}") from None
     ns = cluster.namespace
     removed: list[str] = []
     try:
-        for job in api.list_jobs(ns, MANAGED_SELECTOR):
-            if api.delete_job(ns, job["metadata"]["name"]):
-                removed.append(f"job/{job['metadata']['name']}")
+        try:
+            for job in api.list_jobs(ns, MANAGED_SELECTOR):
+                if api.delete_job(ns, job["metadata"]["name"]):
+                    removed.append(f"job/{job['metadata']['name']}")
+        except K8sError as exc:
+            if "404" not in str(exc):   # a server without batch/v1: nothing to clean there
+                raise
+        for pod in api.list_pods(ns, MANAGED_SELECTOR):
+            if api.delete_pod(ns, pod["metadata"]["name"], grace=1):
+                removed.append(f"pod/{pod['metadata']['name']}")
+        for cm in api.list_configmaps(ns, MANAGED_SELECTOR):
+            if api.delete_configmap(ns, cm["metadata"]["name"]):
+                removed.append(f"configmap/{cm['metadata']['name']}")
     except K8sError as exc:
-        if "404" not in str(exc):   # a server without batch/v1: nothing to clean there
-            raise
-    for pod in api.list_pods(ns, MANAGED_SELECTOR):
-        if api.delete_pod(ns, pod["metadata"]["name"], grace=1):
-            removed.append(f"pod/{pod['metadata']['name']}")
-    for cm in api.list_configmaps(ns, MANAGED_SELECTOR):
-        if api.delete_configmap(ns, cm["metadata"]["name"]):
-            removed.append(f"configmap/{cm['metadata']['name']}")
-    api.client.close()
+        raise K8sError(f"k8s {cluster.name} namespace {ns}: {exc}") from None
+    finally:
+        api.client.close()
     return removed
 
 

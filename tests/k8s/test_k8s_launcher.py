@@ -264,7 +264,7 @@ async def test_cleanup_leftovers_finds_labelled_objects(emu, cluster, pod_scenar
     assert await asyncio.to_thread(cleanup_leftovers, cluster) == []
 
 
-async def test_unreachable_api_server_is_one_clear_line(pod_scenario):
+async def test_unreachable_api_server_is_one_clear_line(pod_scenario, caplog):
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -277,8 +277,10 @@ async def test_unreachable_api_server_is_one_clear_line(pod_scenario):
     message = str(info.value)
     assert message == (f"k8s gone: cannot reach the Kubernetes API server "
                        f"http://127.0.0.1:{port}: connection refused")
-    with pytest.raises(K8sError, match="cannot reach the Kubernetes API server"):
+    with pytest.raises(K8sError, match="^k8s gone namespace gpubench: cannot reach the Kubernetes API server"):
         cleanup_leftovers(cluster)
+    # Nothing else on stderr: urllib3's retry warnings are dropped.
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
 
 
 async def test_missing_kubeconfig_is_one_clear_line(tmp_path, pod_scenario):
@@ -373,3 +375,17 @@ async def test_job_workload_cancel(emu, cluster, pod_scenario, stream_lines, sig
     assert session.ended.outcome == CANCELLED
     assert emu.live(JOBS, "gpubench") == {}
     assert_nothing_left(emu)
+
+
+async def test_missing_namespace_hint(emu, cluster, pod_scenario):
+    """The emulator does not check namespaces; script the API's 404 for this one request."""
+    import kmock
+    emu.emulator[kmock.method.POST, kmock.resource("", "v1", "configmaps")] << kmock.Response(
+        status=404, payload={"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "message": 'namespaces "gpubench" not found', "reason": "NotFound",
+                             "code": 404})
+    with pytest.raises(K8sError) as info:
+        await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    assert str(info.value).endswith(
+        'answered 404 Not Found: namespaces "gpubench" not found '
+        "(create it: kubectl create namespace gpubench)")

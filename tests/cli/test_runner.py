@@ -1,0 +1,157 @@
+"""gpubench.runner: interleaved seeded plans, failed sessions, cancel, layer verification."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+
+from gpubench.config import parse_config
+from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
+                             SaveFailed, TrialEvent, TrialFinished, TrialStarted, engine_args,
+                             interleave_order)
+from results.store import Store
+from scenarios.base import LaunchError
+from scenarios.replay import ReplayLauncher
+from tests.results import synth
+
+
+def make_config(tmp_path, **defaults):
+    data = {"store": {"data_dir": str(tmp_path / "data")},
+            "defaults": {"workloads": ["roundtrip"], "repeats": 2, "trials": 2, **defaults},
+            "scenarios": {"a": {"launcher": "local", "title": "A"},
+                          "b": {"launcher": "local", "title": "B", "target": "k8s",
+                                "baseline": "a"}}}
+    return parse_config(data, "test.toml", tmp_path)
+
+
+def replay_factory(speed=0.0, fail=(), lines_for=None):
+    calls = {"n": 0}
+
+    class Failing:
+        async def start(self, request):
+            raise LaunchError("ssh: connection refused")
+
+        async def close(self):
+            pass
+
+    def factory(scenario, config):
+        if scenario.name in fail:
+            return Failing()
+        rng = np.random.default_rng(len(scenario.name))
+        lines = lines_for(scenario) if lines_for else synth.session_lines(rng, repeats=2)
+        return ReplayLauncher(lines, speed=speed)
+    factory.calls = calls
+    return factory
+
+
+def test_interleave_order_is_seeded_complete_and_mixed():
+    order = interleave_order(["a", "b", "c"], 10, seed=7)
+    assert order == interleave_order(["a", "b", "c"], 10, seed=7)
+    assert order != interleave_order(["a", "b", "c"], 10, seed=8)
+    assert sorted((s.scenario, s.trial) for s in order) == \
+        sorted((n, t) for n in "abc" for t in range(10))
+    assert [s.scenario for s in order[:6]] != ["a"] * 3 + ["b"] * 3
+
+
+def test_engine_args_from_defaults_and_overrides(tmp_path):
+    cfg = make_config(tmp_path)
+    args = engine_args(cfg.defaults, PlanOptions(workloads=("launch", "h2d"), duration_s=2.0,
+                                                 backend="numpy-cpu"))
+    assert args[:10] == ["--backend", "numpy-cpu", "--workloads", "launch,h2d", "--duration", "2",
+                         "--warmup", "0.3", "--repeats", "2"]
+    assert "--sizes" in args and args[args.index("--sizes") + 1] == "4KiB,1MiB,256MiB"
+
+
+async def test_plan_runs_interleaved_and_saves_one_document_per_scenario(tmp_path):
+    cfg = make_config(tmp_path)
+    events = []
+    runner = PlanRunner(cfg, [cfg.scenarios["a"], cfg.scenarios["b"]],
+                        PlanOptions(trials=3, seed=11, label="t"), Store(cfg.data_dir),
+                        launcher_factory=replay_factory())
+    result = await runner.run(events.append)
+    assert result.complete and len(result.run_ids) == 2 and result.failed_sessions == 0
+    started = [e.slot for e in events if isinstance(e, TrialStarted)]
+    assert started == interleave_order(["a", "b"], 3, 11) == result.order
+    assert isinstance(events[0], PlanStarted) and isinstance(events[-1], PlanFinished)
+    assert any(isinstance(e, TrialEvent) and type(e.event).__name__ == "Result" for e in events)
+    store = Store(cfg.data_dir)
+    docs = [store.load(i) for i in result.run_ids]
+    assert {d["group"]["id"] for d in docs} == {runner.group_id}
+    assert docs[0]["group"]["seed"] == 11
+    assert docs[0]["group"]["order"] == [[s.scenario, s.trial] for s in result.order]
+    for d in docs:
+        assert len(d["sessions"]) == 3 and d["label"] == "t" and d["complete"]
+        assert sum(len(w["trials"]) for w in d["workloads"]) == 3 * 2 * 2
+        assert store.raw_lines(d["id"])[0].startswith('{"v":1,"type":"hello"')
+    assert docs[1]["scenario"]["target_pct"] == 1.0 and docs[1]["scenario"]["baseline"] == "a"
+
+
+async def test_failed_session_is_recorded_and_the_plan_goes_on(tmp_path):
+    cfg = make_config(tmp_path)
+    runner = PlanRunner(cfg, [cfg.scenarios["a"], cfg.scenarios["b"]], PlanOptions(seed=1),
+                        Store(cfg.data_dir), launcher_factory=replay_factory(fail={"b"}))
+    finished = []
+    result = await runner.run(lambda e: finished.append(e) if isinstance(e, TrialFinished) else None)
+    assert len(finished) == 4 and result.failed_sessions == 2
+    docs = {d["scenario"]["name"]: d for d in result.documents}
+    assert [s["outcome"] for s in docs["b"]["sessions"]] == ["failed", "failed"]
+    assert docs["b"]["sessions"][0]["message"] == "ssh: connection refused"
+    assert docs["b"]["validity"]["status"] == "INVALID" and docs["a"]["validity"]["status"] == "VALID"
+
+
+async def test_cancel_saves_what_was_measured_marked_incomplete(tmp_path):
+    cfg = make_config(tmp_path)
+    rng = np.random.default_rng(0)
+    slow = synth.session_lines(rng, repeats=6)  # t runs to ~13 s at speed 1
+
+    runner = PlanRunner(cfg, [cfg.scenarios["a"], cfg.scenarios["b"]], PlanOptions(seed=2),
+                        Store(cfg.data_dir),
+                        launcher_factory=replay_factory(speed=1.0, lines_for=lambda s: slow))
+
+    def progress(ev):
+        if isinstance(ev, TrialEvent) and type(ev.event).__name__ == "Result":
+            runner.cancel()
+
+    t0 = time.monotonic()
+    result = await runner.run(progress)
+    assert time.monotonic() - t0 < 8
+    assert not result.complete and len(result.run_ids) == 1
+    doc = result.documents[0]
+    assert doc["complete"] is False and doc["outcome"] in ("cancelled", "incomplete")
+    assert doc["group"]["executed"] == 1 and len(doc["group"]["order"]) == 4
+    assert sum(len(w["trials"]) for w in doc["workloads"]) >= 1
+
+
+async def test_layer_verification_reasons_make_the_run_invalid(tmp_path, monkeypatch):
+    seen = []
+    fake = types.ModuleType("scenarios.layers")
+
+    def verify(scenario, hello_data):
+        seen.append((scenario.name, hello_data["type"]))
+        return ["proxy library /usr/local/vgpu/libvgpu.so is not mapped"] if scenario.name == "b" else []
+    fake.verify = verify
+    monkeypatch.setitem(sys.modules, "scenarios.layers", fake)
+    cfg = make_config(tmp_path)
+    runner = PlanRunner(cfg, [cfg.scenarios["a"], cfg.scenarios["b"]], PlanOptions(trials=1, seed=0),
+                        Store(cfg.data_dir), launcher_factory=replay_factory())
+    result = await runner.run()
+    docs = {d["scenario"]["name"]: d for d in result.documents}
+    assert sorted(seen) == [("a", "hello"), ("b", "hello")]
+    assert docs["b"]["validity"]["reasons"] == \
+        ["layer: proxy library /usr/local/vgpu/libvgpu.so is not mapped"]
+    assert docs["a"]["validity"]["status"] == "VALID"
+
+
+async def test_events_iterator_and_save_failure_reported(tmp_path):
+    cfg = make_config(tmp_path)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    runner = PlanRunner(cfg, [cfg.scenarios["a"]], PlanOptions(trials=1, seed=0),
+                        Store(blocker / "data"), launcher_factory=replay_factory())
+    kinds = [type(e).__name__ async for e in runner.events()]
+    assert kinds[0] == "PlanStarted" and kinds[-1] == "PlanFinished"
+    assert "SaveFailed" in kinds and "RunSaved" not in kinds

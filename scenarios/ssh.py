@@ -390,7 +390,8 @@ class SshLauncher(Launcher):
             try:
                 async with host_sem, all_sem:
                     conn = await asyncssh.connect(options.host, options=options,
-                                                  known_hosts=known, client_factory=lambda: judge)
+                                                  config=self.ssh_config, known_hosts=known,
+                                                  client_factory=lambda: judge)
                 slot = _Conn(conn, judge)
                 if judge.recorded:
                     assert judge.seen is not None

@@ -342,3 +342,62 @@ async def test_proxy_layer_preload_and_env_reach_the_remote_engine(sshd, cache, 
     assert hello.host["env"].get("GPUBENCH_PRELOAD_PROBE") == "loaded"  # its constructor ran
     assert verify(scenario, hello.data) == []
     assert events[-1].outcome == COMPLETED
+
+
+async def test_proxy_jump_from_ssh_config(sshd, tmp_path, cache):
+    # the jump host is the same sshd: the target is reached through a direct-tcpip channel
+    config = tmp_path / "ssh_config"
+    common = (f"  User {sshd.user}\n  IdentityFile {sshd.user_key}\n"
+              f"  UserKnownHostsFile {sshd.known_hosts}\n")
+    config.write_text(f"Host gpubench-jump\n  HostName 127.0.0.1\n  Port {sshd.port}\n{common}"
+                      f"Host gpubench-behind\n  HostName 127.0.0.1\n  Port {sshd.port}\n"
+                      f"  ProxyJump gpubench-jump\n{common}")
+    accepted = lambda: sshd.log.read_text().count("Accepted publickey")  # noqa: E731
+    before = accepted()
+    host = HostConfig(name="behind", kind="ssh", address="gpubench-behind", python=REMOTE_PYTHON)
+    launcher = SshLauncher(host, ssh_config=[str(config)], cache_root=cache)
+    try:
+        await launcher.prepare()
+        # two connections reached sshd: the jump and the tunnelled one
+        assert accepted() == before + 2
+        session = await launcher.start(LaunchRequest(engine_args=QUICK))
+        assert (await session.wait()).outcome == COMPLETED
+    finally:
+        await launcher.close()
+
+
+async def test_many_concurrent_sessions_share_connections(sshd, cache):
+    from scenarios.ssh import SESSIONS_PER_CONNECTION
+    n = SESSIONS_PER_CONNECTION + 2
+    tiny = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.1",
+            "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0")
+    launcher = SshLauncher(host_for(sshd), cache_root=cache)
+    try:
+        sessions = await asyncio.gather(*(launcher.start(LaunchRequest(engine_args=tiny))
+                                          for _ in range(n)))
+        ended = await asyncio.gather(*(s.wait() for s in sessions))
+        assert [e.outcome for e in ended] == [COMPLETED] * n
+        assert len(launcher.conns) == 2  # MaxSessions-safe: a second connection, not n
+        assert len({s.remote_pgid for s in sessions}) == n
+    finally:
+        await launcher.close()
+
+
+async def test_racing_deploys_install_one_complete_copy(sshd, cache):
+    import asyncssh
+    from scenarios.deploy import deploy
+    bundle = engine_bundle()
+    conns = [await asyncssh.connect("127.0.0.1", sshd.port, username=sshd.user,
+                                    client_keys=[str(sshd.user_key)],
+                                    known_hosts=str(sshd.known_hosts)) for _ in range(3)]
+    try:
+        done = await asyncio.gather(*(deploy(c, bundle, cache) for c in conns))
+    finally:
+        for c in conns:
+            c.close()
+    assert {d.path for d in done} == {str(Path(cache) / bundle.dir_name)}
+    assert any(d.uploaded for d in done)
+    assert [p.name for p in Path(cache).iterdir()] == [bundle.dir_name]
+    files = sorted(p.relative_to(Path(cache) / bundle.dir_name).as_posix()
+                   for p in (Path(cache) / bundle.dir_name).rglob("*") if p.is_file())
+    assert files == sorted([f for f, _ in bundle.files] + [MANIFEST_NAME])

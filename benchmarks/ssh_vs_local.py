@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Does running the engine over SSH cost anything? local vs ssh (vs local + proxy), interleaved.
+
+    python benchmarks/ssh_vs_local.py                       # CPU here, GPU where CuPy works
+    python benchmarks/ssh_vs_local.py --trials 10 --duration 2 --preload /path/libintercept.so
+
+Starts an SSH server on 127.0.0.1 (an asyncssh server in a child process with a fresh
+host key and client key; or OpenSSH's sshd with --server openssh when it is installed
+and we are root), then runs the engine's roundtrip workload through LocalLauncher and
+SshLauncher in interleaved order (A B A B ..., or A B C A B C with the proxy arm) and
+prints ops/s per arm, the ssh/local ratio (target: within 1 %), and the backend and
+device from each arm's hello. The ssh arm deploys the engine into a temporary cache
+like it would on a real host; the connection is reused across trials, as in a plan.
+
+The third arm (--preload PATH [--proxy-env K=V ...]) is bare metal + a GPU proxy: the
+same local launch with LD_PRELOAD, verified active from the engine's hello.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+# --------------------------------------------------------------------------- asyncssh server
+def serve(directory: Path, port_file: Path) -> None:
+    """Child process: an SSH server that runs exec requests with /bin/sh and serves SFTP."""
+    import asyncssh
+
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    (directory / "host_ed25519.pub").write_bytes(host_key.export_public_key())
+    client_key.write_private_key(str(directory / "client_ed25519"))
+    os.chmod(directory / "client_ed25519", 0o600)
+    authorized = asyncssh.import_authorized_keys(client_key.export_public_key().decode())
+
+    async def run_command(process: "asyncssh.SSHServerProcess") -> None:
+        proc = await asyncio.create_subprocess_shell(
+            process.command or "true", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True)  # like sshd: the command leads its own session
+        try:
+            await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
+            process.exit(await proc.wait())
+        except (asyncssh.Error, OSError, asyncio.CancelledError):
+            pass
+        finally:
+            if proc.stdin is not None:  # client gone: EOF on stdin, as sshd does
+                proc.stdin.close()
+
+    async def main() -> None:
+        server = await asyncssh.create_server(
+            asyncssh.SSHServer, "127.0.0.1", 0, server_host_keys=[host_key],
+            authorized_client_keys=authorized, process_factory=run_command,
+            sftp_factory=True, encoding=None, allow_scp=False)
+        port = server.sockets[0].getsockname()[1]
+        port_file.write_text(str(port))
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        server.close()
+
+    asyncio.run(main())
+
+
+class Server:
+    def __init__(self, kind: str, directory: Path):
+        self.kind, self.dir = kind, directory
+        self.proc: subprocess.Popen | None = None
+        self.openssh = None
+
+    def start(self) -> tuple[int, str, Path, Path]:
+        """(port, user, client key, known_hosts)."""
+        import getpass
+        if self.kind == "openssh":
+            from tests.sshd import OpenSshServer
+            self.openssh = OpenSshServer.start(self.dir)
+            s = self.openssh
+            return s.port, s.user, s.user_key, s.known_hosts
+        port_file = self.dir / "port"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.dir)],
+                                     start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the asyncssh test server did not start")
+            time.sleep(0.05)
+        port = int(port_file.read_text())
+        known = self.dir / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{port} {(self.dir / 'host_ed25519.pub').read_text()}")
+        return port, getpass.getuser(), self.dir / "client_ed25519", known
+
+    def stop(self) -> None:
+        if self.openssh is not None:
+            self.openssh.stop()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+# --------------------------------------------------------------------------- the benchmark
+async def one_trial(launcher, request) -> dict:
+    from scenarios.events import Hello, Result, SessionEnded
+    session = await launcher.start(request)
+    hello, results, ended = None, [], None
+    async for event in session.events():
+        if isinstance(event, Hello):
+            hello = event
+        elif isinstance(event, Result):
+            results.append(event)
+        elif isinstance(event, SessionEnded):
+            ended = event
+    if ended is None or ended.outcome != "completed":
+        raise SystemExit(f"{launcher.name}: run ended {ended.outcome if ended else '?'}: "
+                         f"{ended.message if ended else ''}")
+    ops = [r.ops_per_s for r in results]
+    return {"ops_per_s": statistics.median(ops), "repeats": ops,
+            "p50_us": statistics.median(r.latency_us.get("p50") or 0 for r in results),
+            "valid": all(r.valid for r in results),
+            "reasons": sorted({x for r in results for x in r.validity_reasons}),
+            "hello": hello.data if hello else {}}
+
+
+def cv(values: list[float]) -> float:
+    return statistics.stdev(values) / statistics.mean(values) * 100 if len(values) > 1 else 0.0
+
+
+async def bench(args) -> int:
+    from gpubench.config import HostConfig, ProxyLayer, ScenarioConfig
+    from scenarios.base import LaunchRequest
+    from scenarios.layers import verify
+    from scenarios.local import LocalLauncher
+    from scenarios.ssh import SshLauncher
+
+    engine_args = ["--workloads", "roundtrip", "--roundtrip-size", args.size,
+                   "--duration", str(args.duration), "--warmup", str(args.warmup),
+                   "--repeats", str(args.repeats), "--backend", args.backend]
+    work = Path(tempfile.mkdtemp(prefix="gpubench-ssh-bench-"))
+    kind = args.server
+    if kind == "auto":
+        kind = "openssh" if os.path.exists("/usr/sbin/sshd") and os.geteuid() == 0 else "asyncssh"
+    server = Server(kind, work / "server")
+    (work / "server").mkdir()
+    port, user, key, known = server.start()
+    host = HostConfig(name="bench-loopback", kind="ssh", address="127.0.0.1", port=port,
+                      user=user, identity_file=str(key), known_hosts=str(known),
+                      python=args.python)
+    arms: list[tuple[str, object, LaunchRequest]] = [
+        ("local", LocalLauncher(python=args.python), LaunchRequest(engine_args=tuple(engine_args))),
+        ("ssh", SshLauncher(host, cache_root=str(work / "engine-cache"), ssh_config=[]),
+         LaunchRequest(engine_args=tuple(engine_args))),
+    ]
+    proxy_scenario = None
+    if args.preload:
+        env = dict(kv.split("=", 1) for kv in args.proxy_env)
+        proxy_scenario = ScenarioConfig(name="local-proxy", title="bare metal + proxy",
+                                        launcher="local", target="proxy",
+                                        proxy=ProxyLayer(preload=args.preload, env=env))
+        arms.append(("local+proxy", LocalLauncher(python=args.python),
+                     LaunchRequest(engine_args=tuple(engine_args), env=env, preload=args.preload)))
+    print(f"server: {kind} on 127.0.0.1:{port}; engine python: {args.python}; "
+          f"engine args: {' '.join(engine_args)}", flush=True)
+    trials: dict[str, list[dict]] = {name: [] for name, _, _ in arms}
+    try:
+        for name, launcher, request in arms:  # warm-up run each: deploy, caches, CUDA init
+            if args.warmup_runs:
+                await one_trial(launcher, request)
+        for i in range(args.trials):
+            order = arms if i % 2 == 0 or args.order == "abab" else list(reversed(arms))
+            for name, launcher, request in order:
+                r = await one_trial(launcher, request)
+                trials[name].append(r)
+                print(f"trial {i + 1:2d} {name:12s} {r['ops_per_s']:12,.0f} ops/s  "
+                      f"p50 {r['p50_us']:8.2f} µs" + ("" if r["valid"] else
+                                                     f"  INVALID: {', '.join(r['reasons'])}"),
+                      flush=True)
+    finally:
+        for note in arms[1][1].messages:
+            print(note, flush=True)
+        for _, launcher, _ in arms:
+            await launcher.close()
+        server.stop()
+
+    print()
+    for name, _, _ in arms:
+        hello = trials[name][0]["hello"]
+        dev = hello.get("device", {})
+        print(f"{name:12s} backend {hello.get('backend')}, device {dev.get('name')}, "
+              f"driver {dev.get('driver')}, host {hello.get('host', {}).get('hostname')}")
+    print()
+    print(f"{'arm':12s} {'trials':>6s} {'median ops/s':>14s} {'min':>12s} {'max':>12s} "
+          f"{'CV %':>6s} {'p50 µs':>8s}")
+    summary: dict[str, dict] = {}
+    for name, _, _ in arms:
+        ops = [t["ops_per_s"] for t in trials[name]]
+        p50 = statistics.median(t["p50_us"] for t in trials[name])
+        summary[name] = {"median": statistics.median(ops), "ops": ops, "cv_pct": cv(ops),
+                         "p50_us": p50}
+        print(f"{name:12s} {len(ops):6d} {statistics.median(ops):14,.0f} {min(ops):12,.0f} "
+              f"{max(ops):12,.0f} {cv(ops):6.2f} {p50:8.2f}")
+    print()
+    status = 0
+    base = summary["local"]["median"]
+    for name in [n for n, _, _ in arms if n != "local"]:
+        pair = [t["ops_per_s"] / b["ops_per_s"] for t, b in zip(trials[name], trials["local"])]
+        ratio = summary[name]["median"] / base
+        line = (f"{name}/local: ratio of medians {ratio:.4f} ({(ratio - 1) * 100:+.2f} %), "
+                f"median of paired ratios {statistics.median(pair):.4f} "
+                f"(min {min(pair):.4f}, max {max(pair):.4f})")
+        if name == "ssh":
+            ok = abs(ratio - 1) <= 0.01
+            line += f"; target within 1 %: {'MET' if ok else 'NOT MET'}"
+            status = status or (0 if ok else 1)
+        print(line)
+    if proxy_scenario is not None:
+        reasons = verify(proxy_scenario, trials["local+proxy"][0]["hello"])
+        print("proxy layer: " + ("active (library mapped in the engine)" if not reasons
+                                 else "; ".join(reasons) + " -> INVALID"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"server": kind, "engine_args": engine_args, "summary": summary,
+             "trials": {k: [{kk: vv for kk, vv in t.items() if kk != "hello"} for t in v]
+                        for k, v in trials.items()},
+             "hello": {k: v[0]["hello"] for k, v in trials.items()}}, indent=1))
+        print(f"wrote {args.json}")
+    return status
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        d = Path(sys.argv[2])
+        serve(d, d / "port")
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--trials", type=int, default=6, help="engine runs per arm (interleaved)")
+    p.add_argument("--duration", type=float, default=1.0, help="measured seconds per repeat")
+    p.add_argument("--warmup", type=float, default=0.3, help="engine warm-up seconds per run")
+    p.add_argument("--repeats", type=int, default=3, help="results per engine run")
+    p.add_argument("--size", default="64KiB", help="roundtrip copy size")
+    p.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
+    p.add_argument("--python", default=sys.executable, help="engine interpreter (both arms)")
+    p.add_argument("--server", default="auto", choices=("auto", "asyncssh", "openssh"))
+    p.add_argument("--preload", help="LD_PRELOAD library for a third arm: local + proxy")
+    p.add_argument("--proxy-env", action="append", default=[], metavar="K=V",
+                   help="environment of the proxy arm (repeatable)")
+    p.add_argument("--no-warmup-runs", dest="warmup_runs", action="store_false",
+                   help="skip the untimed first run of each arm")
+    p.add_argument("--order", default="abab", choices=("abab", "abba"),
+                   help="abab: A B A B ...; abba: A B, B A, ... (cancels linear drift)")
+    p.add_argument("--json", help="also write the figures to this file")
+    args = p.parse_args()
+    if args.preload and not os.path.exists(args.preload):
+        p.error(f"--preload {args.preload}: no such file")
+    for kv in args.proxy_env:
+        if "=" not in kv:
+            p.error(f"--proxy-env {kv!r}: use K=V")
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

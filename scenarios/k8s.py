@@ -741,6 +741,10 @@ class K8sSession(Session):
             raise LaunchError(f"pod {name}: container OOMKilled{on_node} (exit code {code}): it "
                               f"ran out of memory; raise its memory limit or use smaller sizes; "
                               f"events: {await self._events_text()}")
+        if _phase(pod) == "Failed" and not term:
+            why = " ".join(f"{status.get('reason') or 'Failed'}: {status.get('message') or ''}".split())
+            raise LaunchError(f"pod {name} failed{on_node} before its container ran ({why}); "
+                              f"events: {await self._events_text()}")
         if _phase(pod) == "Failed":
             detail = self.stderr_tail[-1] if self.stderr_tail else (
                 " ".join(str(term.get("message") or "").split())[-200:] or "no output")

@@ -123,7 +123,7 @@ def _matches(obj: dict, params: dict) -> bool:
 class PodScript:
     """What the fake kubelet does with a created pod.
 
-    outcome: succeeded | failed | oom | evicted | unschedulable | image_pull | hang
+    outcome: succeeded | failed | oom | evicted | unschedulable | image_pull | rejected | hang
     `lines` is the container's log (the engine's stdout and stderr), written one
     line every `line_interval_s`; `stop_after` cuts it short for failed/oom/evicted.
     `on_delete` is what the engine writes when the pod is deleted while running
@@ -216,6 +216,13 @@ class FakeKubelet:
             "conditions": [{"type": "PodScheduled", "status": "True"}]}})
         await emu.add_event(ns, name, "Normal", "Scheduled",
                             f"Successfully assigned {ns}/{name} to {node}", "default-scheduler")
+        if s.outcome == "rejected":   # kubelet admission: no free GPU on a node named by nodeName
+            msg = ("Pod was rejected: Allocate failed due to requested number of devices unavailable "
+                   "for nvidia.com/gpu. Requested: 1, Available: 0, which is unexpected")
+            await emu.add_event(ns, name, "Warning", "UnexpectedAdmissionError", msg, "kubelet")
+            await emu.patch_object(PODS, ns, name, {"status": {
+                "phase": "Failed", "reason": "UnexpectedAdmissionError", "message": msg}})
+            return
         if s.outcome == "image_pull":
             err = (f'Failed to pull image "{image}": rpc error: code = NotFound desc = '
                    f'failed to pull and unpack image "{image}": not found')

@@ -109,3 +109,17 @@ async def test_unreachable_cluster_fails_each_node_not_the_caller(pod_scenario):
     ends = [await s.wait() for s in sessions]
     assert [e.outcome for e in ends] == [FAILED, FAILED]
     assert all("cannot reach the Kubernetes API server" in e.message for e in ends)
+
+
+async def test_node_without_free_gpu_fails_alone(emu, cluster, pod_scenario, stream_lines):
+    """nodeName bypasses the scheduler: a node with no free GPU rejects the pod at admission."""
+    emu.kubelet.script_for = lambda pod: PodScript(
+        lines=stream_lines, outcome="rejected" if pod["spec"]["nodeName"] == "busy" else "succeeded")
+    sessions = await run_on_nodes(cluster, pod_scenario, REQUEST, ["free", "busy"])
+    ends = [await s.wait() for s in sessions]
+    assert [e.outcome for e in ends] == [COMPLETED, FAILED]
+    assert ends[1].message.startswith(f"pod {sessions[1].pod_name} failed on node busy before its "
+                                      "container ran (UnexpectedAdmissionError: Pod was rejected: "
+                                      "Allocate failed")
+    assert "Warning UnexpectedAdmissionError" in ends[1].message
+    assert emu.live(PODS, "gpubench") == {}

@@ -160,28 +160,16 @@ def pod_manifest(*, name: str, namespace: str, image: str, engine_args: tuple[st
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
-def job_manifest(pod: dict, *, completions: int | None = None, indexed: bool = False,
-                 spread_label: str | None = None, ttl_s: int = 600) -> dict:
-    """A batch/v1 Job around a pod manifest (backoffLimit 0: a failed engine is a result,
-    not something to retry). `indexed` with `completions` = N and `spread_label` makes an
-    Indexed Job whose N pods land on N different nodes (required anti-affinity)."""
+def job_manifest(pod: dict, *, ttl_s: int = 600) -> dict:
+    """A batch/v1 Job around a pod manifest: one pod, backoffLimit 0 (a failed engine is a
+    result, not something to retry), removed by the TTL controller if we cannot."""
     meta = pod["metadata"]
     template_meta = {"labels": dict(meta["labels"])}
     if meta.get("annotations"):
         template_meta["annotations"] = dict(meta["annotations"])
-    spec_tpl = {k: v for k, v in pod["spec"].items() if not (indexed and k == "nodeName")}
-    if indexed and spread_label:
-        spec_tpl["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-            {"labelSelector": {"matchLabels": {spread_label: meta["labels"][spread_label]}},
-             "topologyKey": "kubernetes.io/hostname"}]}}
-    job_spec: dict = {"backoffLimit": 0, "ttlSecondsAfterFinished": ttl_s,
-                      "template": {"metadata": template_meta, "spec": spec_tpl}}
-    if completions is not None:
-        job_spec["completions"] = completions
-        job_spec["parallelism"] = completions
-    if indexed:
-        job_spec["completionMode"] = "Indexed"
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": meta["name"], "namespace": meta["namespace"],
                          "labels": dict(meta["labels"])},
-            "spec": job_spec}
+            "spec": {"backoffLimit": 0, "completions": 1, "parallelism": 1,
+                     "ttlSecondsAfterFinished": ttl_s,
+                     "template": {"metadata": template_meta, "spec": dict(pod["spec"])}}}

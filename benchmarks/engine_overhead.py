@@ -152,7 +152,8 @@ class Harness:
         if backend.name == "cupy":
             from engine.telemetry import NVML
             self.nv = NVML()
-            self.handle = self.nv.handle_for_uuid(backend.uuid) if self.nv.available else None
+            self.handle = (self.nv.handle_for_uuid(backend.uuid, backend.pci_bus_id)
+                           if self.nv.available else None)
 
     def runner(self, telemetry: bool):
         """(runner, thread or None): the engine as `python -m engine` would run it."""
@@ -256,18 +257,15 @@ def main(argv: list[str] | None = None) -> int:
         src, dst = prep.keep
         copy = backend.copy_op(kind, dst, src, nbytes)
         Runner(h.plan, h.em, h.stop).warmup(prep, 0.2)
-        per_copy = h.engine_trial(v, prep)["duration_s"]  # a first engine trial sizes the bare loop
+        first = h.engine_trial(v, prep)  # unrecorded; sizes the bare loop to the same length
+        per_copy_s = first["duration_s"] / max(first["ops"], 1)
         eng, bare = [], []
-        per_copy_s = None
         for r in range(copy_rounds):
             for side in rotate(["engine", "bare"], r):
                 if side == "engine":
-                    res = h.engine_trial(v, prep)
-                    eng.append(res["gbps"])
-                    per_copy_s = res["duration_s"] / max(res["ops"], 1)
+                    eng.append(h.engine_trial(v, prep)["gbps"])
                 else:
-                    bare.append(bare_copy_gbps(backend, copy, nbytes, trial_s,
-                                               per_copy_s or per_copy / 50))
+                    bare.append(bare_copy_gbps(backend, copy, nbytes, trial_s, per_copy_s))
         rows.append(_row(f"pinned 256 MiB {wl.upper()} GB/s: engine ÷ bare loop",
                          [e / b for e, b in zip(eng, bare)], 0.97,
                          f"engine {statistics.median(eng):.2f} vs bare {statistics.median(bare):.2f} GB/s"))
@@ -302,6 +300,20 @@ def main(argv: list[str] | None = None) -> int:
                            f"{statistics.median(eng_rt) / statistics.median(bare_rt):.3f}"})
     out["roundtrip"] = {"engine": eng_rt, "bare": bare_rt, "cv_engine": cv_e, "cv_bare": cv_b}
 
+    # ---- 5: the real thing: `python -m engine --repeats 5` as a subprocess
+    sub = run_engine_subprocess(backend.name, trial_s, rt_repeats)
+    if sub:
+        rt_ops = sub.get(("roundtrip", "pinned-64KiB"), [])
+        launch_ops = sub.get(("launch", "sync"), [])
+        if rt_ops:
+            c = cv(rt_ops)
+            rows.append({"what": f"`python -m engine` roundtrip ops/s CV over {len(rt_ops)} repeats",
+                         "value": c, "target": "<= 1 %", "verdict": "PASS" if c <= 0.01 else "FAIL",
+                         "detail": f"subprocess, telemetry on; ops/s {', '.join(f'{x:,.0f}' for x in rt_ops)}; "
+                                   f"launch sync median {statistics.median(launch_ops):,.0f} ops/s "
+                                   f"(bare loop in this process: {statistics.median(series['bare']):,.0f})"})
+        out["subprocess"] = {f"{k[0]}/{k[1]}": v for k, v in sub.items()}
+
     # ---- report
     print("| measurement | median ratio | 95 % CI | target | verdict | detail |")
     print("|---|---|---|---|---|---|")
@@ -317,6 +329,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
+
+
+def run_engine_subprocess(backend: str, trial_s: float, repeats: int) -> dict:
+    """ops/s per repeat of roundtrip and launch sync from a real `python -m engine` run."""
+    import subprocess
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    cmd = [sys.executable, "-m", "engine", "--backend", backend, "--workloads", "roundtrip,launch",
+           "--repeats", str(repeats), "--duration", str(trial_s), "--warmup", "0.3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo, timeout=600)
+    found: dict = {}
+    for text in proc.stdout.splitlines():
+        line = json.loads(text)
+        if line["type"] == "result":
+            found.setdefault((line["workload"], line["variant"]), []).append(line["ops_per_s"])
+    if proc.returncode != 0:
+        print(f"engine subprocess ended with {proc.returncode}: {proc.stderr[-500:]}", file=sys.stderr)
+    return found
 
 
 def _row(what: str, ratios: list[float], target: float, detail: str) -> dict:

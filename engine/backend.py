@@ -239,6 +239,10 @@ class CupyBackend:
         self.device_count = self.rt.getDeviceCount()
         self.props = self.rt.getDeviceProperties(ordinal)
         self.uuid = format_uuid(self.props.get("uuid"))
+        try:
+            self.pci_bus_id = self.rt.deviceGetPCIBusId(ordinal)
+        except Exception:
+            self.pci_bus_id = None
         self.rng = cupy.random.default_rng(seed)
         self._module = cupy.RawModule(code=KERNEL_SOURCE)
         self.k_empty = self._module.get_function("gpubench_empty")
@@ -256,8 +260,9 @@ class CupyBackend:
         return {
             "backend": self.name,
             "name": name,
-            "uuid": self.uuid,
+            "uuid": self.uuid or nv.query("nvmlDeviceGetUUID", handle),
             "index": self.ordinal,
+            "pci_bus_id": self.pci_bus_id,
             "nvml_index": q("nvmlDeviceGetIndex", handle),
             "visible_devices": self.device_count,
             "driver": nv.version(),

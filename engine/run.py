@@ -1,6 +1,7 @@
 """One engine run: pick the backend, say hello, run every variant, say done."""
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -84,7 +85,9 @@ def _run(plan, backend, em: Emitter, stop: StopFlag) -> int:
     if backend.name == "cupy":
         nv = NVML()
         if nv.available:
-            handle = nv.handle_for_uuid(backend.uuid)
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            handle = nv.handle_for_uuid(backend.uuid, backend.pci_bus_id,
+                                        backend.ordinal if visible is None else None)
             virt_mode = nv.query("nvmlDeviceGetVirtualizationMode", handle) if handle else None
             nvml_version = nv.query("nvmlSystemGetNVMLVersion")
         device = backend.device_facts(nv, handle)

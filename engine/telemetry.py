@@ -92,13 +92,14 @@ class NVML:
     def version(self) -> str | None:
         return self.query("nvmlSystemGetDriverVersion")
 
-    def handle_for_uuid(self, uuid: str | None, index: int | None = None) -> Any:
-        """NVML handle by UUID (CUDA_VISIBLE_DEVICES-safe), else by NVML index."""
+    def handle_for_uuid(self, uuid: str | None, pci_bus_id: str | None = None,
+                        index: int | None = None) -> Any:
+        """NVML handle by UUID or PCI bus id (both CUDA_VISIBLE_DEVICES-safe), else by index."""
         handle = None
         if uuid:
             handle = self.query("nvmlDeviceGetHandleByUUID", uuid)
-            if handle is None and isinstance(uuid, str):
-                handle = self.query("nvmlDeviceGetHandleByUUID", uuid.encode())
+        if handle is None and pci_bus_id:
+            handle = self.query("nvmlDeviceGetHandleByPciBusId", pci_bus_id)
         if handle is None and index is not None:
             handle = self.query("nvmlDeviceGetHandleByIndex", index)
         return handle

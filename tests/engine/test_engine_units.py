@@ -335,4 +335,5 @@ def test_engine_overhead_quick_mode_prints_the_table_on_cpu(tmp_path):
                  "256 MiB H2D GB/s", "256 MiB D2H GB/s", "roundtrip 64 KiB ops/s CV"):
         assert what in proc.stdout
     data = json.loads(out.read_text())
-    assert len(data["rows"]) == 5 and all(r["value"] > 0 for r in data["rows"])
+    assert len(data["rows"]) == 6 and all(r["value"] > 0 for r in data["rows"])
+    assert "python -m engine` roundtrip ops/s CV" in proc.stdout

@@ -137,9 +137,14 @@ class GpubenchApp(App):
 
     @work(group="plan", exclusive=True, name="run plan")
     async def run_plan_worker(self, order: list[tuple[ScenarioConfig, int]]) -> None:
+        """Run the trials one after another in the interleaved order, then save one
+        document per scenario (every trial's session) in the results store."""
+        from scenarios.registry import request_for
         args = plan_engine_args(self.config.defaults)
-        saved: list[str] = []
+        records: dict[str, list] = {s.name: [] for s, _ in order}
+        scenarios = {s.name: s for s, _ in order}
         failed = 0
+        complete = False
         try:
             for scenario, trial in order:
                 if not self.plan_running:
@@ -154,29 +159,37 @@ class GpubenchApp(App):
                     failed += 1
                     self.board.plan_done_runs += 1
                     continue
-                from scenarios.registry import request_for
                 request = request_for(scenario, args, label=f"{scenario.name} trial {trial + 1}")
+                started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 session, ended = await self.manager.run_session(key, host, scenario.name,
                                                                 launcher, request)
                 self.board.plan_done_runs += 1
                 if ended.outcome == "failed":
                     failed += 1
                 if session is not None and session.raw_lines:
-                    try:
-                        run_id = await asyncio.to_thread(
-                            self.store.save_session, scenario, session, ended, trial)
-                    except Exception as exc:
-                        self.notify(f"Could not save {scenario.name}: {exc}", severity="error")
-                    else:
-                        if run_id:
-                            saved.append(run_id)
-                            self.post_message(m.RunSaved(run_id, scenario.name))
+                    rec = self.store.session_record(session, ended, trial, started)
+                    if rec is not None:
+                        records[scenario.name].append(rec)
                 try:
                     await launcher.close()
                 except Exception:
                     pass
+            else:
+                complete = True
         finally:
             self.plan_running = False
+            saved: list[str] = []
+            group = {"id": f"plan-{int(time.time())}",
+                     "order": [[s.name, t] for s, t in order],
+                     "scenarios": sorted(scenarios)}
+            try:
+                saved = await asyncio.to_thread(self.store.save_runs, records, scenarios, group,
+                                                complete)
+            except Exception as exc:
+                self.notify(f"Could not save the plan's runs: {exc}", severity="error",
+                            timeout=10)
+            for run_id in saved:
+                self.post_message(m.RunSaved(run_id))
             self.post_message(m.PlanFinished(len(order), failed, saved))
 
     def action_quick_test(self, host: str = "local") -> None:
@@ -321,8 +334,10 @@ class GpubenchApp(App):
                     yield screen
 
     def _refresh_hosts(self) -> None:
+        """Redraw the hosts tables now if they are on screen, else when shown next."""
         for screen in self._mode_screens(HostsScreen):
-            if screen.is_mounted:
+            screen.stale = True
+            if screen.is_mounted and screen.is_current:
                 screen.refresh_tables()
 
     @on(Worker.StateChanged)

@@ -22,12 +22,31 @@ if TYPE_CHECKING:
     from textual.app import App
 
 
+PUMP_HZ = 20.0     # how often queued events are taken in (samples are shown at 10 Hz anyway)
+
+
+class _Active:
+    __slots__ = ("state", "session", "done", "queue")
+
+    def __init__(self, state: HostState, session: Session, done: asyncio.Future) -> None:
+        self.state, self.session, self.done = state, session, done
+        # Session keeps its events in an asyncio.Queue; draining it without awaiting lets
+        # one pump take in every session's events in a single pass, instead of one task
+        # wake-up per sample per session (see README/tui_load). Sessions without one
+        # (other implementations) are consumed through events() by their own task.
+        q = getattr(session, "_queue", None)
+        self.queue = q if isinstance(q, asyncio.Queue) else None
+
+
 class SessionManager:
     def __init__(self, app: "App", board: LiveBoard) -> None:
         self.app = app
         self.board = board
         self.sessions: dict[str, Session] = {}
+        self._active: dict[str, _Active] = {}
         self._serial = itertools.count(1)
+        self._pump_task: asyncio.Task | None = None
+        self.events_taken = 0
 
     def new_key(self, scenario: str, host: str) -> str:
         return f"{scenario}@{host}#{next(self._serial)}"
@@ -36,7 +55,7 @@ class SessionManager:
                           request: LaunchRequest,
                           on_session: Callable[[Session], None] | None = None
                           ) -> tuple[Session | None, SessionEnded]:
-        """Start and consume one session to its end (call from a worker)."""
+        """Start one session and wait until it has ended (call from a worker)."""
         state = self.board.add(HostState(key=key, host=host, scenario=scenario))
         self.app.post_message(m.SessionStarted(key))
         try:
@@ -48,9 +67,45 @@ class SessionManager:
         self.sessions[key] = session
         if on_session is not None:
             on_session(session)
-        ended = await self.consume(state, session)
-        self.sessions.pop(key, None)
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        active = _Active(state, session, done)
+        try:
+            if active.queue is None:
+                ended = await self.consume(state, session)
+            else:
+                self._active[key] = active
+                self._ensure_pump()
+                ended = await done
+        finally:
+            self._active.pop(key, None)
+            self.sessions.pop(key, None)
         return session, ended
+
+    def _ensure_pump(self) -> None:
+        if self._pump_task is None or self._pump_task.done():
+            self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+
+    async def _pump(self) -> None:
+        """Take in every active session's queued events, PUMP_HZ times a second."""
+        period = 1.0 / PUMP_HZ
+        while self._active:
+            self.pump_once()
+            await asyncio.sleep(period)
+        self.pump_once()
+
+    def pump_once(self) -> int:
+        taken = 0
+        for active in list(self._active.values()):
+            q = active.queue
+            while not q.empty():
+                ev = q.get_nowait()
+                taken += 1
+                if self._handle(active.state, ev):
+                    if not active.done.done():
+                        active.done.set_result(ev)
+                    break
+        self.events_taken += taken
+        return taken
 
     def _fail(self, state: HostState, message: str) -> SessionEnded:
         state.status, state.message = "failed", message
@@ -59,42 +114,49 @@ class SessionManager:
         return SessionEnded("failed", message)
 
     async def consume(self, state: HostState, session: Session) -> SessionEnded:
-        board, post, key = self.board, self.app.post_message, state.key
-        dirty = board.dirty
+        """One task per session, through the public events() iterator."""
         async for ev in session.events():
-            if isinstance(ev, Sample):
-                state.on_sample(ev.workload, ev.variant, ev.ops_per_s, ev.latency_us, ev.gbps, ev.t)
-                dirty.add(key)
-            elif isinstance(ev, Telemetry):
-                state.on_telemetry(ev.readings, ev.t)
-                dirty.add(key)
-            elif isinstance(ev, Hello):
-                state.on_hello(ev.data)
-                dirty.add(key)
-                post(m.HelloReceived(key, ev.data))
-            elif isinstance(ev, Result):
-                state.on_result(ev.data)
-                dirty.add(key)
-                post(m.ResultReceived(key, ev.data))
-            elif isinstance(ev, EngineError):
-                state.warnings.append(f"{ev.code}: {ev.message}")
-                post(m.EngineErrorReceived(key, ev.code, ev.message, ev.fatal))
-            elif isinstance(ev, Status):
-                state.message = ev.message
-                dirty.add(key)
-            elif isinstance(ev, StreamWarning):
-                state.warnings.append(ev.message)
-            elif isinstance(ev, Done):
-                pass
-            elif isinstance(ev, SessionEnded):
-                state.status = ev.outcome
-                state.message = ev.message
-                dirty.add(key)
-                post(m.SessionFinished(key, ev.outcome, ev.message))
+            if self._handle(state, ev):
                 return ev
         return session.ended or SessionEnded("incomplete", "stream ended")
+
+    def _handle(self, state: HostState, ev) -> bool:
+        """Apply one event; True when it is the session's last (SessionEnded)."""
+        key = state.key
+        if isinstance(ev, Sample):
+            state.on_sample(ev.workload, ev.variant, ev.ops_per_s, ev.latency_us, ev.gbps, ev.t)
+            self.board.dirty.add(key)
+        elif isinstance(ev, Telemetry):
+            state.on_telemetry(ev.readings, ev.t)
+            self.board.dirty.add(key)
+        elif isinstance(ev, Hello):
+            state.on_hello(ev.data)
+            self.board.dirty.add(key)
+            self.app.post_message(m.HelloReceived(key, ev.data))
+        elif isinstance(ev, Result):
+            state.on_result(ev.data)
+            self.board.dirty.add(key)
+            self.app.post_message(m.ResultReceived(key, ev.data))
+        elif isinstance(ev, EngineError):
+            state.warnings.append(f"{ev.code}: {ev.message}")
+            self.app.post_message(m.EngineErrorReceived(key, ev.code, ev.message, ev.fatal))
+        elif isinstance(ev, Status):
+            state.message = ev.message
+            self.board.dirty.add(key)
+        elif isinstance(ev, StreamWarning):
+            state.warnings.append(ev.message)
+        elif isinstance(ev, Done):
+            pass
+        elif isinstance(ev, SessionEnded):
+            state.status = ev.outcome
+            state.message = ev.message
+            self.board.dirty.add(key)
+            self.app.post_message(m.SessionFinished(key, ev.outcome, ev.message))
+            return True
+        return False
 
     async def cancel_all(self) -> None:
         sessions = list(self.sessions.values())
         if sessions:
             await asyncio.gather(*(s.cancel() for s in sessions), return_exceptions=True)
+        self.pump_once()

@@ -19,6 +19,7 @@ from ..widgets.host_grid import HostGrid
 from ..widgets.panels import HostHeader, PercentileTable, TelemetryPanel, fmt_duration
 
 APPLY_HZ = 10.0
+DETAIL_EVERY = 3        # the selected host's text panels: every 3rd tick (about 3 Hz)
 FLEET_ROWS = 6          # more sessions than this: the grid takes half the screen
 
 
@@ -34,6 +35,8 @@ class DashboardScreen(Screen):
         self.selected: str | None = None
         self._ticks = 0
         self._detail_dirty = True
+        self._detail_now = True      # a selection change is shown on the next tick
+        self._labels: dict[str, str] = {}
         self.applied = 0           # samples-applying passes with work, for the benchmark
         self._big_grid: bool | None = None
 
@@ -97,9 +100,11 @@ class DashboardScreen(Screen):
             self.grid.update_rows(changed)
             if any(h.key == self.selected for h in changed):
                 self._detail_dirty = True
-        if self._detail_dirty:
-            self._detail_dirty = False
+        if self._detail_dirty and (self._ticks % DETAIL_EVERY == 0 or self._detail_now):
+            self._detail_dirty = self._detail_now = False
             self.show_detail(self.board.hosts.get(self.selected) if self.selected else None)
+        self.chart_ops.flush()
+        self.chart_lat.flush()
         if self._ticks % 5 == 0:
             self.update_progress()
 
@@ -108,11 +113,16 @@ class DashboardScreen(Screen):
         frac, left = board.progress()
         self.progress.update(progress=frac)
         title = board.plan_title or ("No run." if not board.hosts else "")
-        self.query_one("#plan-title", Label).update(title)
         running = sum(1 for h in board.hosts.values() if h.status == "running")
         left_text = "" if not board.hosts else (
             f"{running} running · {fmt_duration(left)} left" if running else "done")
-        self.query_one("#plan-left", Label).update(left_text)
+        self._set_label("#plan-title", title)
+        self._set_label("#plan-left", left_text)
+
+    def _set_label(self, selector: str, text: str) -> None:
+        if self._labels.get(selector) != text:     # a Label update costs a layout
+            self._labels[selector] = text
+            self.query_one(selector, Label).update(text, layout=False)
 
     def show_detail(self, h: HostState | None) -> None:
         self.header_w.show(h)
@@ -139,7 +149,7 @@ class DashboardScreen(Screen):
     def on_host_grid_highlighted(self, event: HostGrid.Highlighted) -> None:
         if event.key is not None and event.key != self.selected:
             self.selected = event.key
-            self._detail_dirty = True   # applied by the next tick, not on the key press
+            self._detail_dirty = self._detail_now = True   # next tick, not on the key press
 
     def on_screen_resume(self) -> None:
         self.sync_rows()

@@ -39,6 +39,11 @@ class HostsScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__(id="hosts")
+        self.stale = False
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.refresh_tables()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,6 +68,7 @@ class HostsScreen(Screen):
         return self.app.config
 
     def refresh_tables(self) -> None:
+        self.stale = False
         cfg = self.config
         app = self.app
         hosts = self.query_one("#host-table", DataTable)

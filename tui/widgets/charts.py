@@ -6,20 +6,98 @@ happens at most every `min_interval` seconds (a timer catches the last change).
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Sequence
 
+from plotext._utility import colors_to_ansi
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 
-class TimeChart(PlotextPlot):
+MAX_POINTS = 120
+
+
+class CachedPlot(PlotextPlot):
+    """A PlotextPlot drawn with the Line API from plotext's own cell matrix.
+
+    PlotextPlot.render() rebuilds the figure on every render (a layout or a
+    neighbour's repaint is enough) and round-trips it through ANSI text, whose
+    parsing costs as much as plotting. Here the figure is built only when data,
+    size or theme change, and each row becomes a Strip straight from plotext's
+    marker/colour matrices, one Segment per run of equal colours.
+    """
+
+    _data_version = 0
+    _cached: tuple | None = None
+    builds = 0
+
+    def mark_changed(self) -> None:
+        self._data_version += 1
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        strips = self._strips()
+        if 0 <= y < len(strips):
+            return strips[y]
+        return Strip.blank(self.size.width, self.rich_style)
+
+    def _strips(self) -> list[Strip]:
+        width, height = self.size
+        key = (self._data_version, width, height, self.app.theme, self.theme)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        strips = self._build(width, height) if width > 0 and height > 0 else []
+        self.builds += 1
+        self._cached = (key, strips)
+        return strips
+
+    def _build(self, width: int, height: int) -> list[Strip]:
+        plot = self._plot
+        plot._limit_size(False, False)       # not capped at the real terminal's size
+        plot.plotsize(width, height)
+        plot._set_size(width, height)
+        plot.theme(self._get_plotext_theme_name(self.app.theme))
+        plot._build_matrix()
+        m = plot.monitor.matrix
+        base = self.rich_style
+        strips = []
+        for row in reversed(range(m.rows)):
+            markers, fg, bg, st = m.marker[row], m.fullground[row], m.background[row], m.style[row]
+            segments = []
+            run_start = 0
+            for col in range(1, m.cols + 1):
+                if col == m.cols or (fg[col], st[col], bg[col]) != (fg[run_start], st[run_start],
+                                                                      bg[run_start]):
+                    style = _style_for(fg[run_start], st[run_start], bg[run_start])
+                    segments.append(Segment("".join(markers[run_start:col]),
+                                            base + style if style else base))
+                    run_start = col
+            strips.append(Strip(segments).adjust_cell_length(width, base))
+        return strips
+
+
+@functools.lru_cache(maxsize=512)
+def _style_for(fg, style, bg) -> Style | None:
+    """plotext's colour triple as a Rich style, through plotext's own ANSI codes."""
+    ansi = colors_to_ansi(fg, style, bg)
+    if not ansi:
+        return None
+    text = Text.from_ansi(ansi + "x")
+    return text.spans[0].style if text.spans else None
+
+
+class TimeChart(CachedPlot):
     """A line chart of one or more series over engine time."""
 
     DEFAULT_CSS = """
     TimeChart { height: 1fr; min-height: 6; }
     """
 
-    def __init__(self, title: str, ylabel: str = "", *, min_interval: float = 0.5,
+    def __init__(self, title: str, ylabel: str = "", *, min_interval: float = 1.0,
                  id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title
@@ -33,11 +111,15 @@ class TimeChart(PlotextPlot):
     def show(self, x: Sequence[float], series: dict[str, Sequence[float | None]],
              subtitle: str = "") -> None:
         self._pending = (list(x), {k: list(v) for k, v in series.items()}, subtitle)
-        wait = self.min_interval - (time.monotonic() - self._last_draw)
-        if wait <= 0:
+        self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        """Draw what is pending if the last draw is old enough. The dashboard calls this
+        from its 10 Hz tick, so chart redraws land in frames that happen anyway."""
+        if self._pending is None:
+            return
+        if force or time.monotonic() - self._last_draw >= self.min_interval:
             self._draw()
-        elif self._timer is None:
-            self._timer = self.set_timer(wait, self._draw)
 
     def clear_chart(self, message: str = "") -> None:
         self.show([], {}, message)
@@ -59,13 +141,16 @@ class TimeChart(PlotextPlot):
         plt.xlabel("engine time (s)")
         for name, ys in series.items():
             pts = [(a, b) for a, b in zip(x, ys) if b is not None]
+            if len(pts) > MAX_POINTS:         # plotext's cost grows with points, not pixels
+                step = len(pts) / MAX_POINTS
+                pts = [pts[int(i * step)] for i in range(MAX_POINTS - 1)] + [pts[-1]]
             if pts:
                 xs, yv = zip(*pts)
                 plt.plot(list(xs), list(yv), label=name, marker="braille")
-        self.refresh()
+        self.mark_changed()
 
 
-class BarChart(PlotextPlot):
+class BarChart(CachedPlot):
     """A horizontal bar chart (overheads on the compare screen)."""
 
     DEFAULT_CSS = """
@@ -82,4 +167,4 @@ class BarChart(PlotextPlot):
             plt.bar(list(labels), list(values), orientation="horizontal", width=0.3)
         if target is not None:
             plt.vline(target)
-        self.refresh()
+        self.mark_changed()

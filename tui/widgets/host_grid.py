@@ -122,19 +122,25 @@ class HostGrid(ScrollView, can_focus=True):
         self.refresh()
 
     def update_rows(self, states: Iterable[HostState]) -> int:
-        """Refresh the screen lines of these rows if visible; returns how many were."""
+        """Refresh the screen lines of these rows if visible; returns how many were.
+
+        One dirty region spanning the changed visible lines: the compositor's cost
+        grows with the number of regions, and the rows in between are cached strips.
+        """
         top = int(self.scroll_y)
         height = self.size.height
-        width = max(self.size.width, self._width)
-        visible = 0
+        lo, hi, visible = height, 0, 0
+        index = self._index
         for h in states:
-            i = self._index.get(h.key)
+            i = index.get(h.key)
             if i is None:
                 continue
             y = i - top + 1
             if 1 <= y < height:
-                self.refresh(Region(0, y, width, 1))
                 visible += 1
+                lo, hi = min(lo, y), max(hi, y)
+        if visible:
+            self.refresh(Region(0, lo, max(self.size.width, self._width), hi - lo + 1))
         return visible
 
     @property
@@ -198,7 +204,7 @@ class HostGrid(ScrollView, can_focus=True):
                 style = self._style(tone) + self._style("cursor")
             segments.append(Segment(text, style))
             segments.append(Segment(" ", base))
-        strip = Strip(segments)
+        strip = Strip(Segment.simplify(segments))     # fewer segments, cheaper compositing
         return strip.extend_cell_length(width, base).crop(0, width)
 
     def render_line(self, y: int) -> Strip:

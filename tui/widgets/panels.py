@@ -1,6 +1,8 @@
 """Small text panels of the dashboard: percentiles, telemetry, host header, progress."""
 from __future__ import annotations
 
+import time
+
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -10,10 +12,26 @@ from ..live import CPU_LABEL, HostState, fmt_num
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p999", "max")
 
 
-class HostHeader(Static):
+class _Panel(Static):
+    """A Static that re-renders only when what it shows has changed."""
+
+    _shown_key: object = object()
+
+    def changed(self, key: object) -> bool:
+        if key == self._shown_key:
+            return False
+        self._shown_key = key
+        return True
+
+
+class HostHeader(_Panel):
     """Which session, which device; the CPU backend is said plainly."""
 
     def show(self, h: HostState | None) -> None:
+        key = None if h is None else (h.key, h.host, h.scenario, h.status, h.message, h.backend,
+                                      h.device_name)
+        if not self.changed(key):
+            return
         if h is None:
             self.update("No session. Press [b]r[/b] on the Hosts screen to run the plan, "
                         "[b]q[/b] for a quick test, or open a saved run from History.")
@@ -30,13 +48,22 @@ class HostHeader(Static):
             text.append(f"GPU ({h.backend})", style="bold")
         text.append(f"  {h.device_name}")
         self.set_class(h.status == "failed", "-failed")
-        self.update(text)
+        self.update(text, layout=False)
 
 
-class PercentileTable(Static):
-    """Latest interval's latency percentiles, throughput and bandwidth per workload."""
+class PercentileTable(_Panel):
+    """Latest interval's latency percentiles, throughput and bandwidth per workload.
+    The live row is refreshed at most once a second; a new result shows at once."""
+
+    MIN_INTERVAL = 1.0
+    _last = 0.0
 
     def show(self, h: HostState | None) -> None:
+        now = time.monotonic()
+        key = None if h is None else (h.key, len(h.results), h.status)
+        if not self.changed(key) and now - self._last < self.MIN_INTERVAL:
+            return
+        self._last = now
         table = Table(expand=True, box=None, header_style="bold", pad_edge=False,
                       title="latency µs per op · • = live interval", title_style="dim")
         table.add_column("workload", no_wrap=True, overflow="ellipsis", ratio=3)
@@ -58,7 +85,7 @@ class PercentileTable(Static):
                 name = ("• " if r.get("live") else "") + f"{w}/{v}"
                 table.add_row(name, fmt_num(r.get("ops_per_s")), fmt_num(gbps, 2),
                               *(fmt_num(lat.get(k), 1) for k in LAT_KEYS))
-        self.update(table)
+        self.update(table, layout=False)
 
 
 def _pair(cur, mx, unit="") -> str:
@@ -67,10 +94,13 @@ def _pair(cur, mx, unit="") -> str:
     return f"{fmt_num(cur, 0)}{unit} / {fmt_num(mx, 0)}{unit}"
 
 
-class TelemetryPanel(Static):
+class TelemetryPanel(_Panel):
     """NVML readings with warnings for throttling and a downtrained PCIe link."""
 
     def show(self, h: HostState | None) -> None:
+        key = None if h is None else (h.key, id(h.telemetry), h.backend, bool(h.hello))
+        if not self.changed(key):
+            return
         if h is None:
             self.update("")
             return
@@ -96,7 +126,7 @@ class TelemetryPanel(Static):
             text.append(f"{value}\n")
         for alert in h.alerts():
             text.append(f"⚠ {alert}\n", style="bold red")
-        self.update(text)
+        self.update(text, layout=False)
 
 
 def _mb(kbps):

@@ -1,0 +1,238 @@
+"""TUI under load: N simulated hosts each stream S samples/s into the running app.
+
+    .venv/bin/python benchmarks/tui_load.py                  # 256 hosts × 20 samples/s, 10 s
+    .venv/bin/python benchmarks/tui_load.py --parse          # samples as JSON lines through the parser
+    .venv/bin/python benchmarks/tui_load.py --hosts 64 --seconds 5
+
+Each host is a Session (scenarios.base) driven by its own asyncio task, as a
+launcher's reader would be; the app consumes them with its ordinary workers
+(tui/sessions.py) and the dashboard applies the board at 10 Hz. Every sample is
+taken in (the count is checked). Printed:
+
+  * the app process's CPU time as % of one core over the window (producers
+    included: in the real app the session readers run in this process too);
+  * key-press-to-next-frame latency p50/p99: a cursor key is sent through the
+    driver (as a terminal would) every 250 ms and timed until the frame after
+    its effect (call_after_refresh); pilot.press would wait for idle instead;
+  * samples taken in per second and grid rows re-rendered per second.
+
+Targets (issue 7): CPU <= 35 % of one core, key latency p50 <= 50 ms, p99 <= 100 ms,
+on a 2-core machine at 256 hosts × 20 samples/s. Other load on the machine inflates
+latency far more than CPU time, so the load average is printed beside the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from textual import events  # noqa: E402
+
+from gpubench.config import load_config  # noqa: E402
+from scenarios.base import LaunchRequest, Launcher, Session  # noqa: E402
+from scenarios.events import Sample, Telemetry  # noqa: E402
+from scenarios.replay import hello_line, sample_line, telemetry_line  # noqa: E402
+from tui.app import GpubenchApp  # noqa: E402
+
+import random  # noqa: E402
+
+
+class SimSession(Session):
+    """Streams samples at a fixed rate until cancelled (typed events, or text lines)."""
+
+    def __init__(self, index: int, rate: float, parse: bool):
+        super().__init__(LaunchRequest(label=f"sim-{index}"), f"sim-{index}")
+        self.index, self.rate, self.parse = index, rate, parse
+        self.sent = 0
+        self._stop = asyncio.Event()
+        rng = random.Random(index)
+        self._hello = hello_line(0.0, "cupy", f"node-{index:03d}")
+        self._lines = [sample_line(0.0, "cupy", "roundtrip", "pinned-64KiB",
+                                   7000 * rng.uniform(0.95, 1.05), 140.0, rng, 9.2)
+                       for _ in range(8)]
+        self._tel = telemetry_line(0.0, "cupy")
+        self._events = [json.loads(x) for x in self._lines]
+        self._tel_data = json.loads(self._tel)
+
+    async def _run(self) -> int | None:
+        loop = asyncio.get_running_loop()
+        self._line(self._hello)
+        period = 1.0 / self.rate
+        nxt = loop.time() + (self.index % 50) * period / 50     # spread the hosts' phases
+        t = 0.0
+        n = 0
+        while not self._stop.is_set():
+            nxt += period
+            delay = nxt - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            t += period
+            k = n % len(self._lines)
+            if self.parse:
+                text = self._lines[k].replace('"t":0.0', f'"t":{t:.3f}', 1)
+                self._line(text)
+                if n % 10 == 0:
+                    self._line(self._tel.replace('"t":0.0', f'"t":{t:.3f}', 1))
+            else:
+                d = self._events[k]
+                self._put(Sample(d["workload"], d["variant"], d["ops_per_s"], d["latency_us"],
+                                 d.get("gbps"), t, d))
+                if n % 10 == 0:
+                    self._put(Telemetry(self._tel_data["readings"], t, self._tel_data))
+            self.sent += 1
+            n += 1
+        return 0
+
+    async def _terminate(self) -> None:
+        self._stop.set()
+
+
+class SimLauncher(Launcher):
+    def __init__(self, index: int, rate: float, parse: bool, registry: list):
+        self.index, self.rate, self.parse, self.registry = index, rate, parse, registry
+
+    async def start(self, request: LaunchRequest) -> Session:
+        s = SimSession(self.index, self.rate, self.parse)
+        self.registry.append(s)
+        s._begin()
+        return s
+
+
+async def run(hosts: int, rate: float, seconds: float, warmup: float, parse: bool,
+              size: tuple[int, int], stage: str = "full") -> dict:
+    tmp = tempfile.mkdtemp(prefix="gpubench-tui-load-")
+    cfg_path = Path(tmp, "config.toml")
+    cfg_path.write_text(f'[store]\ndata_dir = "{tmp}/data"\n')
+    app = GpubenchApp(load_config(cfg_path))
+    sessions: list[SimSession] = []
+    latencies: list[float] = []
+    async with app.run_test(size=size) as pilot:
+        app.switch_mode("dashboard")
+        await pilot.pause()
+        screen = app.screen
+        if stage != "full":            # diagnostics: the app idles on the Hosts screen
+            app.switch_mode("hosts")
+            await pilot.pause()
+        for i in range(hosts):
+            launcher = SimLauncher(i, rate, parse, sessions)
+            if stage == "produce":     # sessions stream, nobody takes their events in
+                asyncio.get_running_loop().create_task(launcher.start(LaunchRequest()))
+                continue
+            app.run_worker(app.manager.run_session(
+                f"sim-{i}", f"node-{i:03d}", "load", launcher, LaunchRequest()), group="sim")
+        await asyncio.sleep(warmup)
+        grid = screen.grid
+        pending: list[float] = []
+        orig = grid.watch_cursor
+
+        def hooked(old: int, new: int) -> None:
+            orig(old, new)
+            if pending:
+                t0 = pending.pop(0)
+                app.call_after_refresh(lambda: latencies.append(time.perf_counter() - t0))
+
+        grid.watch_cursor = hooked   # instance attribute: Textual looks watchers up by name
+        driver = app._driver
+        samples0 = sum(h.samples for h in app.board.hosts.values())
+        sent0 = sum(s.sent for s in sessions)
+        rows0 = grid.rows_rendered
+        prof = None
+        if os.environ.get("TUI_LOAD_PROFILE"):
+            import cProfile
+            prof = cProfile.Profile()
+            prof.enable()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        load0 = os.getloadavg()
+        key_n = 0
+        while time.perf_counter() - wall0 < seconds:
+            await asyncio.sleep(0.25)
+            pending.append(time.perf_counter())
+            driver.process_message(events.Key("down" if key_n % 16 < 8 else "up", None))
+            key_n += 1
+        await asyncio.sleep(0.2)       # let the last key's frame land
+        cpu1, wall1 = time.process_time(), time.perf_counter()
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(os.environ["TUI_LOAD_PROFILE"])
+        samples1 = sum(h.samples for h in app.board.hosts.values())
+        sent1 = sum(s.sent for s in sessions)
+        if stage == "produce":
+            samples0, samples1 = sent0, sent1
+        rows1 = grid.rows_rendered
+        load1 = os.getloadavg()
+        for s in sessions:
+            await s._terminate()
+        await asyncio.sleep(0.1)
+        running = sum(1 for h in app.board.hosts.values() if h.status == "running")
+    wall = wall1 - wall0
+    lat_ms = sorted(x * 1000 for x in latencies)
+
+    def pct(p: float) -> float:
+        return lat_ms[min(len(lat_ms) - 1, int(round(p / 100 * (len(lat_ms) - 1))))] if lat_ms else float("nan")
+
+    return {
+        "hosts": hosts, "rate_per_host": rate, "parse": parse, "seconds": round(wall, 2),
+        "sessions_running": running,
+        "cpu_pct_one_core": round((cpu1 - cpu0) / wall * 100, 1),
+        "key_latency_ms_p50": round(pct(50), 1), "key_latency_ms_p99": round(pct(99), 1),
+        "keys_timed": len(lat_ms), "keys_sent": key_n,
+        "samples_sent_per_s": round((sent1 - sent0) / wall),
+        "samples_taken_in_per_s": round((samples1 - samples0) / wall),
+        "samples_expected_per_s": round(hosts * rate),
+        "samples_lost": sent1 - samples1,   # sent but not yet in the board at the end
+        "grid_rows_rendered_per_s": round((rows1 - rows0) / wall),
+        "loadavg_1m_before_after": [round(load0[0], 2), round(load1[0], 2)],
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", type=int, default=256)
+    ap.add_argument("--rate", type=float, default=20.0, help="samples per second per host")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--parse", action="store_true",
+                    help="feed JSON text lines through the stream parser instead of typed events")
+    ap.add_argument("--size", default="160x48", help="terminal size, COLSxROWS")
+    ap.add_argument("--stage", choices=("full", "consume", "produce"), default="full",
+                    help="diagnostics: 'produce' = simulated sessions only, 'consume' = the app "
+                         "takes samples in but shows the Hosts screen, 'full' = dashboard")
+    ap.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = ap.parse_args()
+    cols, rows = (int(x) for x in args.size.split("x"))
+    r = asyncio.run(run(args.hosts, args.rate, args.seconds, args.warmup, args.parse, (cols, rows),
+                        args.stage))
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    ok_cpu = r["cpu_pct_one_core"] <= 35
+    ok_p50 = r["key_latency_ms_p50"] <= 50
+    ok_p99 = r["key_latency_ms_p99"] <= 100
+    mode = "JSON lines through the parser" if r["parse"] else "typed events"
+    if args.stage != "full":
+        mode += f", stage {args.stage}"
+    print(f"gpubench-tui load: {r['hosts']} hosts × {r['rate_per_host']:g} samples/s ({mode}), "
+          f"{r['seconds']} s, terminal {args.size}, {r['cpus']} CPUs, "
+          f"load avg {r['loadavg_1m_before_after'][0]} → {r['loadavg_1m_before_after'][1]}")
+    print(f"  app CPU            {r['cpu_pct_one_core']:6.1f} % of one core   (target ≤ 35 %)  "
+          f"{'OK' if ok_cpu else 'OVER'}")
+    print(f"  key → next frame   p50 {r['key_latency_ms_p50']:.1f} ms  p99 {r['key_latency_ms_p99']:.1f} ms"
+          f"   (targets ≤ 50 / ≤ 100 ms)  {'OK' if ok_p50 and ok_p99 else 'OVER'}"
+          f"   [{r['keys_timed']} of {r['keys_sent']} keys timed]")
+    print(f"  samples taken in   {r['samples_taken_in_per_s']:,}/s of {r['samples_expected_per_s']:,}/s "
+          f"expected (sent {r['samples_sent_per_s']:,}/s; {r['samples_lost']} in flight at the end)")
+    print(f"  grid rows redrawn  {r['grid_rows_rendered_per_s']:,}/s (only changed, visible rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

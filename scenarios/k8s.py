@@ -541,7 +541,7 @@ class K8sSession(Session):
     def _pod_update(self, kind: str | None, obj: dict) -> None:
         if kind == "DELETED":
             self.pod_gone = True
-        else:
+        if obj.get("status") or self.pod is None:   # DELETED carries the last state too
             self.pod = obj
         self._updates.put_nowait(None)
 
@@ -680,15 +680,16 @@ class K8sSession(Session):
             if drain_until is not None and loop.time() >= drain_until:
                 self._log.close()
                 break
-            updates = asyncio.ensure_future(self._updates.get())
-            stop = asyncio.ensure_future(self._stop.wait())
+            waits = {self._log_done, asyncio.ensure_future(self._updates.get())}
+            if not self._stop.is_set():   # once set it would wake us at once, every time
+                waits.add(asyncio.ensure_future(self._stop.wait()))
             wait = 1.0 if drain_until is None else max(0.05, drain_until - loop.time())
             try:
-                await asyncio.wait({self._log_done, updates, stop}, timeout=wait,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                updates.cancel()
-                stop.cancel()
+                for w in waits:
+                    if w is not self._log_done:
+                        w.cancel()
         error = self._log_done.result() if self._log_done.done() else None
         if error is not None and _is_timeout(error):
             self._details["log_error"] = f"no engine output for {stall:g} s"
@@ -722,8 +723,9 @@ class K8sSession(Session):
             return self._exit_code
         done = self.parser.done
         oom = term.get("reason") == "OOMKilled"
-        if done is not None and not oom:
+        if done is not None and not oom and done.status != "interrupted":
             return self._exit_code if self._exit_code is not None else done.exit_code
+        # An interrupted engine (SIGTERM) or a stream cut short: say what happened to the pod.
         name = self.pod_name
         node = self._details.get("node")
         on_node = f" on node {node}" if node else ""
@@ -741,6 +743,8 @@ class K8sSession(Session):
             raise LaunchError(f"pod {name}: container OOMKilled{on_node} (exit code {code}): it "
                               f"ran out of memory; raise its memory limit or use smaller sizes; "
                               f"events: {await self._events_text()}")
+        if done is not None:   # interrupted, and nothing above explains it: the engine's word
+            return self._exit_code if self._exit_code is not None else done.exit_code
         if _phase(pod) == "Failed" and not term:
             why = " ".join(f"{status.get('reason') or 'Failed'}: {status.get('message') or ''}".split())
             raise LaunchError(f"pod {name} failed{on_node} before its container ran ({why}); "

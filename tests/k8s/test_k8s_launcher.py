@@ -389,3 +389,31 @@ async def test_missing_namespace_hint(emu, cluster, pod_scenario):
     assert str(info.value).endswith(
         'answered 404 Not Found: namespaces "gpubench" not found '
         "(create it: kubectl create namespace gpubench)")
+
+
+async def test_evicted_through_the_api_mid_run(emu, cluster, pod_scenario, stream_lines,
+                                                sigterm_lines):
+    """`kubectl drain`: the pod is marked DisruptionTarget and deleted by someone else; the
+    engine gets SIGTERM and writes its partial result. Incomplete, saying why."""
+    from tests.k8s.emulator import PODS as PODS_RES
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.5,
+                                    on_delete=sigterm_lines)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    async for ev in session.events():
+        if isinstance(ev, Hello):
+            break
+    await emu.acall(emu.emulator.patch_object(PODS_RES, "gpubench", session.pod_name, {
+        "status": {"conditions": [{"type": "DisruptionTarget", "status": "True",
+                                   "reason": "EvictionByEvictionAPI",
+                                   "message": "Eviction API: evicting"}]}}))
+    from kubernetes import client
+    cfg = client.Configuration()
+    cfg.host = emu.url
+    core = client.CoreV1Api(client.ApiClient(cfg))
+    await asyncio.to_thread(core.delete_namespaced_pod, session.pod_name, "gpubench")
+    end = await session.wait()
+    assert end.outcome == INCOMPLETE
+    assert ("was deleted while the engine ran on node gpu-node-1 (EvictionByEvictionAPI: "
+            "Eviction API: evicting)") in end.message
+    assert session.parser.done.status == "interrupted"     # the partial result arrived
+    assert_nothing_left(emu)

@@ -31,6 +31,7 @@ A dropped connection ends the session as `incomplete` with the lines received so
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import random
@@ -314,6 +315,25 @@ def _signum(name: str) -> int:
         return 0
 
 
+def _descriptors_exhausted() -> bool:
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno == errno.EMFILE
+    os.close(fd)
+    return False
+
+
+def _too_many_files(host: str) -> str:
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError):
+        soft = "?"
+    return (f"ssh {host}: too many open files (limit {soft}; one per session): raise it with "
+            f"`ulimit -n` or run fewer sessions at once")
+
+
 def _reason(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown"
@@ -324,8 +344,23 @@ def _reason(exc: BaseException | None) -> str:
     return str(exc) or type(exc).__name__
 
 
+def raise_open_file_limit() -> tuple[int, int]:
+    """Each session holds a descriptor: lift the soft RLIMIT_NOFILE to the hard limit, once."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, ValueError, OSError):
+        return (0, 0)
+
+
 class SshLauncher(Launcher):
     name = "ssh"
+    _nofile_raised = False
 
     def __init__(self, host: HostConfig, *, ssh_config: Any = (), cache_root: str = CACHE_ROOT,
                  connect_timeout: float = CONNECT_TIMEOUT_S):
@@ -338,6 +373,9 @@ class SshLauncher(Launcher):
         self.messages: list[str] = []         # what happened, for the Hosts view and the logs
         self._connect_lock: asyncio.Lock | None = None
         self.target = host.address or host.name   # user@host:port once resolved
+        if not SshLauncher._nofile_raised:
+            SshLauncher._nofile_raised = True
+            raise_open_file_limit()
 
     @classmethod
     def from_config(cls, host: HostConfig) -> "SshLauncher":
@@ -371,7 +409,14 @@ class SshLauncher(Launcher):
         try:
             return await asyncssh.SSHClientConnectionOptions.construct(
                 None, config=self.ssh_config, host=self.host.address, **kwargs)
-        except (asyncssh.Error, OSError, ValueError) as exc:
+        except OSError as exc:
+            if exc.errno == errno.EMFILE:
+                raise LaunchError(_too_many_files(self.host.name)) from None
+            raise LaunchError(f"ssh {self.host.name}: bad ssh settings: {_reason(exc)}") from None
+        except (asyncssh.Error, ValueError) as exc:
+            # asyncssh reports descriptor exhaustion as "Unknown local username" (getpass fails)
+            if "Unknown local username" in str(exc) and _descriptors_exhausted():
+                raise LaunchError(_too_many_files(self.host.name)) from None
             raise LaunchError(f"ssh {self.host.name}: bad ssh settings: {_reason(exc)}") from None
 
     async def _connect(self) -> _Conn:
@@ -429,6 +474,8 @@ class SshLauncher(Launcher):
                 raise LaunchError(f"{name}: connection refused by {where} "
                                   f"(no sshd listening on that port?)") from None
             except OSError as exc:
+                if exc.errno == errno.EMFILE:
+                    raise LaunchError(_too_many_files(self.host.name)) from None
                 raise LaunchError(f"{name}: cannot connect to {where}: {_reason(exc)}") from None
             except asyncssh.Error as exc:
                 raise LaunchError(f"{name}: ssh handshake failed: {_reason(exc)}") from None

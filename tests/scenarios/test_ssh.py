@@ -401,3 +401,37 @@ async def test_racing_deploys_install_one_complete_copy(sshd, cache):
     files = sorted(p.relative_to(Path(cache) / bundle.dir_name).as_posix()
                    for p in (Path(cache) / bundle.dir_name).rglob("*") if p.is_file())
     assert files == sorted([f for f, _ in bundle.files] + [MANIFEST_NAME])
+
+
+EMFILE_SCRIPT = r"""
+import asyncio, os, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+from gpubench.config import HostConfig
+from scenarios.base import LaunchError, LaunchRequest
+from scenarios.ssh import SshLauncher
+host = HostConfig(name="testhost", kind="ssh", address="127.0.0.1", port=int(sys.argv[1]),
+                  user=sys.argv[2], identity_file=sys.argv[3], known_hosts=sys.argv[4])
+async def main():
+    launcher = SshLauncher(host, cache_root=sys.argv[5])
+    held = []
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    try:
+        await launcher.start(LaunchRequest())
+    except LaunchError as exc:
+        print(exc)
+asyncio.run(main())
+"""
+
+
+def test_descriptor_exhaustion_is_reported_plainly(sshd, cache):
+    proc = subprocess.run([REMOTE_PYTHON, "-c", EMFILE_SCRIPT, str(sshd.port), sshd.user,
+                           str(sshd.user_key), str(sshd.known_hosts), cache],
+                          capture_output=True, text=True, timeout=60,
+                          cwd=str(Path(__file__).resolve().parents[2]))
+    assert proc.stdout.strip() == ("ssh testhost: too many open files (limit 128; one per "
+                                   "session): raise it with `ulimit -n` or run fewer sessions "
+                                   "at once"), proc.stdout + proc.stderr[-1500:]

@@ -340,8 +340,10 @@ class Replay:
                     self.write(line, t0, stamp=True)
                     n += 1
                     if self.w.telemetry_every and n % self.w.telemetry_every == 0:
-                        tel = dict(rec.telemetry[n % len(rec.telemetry)]) if rec and rec.telemetry else b.telemetry()
-                        self.write(tel, t0)
+                        if not rec:
+                            self.write(b.telemetry(), t0)
+                        elif rec.telemetry:   # a CPU-backend recording has none: send none
+                            self.write(dict(rec.telemetry[n % len(rec.telemetry)]), t0)
                 res = b.result(w, r)
                 if rec and rec.results:
                     res = {**rec.results[0], "repeat": r}

@@ -229,7 +229,7 @@ def run_fleet_command(args: argparse.Namespace, config: Config) -> int:
     except Exception as exc:  # a launcher refusing its configuration (missing key file, ...)
         print(f"gpubench fleet: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    targets = [FleetTarget(h.name, launchers[h.name], address=h.address, labels=h.labels) for h in hosts]
+    targets = [FleetTarget.for_host(h, launchers[h.name]) for h in hosts]
     group = new_group_id()
     names = [sc.name if sc else "fleet" for sc, _ in plans]
     if not args.quiet:

@@ -165,8 +165,14 @@ class FleetTarget:
     name: str
     launcher: Launcher
     request: LaunchRequest | None = None      # per-host override of the fleet's request
-    address: str | None = None                # for the per-address connect limit
+    address: str | None = None                # "host:port" of the sshd, for the per-address connect limit
     labels: tuple[str, ...] = ()
+
+    @classmethod
+    def for_host(cls, host, launcher: Launcher, request: LaunchRequest | None = None) -> "FleetTarget":
+        """A target for a config.toml [hosts.X] (gpubench.config.HostConfig)."""
+        address = f"{host.address}:{host.port or 22}" if getattr(host, "address", None) else None
+        return cls(host.name, launcher, request, address, tuple(getattr(host, "labels", ()) or ()))
 
 
 @dataclass

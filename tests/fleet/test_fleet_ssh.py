@@ -25,7 +25,7 @@ def fleet_run(farm):
     delays: list[float] = []
 
     async def go():
-        targets = [FleetTarget(n, SshLauncher(h, ssh_config=[]), address=h.address) for n, h in hosts.items()]
+        targets = [FleetTarget.for_host(h, SshLauncher(h, ssh_config=[])) for n, h in hosts.items()]
         fleet = FleetRun(targets, LaunchRequest(engine_args=ARGS), inactivity_timeout_s=1.5,
                          watchdog_interval_s=0.2, cancel_timeout_s=1.0, max_connects=8)
 

@@ -54,7 +54,7 @@ def remote_processes(token: str) -> list[int]:
 
 
 async def run(fleet_hosts, args, cancel_after=None):
-    targets = [FleetTarget(n, SshLauncher(h, ssh_config=[]), address=h.address) for n, h in fleet_hosts.items()]
+    targets = [FleetTarget.for_host(h, SshLauncher(h, ssh_config=[])) for n, h in fleet_hosts.items()]
     fleet = FleetRun(targets, LaunchRequest(engine_args=args), inactivity_timeout_s=10)
     task = asyncio.create_task(fleet.run())
     if cancel_after is not None:

@@ -1,0 +1,307 @@
+"""Fleet scale: thousands of SSH hosts held by one app process, through the product's path.
+
+    .venv/bin/python benchmarks/fleet_scale.py                 # 2,000 simulated hosts at 2 samples/s + 20 via sshd
+    .venv/bin/python benchmarks/fleet_scale.py --stretch       # 4,000 hosts at 1 sample/s
+    .venv/bin/python benchmarks/fleet_scale.py --hosts 200 --window 5     # a quick look
+
+The simulated hosts are asyncssh servers on 127.0.0.1 in worker processes (fleet_sim.py),
+one port each, replaying lines recorded from the real engine (`python -m engine --backend
+numpy-cpu`, or synthetic protocol v1 lines when the engine cannot run) at `--rate` samples
+per second per host, each sample stamped with its send time. `--sshd-hosts` more hosts go
+through a real OpenSSH sshd started here with a private config; their remote "python" is the
+replay script behind the product's real check, SFTP deployment and supervisor. The app side
+is this process: one SshLauncher per host driven by scenarios/fleet.py FleetRun — the code
+`gpubench fleet` runs. Host keys are verified against a known_hosts built from the keys
+generated for this run.
+
+Printed: app CPU (% of one core) and CPU per sample over a steady window, RSS growth for the
+connections (total and per host), sample delivery delay p50/p99 (send stamp → the fleet
+listener), time to connect all, and the machine's load over the same window. Pass/fail is
+gated on CPU per sample (stable under other load), against the budget that the target
+(≤ 50 % of one core at hosts × rate) implies; the other targets are printed with their
+status but do not gate, since other load on 2 cores inflates p99 and connect time.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.fleet_sim import Farm, HostProfile, PrivateSshd, emulator_python  # noqa: E402
+from engine.protocol import ProtocolError, parse_line  # noqa: E402
+from gpubench.config import HostConfig  # noqa: E402
+from scenarios.base import LaunchRequest  # noqa: E402
+from scenarios.events import Sample  # noqa: E402
+from scenarios.fleet import (COMPLETED, RUNNING, FleetError, FleetRun, FleetTarget,  # noqa: E402
+                             check_descriptor_budget, close_launchers, raise_nofile_limit)
+from scenarios.ssh import SshLauncher  # noqa: E402
+
+CPU_TARGET_PCT = 50.0
+RSS_TARGET_MB = 100.0
+P99_TARGET_MS = 5.0
+CONNECT_TARGET_S = 10.0
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def proc_cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy jiffies, total jiffies) over all CPUs."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return sum(parts) - idle, sum(parts)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def record_engine(folder: Path) -> Path | None:
+    """Lines from the real engine on the CPU backend, if it runs here."""
+    cmd = [sys.executable, "-m", "engine", "--backend", "numpy-cpu", "--workloads", "roundtrip",
+           "--duration", "0.1", "--repeats", "1"]
+    try:
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = []
+    for text in out.splitlines():
+        try:
+            lines.append(parse_line(text))
+        except ProtocolError:
+            return None
+    if not any(line["type"] == "sample" for line in lines):
+        return None
+    path = folder / "recording.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...], farm_pids: list[int],
+                  rss_base: float) -> dict:
+    n = len(targets)
+    fleet = FleetRun(targets, LaunchRequest(engine_args=engine_args, label="fleet-scale"),
+                     max_connects=args.max_connects, max_sessions=n + 16,
+                     inactivity_timeout_s=args.timeout, start_timeout_s=120)
+    delays: list[float] = []
+    state = {"collect": False, "samples": 0, "lines": 0}
+    running = {"n": 0, "last": None}
+
+    def on_event(host: str, event) -> None:
+        state["lines"] += 1
+        if type(event) is Sample:
+            state["samples"] += 1
+            if state["collect"]:
+                sent = event.data.get("sent")
+                if sent is not None:
+                    delays.append(time.monotonic() - sent)
+
+    def on_status(status) -> None:
+        if status.state == RUNNING:
+            running["n"] += 1
+            running["last"] = time.monotonic()
+
+    fleet.add_listener(on_event)
+    fleet.add_status_listener(on_status)
+    t_start = time.monotonic()
+    run_task = asyncio.create_task(fleet.run())
+    # wait until every host is running or has ended
+    while True:
+        await asyncio.sleep(0.1)
+        counts = fleet.counts()
+        pending = sum(counts.get(k, 0) for k in ("pending", "queued", "connecting"))
+        if pending == 0 or run_task.done():
+            break
+        if not args.quiet and int((time.monotonic() - t_start) * 10) % 20 == 0:
+            print(f"  [{time.monotonic() - t_start:4.1f}s] {counts}", file=sys.stderr)
+    t_all = (running["last"] or time.monotonic()) - t_start
+    rss_connected = rss_mb()
+    counts_connected = fleet.counts()
+    await asyncio.sleep(args.settle)
+    rss_settled = rss_mb()
+    # steady window
+    state["collect"] = True
+    c0, w0, s0, l0 = cpu_s(), time.monotonic(), state["samples"], state["lines"]
+    m0 = machine_busy()
+    f0 = sum(proc_cpu_s(p) for p in farm_pids)
+    la0 = os.getloadavg()
+    await asyncio.sleep(args.window)
+    c1, w1, s1, l1 = cpu_s(), time.monotonic(), state["samples"], state["lines"]
+    m1 = machine_busy()
+    f1 = sum(proc_cpu_s(p) for p in farm_pids)
+    la1 = os.getloadavg()
+    state["collect"] = False
+    rss_window = rss_mb()
+    result = await run_task
+    t_end = time.monotonic() - t_start
+    ncpu = os.cpu_count() or 1
+    wall = w1 - w0
+    cpu = c1 - c0
+    samples = s1 - s0
+    lines = l1 - l0
+    return {
+        "hosts": n, "connect_all_s": t_all, "running_at_connect": counts_connected.get(RUNNING, 0),
+        "counts_connected": counts_connected, "final_counts": result.counts(), "total_s": t_end,
+        "failures": {k: v.message for k, v in result.statuses.items() if v.state != COMPLETED},
+        "rss_base_mb": rss_base, "rss_connected_mb": rss_connected, "rss_settled_mb": rss_settled,
+        "rss_window_mb": rss_window,
+        "wall_s": wall, "cpu_s": cpu, "cpu_pct": 100 * cpu / wall, "samples": samples, "lines": lines,
+        "samples_per_s": samples / wall, "lines_per_s": lines / wall,
+        "cpu_us_per_sample": 1e6 * cpu / max(1, samples), "cpu_us_per_line": 1e6 * cpu / max(1, lines),
+        "delay_p50_ms": 1000 * percentile(delays, 0.5), "delay_p99_ms": 1000 * percentile(delays, 0.99),
+        "delays": len(delays),
+        "machine_busy_pct_of_all": 100 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]), "ncpu": ncpu,
+        "farm_cpu_pct": 100 * (f1 - f0) / wall, "loadavg": (la0[0], la1[0]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hosts", type=int, default=2000, help="simulated hosts (default 2000)")
+    ap.add_argument("--rate", type=float, default=2.0, help="samples per second per host (default 2)")
+    ap.add_argument("--stretch", action="store_true", help="4,000 hosts at 1 sample/s")
+    ap.add_argument("--sshd-hosts", type=int, default=20, help="hosts through a real OpenSSH sshd (default 20)")
+    ap.add_argument("--workers", type=int, default=2, help="farm server processes (default 2)")
+    ap.add_argument("--telemetry-every", type=int, default=10,
+                    help="a telemetry line every N samples on synthetic streams (default 10)")
+    ap.add_argument("--window", type=float, default=15.0, help="steady measuring window, s (default 15)")
+    ap.add_argument("--settle", type=float, default=3.0, help="seconds after all connected before measuring")
+    ap.add_argument("--max-connects", type=int, default=64)
+    ap.add_argument("--timeout", type=float, default=60.0, help="per-host inactivity timeout")
+    ap.add_argument("--no-record", action="store_true", help="synthetic lines, not a recording of the engine")
+    ap.add_argument("--cold", action="store_true", help="hosts start without the engine cached (upload storm)")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if args.stretch:
+        args.hosts, args.rate = 4000, 1.0
+
+    soft, hard = raise_nofile_limit()
+    total_hosts = args.hosts + args.sshd_hosts
+    try:
+        check_descriptor_budget(total_hosts)
+    except FleetError as exc:
+        print(f"fleet_scale: {exc}", file=sys.stderr)
+        return 2
+    folder = Path(tempfile.mkdtemp(prefix="fleet-scale-"))
+    recording = None if args.no_record else record_engine(folder)
+    print(f"open-files limit {soft} (hard {hard}); stream: "
+          f"{'recorded from the real engine (numpy-cpu)' if recording else 'synthetic protocol v1'}")
+    profiles = [HostProfile(f"sim-{i:05d}") for i in range(args.hosts)]
+    farm = Farm(folder, profiles, workers=args.workers, rate=args.rate, telemetry_every=args.telemetry_every,
+                recording=str(recording) if recording else None, preseed=not args.cold)
+    sshd = None
+    t = time.monotonic()
+    farm.start(timeout_s=300)
+    print(f"farm: {args.hosts} hosts on {len(farm.procs)} worker processes, listening in {time.monotonic() - t:.1f} s")
+    try:
+        hosts = farm.host_configs()
+        if args.sshd_hosts:
+            sshd = PrivateSshd(folder / "sshd", farm.keys["authorized_keys"]).start()
+            user = os.environ.get("USER") or "root"
+            for i in range(args.sshd_hosts):
+                name = f"sshd-{i:02d}"
+                hosts[name] = HostConfig(
+                    name=name, kind="ssh", address="127.0.0.1", port=sshd.port, user=user,
+                    identity_file=str(farm.client_key), known_hosts=str(sshd.known_hosts),
+                    python=str(emulator_python(folder, name=name, rate=args.rate,
+                                               telemetry_every=args.telemetry_every)))
+            print(f"sshd: OpenSSH on 127.0.0.1:{sshd.port} for {args.sshd_hosts} hosts")
+        duration = CONNECT_TARGET_S * (args.hosts / 2000) * 2 + args.settle + args.window + 10
+        engine_args = ("--workloads", "roundtrip", "--duration", f"{duration:.0f}", "--repeats", "1")
+        rss_base = rss_mb()
+        targets = [FleetTarget.for_host(h, SshLauncher(h, ssh_config=[]))
+                   for n, h in hosts.items()]
+
+        async def go():
+            try:
+                return await measure(args, targets, engine_args, farm.pids(), rss_base)
+            finally:
+                await close_launchers((t.launcher for t in targets), timeout_s=10)
+
+        r = asyncio.run(go())
+    finally:
+        farm.stop()
+        if sshd is not None:
+            sshd.stop()
+    report(args, r)
+    budget_us = 1e6 * (CPU_TARGET_PCT / 100) / (total_hosts * args.rate)
+    ok = r["cpu_us_per_sample"] <= budget_us and r["final_counts"].get(COMPLETED, 0) == total_hosts
+    print(f"\nGATE (CPU per sample <= {budget_us:.0f} us, i.e. <= {CPU_TARGET_PCT:.0f}% of one core at "
+          f"{total_hosts} hosts x {args.rate:g}/s; every host completed): {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+def report(args, r: dict) -> None:
+    n = r["hosts"]
+    growth = r["rss_settled_mb"] - r["rss_base_mb"]
+    nominal = n * args.rate
+    extrapolated = r["cpu_us_per_sample"] * nominal / 1e4
+    rows = [
+        ("hosts (simulated + sshd)", f"{n} ({args.hosts} + {args.sshd_hosts})", ""),
+        ("time to connect all", f"{r['connect_all_s']:.1f} s", _ok(r["connect_all_s"] <= CONNECT_TARGET_S, f"<= {CONNECT_TARGET_S:g} s")),
+        ("running at that point", f"{r['running_at_connect']} / {n}", ""),
+        ("app CPU, steady window", f"{r['cpu_pct']:.1f} % of one core over {r['wall_s']:.1f} s",
+         _ok(r["cpu_pct"] <= CPU_TARGET_PCT, f"<= {CPU_TARGET_PCT:g} %")),
+        ("samples / lines received", f"{r['samples_per_s']:.0f}/s / {r['lines_per_s']:.0f}/s (nominal samples {nominal:.0f}/s)", ""),
+        ("CPU per sample / per line", f"{r['cpu_us_per_sample']:.0f} us / {r['cpu_us_per_line']:.0f} us", ""),
+        ("app CPU at nominal rate", f"{extrapolated:.1f} % of one core", _ok(extrapolated <= CPU_TARGET_PCT, f"<= {CPU_TARGET_PCT:g} %")),
+        ("RSS growth, all connected", f"{r['rss_connected_mb'] - r['rss_base_mb']:.1f} MB", ""),
+        ("RSS growth, connected + settled", f"{growth:.1f} MB total, {1024 * growth / n:.0f} KB per host",
+         _ok(growth <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),
+        ("RSS after the window", f"+{r['rss_window_mb'] - r['rss_settled_mb']:.1f} MB more (archived stream lines)", ""),
+        ("delivery delay p50 / p99", f"{r['delay_p50_ms']:.2f} / {r['delay_p99_ms']:.2f} ms ({r['delays']} samples)",
+         _ok(r["delay_p99_ms"] <= P99_TARGET_MS, f"p99 <= {P99_TARGET_MS:g} ms on a quiet machine")),
+        ("machine load, same window", f"{r['machine_busy_pct_of_all'] * r['ncpu']:.0f} % of one core busy in total "
+                                      f"({r['ncpu']} cores); farm servers {r['farm_cpu_pct']:.0f} %; "
+                                      f"others {max(0.0, r['machine_busy_pct_of_all'] * r['ncpu'] - r['cpu_pct'] - r['farm_cpu_pct']):.0f} %; "
+                                      f"loadavg {r['loadavg'][0]:.2f} -> {r['loadavg'][1]:.2f}", ""),
+        ("outcomes", ", ".join(f"{v} {k}" for k, v in sorted(r["final_counts"].items())) + f" in {r['total_s']:.0f} s", ""),
+    ]
+    w = max(len(a) for a, _, _ in rows)
+    print()
+    for a, b, c in rows:
+        print(f"{a.ljust(w)}  {b}" + (f"   [{c}]" if c else ""))
+    if r["failures"]:
+        print("\nhosts that did not complete (first 5):")
+        for k, v in list(r["failures"].items())[:5]:
+            print(f"  {k}: {v}")
+
+
+def _ok(good: bool, target: str) -> str:
+    return f"{'ok' if good else 'MISSED'} {target}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

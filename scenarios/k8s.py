@@ -36,7 +36,6 @@ import os
 import re
 import socket
 import threading
-import time
 from typing import Any, Callable
 
 from gpubench.config import ClusterConfig, ScenarioConfig

@@ -417,3 +417,17 @@ async def test_evicted_through_the_api_mid_run(emu, cluster, pod_scenario, strea
             "Eviction API: evicting)") in end.message
     assert session.parser.done.status == "interrupted"     # the partial result arrived
     assert_nothing_left(emu)
+
+
+def test_engine_bundle_fits_a_configmap():
+    """The whole engine travels in one ConfigMap: it must stay under the API's ~1 MiB limit,
+    and the names of its keys must be valid (no '/')."""
+    from scenarios.k8s_spec import CONFIGMAP_LIMIT_BYTES
+    bundle = EngineBundle.from_dir(ENGINE_DIR)
+    assert 0 < bundle.size < CONFIGMAP_LIMIT_BYTES
+    assert {"__init__.py", "__main__.py", "protocol.py"} <= set(bundle.sources)
+    assert any(p.startswith("workloads/") for p in bundle.sources)
+    keys = bundle.configmap("ns")["data"]
+    assert all("/" not in k and k.replace(".", "").replace("_", "").replace("-", "").isalnum()
+               for k in keys)
+    assert bundle.configmap_name == f"gpubench-engine-{bundle.hash}" and len(bundle.hash) == 12

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import sys
 import time
 from pathlib import Path
@@ -64,9 +63,10 @@ class GpubenchApp(App):
         self.reachability: dict[str, tuple[bool, str]] = {}
         self.last_hello: dict[str, dict] = dict(self.store.last_hellos())
         self.launcher_factory = launcher_factory   # tests: (scenario|host) -> Launcher
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.plan_running = False
         self.compare_selection = CompareSelection()
+        self.runner = None
         self.theme = DARK
 
     # -- command palette: every action ---------------------------------------------------
@@ -106,91 +106,74 @@ class GpubenchApp(App):
         from scenarios.registry import launcher_for
         return launcher_for(scenario, self.config)
 
-    def plan_order(self) -> list[tuple[ScenarioConfig, int]]:
-        """Scenarios × trials, each round in a random order (interleaved)."""
-        scenarios = self.config.enabled_scenarios()
-        order = []
-        for trial in range(self.config.defaults.trials):
-            round_ = list(scenarios)
-            self.rng.shuffle(round_)
-            order += [(s, trial) for s in round_]
-        return order
-
     def action_run_plan(self) -> None:
         if self.plan_running:
             self.notify("A run is in progress: cancel it first (x on the dashboard).",
                         severity="warning")
             return
-        order = self.plan_order()
-        if not order:
+        scenarios = self.config.enabled_scenarios()
+        if not scenarios:
             self.notify("No enabled scenario in the config.", severity="error")
             return
+        from gpubench.runner import PlanOptions, PlanRunner
+        factory = None
+        if self.launcher_factory is not None:
+            factory = lambda scenario, config: self.launcher_factory(scenario)  # noqa: E731
+        runner = PlanRunner(self.config, scenarios, PlanOptions(seed=self.seed),
+                            self.store.backend_store(), launcher_factory=factory)
+        self.runner = runner
         self.plan_running = True
         self.board.clear()
-        self.board.plan_total_runs = len(order)
+        self.board.plan_total_runs = len(runner.order)
         self.board.plan_started = time.monotonic()
-        n_sc = len({s.name for s, _ in order})
-        self.board.plan_title = (f"Plan: {n_sc} scenario(s) × {self.config.defaults.trials} "
-                                 f"trial(s) = {len(order)} runs")
+        self.board.plan_title = (f"Plan: {len(scenarios)} scenario(s) × {runner.trials} "
+                                 f"trial(s) = {len(runner.order)} runs, interleaved")
         self.switch_mode("dashboard")
-        self.run_plan_worker(order)
+        self.run_plan_worker(runner)
 
     @work(group="plan", exclusive=True, name="run plan")
-    async def run_plan_worker(self, order: list[tuple[ScenarioConfig, int]]) -> None:
-        """Run the trials one after another in the interleaved order, then save one
-        document per scenario (every trial's session) in the results store."""
-        from scenarios.registry import request_for
-        args = plan_engine_args(self.config.defaults)
-        records: dict[str, list] = {s.name: [] for s, _ in order}
-        scenarios = {s.name: s for s, _ in order}
-        failed = 0
-        complete = False
-        try:
-            for scenario, trial in order:
-                if not self.plan_running:
-                    break
-                host = scenario.host or (f"k8s:{scenario.cluster}" if scenario.cluster else "local")
-                key = self.manager.new_key(scenario.name, host)
-                try:
-                    launcher = self.launcher(scenario)
-                except Exception as exc:
-                    self.manager._fail(self.board.add_new(key, host, scenario.name),
-                                       f"{scenario.name}: {exc}")
-                    failed += 1
-                    self.board.plan_done_runs += 1
-                    continue
-                request = request_for(scenario, args, label=f"{scenario.name} trial {trial + 1}")
-                started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                session, ended = await self.manager.run_session(key, host, scenario.name,
-                                                                launcher, request)
+    async def run_plan_worker(self, runner) -> None:
+        """gpubench.runner.PlanRunner runs and saves the plan; its events feed the board."""
+        from gpubench import runner as r
+        states: dict[int, object] = {}
+
+        def progress(ev) -> None:
+            if isinstance(ev, r.TrialStarted):
+                sc = self.config.scenarios.get(ev.slot.scenario)
+                if sc is not None and sc.launcher == "k8s":
+                    host = f"k8s:{sc.cluster}"
+                else:
+                    host = (sc.host if sc is not None else None) or "local"
+                key = self.manager.new_key(ev.slot.scenario, host)
+                states[ev.index] = self.board.add_new(key, host, ev.slot.scenario)
+                self.post_message(m.SessionStarted(key))
+            elif isinstance(ev, r.TrialEvent):
+                state = states.get(ev.index)
+                if state is not None:
+                    self.manager._handle(state, ev.event)
+            elif isinstance(ev, r.TrialFinished):
                 self.board.plan_done_runs += 1
-                if ended.outcome == "failed":
-                    failed += 1
-                if session is not None and session.raw_lines:
-                    rec = self.store.session_record(session, ended, trial, started)
-                    if rec is not None:
-                        records[scenario.name].append(rec)
-                try:
-                    await launcher.close()
-                except Exception:
-                    pass
-            else:
-                complete = True
+                state = states.get(ev.index)
+                if state is not None and state.status in ("starting", "running"):
+                    # the session never started (launch failed): no SessionEnded came
+                    state.status, state.message = ev.outcome, ev.message
+                    self.board.dirty.add(state.key)
+                    if ev.outcome == "failed":
+                        self.post_message(m.LaunchFailed(state.key, state.host, ev.message))
+            elif isinstance(ev, r.RunSaved):
+                self.post_message(m.RunSaved(ev.run_id, ev.scenario))
+            elif isinstance(ev, r.SaveFailed):
+                self.notify(f"Could not save {ev.scenario}: {ev.message}", severity="error",
+                            timeout=10)
+            elif isinstance(ev, r.PlanFinished):
+                self.post_message(m.PlanFinished(len(runner.order), ev.failed_sessions,
+                                                 list(ev.run_ids)))
+
+        try:
+            await runner.run(progress=progress)
         finally:
             self.plan_running = False
-            saved: list[str] = []
-            group = {"id": f"plan-{int(time.time())}",
-                     "order": [[s.name, t] for s, t in order],
-                     "scenarios": sorted(scenarios)}
-            try:
-                saved = await asyncio.to_thread(self.store.save_runs, records, scenarios, group,
-                                                complete)
-            except Exception as exc:
-                self.notify(f"Could not save the plan's runs: {exc}", severity="error",
-                            timeout=10)
-            for run_id in saved:
-                self.post_message(m.RunSaved(run_id))
-            self.post_message(m.PlanFinished(len(order), failed, saved))
+            self.runner = None
 
     def action_quick_test(self, host: str = "local") -> None:
         if host.startswith("k8s:"):
@@ -230,7 +213,8 @@ class GpubenchApp(App):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.plan_running = False
+                if self.runner is not None:
+                    self.runner.cancel()       # interrupts the running trial; saves what ran
                 self.cancel_worker()
 
         self.push_screen(ConfirmScreen("Cancel the running sessions? Partial results are kept."),
@@ -359,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"gpubench: {exc}", file=sys.stderr)
+        print(str(exc), file=sys.stderr)      # the same one line as the gpubench CLI
         return 2
     GpubenchApp(config).run()
     return 0

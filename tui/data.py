@@ -128,33 +128,11 @@ class RunStore:
         return seen.items()
 
     # -- writing ------------------------------------------------------------------------
-    def save_runs(self, records: dict[str, list], scenarios: dict[str, ScenarioConfig],
-                  group: dict | None, complete: bool) -> list[str]:
-        """One document per scenario from its sessions (SessionRecord list); returns ids."""
-        if self._store is None or self._doc_mod is None:
-            return []
-        doc_mod = self._doc_mod
-        ids = []
-        for name, recs in records.items():
-            if not recs:
-                continue
-            sc = scenarios[name]
-            scen = {"name": sc.name, "title": sc.title, "launcher": sc.launcher, "host": sc.host,
-                    "cluster": sc.cluster, "target": sc.target, "target_pct": sc.target_pct,
-                    "baseline": sc.baseline, "details": {}}
-            doc = doc_mod.build_document(recs, scen, group=group, complete=complete)
-            self._store.save(doc, raw_lines=doc_mod.archive_lines(recs))
-            ids.append(doc["id"])
-        self._cache = None
-        return ids
-
-    def session_record(self, session, ended, trial: int, started: str | None = None):
-        if self._doc_mod is None:
-            return None
-        return self._doc_mod.SessionRecord(
-            lines=list(session.raw_lines), outcome=ended.outcome, message=ended.message,
-            exit_code=ended.exit_code, trial=trial, started=started,
-            warnings=[w.message for w in getattr(session.parser, "warnings", [])])
+    def backend_store(self):
+        """The results.store.Store the runner saves into (the same data directory)."""
+        if self._store is None:
+            raise RuntimeError("results store not available")
+        return self._store
 
     def delete(self, run_id: str) -> None:
         if self._store is None:
@@ -170,14 +148,14 @@ class RunStore:
         self._store.save(doc)       # the raw stream beside it stays as it is
         self._cache = None
 
-    def import_legacy(self, path: Path) -> list[str]:
+    def import_legacy(self, path: Path, scenario: str | None = None) -> list[str]:
         legacy = _import("results.legacy")
         if self._store is None or legacy is None:
-            raise RuntimeError("legacy import (results/legacy.py) is not available yet")
-        docs = _legacy_docs(legacy, path, self.config)
+            raise RuntimeError("legacy import (results/legacy.py) is not available")
+        docs = _legacy_docs(legacy, path, self.config, scenario)
         ids = []
         for doc in docs:
-            self._store.save(doc)
+            self._store.save(doc, [])
             ids.append(doc["id"])
         self._cache = None
         return ids
@@ -192,7 +170,7 @@ class RunStore:
         return _compare(stats, base, cand, self.config)
 
     def export(self, views: list[ComparisonView], fmt: str, path: Path) -> Path:
-        return _export(views, fmt, path)
+        return _export(views, fmt, path, self)
 
 
 def _summary(s: dict) -> RunSummary:
@@ -208,16 +186,102 @@ def _summary(s: dict) -> RunSummary:
         trials=int(s.get("trials") or 0), imported=bool(s.get("imported")))
 
 
-def _legacy_docs(legacy, path: Path, config: Config) -> list[dict]:
-    raise RuntimeError("legacy import: adapter not written yet")
+def legacy_scenario_for(path: Path, config: Config, explicit: str | None = None) -> str:
+    """The scenario a legacy file belongs to: given, or the one whose legacy_file matches."""
+    if explicit:
+        if explicit not in config.scenarios:
+            raise ValueError(f"unknown scenario {explicit!r}; configured: "
+                             f"{', '.join(config.scenarios)}")
+        return explicit
+    for s in config.scenarios.values():
+        if s.legacy_file and s.legacy_file == path.name:
+            return s.name
+    raise ValueError(f"no scenario has legacy_file = {path.name!r}: type the path, a space "
+                     f"and the scenario name ({', '.join(config.scenarios)})")
+
+
+def _legacy_docs(legacy, path: Path, config: Config, scenario: str | None = None) -> list[dict]:
+    from gpubench.runner import scenario_record
+    name = legacy_scenario_for(path, config, scenario)
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    return [legacy.import_legacy(text, scenario_record(config.scenarios[name], config),
+                                 source=path.name)]
 
 
 def _compare(stats, base: dict, cand: dict, config: Config) -> ComparisonView:
-    raise RuntimeError("comparison: adapter not written yet")
+    from results.schema import NotComparable
+    view = ComparisonView(base["id"], cand["id"])
+    scen = config.scenarios.get((cand.get("scenario") or {}).get("name") or "")
+    target = scen.target_pct if scen is not None else None
+    try:
+        comp = stats.compare_runs(base, cand, target_pct=target)
+    except NotComparable as exc:
+        view.not_comparable = [str(exc).removeprefix("not comparable: ")]
+        return view
+    view.raw = comp
+    view.warnings = list(comp.warnings)
+    report = _import("results.report")
+    for r in comp.rows:
+        note = report.row_note(r) if report is not None else ""
+        view.rows.append(ComparisonRow(
+            metric=f"{r.workload}/{r.variant} {r.label}", baseline=r.base_median,
+            candidate=r.cand_median, overhead_pct=r.overhead_pct, ci_low=r.ci_low,
+            ci_high=r.ci_high, target_pct=r.target_pct, verdict=r.verdict, note=note))
+    return view
 
 
-def _export(views: list[ComparisonView], fmt: str, path: Path) -> Path:
-    raise RuntimeError("export: adapter not written yet")
+def _export(views: list[ComparisonView], fmt: str, path: Path, store: "RunStore") -> Path:
+    report = _import("results.report")
+    if report is None:
+        raise RuntimeError("results/report.py is not available")
+    from results.store import atomic_write
+    comps = [v.raw for v in views if v.raw is not None]
+    if fmt == "md":
+        text = report.to_markdown(comps)
+    elif fmt == "csv":
+        text = report.to_csv(comps)
+    elif fmt == "comparison.md":
+        text = _comparison_md(report, store)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
+    if fmt != "comparison.md" and not comps:
+        raise RuntimeError("no comparable pair to export")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text.encode("utf-8"))
+    return path
+
+
+def _comparison_md(report, store: "RunStore") -> str:
+    """comparison.md over the configured scenarios, as `gpubench report` writes it."""
+    from datetime import datetime, timezone
+
+    from results.stats import compare_runs
+    config = store.config
+    runs = store._store.list_runs().runs
+    latest: dict[str, dict | None] = {}
+    for name in config.scenarios:
+        latest[name] = None
+        for summary in reversed([r for r in runs if r.get("scenario") == name]):
+            try:
+                latest[name] = store._store.load(summary["id"])
+                break
+            except Exception:
+                continue
+    scen = [report.ReportScenario(s.name, s.title, s.target_pct, s.baseline)
+            for s in config.scenarios.values()]
+    try:
+        from engine import __version__ as version
+    except Exception:
+        version = None
+    return report.comparison_report(
+        scen, latest, lambda b, c, sc: compare_runs(b, c, target_pct=sc.target_pct),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        tool_version=version)
 
 
 class CompareSelection:

@@ -1,28 +1,19 @@
-"""Engine command-line arguments for a plan or a quick test, from config defaults."""
+"""Engine command-line arguments for a plan or a quick test, from config defaults.
+
+The runner's `engine_args` is the single source of truth; the quick test is a
+plan with one short roundtrip workload.
+"""
 from __future__ import annotations
 
 from gpubench.config import BenchDefaults
+from gpubench.runner import PlanOptions, engine_args
 
-QUICK_WORKLOADS = ("roundtrip",)
-QUICK_DURATION_S = 1.0
+QUICK_OPTIONS = PlanOptions(workloads=("roundtrip",), duration_s=1.0, warmup_s=0.2, repeats=1)
 
 
 def plan_engine_args(d: BenchDefaults) -> list[str]:
-    try:  # the runner's own builder, when it provides one, is the single source of truth
-        from gpubench.runner import engine_args  # type: ignore[attr-defined]
-        return list(engine_args(d))
-    except (ImportError, AttributeError, TypeError):
-        pass
-    args = ["--workloads", *d.workloads, "--duration", f"{d.duration_s:g}",
-            "--warmup", f"{d.warmup_s:g}", "--repeats", str(d.repeats)]
-    if d.backend != "auto":
-        args += ["--backend", d.backend]
-    return args
+    return engine_args(d, PlanOptions())
 
 
 def quick_engine_args(d: BenchDefaults) -> list[str]:
-    args = ["--workloads", *QUICK_WORKLOADS, "--duration", f"{QUICK_DURATION_S:g}",
-            "--repeats", "1"]
-    if d.backend != "auto":
-        args += ["--backend", d.backend]
-    return args
+    return engine_args(d, QUICK_OPTIONS)

@@ -183,19 +183,22 @@ class HistoryScreen(Screen):
                              done)
 
     def action_import_legacy(self) -> None:
-        def done(path: str | None) -> None:
-            if not path:
+        def done(answer: str | None) -> None:
+            if not answer or not answer.strip():
                 return
+            path, _, scenario = answer.strip().partition(" ")
             try:
-                ids = self.store.import_legacy(Path(path).expanduser())
+                ids = self.store.import_legacy(Path(path).expanduser(), scenario.strip() or None)
             except Exception as exc:
                 self.app.notify(f"Import failed: {exc}", severity="error")
                 return
             self.app.notify(f"Imported {len(ids)} run(s) from {path}.")
             self.reload()
 
-        self.app.push_screen(InputScreen("Legacy text result to import (path)",
-                                         placeholder="baseline_results.txt"), done)
+        self.app.push_screen(InputScreen(
+            "Legacy text result to import: PATH [SCENARIO] (the scenario is found from "
+            "config.toml's legacy_file when omitted)",
+            placeholder="baseline_results.txt bare-metal"), done)
 
     def action_baseline(self) -> None:
         run_id = self.selected_id()

@@ -22,7 +22,8 @@ that posts what arrives to the event loop with `call_soon_threadsafe`, and is
 stopped by shutting its socket down. Responses are read as raw JSON
 (`_preload_content=False`): no model deserialisation, which keeps 100 pods cheap.
 
-`run_on_nodes()` runs one pod per GPU node (nodeName per pod, one watch for all)
+`K8sLauncher(..., workload="job")` wraps the pod in a batch/v1 Job (backoffLimit 0) and
+follows the pod the Job creates. `run_on_nodes()` runs one pod per GPU node (nodeName per pod, one watch for all)
 and returns their sessions; `cleanup_leftovers()` removes everything labelled
 `app.kubernetes.io/managed-by=gpubench` (`gpubench cleanup`).
 """
@@ -41,9 +42,9 @@ from typing import Any, Callable
 from gpubench.config import ClusterConfig, ScenarioConfig
 
 from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
-from .events import FAILED, SessionEnded
+from .events import FAILED
 from .k8s_spec import (CONFIGMAP_LIMIT_BYTES, CONTAINER, MANAGED_SELECTOR, NODE_LABEL,
-                       RUN_LABEL, SCENARIO_LABEL, EngineBundle, dns_label, label_value,
+                       RUN_LABEL, SCENARIO_LABEL, EngineBundle, label_value,
                        job_manifest, new_run_id, pod_manifest, pod_name)
 from .stream import LineSplitter
 
@@ -1100,4 +1101,4 @@ def cleanup_leftovers(cluster: ClusterConfig) -> list[str]:
 
 
 __all__ = ["K8sLauncher", "K8sSession", "K8sError", "run_on_nodes", "cleanup_leftovers",
-           "describe_error", "format_events", "pending_reason", "dns_label", "SessionEnded"]
+           "describe_error", "format_events", "pending_reason"]

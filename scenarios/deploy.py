@@ -151,6 +151,25 @@ def engine_bundle(engine_dir: Path = ENGINE_DIR) -> Bundle:
     return Bundle(tuple(files), h.hexdigest())
 
 
+STALE_UPLOAD_S = 3600.0   # a temporary upload folder this old was left by a killed client
+
+
+async def _prune_stale_uploads(sftp, root: str) -> None:
+    import time
+    try:
+        entries = await sftp.readdir(root)
+    except Exception:
+        return
+    for entry in entries:
+        name = entry.filename
+        mtime = entry.attrs.mtime or 0
+        if name.startswith(".tmp-engine-") and time.time() - mtime > STALE_UPLOAD_S:
+            try:
+                await sftp.rmtree(posixpath.join(root, name), ignore_errors=True)
+            except Exception:
+                pass
+
+
 @dataclass(frozen=True)
 class Deployment:
     path: str          # absolute remote directory holding engine/ and the supervisor
@@ -172,6 +191,7 @@ async def deploy(conn, bundle: Bundle, cache_root: str = CACHE_ROOT) -> Deployme
         if await sftp.exists(posixpath.join(target, MANIFEST_NAME)):
             return Deployment(target, False, len(bundle.files), bundle.size)
         await sftp.makedirs(root, exist_ok=True)
+        await _prune_stale_uploads(sftp, root)
         if await sftp.exists(target):  # a directory without its manifest is not ours to trust
             await sftp.rmtree(target, ignore_errors=True)
         tmp = posixpath.join(root, f".tmp-{bundle.dir_name}-{secrets.token_hex(4)}")

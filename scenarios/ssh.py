@@ -618,6 +618,7 @@ class SshLauncher(Launcher):
             raise
         for note in slot.notes:
             session._status(note)
+        session._status(f"ssh {self.host.name}: engine starting on {self.target}")
         self.messages.extend(n for n in slot.notes if n not in self.messages)
         await session._spawn()
         self.sessions.add(session)

@@ -435,3 +435,20 @@ def test_descriptor_exhaustion_is_reported_plainly(sshd, cache):
     assert proc.stdout.strip() == ("ssh testhost: too many open files (limit 128; one per "
                                    "session): raise it with `ulimit -n` or run fewer sessions "
                                    "at once"), proc.stdout + proc.stderr[-1500:]
+
+
+async def test_stale_upload_folders_are_pruned(sshd, cache):
+    import asyncssh
+    from scenarios.deploy import deploy
+    stale = Path(cache) / ".tmp-engine-0123456789abcdef-dead"
+    fresh = Path(cache) / ".tmp-engine-0123456789abcdef-beef"  # maybe a client uploading now
+    for d in (stale, fresh):
+        (d / "engine").mkdir(parents=True)
+        (d / "engine" / "x.py").write_text("")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    async with asyncssh.connect("127.0.0.1", sshd.port, username=sshd.user,
+                                client_keys=[str(sshd.user_key)],
+                                known_hosts=str(sshd.known_hosts)) as conn:
+        await deploy(conn, engine_bundle(), cache)
+    assert not stale.exists() and fresh.exists()

@@ -58,6 +58,7 @@ FINAL_STATE_WAIT_S = 10.0      # log ended: time for the pod's status to show ho
 INTERRUPT_GRACE_S = 5          # cancel: the pod's grace period (SIGTERM, then SIGKILL)
 GONE_WAIT_S = 10.0             # cleanup: how long to wait for a deleted pod to disappear
 EVENTS_QUOTED = 6
+MAX_LOG_RESUMES = 5            # log stream dropped while the pod runs: reopen this many times
 # Container waiting reasons that will not resolve by waiting.
 FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
@@ -121,6 +122,17 @@ def _is_timeout(exc: BaseException) -> bool:
                                                    and len(exc.args) > 1 else None)
         seen += 1
     return False
+
+
+_TS = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
+
+
+def _ts_key(stamp: str) -> str | None:
+    """RFC3339Nano (trailing zeros dropped, as the kubelet writes it) -> a sortable string."""
+    m = _TS.match(stamp)
+    if m is None:
+        return None
+    return f"{m.group(1)}.{(m.group(2) or '').ljust(9, '0')}"
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -212,11 +224,13 @@ class _Api:
         except Exception as exc:
             raise K8sError(describe_error(exc, self.server)) from None
 
-    def open_log(self, ns: str, name: str, stall_s: float = LOG_STALL_S):
+    def open_log(self, ns: str, name: str, stall_s: float = LOG_STALL_S,
+                 since_s: int | None = None):
+        kw = {} if since_s is None else {"since_seconds": max(1, since_s)}
         try:
             return self.core.read_namespaced_pod_log(
-                name, ns, container=CONTAINER, follow=True, _preload_content=False,
-                _request_timeout=(CONNECT_TIMEOUT_S, stall_s))
+                name, ns, container=CONTAINER, follow=True, timestamps=True,
+                _preload_content=False, _request_timeout=(CONNECT_TIMEOUT_S, stall_s), **kw)
         except Exception as exc:
             raise K8sError(describe_error(exc, self.server)) from None
 
@@ -528,6 +542,11 @@ class K8sSession(Session):
         self._exit_code: int | None = None
         self._watch: _PodWatch | None = None
         self._stalled = False
+        self._last_key: str | None = None     # timestamp of the last log line, normalised
+        self._last_count = 0                  # lines received with exactly that timestamp
+        self._last_line_at: float | None = None
+        self._resume_key: str | None = None   # after a resume: skip up to here
+        self._resume_skip = 0
 
     # -- fed by the watch (on the loop) --------------------------------------------------------
     def _adopt(self, pod: str | None) -> bool:
@@ -648,14 +667,33 @@ class K8sSession(Session):
         for line in self._splitter.push(self._decoder.decode(chunk)):
             self._log_line(line)
 
-    def _log_line(self, line: str) -> None:
-        line = line.rstrip("\r")
+    def _log_line(self, raw: str) -> None:
+        raw = raw.rstrip("\r")
+        # Lines come with the kubelet's timestamp ("2026-11-25T20:50:35.123456789Z text"), so
+        # that a resumed stream can skip what was already received.
+        stamp, _, text = raw.partition(" ")
+        key = _ts_key(stamp)
+        if key is None:
+            text = raw
+        else:
+            if self._resume_key is not None:
+                if key < self._resume_key:
+                    return
+                if key == self._resume_key and self._resume_skip > 0:
+                    self._resume_skip -= 1
+                    return
+                self._resume_key = None
+            if key == self._last_key:
+                self._last_count += 1
+            else:
+                self._last_key, self._last_count = key, 1
+            self._last_line_at = asyncio.get_running_loop().time()
         # The pod log interleaves the engine's stdout (protocol lines, always JSON objects)
         # and its stderr (for humans): route the latter to stderr_tail, not the parser.
-        if line.lstrip().startswith("{"):
-            self._line(line)
+        if text.lstrip().startswith("{"):
+            self._line(text)
         else:
-            self._stderr(line)
+            self._stderr(text)
 
     def _on_log_end(self, error: BaseException | None) -> None:  # on the loop
         for line in self._splitter.push(self._decoder.decode(b"", final=True)) + self._splitter.flush():
@@ -664,11 +702,38 @@ class K8sSession(Session):
             self._log_done.set_result(error)
 
     async def _follow_logs(self) -> None:
+        """Follow the pod's log to its end; resume (without repeating lines) when the stream
+        drops while the pod still runs, e.g. an API server restart."""
+        loop = asyncio.get_running_loop()
+        since: int | None = None
+        resumes = 0
+        while True:
+            error = await self._follow_once(since)
+            if self._stop.is_set() or self._stalled or self.pod_gone:
+                return
+            if self.parser.done is not None or _phase(self.pod) in ("Succeeded", "Failed"):
+                return
+            await self._read_pod()
+            if self.pod_gone or _phase(self.pod) != "Running" or resumes >= MAX_LOG_RESUMES:
+                return
+            resumes += 1
+            if self._last_line_at is not None:
+                since = int(loop.time() - self._last_line_at) + 10
+                self._resume_key, self._resume_skip = self._last_key, self._last_count
+            why = self._details.pop("log_error", None) or "server closed it"
+            self._status(f"log stream of pod {self.pod_name} dropped ({why}); resuming "
+                         f"({resumes}/{MAX_LOG_RESUMES})")
+            self._splitter = LineSplitter()
+            self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            await asyncio.sleep(min(2.0, 0.1 * 2 ** resumes))
+
+    async def _follow_once(self, since: int | None) -> BaseException | None:
         loop = asyncio.get_running_loop()
         api = self.launcher.api
         self._log_done = loop.create_future()
         stall = self.launcher.log_stall_s
-        self._log = _HttpStream(loop, lambda: api.open_log(self.namespace, self.pod_name, stall),
+        self._log = _HttpStream(loop, lambda: api.open_log(self.namespace, self.pod_name, stall,
+                                                           since),
                                 self._on_log_chunk, self._on_log_end,
                                 name=f"k8s-log-{self.pod_name}").start()
         drain_until: float | None = None
@@ -697,6 +762,7 @@ class K8sSession(Session):
         elif error is not None:
             self._details["log_error"] = (str(error) if isinstance(error, K8sError)
                                           else describe_error(error, api.server))
+        return error
 
     async def _finish(self) -> int | None:
         loop = asyncio.get_running_loop()

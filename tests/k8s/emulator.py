@@ -31,6 +31,7 @@ import json
 import random
 import string
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -138,16 +139,25 @@ class PodScript:
     on_delete: list[str] = field(default_factory=list)
     status_lag_s: float = 0.02         # container exit (log EOF) -> status update, as on a real node
     node_name: str = "gpu-node-1"
+    drop_log_after: int | None = None  # the API server drops the first log stream after N lines
+
+
+def _kubelet_stamp(t: float) -> str:
+    """RFC3339Nano as the kubelet writes it: nanoseconds, trailing zeros dropped."""
+    dt = datetime.datetime.fromtimestamp(t, tz=datetime.timezone.utc)
+    frac = f"{dt.microsecond:06d}{int(t * 1e9) % 1000:03d}".rstrip("0")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
 class _PodLog:
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.lines: list[tuple[float, str]] = []   # (time written, line)
         self.closed = False
         self.changed = asyncio.Event()
+        self.drop_after: int | None = None        # cut the first reader off after N lines
 
     def write(self, line: str) -> None:
-        self.lines.append(line)
+        self.lines.append((time.time(), line))
         self.changed.set()
 
     def close(self) -> None:
@@ -243,6 +253,7 @@ class FakeKubelet:
                             "kubelet")
         await emu.add_event(ns, name, "Normal", "Started", f"Started container {container}", "kubelet")
         log = self.logs[key] = _PodLog()
+        log.drop_after = s.drop_log_after
         await emu.patch_object(PODS, ns, name, {"status": {
             "phase": "Running", "hostIP": "10.0.0.1", "podIP": "10.1.0.7", "startTime": _now(),
             "containerStatuses": [{"name": container, "ready": True, "restartCount": 0,
@@ -480,17 +491,32 @@ class GpubenchEmulator(kmock.KubernetesEmulator):
             raise kmock_k8s.KubernetesError(
                 status=400, reason="BadRequest",
                 message=f'container "engine" in pod "{name}" is waiting to start: ContainerCreating')
-        follow = request.params.get("follow") == "true"
+        params = request.params
+        follow = params.get("follow") == "true"
+        stamps = params.get("timestamps") == "true"
+        sent = 0
+        if params.get("sinceSeconds"):
+            cutoff = time.time() - float(params["sinceSeconds"])
+            while sent < len(log.lines) and log.lines[sent][0] < cutoff:
+                sent += 1
+        drop_after, log.drop_after = log.drop_after, None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(raw)
-        sent = 0
         try:
             while True:
                 log.changed.clear()
                 if sent < len(log.lines):
-                    chunk = "".join(line + "\n" for line in log.lines[sent:])
-                    sent = len(log.lines)
-                    await response.write(chunk.encode())
+                    batch = log.lines[sent:]
+                    if drop_after is not None:
+                        batch = batch[:max(0, drop_after - sent)]
+                    chunk = "".join((f"{_kubelet_stamp(t)} " if stamps else "") + line + "\n"
+                                    for t, line in batch)
+                    sent += len(batch)
+                    if chunk:
+                        await response.write(chunk.encode())
+                    if drop_after is not None and sent >= drop_after:
+                        raw.transport.close()     # the connection drops mid-stream
+                        return response
                     continue
                 if log.closed or not follow:
                     break

@@ -433,3 +433,36 @@ def test_engine_bundle_fits_a_configmap():
     assert all("/" not in k and k.replace(".", "").replace("_", "").replace("-", "").isalnum()
                for k in keys)
     assert bundle.configmap_name == f"gpubench-engine-{bundle.hash}" and len(bundle.hash) == 12
+
+
+async def test_log_stream_dropped_mid_run_resumes_without_repeats(emu, cluster, pod_scenario,
+                                                                  stream_lines):
+    """The API server cuts the log connection after 3 lines while the pod runs: the session
+    reopens it (sinceSeconds, kubelet timestamps) and skips what it already had."""
+    emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.1, drop_log_after=3)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    events, end = await run_to_end(session)
+    assert end.outcome == COMPLETED, end
+    assert session.raw_lines == stream_lines                  # each line once, in order
+    assert any(isinstance(e, Status) and "dropped" in e.message and "resuming (1/5)" in e.message
+               for e in events)
+    assert_nothing_left(emu)
+
+
+async def test_resume_skips_lines_with_equal_timestamps(stream_lines):
+    """Several lines can share one kubelet timestamp: the resume skips exactly as many."""
+    from types import SimpleNamespace
+    from scenarios.k8s import K8sSession
+    fake = SimpleNamespace(cluster=SimpleNamespace(name="c"), namespace="ns")
+    session = K8sSession(fake, REQUEST, "p", "r")
+    ts = ["2026-11-25T20:50:35.5Z", "2026-11-25T20:50:35.5Z", "2026-11-25T20:50:35.500000001Z",
+          "2026-11-25T20:50:35.500000001Z", "2026-11-25T20:50:36Z", "2026-11-25T20:50:36.1Z"]
+    stamped = [f"{t} {line}" for t, line in zip(ts, stream_lines)]
+    for raw in stamped[:3] + ["2026-11-25T20:50:35.500000001Z engine: warming up"]:
+        session._log_line(raw)
+    # dropped here; the reopened stream starts earlier (sinceSeconds) and overlaps
+    session._resume_key, session._resume_skip = session._last_key, session._last_count
+    for raw in stamped[:3] + ["2026-11-25T20:50:35.500000001Z engine: warming up"] + stamped[3:]:
+        session._log_line(raw)
+    assert session.raw_lines == stream_lines
+    assert list(session.stderr_tail) == ["engine: warming up"]

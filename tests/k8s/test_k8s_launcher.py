@@ -466,3 +466,39 @@ async def test_resume_skips_lines_with_equal_timestamps(stream_lines):
         session._log_line(raw)
     assert session.raw_lines == stream_lines
     assert list(session.stderr_tail) == ["engine: warming up"]
+
+
+async def test_kubeconfig_context_reaches_the_cluster(emu, pod_scenario, stream_lines, tmp_path):
+    """The kubeconfig path (not api_url): context picked by name, namespace from config."""
+    from gpubench.config import ClusterConfig
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: emulated
+  cluster: {{server: "{emu.url}"}}
+- name: other
+  cluster: {{server: "http://127.0.0.1:9"}}
+users:
+- name: me
+  user: {{token: not-checked-by-the-emulator}}
+contexts:
+- name: emu
+  context: {{cluster: emulated, user: me}}
+- name: other
+  context: {{cluster: other, user: me}}
+current-context: other
+""")
+    emu.kubelet.default = PodScript(lines=stream_lines)
+    cluster = ClusterConfig(name="lab", kubeconfig=str(kubeconfig), context="emu",
+                            namespace="gpubench")
+    launcher = K8sLauncher.from_config(cluster, pod_scenario)
+    session = await launcher.start(REQUEST)
+    assert (await session.wait()).outcome == COMPLETED
+    assert_nothing_left(emu)
+    wrong = ClusterConfig(name="lab", kubeconfig=str(kubeconfig), context="nope")
+    with pytest.raises(K8sError) as info:
+        await K8sLauncher.from_config(wrong, pod_scenario).start(REQUEST)
+    message = str(info.value)
+    assert message.startswith(f"k8s lab: cluster lab: kubeconfig {kubeconfig}: ")
+    assert "nope" in message and "\n" not in message

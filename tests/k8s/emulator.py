@@ -17,7 +17,15 @@ by `FakeKubelet` below, following a `PodScript` the test chooses.
 - the bundled resource definitions are loaded, so events (and batch/v1 jobs) exist;
 - GET .../pods/NAME/log is served as text/plain, streamed in chunks while
   `follow=true`, ending when the scripted container ends or the pod is deleted
-  (kmock itself answers it with the pod's JSON).
+  (kmock itself answers it with the pod's JSON); `timestamps=true` and
+  `sinceSeconds` behave like the kubelet's, and a script can drop the stream;
+- kmock matches each request against every request it has ever recorded
+  (quadratic: seconds per request after a few thousand); only the requests still
+  being handled are kept;
+- container statuses carry `imageID`: the client's pydantic models refuse them
+  without it;
+- a stand-in Job controller makes one pod per Job, and deleting a Job deletes
+  its pods (garbage collection).
 
 `EmulatorThread` runs it on its own event loop in its own thread, so blocking
 client calls from tests or benchmarks never stall the server.

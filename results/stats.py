@@ -7,8 +7,7 @@ For each metric of each workload variant that both runs measured:
 
 computed from the *medians* of the trials (one trial = one `result` line). The
 95 % CI comes from a percentile bootstrap that resamples both sides
-independently (numpy, vectorised, seeded from the metric's name so a report is
-reproducible). The verdict against the scenario's target:
+independently (numpy, vectorised; seeded, so a report is reproducible). The verdict against the scenario's target:
 
     PASS          the whole CI is under the target
     FAIL          the whole CI is over the target
@@ -23,8 +22,8 @@ resist them.
 """
 from __future__ import annotations
 
+import functools
 import math
-import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -66,56 +65,100 @@ METRIC_KEYS = tuple(m.key for m in METRICS)
 
 # ---- basic statistics ----------------------------------------------------------------------
 
-def _seed_for(seed: int, key: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
-
-
 def overhead_pct(base: float, cand: float, higher_is_better: bool) -> float:
     if higher_is_better:
         return (base - cand) / base * 100.0
     return (cand - base) / base * 100.0
 
 
-def bootstrap_medians(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """`n_boot` medians of bootstrap resamples of `values`, drawn in O(n_boot).
+def _median_order_indices(n: int, rng: np.random.Generator, n_boot: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the *sorted* sample of the two middle order statistics of `n_boot`
+    bootstrap resamples (equal for odd n); the median is the mean of the two values.
 
     Resampling n values with replacement from the sorted sample x is drawing n
     uniforms U and taking x[floor(n U)]; floor(n U) is monotone, so the k-th order
     statistic of the resample is x[floor(n U_(k))], and U_(k) ~ Beta(k, n - k + 1).
-    For even n the next order statistic is U_(k+1) = U_(k) + (1 - U_(k)) Beta(1, n - k).
-    Same distribution as resampling and taking np.median, without the n_boot x n work
-    (checked against the brute-force bootstrap in tests/results/test_stats.py).
+    For even n the next order statistic is U_(k+1) = U_(k) + (1 - U_(k)) Beta(1, n - k),
+    and Beta(1, b) = 1 - V**(1/b). Same distribution as resampling and taking np.median
+    (checked against the brute-force bootstrap in tests/results/test_stats.py), in
+    O(n_boot) instead of O(n_boot x n).
     """
-    xs = np.sort(np.asarray(values, dtype=float))
-    n = xs.size
     m = n // 2
     if n % 2:
         u = rng.beta(m + 1, m + 1, size=n_boot)
-        return xs[np.minimum((u * n).astype(np.intp), n - 1)]
+        idx = np.minimum((u * n).astype(np.intp), n - 1)
+        return idx, idx
     u1 = rng.beta(m, n - m + 1, size=n_boot)
-    u2 = u1 + (1.0 - u1) * rng.beta(1, n - m, size=n_boot)
-    lo = xs[np.minimum((u1 * n).astype(np.intp), n - 1)]
-    hi = xs[np.minimum((u2 * n).astype(np.intp), n - 1)]
-    return (lo + hi) * 0.5
+    u2 = u1 + (1.0 - u1) * (1.0 - rng.random(n_boot) ** (1.0 / (n - m)))
+    return (np.minimum((u1 * n).astype(np.intp), n - 1),
+            np.minimum((u2 * n).astype(np.intp), n - 1))
+
+
+def bootstrap_medians(values: Sequence[float], rng: np.random.Generator, n_boot: int
+                      ) -> np.ndarray:
+    """`n_boot` medians of bootstrap resamples of `values` (see _median_order_indices)."""
+    xs = np.sort(np.asarray(values, dtype=float))
+    lo, hi = _median_order_indices(xs.size, rng, n_boot)
+    return (xs[lo] + xs[hi]) * 0.5
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_indices(n: int, n_boot: int, seed: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The resampling draws depend only on n, the seed and the side (baseline 0,
+    candidate 1), so every metric with the same number of trials shares them: a
+    comparison of many metrics costs one draw per distinct n. Each metric's bootstrap
+    distribution is still exactly its own; only the Monte Carlo noise is shared."""
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, n, side])
+    lo, hi = _median_order_indices(n, rng, n_boot)
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
+def _percentiles(x: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """Linear-interpolated percentiles like np.quantile's default, minus its overhead."""
+    xs = np.sort(x)
+    out = []
+    for q in qs:
+        pos = q * (xs.size - 1)
+        lo = int(math.floor(pos))
+        hi = min(lo + 1, xs.size - 1)
+        out.append(float(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)))
+    return out
 
 
 def bootstrap_overhead_ci(base: Sequence[float], cand: Sequence[float], higher_is_better: bool,
                           *, n_boot: int = N_BOOT, confidence: float = CONFIDENCE,
-                          seed: int = 0, key: str = "") -> tuple[float, float]:
-    """Percentile bootstrap CI of the overhead % of the medians (both sides resampled)."""
-    b = np.asarray(base, dtype=float)
-    c = np.asarray(cand, dtype=float)
-    rng = _seed_for(seed, key)
-    mb = bootstrap_medians(b, rng, n_boot)
-    mc = bootstrap_medians(c, rng, n_boot)
+                          seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the overhead % of the medians; both sides resampled
+    independently (each from its own seeded stream), reproducible for a given seed."""
+    b = np.sort(np.asarray(base, dtype=float))
+    c = np.sort(np.asarray(cand, dtype=float))
+    if not b.size or not c.size:
+        return math.nan, math.nan
+    blo, bhi = _cached_indices(b.size, n_boot, int(seed), 0)
+    clo, chi = _cached_indices(c.size, n_boot, int(seed), 1)
+    mb = (b[blo] + b[bhi]) * 0.5
+    mc = (c[clo] + c[chi]) * 0.5
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = (mb - mc) / mb * 100.0 if higher_is_better else (mc - mb) / mb * 100.0
     boot = boot[np.isfinite(boot)]
     if boot.size == 0:
         return math.nan, math.nan
     alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    lo, hi = _percentiles(boot, (alpha, 1.0 - alpha))
+    return lo, hi
+
+
+def median(values: Sequence[float]) -> float:
+    """Median of a short 1-D sample (np.median's overhead dominates at these sizes)."""
+    xs = sorted(values)
+    n = len(xs)
+    if n == 0:
+        return math.nan
+    mid = n // 2
+    return float(xs[mid]) if n % 2 else (float(xs[mid - 1]) + float(xs[mid])) / 2.0
 
 
 def rankdata(values: np.ndarray) -> np.ndarray:
@@ -183,18 +226,23 @@ def mad_outliers(values: Sequence[float], threshold: float = OUTLIER_Z) -> list[
     a = np.asarray(values, dtype=float)
     if a.size < 3:
         return []
-    med = np.median(a)
-    mad = np.median(np.abs(a - med)) * 1.4826
+    med = median(a.tolist())
+    mad = median(np.abs(a - med).tolist()) * 1.4826
     if mad == 0:
         return [int(i) for i in np.nonzero(a != med)[0]] if (a != med).sum() < a.size / 2 else []
     return [int(i) for i in np.nonzero(np.abs(a - med) / mad > threshold)[0]]
 
 
 def cv_pct(values: Sequence[float]) -> float | None:
-    a = np.asarray(values, dtype=float)
-    if a.size < 2 or a.mean() == 0:
+    vals = [float(v) for v in values]
+    n = len(vals)
+    if n < 2:
         return None
-    return float(a.std(ddof=1) / abs(a.mean()) * 100.0)
+    mean = math.fsum(vals) / n
+    if mean == 0:
+        return None
+    var = math.fsum((v - mean) ** 2 for v in vals) / (n - 1)
+    return math.sqrt(var) / abs(mean) * 100.0
 
 
 def verdict_for(lo: float, hi: float, target: float | None) -> str:
@@ -415,12 +463,11 @@ def compare_runs(base: dict, cand: dict, *, target_pct: float | None = None,
 def _compare_metric(key: tuple[str, str], metric: Metric, bv: list[float], cv: list[float],
                     target: float | None, seed: int, n_boot: int) -> MetricComparison:
     b, c = np.asarray(bv), np.asarray(cv)
-    bm, cm = float(np.median(b)), float(np.median(c))
+    bm, cm = median(bv), median(cv)
     point = overhead_pct(bm, cm, metric.higher_is_better)
     row_warnings: list[str] = []
     if b.size >= 2 and c.size >= 2:
-        lo, hi = bootstrap_overhead_ci(b, c, metric.higher_is_better, n_boot=n_boot, seed=seed,
-                                       key=f"{key[0]}/{key[1]}/{metric.key}")
+        lo, hi = bootstrap_overhead_ci(b, c, metric.higher_is_better, n_boot=n_boot, seed=seed)
         _, p = mann_whitney_u(b, c)
     else:
         lo = hi = math.nan

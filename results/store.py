@@ -164,6 +164,8 @@ class Store:
             ref = Path(ref).name[: -len(DOC_SUFFIX)]
         if not ref or "/" in ref:
             raise RunNotFound(f"no run {ref!r} in {self.dir} (see `gpubench list`)")
+        if not ref.startswith(".") and self.doc_path(ref).is_file():
+            return ref
         ids = [n[: -len(DOC_SUFFIX)] for n in self._doc_names()]
         if ref in ids:
             return ref

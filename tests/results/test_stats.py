@@ -76,10 +76,10 @@ def test_fast_bootstrap_medians_match_brute_force_resampling(n):
 def test_bootstrap_is_seeded_and_reproducible():
     rng = np.random.default_rng(0)
     a, b = noisy(rng, 30), noisy(rng, 30)
-    assert bootstrap_overhead_ci(a, b, True, seed=3, key="k") == \
-        bootstrap_overhead_ci(a, b, True, seed=3, key="k")
-    assert bootstrap_overhead_ci(a, b, True, seed=3, key="k") != \
-        bootstrap_overhead_ci(a, b, True, seed=4, key="k")
+    assert bootstrap_overhead_ci(a, b, True, seed=3) == \
+        bootstrap_overhead_ci(a, b, True, seed=3)
+    assert bootstrap_overhead_ci(a, b, True, seed=3) != \
+        bootstrap_overhead_ci(a, b, True, seed=4)
 
 
 def test_three_percent_shift_ci_contains_truth_and_verdicts_for_1_and_5_percent():

@@ -64,8 +64,8 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: s
         from rich.console import Console
         from rich.table import Table
         table = Table(title=title, box=None, header_style="bold", pad_edge=False)
-        for c in columns:
-            table.add_column(c, overflow="fold")
+        for i, c in enumerate(columns):
+            table.add_column(c, overflow="fold", no_wrap=(i == 0))
         for row in rows:
             cells = []
             for c, v in zip(columns, row):
@@ -256,6 +256,15 @@ def _median(values):
     return vals[m] if len(vals) % 2 else (vals[m - 1] + vals[m]) / 2
 
 
+def _device_line(doc: dict) -> str:
+    dev = (doc.get("hello") or {}).get("device") or {}
+    if doc.get("backend") == "numpy-cpu":
+        return f"{dev.get('name')} (CPU backend numpy-cpu: not a GPU figure)"
+    from results.stats import cuda_version_text
+    return (f"{dev.get('name')} (driver {dev.get('driver') or '?'}, CUDA "
+            f"{cuda_version_text(dev.get('cuda_driver')) or '?'}, backend {doc.get('backend')})")
+
+
 def cmd_show(args, config) -> int:
     from results.report import fmt_value
     from results.stats import cv_pct, mad_outliers
@@ -278,14 +287,14 @@ def cmd_show(args, config) -> int:
                      + (f" < {scen['target_pct']:g}%" if scen.get("target_pct") is not None else "")
                      + ")"),
         ("host", host.get("hostname") or scen.get("host") or scen.get("cluster")),
-        ("device", f"{dev.get('name')} (driver {dev.get('driver')}, CUDA {dev.get('cuda_driver')}, "
-                   f"backend {doc.get('backend')})" if hello else "unknown (imported)"),
+        ("device", _device_line(doc) if hello else "unknown (imported)"),
         ("tool", f"gpubench {tool.get('version')}, engine {tool.get('engine_version')}, "
                  f"commit {(tool.get('git_commit') or 'unknown')[:12]}"),
         ("group", f"{group.get('id')} (seed {group.get('seed')}, "
                   f"{group.get('executed')}/{len(group.get('order') or [])} trials run)"
          if group else "—"),
-        ("outcome", f"{doc.get('outcome')}" + ("" if doc.get("complete", True) else ", incomplete")),
+        ("outcome", f"{doc.get('outcome')}" + (
+            ", plan interrupted" if doc.get("complete") is False else "")),
         ("validity", val.get("status") + (": " + "; ".join(val.get("reasons") or [])
                                           if val.get("reasons") else "")),
         ("label", doc.get("label") or "—"), ("notes", doc.get("notes") or "—"),
@@ -311,9 +320,12 @@ def cmd_show(args, config) -> int:
     for wl in doc.get("workloads") or []:
         trials = wl.get("trials") or []
         valid = [t for t in trials if t.get("valid", True)]
+        shown = f"{len(valid)}/{len(trials)}"
+        if not valid and trials:  # all invalid: show their figures, marked
+            valid, shown = trials, f"0/{len(trials)} (figures of invalid trials)"
         ops = [t.get("ops_per_s") for t in valid if t.get("ops_per_s")]
         cv = cv_pct(ops) if len(ops) >= 2 else None
-        rows.append([wl["workload"], wl.get("variant"), f"{len(valid)}/{len(trials)}",
+        rows.append([wl["workload"], wl.get("variant"), shown,
                      fmt_value(_median(ops)),
                      fmt_value(_median([(t.get("latency_us") or {}).get("mean") for t in valid])),
                      fmt_value(_median([(t.get("latency_us") or {}).get("p99") for t in valid])),

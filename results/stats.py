@@ -288,10 +288,17 @@ COMPARABLE_FACTS = (("device", "GPU model"), ("driver", "driver"), ("cuda", "CUD
                     ("engine_version", "engine version"), ("backend", "backend"))
 
 
+def cuda_version_text(value: Any) -> Any:
+    """NVML/CUDA report versions as 13000 = 13.0, 12040 = 12.4."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1000:
+        return f"{value // 1000}.{(value % 1000) // 10}"
+    return value
+
+
 def run_identity(doc: dict) -> dict[str, Any]:
     hello = doc.get("hello") or {}
     device = hello.get("device") or {}
-    cuda = device.get("cuda_driver") or device.get("cuda_runtime")
+    cuda = cuda_version_text(device.get("cuda_driver") or device.get("cuda_runtime"))
     return {"device": device.get("name"), "driver": device.get("driver"), "cuda": cuda,
             "engine_version": hello.get("engine_version") or (doc.get("tool") or {}).get(
                 "engine_version"),

@@ -335,3 +335,20 @@ def test_full_disk_on_import_is_one_line(env, capsys, monkeypatch):
     monkeypatch.setattr(store_mod.os, "write", real)
     assert code == 2 and "no space left on device" in one_line_error(err)
     assert sorted(p.name for p in env.store.dir.iterdir()) == before
+
+
+def test_terminal_output_is_a_rich_table(env, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_is_tty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "220")
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "\t" not in out
+    header = out.splitlines()[0]
+    assert "scenario" in header and "validity" in header
+    assert sum(1 for ln in out.splitlines() if env.ids["k8s-pod"][:15] in ln) >= 1
+    code, out, err = run(capsys, "compare", env.ids["bare-metal"], env.ids["k8s-pod"])
+    assert code == 1 and "verdict FAIL" in out and "\t" not in out and "FAIL" in out
+
+
+def test_show_formats_cuda_version_and_marks_cpu_runs(env, capsys):
+    _, out, _ = run(capsys, "show", env.ids["bare-metal"])
+    assert "driver 580.159.04, CUDA 13.0, backend cupy" in out

@@ -225,6 +225,7 @@ class PlanRunner:
         self.args = engine_args(config.defaults, self.options)
         self._cancelled = False
         self._session: Any = None
+        self._starting: asyncio.Future | None = None
 
     # -- control ----------------------------------------------------------------------------
     @property
@@ -234,6 +235,8 @@ class PlanRunner:
     def cancel(self) -> None:
         """Stop after the running trial is interrupted (it keeps its partial result)."""
         self._cancelled = True
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()  # a start that hangs (pod Pending, ssh connect) stops too
         session = self._session
         if session is not None:
             try:
@@ -313,13 +316,19 @@ class PlanRunner:
             from scenarios.registry import request_for
             launcher = self._launcher(scenario, launchers)
             request = request_for(scenario, self.args, label=self.options.label)
-            session = await launcher.start(request)
+            self._starting = asyncio.ensure_future(launcher.start(request))
+            session = await self._starting
         except asyncio.CancelledError:
-            raise
+            if not self._cancelled:
+                raise
+            return SessionRecord([], outcome=CANCELLED, message="cancelled while starting",
+                                 trial=slot.trial, started=started)
         except Exception as exc:  # LaunchError or a misconfigured launcher: record, go on
             message = str(exc) or type(exc).__name__
             return SessionRecord([], outcome=FAILED, message=message, trial=slot.trial,
                                  started=started)
+        finally:
+            self._starting = None
         self._session = session
         if self._cancelled:  # cancelled while starting
             await session.cancel()
@@ -357,8 +366,8 @@ class PlanRunner:
         commit = git_commit()
         for scenario in self.scenarios:
             recs = records[scenario.name]
-            if not recs:
-                continue  # cancelled before this scenario's first trial: nothing measured
+            if not recs or (not result.complete and not any(r.lines for r in recs)):
+                continue  # cancelled before this scenario measured anything
             doc = build_document(recs, scenario_record(scenario, self.config),
                                  tool_version=ENGINE_VERSION, git_commit=commit, group=group,
                                  label=self.options.label, notes=self.options.notes,

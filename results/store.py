@@ -20,6 +20,7 @@ import fcntl
 import gzip
 import json
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from .document import summary_of
 from .schema import DocumentError, RunNotFound, StoreError, check_document
 
 INDEX_NAME = "index.json"
+STALE_TEMP_S = 3600.0     # temp files of a save that crashed are removed after an hour
 INDEX_VERSION = 1
 DOC_SUFFIX = ".json"
 RAW_SUFFIX = ".jsonl.gz"
@@ -118,6 +120,7 @@ class Store:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create data directory {self.dir}: {_why(exc)}") from None
+        self._remove_stale_temps()
         raw_written = False
         try:
             if raw_lines:
@@ -147,6 +150,22 @@ class Store:
         except OSError:
             pass
         return path
+
+    def _remove_stale_temps(self) -> None:
+        """A writer killed mid-save leaves a hidden `.<name>.tmp-<pid>`; never visible as a
+        run, removed here once it is old enough not to belong to a save in progress."""
+        now = time.time()
+        try:
+            entries = list(os.scandir(self.dir))
+        except OSError:
+            return
+        for e in entries:
+            if e.name.startswith(".") and ".tmp-" in e.name:
+                try:
+                    if now - e.stat().st_mtime > STALE_TEMP_S:
+                        os.unlink(e.path)
+                except OSError:
+                    pass
 
     # -- reading ---------------------------------------------------------------------------
     def _doc_names(self) -> list[str]:

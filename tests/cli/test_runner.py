@@ -155,3 +155,22 @@ async def test_events_iterator_and_save_failure_reported(tmp_path):
     kinds = [type(e).__name__ async for e in runner.events()]
     assert kinds[0] == "PlanStarted" and kinds[-1] == "PlanFinished"
     assert "SaveFailed" in kinds and "RunSaved" not in kinds
+
+
+async def test_cancel_while_a_start_hangs_ends_the_plan_and_saves_nothing_empty(tmp_path):
+    class Hanging:
+        async def start(self, request):
+            await asyncio.sleep(3600)
+
+        async def close(self):
+            pass
+
+    cfg = make_config(tmp_path)
+    runner = PlanRunner(cfg, [cfg.scenarios["a"]], PlanOptions(seed=0), Store(cfg.data_dir),
+                        launcher_factory=lambda s, c: Hanging())
+    asyncio.get_running_loop().call_later(0.2, runner.cancel)
+    t0 = time.monotonic()
+    result = await asyncio.wait_for(runner.run(), timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert not result.complete and result.run_ids == [] and result.sessions == 1
+    assert list(Store(cfg.data_dir).list_runs().runs) == []

@@ -206,3 +206,15 @@ def test_filter_runs():
     assert [r["id"] for r in filter_runs(runs, since="2026-11-21")] == ["2"]
     assert [r["id"] for r in filter_runs(runs, until="2026-11-20")] == ["1"]
     assert [r["id"] for r in filter_runs(runs, since="2026-11-20", until="2026-11-25")] == ["1", "2"]
+
+
+def test_stale_temp_files_of_a_crashed_save_are_removed_fresh_ones_kept(store):
+    saved(store, 1)
+    old = store.dir / ".20260101-x.json.tmp-999"
+    fresh = store.dir / ".20260102-x.json.tmp-998"
+    old.write_text('{"partial')
+    fresh.write_text('{"partial')
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert len(store.list_runs().runs) == 1  # never listed
+    saved(store, 2)
+    assert not old.exists() and fresh.exists()

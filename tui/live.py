@@ -188,8 +188,12 @@ class LiveBoard:
         total = self.plan_total_runs or len(self.hosts)
         if not total:
             return 0.0, None
-        running = [h.progress for h in self.hosts.values() if h.status == "running"]
-        done = self.plan_done_runs + sum(running)
+        if self.plan_total_runs:
+            running = [h.progress for h in self.hosts.values() if h.status == "running"]
+            done = self.plan_done_runs + sum(running)
+        else:   # sessions started one by one (replays, tests): each counts for itself
+            done = sum(1.0 if h.status not in ("starting", "running") else h.progress
+                       for h in self.hosts.values())
         frac = min(1.0, done / total)
         if self.plan_started is None or frac <= 0:
             return frac, None

@@ -98,8 +98,7 @@ class HistoryScreen(Screen):
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
         key, reverse = SORTS[self.sort_index]
-        where = str(self.store.data_dir)
-        status = (f"{len(runs)} of {len(self.runs)} saved run(s) in {where} · sorted by {key}"
+        status = (f"{len(runs)} of {len(self.runs)} saved run(s) · sorted by {key}"
                   f"{' (desc)' if reverse else ''}")
         if self.filter_text:
             status += f" · filter {self.filter_text!r}"

@@ -47,11 +47,11 @@ def _tel(h: HostState, key: str, unit: str) -> str:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("Host", 16, lambda h: h.host),
-    Column("Scenario", 16, lambda h: h.scenario),
+    Column("Host", 14, lambda h: h.host),
+    Column("Scenario", 14, lambda h: h.scenario),
     Column("State", 10, lambda h: h.status, tone=_state_tone),
     Column("Backend", 9, lambda h: h.backend or "?", tone=lambda h: "cpu" if h.is_cpu else ""),
-    Column("Workload", 20, lambda h: f"{h.workload}/{h.variant}" if h.workload else ""),
+    Column("Workload", 18, lambda h: f"{h.workload}/{h.variant}" if h.workload else ""),
     Column("ops/s", 11, lambda h: fmt_num(h.ops_per_s), right=True),
     Column("p50 µs", 9, lambda h: fmt_num(h.latency_us.get("p50"), 1), right=True),
     Column("p99 µs", 9, lambda h: fmt_num(h.latency_us.get("p99"), 1), right=True),

@@ -1,0 +1,351 @@
+"""Pilot tests: every screen and flow of gpubench-tui, driven by keys."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from results.document import SessionRecord, build_document
+from results.store import Store
+from scenarios.base import LaunchRequest
+from scenarios.replay import ReplayLauncher, synthetic_stream
+from tui.app import GpubenchApp, main
+from tui.live import CPU_LABEL
+from tui.screens.compare import CompareScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.history import HistoryScreen
+from tui.screens.modals import ConfirmScreen, HelpScreen, InputScreen
+from tui.widgets.host_grid import HostGrid
+
+from tui_helpers import (REAL_CPU_STREAM, SIZE, FailingLauncher, replay_factory, wait_for,
+                       write_config)
+
+
+def screen_text(app) -> str:
+    """Everything on the current screen, as plain text (from an SVG screenshot)."""
+    import html
+    import re
+    svg = app.export_screenshot()
+    text = html.unescape("".join(re.findall(r">([^<>]*)</text>", svg))).replace("\xa0", " ")
+    return re.sub(r"[ \t]+", " ", text)
+
+
+def save_doc(store: Store, scenario: str, scale: float = 1.0, run_id: str | None = None,
+             created: str = "2026-11-20T10:00:00Z", driver: str = "580.65.06",
+             label: str = "", repeats: int = 5) -> dict:
+    lines = synthetic_stream(workloads=("roundtrip",), repeats=repeats, duration_s=0.5,
+                             scale=scale, seed=hash(scenario) % 1000)
+    if driver != "580.65.06":
+        lines = [ln.replace("580.65.06", driver) for ln in lines]
+    rec = SessionRecord(lines, outcome="completed", trial=0)
+    doc = build_document([rec], {"name": scenario, "title": scenario, "launcher": "local",
+                                 "host": "local",
+                                 "target_pct": 5.0 if scenario != "bare-metal" else None},
+                         run_id=run_id, created=created, label=label)
+    store.save(doc, lines)
+    return doc
+
+
+# ---- start-up ---------------------------------------------------------------------------------
+
+def test_bad_config_stops_before_the_ui_with_the_cli_message(tmp_path, capsys):
+    bad = tmp_path / "config.toml"
+    bad.write_text("[defaults]\nrepeats = 'three'\n")
+    assert main(["--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"{bad}: defaults.repeats: must be an integer (got 'three')"
+    from gpubench.cli import main as cli_main
+    assert cli_main(["--config", str(bad), "list"]) == 2
+    assert capsys.readouterr().err.strip() == err      # the same line as the CLI
+
+
+# ---- hosts & scenarios ------------------------------------------------------------------------
+
+async def test_hosts_screen_lists_hosts_scenarios_and_probes_reachability(config):
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        hosts = app.screen.query_one("#host-table", DataTable)
+        assert [r.value for r in hosts.rows] == ["local", "gpu-node-1"]
+        scen = app.screen.query_one("#scenario-table", DataTable)
+        assert [r.value for r in scen.rows] == ["bare-metal", "bare-metal-proxy"]
+        assert "proxy < 5 %" in str(scen.get_row("bare-metal-proxy"))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: len(app.reachability) == 2)
+        assert app.reachability["local"][0] is True
+        assert app.reachability["gpu-node-1"][0] is False          # nothing listens on :9
+        assert "unreachable" in str(hosts.get_row("gpu-node-1")[4])
+
+
+async def test_quick_test_streams_into_dashboard_and_gpu_facts_appear_on_hosts(config):
+    app = GpubenchApp(config, launcher_factory=replay_factory(speed=20.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("t")                        # quick test on the selected host (local)
+        assert isinstance(app.screen, DashboardScreen)
+        await wait_for(pilot, lambda: any(h.status == "completed" for h in app.board.hosts.values()))
+        state = next(iter(app.board.hosts.values()))
+        assert state.scenario == "quick-test" and state.samples > 0
+        await wait_for(pilot, lambda: "roundtrip/pinned-64KiB" in screen_text(app))
+        await pilot.press("1")
+        row = app.screen.query_one("#host-table", DataTable).get_row("local")
+        assert "NVIDIA H100 80GB HBM3" in str(row[5])               # from the last hello
+
+
+# ---- dashboard ------------------------------------------------------------------------------
+
+async def _start_replays(app, streams):
+    for i, lines in enumerate(streams):
+        app.run_worker(app.manager.run_session(f"h{i}", f"node-{i}", "bare-metal",
+                                               ReplayLauncher(lines, speed=float("inf")),
+                                               LaunchRequest()))
+
+
+async def test_dashboard_grid_warnings_cpu_label_and_fleet_mode(config):
+    app = GpubenchApp(config)
+    streams = [synthetic_stream(hostname=f"n{i}", seed=i) for i in range(8)]
+    streams[1] = synthetic_stream(backend="numpy-cpu", hostname="cpu-box")
+    streams[2] = synthetic_stream(throttle=("hw_slowdown",), hostname="hot")
+    streams[3] = synthetic_stream(pcie_gen=3, hostname="slow-link")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await _start_replays(app, streams)
+        await wait_for(pilot, lambda: len(app.board.hosts) == 8 and all(
+            h.status == "completed" for h in app.board.hosts.values()))
+        await pilot.pause(0.3)
+        screen = app.screen
+        grid = screen.query_one(HostGrid)
+        assert grid.row_count == 8 and screen.has_class("-fleet")   # one row per host
+        text = screen_text(app)
+        assert "THROTTLING: hw_slowdown" in text and "PCIe DOWNTRAINED: gen 3 of 5" in text
+        await pilot.press("down")                                  # the CPU host
+        await wait_for(pilot, lambda: screen.selected == "h1")
+        await wait_for(pilot, lambda: CPU_LABEL in screen_text(app))
+        assert "No GPU telemetry" in screen_text(app)
+        await pilot.press("down")                                  # the throttled host
+        await wait_for(pilot, lambda: "⚠ THROTTLING" in screen_text(app))
+        assert screen.chart_ops.draws >= 1 and screen.chart_ops.builds >= 1
+
+
+async def test_real_cpu_stream_replays_with_results_and_percentiles(config):
+    app = GpubenchApp(config)
+    lines = REAL_CPU_STREAM.read_text().splitlines()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await _start_replays(app, [lines])
+        await wait_for(pilot, lambda: app.board.hosts and all(
+            h.status == "completed" for h in app.board.hosts.values()))
+        state = app.board.hosts["h0"]
+        n_results = sum('"type":"result"' in ln for ln in lines)
+        assert state.is_cpu and n_results >= 4 and len(state.results) == n_results
+        await wait_for(pilot, lambda: CPU_LABEL in screen_text(app))
+        text = screen_text(app)
+        assert "latency µs per op" in text
+        for variant in ("roundtrip/pinned-64KiB", "launch/sync", "launch/async"):
+            assert variant in text
+
+
+async def test_failed_launch_shows_in_host_panel_and_notification(config):
+    app = GpubenchApp(config, launcher_factory=lambda s: FailingLauncher())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: not app.plan_running)
+        await pilot.pause(0.3)
+        state = next(iter(app.board.hosts.values()))
+        assert state.status == "failed" and "connection refused" in state.message
+        assert any("connection refused" in n.message and n.severity == "error"
+                   for n in app._notifications)
+        assert "connection refused" in screen_text(app)
+        await pilot.press("1")                                    # the app keeps running
+        assert app.is_running and app.screen.id == "hosts"
+
+
+# ---- a full run on the local CPU backend ----------------------------------------------------
+
+async def test_full_local_cpu_run_from_key_press_to_history(tmp_path):
+    config = write_config(tmp_path, trials=1)
+    app = GpubenchApp(config, seed=1)                  # real LocalLauncher, real engine
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        assert isinstance(app.screen, DashboardScreen)
+        await wait_for(pilot, lambda: not app.plan_running, timeout=90)
+        state = next(iter(app.board.hosts.values()))
+        assert state.status == "completed", state.message
+        assert state.backend == "numpy-cpu" and state.results
+        await pilot.press("3")
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#history-table", DataTable)
+        assert table.row_count == 1
+        row = table.get_row_at(0)
+        assert row[2] == "bare-metal" and "numpy-cpu" in str(row[4])
+        saved = Store(config.data_dir).list_runs().runs
+        assert len(saved) == 1 and saved[0]["id"] == row[0]
+
+
+async def test_cancel_run_keeps_partial_results(config):
+    app = GpubenchApp(config, launcher_factory=replay_factory(repeats=40, speed=1.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any(h.samples for h in app.board.hosts.values()))
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.plan_running)
+        runs = Store(config.data_dir).list_runs().runs
+        assert len(runs) == 1 and runs[0]["complete"] is False
+
+
+# ---- history ----------------------------------------------------------------------------------
+
+async def test_history_filter_sort_label_delete_and_import(config, tmp_path):
+    store = Store(config.data_dir)
+    save_doc(store, "bare-metal", run_id="run-a", created="2026-11-20T10:00:00Z")
+    save_doc(store, "bare-metal-proxy", 0.95, run_id="run-b", created="2026-11-21T10:00:00Z")
+    legacy = tmp_path / "baseline_results.txt"
+    legacy.write_text("GPU benchmark\nThroughput: 6,977 ops/sec\nAverage Latency: 0.14 ms\n")
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        table = screen.query_one("#history-table", DataTable)
+        assert [table.get_row_at(i)[0] for i in range(2)] == ["run-b", "run-a"]   # newest first
+        await pilot.press("s")                                    # oldest first
+        assert table.get_row_at(0)[0] == "run-a"
+        await pilot.press("slash")
+        await pilot.press(*"proxy", "enter")
+        assert table.row_count == 1 and table.get_row_at(0)[0] == "run-b"
+        await pilot.press("escape")
+        assert table.row_count == 2
+        # label the selected run
+        table.move_cursor(row=table.get_row_index("run-a"))
+        await pilot.press("l")
+        assert isinstance(app.screen, InputScreen)
+        await pilot.press(*"nightly", "enter")
+        await pilot.pause()
+        assert Store(config.data_dir).load("run-a")["label"] == "nightly"
+        # delete asks first; "n" keeps it, "y" deletes it
+        table.move_cursor(row=table.get_row_index("run-b"))
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert table.row_count == 2
+        await pilot.press("d", "y")
+        await pilot.pause()
+        assert table.row_count == 1 and [r["id"] for r in store.list_runs().runs] == ["run-a"]
+        # import a seed-format text result (scenario found from config's legacy_file)
+        await pilot.press("i")
+        await pilot.press(*str(legacy), "enter")
+        await pilot.pause()
+        assert table.row_count == 2
+        imported = [r for r in store.list_runs().runs if r["imported"]]
+        assert len(imported) == 1 and imported[0]["scenario"] == "bare-metal"
+        assert "IMPORTED" in [str(table.get_row_at(i)[6]) for i in range(2)]
+
+
+async def test_open_saved_run_replays_its_stream_into_dashboard(config):
+    store = Store(config.data_dir)
+    save_doc(store, "bare-metal", run_id="run-a")
+    app = GpubenchApp(config)
+    app.replay_speed = float("inf")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "enter")
+        assert isinstance(app.screen, DashboardScreen)
+        await wait_for(pilot, lambda: app.board.hosts and all(
+            h.status == "completed" for h in app.board.hosts.values()))
+        state = next(iter(app.board.hosts.values()))
+        assert len(state.results) == 5 and state.samples == 10
+        assert "Replay of saved run run-a" in screen_text(app)
+
+
+# ---- compare --------------------------------------------------------------------------------
+
+async def test_compare_two_runs_from_a_plan_with_verdicts_and_exports(tmp_path):
+    config = write_config(tmp_path, trials=4, proxy_enabled=True)
+    factory = replay_factory({"bare-metal": 1.0, "bare-metal-proxy": 0.80}, repeats=3)
+    app = GpubenchApp(config, launcher_factory=factory, seed=5)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: not app.plan_running)
+        runs = Store(config.data_dir).list_runs().runs
+        assert sorted(r["scenario"] for r in runs) == ["bare-metal", "bare-metal-proxy"]
+        assert all(r["trials"] == 12 for r in runs)               # 4 sessions × 3 repeats
+        base = next(r["id"] for r in runs if r["scenario"] == "bare-metal")
+        cand = next(r["id"] for r in runs if r["scenario"] == "bare-metal-proxy")
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        table = screen.query_one("#compare-runs", DataTable)
+        table.move_cursor(row=table.get_row_index(base))
+        await pilot.press("b")
+        table.move_cursor(row=table.get_row_index(cand))
+        await pilot.press("space")
+        await pilot.pause()
+        [view] = screen.views
+        assert not view.not_comparable
+        ops = next(r for r in view.rows if "ops/s" in r.metric or "throughput" in r.metric.lower())
+        assert 15 < ops.overhead_pct < 25 and ops.verdict == "FAIL"   # 20 % over a 5 % target
+        assert "FAIL" in screen_text(app)
+        await pilot.press("e", "v", "m")
+        await pilot.pause()
+        md = (config.data_dir / f"comparison-{base}.md").read_text()
+        csv = (config.data_dir / f"comparison-{base}.csv").read_text()
+        assert "FAIL" in md and cand in csv.splitlines()[1]
+        assert (config.data_dir / "comparison.md").read_text().startswith("#")
+
+
+async def test_compare_shows_not_comparable_plainly(config):
+    store = Store(config.data_dir)
+    save_doc(store, "bare-metal", run_id="run-a")
+    save_doc(store, "bare-metal-proxy", run_id="run-b", driver="575.57.08")
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await pilot.press("b", "down", "c")            # pick from History, then show Compare
+        await pilot.press("4")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "NOT COMPARABLE" in text and "580.65.06 vs 575.57.08" in text
+
+
+# ---- help, palette, theme ---------------------------------------------------------------------
+
+async def test_help_lists_every_binding_and_theme_toggles(config):
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for words in ("Run plan", "Quick test", "Probe hosts", "Cancel run", "Filter", "Delete",
+                      "Import legacy", "Baseline", "Candidate", "Export MD", "Export CSV",
+                      "comparison.md", "Dark/light", "Command palette"):
+            assert words in text, words
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        assert app.theme == "textual-dark"
+        await pilot.press("ctrl+t")
+        assert app.theme == "textual-light"
+
+
+async def test_command_palette_has_an_entry_for_every_action(config):
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE):
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+    for title in ("Go to Hosts & scenarios", "Go to Live dashboard", "Go to History",
+                  "Go to Compare", "Run plan", "Quick throughput test (local)", "Cancel run",
+                  "Probe hosts", "Toggle dark/light theme", "Help: key map",
+                  "History: delete selected run", "History: import legacy text result",
+                  "Compare: export CSV", "Compare: write comparison.md"):
+        assert title in titles, title
+
+
+async def test_command_palette_runs_an_action(config):
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Go to History")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, HistoryScreen)

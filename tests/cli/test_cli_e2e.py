@@ -101,3 +101,25 @@ def test_ctrl_c_during_run_saves_what_was_measured_marked_incomplete(workdir):
     doc = json.loads(gb(workdir, "show", run_id, "--json").stdout)
     assert doc["complete"] is False and doc["group"]["executed"] == 2
     assert [s["outcome"] for s in doc["sessions"]] == ["completed", "cancelled"]
+
+
+def test_proxy_that_is_not_loaded_makes_the_run_invalid(workdir):
+    """Layer verification with the real scenarios.layers: a configured proxy library that
+    the engine never mapped (here: it does not exist) makes the run INVALID, and compare
+    leaves it out unless --include-invalid."""
+    (workdir / "config.toml").write_text(CONFIG + """
+[scenarios.fake-proxy]
+title = "3. With GPU Proxy"
+launcher = "local"
+target = "proxy"
+baseline = "bare-metal"
+[scenarios.fake-proxy.proxy]
+preload = "/nonexistent/libvgpu.so"
+""")
+    run = gb(workdir, "run", "fake-proxy", "--trials", "1", "--repeats", "1")
+    assert run.returncode == 0, run.stderr
+    assert "[INVALID: " in run.stderr and "libvgpu.so" in run.stderr
+    doc = json.loads(gb(workdir, "show", run.stdout.split()[0], "--json").stdout)
+    assert doc["validity"]["status"] == "INVALID"
+    assert any("libvgpu.so" in r and r.startswith("layer: ") for r in doc["validity"]["reasons"])
+    assert doc["scenario"]["details"]["proxy"]["preload"] == "/nonexistent/libvgpu.so"

@@ -149,7 +149,7 @@ async def test_launcher_close_cancels_running_sessions(sshd, cache, engine_proce
 
 
 async def test_connection_dropped_mid_run_is_incomplete_with_partial_stream(
-        tmp_path, cache, engine_processes):
+        sshd, tmp_path, cache, engine_processes):  # sshd: only for its skip when none is here
     # a server of its own: dropping connections must not disturb other tests' sessions
     server = OpenSshServer.start(tmp_path / "sshd-drop")
     launcher = SshLauncher(host_for(server), cache_root=cache)
@@ -312,7 +312,7 @@ async def test_ssh_config_alias_user_port_identity(sshd, tmp_path, cache):
         await wrong.prepare()
 
 
-async def test_throttled_connects_are_retried(tmp_path, cache):
+async def test_throttled_connects_are_retried(sshd, tmp_path, cache):  # sshd: for its skip
     # MaxStartups 2: sshd drops every connection beyond two unauthenticated at a time
     server = OpenSshServer.start(tmp_path / "sshd-throttled", max_startups="2")
     launchers = [SshLauncher(host_for(server), cache_root=cache) for _ in range(6)]
@@ -454,3 +454,44 @@ async def test_stale_upload_folders_are_pruned(sshd, cache):
                                 known_hosts=str(sshd.known_hosts)) as conn:
         await deploy(conn, engine_bundle(), cache)
     assert not stale.exists() and fresh.exists()
+
+
+@pytest.fixture(scope="module")
+def numpy_only_python(tmp_path_factory) -> str:
+    """A bare venv that sees the project's numpy (symlinked) but no cupy, no nvidia-ml-py."""
+    import sysconfig
+    base = "/usr/bin/python3"
+    source = Path(subprocess.run([REMOTE_PYTHON, "-c", "import numpy, os; "
+                                  "print(os.path.dirname(os.path.dirname(numpy.__file__)))"],
+                                 capture_output=True, text=True).stdout.strip())
+    folder = tmp_path_factory.mktemp("numpy-only-venv")
+    if not os.path.exists(base):
+        pytest.skip("no /usr/bin/python3 to build a venv from")
+    subprocess.run([base, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = str(folder / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    for name in ("numpy", "numpy.libs"):
+        if (source / name).exists():
+            os.symlink(source / name, Path(site) / name)
+    if subprocess.run([python, "-c", "import numpy"], capture_output=True).returncode != 0:
+        pytest.skip(f"the project's numpy does not load in {base} ({sysconfig.get_python_version()})")
+    return python
+
+
+async def test_missing_nvml_and_cupy_are_reported_with_pip_commands(sshd, cache,
+                                                                    numpy_only_python):
+    launcher = SshLauncher(host_for(sshd, python=numpy_only_python), cache_root=cache)
+    try:
+        session = await launcher.start(LaunchRequest(engine_args=QUICK))
+        events = [e async for e in session.events()]
+    finally:
+        await launcher.close()
+    notes = [e.message for e in events if isinstance(e, Status)]
+    assert (f"ssh testhost: nvidia-ml-py missing: no GPU telemetry; install it with: "
+            f"{numpy_only_python} -m pip install nvidia-ml-py") in notes
+    assert any(n.startswith("ssh testhost: cupy missing") and
+               f"{numpy_only_python} -m pip install cupy-cuda" in n for n in notes), notes
+    assert events[-1].outcome == COMPLETED  # the numpy-cpu engine still runs
+    hello = next(e for e in events if isinstance(e, Hello))
+    assert hello.backend == "numpy-cpu"

@@ -152,6 +152,16 @@ async def one_trial(launcher, request) -> dict:
             "hello": hello.data if hello else {}}
 
 
+def bootstrap_ratio_ci(cand: list[float], ref: list[float], n: int = 4000,
+                       seed: int = 1) -> tuple[float, float]:
+    """95 % percentile-bootstrap CI of median(cand) / median(ref), trials resampled per arm."""
+    import random
+    rng = random.Random(seed)
+    ratios = sorted(statistics.median(rng.choices(cand, k=len(cand))) /
+                    statistics.median(rng.choices(ref, k=len(ref))) for _ in range(n))
+    return ratios[int(0.025 * n)], ratios[int(0.975 * n) - 1]
+
+
 def cv(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.mean(values) * 100 if len(values) > 1 else 0.0
 
@@ -233,15 +243,25 @@ async def bench(args) -> int:
     status = 0
     base = summary["local"]["median"]
     for name in [n for n, _, _ in arms if n != "local"]:
-        pair = [t["ops_per_s"] / b["ops_per_s"] for t, b in zip(trials[name], trials["local"])]
+        cand = [t["ops_per_s"] for t in trials[name]]
+        ref = [t["ops_per_s"] for t in trials["local"]]
         ratio = summary[name]["median"] / base
-        line = (f"{name}/local: ratio of medians {ratio:.4f} ({(ratio - 1) * 100:+.2f} %), "
-                f"median of paired ratios {statistics.median(pair):.4f} "
-                f"(min {min(pair):.4f}, max {max(pair):.4f})")
+        lo, hi = bootstrap_ratio_ci(cand, ref, seed=args.seed)
+        p50_ratio = summary[name]["p50_us"] / summary["local"]["p50_us"]
+        line = (f"{name}/local ops/s: ratio of medians {ratio:.4f} ({(ratio - 1) * 100:+.2f} %), "
+                f"95 % bootstrap CI [{lo:.4f}, {hi:.4f}]; per-op p50 latency ratio "
+                f"{p50_ratio:.4f}")
+        summary[name].update(ratio=ratio, ratio_ci95=[lo, hi], p50_ratio=p50_ratio)
         if name == "ssh":
-            ok = abs(ratio - 1) <= 0.01
-            line += f"; target within 1 %: {'MET' if ok else 'NOT MET'}"
-            status = status or (0 if ok else 1)
+            if 0.99 <= lo and hi <= 1.01:
+                verdict = "MET (CI inside +-1 %)"
+            elif hi < 0.99 or lo > 1.01:
+                verdict, status = "NOT MET (CI outside +-1 %)", 1
+            else:
+                verdict = ("INCONCLUSIVE (CI straddles +-1 %: more trials narrow it; the point "
+                           f"estimate is {'inside' if abs(ratio - 1) <= 0.01 else 'outside'})")
+            summary[name]["verdict"] = verdict
+            line += f"; target within 1 %: {verdict}"
         print(line)
     if proxy_scenario is not None:
         reasons = verify(proxy_scenario, trials["local+proxy"][0]["hello"])
@@ -279,6 +299,7 @@ def main() -> int:
     p.add_argument("--order", default="abab", choices=("abab", "abba"),
                    help="abab: A B A B ...; abba: A B, B A, ... (cancels linear drift)")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--seed", type=int, default=1, help="bootstrap seed")
     args = p.parse_args()
     if args.preload and not os.path.exists(args.preload):
         p.error(f"--preload {args.preload}: no such file")

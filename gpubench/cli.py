@@ -286,7 +286,7 @@ def cmd_show(args, config) -> int:
                      f"(launcher {scen.get('launcher')}, target {scen.get('target')}"
                      + (f" < {scen['target_pct']:g}%" if scen.get("target_pct") is not None else "")
                      + ")"),
-        ("host", host.get("hostname") or scen.get("host") or scen.get("cluster")),
+        ("host", host.get("hostname") or scen.get("host") or scen.get("cluster") or "—"),
         ("device", _device_line(doc) if hello else "unknown (imported)"),
         ("tool", f"gpubench {tool.get('version')}, engine {tool.get('engine_version')}, "
                  f"commit {(tool.get('git_commit') or 'unknown')[:12]}"),

@@ -115,8 +115,7 @@ def to_tsv(comps: Sequence[Comparison]) -> str:
     """Plain text for pipes: a tab-separated table per comparison, headers as # lines."""
     out = []
     for comp in comps:
-        out += [f"# {line}" for line in header_lines(comp)]
-        out += [f"# warning: {w}" for w in comp.warnings]
+        out += [f"# {line}" for line in header_lines(comp)]  # warnings go to stderr
         out.append("\t".join(COLUMNS))
         out += ["\t".join(row) for row in comparison_table(comp)]
     return "\n".join(out) + "\n"

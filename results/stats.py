@@ -6,8 +6,10 @@ For each metric of each workload variant that both runs measured:
     overhead % = (cand - base) / base * 100    latency-like (mean, p99 µs)
 
 computed from the *medians* of the trials (one trial = one `result` line). The
-95 % CI comes from a percentile bootstrap that resamples both sides
-independently (numpy, vectorised; seeded, so a report is reproducible). The verdict against the scenario's target:
+95 % CI comes from a percentile bootstrap that resamples both sides independently
+(seeded, so a report is reproducible; the bootstrap medians are drawn exactly in
+O(B) from order statistics, see `_median_order_indices`). The verdict against the
+scenario's target:
 
     PASS          the whole CI is under the target
     FAIL          the whole CI is over the target
@@ -453,6 +455,9 @@ def compare_runs(base: dict, cand: dict, *, target_pct: float | None = None,
     missing = sorted(f"{w}/{v}" for (w, v) in set(base_trials) ^ set(cand_trials))
     if missing:
         warnings.append(f"measured by only one of the runs (not compared): {', '.join(missing)}")
+    if bool(base.get("imported")) != bool(cand.get("imported")):
+        warnings.append("one run is an imported legacy result: its figures (variant 'legacy') "
+                        "were measured another way and compare only with other imported runs")
     if few:
         warnings.append(f"fewer than {MIN_TRIALS} trials per side for {', '.join(sorted(few))}: "
                         f"CIs are wide and p-values unreliable (10+ trials recommended)")

@@ -229,3 +229,13 @@ def test_invalid_run_is_excluded_unless_include_invalid():
     assert comp.rows == [] and any("INVALID" in w for w in comp.warnings)
     assert comp.verdict == INCONCLUSIVE
     assert compare_runs(base, cand, include_invalid=True).rows
+
+
+def test_imported_legacy_run_against_a_measured_one_says_why_nothing_matches():
+    from results.legacy import import_legacy
+    legacy = import_legacy("Throughput: 6,977 ops/sec\n", {"name": "bare-metal"})
+    cand, _ = make_doc(2, sessions=2)
+    comp = compare_runs(legacy, cand)
+    assert comp.rows == []
+    assert any("imported legacy result" in w and "compare only with other imported" in w
+               for w in comp.warnings)

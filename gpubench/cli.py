@@ -528,7 +528,10 @@ def cmd_cleanup(args, config) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gpubench", description="Measure what GPU isolation costs: run benchmark "
-                "scenarios, store results, compare them with confidence intervals and verdicts.")
+                "scenarios, store results, compare them with confidence intervals and verdicts.",
+                epilog="A RUN is a run id, a unique prefix of one, or @SCENARIO (its newest run). "
+                "Exit codes: 0 ok; 1 a compare verdict at/worse than --fail-on, or failed "
+                "sessions in a run; 2 bad input or configuration; 130 interrupted.")
     p.add_argument("--version", action="version", version=f"gpubench {__version__}")
     p.add_argument("--config", metavar="PATH", help="config.toml (default: $GPUBENCH_CONFIG, "
                    "./config.toml, ~/.config/gpubench/config.toml)")
@@ -565,8 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.set_defaults(func=cmd_show)
 
     c = sub.add_parser("compare", help="overhead of candidates vs a baseline, with verdicts")
-    c.add_argument("base", metavar="BASE")
-    c.add_argument("candidates", nargs="+", metavar="CAND")
+    c.add_argument("base", metavar="BASE", help="baseline run")
+    c.add_argument("candidates", nargs="+", metavar="CAND", help="candidate run(s)")
     c.add_argument("--format", choices=("table", "md", "json", "csv"), default="table")
     c.add_argument("--fail-on", choices=("FAIL", "INCONCLUSIVE"), default="FAIL",
                    help="exit 1 when a verdict is at or worse than this (default FAIL)")

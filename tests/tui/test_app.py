@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from results.document import SessionRecord, build_document
 from results.store import Store
@@ -235,7 +235,8 @@ async def test_history_filter_sort_label_delete_and_import(config, tmp_path):
         assert table.row_count == 1 and [r["id"] for r in store.list_runs().runs] == ["run-a"]
         # import a seed-format text result (scenario found from config's legacy_file)
         await pilot.press("i")
-        await pilot.press(*str(legacy), "enter")
+        app.screen.query_one(Input).value = str(legacy)
+        await pilot.press("enter")
         await pilot.pause()
         assert table.row_count == 2
         imported = [r for r in store.list_runs().runs if r["imported"]]

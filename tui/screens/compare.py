@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
@@ -61,7 +61,8 @@ class CompareScreen(Screen):
                 yield BarChart(id="compare-chart")
         yield Label("", id="compare-selection")
         yield Static("", id="compare-banner")
-        yield Static("", id="compare-table")
+        with VerticalScroll(id="compare-table-box"):
+            yield Static("", id="compare-table")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -111,9 +112,10 @@ class CompareScreen(Screen):
 
     def render_views(self) -> None:
         sel = self.selection
+        cands = "  ".join(f"C{i + 1} {c}" for i, c in enumerate(sel.candidates))
         self.query_one("#compare-selection", Label).update(
-            f"Baseline: {sel.baseline or '– (press b on a run)'}   ·   Candidates: "
-            f"{', '.join(sel.candidates) or '– (press space on a run)'}")
+            f"B {sel.baseline or '– (press b on a run)'}   ·   "
+            f"{cands or 'candidates: – (press space on a run)'}")
         banner = Text()
         for v in self.views:
             for reason in v.not_comparable:
@@ -123,23 +125,25 @@ class CompareScreen(Screen):
                 banner.append(f"⚠ {v.candidate}: {w}\n", style="yellow")
         self.query_one("#compare-banner", Static).update(banner)
         table = Table(expand=True, header_style="bold", box=None)
-        for col, justify in (("candidate", "left"), ("metric", "left"), ("baseline", "right"),
+        for col, justify in (("", "left"), ("metric", "left"), ("baseline", "right"),
                              ("candidate value", "right"), ("overhead", "right"),
                              ("95 % CI", "right"), ("target", "right"), ("verdict", "left"),
                              ("note", "left")):
             table.add_column(col, justify=justify)
         labels, values = [], []
         target = None
-        for v in self.views:
+        for n, v in enumerate(self.views, 1):
             for r in v.rows:
                 ci = ("–" if r.ci_low is None or r.ci_high is None
                       else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}] %")
-                table.add_row(v.candidate, r.metric, fmt_num(r.baseline, 1),
+                table.add_row(f"C{n}", r.metric, fmt_num(r.baseline, 1),
                               fmt_num(r.candidate, 1), _pct(r.overhead_pct), ci,
                               "–" if r.target_pct is None else f"< {r.target_pct:g} %",
                               verdict_text(r.verdict), r.note)
                 if r.overhead_pct is not None:
-                    labels.append(f"{v.candidate[:8]} {r.metric}"[:28])
+                    workload = r.metric.split("/", 1)[0]
+                    what = r.metric.split(" ", 1)[1] if " " in r.metric else ""
+                    labels.append(f"C{n} {workload} {what}"[:26])
                     values.append(r.overhead_pct)
                     target = r.target_pct if r.target_pct is not None else target
         if not self.views:

@@ -104,7 +104,7 @@ class HostsScreen(Screen):
         self.query_one("#plan-summary", Label).update(
             f"Plan: {len(enabled)} scenario(s) × {d.trials} trial(s), interleaved · "
             f"workloads {', '.join(d.workloads)} · {d.duration_s:g} s × {d.repeats} repeats · "
-            f"backend {d.backend}.  [b]r[/b] runs it, [b]t[/b] runs a quick test on the selected host.")
+            f"backend {d.backend} · [b]r[/b] runs it · [b]t[/b] quick test on the selected host")
 
     def selected_host(self) -> str | None:
         table = self.query_one("#host-table", DataTable)

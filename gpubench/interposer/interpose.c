@@ -22,6 +22,15 @@
  *   GPUBENCH_INTERPOSE_H2D_DELAY_NS     host-to-device copies (overrides COPY)
  *   GPUBENCH_INTERPOSE_D2H_DELAY_NS     device-to-host copies (overrides COPY)
  *   GPUBENCH_INTERPOSE_ALLOC_DELAY_NS   cuMemAlloc/cuMemFree (and Async)
+ *   GPUBENCH_INTERPOSE_SYNC_DELAY_NS    AFTER cuStreamSynchronize/cuCtxSynchronize/
+ *                                       cuEventSynchronize return: nothing is in flight
+ *                                       then, so the delay adds fully to an op that ends
+ *                                       in a synchronise (not part of DELAY_NS)
+ *   GPUBENCH_INTERPOSE_DELAY_SLOT_NS    toggle every delay on/off in time slots of this
+ *                                       length (CLOCK_MONOTONIC, slot k = now / length),
+ *                                       on when splitmix64(k ^ SEED) is odd: interleaved
+ *                                       A/B within one process (default 0: always on)
+ *   GPUBENCH_INTERPOSE_DELAY_SEED       seed of that schedule (default 0)
  *   GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES  memory cap (K/M/G suffixes, powers of 1024)
  *   GPUBENCH_INTERPOSE_LAUNCH_RATE      launches per second (cuLaunchKernel, Ex, Cooperative)
  *   GPUBENCH_INTERPOSE_LAUNCH_BURST     launches allowed back to back (default 1)
@@ -77,18 +86,23 @@ typedef CUresult (*pfn_free)(CUdeviceptr);
 typedef CUresult (*pfn_alloc_async)(CUdeviceptr *, size_t, CUstream);
 typedef CUresult (*pfn_free_async)(CUdeviceptr, CUstream);
 typedef CUresult (*pfn_meminfo)(size_t *, size_t *);
+typedef CUresult (*pfn_stream_sync)(CUstream);
+typedef CUresult (*pfn_ctx_sync)(void);
 typedef CUresult (*pfn_gpa1)(const char *, void **, int, cuuint64_t);
 typedef CUresult (*pfn_gpa2)(const char *, void **, int, cuuint64_t,
                              CUdriverProcAddressQueryResult *);
 
 /* ---- what is wrapped ------------------------------------------------------ */
-enum category { CAT_LAUNCH, CAT_H2D, CAT_D2H, CAT_D2D, CAT_COPY, CAT_ALLOC, CAT_OTHER, NCAT };
-static const char *const CAT_NAMES[NCAT] = {"launch", "h2d", "d2h", "d2d", "copy", "alloc", "other"};
+enum category { CAT_LAUNCH, CAT_H2D, CAT_D2H, CAT_D2D, CAT_COPY, CAT_ALLOC, CAT_SYNC, CAT_OTHER,
+                NCAT };
+static const char *const CAT_NAMES[NCAT] = {"launch", "h2d", "d2h", "d2d", "copy", "alloc", "sync",
+                                            "other"};
 
 enum kind {
     K_LAUNCH, K_LAUNCH_EX, K_LAUNCH_COOP,
     K_HTOD, K_DTOH, K_DTOD, K_HTOD_ASYNC, K_DTOH_ASYNC, K_DTOD_ASYNC, K_MEMCPY, K_MEMCPY_ASYNC,
     K_ALLOC, K_FREE, K_ALLOC_ASYNC, K_FREE_ASYNC, K_MEMINFO,
+    K_STREAM_SYNC, K_CTX_SYNC, K_EVENT_SYNC,
     K_GPA1, K_GPA2,
     NKINDS
 };
@@ -117,6 +131,9 @@ static const struct kind_info KINDS[NKINDS] = {
     [K_ALLOC_ASYNC] = {"cuMemAllocAsync", "cuMemAllocAsync", 11020, CAT_ALLOC},
     [K_FREE_ASYNC] = {"cuMemFreeAsync", "cuMemFreeAsync", 11020, CAT_ALLOC},
     [K_MEMINFO] = {"cuMemGetInfo_v2", "cuMemGetInfo", 3020, CAT_OTHER},
+    [K_STREAM_SYNC] = {"cuStreamSynchronize", "cuStreamSynchronize", 2000, CAT_SYNC},
+    [K_CTX_SYNC] = {"cuCtxSynchronize", "cuCtxSynchronize", 2000, CAT_SYNC},
+    [K_EVENT_SYNC] = {"cuEventSynchronize", "cuEventSynchronize", 2000, CAT_SYNC},
     [K_GPA1] = {"cuGetProcAddress", "cuGetProcAddress", 11030, CAT_OTHER},
     [K_GPA2] = {"cuGetProcAddress_v2", "cuGetProcAddress", 12000, CAT_OTHER},
 };
@@ -132,6 +149,7 @@ static const struct alias DLSYM_ALIASES[] = {
     {"cuMemcpyDtoHAsync_v2_ptsz", K_DTOH_ASYNC}, {"cuMemcpyDtoDAsync_v2_ptsz", K_DTOD_ASYNC},
     {"cuMemcpy_ptds", K_MEMCPY}, {"cuMemcpyAsync_ptsz", K_MEMCPY_ASYNC},
     {"cuMemAllocAsync_ptsz", K_ALLOC_ASYNC}, {"cuMemFreeAsync_ptsz", K_FREE_ASYNC},
+    {"cuStreamSynchronize_ptsz", K_STREAM_SYNC},
     {NULL, 0},
 };
 
@@ -152,6 +170,9 @@ static atomic_ullong g_kind_delay_ns[NKINDS];
 static atomic_ullong g_unwrapped;            /* resolutions handed back unwrapped (slots full) */
 
 static long long g_delay_ns[NCAT];
+static long long g_slot_ns;                  /* 0: delays always on */
+static unsigned long long g_slot_seed;
+static atomic_ullong g_cat_delayed[NCAT];    /* calls that really were delayed */
 static unsigned long long g_mem_limit;       /* 0: no cap */
 static atomic_ullong g_mem_used, g_mem_peak, g_mem_refused, g_mem_allocs;
 static double g_rate;                        /* launches/s; 0: no cap */
@@ -222,7 +243,11 @@ static void read_env(void) {
     g_delay_ns[CAT_H2D] = env_ll("GPUBENCH_INTERPOSE_H2D_DELAY_NS", copy);
     g_delay_ns[CAT_D2H] = env_ll("GPUBENCH_INTERPOSE_D2H_DELAY_NS", copy);
     g_delay_ns[CAT_ALLOC] = env_ll("GPUBENCH_INTERPOSE_ALLOC_DELAY_NS", all);
+    g_delay_ns[CAT_SYNC] = env_ll("GPUBENCH_INTERPOSE_SYNC_DELAY_NS", 0);
     g_delay_ns[CAT_OTHER] = 0;
+    g_slot_ns = env_ll("GPUBENCH_INTERPOSE_DELAY_SLOT_NS", 0);
+    const char *seed = getenv("GPUBENCH_INTERPOSE_DELAY_SEED");
+    g_slot_seed = seed && *seed ? strtoull(seed, NULL, 10) : 0;
     g_mem_limit = parse_size(getenv("GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES"));
     const char *rate = getenv("GPUBENCH_INTERPOSE_LAUNCH_RATE");
     g_rate = rate && *rate ? strtod(rate, NULL) : 0.0;
@@ -379,16 +404,36 @@ static void rate_wait(void) {
     while (now_ns() < allowed_at) {}
 }
 
-/* ---- the common hook of every wrapper ---- */
+/* ---- the delay schedule and the common hook of every wrapper ---- */
+static inline unsigned long long splitmix64(unsigned long long x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Is the delay on now? Always, unless a slot schedule is set. */
+static inline int delay_on(void) {
+    if (g_slot_ns <= 0) return 1;
+    unsigned long long k = (unsigned long long)(now_ns() / g_slot_ns);
+    return (int)(splitmix64(k ^ g_slot_seed) & 1);
+}
+
+static inline void apply_delay(int kind, int cat) {
+    long long d = g_delay_ns[cat];
+    if (d > 0 && delay_on()) {
+        atomic_fetch_add_explicit(&g_kind_delay_ns[kind], (unsigned long long)spin_ns(d),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&g_cat_delayed[cat], 1, memory_order_relaxed);
+    }
+}
+
 static inline void before_call(int kind, struct slot *s) {
     atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_kind_calls[kind], 1, memory_order_relaxed);
     int cat = KINDS[kind].category;
     if (cat == CAT_LAUNCH && g_rate > 0) rate_wait();
-    long long d = g_delay_ns[cat];
-    if (d > 0)
-        atomic_fetch_add_explicit(&g_kind_delay_ns[kind], (unsigned long long)spin_ns(d),
-                                  memory_order_relaxed);
+    if (cat != CAT_SYNC) apply_delay(kind, cat);
 }
 
 static void *plt_real(int kind);
@@ -503,6 +548,27 @@ static CUresult w_meminfo_##S(size_t *fr, size_t *tot) {                        
     if (rc == CUDA_SUCCESS && g_mem_limit) clamp_meminfo(fr, tot);                             \
     return rc;                                                                                 \
 }                                                                                              \
+static CUresult w_stream_sync_##S(CUstream st) {                                               \
+    REAL(pfn_stream_sync, K_STREAM_SYNC, S);                                                   \
+    before_call(K_STREAM_SYNC, &g_slots[K_STREAM_SYNC][S]);                                    \
+    CUresult rc = real(st);                                                                    \
+    apply_delay(K_STREAM_SYNC, CAT_SYNC);                                                      \
+    return rc;                                                                                 \
+}                                                                                              \
+static CUresult w_ctx_sync_##S(void) {                                                         \
+    REAL(pfn_ctx_sync, K_CTX_SYNC, S);                                                         \
+    before_call(K_CTX_SYNC, &g_slots[K_CTX_SYNC][S]);                                          \
+    CUresult rc = real();                                                                      \
+    apply_delay(K_CTX_SYNC, CAT_SYNC);                                                         \
+    return rc;                                                                                 \
+}                                                                                              \
+static CUresult w_event_sync_##S(CUstream ev) {                                                \
+    REAL(pfn_stream_sync, K_EVENT_SYNC, S);                                                    \
+    before_call(K_EVENT_SYNC, &g_slots[K_EVENT_SYNC][S]);                                      \
+    CUresult rc = real(ev);                                                                    \
+    apply_delay(K_EVENT_SYNC, CAT_SYNC);                                                       \
+    return rc;                                                                                 \
+}                                                                                              \
 static CUresult w_gpa1_##S(const char *sym, void **pfn, int ver, cuuint64_t flags) {           \
     REAL(pfn_gpa1, K_GPA1, S);                                                                 \
     atomic_fetch_add_explicit(&g_slots[K_GPA1][S].calls, 1, memory_order_relaxed);             \
@@ -544,6 +610,7 @@ DEFINE_WRAPPERS(6)   /* PLT_SLOT */
                 (void *)w_memcpy_##S, (void *)w_memcpy_async_##S,                                \
                 (void *)w_alloc_##S, (void *)w_free_##S, (void *)w_alloc_async_##S,              \
                 (void *)w_free_async_##S, (void *)w_meminfo_##S,                                 \
+                (void *)w_stream_sync_##S, (void *)w_ctx_sync_##S, (void *)w_event_sync_##S,     \
                 (void *)w_gpa1_##S, (void *)w_gpa2_##S}
 static void *const WRAPPERS[NSLOTS + 1][NKINDS] = {ROW(0), ROW(1), ROW(2), ROW(3), ROW(4),
                                                     ROW(5), ROW(6)};
@@ -703,6 +770,9 @@ EXPORT CUresult cuMemFree_v2(CUdeviceptr p) { return w_free_6(p); }
 EXPORT CUresult cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream st) { return w_alloc_async_6(p, n, st); }
 EXPORT CUresult cuMemFreeAsync(CUdeviceptr p, CUstream st) { return w_free_async_6(p, st); }
 EXPORT CUresult cuMemGetInfo_v2(size_t *fr, size_t *tot) { return w_meminfo_6(fr, tot); }
+EXPORT CUresult cuStreamSynchronize(CUstream st) { return w_stream_sync_6(st); }
+EXPORT CUresult cuCtxSynchronize(void) { return w_ctx_sync_6(); }
+EXPORT CUresult cuEventSynchronize(CUstream ev) { return w_event_sync_6(ev); }
 EXPORT CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, cuuint64_t flags) {
     return w_gpa1_6(sym, pfn, ver, flags);
 }
@@ -752,7 +822,8 @@ EXPORT int gpubench_interpose_write_report(const char *path) {
     json_str(f, lib);
     fprintf(f, ",\n \"delay_ns\": {");
     for (int c = 0; c < NCAT; c++) fprintf(f, "%s\"%s\": %lld", c ? ", " : "", CAT_NAMES[c], g_delay_ns[c]);
-    fprintf(f, "},\n \"mem_limit_bytes\": %llu, \"launch_rate\": %.6g, \"launch_burst\": %lld,\n",
+    fprintf(f, "},\n \"delay_slot_ns\": %lld, \"delay_seed\": %llu", g_slot_ns, g_slot_seed);
+    fprintf(f, ",\n \"mem_limit_bytes\": %llu, \"launch_rate\": %.6g, \"launch_burst\": %lld,\n",
             g_mem_limit, g_rate,
             g_rate > 0 ? g_rate_tolerance_ns / g_rate_interval_ns + 1 : 0);
     fprintf(f, " \"counts\": {");
@@ -765,8 +836,9 @@ EXPORT int gpubench_interpose_write_report(const char *path) {
         cat_delay[KINDS[k].category] += atomic_load(&g_kind_delay_ns[k]);
     }
     for (int c = 0; c < NCAT; c++)
-        fprintf(f, "%s\"%s\": {\"calls\": %llu, \"delay_ns_total\": %llu}", c ? ", " : "",
-                CAT_NAMES[c], cat_calls[c], cat_delay[c]);
+        fprintf(f, "%s\"%s\": {\"calls\": %llu, \"delayed_calls\": %llu, \"delay_ns_total\": %llu}",
+                c ? ", " : "", CAT_NAMES[c], cat_calls[c], atomic_load(&g_cat_delayed[c]),
+                cat_delay[c]);
     fprintf(f, "},\n \"delay_ns_total\": {");
     for (int k = 0; k < NKINDS; k++)
         fprintf(f, "%s\"%s\": %llu", k ? ", " : "", KINDS[k].name, atomic_load(&g_kind_delay_ns[k]));
@@ -824,6 +896,23 @@ EXPORT void gpubench_interpose_reset(void) {
     atomic_store(&g_rate_throttled, 0);
     atomic_store(&g_rate_wait_ns, 0);
     atomic_store(&g_mem_refused, 0);
+    for (int c = 0; c < NCAT; c++) atomic_store(&g_cat_delayed[c], 0);
+}
+
+/* Set a category's delay at run time ("launch", "h2d", "d2h", "d2d", "copy" = all copies,
+ * "alloc", "all"); returns 0, or -1 for an unknown category. For in-process sweeps. */
+EXPORT int gpubench_interpose_set_delay_ns(const char *category, long long ns) {
+    if (!category || ns < 0) return -1;
+    int all = strcmp(category, "all") == 0, copy = strcmp(category, "copy") == 0, hit = 0;
+    for (int c = 0; c < NCAT; c++) {
+        if (c == CAT_OTHER) continue;
+        int is_copy = c == CAT_H2D || c == CAT_D2H || c == CAT_D2D || c == CAT_COPY;
+        if (all || (copy && is_copy) || strcmp(category, CAT_NAMES[c]) == 0) {
+            g_delay_ns[c] = ns;
+            hit = 1;
+        }
+    }
+    return hit ? 0 : -1;
 }
 
 EXPORT const char *gpubench_interpose_version(void) { return GPUBENCH_INTERPOSE_VERSION; }

@@ -14,6 +14,14 @@ static CUdeviceptr next_ptr = 0x100000000ULL;
 static unsigned long long in_use;
 
 CUresult cuInit(unsigned flags) { (void)flags; return 0; }
+CUresult cuDeviceGet(int *dev, int ordinal) { *dev = ordinal; return 0; }
+CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev) { (void)dev; *ctx = (void *)0x1234; return 0; }
+CUresult cuCtxSetCurrent(void *ctx) { (void)ctx; return 0; }
+CUresult cuCtxSynchronize(void) { return 0; }
+CUresult cuStreamSynchronize(void *stream) { (void)stream; return 0; }
+CUresult cuEventSynchronize(void *event) { (void)event; return 0; }
+CUresult cuModuleLoadData(void **mod, const void *image) { (void)image; *mod = (void *)0x5678; return 0; }
+CUresult cuModuleGetFunction(void **f, void *mod, const char *name) { (void)mod; (void)name; *f = (void *)0x9abc; return 0; }
 CUresult cuLaunchKernel(void *f, unsigned a, unsigned b, unsigned c, unsigned d, unsigned e,
                         unsigned g, unsigned shm, void *st, void **pa, void **ex) {
     (void)f; (void)a; (void)b; (void)c; (void)d; (void)e; (void)g; (void)shm; (void)st;

@@ -7,6 +7,7 @@
  *   harness plt N               direct (linked) calls of cuLaunchKernel
  *   harness alloc STEP MAX      cuMemAlloc_v2 STEP bytes until refused or MAX
  *   harness rtld-next           RTLD_NEXT resolution from a library
+ *   harness sync N [GAP_NS]     cuStreamSynchronize N times: start time and latency of each
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -132,6 +133,18 @@ int main(int argc, char **argv) {
         printf("{\"allocated\": %llu, \"allocations\": %d, \"refused_rc\": %d, \"rc_after_free\": %d, "
                "\"meminfo_free\": %zu, \"meminfo_total\": %zu, \"fake_alloc\": %llu}\n",
                total, k, rc, rc_again, fr_b, tot_b, fake_count("alloc"));
+    } else if (!strcmp(mode, "sync")) {
+        CUresult (*ssync)(void *) = (CUresult (*)(void *))dlsym(h, "cuStreamSynchronize");
+        long long gap = argc > 3 ? atoll(argv[3]) : 0;   /* pacing between calls, ns */
+        printf("{\"calls\": [");
+        for (long i = 0; i < n; i++) {
+            for (long long g0 = now_ns(); now_ns() - g0 < gap;) {}
+            long long a = now_ns();
+            ssync(NULL);
+            long long b = now_ns();
+            printf("%s[%lld, %lld]", i ? ", " : "", a, b - a);
+        }
+        printf("]}\n");
     } else if (!strcmp(mode, "rtld-next")) {
         void *w = next_who();
         const char *name = w ? ((const char *(*)(void))w)() : "null";

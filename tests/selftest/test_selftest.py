@@ -1,0 +1,165 @@
+"""`gpubench selftest`: the slot schedule and its classification, the judging rules, the
+slots design's analysis on synthetic sessions with a known truth, and the sessions design
+end to end on the real CPU engine."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+
+import pytest
+
+from gpubench import selftest as st
+from results.stats import FAIL, INCONCLUSIVE, PASS
+
+
+# ---- the schedule --------------------------------------------------------------------------
+
+def test_splitmix64_matches_the_reference_values():
+    # splitmix64 of 0 and 1 (Vigna's reference generator, state incremented first)
+    assert st.splitmix64(0) == 0xE220A8397B1DCDAF
+    assert st.splitmix64(1) == 0x910A2DEC89025CC1
+
+
+def test_classify_keeps_whole_slots_and_drops_straddlers():
+    slot, seed, t0 = 500_000_000, 7, 10_000_000_000_000
+    samples = [{"t": 0.1 * i, "secs": 0.1} for i in range(1, 101)]
+    got = st.classify_samples(samples, t0, slot, seed)
+    assert 60 <= len(got) <= 80                      # ~3 of 5 per slot fit with the margins
+    for smp, on in got:
+        end = t0 + int(smp["t"] * 1e9)
+        k = (end - 100_000_000 - 10_000_000) // slot
+        assert k == (end + 2_000_000) // slot
+        assert on == st.slot_on(k, seed)
+    states = {on for _, on in got}
+    assert states == {True, False}
+
+
+# ---- judging rules --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("injected,target,half,expected", [
+    (1.0, 5.0, 0.3, PASS), (10.0, 5.0, 0.3, FAIL), (5.0, 5.0, 0.3, INCONCLUSIVE),
+    (4.4, 5.0, 0.3, INCONCLUSIVE), (4.0, 5.0, 0.3, PASS)])
+def test_expected_verdict(injected, target, half, expected):
+    assert st.expected_verdict(injected, target, 0.5, half) == expected
+
+
+def test_verdict_ok_rules():
+    assert st.verdict_ok(PASS, 1.0, 5.0, 0.5, 0.3, aa=False)
+    assert not st.verdict_ok(FAIL, 1.0, 5.0, 0.5, 0.3, aa=False)          # wrong side
+    assert not st.verdict_ok(INCONCLUSIVE, 1.0, 5.0, 0.5, 0.3, aa=False)  # should decide
+    assert st.verdict_ok(INCONCLUSIVE, 4.8, 5.0, 0.5, 0.3, aa=False)      # at the target
+    assert st.verdict_ok(INCONCLUSIVE, 0.0, 1.0, 0.5, 0.3, aa=True)
+    assert not st.verdict_ok(FAIL, 0.0, 1.0, 0.5, 0.3, aa=True)          # A/A never FAIL
+
+
+def test_judge_arm_on_synthetic_data():
+    rng = random.Random(3)
+    base = [100 * (1 + rng.gauss(0, 0.004)) for _ in range(60)]
+    cand = [105 * (1 + rng.gauss(0, 0.004)) for _ in range(60)]
+    row = st.judge_arm(base, cand, injected_pct=5.0, targets=(1.0, 5.0, 10.0), tol=0.5,
+                       aa=False, seed=0, key="x", n_boot=2000)
+    assert abs(row["measured_pct"] - 5.0) < 0.5 and row["ci_contains_injected"]
+    assert row["verdicts"]["1"]["verdict"] == FAIL and row["verdicts"]["10"]["verdict"] == PASS
+    assert row["ok"]
+    aa = st.judge_arm(base, base[::-1], injected_pct=0.0, targets=(1.0,), tol=0.5, aa=True,
+                      seed=0, key="y", n_boot=2000)
+    assert aa["verdicts"]["1"]["verdict"] == PASS and aa["ok"]
+
+
+# ---- the slots design on synthetic sessions --------------------------------------------------
+
+def _fake_session_factory(level_shift: float, noise: float, seed: int):
+    """A stand-in for run_session: an engine whose per-op p50 carries a random level per
+    session (the H100's process-to-process shift) and the interposer's toggled delay."""
+    rng = random.Random(seed)
+    base_us = {"roundtrip": {"pinned-64KiB": 20.0}, "launch": {"sync": 11.5, "async": 5.5}}
+
+    async def fake(arm, trial, args, report_path, python=None):
+        env = arm.env
+        delay = int(env.get("GPUBENCH_INTERPOSE_SYNC_DELAY_NS", 0))
+        slot = int(env.get("GPUBENCH_INTERPOSE_DELAY_SLOT_NS", 0))
+        sd = int(env.get("GPUBENCH_INTERPOSE_DELAY_SEED", 0))
+        t0 = rng.randrange(10**12, 10**13)
+        level = 1 + rng.uniform(-level_shift, level_shift)
+        samples, delayed, p50 = [], 0, {}
+        for variant, b in base_us[arm.workload].items():
+            per_delay = delay / 1000 if variant != "async" else delay / 1000 / 1000
+            for i in range(1, 61):
+                t = 0.1 * i + (0 if variant == "sync" or arm.workload == "roundtrip" else 7)
+                k = (t0 + int(t * 1e9) - 50_000_000) // slot if slot else 0
+                on = st.slot_on(k, sd) if slot else True
+                v = b * level * (1 + rng.gauss(0, noise)) + (per_delay if on and delay else 0)
+                delayed += 1000 if on and delay else 0
+                samples.append({"variant": variant, "t": t, "secs": 0.1, "p50": v,
+                                "ops_per_s": 1e6 / v})
+            p50[variant] = b * level
+        report = {"counts": {"cuLaunchKernel": 10000, "cuStreamSynchronize": 10000},
+                  "categories": {"sync": {"calls": 10000, "delayed_calls": delayed,
+                                          "delay_ns_total": delayed * delay},
+                                 "launch": {"calls": 10000, "delayed_calls": 0,
+                                            "delay_ns_total": 0}}}
+        return st.SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
+                              p50=p50, ops={v: 1e6 / x for v, x in p50.items()}, report=report,
+                              backend="cupy", mapped=[arm.preload], elapsed_s=0.0,
+                              samples=samples, t0_ns=t0, seed=sd if slot else None)
+    return fake
+
+
+def test_slots_design_recovers_1_5_10_pct_despite_10pct_session_shifts(monkeypatch,
+                                                                       interposer_lib):
+    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
+    monkeypatch.setattr(st, "run_session", _fake_session_factory(0.10, 0.004, 1))
+    opts = st.Options(backend="cupy", design="slots", trials=3, save=False, n_boot=2000)
+    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    primary = [r for r in summary["rows"] if r["primary"]]
+    assert {(r["workload"], r["arm"]) for r in primary} == {
+        (w, a) for w in ("roundtrip", "launch") for a in ("aa", "L1", "L5", "L10")}
+    for r in primary:
+        assert abs(r["error_pp"]) <= 0.5, r
+        assert r["verdicts_ok"], r
+    injected_arms = [r for r in primary if r["arm"] != "aa"]
+    # 95 % CIs: with 6 arms one miss is chance, two would be a bias
+    assert sum(r["ci_contains_injected"] for r in injected_arms) >= len(injected_arms) - 1
+    assert summary["design"] == "slots"
+    # sized from one calibration session (itself shifted by up to 10 %): truth near nominal
+    assert all(abs(r["injected_pct"] / r["level"] - 1) < 0.13 for r in injected_arms)
+    # the sessions design cannot: one value per session carries the whole 10 % shift
+    assert summary["resolution"]["launch"]["aa_ci_half_width_pp"] < 0.5
+
+
+# ---- the sessions design, end to end on the CPU engine --------------------------------------
+
+def test_cpu_selftest_end_to_end(tmp_path):
+    """Real engine sessions through LocalLauncher on numpy-cpu, GPUBENCH_CPU_DELAY_NS
+    injected; short budget, so levels far apart and a wide tolerance; saved in the store."""
+    p = argparse.ArgumentParser()
+    st.register(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["selftest", "--backend", "numpy-cpu", "--levels", "50,200",
+                         "--trials", "3", "--duration", "0.15", "--warmup", "0.05",
+                         "--repeats", "1", "--calibration-trials", "3", "--tolerance-pp", "40",
+                         "--json", str(tmp_path / "s.json")])
+    opts = st.options_from_args(args)
+    opts.data_dir = tmp_path / "data"
+    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    assert summary["design"] == "sessions" and summary["backend"] == "numpy-cpu"
+    primary = [r for r in summary["rows"] if r["primary"]]
+    assert {(r["workload"], r["arm"]) for r in primary} >= {("roundtrip", "aa"), ("launch", "aa")}
+    for r in primary:
+        if r["arm"] == "aa":
+            assert all(v["verdict"] != FAIL for v in r["verdicts"].values())
+            continue
+        inj = r["injected_pct"]
+        assert inj > 0 and r["n_base"] == r["n_cand"] == 3
+        # verdicts against the target far from the truth must be right
+        far = {t: v for t, v in r["verdicts"].items() if abs(float(t) - inj) > 0.5 * inj}
+        for t, v in far.items():
+            wrong = FAIL if float(t) > inj else PASS
+            assert v["verdict"] != wrong, (r["workload"], r["arm"], t, v)
+        assert r["measured_pct"] > 0.4 * inj             # the delay was seen, roughly sized
+    from results.store import Store
+    listing = Store(tmp_path / "data").list_runs()
+    names = {run["scenario"] for run in listing.runs}
+    assert "selftest-launch-baseline" in names and "selftest-roundtrip-L200" in names
+    doc = Store(tmp_path / "data").load(summary["saved"][0])
+    assert doc["selftest"]["design"] == "sessions" and doc["workloads"]

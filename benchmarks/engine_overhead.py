@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.backend import D2H, H2D, NumpyBackend  # noqa: E402
+from engine.inline import make_bare  # noqa: E402
 from engine.plan import Variant, parse_args  # noqa: E402
 from engine.protocol import Emitter  # noqa: E402
 from engine.runner import Runner, StopFlag  # noqa: E402
@@ -69,33 +70,18 @@ def cv(values: list[float]) -> float:
 
 
 # ---------------------------------------------------------------- bare loops
-def bare_launch(backend, seconds: float) -> float:
-    fn, args = backend.empty_kernel_call()
-    sync = backend.sync_op()
+def bare_rate(bare, seconds: float, batch: int = 64) -> float:
+    """ops/s of `bare(batch)` repeated for `seconds`: the same calls, no instrumentation."""
     pc = time.perf_counter_ns
-    batch = range(256)
     n = 0
     start = pc()
     end = start + int(seconds * 1e9)
-    if len(args) == 3:
-        a0, a1, a2 = args
-        while True:
-            for _ in batch:
-                fn(a0, a1, a2)
-                sync()
-            n += 256
-            t = pc()
-            if t >= end:
-                break
-    else:
-        while True:
-            for _ in batch:
-                fn()
-                sync()
-            n += 256
-            t = pc()
-            if t >= end:
-                break
+    while True:
+        bare(batch)
+        n += batch
+        t = pc()
+        if t >= end:
+            break
     return n / ((t - start) * 1e-9)
 
 
@@ -119,24 +105,34 @@ def bare_copy_gbps(backend, copy, nbytes: int, seconds: float, per_copy_s: float
     return count * nbytes / secs / 1e9
 
 
-def bare_roundtrip(backend, parts, seconds: float) -> float:
-    h2d, kernel, d2h, sync = parts
+def clock_cost_ns() -> dict:
+    """What one perf_counter_ns read and one int64 store cost here (min of 5 × 200k)."""
     pc = time.perf_counter_ns
-    batch = range(64)
-    n = 0
-    start = pc()
-    end = start + int(seconds * 1e9)
-    while True:
-        for _ in batch:
-            h2d()
-            kernel()
-            d2h()
-            sync()
-        n += 64
-        t = pc()
-        if t >= end:
-            break
-    return n / ((t - start) * 1e-9)
+    arr = np.empty(200_000, dtype=np.int64)
+    mv = memoryview(arr)
+    rng = range(200_000)
+
+    def loop():
+        for _ in rng:
+            pass
+
+    def clock():
+        for _ in rng:
+            pc()
+
+    def store():
+        for i in rng:
+            mv[i] = i
+    out = {}
+    for name, fn in (("loop", loop), ("clock", clock), ("store", store)):
+        best = float("inf")
+        for _ in range(5):
+            t = pc()
+            fn()
+            best = min(best, (pc() - t) / 200_000)
+        out[name] = best
+    return {"perf_counter_ns_ns": round(out["clock"] - out["loop"], 1),
+            "int64_store_ns": round(out["store"] - out["loop"], 1)}
 
 
 # ---------------------------------------------------------------- the harness
@@ -165,10 +161,11 @@ class Harness:
             time.sleep(0.05)
         return Runner(self.plan, self.em, self.stop, thread), thread
 
-    def engine_trial(self, variant, prep, telemetry: bool = True) -> dict:
+    def engine_trial(self, variant, prep, telemetry: bool = True,
+                     duration: float | None = None) -> dict:
         runner, thread = self.runner(telemetry)
         try:
-            return runner.measure(variant, prep, 0)
+            return runner.measure(variant, prep, 0, duration)
         finally:
             if thread is not None:
                 thread.stop()
@@ -187,9 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trial-s", type=float, default=None, help="seconds per trial (default 1.0)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 8)
+    rounds = args.rounds or (3 if args.quick else 24)
     trial_s = args.trial_s or (0.2 if args.quick else 1.0)
-    copy_rounds = max(3, rounds - 2)
+    launch_s = trial_s if args.quick else min(trial_s, 0.4)  # many short interleaved trials
+    copy_s = min(trial_s, 0.5)
+    copy_rounds = 3 if args.quick else 5
     rt_repeats = 5
 
     backend = None
@@ -217,37 +216,43 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from engine.facts import cpu_model
         where = f"{cpu_model()}, {os.cpu_count()} CPUs"
+    clock = clock_cost_ns()
     print(f"# engine_overhead — {label}\n\ndevice: {where}\npython {sys.version.split()[0]}, "
-          f"numpy {np.__version__}; trial {trial_s} s; {rounds} rounds (launch), "
-          f"{copy_rounds} (copies), {rt_repeats} repeats (roundtrip)\n", flush=True)
-    out: dict = {"label": label, "device": where, "trial_s": trial_s, "rows": []}
+          f"numpy {np.__version__}; {rounds} rounds × {launch_s} s (launch), {copy_rounds} rounds "
+          f"(copies), {rt_repeats} repeats × {trial_s} s (roundtrip); perf_counter_ns read "
+          f"{clock['perf_counter_ns_ns']} ns, int64 store {clock['int64_store_ns']} ns\n", flush=True)
+    out: dict = {"label": label, "device": where, "trial_s": trial_s, "clock": clock, "rows": []}
     rows = out["rows"]
 
     # ---- 1+2: launch sync: bare vs engine (telemetry on) vs engine (telemetry off)
     v_launch = Variant("launch", "sync", {"kernel": "empty", "launches_per_sync": 1})
     prep = launch_wl.prepare(backend, v_launch, h.plan)
-    Runner(h.plan, h.em, h.stop).warmup(prep, 0.3)
-    bare_launch(backend, 0.3)
+    bare = make_bare(prep.calls)
+    Runner(h.plan, h.em, h.stop).warmup(prep, 0.5)
+    bare_rate(bare, 0.5)
     series: dict[str, list[float]] = {"bare": [], "on": [], "off": []}
     for r in range(rounds):
         for kind in rotate(["bare", "on", "off"], r):
             if kind == "bare":
-                series["bare"].append(bare_launch(backend, trial_s))
+                series["bare"].append(bare_rate(bare, launch_s))
             else:
-                res = h.engine_trial(v_launch, prep, telemetry=(kind == "on"))
+                res = h.engine_trial(v_launch, prep, telemetry=(kind == "on"), duration=launch_s)
                 series[kind].append(res["ops_per_s"])
     r_eng = [e / b for e, b in zip(series["on"], series["bare"])]
     r_tel = [on / off for on, off in zip(series["on"], series["off"])]
+    med_on, med_bare = statistics.median(series["on"]), statistics.median(series["bare"])
     rows.append(_row("launch sync ops/s: engine ÷ bare loop", r_eng, 0.95,
-                     f"engine {statistics.median(series['on']):,.0f} vs bare "
-                     f"{statistics.median(series['bare']):,.0f} ops/s (medians)"))
+                     f"engine {med_on:,.0f} vs bare {med_bare:,.0f} ops/s (medians); best trials "
+                     f"{max(series['on']) / max(series['bare']):.3f}; implied cost "
+                     f"{(1 / med_on - 1 / med_bare) * 1e9:,.0f} ns per op; one clock read "
+                     f"{clock['perf_counter_ns_ns']} ns"))
     tel_note = ("telemetry thread active" if h.handle is not None
                 else "NO telemetry available here: on = off, ratio is noise only")
     rows.append(_row("launch sync ops/s: telemetry on ÷ off", r_tel, 0.99,
-                     f"on {statistics.median(series['on']):,.0f} vs off "
-                     f"{statistics.median(series['off']):,.0f} ops/s; {tel_note}"))
+                     f"on {med_on:,.0f} vs off {statistics.median(series['off']):,.0f} ops/s; "
+                     f"best trials {max(series['on']) / max(series['off']):.3f}; {tel_note}"))
     out["launch"] = series
-    del prep
+    del prep, bare
 
     # ---- 3: pinned 256 MiB H2D and D2H GB/s, engine vs bare, same buffers
     nbytes = 256 * MIB
@@ -257,15 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         src, dst = prep.keep
         copy = backend.copy_op(kind, dst, src, nbytes)
         Runner(h.plan, h.em, h.stop).warmup(prep, 0.2)
-        first = h.engine_trial(v, prep)  # unrecorded; sizes the bare loop to the same length
+        first = h.engine_trial(v, prep, duration=copy_s)  # unrecorded; sizes the bare loop
         per_copy_s = first["duration_s"] / max(first["ops"], 1)
         eng, bare = [], []
         for r in range(copy_rounds):
             for side in rotate(["engine", "bare"], r):
                 if side == "engine":
-                    eng.append(h.engine_trial(v, prep)["gbps"])
+                    eng.append(h.engine_trial(v, prep, duration=copy_s)["gbps"])
                 else:
-                    bare.append(bare_copy_gbps(backend, copy, nbytes, trial_s, per_copy_s))
+                    bare.append(bare_copy_gbps(backend, copy, nbytes, copy_s, per_copy_s))
         rows.append(_row(f"pinned 256 MiB {wl.upper()} GB/s: engine ÷ bare loop",
                          [e / b for e, b in zip(eng, bare)], 0.97,
                          f"engine {statistics.median(eng):.2f} vs bare {statistics.median(bare):.2f} GB/s"))
@@ -273,46 +278,44 @@ def main(argv: list[str] | None = None) -> int:
         del prep, src, dst, copy
         backend.release()
 
-    # ---- 4: roundtrip ops/s run-to-run CV over 5 repeats, engine next to bare
+    # ---- 4: roundtrip ops/s run-to-run CV over 5 repeats: engine (telemetry on, off), bare
     v_rt = Variant("roundtrip", "pinned-64KiB", {"size_bytes": 64 * 1024, "memory": "pinned"})
     prep = roundtrip_wl.prepare(backend, v_rt, h.plan)
-    host_in, host_out, devbuf = prep.keep
-    parts = (backend.copy_op(H2D, devbuf, host_in, 64 * 1024),
-             backend.touch_kernel_op(devbuf, 64 * 1024),
-             backend.copy_op(D2H, host_out, devbuf, 64 * 1024), backend.sync_op())
-    Runner(h.plan, h.em, h.stop).warmup(prep, 0.3)
-    bare_roundtrip(backend, parts, 0.3)
-    eng_rt, bare_rt = [], []
+    bare = make_bare(prep.calls)
+    Runner(h.plan, h.em, h.stop).warmup(prep, 1.0)
+    bare_rate(bare, 0.5)
+    rt: dict[str, list[float]] = {"engine": [], "engine_tel_off": [], "bare": []}
     for r in range(rt_repeats):
-        for side in rotate(["engine", "bare"], r):
-            if side == "engine":
-                eng_rt.append(h.engine_trial(v_rt, prep)["ops_per_s"])
+        for side in rotate(["engine", "engine_tel_off", "bare"], r):
+            if side == "bare":
+                rt["bare"].append(bare_rate(bare, trial_s))
             else:
-                bare_rt.append(bare_roundtrip(backend, parts, trial_s))
-    cv_e, cv_b = cv(eng_rt), cv(bare_rt)
+                rt[side].append(h.engine_trial(v_rt, prep, telemetry=(side == "engine"))["ops_per_s"])
+    cv_e, cv_off, cv_b = cv(rt["engine"]), cv(rt["engine_tel_off"]), cv(rt["bare"])
     rows.append({"what": f"roundtrip 64 KiB ops/s CV over {rt_repeats} repeats (engine)",
                  "value": cv_e, "target": "<= 1 %",
                  "verdict": "PASS" if cv_e <= 0.01 else ("FAIL (bare loop noisier too)"
                                                         if cv_b > 0.01 else "FAIL"),
-                 "detail": f"engine CV {cv_e * 100:.2f} % vs bare loop CV {cv_b * 100:.2f} % "
-                           f"(same run); engine median {statistics.median(eng_rt):,.0f}, bare "
-                           f"{statistics.median(bare_rt):,.0f} ops/s; engine ÷ bare "
-                           f"{statistics.median(eng_rt) / statistics.median(bare_rt):.3f}"})
-    out["roundtrip"] = {"engine": eng_rt, "bare": bare_rt, "cv_engine": cv_e, "cv_bare": cv_b}
+                 "detail": f"engine CV {cv_e * 100:.2f} % (telemetry off: {cv_off * 100:.2f} %) vs "
+                           f"bare loop CV {cv_b * 100:.2f} % (same run, interleaved); medians "
+                           f"engine {statistics.median(rt['engine']):,.0f}, telemetry off "
+                           f"{statistics.median(rt['engine_tel_off']):,.0f}, bare "
+                           f"{statistics.median(rt['bare']):,.0f} ops/s"})
+    out["roundtrip"] = dict(rt, cv_engine=cv_e, cv_engine_tel_off=cv_off, cv_bare=cv_b)
+    del prep, bare
 
-    # ---- 5: the real thing: `python -m engine --repeats 5` as a subprocess
-    sub = run_engine_subprocess(backend.name, trial_s, rt_repeats)
-    if sub:
-        rt_ops = sub.get(("roundtrip", "pinned-64KiB"), [])
-        launch_ops = sub.get(("launch", "sync"), [])
-        if rt_ops:
+    # ---- 5: the real thing: `python -m engine --repeats 5` as a subprocess, telemetry on and off
+    for tel in (True, False):
+        rt_ops = run_engine_subprocess(backend.name, trial_s, rt_repeats, tel).get(
+            ("roundtrip", "pinned-64KiB"), [])
+        if len(rt_ops) > 1:
             c = cv(rt_ops)
-            rows.append({"what": f"`python -m engine` roundtrip ops/s CV over {len(rt_ops)} repeats",
+            rows.append({"what": f"`python -m engine` roundtrip ops/s CV over {len(rt_ops)} repeats"
+                                 f" (telemetry {'on' if tel else 'off'})",
                          "value": c, "target": "<= 1 %", "verdict": "PASS" if c <= 0.01 else "FAIL",
-                         "detail": f"subprocess, telemetry on; ops/s {', '.join(f'{x:,.0f}' for x in rt_ops)}; "
-                                   f"launch sync median {statistics.median(launch_ops):,.0f} ops/s "
-                                   f"(bare loop in this process: {statistics.median(series['bare']):,.0f})"})
-        out["subprocess"] = {f"{k[0]}/{k[1]}": v for k, v in sub.items()}
+                         "detail": "subprocess, warm-up 1 s; ops/s "
+                                   + ", ".join(f"{x:,.0f}" for x in rt_ops)})
+            out[f"subprocess_roundtrip_tel_{'on' if tel else 'off'}"] = rt_ops
 
     # ---- report
     print("| measurement | median ratio | 95 % CI | target | verdict | detail |")
@@ -331,13 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_engine_subprocess(backend: str, trial_s: float, repeats: int) -> dict:
-    """ops/s per repeat of roundtrip and launch sync from a real `python -m engine` run."""
+def run_engine_subprocess(backend: str, trial_s: float, repeats: int, telemetry: bool) -> dict:
+    """ops/s per repeat of roundtrip from a real `python -m engine` run."""
     import subprocess
     repo = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(repo))
-    cmd = [sys.executable, "-m", "engine", "--backend", backend, "--workloads", "roundtrip,launch",
-           "--repeats", str(repeats), "--duration", str(trial_s), "--warmup", "0.3"]
+    cmd = [sys.executable, "-m", "engine", "--backend", backend, "--workloads", "roundtrip",
+           "--repeats", str(repeats), "--duration", str(trial_s), "--warmup", "1.0",
+           "--telemetry-interval", "0.5" if telemetry else "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo, timeout=600)
     found: dict = {}
     for text in proc.stdout.splitlines():

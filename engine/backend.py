@@ -153,6 +153,18 @@ class NumpyBackend:
             return np.add, (cell, 1, cell)
         return self.empty_kernel_op(), ()
 
+    def sync_calls(self) -> list:
+        return []
+
+    def copy_call(self, kind: int, dst: np.ndarray, src: np.ndarray, nbytes: int) -> tuple:
+        return np.copyto, (dst, src)
+
+    def touch_kernel_call(self, dev: np.ndarray, nbytes: int) -> tuple:
+        if self.delay_ns <= 0:
+            head = dev[: min(nbytes, 256)]
+            return np.add, (head, 1, head)
+        return self.touch_kernel_op(dev, nbytes), ()
+
     def touch_kernel_op(self, dev: np.ndarray, nbytes: int) -> Op:
         """A small NumPy operation on the 'device' buffer."""
         head = dev[: min(nbytes, 256)]
@@ -333,6 +345,16 @@ class CupyBackend:
         grid = ((nbytes + 255) // 256,)
         args = (dev, np.int32(nbytes))
         return lambda: k(grid, block, args)
+
+    def sync_calls(self) -> list:
+        return [(self.stream.synchronize, ())]
+
+    def copy_call(self, kind: int, dst: Any, src: Any, nbytes: int) -> tuple:
+        """cudaMemcpyAsync on our stream, as a (fn, args) call."""
+        return self.rt.memcpyAsync, (_ptr(dst), _ptr(src), nbytes, kind, self.stream.ptr)
+
+    def touch_kernel_call(self, dev: Any, nbytes: int) -> tuple:
+        return self.k_touch, (((nbytes + 255) // 256,), (256,), (dev, np.int32(nbytes)))
 
     def copy_op(self, kind: int, dst: Any, src: Any, nbytes: int) -> Op:
         memcpy = self.rt.memcpyAsync

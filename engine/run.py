@@ -61,7 +61,6 @@ def run_engine(argv: list[str], t0: float) -> int:
     backend, em, code = select_backend(plan, t0)
     if backend is None:
         return code
-    telemetry = nv = None
     try:
         return _run(plan, backend, em, stop)
     except KeyboardInterrupt:  # a second signal while the first was being honoured
@@ -71,8 +70,6 @@ def run_engine(argv: list[str], t0: float) -> int:
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         return _fatal(em, "workload_failed", f"engine failed: {type(exc).__name__}: {exc}", 1)
-    finally:
-        del telemetry, nv
 
 
 def _run(plan, backend, em: Emitter, stop: StopFlag) -> int:

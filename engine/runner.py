@@ -1,7 +1,8 @@
 """The measurement loop, validity rules, and the `sample`/`result` lines.
 
-The hot loop (`Runner._loop`) does per call: the call, one perf_counter_ns
-read stored into a preallocated int64 array, an increment and one compare.
+The hot loop (compiled per variant by inline.py, with the operation's calls
+as its body) does per operation: the calls, one perf_counter_ns read stored
+into a preallocated int64 array, an increment and one compare.
 Everything else (interval statistics, JSON, the stop-flag check) happens only
 when the compare says an interval boundary (about every 0.25 s) or the end of
 the window was reached; a full latency chunk is noticed by the IndexError of
@@ -16,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .plan import Plan, Variant
+from .inline import make_hot, make_op
 from .timing import CHUNK_OPS, LatencyRecorder, latency_stats
 
 Op = Callable[[], Any]
@@ -23,8 +25,13 @@ Op = Callable[[], Any]
 
 @dataclass
 class Prepared:
-    """A variant ready to run: the timed call and what one call stands for."""
-    op: Op
+    """A variant ready to run: the timed call and what one call stands for.
+
+    Give either `calls` (plain calls compiled into the loop body, see inline.py)
+    or `op` (a zero-argument function called from the loop).
+    """
+    op: Op | None = None
+    calls: list | None = None         # [(fn, args), ...]: one operation, inlined
     ops_per_call: int = 1             # launch/async: launches per timed call
     bytes_per_op: int = 0             # bytes moved per operation (for GB/s)
     flops_per_op: float = 0.0         # floating-point operations per operation (TFLOP/s)
@@ -32,6 +39,14 @@ class Prepared:
     timing: str = "perf_counter_ns"   # how per-op latency is taken
     keep: tuple = ()                  # buffers kept alive while the variant runs
     params: dict = field(default_factory=dict)
+    hot: Any = None                   # the compiled hot loop (built on first use)
+
+    def __post_init__(self):
+        if self.op is None:
+            if self.calls is None:
+                raise ValueError("Prepared needs op or calls")
+            self.op = make_op(self.calls)
+        self.hot = make_hot(self.calls if self.calls is not None else [(self.op, ())])
 
 
 class StopFlag:
@@ -102,7 +117,7 @@ class Runner:
         """
         rec = LatencyRecorder(self.chunk_ops)
         mv, cap = rec.view()
-        op, pc, stop = prep.op, time.perf_counter_ns, self.stop
+        hot, pc, stop = prep.hot, time.perf_counter_ns, self.stop
         si = max(1, int(self.plan.sample_interval * 1e9))
         start = pc()
         end_at = start + max(1, int(duration * 1e9))
@@ -112,16 +127,8 @@ class Runner:
         last_t = seg_t0 = t1 = start  # seg_t0: when the current interval's first op began
         interrupted = False
         while True:
-            try:
-                while True:  # ---- the hot loop ----
-                    op()
-                    t1 = mv[i] = pc()
-                    i += 1
-                    if t1 >= boundary:
-                        break
-            except IndexError:  # the latency chunk is full (rare): start the next one
-                if i < cap:
-                    raise
+            i, t1, full = hot(mv, i, boundary)  # ---- the hot loop (inline.py) ----
+            if full:  # the latency chunk is full (rare): start the next one
                 prev_end = rec.to_latencies(last_i, i, seg_t0)
                 self._sample(variant, prep, repeat, rec.current_slice(last_i, i), t1 - last_t)
                 last_t = t1

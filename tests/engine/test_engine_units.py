@@ -335,5 +335,21 @@ def test_engine_overhead_quick_mode_prints_the_table_on_cpu(tmp_path):
                  "256 MiB H2D GB/s", "256 MiB D2H GB/s", "roundtrip 64 KiB ops/s CV"):
         assert what in proc.stdout
     data = json.loads(out.read_text())
-    assert len(data["rows"]) == 6 and all(r["value"] > 0 for r in data["rows"])
-    assert "python -m engine` roundtrip ops/s CV" in proc.stdout
+    assert len(data["rows"]) == 7 and all(r["value"] > 0 for r in data["rows"])
+    assert "python -m engine` roundtrip ops/s CV over 5 repeats (telemetry off)" in proc.stdout
+
+
+def test_inline_loop_runs_the_calls_and_stops_at_the_boundary_or_a_full_chunk():
+    from engine.inline import make_bare, make_hot, make_op
+    seen: list[int] = []
+    calls = [(seen.append, (1,)), (seen.append, (2,))]
+    make_op(calls)()
+    assert seen == [1, 2]
+    make_bare(calls)(3)
+    assert seen == [1, 2] * 4
+    arr = np.zeros(5, dtype=np.int64)
+    i, t1, full = make_hot(calls)(memoryview(arr), 0, time.perf_counter_ns() + 10**12)
+    assert (i, full) == (5, True) and t1 > 0 and arr[-1] > 0  # chunk full after 5 + 1 ops
+    assert len(seen) == 8 + 2 * 6
+    i, t1, full = make_hot(calls)(memoryview(np.zeros(100, np.int64)), 0, 0)
+    assert (i, full) == (1, False)  # boundary already passed: one op, then back

@@ -142,8 +142,9 @@ def to_csv(comps: Sequence[Comparison]) -> str:
 
 
 def to_json(comps: Sequence[Comparison]) -> str:
-    return json.dumps({"comparisons": [c.to_dict() for c in comps]}, indent=2,
-                      ensure_ascii=False, allow_nan=False, default=str) + "\n"
+    # no indent: the C encoder is ~5x faster on large comparisons (pipe through `jq .`)
+    return json.dumps({"comparisons": [c.to_dict() for c in comps]}, ensure_ascii=False,
+                      allow_nan=False, default=str) + "\n"
 
 
 # ---- comparison.md over the reference scenarios --------------------------------------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -163,8 +163,9 @@ def median(values: Sequence[float]) -> float:
     return float(xs[mid]) if n % 2 else (float(xs[mid - 1]) + float(xs[mid])) / 2.0
 
 
-def rankdata(values: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based), ties sharing the mean of their ranks."""
+def _ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks (1-based, ties sharing the mean of their ranks) and the size of each
+    group of equal values, from one sort."""
     a = np.asarray(values, dtype=float)
     sorter = np.argsort(a, kind="mergesort")
     inv = np.empty(sorter.size, dtype=np.intp)
@@ -173,7 +174,12 @@ def rankdata(values: np.ndarray) -> np.ndarray:
     obs = np.r_[True, s[1:] != s[:-1]]
     dense = obs.cumsum()[inv]
     count = np.r_[np.nonzero(obs)[0], obs.size]
-    return 0.5 * (count[dense] + count[dense - 1] + 1)
+    return 0.5 * (count[dense] + count[dense - 1] + 1), np.diff(count)
+
+
+def rankdata(values: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based), ties sharing the mean of their ranks."""
+    return _ranks_and_ties(values)[0]
 
 
 def _exact_u_pvalue(u: float, n1: int, n2: int) -> float:
@@ -207,10 +213,9 @@ def mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> tuple[float, float
     n1, n2 = a.size, b.size
     if n1 == 0 or n2 == 0:
         return math.nan, math.nan
-    ranks = rankdata(np.concatenate([a, b]))
+    ranks, tie_counts = _ranks_and_ties(np.concatenate([a, b]))
     u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
     n = n1 + n2
-    _, tie_counts = np.unique(np.concatenate([a, b]), return_counts=True)
     has_ties = bool((tie_counts > 1).any())
     if not has_ties and n1 <= 10 and n2 <= 10:
         return u1, _exact_u_pvalue(u1, n1, n2)
@@ -334,10 +339,12 @@ def _trials(doc: dict, include_invalid: bool) -> tuple[dict[tuple[str, str], lis
 
 
 def _values(trials: list[dict], metric: Metric) -> list[float]:
+    """The metric's positive finite values over the trials (bools and nulls skipped)."""
     out = []
+    get = metric.get
     for t in trials:
-        v = metric.get(t)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+        v = get(t)
+        if type(v) in (float, int) and 0 < v < math.inf:  # excludes bool, None, NaN
             out.append(float(v))
     return out
 
@@ -395,7 +402,9 @@ class Comparison:
         return max(judged, key=lambda v: VERDICT_RANK[v])
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {k: v for k, v in vars(self).items() if k != "rows"}
+        d["rows"] = [dict(vars(r), warnings=list(r.warnings)) for r in self.rows]
+        d["warnings"], d["forced"] = list(self.warnings), list(self.forced)
         d["verdict"] = self.verdict
         return d
 

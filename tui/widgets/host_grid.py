@@ -77,8 +77,8 @@ class HostGrid(ScrollView, can_focus=True):
         Binding("down", "cursor(1)", "Down", show=False),
         Binding("pageup", "cursor(-10)", "Page up", show=False),
         Binding("pagedown", "cursor(10)", "Page down", show=False),
-        Binding("home", "cursor(-100000)", show=False),
-        Binding("end", "cursor(100000)", show=False),
+        Binding("home", "cursor(-100000)", "First row", show=False),
+        Binding("end", "cursor(100000)", "Last row", show=False),
     ]
     COMPONENT_CLASSES = {"host-grid--header", "host-grid--cursor", "host-grid--ok",
                          "host-grid--bad", "host-grid--warn", "host-grid--cpu", "host-grid--dim"}

@@ -57,7 +57,8 @@ def child(args) -> int:
     kinds = ["cuLaunchKernel", "cuLaunchKernelEx", "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2",
              "cuMemcpyHtoDAsync_v2", "cuMemcpyDtoHAsync_v2", "cuMemcpyAsync", "cuMemcpy",
              "cuMemcpyDtoDAsync_v2", "cuMemAlloc_v2", "cuMemFree_v2", "cuMemAllocAsync",
-             "cuMemFreeAsync", "cuGetProcAddress_v2", "cuGetProcAddress"]
+             "cuMemFreeAsync", "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize",
+             "cuGetProcAddress_v2", "cuGetProcAddress"]
 
     def snap():
         return {k: calls(k.encode()) for k in kinds}
@@ -121,7 +122,9 @@ def child(args) -> int:
         print(f"ctypes_{api}", out["counts"][f"ctypes_{api}"], flush=True)
 
     # delay sweep: added p50 per op vs D, interleaved rounds
-    sweeps = {"launch_sync/launch": (launch_sync, "launch", 1),
+    sweeps = {"launch_sync/sync": (launch_sync, "sync", 1),
+              "roundtrip/sync": (roundtrip, "sync", 1),
+              "launch_sync/launch": (launch_sync, "launch", 1),
               "roundtrip/launch": (roundtrip, "launch", 1),
               "roundtrip/h2d": (roundtrip, "h2d", 1),
               "roundtrip/copy": (roundtrip, "copy", 2)}

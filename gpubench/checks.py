@@ -289,8 +289,9 @@ def limits_from_env(env: dict[str, str]) -> Limits:
     return lim
 
 
-def interposer_proxy(limits: Limits, caps_on: bool = True) -> Proxy:
-    """gpubench's interposer as a stand-in GPU proxy; with caps off it applies nothing."""
+def interposer_proxy(limits: Limits, caps_on: bool = True, unhook: str | None = None) -> Proxy:
+    """gpubench's interposer as a stand-in GPU proxy; with caps off it applies nothing;
+    `unhook` leaves entry points alone (a proxy that misses cuLaunchKernelEx, say)."""
     from gpubench import interposer
     try:
         lib = str(interposer.library_path())
@@ -300,7 +301,11 @@ def interposer_proxy(limits: Limits, caps_on: bool = True) -> Proxy:
     if caps_on:
         env = interposer.interposer_env(mem_limit_bytes=limits.mem_bytes,
                                         launch_rate=limits.launch_rate)
-    return Proxy(f"interposer (caps {'on' if caps_on else 'off'})", lib, env, limits)
+    if unhook:
+        env[interposer.ENV_UNHOOK] = unhook
+    name = f"interposer (caps {'on' if caps_on else 'off'}" + (f", {unhook} unhooked)"
+                                                               if unhook else ")")
+    return Proxy(name, lib, env, limits)
 
 
 def scenario_proxy(scenario, overrides: Limits) -> Proxy:
@@ -704,6 +709,9 @@ def register(subparsers) -> None:
                    help="without --scenario: gpubench's interposer as the stand-in proxy")
     p.add_argument("--caps", default="on", choices=("on", "off"),
                    help="interposer: apply the limits (on) or only claim them (off)")
+    p.add_argument("--unhook", default=None,
+                   help="interposer: leave these entry points unhooked (e.g. cuLaunchKernelEx) "
+                        "to see the checks catch a proxy that misses one")
     p.add_argument("--mem-limit", default=None, help="memory limit to check, e.g. 4G")
     p.add_argument("--launch-rate", type=float, default=None, help="launch cap to check (/s)")
     p.add_argument("--compute-fraction", type=float, default=None,
@@ -733,7 +741,7 @@ def main(args, config=None) -> int:
                 raise CheckError(f"no scenario named {args.scenario!r} in the configuration")
             proxy = scenario_proxy(config.scenarios[args.scenario], overrides)
         else:
-            proxy = interposer_proxy(overrides, caps_on=args.caps == "on")
+            proxy = interposer_proxy(overrides, caps_on=args.caps == "on", unhook=args.unhook)
         settings = Settings(backend=args.backend, libcuda=args.libcuda, seconds=args.seconds,
                             gemm_n=args.gemm_n, mem_step=parse_bytes(args.mem_step),
                             tolerance=args.tolerance, instances=args.instances,

@@ -41,9 +41,14 @@ ENV_ALLOC_DELAY = "GPUBENCH_INTERPOSE_ALLOC_DELAY_NS"
 ENV_MEM_LIMIT = "GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES"
 ENV_LAUNCH_RATE = "GPUBENCH_INTERPOSE_LAUNCH_RATE"
 ENV_LAUNCH_BURST = "GPUBENCH_INTERPOSE_LAUNCH_BURST"
+ENV_SYNC_DELAY = "GPUBENCH_INTERPOSE_SYNC_DELAY_NS"
+ENV_SLOT = "GPUBENCH_INTERPOSE_DELAY_SLOT_NS"
+ENV_SEED = "GPUBENCH_INTERPOSE_DELAY_SEED"
+ENV_UNHOOK = "GPUBENCH_INTERPOSE_UNHOOK"
 ENV_REPORT = "GPUBENCH_INTERPOSE_REPORT"
 ALL_ENV = (ENV_DELAY, ENV_LAUNCH_DELAY, ENV_COPY_DELAY, ENV_H2D_DELAY, ENV_D2H_DELAY,
-           ENV_ALLOC_DELAY, ENV_MEM_LIMIT, ENV_LAUNCH_RATE, ENV_LAUNCH_BURST, ENV_REPORT)
+           ENV_ALLOC_DELAY, ENV_SYNC_DELAY, ENV_SLOT, ENV_SEED, ENV_MEM_LIMIT, ENV_LAUNCH_RATE,
+           ENV_LAUNCH_BURST, ENV_UNHOOK, ENV_REPORT)
 
 CUDA_ERROR_OUT_OF_MEMORY = 2
 LAUNCH_FUNCTIONS = ("cuLaunchKernel", "cuLaunchKernelEx", "cuLaunchCooperativeKernel")
@@ -114,13 +119,16 @@ def interposer_env(*, delay_ns: int | None = None, launch_delay_ns: int | None =
                    d2h_delay_ns: int | None = None, alloc_delay_ns: int | None = None,
                    mem_limit_bytes: int | None = None, launch_rate: float | None = None,
                    launch_burst: int | None = None, report: str | os.PathLike | None = None,
-                   ) -> dict[str, str]:
+                   sync_delay_ns: int | None = None, slot_ns: int | None = None,
+                   seed: int | None = None, unhook: str | None = None) -> dict[str, str]:
     """Environment for a process run under the interposer; None leaves a knob off."""
     pairs = ((ENV_DELAY, delay_ns), (ENV_LAUNCH_DELAY, launch_delay_ns),
              (ENV_COPY_DELAY, copy_delay_ns), (ENV_H2D_DELAY, h2d_delay_ns),
              (ENV_D2H_DELAY, d2h_delay_ns), (ENV_ALLOC_DELAY, alloc_delay_ns),
              (ENV_MEM_LIMIT, mem_limit_bytes), (ENV_LAUNCH_RATE, launch_rate),
-             (ENV_LAUNCH_BURST, launch_burst), (ENV_REPORT, report))
+             (ENV_LAUNCH_BURST, launch_burst), (ENV_REPORT, report),
+             (ENV_SYNC_DELAY, sync_delay_ns), (ENV_SLOT, slot_ns), (ENV_SEED, seed),
+             (ENV_UNHOOK, unhook))
     env = {}
     for key, value in pairs:
         if value is None:

@@ -34,6 +34,9 @@
  *   GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES  memory cap (K/M/G suffixes, powers of 1024)
  *   GPUBENCH_INTERPOSE_LAUNCH_RATE      launches per second (cuLaunchKernel, Ex, Cooperative)
  *   GPUBENCH_INTERPOSE_LAUNCH_BURST     launches allowed back to back (default 1)
+ *   GPUBENCH_INTERPOSE_UNHOOK           comma list of functions to leave alone (e.g.
+ *                                       cuLaunchKernelEx): mimics a proxy that misses an
+ *                                       entry point, so the checks can be seen to catch it
  *   GPUBENCH_INTERPOSE_REPORT           path of the JSON report written at exit;
  *                                       "%p" in it becomes the process id
  *   GPUBENCH_INTERPOSE_VERBOSE          a line on stderr when the report is written
@@ -181,6 +184,7 @@ static atomic_llong g_rate_tat;              /* GCRA theoretical arrival time, n
 static atomic_ullong g_rate_throttled, g_rate_wait_ns;
 static atomic_int g_cuda_seen;               /* a CUDA name was resolved or called here */
 
+static int g_unhooked[NKINDS];               /* GPUBENCH_INTERPOSE_UNHOOK */
 static void *(*real_dlsym)(void *, const char *);
 static void *g_self_base;                    /* our load address, to recognise our own symbols */
 
@@ -248,6 +252,18 @@ static void read_env(void) {
     g_slot_ns = env_ll("GPUBENCH_INTERPOSE_DELAY_SLOT_NS", 0);
     const char *seed = getenv("GPUBENCH_INTERPOSE_DELAY_SEED");
     g_slot_seed = seed && *seed ? strtoull(seed, NULL, 10) : 0;
+    const char *unhook = getenv("GPUBENCH_INTERPOSE_UNHOOK");
+    for (int k = 0; k < NKINDS; k++) {
+        size_t len = strlen(KINDS[k].name);
+        const char *p = unhook;
+        g_unhooked[k] = 0;
+        while (p && *p) {
+            const char *end = strchr(p, ',');
+            size_t n = end ? (size_t)(end - p) : strlen(p);
+            if (n == len && strncmp(p, KINDS[k].name, n) == 0) g_unhooked[k] = 1;
+            p = end ? end + 1 : NULL;
+        }
+    }
     g_mem_limit = parse_size(getenv("GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES"));
     const char *rate = getenv("GPUBENCH_INTERPOSE_LAUNCH_RATE");
     g_rate = rate && *rate ? strtod(rate, NULL) : 0.0;
@@ -420,6 +436,7 @@ static inline int delay_on(void) {
 }
 
 static inline void apply_delay(int kind, int cat) {
+    if (g_unhooked[kind]) return;
     long long d = g_delay_ns[cat];
     if (d > 0 && delay_on()) {
         atomic_fetch_add_explicit(&g_kind_delay_ns[kind], (unsigned long long)spin_ns(d),
@@ -429,6 +446,7 @@ static inline void apply_delay(int kind, int cat) {
 }
 
 static inline void before_call(int kind, struct slot *s) {
+    if (g_unhooked[kind]) return;                   /* a PLT call of an unhooked function */
     atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_kind_calls[kind], 1, memory_order_relaxed);
     int cat = KINDS[kind].category;
@@ -617,7 +635,7 @@ static void *const WRAPPERS[NSLOTS + 1][NKINDS] = {ROW(0), ROW(1), ROW(2), ROW(3
 
 /* The wrapper for `real` (a function of `kind`), taking a free slot if it is new. */
 static void *slot_wrap(int kind, void *real, const char *name, const char *via) {
-    if (!real || is_ours(real)) return real;
+    if (!real || is_ours(real) || g_unhooked[kind]) return real;
     atomic_store(&g_cuda_seen, 1);
     for (int i = 0; i < NSLOTS; i++) {
         void *cur = atomic_load(&g_slots[kind][i].real);

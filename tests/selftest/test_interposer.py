@@ -217,3 +217,15 @@ def test_slot_schedule_toggles_the_delay_as_python_predicts(harness, tmp_path):
     rep = interposer.read_report(tmp_path / "r.json")
     assert rep["delay_slot_ns"] == slot_ns and rep["delay_seed"] == seed
     assert 0 < rep["categories"]["sync"]["delayed_calls"] < 4000
+
+
+def test_unhook_leaves_an_entry_point_alone(harness, tmp_path):
+    """GPUBENCH_INTERPOSE_UNHOOK mimics a proxy that misses cuLaunchKernelEx."""
+    out = harness.run("dlsym-launchex", 200, report=tmp_path / "r.json",
+                      GPUBENCH_INTERPOSE_UNHOOK="cuLaunchKernelEx",
+                      GPUBENCH_INTERPOSE_LAUNCH_RATE=100)
+    assert out["wrapped"] is False and out["fake_launch_ex"] == 200
+    assert out["total_ns"] < 0.5e9                  # 200 at 100/s would take 2 s
+    hooked = harness.run("dlsym-launch", 50, GPUBENCH_INTERPOSE_UNHOOK="cuLaunchKernelEx",
+                         GPUBENCH_INTERPOSE_LAUNCH_RATE=100)
+    assert hooked["wrapped"] is True and hooked["total_ns"] > 0.4e9

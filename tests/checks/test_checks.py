@@ -1,0 +1,156 @@
+"""`gpubench check` proven both ways without a GPU: the ctypes probes drive a fake libcuda
+under gpubench's interposer (caps on: ENFORCED, caps off: NOT ENFORCED, an unhooked
+cuLaunchKernelEx: NOT ENFORCED); init contention and interference run the real CPU engine
+with concurrent processes; results go to the store."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from gpubench import checks
+from gpubench.checks import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def settings(fake_driver, interposer_lib, monkeypatch):
+    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
+    return checks.Settings(backend="numpy-cpu", libcuda=str(fake_driver / "libcuda.so.1"),
+                           seconds=0.25, mem_step=8 * MIB)
+
+
+def test_memory_cap_enforced_with_cap_on(settings):
+    proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB), caps_on=True)
+    r = checks.check_memory(proxy, settings)
+    assert r["verdict"] == ENFORCED, r
+    assert r["probe"]["refused"] and r["probe"]["rc"] == 2
+    assert r["observed_ceiling_bytes"] <= 64 * MIB and r["ceiling_ratio"] > 0.8
+
+
+def test_memory_cap_not_enforced_with_cap_off(settings):
+    proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB), caps_on=False)
+    r = checks.check_memory(proxy, settings)
+    assert r["verdict"] == NOT_ENFORCED, r
+    assert r["probe"]["allocated"] > 64 * MIB and not r["probe"]["refused"]
+
+
+def test_memory_without_a_limit_is_not_applicable(settings):
+    r = checks.check_memory(checks.interposer_proxy(checks.Limits()), settings)
+    assert r["verdict"] == NOT_APPLICABLE and "no memory limit" in r["reasons"][0]
+
+
+def test_rate_cap_enforced_on_both_entry_points(settings):
+    proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=True)
+    r = checks.check_compute(proxy, settings, gpu=False)
+    assert r["verdict"] == ENFORCED, r["reasons"]
+    paths = {p["path"]: p for p in r["paths"]}
+    assert set(paths) == {"cuLaunchKernel", "cuLaunchKernelEx"}
+    for p in paths.values():
+        assert p["limited"]["launches_per_s"] <= 2000 * 1.05
+        assert p["bare"]["launches_per_s"] > 10 * 2000
+
+
+def test_rate_cap_not_enforced_with_cap_off(settings):
+    proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=False)
+    r = checks.check_compute(proxy, settings, gpu=False)
+    assert r["verdict"] == NOT_ENFORCED
+    assert all(not p["within"] for p in r["paths"])
+
+
+def test_an_unhooked_cuLaunchKernelEx_is_caught(settings):
+    """The failure users reported: a compute cap with no effect on the newer entry point."""
+    proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=True,
+                                    unhook="cuLaunchKernelEx")
+    r = checks.check_compute(proxy, settings, gpu=False)
+    assert r["verdict"] == NOT_ENFORCED
+    paths = {p["path"]: p for p in r["paths"]}
+    assert paths["cuLaunchKernel"]["within"] and not paths["cuLaunchKernelEx"]["within"]
+    assert "cuLaunchKernelEx" in r["reasons"][0]
+
+
+def test_no_compute_limit_is_not_applicable(settings):
+    r = checks.check_compute(checks.interposer_proxy(checks.Limits()), settings, gpu=False)
+    assert r["verdict"] == NOT_APPLICABLE
+
+
+def test_limits_read_from_a_proxy_environment():
+    lim = checks.limits_from_env({"CUDA_DEVICE_MEMORY_LIMIT": "16g", "CUDA_DEVICE_SM_LIMIT": "50"})
+    assert lim.mem_bytes == 16 << 30 and lim.compute_fraction == 0.5 and lim.launch_rate is None
+    lim = checks.limits_from_env({"GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": "1073741824",
+                                  "GPUBENCH_INTERPOSE_LAUNCH_RATE": "500"})
+    assert lim.mem_bytes == 1 << 30 and lim.launch_rate == 500.0
+
+
+def test_a_probe_that_cannot_load_a_driver_says_so(settings):
+    settings.libcuda = "/nonexistent/libcuda.so.1"
+    proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB))
+    r = checks.check_memory(proxy, settings)
+    assert r["verdict"] == NOT_APPLICABLE and "cannot load the CUDA driver" in r["reasons"][0]
+
+
+def test_init_contention_with_concurrent_processes_on_cpu(settings):
+    """The engine's init workload, N processes at once, bare and under the interposer."""
+    settings.init_procs = "1,4"
+    settings.repeats = 1
+    proxy = checks.interposer_proxy(checks.Limits())
+    r, sessions = checks.check_init(proxy, settings)
+    assert r["verdict"] == MEASURED, r
+    rows = {row["variant"]: row for row in r["rows"]}
+    assert set(rows) == {"init/n1", "init/n4"}
+    assert rows["init/n4"]["bare"]["processes"] == 4 and rows["init/n4"]["proxy"]["processes"] == 4
+    for row in rows.values():
+        for side in ("bare", "proxy"):
+            assert row[side]["p50_ms"] > 0 and row[side]["p99_ms"] >= row[side]["p50_ms"]
+            assert row[side]["failed"] == 0
+    assert all(s["outcome"] == "completed" for s in sessions) and len(sessions) == 2
+
+
+def test_interference_of_two_instances_on_cpu(settings):
+    settings.duration = 0.2
+    settings.repeats = 1
+    settings.interference_workloads = "launch"
+    r, sessions = checks.check_interference(None, settings)
+    assert r["verdict"] == MEASURED and r["instances"] == 2
+    assert len(sessions) == 4                      # 2 alone, 2 together
+    row = next(x for x in r["rows"] if x["variant"] == "launch/sync")
+    assert len(row["alone"]) == len(row["together"]) == 2
+    assert 0 < row["fairness"] <= 1 and 0 < row["jain"] <= 1
+    assert all(x > 0 for x in row["throughput_ratio"])
+
+
+def test_cli_runs_saves_and_writes_json(settings, tmp_path, capsys):
+    class Cfg:
+        data_dir = tmp_path / "data"
+        scenarios: dict = {}
+    p = argparse.ArgumentParser()
+    checks.register(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["check", "--checks", "memory,compute", "--mem-limit", "32M",
+                         "--mem-step", "4M", "--launch-rate", "2000", "--backend", "numpy-cpu",
+                         "--libcuda", settings.libcuda, "--seconds", "0.2",
+                         "--json", str(tmp_path / "c.json")])
+    assert args.func(args, Cfg()) == 0
+    out = capsys.readouterr().out
+    assert "memory       ENFORCED" in out and "compute      ENFORCED" in out
+    summary = json.loads((tmp_path / "c.json").read_text())
+    assert [c["verdict"] for c in summary["checks"]] == [ENFORCED, ENFORCED]
+    from results.store import Store
+    store = Store(tmp_path / "data")
+    runs = store.list_runs().runs
+    assert len(runs) == 1 and runs[0]["scenario"] == "check-interposer"
+    doc = store.load(runs[0]["id"])
+    assert doc["checks_summary"] == {"memory": ENFORCED, "compute": ENFORCED}
+    assert doc["validity"]["status"] == "VALID"
+
+
+def test_cli_unknown_scenario_is_one_line(capsys):
+    class Cfg:
+        data_dir = None
+        scenarios: dict = {}
+    p = argparse.ArgumentParser()
+    checks.register(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["check", "--scenario", "nope", "--no-save"])
+    assert args.func(args, Cfg()) == 2
+    assert "no scenario named 'nope'" in capsys.readouterr().err

@@ -332,6 +332,8 @@ class GpubenchApp(App):
                         title="Error", timeout=10)
 
     async def on_unmount(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
         await self.manager.cancel_all()
 
 

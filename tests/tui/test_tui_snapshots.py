@@ -2,7 +2,7 @@
 
 Content is deterministic: replayed synthetic streams, saved runs with fixed ids and
 times, no clock on screen, notifications cleared before the picture.
-Update after an intended change: pytest tests/tui/test_snapshots.py --snapshot-update
+Update after an intended change: pytest tests/tui/test_tui_snapshots.py --snapshot-update
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from engine import __version__
 
 # Modules that add subcommands (register(subparsers)); added here at integration.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("gpubench.selftest", "gpubench.checks", "gpubench.fleet")
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -641,6 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     from gpubench.config import ConfigError, load_config
     from results.schema import ResultError
+    from scenarios.base import LaunchError
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -663,6 +664,9 @@ def _main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
+    except LaunchError as exc:  # a host, cluster or engine that could not be reached or started
+        _err(str(exc))
+        return EXIT_GATE
 
 
 if __name__ == "__main__":  # pragma: no cover

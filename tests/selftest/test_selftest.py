@@ -163,3 +163,24 @@ def test_cpu_selftest_end_to_end(tmp_path):
     assert "selftest-launch-baseline" in names and "selftest-roundtrip-L200" in names
     doc = Store(tmp_path / "data").load(summary["saved"][0])
     assert doc["selftest"]["design"] == "sessions" and doc["workloads"]
+
+
+def test_real_engine_samples_carry_what_the_slots_design_needs():
+    """Through LocalLauncher on the CPU engine: 0.1 s samples per variant, an engine start
+    time bounded on CLOCK_MONOTONIC, and samples that fall wholly inside 0.5 s slots."""
+    import time as _time
+    opts = st.Options(backend="numpy-cpu", duration=1.0, warmup=0.05, repeats=1)
+    arm = st.Arm("launch", "probe", None)
+    before = _time.monotonic_ns()
+    data = asyncio.run(st.run_session(arm, 0, st.engine_args(opts, "numpy-cpu", "launch"), None))
+    after = _time.monotonic_ns()
+    assert data.outcome == "completed"
+    assert before <= data.t0_ns <= after
+    for variant in ("sync", "async"):
+        smp = [x for x in data.samples if x["variant"] == variant]
+        assert len(smp) >= 8
+        assert all(0.05 < x["secs"] < 0.2 and x["p50"] > 0 for x in smp)
+        # sample intervals end before the estimated t0 + t, never after the session ended
+        assert all(data.t0_ns + x["t"] * 1e9 <= after for x in smp)
+        kept = st.classify_samples(smp, data.t0_ns, 500_000_000, 99)
+        assert 0.4 * len(smp) <= len(kept) < len(smp)

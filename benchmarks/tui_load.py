@@ -168,10 +168,10 @@ async def run(hosts: int, rate: float, seconds: float, warmup: float, parse: boo
             samples0, samples1 = sent0, sent1
         rows1 = grid.rows_rendered
         load1 = os.getloadavg()
+        running = sum(1 for h in app.board.hosts.values() if h.status == "running")
         for s in sessions:
             await s._terminate()
         await asyncio.sleep(0.1)
-        running = sum(1 for h in app.board.hosts.values() if h.status == "running")
     wall = wall1 - wall0
     lat_ms = sorted(x * 1000 for x in latencies)
 

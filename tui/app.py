@@ -35,6 +35,7 @@ from .screens.modals import ConfirmScreen, HelpScreen
 from .sessions import SessionManager
 
 DARK, LIGHT = "textual-dark", "textual-light"
+FLEET_SESSIONS = 64       # at most this many quick-test sessions at once
 
 
 class GpubenchApp(App):
@@ -83,6 +84,8 @@ class GpubenchApp(App):
                             self.action_run_plan)
         yield SystemCommand("Quick throughput test (local)", "roundtrip for 1 s on this machine",
                             lambda: self.action_quick_test("local"))
+        yield SystemCommand("Quick test on every enabled host", "One row per host, side by side",
+                            self.action_quick_test_all)
         yield SystemCommand("Cancel run", "Interrupt running sessions (partial results kept)",
                             self.action_cancel_run)
         yield SystemCommand("Probe hosts", "Check that configured hosts are reachable",
@@ -205,6 +208,39 @@ class GpubenchApp(App):
         await self.manager.run_session(self.manager.new_key("quick-test", host), host,
                                        "quick-test", launcher, request)
         self.board.plan_done_runs = 1
+
+    def action_quick_test_all(self) -> None:
+        """The quick test on every enabled host at once: one row per host in the grid."""
+        hosts = [h for h in self.config.hosts.values() if h.enabled]
+        if not hosts:
+            self.notify("No enabled host in the config.", severity="error")
+            return
+        self.board.clear()
+        self.board.plan_total_runs = len(hosts)
+        self.board.plan_started = time.monotonic()
+        self.board.plan_title = f"Quick test on {len(hosts)} host(s) at once (not saved)"
+        self.switch_mode("dashboard")
+        limit = asyncio.Semaphore(FLEET_SESSIONS)
+        for h in hosts:
+            scenario = ScenarioConfig(name="quick-test", title=f"Quick test on {h.name}",
+                                      launcher=h.kind, host=h.name)
+            self.run_worker(self._fleet_one(scenario, h.name, limit), group="quick",
+                            name=f"quick test {h.name}")
+
+    async def _fleet_one(self, scenario: ScenarioConfig, host: str,
+                         limit: asyncio.Semaphore) -> None:
+        key = self.manager.new_key("quick-test", host)
+        try:
+            launcher = self.launcher(scenario)
+        except Exception as exc:
+            self.manager._fail(self.board.add_new(key, host, "quick-test"), f"{host}: {exc}")
+            self.board.plan_done_runs += 1
+            return
+        request = LaunchRequest(engine_args=tuple(quick_engine_args(self.config.defaults)),
+                                label=f"quick test on {host}")
+        async with limit:     # bounded; the sessions stream side by side
+            await self.manager.run_session(key, host, "quick-test", launcher, request)
+        self.board.plan_done_runs += 1
 
     def action_cancel_run(self) -> None:
         if not self.manager.sessions and not self.plan_running:

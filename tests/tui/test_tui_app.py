@@ -93,6 +93,23 @@ async def test_quick_test_streams_into_dashboard_and_gpu_facts_appear_on_hosts(c
         assert "NVIDIA H100 80GB HBM3" in str(row[5])               # from the last hello
 
 
+async def test_quick_test_on_all_hosts_one_row_each_failure_isolated(config):
+    good = replay_factory(speed=20.0)
+    app = GpubenchApp(config, launcher_factory=lambda s: FailingLauncher()
+                      if s.launcher == "ssh" else good(s))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f")
+        await wait_for(pilot, lambda: len(app.board.hosts) == 2 and all(
+            h.status in ("completed", "failed") for h in app.board.hosts.values()))
+        await pilot.pause(0.3)
+        by_host = {h.host: h for h in app.board.hosts.values()}
+        assert by_host["local"].status == "completed" and by_host["local"].results
+        assert by_host["gpu-node-1"].status == "failed"
+        assert app.screen.query_one(HostGrid).row_count == 2
+        assert any(n.severity == "error" and "gpu-node-1" in n.message
+                   for n in app._notifications)
+
+
 # ---- dashboard ------------------------------------------------------------------------------
 
 async def _start_replays(app, streams):

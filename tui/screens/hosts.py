@@ -33,6 +33,7 @@ class HostsScreen(Screen):
     BINDINGS = [
         Binding("r", "app.run_plan", "Run plan"),
         Binding("t", "quick_test", "Quick test"),
+        Binding("f", "app.quick_test_all", "Quick test all hosts"),
         Binding("p", "app.probe_hosts", "Probe hosts"),
         Binding("tab", "focus_next", "Next table", show=False),
     ]

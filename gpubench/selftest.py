@@ -482,7 +482,9 @@ class Selftest:
         for name, value in defaults.items():
             if getattr(opts, name) is None:
                 setattr(opts, name, value)
-        tol = opts.tolerance_pp if opts.tolerance_pp is not None else (0.5 if mech.gpu else 3.0)
+        # GPU: the issue's ±0.5 pp. CPU: a logic check on a shared machine, where the Python
+        # delay call's own ~1 us is estimated in calibration, not measured per call.
+        tol = opts.tolerance_pp if opts.tolerance_pp is not None else (0.5 if mech.gpu else 15.0)
         if design == "slots":
             rows, arms, by_arm, order, calibration, skipped = await self._run_slots(
                 mech, backend, tol, t_start)
@@ -879,7 +881,7 @@ def register(subparsers) -> None:
                    help="engine sample interval in s (slots design classifies samples)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tolerance-pp", type=float, default=None,
-                   help="allowed |measured - injected| (default 0.5 on GPU, 3 on CPU)")
+                   help="allowed |measured - injected| (default 0.5 on GPU, 15 on CPU)")
     p.add_argument("--roundtrip-size", default="64KiB")
     p.add_argument("--delay-on", default="sync", choices=DELAY_PLACEMENTS,
                    help="GPU: the call that carries the delay (default sync: after the stream "

@@ -35,6 +35,7 @@ from .screens.modals import ConfirmScreen, HelpScreen
 from .sessions import SessionManager
 
 DARK, LIGHT = "textual-dark", "textual-light"
+PROBE_TIMEOUT_S = 20.0
 FLEET_SESSIONS = 64       # at most this many quick-test sessions at once
 
 
@@ -295,21 +296,33 @@ class GpubenchApp(App):
 
     @work(group="probe", exclusive=True, name="probe hosts")
     async def probe_worker(self) -> None:
-        async def probe(name: str, address: str | None, port: int | None, kind: str) -> None:
-            if kind == "local":
-                self.post_message(m.HostProbed(name, True, "this machine"))
+        """Local: always there. SSH: SshLauncher.prepare() connects, checks the remote
+        Python and deploys the engine (honours ~/.ssh/config, host keys); one line back."""
+        async def probe(h) -> None:
+            if h.kind == "local":
+                self.post_message(m.HostProbed(h.name, True, "this machine"))
                 return
             try:
-                _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(address, port or 22), timeout=3)
-                writer.close()
-                self.post_message(m.HostProbed(name, True, f"{address}:{port or 22}"))
-            except (OSError, asyncio.TimeoutError) as exc:
-                why = "timeout" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or str(exc))
-                self.post_message(m.HostProbed(name, False, f"unreachable: {why}"))
+                from scenarios.ssh import SshLauncher
+                launcher = SshLauncher.from_config(h)
+            except Exception as exc:
+                self.post_message(m.HostProbed(h.name, False, f"{type(exc).__name__}: {exc}"))
+                return
+            try:
+                notes = await asyncio.wait_for(launcher.prepare(), timeout=PROBE_TIMEOUT_S)
+                self.post_message(m.HostProbed(h.name, True, "; ".join(notes[-1:]) or "ready"))
+            except asyncio.TimeoutError:
+                self.post_message(m.HostProbed(h.name, False,
+                                               f"no answer in {PROBE_TIMEOUT_S:g} s"))
+            except Exception as exc:
+                self.post_message(m.HostProbed(h.name, False, str(exc) or type(exc).__name__))
+            finally:
+                try:
+                    await launcher.close()
+                except Exception:
+                    pass
 
-        await asyncio.gather(*(probe(n, h.address, h.port, h.kind)
-                               for n, h in self.config.hosts.items() if h.enabled))
+        await asyncio.gather(*(probe(h) for h in self.config.hosts.values() if h.enabled))
 
     # -- messages from workers ------------------------------------------------------------
     def on_host_probed(self, msg: m.HostProbed) -> None:

@@ -76,7 +76,8 @@ async def test_hosts_screen_lists_hosts_scenarios_and_probes_reachability(config
         await wait_for(pilot, lambda: len(app.reachability) == 2)
         assert app.reachability["local"][0] is True
         assert app.reachability["gpu-node-1"][0] is False          # nothing listens on :9
-        assert "unreachable" in str(hosts.get_row("gpu-node-1")[4])
+        assert str(hosts.get_row("gpu-node-1")[4]).startswith("no: ")
+        assert app.reachability["gpu-node-1"][1]                   # says why, in one line
 
 
 async def test_quick_test_streams_into_dashboard_and_gpu_facts_appear_on_hosts(config):

@@ -80,7 +80,8 @@ class HostsScreen(Screen):
                     if s.launcher in ("local", "ssh") and (s.host or "local") == name]
             reach = app.reachability.get(name)
             reach_text = (Text("?", style="dim") if reach is None else
-                          Text("yes", style="green") if reach[0] else Text(reach[1] or "no", style="red"))
+                          Text("yes", style="green") if reach[0] else
+                          Text(f"no: {reach[1]}"[:60], style="red"))
             hosts.add_row(name, h.kind, h.address or ("this machine" if h.kind == "local" else "–"),
                           "yes" if h.enabled else "no", reach_text,
                           _hello_summary(app.last_hello.get(name)), ", ".join(scen) or "–", key=name)

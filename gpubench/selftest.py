@@ -299,6 +299,17 @@ class Mechanism:
         return spent / calls if calls else float(delay_ns)
 
 
+def _sync_calls_per_op(workload: str, reports: list[dict]) -> float:
+    """Synchronise calls per op, from a roundtrip session (one kernel launch per op):
+    normally 1; 2 if the runtime's cudaStreamSynchronize made two wrapped calls."""
+    if workload != "roundtrip":
+        return 1.0
+    launches = sum(_cat(r, "launch")["calls"] for r in reports)
+    syncs = sum(_cat(r, "sync")["calls"] for r in reports)
+    ratio = syncs / launches if launches else 1.0
+    return float(round(ratio)) if 0.8 <= ratio <= 3.2 else 1.0
+
+
 def _cat(report: dict, name: str) -> dict:
     return (report.get("categories") or {}).get(name) or {"calls": 0, "delay_ns_total": 0,
                                                            "delayed_calls": 0}
@@ -558,7 +569,10 @@ class Selftest:
         slot_ns = int(opts.slot_s * 1e9)
         calibration: dict[str, dict] = {}
         primary: dict[str, str] = {}
-        for w in opts.workloads:
+        sync_per_op: dict[str, float] = {}
+        # the roundtrip first: its syncs per launch tell how many sync calls an op makes
+        workloads = sorted(opts.workloads, key=lambda w: w != "roundtrip")
+        for w in workloads:
             runs = [await self._session(mech.arm(w, "calibration", None, 0), i, backend)
                     for i in range(max(1, opts.calibration_trials))]
             primary[w] = WORKLOAD_VARIANTS[w] or next(iter(runs[0].p50))
@@ -568,9 +582,11 @@ class Selftest:
                 self.progress("selftest: no cuStreamSynchronize/cuCtxSynchronize seen; "
                               "delaying the launch instead")
             base_p50 = _median([r.p50[primary[w]] for r in runs])
+            k = mech.calls_per_op(w, reports)
+            if mech.category(w) == "sync":
+                k = sync_per_op.setdefault("k", _sync_calls_per_op(w, reports))
             calibration[w] = {"variant": primary[w], "baseline_p50_us": base_p50,
-                              "calls_per_op": mech.calls_per_op(w, reports),
-                              "delay_on": mech.category(w),
+                              "calls_per_op": k, "delay_on": mech.category(w),
                               "interposer_counts": _sum_counts(reports)}
             self.progress(f"selftest: calibrated {w}/{primary[w]}: p50 {base_p50:.3f} us; delay "
                           f"on {mech.category(w)}")

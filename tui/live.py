@@ -71,10 +71,10 @@ class HostState:
         self.hello = data
         self.backend = data.get("backend")
         plan = data.get("plan") or {}
-        workloads = plan.get("workloads") or []
         repeats = plan.get("repeats") or 1
-        if isinstance(workloads, list) and isinstance(repeats, int):
-            self.expected_results = max(self.expected_results, len(workloads) * repeats)
+        units = plan.get("variants") or plan.get("workloads") or []   # variants when told
+        if isinstance(units, list) and isinstance(repeats, int):
+            self.expected_results = max(self.expected_results, len(units) * repeats)
         self.status = "running"
 
     def on_sample(self, workload: str, variant: str, ops_per_s: float, latency_us: dict,

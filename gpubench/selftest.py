@@ -775,8 +775,10 @@ class Selftest:
             name = f"selftest-{arm.workload}-{arm.name}"
             scenario = {"name": name, "title": f"self-test {arm.workload} {arm.name}",
                         "launcher": "local", "host": "local", "target": "none",
-                        "baseline": None if arm.name == "baseline" else
-                        f"selftest-{arm.workload}-baseline",
+                        # slots: each arm's own off-slots are its baseline
+                        "baseline": f"selftest-{arm.workload}-baseline"
+                        if arm.name != "baseline" and f"{arm.workload}/baseline" in by_arm
+                        else None,
                         "details": {"selftest_arm": arm.name, "level_pct": arm.level,
                                     "delay_ns": arm.delay_ns, "env": arm.env,
                                     "preload": arm.preload}}

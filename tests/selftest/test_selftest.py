@@ -184,3 +184,18 @@ def test_real_engine_samples_carry_what_the_slots_design_needs():
         assert all(data.t0_ns + x["t"] * 1e9 <= after for x in smp)
         kept = st.classify_samples(smp, data.t0_ns, 500_000_000, 99)
         assert 0.4 * len(smp) <= len(kept) < len(smp)
+
+
+def test_slots_design_saves_each_arm_in_the_store(monkeypatch, interposer_lib, tmp_path):
+    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
+    monkeypatch.setattr(st, "run_session", _fake_session_factory(0.05, 0.004, 5))
+    opts = st.Options(backend="cupy", design="slots", trials=2, workloads=("launch",),
+                      levels=(5.0,), data_dir=tmp_path, n_boot=500)
+    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    from results.store import Store
+    runs = {r["scenario"]: r for r in Store(tmp_path).list_runs().runs}
+    assert set(runs) == {"selftest-launch-aa", "selftest-launch-L5"}
+    doc = Store(tmp_path).load(runs["selftest-launch-L5"]["id"])
+    assert doc["scenario"]["baseline"] is None and doc["selftest"]["design"] == "slots"
+    assert doc["group"]["id"] == Store(tmp_path).load(runs["selftest-launch-aa"]["id"])["group"]["id"]
+    assert len(summary["saved"]) == 2

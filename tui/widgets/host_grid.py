@@ -196,16 +196,26 @@ class HostGrid(ScrollView, can_focus=True):
         return self._styles[name]
 
     def _strip(self, cells: list[tuple[str, str]], width: int, line_style: str) -> Strip:
+        """Cells merged into one Segment per run of equal tone (compared by name, not by
+        Style, which is what makes Segment.simplify slow)."""
+        cursor = line_style == "cursor"
         base = self._style(line_style)
-        segments = []
+        runs: list[list] = []
         for text, tone in cells:
-            style = base if not tone else base + self._style(tone)
-            if line_style == "cursor" and tone:
-                style = self._style(tone) + self._style("cursor")
-            segments.append(Segment(text, style))
-            segments.append(Segment(" ", base))
-        strip = Strip(Segment.simplify(segments))     # fewer segments, cheaper compositing
-        return strip.extend_cell_length(width, base).crop(0, width)
+            if runs and runs[-1][0] == tone:
+                runs[-1][1].append(text)
+            else:
+                runs.append([tone, [text]])
+        segments = []
+        for tone, texts in runs:
+            if not tone:
+                style = base
+            elif cursor:
+                style = self._style(tone) + base
+            else:
+                style = base + self._style(tone)
+            segments.append(Segment(" ".join(texts) + " ", style))
+        return Strip(segments).adjust_cell_length(width, base)
 
     def render_line(self, y: int) -> Strip:
         width = max(self.size.width, self._width)
@@ -229,4 +239,6 @@ class HostGrid(ScrollView, can_focus=True):
             self.rows_rendered += 1
         else:
             strip = cached[1]
+        if scroll_x == 0 and strip.cell_length == self.size.width:
+            return strip
         return strip.crop(scroll_x, scroll_x + self.size.width)

@@ -67,6 +67,8 @@ class Runner:
         self.telemetry = telemetry
         self._emit = emitter.emit if emitter is not None else (lambda *a, **k: None)
         self.chunk_ops = CHUNK_OPS
+        self._recorder: LatencyRecorder | None = None
+        self._recorder_ops = 0
 
     # ---- warm-up -----------------------------------------------------------------
     def warmup(self, prep: Prepared, seconds: float | None = None) -> None:
@@ -115,7 +117,9 @@ class Runner:
         never land in an op's latency. The window (for ops/s) runs from the
         first op's start to the last op's end.
         """
-        rec = LatencyRecorder(self.chunk_ops)
+        if self._recorder is None or self._recorder_ops != self.chunk_ops:
+            self._recorder, self._recorder_ops = LatencyRecorder(self.chunk_ops), self.chunk_ops
+        rec = self._recorder.reset()  # one preallocated, pre-touched array per runner
         mv, cap = rec.view()
         hot, pc, stop = prep.hot, time.perf_counter_ns, self.stop
         si = max(1, int(self.plan.sample_interval * 1e9))

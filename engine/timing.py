@@ -27,8 +27,17 @@ class LatencyRecorder:
     def __init__(self, chunk_ops: int = CHUNK_OPS):
         self._chunk_ops = chunk_ops
         self._full: list[np.ndarray] = []
-        self._current = np.empty(chunk_ops, dtype=np.int64)
+        self._first = np.zeros(chunk_ops, dtype=np.int64)
+        self._first.fill(0)  # fault the pages in now, not inside a measured window
+        self._current = self._first
         self._used = 0
+
+    def reset(self) -> "LatencyRecorder":
+        """Reuse the (already touched) first chunk for the next window."""
+        self._full = []
+        self._current = self._first
+        self._used = 0
+        return self
 
     def view(self) -> tuple[memoryview, int]:
         return memoryview(self._current), self._chunk_ops

@@ -62,6 +62,17 @@ class Session(ABC):
             if isinstance(event, SessionEnded):
                 return
 
+    def drain_nowait(self) -> list[Event]:
+        """Every event queued so far, without waiting (SessionEnded, if present, is last).
+
+        Lets one consumer take in many sessions' events in a single pass instead of
+        one task wake-up per event per session (the TUI's pump does this).
+        """
+        drained: list[Event] = []
+        while not self._queue.empty():
+            drained.append(self._queue.get_nowait())
+        return drained
+
     async def wait(self) -> SessionEnded:
         """Drain the events and return how the session ended."""
         async for event in self.events():

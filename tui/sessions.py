@@ -26,16 +26,12 @@ PUMP_HZ = 20.0     # how often queued events are taken in (samples are shown at 
 
 
 class _Active:
-    __slots__ = ("state", "session", "done", "queue")
+    __slots__ = ("state", "session", "done")
 
     def __init__(self, state: HostState, session: Session, done: asyncio.Future) -> None:
+        # One pump drains every session with Session.drain_nowait(), instead of one task
+        # wake-up per sample per session (see benchmarks/tui_load.py).
         self.state, self.session, self.done = state, session, done
-        # Session keeps its events in an asyncio.Queue; draining it without awaiting lets
-        # one pump take in every session's events in a single pass, instead of one task
-        # wake-up per sample per session (see README/tui_load). Sessions without one
-        # (other implementations) are consumed through events() by their own task.
-        q = getattr(session, "_queue", None)
-        self.queue = q if isinstance(q, asyncio.Queue) else None
 
 
 class SessionManager:
@@ -70,12 +66,9 @@ class SessionManager:
         done: asyncio.Future = asyncio.get_running_loop().create_future()
         active = _Active(state, session, done)
         try:
-            if active.queue is None:
-                ended = await self.consume(state, session)
-            else:
-                self._active[key] = active
-                self._ensure_pump()
-                ended = await done
+            self._active[key] = active
+            self._ensure_pump()
+            ended = await done
         finally:
             self._active.pop(key, None)
             self.sessions.pop(key, None)
@@ -96,9 +89,7 @@ class SessionManager:
     def pump_once(self) -> int:
         taken = 0
         for active in list(self._active.values()):
-            q = active.queue
-            while not q.empty():
-                ev = q.get_nowait()
+            for ev in active.session.drain_nowait():
                 taken += 1
                 if self._handle(active.state, ev):
                     if not active.done.done():
@@ -112,13 +103,6 @@ class SessionManager:
         self.board.dirty.add(state.key)
         self.app.post_message(m.LaunchFailed(state.key, state.host, message))
         return SessionEnded("failed", message)
-
-    async def consume(self, state: HostState, session: Session) -> SessionEnded:
-        """One task per session, through the public events() iterator."""
-        async for ev in session.events():
-            if self._handle(state, ev):
-                return ev
-        return session.ended or SessionEnded("incomplete", "stream ended")
 
     def _handle(self, state: HostState, ev) -> bool:
         """Apply one event; True when it is the session's last (SessionEnded)."""

@@ -352,8 +352,29 @@ class Replay:
         self.proc.exit(0)
 
 
+def _like_openssh_on_the_wire() -> None:
+    """asyncssh puts an empty SSH_MSG_IGNORE before every packet it encrypts; OpenSSH's sshd
+    does not. On a simulated host that doubles the packets the client must decrypt per line,
+    so the farm (server side only) sends data the way a real sshd does."""
+    from asyncssh import connection as conn_mod
+    from asyncssh.constants import MSG_IGNORE
+    from asyncssh.packet import String
+    empty = String(b"")
+    original = conn_mod.SSHConnection.send_packet
+    if getattr(original, "_farm_patched", False):
+        return
+
+    def send_packet(self, pkttype, *args, handler=None):
+        if pkttype == MSG_IGNORE and args == (empty,):
+            return
+        return original(self, pkttype, *args, handler=handler)
+    send_packet._farm_patched = True
+    conn_mod.SSHConnection.send_packet = send_packet
+
+
 def _server_classes():
     import asyncssh
+    _like_openssh_on_the_wire()
 
     class HostServer(asyncssh.SSHServer):
         def begin_auth(self, username):

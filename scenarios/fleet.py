@@ -242,7 +242,7 @@ class FleetRun:
                  inactivity_timeout_s: float = 60.0, start_timeout_s: float = 60.0,
                  connect_retries: int = 3, retry_backoff_s: float = 0.5,
                  cancel_timeout_s: float = 10.0, keep_lines: bool = True,
-                 watchdog_interval_s: float = 1.0):
+                 watchdog_interval_s: float = 1.0, direct_events: bool = True):
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
@@ -260,6 +260,7 @@ class FleetRun:
         self.cancel_timeout_s = cancel_timeout_s
         self.keep_lines = keep_lines
         self.watchdog_interval_s = watchdog_interval_s
+        self.direct_events = direct_events
         self.statuses: dict[str, HostStatus] = {t.name: HostStatus(t.name) for t in self.targets}
         self.sessions: dict[str, Session] = {}
         self.descriptor_exhausted = False
@@ -387,35 +388,55 @@ class FleetRun:
         return None
 
     async def _consume(self, name: str, status: HostStatus, session: Session) -> None:
-        listeners = self._listeners
+        if self.direct_events and _can_deliver_directly(session):
+            # Events already queued (launcher status notes), then every later event straight from
+            # the session's parser into _on_event: no queue hop and no task wake-up per sample.
+            # Only SessionEnded still comes through the queue (Session._end puts it there).
+            while not session._queue.empty():
+                event = session._queue.get_nowait()
+                self._on_event(name, status, event)
+                if isinstance(event, SessionEnded):
+                    return
+
+            def deliver(event: Event) -> None:
+                if session.ended is None:
+                    self._on_event(name, status, event)
+            session._put = deliver  # type: ignore[method-assign]
+            while True:
+                event = await session._queue.get()
+                self._on_event(name, status, event)
+                if isinstance(event, SessionEnded):
+                    return
         async for event in session.events():
-            now = time.monotonic()
-            status.last_event_at = now
-            kind = type(event)
-            if kind is Sample:
-                status.samples += 1
-                status.last_ops_per_s = event.ops_per_s
-                status.recent_ops_per_s.append(event.ops_per_s)
-            elif kind is Telemetry:
-                status.telemetry += 1
-            elif kind is Result:
-                status.results += 1
-            elif kind is Hello:
-                status.hello = event.data
-            elif kind is Status:
-                status.message = event.message
-            elif kind is SessionEnded:
-                if name in self._timed_out:
-                    self._finish(status, INCOMPLETE,
-                                 f"no output for {self.inactivity_timeout_s:g} s: host hung or "
-                                 f"unreachable mid-stream (stopped)", event)
-                else:
-                    self._finish(status, event.outcome, event.message, event)
-            for listener in listeners:
-                try:
-                    listener(name, event)
-                except Exception:  # a subscriber's bug must not end a host
-                    pass
+            self._on_event(name, status, event)
+
+    def _on_event(self, name: str, status: HostStatus, event: Event) -> None:
+        status.last_event_at = time.monotonic()
+        kind = type(event)
+        if kind is Sample:
+            status.samples += 1
+            status.last_ops_per_s = event.ops_per_s
+            status.recent_ops_per_s.append(event.ops_per_s)
+        elif kind is Telemetry:
+            status.telemetry += 1
+        elif kind is Result:
+            status.results += 1
+        elif kind is Hello:
+            status.hello = event.data
+        elif kind is Status:
+            status.message = event.message
+        elif kind is SessionEnded:
+            if name in self._timed_out:
+                self._finish(status, INCOMPLETE,
+                             f"no output for {self.inactivity_timeout_s:g} s: host hung or "
+                             f"unreachable mid-stream (stopped)", event)
+            else:
+                self._finish(status, event.outcome, event.message, event)
+        for listener in self._listeners:
+            try:
+                listener(name, event)
+            except Exception:  # a subscriber's bug must not end a host
+                pass
 
     async def _watchdog(self) -> None:
         while True:
@@ -478,6 +499,11 @@ class FleetRun:
         status.ended = ended or SessionEnded(outcome, message)
         status.ended_at = time.monotonic()
         self._set(status, outcome, message)
+
+
+def _can_deliver_directly(session: Session) -> bool:
+    """The base Session keeps its events in `_queue` and adds them through `_put`."""
+    return isinstance(getattr(session, "_queue", None), asyncio.Queue) and callable(getattr(session, "_put", None))
 
 
 def labelled(targets: Iterable[FleetTarget], label: str | None) -> list[FleetTarget]:

@@ -135,7 +135,7 @@ def test_cpu_selftest_end_to_end(tmp_path):
     injected; short budget, so levels far apart and a wide tolerance; saved in the store."""
     p = argparse.ArgumentParser()
     st.register(p.add_subparsers(dest="cmd"))
-    args = p.parse_args(["selftest", "--backend", "numpy-cpu", "--levels", "50,200",
+    args = p.parse_args(["selftest", "--backend", "numpy-cpu", "--levels", "100,400",
                          "--trials", "3", "--duration", "0.15", "--warmup", "0.05",
                          "--repeats", "1", "--calibration-trials", "3", "--tolerance-pp", "40",
                          "--json", str(tmp_path / "s.json")])
@@ -156,11 +156,12 @@ def test_cpu_selftest_end_to_end(tmp_path):
         for t, v in far.items():
             wrong = FAIL if float(t) > inj else PASS
             assert v["verdict"] != wrong, (r["workload"], r["arm"], t, v)
-        assert r["measured_pct"] > 0.4 * inj             # the delay was seen, roughly sized
+        # the delay was seen, roughly sized (the CPU delay call's ~1 us is estimated)
+        assert r["measured_pct"] > 0.3 * inj, r
     from results.store import Store
     listing = Store(tmp_path / "data").list_runs()
     names = {run["scenario"] for run in listing.runs}
-    assert "selftest-launch-baseline" in names and "selftest-roundtrip-L200" in names
+    assert "selftest-launch-baseline" in names and "selftest-roundtrip-L400" in names
     doc = Store(tmp_path / "data").load(summary["saved"][0])
     assert doc["selftest"]["design"] == "sessions" and doc["workloads"]
 

@@ -86,13 +86,31 @@ class NumpyBackend:
     name = "numpy-cpu"
     ordinal = None
 
-    def __init__(self, seed: int = 0, delay_ns: int | None = None):
+    def __init__(self, seed: int = 0, delay_ns: int | None = None, fake_devices: int = 0,
+                 fake_index: int | None = None):
         self.rng = np.random.default_rng(seed)
         self.delay_ns = cpu_delay_ns() if delay_ns is None else delay_ns
-        self.device_count = 0
+        self.device_count = fake_devices          # GPUBENCH_FAKE_DEVICES (tests), else 0
+        self.fake_index = fake_index if fake_devices else None
+        self.uuid = None if self.fake_index is None else f"CPU-FAKE-{self.fake_index}"
 
     # ---- facts -----------------------------------------------------------------
+    def gpus(self) -> list[dict]:
+        """host.gpus: the fake devices (empty without GPUBENCH_FAKE_DEVICES)."""
+        from .devices import fake_gpu
+        mem = _meminfo_total_mib()
+        return [fake_gpu(i, mem) for i in range(self.device_count)]
+
     def device_facts(self, cpu_model: str | None) -> dict:
+        if self.fake_index is not None:
+            from .devices import fake_gpu
+            fake = fake_gpu(self.fake_index)
+            return {**self._cpu_facts(cpu_model), "name": fake["name"], "uuid": fake["uuid"],
+                    "index": self.fake_index, "visible_devices": self.device_count,
+                    "fake_device": True, "mig_instance": False}
+        return self._cpu_facts(cpu_model)
+
+    def _cpu_facts(self, cpu_model: str | None) -> dict:
         return {"backend": self.name, "name": cpu_model, "uuid": None, "index": None,
                 "driver": None, "cuda_driver": None, "cuda_runtime": None,
                 "compute_capability": None,
@@ -102,7 +120,7 @@ class NumpyBackend:
                 "mig_mode": None, "power_limit_w": None,
                 "clocks_max": {"sm_mhz": None, "mem_mhz": None},
                 "virtualization_mode": None, "cpu_count": os.cpu_count(),
-                "cpu_delay_ns": self.delay_ns}
+                "cpu_model": cpu_model, "cpu_delay_ns": self.delay_ns}
 
     # ---- memory ------------------------------------------------------------------
     def host_buffer(self, nbytes: int, pinned: bool) -> np.ndarray:
@@ -424,10 +442,10 @@ def resolve_device(cupy: Any, device: str | None) -> int:
                         f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
         return idx
     want = device.lower()
-    if not want.startswith(("gpu-", "mig-")):
-        want = "gpu-" + want
+    if want.startswith(("gpu-", "mig-")):  # CUDA spells a MIG instance's UUID like a GPU's
+        want = want[4:]
     for idx in range(count):
         uuid = format_uuid(cupy.cuda.runtime.getDeviceProperties(idx).get("uuid")) or ""
-        if uuid.lower().startswith(want):
+        if want and uuid.lower()[4:].startswith(want):
             return idx
     raise NoGPU(f"no visible device has UUID {device}")

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a per-op latency CV above this percentage is INVALID")
     p.add_argument("--init-procs", default="1,8,32", help="process counts for the init workload")
     p.add_argument("--seed", type=int, default=0, help="seed for buffer and matrix contents")
+    p.add_argument("--list-devices", action="store_true",
+                   help="print a hello whose host.gpus lists every visible GPU, then done")
     p.add_argument("--sample-interval", type=float, default=0.25, help=argparse.SUPPRESS)
     p.add_argument("--init-child", action="store_true", help=argparse.SUPPRESS)
     return p
@@ -97,6 +99,7 @@ class Plan:
     seed: int
     sample_interval: float = 0.25
     init_child: bool = False
+    list_devices: bool = False
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -153,7 +156,8 @@ def parse_args(argv: list[str]) -> Plan:
                 backend=ns.backend, telemetry_interval=ns.telemetry_interval,
                 gemm_size=ns.gemm_size, min_window=ns.min_window, cv_limit=ns.cv_limit,
                 init_procs=list(dict.fromkeys(procs)), seed=ns.seed,
-                sample_interval=ns.sample_interval, init_child=ns.init_child)
+                sample_interval=ns.sample_interval, init_child=ns.init_child,
+                list_devices=ns.list_devices)
 
 
 @dataclass

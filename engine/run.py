@@ -47,7 +47,17 @@ def select_backend(plan, t0: float):
             em = Emitter("cupy", t0=t0)
             return None, em, _fatal(em, "no_gpu", f"--backend cupy: {why}", 2)
         _note(f"--backend auto: using numpy-cpu (CPU figures, not GPU): {why}")
-    return NumpyBackend(seed=plan.seed), Emitter("numpy-cpu", t0=t0), None
+    from .devices import DeviceNotFound, fake_device_count, resolve_fake_device
+    fakes = fake_device_count()
+    index = None
+    if fakes:
+        try:
+            index = resolve_fake_device(plan.device, fakes)
+        except DeviceNotFound as exc:
+            em = Emitter("numpy-cpu", t0=t0)
+            return None, em, _fatal(em, "no_gpu", str(exc), 2)
+    return (NumpyBackend(seed=plan.seed, fake_devices=fakes, fake_index=index),
+            Emitter("numpy-cpu", t0=t0), None)
 
 
 def run_engine(argv: list[str], t0: float) -> int:
@@ -72,31 +82,63 @@ def run_engine(argv: list[str], t0: float) -> int:
         return _fatal(em, "workload_failed", f"engine failed: {type(exc).__name__}: {exc}", 1)
 
 
+def _gpu_facts(backend, nv) -> tuple[list[dict], list | None, int | None]:
+    """(host.gpus, host.p2p, host.nvml_gpu_count): every visible device, never raising."""
+    if backend.name != "cupy":
+        return backend.gpus(), None, None
+    from .devices import cupy_gpus, cupy_p2p_matrix
+    try:
+        gpus = cupy_gpus(backend.cp, nv)
+    except Exception as exc:
+        _note(f"could not list the visible GPUs: {type(exc).__name__}: {exc}")
+        gpus = []
+    try:
+        p2p = cupy_p2p_matrix(backend.cp, len(gpus)) if gpus else None
+    except Exception:
+        p2p = None
+    return gpus, p2p, nv.query("nvmlDeviceGetCount") if nv is not None else None
+
+
 def _run(plan, backend, em: Emitter, stop: StopFlag) -> int:
+    from .devices import nvml_handle
     from .facts import cpu_model, host_facts
     from .telemetry import NVML, TelemetryThread
     from .workloads import PREPARE, RUN
 
     nv = handle = None
     virt_mode = nvml_version = None
+    mig_instance = False
     if backend.name == "cupy":
         nv = NVML()
         if nv.available:
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            handle = nv.handle_for_uuid(backend.uuid, backend.pci_bus_id,
-                                        backend.ordinal if visible is None else None)
+            handle, mig_instance = nvml_handle(nv, backend.uuid, backend.pci_bus_id)
+            if handle is None and os.environ.get("CUDA_VISIBLE_DEVICES") is None:
+                handle = nv.query("nvmlDeviceGetHandleByIndex", backend.ordinal)
             virt_mode = nv.query("nvmlDeviceGetVirtualizationMode", handle) if handle else None
             nvml_version = nv.query("nvmlSystemGetNVMLVersion")
         device = backend.device_facts(nv, handle)
+        device["mig_instance"] = mig_instance
+        if mig_instance and str(device.get("uuid") or "").startswith("GPU-"):
+            device["uuid"] = "MIG-" + device["uuid"][4:]
     else:
         device = backend.device_facts(cpu_model())
+    host = host_facts(nvml_virt_mode=virt_mode, nvml_version=nvml_version)
+    host["gpus"], host["p2p"], host["nvml_gpu_count"] = _gpu_facts(backend, nv)
+    if plan.list_devices:
+        plan_facts = plan.as_dict()
+        plan_facts["variants"] = []
+        plan_facts["telemetry"] = False
+        em.emit("hello", engine_version=__version__, device=device, host=host, plan=plan_facts)
+        em.emit("done", status="ok", exit_code=0, counts=dict(em.counts))
+        if nv is not None:
+            nv.shutdown()
+        return 0
     variants = build_variants(plan, backend.name)
     telemetry_on = nv is not None and handle is not None and plan.telemetry_interval > 0
     plan_facts = plan.as_dict()
     plan_facts["variants"] = [{"workload": v.workload, "variant": v.name} for v in variants]
     plan_facts["telemetry"] = telemetry_on
-    em.emit("hello", engine_version=__version__, device=device,
-            host=host_facts(nvml_virt_mode=virt_mode, nvml_version=nvml_version), plan=plan_facts)
+    em.emit("hello", engine_version=__version__, device=device, host=host, plan=plan_facts)
     if nv is not None and (not nv.available or handle is None):
         em.emit("error", code="nvml", fatal=False,
                 message=f"NVML unavailable, no telemetry or throttle checks: "

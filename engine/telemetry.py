@@ -117,8 +117,79 @@ def _field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None) if obj is not None else None
 
 
-def read_telemetry(nv: NVML, handle: Any) -> dict:
-    """One set of readings, exactly the keys DESIGN.md lists; None where unsupported."""
+NVLINK_MAX_LINKS = 18            # NVML_NVLINK_MAX_LINKS on Hopper (pynvml says 36 for later)
+FI_NVLINK_TX_KIB, FI_NVLINK_RX_KIB = 138, 139   # NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX
+
+
+class NvLinkReader:
+    """`nvlink` readings: [{link, active, tx_kbps, rx_kbps}] per NVLink, or None.
+
+    The links are probed once (nvmlDeviceGetNvLinkState for 0..NVLINK_MAX_LINKS-1);
+    a GPU with none (PCIe cards, NotSupported everywhere) costs nothing afterwards.
+    Throughput comes from the NVML field values NVLINK_THROUGHPUT_DATA_TX/RX (cumulative
+    KiB per link, scopeId = link), differenced between readings: KB/s like pcie_*_kbps,
+    null on the first reading and where the driver does not provide the fields.
+    """
+
+    def __init__(self, max_links: int = NVLINK_MAX_LINKS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.max_links = max_links
+        self._clock = clock
+        self.links: list[int] | None = None      # None: not probed yet
+        self._prev: dict[int, tuple[float, int | None, int | None]] = {}
+        self._first_states: dict[int, Any] | None = None
+
+    def _counters(self, nv: NVML, handle: Any) -> dict[int, tuple[int | None, int | None]]:
+        ids = [(f, link) for link in self.links or () for f in (FI_NVLINK_TX_KIB, FI_NVLINK_RX_KIB)]
+        values = nv.query("nvmlDeviceGetFieldValues", handle, ids) if ids else None
+        out: dict[int, tuple[int | None, int | None]] = {}
+        if values is None:
+            return out
+        try:
+            got: dict[tuple[int, int], int] = {}
+            for v in values:
+                if getattr(v, "nvmlReturn", 1) == 0:
+                    got[(int(v.fieldId), int(v.scopeId))] = int(v.value.ullVal)
+        except Exception:
+            return out
+        for link in self.links or ():
+            out[link] = (got.get((FI_NVLINK_TX_KIB, link)), got.get((FI_NVLINK_RX_KIB, link)))
+        return out
+
+    def read(self, nv: NVML, handle: Any) -> list[dict] | None:
+        if self.links is None:
+            states = {link: nv.query("nvmlDeviceGetNvLinkState", handle, link)
+                      for link in range(self.max_links)}
+            self.links = [link for link, st in states.items() if st is not None]
+            self._first_states = states
+        if not self.links:
+            return None
+        states, self._first_states = self._first_states, None
+        now = self._clock()
+        counters = self._counters(nv, handle)
+        out = []
+        for link in self.links:
+            state = states[link] if states else nv.query("nvmlDeviceGetNvLinkState", handle, link)
+            tx, rx = counters.get(link, (None, None))
+            rate_tx = rate_rx = None
+            prev = self._prev.get(link)
+            if prev is not None and now > prev[0]:
+                dt = now - prev[0]
+                if tx is not None and prev[1] is not None and tx >= prev[1]:
+                    rate_tx = round((tx - prev[1]) * 1.024 / dt, 1)
+                if rx is not None and prev[2] is not None and rx >= prev[2]:
+                    rate_rx = round((rx - prev[2]) * 1.024 / dt, 1)
+            self._prev[link] = (now, tx, rx)
+            out.append({"link": link, "active": None if state is None else bool(state),
+                        "tx_kbps": rate_tx, "rx_kbps": rate_rx})
+        return out
+
+
+def read_telemetry(nv: NVML, handle: Any, nvlink: NvLinkReader | None = None) -> dict:
+    """One set of readings, exactly the keys DESIGN.md lists; None where unsupported.
+
+    `nvlink` keeps the NVLink probe and counters between readings (the thread passes
+    one); without it the links are probed on every call."""
     q = nv.query
     util = q("nvmlDeviceGetUtilizationRates", handle)
     mem = q("nvmlDeviceGetMemoryInfo", handle)
@@ -153,6 +224,7 @@ def read_telemetry(nv: NVML, handle: Any) -> dict:
         "throttle_names": throttle_names(throttle),
         "mig_mode": mig[0] if isinstance(mig, (list, tuple)) and mig else mig,
         "ecc_volatile": ecc,
+        "nvlink": (nvlink or NvLinkReader()).read(nv, handle),
     }
 
 
@@ -170,12 +242,13 @@ class TelemetryThread(threading.Thread):
         # (timestamp before the reading, timestamp after it, mask) for every reading.
         self.throttle_log: list[tuple[float, float, int]] = []
         self.readings = 0
+        self._nvlink = NvLinkReader()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
             t_before = self._clock()
             try:
-                readings = read_telemetry(self._nv, self._handle)
+                readings = read_telemetry(self._nv, self._handle, self._nvlink)
             except Exception as exc:  # never let the thread die noisily
                 print(f"gpubench engine: telemetry reading failed: {exc}", file=sys.stderr)
                 readings = None

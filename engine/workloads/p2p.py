@@ -48,7 +48,7 @@ def run(runner, backend, variant) -> bool:
                         return ok
                     v = Variant("p2p", f"{src}->{dst}-{mode}",
                                 {"src": src, "dst": dst, "peer_access": mode == "peer",
-                                 "size_bytes": size})
+                                 "can_access_peer": can, "size_bytes": size})
                     if mode == "peer" and not can:
                         emit("error", code="not_applicable", fatal=False,
                              message=f"p2p {v.name}: no peer access between GPU {src} and GPU {dst}")

@@ -21,7 +21,7 @@ DESIGN_READINGS = {"gpu_util_pct", "mem_util_pct", "sm_clock_mhz", "mem_clock_mh
                    "power_limit_w", "temperature_c", "memory_used_mib", "memory_total_mib",
                    "pcie_tx_kbps", "pcie_rx_kbps", "pcie_gen", "pcie_width", "pcie_gen_max",
                    "pcie_width_max", "throttle_reasons", "throttle_names", "mig_mode",
-                   "ecc_volatile"}
+                   "ecc_volatile", "nvlink"}
 
 
 # ---------------------------------------------------------------- NVML wrapper

@@ -80,6 +80,18 @@ class Session(ABC):
                 return event
         raise AssertionError("unreachable: events() always ends with SessionEnded")
 
+    async def wait_ended(self, poll_s: float = 0.02) -> SessionEnded:
+        """Wait until the session has ended without taking its events (another consumer
+        reads them); scenarios/multigpu.py starts the next sequential GPU after this."""
+        if self._task is not None and self.ended is None:
+            try:
+                await asyncio.shield(self._task)
+            except Exception:
+                pass
+        while self.ended is None:
+            await asyncio.sleep(poll_s)
+        return self.ended
+
     async def cancel(self) -> None:
         if self.ended is not None:
             return

@@ -1,0 +1,242 @@
+"""Multi-GPU hosts: resolve a GPU selection, then one engine session per GPU.
+
+    gpus = await resolve_gpus(launcher, request, "all")          # or "0,2", "GPU-ab12,GPU-cd34"
+    async for gs in gpu_sessions(launcher, request, gpus):       # concurrent: all started first
+        ...gs.gpu.index, gs.session.events()...
+    async for gs in gpu_sessions(launcher, request, gpus, sequential=True):
+        ...consume gs.session to its end; the next GPU starts after that...
+
+The selection is resolved against the host's own GPU list: the engine runs once with
+`--list-devices` through the same launcher (so an SSH host lists its GPUs, and
+CUDA_VISIBLE_DEVICES in the scenario's env applies) and its hello's `host.gpus` is read.
+Each session gets `--device <uuid>` (the index when there is no uuid). An unknown index or
+UUID is a GpuSelectionError naming the available GPUs, in one line.
+
+`p2p` measures every GPU pair from one process, so it stays in the first GPU's session only.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from typing import AsyncIterator, Sequence
+
+from .base import LaunchError, LaunchRequest, Launcher, Session
+from .events import Hello, SessionEnded
+
+LIST_TIMEOUT_S = 120.0
+
+
+class GpuSelectionError(LaunchError):
+    """A --gpus selection that names no GPU of the host (one line, lists what exists)."""
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    uuid: str | None = None
+    name: str | None = None
+    pci_bus_id: str | None = None
+    memory_total_mib: float | None = None
+    mig_mode: int | None = None
+    mig_instance: bool = False
+
+    @classmethod
+    def from_fact(cls, d: dict) -> "GpuInfo":
+        return cls(index=int(d.get("index", 0)), uuid=d.get("uuid"), name=d.get("name"),
+                   pci_bus_id=d.get("pci_bus_id"), memory_total_mib=d.get("memory_total_mib"),
+                   mig_mode=d.get("mig_mode"), mig_instance=bool(d.get("mig_instance")))
+
+    @property
+    def device_arg(self) -> str:
+        return self.uuid or str(self.index)
+
+    def tag(self) -> dict:
+        """What a result document stores per session and trial."""
+        return {"index": self.index, "uuid": self.uuid, "name": self.name,
+                "mig_instance": self.mig_instance}
+
+    def describe(self) -> str:
+        return f"{self.index} {self.uuid or ''} ({self.name or '?'})".replace("  ", " ")
+
+
+@dataclass
+class GpuSession:
+    gpu: GpuInfo
+    session: Session | None            # None: the launch failed (error says why)
+    error: str | None = None
+
+
+def parse_selection(text: str | None) -> str | list[str] | None:
+    """None (no selection), "all", or the list of indexes/UUIDs; ValueError if malformed."""
+    if text is None:
+        return None
+    t = str(text).strip()
+    if not t:
+        raise ValueError("empty GPU selection (use all, 0,2 or GPU UUIDs)")
+    if t.lower() == "all":
+        return "all"
+    items = [p.strip() for p in t.split(",")]
+    if any(not p for p in items):
+        raise ValueError(f"bad GPU selection {text!r} (use all, 0,2 or GPU UUIDs, comma-separated)")
+    if len(set(x.lower() for x in items)) != len(items):
+        raise ValueError(f"GPU selection {text!r} names a GPU twice")
+    return items
+
+
+def select(gpus: Sequence[GpuInfo], selection: str | list[str]) -> list[GpuInfo]:
+    """The GPUs a parsed selection names, in its order; GpuSelectionError otherwise."""
+    if not gpus:
+        raise GpuSelectionError("no GPU visible on the host (--list-devices found none)")
+    if selection == "all":
+        return list(gpus)
+    available = "; ".join(g.describe() for g in gpus)
+    out = []
+    for item in selection:
+        found = None
+        if item.isdigit():
+            found = next((g for g in gpus if g.index == int(item)), None)
+        else:
+            want = item.lower()
+            found = next((g for g in gpus if g.uuid and (
+                g.uuid.lower() == want or g.uuid.lower()[4:].startswith(want.removeprefix("gpu-")
+                                                                        .removeprefix("mig-")))), None)
+        if found is None:
+            raise GpuSelectionError(f"unknown GPU {item!r}; available: {available}")
+        out.append(found)
+    return out
+
+
+def _without(args: Sequence[str], option: str) -> list[str]:
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == option:
+            skip = True
+            continue
+        if a.startswith(option + "="):
+            continue
+        out.append(a)
+    return out
+
+
+def _workloads(args: Sequence[str]) -> list[str] | None:
+    for i, a in enumerate(args):
+        if a == "--workloads" and i + 1 < len(args):
+            return [w for w in args[i + 1].split(",") if w]
+        if a.startswith("--workloads="):
+            return [w for w in a.split("=", 1)[1].split(",") if w]
+    return None
+
+
+async def list_gpus(launcher: Launcher, request: LaunchRequest,
+                    timeout: float = LIST_TIMEOUT_S) -> list[GpuInfo]:
+    """Run the engine with --list-devices through `launcher`; its hello's host.gpus."""
+    args = _without(request.engine_args, "--device") + ["--list-devices"]
+    session = await launcher.start(replace(request, engine_args=tuple(args),
+                                           label=f"{request.label} (list devices)".strip()))
+    hello: Hello | None = None
+    ended: SessionEnded | None = None
+
+    async def drain() -> None:
+        nonlocal hello, ended
+        async for ev in session.events():
+            if isinstance(ev, Hello):
+                hello = ev
+            elif isinstance(ev, SessionEnded):
+                ended = ev
+
+    try:
+        await asyncio.wait_for(drain(), timeout)
+    except asyncio.TimeoutError:
+        await session.cancel()
+        raise LaunchError(f"listing the GPUs took over {timeout:g} s") from None
+    except asyncio.CancelledError:
+        await session.cancel()
+        raise
+    if hello is None:
+        why = ended.message if ended is not None else "no hello"
+        raise LaunchError(f"could not list the GPUs: {why}")
+    return [GpuInfo.from_fact(g) for g in (hello.host.get("gpus") or [])
+            if isinstance(g, dict)]
+
+
+async def resolve_gpus(launcher: Launcher, request: LaunchRequest,
+                       selection: str | list[str] | None) -> list[GpuInfo]:
+    """The GPUs to run on: `selection` as text ("all", "0,2", UUIDs) or already parsed."""
+    if isinstance(selection, str) and selection != "all":
+        try:
+            selection = parse_selection(selection)
+        except ValueError as exc:
+            raise GpuSelectionError(str(exc)) from None
+    if selection is None:
+        raise GpuSelectionError("no GPU selection given")
+    return select(await list_gpus(launcher, request), selection)
+
+
+def gpu_request(request: LaunchRequest, gpu: GpuInfo, first: bool = True) -> LaunchRequest:
+    """The request for one GPU's session: --device <uuid or index>; p2p only in the first."""
+    args = _without(request.engine_args, "--device")
+    workloads = _workloads(args)
+    if workloads is not None and "p2p" in workloads and not first:
+        rest = [w for w in workloads if w != "p2p"]
+        args = _without(args, "--workloads")
+        if rest:
+            args += ["--workloads", ",".join(rest)]
+        else:  # nothing left to measure on this GPU: a short launch loop keeps the stream whole
+            args += ["--workloads", "launch"]
+    label = f"{request.label} gpu{gpu.index}".strip()
+    return replace(request, engine_args=tuple(args) + ("--device", gpu.device_arg), label=label)
+
+
+async def _start(launcher: Launcher, request: LaunchRequest, gpu: GpuInfo, first: bool
+                 ) -> GpuSession:
+    try:
+        return GpuSession(gpu, await launcher.start(gpu_request(request, gpu, first)))
+    except LaunchError as exc:
+        return GpuSession(gpu, None, str(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a launcher bug: this GPU fails, the others go on
+        return GpuSession(gpu, None, f"GPU {gpu.index}: {type(exc).__name__}: {exc}")
+
+
+async def start_concurrent(launcher: Launcher, request: LaunchRequest,
+                           gpus: Sequence[GpuInfo]) -> list[GpuSession]:
+    """Start every GPU's session at once; a failed launch is a GpuSession with an error."""
+    tasks = [asyncio.ensure_future(_start(launcher, request, g, i == 0))
+             for i, g in enumerate(gpus)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except asyncio.CancelledError:
+        for t in tasks:
+            if t.done() and not t.cancelled() and t.result().session is not None:
+                await t.result().session.cancel()
+            else:
+                t.cancel()
+        raise
+
+
+async def gpu_sessions(launcher: Launcher, request: LaunchRequest, gpus: Sequence[GpuInfo],
+                       *, sequential: bool = False) -> AsyncIterator[GpuSession]:
+    """One session per GPU, tagged with it. Concurrent (default): all are started before the
+    first is yielded. Sequential: each starts once the previous session has ended (the
+    consumer reads it to its end; the generator waits for that before the next launch)."""
+    if not sequential:
+        for gs in await start_concurrent(launcher, request, gpus):
+            yield gs
+        return
+    for i, gpu in enumerate(gpus):
+        gs = await _start(launcher, request, gpu, i == 0)
+        yield gs
+        if gs.session is not None:
+            await gs.session.wait_ended()
+
+
+async def start_per_gpu(launcher: Launcher, request: LaunchRequest, selection: str,
+                        *, sequential: bool = False) -> AsyncIterator[GpuSession]:
+    """resolve_gpus + gpu_sessions in one call."""
+    gpus = await resolve_gpus(launcher, request, selection)
+    async for gs in gpu_sessions(launcher, request, gpus, sequential=sequential):
+        yield gs

@@ -149,9 +149,23 @@ def cmd_run(args, config) -> int:
             raise UsageError(f"{name} must be at least 1 (got {value})")
     if args.duration is not None and args.duration <= 0:
         raise UsageError(f"--duration must be positive (got {args.duration:g})")
+    gpus = None
+    if args.gpus is not None:
+        from gpubench.config import check_gpu_select
+        try:
+            gpus = check_gpu_select(args.gpus)
+        except ValueError as exc:
+            raise UsageError(f"--gpus {exc}") from None
+        k8s = [n for n in names if config.scenarios[n].launcher == "k8s"]
+        if k8s:
+            raise UsageError(f"--gpus is for local and ssh scenarios; {k8s[0]!r} is a k8s "
+                             f"scenario (set its `gpus` in config.toml)")
+    elif args.gpus_sequential and not any(config.scenarios[n].gpu_select for n in names):
+        raise UsageError("--gpus-sequential needs --gpus (or a scenario's gpu_select)")
     options = PlanOptions(trials=args.trials, seed=args.seed, label=args.label or "",
                           notes=args.notes or "", backend=args.backend, workloads=workloads,
-                          duration_s=args.duration, repeats=args.repeats, warmup_s=args.warmup)
+                          duration_s=args.duration, repeats=args.repeats, warmup_s=args.warmup,
+                          gpus=gpus, gpus_sequential=True if args.gpus_sequential else None)
     runner = PlanRunner(config, [config.scenarios[n] for n in names], options,
                         _store(args, config))
     tty = sys.stderr.isatty()
@@ -172,8 +186,9 @@ def cmd_run(args, config) -> int:
         elif isinstance(ev, TrialFinished):
             extra = f": {ev.message}" if ev.message else ""
             layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
-            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}: "
-                  f"{ev.outcome}, {ev.results} results{extra}{layer}" + " " * 20,
+            on = f" on GPUs {','.join(map(str, ev.gpus))}" if ev.gpus else ""
+            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}"
+                  f"{on}: {ev.outcome}, {ev.results} results{extra}{layer}" + " " * 20,
                   file=sys.stderr)
         elif isinstance(ev, RunSaved):
             state = "" if ev.complete else ", incomplete"
@@ -194,6 +209,19 @@ def cmd_run(args, config) -> int:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         try:
+            if any(runner.gpu_selection(s)[0] for s in runner.scenarios):
+                from scenarios.multigpu import GpuSelectionError
+                try:
+                    resolved = await runner.resolve_gpus()
+                except GpuSelectionError as exc:
+                    raise UsageError(str(exc)) from None
+                except Exception as exc:  # the engine could not list the GPUs
+                    raise UsageError(f"cannot list the GPUs: {exc}") from None
+                for name, gs in resolved.items():
+                    mode = "one after the other" if runner.gpu_selection(
+                        config.scenarios[name])[1] else "concurrently"
+                    print(f"{name}: {len(gs)} GPU(s) {mode}: "
+                          f"{'; '.join(g.describe() for g in gs)}", file=sys.stderr)
             return await runner.run(progress)
         finally:
             for sig in installed:
@@ -265,6 +293,29 @@ def _device_line(doc: dict) -> str:
             f"{cuda_version_text(dev.get('cuda_driver')) or '?'}, backend {doc.get('backend')})")
 
 
+def _show_rows(workloads: list, gpu: str) -> list[list]:
+    """`show` rows (workload, variant, gpu, valid/trials, ops/s, mean, p99, GB/s, CV, outliers)."""
+    from results.report import fmt_value
+    from results.stats import cv_pct, mad_outliers
+    rows = []
+    for wl in workloads:
+        trials = wl.get("trials") or []
+        valid = [t for t in trials if t.get("valid", True)]
+        shown = f"{len(valid)}/{len(trials)}"
+        if not valid and trials:  # all invalid: show their figures, marked
+            valid, shown = trials, f"0/{len(trials)} (figures of invalid trials)"
+        ops = [t.get("ops_per_s") for t in valid if t.get("ops_per_s")]
+        cv = cv_pct(ops) if len(ops) >= 2 else None
+        rows.append([wl["workload"], wl.get("variant"), gpu, shown,
+                     fmt_value(_median(ops)),
+                     fmt_value(_median([(t.get("latency_us") or {}).get("mean") for t in valid])),
+                     fmt_value(_median([(t.get("latency_us") or {}).get("p99") for t in valid])),
+                     fmt_value(_median([t.get("gbps") for t in valid])),
+                     "—" if cv is None else f"{cv:.1f}%",
+                     len(mad_outliers(ops)) if len(ops) >= 3 else 0])
+    return rows
+
+
 def cmd_show(args, config) -> int:
     from results.report import fmt_value
     from results.stats import cv_pct, mad_outliers
@@ -316,24 +367,30 @@ def cmd_show(args, config) -> int:
     for k, v in lines:
         print(f"{k:<{width}}  {v}")
     print()
-    rows = []
-    for wl in doc.get("workloads") or []:
-        trials = wl.get("trials") or []
-        valid = [t for t in trials if t.get("valid", True)]
-        shown = f"{len(valid)}/{len(trials)}"
-        if not valid and trials:  # all invalid: show their figures, marked
-            valid, shown = trials, f"0/{len(trials)} (figures of invalid trials)"
-        ops = [t.get("ops_per_s") for t in valid if t.get("ops_per_s")]
-        cv = cv_pct(ops) if len(ops) >= 2 else None
-        rows.append([wl["workload"], wl.get("variant"), shown,
-                     fmt_value(_median(ops)),
-                     fmt_value(_median([(t.get("latency_us") or {}).get("mean") for t in valid])),
-                     fmt_value(_median([(t.get("latency_us") or {}).get("p99") for t in valid])),
-                     fmt_value(_median([t.get("gbps") for t in valid])),
-                     "—" if cv is None else f"{cv:.1f}%",
-                     len(mad_outliers(ops)) if len(ops) >= 3 else 0])
-    _print_table(("workload", "variant", "valid/trials", "ops/s", "mean µs", "p99 µs", "GB/s",
-                  "CV", "outliers"), rows)
+    from results.document import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
+    if is_per_gpu(doc):
+        gpus = doc_gpus(doc)
+        print(f"GPUs: {len(gpus)}, run {doc.get('gpu_mode') or 'concurrently'}: "
+              + "; ".join(f"{i} {g.get('uuid') or ''} ({g.get('name') or '?'}"
+                          + (", MIG instance" if g.get("mig_instance") else "") + ")"
+                          for i, g in gpus.items()))
+        part = doc.get("partition") or {}
+        if part.get("kind"):
+            print(f"partition: {part['kind']}, {part.get('visible_gpus')} GPU(s) visible"
+                  + (f", NVML sees {part['nvml_gpus']}" if part.get("nvml_gpus") else ""))
+        rows = []
+        for i in gpus:
+            rows += _show_rows(gpu_workloads(doc, i), str(i))
+        rows += _show_rows(aggregate_workloads(doc), "all")
+        _print_table(("workload", "variant", "gpu", "valid/trials", "ops/s", "mean µs",
+                      "p99 µs", "GB/s", "CV", "outliers"),
+                     sorted(rows, key=lambda r: (r[0], r[1], r[2] == "all", r[2])))
+        print("gpu all: ops/s and GB/s summed across GPUs run concurrently (— when run one "
+              "after the other), latency the median across GPUs")
+    else:
+        _print_table(("workload", "variant", "valid/trials", "ops/s", "mean µs", "p99 µs", "GB/s",
+                      "CV", "outliers"), [r[:2] + r[3:] for r in _show_rows(
+                          doc.get("workloads") or [], "")])
     tel = doc.get("telemetry") or {}
     if tel.get("count"):
         print()
@@ -376,7 +433,8 @@ def cmd_compare(args, config) -> int:
         for comp in comps:
             for line in report.header_lines(comp):
                 print(line)
-            _print_table(report.COLUMNS, report.comparison_table(comp), styles=VERDICT_STYLES)
+            _print_table(report.columns_for(comp), report.comparison_table(comp),
+                         styles=VERDICT_STYLES)
             for w in comp.warnings:
                 _warn(w)
             print()
@@ -551,6 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration", type=float, metavar="S", help="measured seconds per repeat")
     r.add_argument("--warmup", type=float, metavar="S", help="warm-up seconds")
     r.add_argument("--repeats", type=int, help="result lines per workload per session")
+    r.add_argument("--gpus", metavar="SEL",
+                   help="multi-GPU hosts: all, 0,2 or GPU UUIDs: one engine per GPU, results "
+                        "tagged per GPU (local/ssh scenarios; overrides gpu_select)")
+    r.add_argument("--gpus-sequential", action="store_true",
+                   help="with --gpus: one GPU after the other instead of concurrently")
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="list stored runs")

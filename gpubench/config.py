@@ -102,9 +102,11 @@ class ScenarioConfig:
     legacy_file: str | None = None       # seed-results file name, for import/export
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict, ...] = ()
-    gpus: int = 1
+    gpus: int = 1                        # k8s: nvidia.com/gpu limit of the pod
     env: dict[str, str] = field(default_factory=dict)
     enabled: bool = True
+    gpu_select: str | None = None        # local/ssh: "all", "0,2" or UUIDs: one engine per GPU
+    gpus_sequential: bool = False        # with gpu_select: one GPU after the other
 
 
 @dataclass(frozen=True)
@@ -294,9 +296,41 @@ def _scenario(name: str, r: _Reader, targets: dict[str, float]) -> ScenarioConfi
         legacy_file=r.get("legacy_file", str), node_selector=r.str_map("node_selector"),
         tolerations=tuple(tolerations), gpus=r.get("gpus", int, 1, minimum=1),
         env=r.str_map("env"), enabled=r.get("enabled", bool, True),
+        gpu_select=_gpu_select(r, launcher),
+        gpus_sequential=r.get("gpus_sequential", bool, False),
     )
     r.reject_unknown()
     return s
+
+
+def check_gpu_select(text: str) -> str:
+    """'all', '0,2' or 'GPU-uuid,...' normalised; ValueError with the reason."""
+    t = text.strip()
+    if t.lower() == "all":
+        return "all"
+    items = [p.strip() for p in t.split(",")]
+    if not t or any(not p for p in items):
+        raise ValueError(f"must be \"all\", GPU indexes like \"0,2\" or GPU UUIDs (got {text!r})")
+    if len({p.lower() for p in items}) != len(items):
+        raise ValueError(f"names a GPU twice (got {text!r})")
+    return ",".join(items)
+
+
+def _gpu_select(r: _Reader, launcher: str) -> str | None:
+    value = r.get("gpu_select", (str, list), None)
+    if value is None:
+        return None
+    if launcher == "k8s":
+        raise r.fail("gpu_select", "is for local and ssh scenarios (a k8s pod gets `gpus`)")
+    if isinstance(value, list):
+        if not value or any(isinstance(v, bool) or not isinstance(v, (str, int)) for v in value):
+            raise r.fail("gpu_select", f"must be \"all\" or a list of GPU indexes/UUIDs "
+                                       f"(got {value!r})")
+        value = ",".join(str(v) for v in value)
+    try:
+        return check_gpu_select(value)
+    except ValueError as exc:
+        raise r.fail("gpu_select", str(exc)) from None
 
 
 def _named_tables(root: _Reader, key: str) -> dict[str, _Reader]:

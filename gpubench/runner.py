@@ -44,6 +44,8 @@ class PlanOptions:
     warmup_s: float | None = None
     repeats: int | None = None
     extra_engine_args: tuple[str, ...] = ()
+    gpus: str | None = None                # "all", "0,2", UUIDs: overrides scenario gpu_select
+    gpus_sequential: bool | None = None    # None: the scenario's gpus_sequential
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,12 @@ class TrialStarted:
 
 @dataclass(frozen=True)
 class TrialEvent:
-    """An event of the running session (scenarios.events: Hello, Sample, Result, Status...)."""
+    """An event of the running session (scenarios.events: Hello, Sample, Result, Status...).
+    `gpu` is the GPU's tag ({index, uuid, name, ...}) when the trial runs one session per GPU."""
     index: int
     slot: TrialSlot
     event: Any
+    gpu: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class TrialFinished:
     message: str
     results: int
     layer_reasons: tuple[str, ...] = ()
+    gpus: tuple[int, ...] = ()             # the GPUs of a per-GPU trial (their indexes)
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,8 @@ def scenario_record(s: ScenarioConfig, config: Config) -> dict:
     if s.launcher == "ssh" and s.host in config.hosts:
         details["address"] = config.hosts[s.host].address
     details["gpus"] = s.gpus
+    if s.gpu_select is not None:
+        details["gpu_select"] = s.gpu_select
     return {"name": s.name, "title": s.title, "launcher": s.launcher,
             "host": s.host if s.launcher != "k8s" else None, "cluster": s.cluster,
             "target": s.target, "target_pct": s.target_pct, "baseline": s.baseline,
@@ -224,8 +231,9 @@ class PlanRunner:
         self.order = interleave_order([s.name for s in self.scenarios], self.trials, self.seed)
         self.args = engine_args(config.defaults, self.options)
         self._cancelled = False
-        self._session: Any = None
+        self._sessions: set = set()
         self._starting: asyncio.Future | None = None
+        self.gpus: dict[str, list] = {}        # scenario -> resolved GPUs (scenarios.multigpu)
 
     # -- control ----------------------------------------------------------------------------
     @property
@@ -237,8 +245,7 @@ class PlanRunner:
         self._cancelled = True
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()  # a start that hangs (pod Pending, ssh connect) stops too
-        session = self._session
-        if session is not None:
+        for session in list(self._sessions):
             try:
                 asyncio.get_running_loop().create_task(session.cancel())
             except RuntimeError:  # no running loop: called from outside; the loop checks the flag
@@ -252,6 +259,38 @@ class PlanRunner:
                 from scenarios.registry import launcher_for
                 cache[scenario.name] = launcher_for(scenario, self.config)
         return cache[scenario.name]
+
+    # -- GPU selection ----------------------------------------------------------------------
+    def gpu_selection(self, scenario: ScenarioConfig) -> tuple[str | None, bool]:
+        """(selection, sequential) for a scenario: --gpus beats the scenario's gpu_select."""
+        selection = self.options.gpus or scenario.gpu_select
+        sequential = self.options.gpus_sequential if self.options.gpus_sequential is not None \
+            else scenario.gpus_sequential
+        return selection, bool(sequential)
+
+    async def resolve_gpus(self, launchers: dict | None = None) -> dict[str, list]:
+        """Resolve every scenario's GPU selection once (the engine's --list-devices through the
+        scenario's launcher). Raises scenarios.multigpu.GpuSelectionError (one line)."""
+        from scenarios.multigpu import resolve_gpus
+        from scenarios.registry import request_for
+        own = launchers is None
+        launchers = {} if launchers is None else launchers
+        try:
+            for scenario in self.scenarios:
+                selection, _ = self.gpu_selection(scenario)
+                if selection is None or scenario.name in self.gpus:
+                    continue
+                launcher = self._launcher(scenario, launchers)
+                self.gpus[scenario.name] = await resolve_gpus(
+                    launcher, request_for(scenario, self.args, label=self.options.label), selection)
+        finally:
+            if own:
+                for launcher in launchers.values():
+                    try:
+                        await launcher.close()
+                    except Exception:
+                        pass
+        return self.gpus
 
     # -- running ----------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[RunnerEvent]:
@@ -287,14 +326,23 @@ class PlanRunner:
                     break
                 scenario = by_name[slot.scenario]
                 emit(TrialStarted(index, len(self.order), slot))
-                rec = await self._one_trial(index, slot, scenario, launchers, emit)
-                records[slot.scenario].append(rec)
+                if self.gpu_selection(scenario)[0] is not None:
+                    recs = await self._per_gpu_trial(index, slot, scenario, launchers, emit)
+                else:
+                    recs = [await self._one_trial(index, slot, scenario, launchers, emit)]
+                records[slot.scenario].extend(recs)
                 executed.append(slot)
-                result.sessions += 1
-                if rec.outcome == FAILED:
-                    result.failed_sessions += 1
-                emit(TrialFinished(index, len(self.order), slot, rec.outcome, rec.message,
-                                   _count_results(rec), tuple(rec.layer_reasons)))
+                result.sessions += len(recs)
+                result.failed_sessions += sum(1 for r in recs if r.outcome == FAILED)
+                outcomes = [r.outcome for r in recs]
+                outcome = outcomes[0] if len(set(outcomes)) == 1 else \
+                    (FAILED if FAILED in outcomes else "incomplete")
+                message = "; ".join(f"GPU {r.gpu['index']}: {r.message}" if r.gpu else r.message
+                                    for r in recs if r.message)
+                emit(TrialFinished(index, len(self.order), slot, outcome, message,
+                                   sum(_count_results(r) for r in recs),
+                                   tuple(x for r in recs for x in r.layer_reasons),
+                                   tuple(r.gpu["index"] for r in recs if r.gpu)))
         except asyncio.CancelledError:
             self._cancelled = True
         finally:
@@ -329,14 +377,20 @@ class PlanRunner:
                                  started=started)
         finally:
             self._starting = None
-        self._session = session
+        return await self._consume(session, index, slot, scenario, emit, started)
+
+    async def _consume(self, session: Any, index: int, slot: TrialSlot, scenario: ScenarioConfig,
+                       emit: Callable, started: str | None, gpu: dict | None = None,
+                       gpu_mode: str | None = None) -> SessionRecord:
+        """Read one session to its end (events go to `emit`) and record it."""
+        self._sessions.add(session)
         if self._cancelled:  # cancelled while starting
             await session.cancel()
         ended = None
         hello = None
         try:
             async for event in session.events():
-                emit(TrialEvent(index, slot, event))
+                emit(TrialEvent(index, slot, event, gpu))
                 name = type(event).__name__
                 if name == "Hello":
                     hello = event.data
@@ -347,7 +401,7 @@ class PlanRunner:
             await session.cancel()
             ended = session.ended
         finally:
-            self._session = None
+            self._sessions.discard(session)
         outcome = ended.outcome if ended is not None else CANCELLED
         parser = getattr(session, "parser", None)
         return SessionRecord(
@@ -355,7 +409,71 @@ class PlanRunner:
             message=ended.message if ended is not None else "cancelled",
             exit_code=ended.exit_code if ended is not None else None, trial=slot.trial,
             layer_reasons=verify_layers(scenario, hello), started=started,
-            warnings=[w.message for w in getattr(parser, "warnings", [])])
+            warnings=[w.message for w in getattr(parser, "warnings", [])],
+            gpu=gpu, gpu_mode=gpu_mode)
+
+    async def _per_gpu_trial(self, index: int, slot: TrialSlot, scenario: ScenarioConfig,
+                             launchers: dict, emit: Callable) -> list[SessionRecord]:
+        """One session per selected GPU (scenarios.multigpu), concurrent or sequential."""
+        from scenarios.multigpu import gpu_request, start_concurrent
+        from scenarios.registry import request_for
+        started = utc_now()
+        _, sequential = self.gpu_selection(scenario)
+        mode = "sequential" if sequential else "concurrent"
+        try:
+            launcher = self._launcher(scenario, launchers)
+            if scenario.name not in self.gpus:
+                await self.resolve_gpus(launchers)
+            gpus = self.gpus[scenario.name]
+            request = request_for(scenario, self.args, label=self.options.label)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # GpuSelectionError, LaunchError: record, go on
+            return [SessionRecord([], outcome=FAILED, message=str(exc) or type(exc).__name__,
+                                  trial=slot.trial, started=started)]
+
+        def failed(gs) -> SessionRecord:
+            return SessionRecord([], outcome=FAILED, message=gs.error or "launch failed",
+                                 trial=slot.trial, started=started, gpu=gs.gpu.tag(),
+                                 gpu_mode=mode)
+
+        records: list[SessionRecord] = []
+        if sequential:  # multigpu.gpu_sessions(sequential=True), inline so cancel() reaches starts
+            for i, gpu in enumerate(gpus):
+                if self._cancelled:
+                    break
+                t0 = utc_now()
+                try:
+                    self._starting = asyncio.ensure_future(
+                        launcher.start(gpu_request(request, gpu, first=i == 0)))
+                    session = await self._starting
+                except asyncio.CancelledError:
+                    if not self._cancelled:
+                        raise
+                    break
+                except Exception as exc:
+                    records.append(SessionRecord([], outcome=FAILED, message=str(exc), trial=slot.trial,
+                                                 started=t0, gpu=gpu.tag(), gpu_mode=mode))
+                    continue
+                finally:
+                    self._starting = None
+                records.append(await self._consume(session, index, slot, scenario, emit, t0,
+                                                   gpu.tag(), mode))
+            return records
+        try:
+            self._starting = asyncio.ensure_future(start_concurrent(launcher, request, gpus))
+            started_sessions = await self._starting
+        except asyncio.CancelledError:
+            if not self._cancelled:
+                raise
+            return [SessionRecord([], outcome=CANCELLED, message="cancelled while starting",
+                                  trial=slot.trial, started=started)]
+        finally:
+            self._starting = None
+        results = await asyncio.gather(*(
+            self._consume(gs.session, index, slot, scenario, emit, started, gs.gpu.tag(), mode)
+            if gs.session is not None else _done(failed(gs)) for gs in started_sessions))
+        return list(results)
 
     def _save_all(self, records: dict[str, list[SessionRecord]], executed: list[TrialSlot],
                   result: PlanResult, emit: Callable) -> None:
@@ -382,6 +500,10 @@ class PlanRunner:
             result.documents.append(doc)
             emit(RunSaved(scenario.name, doc["id"], str(path), doc["validity"]["status"],
                           doc["complete"]))
+
+
+async def _done(value):
+    return value
 
 
 def _count_results(rec: SessionRecord) -> int:

@@ -47,6 +47,8 @@ class SessionRecord:
     layer_reasons: Sequence[str] = ()     # from layer verification (proxy not mapped, ...)
     started: str | None = None            # UTC ISO time the session started
     warnings: Sequence[str] = ()          # stream warnings (malformed lines) seen by the reader
+    gpu: dict | None = None               # per-GPU runs: {index, uuid, name, mig_instance}
+    gpu_mode: str | None = None           # per-GPU runs: concurrent | sequential
 
 
 def utc_now() -> str:
@@ -209,6 +211,8 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
                     wl = workloads[key] = {"workload": ln["workload"], "variant": ln["variant"],
                                            "params": ln.get("params") or {}, "trials": []}
                 trial = {"session": index, "trial": rec.trial}
+                if rec.gpu is not None:
+                    trial["gpu"] = gpu_tag(rec.gpu)
                 for f in TRIAL_FIELDS:
                     if f in ln:
                         trial[f] = ln[f]
@@ -225,19 +229,29 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
             "device": device_identity(hello) if hello else None,
             "raw_lines": [raw_pos, raw_pos + len(texts)],
         })
+        if rec.gpu is not None:
+            session_docs[-1]["gpu"] = gpu_tag(rec.gpu)
+            session_docs[-1]["gpu_mode"] = rec.gpu_mode
+        if hello is not None:
+            identities[-1]["_gpu"] = (rec.gpu or {}).get("index")
         raw_pos += len(texts)
         for r in layer:
             if f"layer: {r}" not in reasons:
                 reasons.append(f"layer: {r}")
     # -- run-level validity -----------------------------------------------------------------
     reasons.extend(str(r) for r in extra_reasons if str(r) not in reasons)
-    distinct = {json.dumps({k: v for k, v in i.items() if k != "hostname"}, sort_keys=True)
-                for i in identities}
-    if len(distinct) > 1:
-        a, b = identities[0], next(i for i in identities if i != identities[0])
-        diff = [k for k in a if a.get(k) != b.get(k) and k != "hostname"]
-        key = diff[0] if diff else "device"
-        reasons.append(f"sessions differ in {key}: {a.get(key)} vs {b.get(key)}")
+    by_gpu: dict[Any, list[dict]] = {}   # per-GPU runs: each GPU's sessions must agree
+    for ident in identities:
+        by_gpu.setdefault(ident.pop("_gpu", None), []).append(ident)
+    for idents in by_gpu.values():
+        distinct = {json.dumps({k: v for k, v in i.items() if k != "hostname"}, sort_keys=True)
+                    for i in idents}
+        if len(distinct) > 1:
+            a, b = idents[0], next(i for i in idents if i != idents[0])
+            diff = [k for k in a if a.get(k) != b.get(k) and k != "hostname"]
+            key = diff[0] if diff else "device"
+            reasons.append(f"sessions differ in {key}: {a.get(key)} vs {b.get(key)}")
+            break
     all_trials = [t for wl in workloads.values() for t in wl["trials"]]
     invalid_trials = sum(1 for t in all_trials if not t["valid"])
     if not all_trials:
@@ -255,6 +269,9 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
                               f"(excluded from statistics): {'; '.join(causes[:3])}")
     if not complete:
         notes_validity.append("plan was interrupted: results are incomplete")
+    gpus = sorted({json.dumps(gpu_tag(r.gpu), sort_keys=True) for r in sessions if r.gpu},
+                  key=lambda t: json.loads(t)["index"])
+    modes = sorted({r.gpu_mode for r in sessions if r.gpu and r.gpu_mode})
     hello_doc = None
     if first_hello is not None:
         hello_doc = {k: first_hello.get(k) for k in ("engine_version", "backend", "device",
@@ -270,6 +287,10 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         "group": dict(group) if group else None,
         "backend": first_hello.get("backend") if first_hello else None,
         "hello": hello_doc,
+        "gpus": [json.loads(g) for g in gpus] or None,
+        "gpu_mode": modes[0] if len(modes) == 1 else (None if not modes else "mixed"),
+        "partition": partition_facts(first_hello, scen.get("launcher"),
+                                     [json.loads(g) for g in gpus]),
         "sessions": session_docs,
         "workloads": list(workloads.values()),
         "telemetry": telemetry.summary(),
@@ -285,6 +306,114 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         "source": source,
         "raw": None,
     }
+
+
+def gpu_tag(gpu: dict) -> dict:
+    """The GPU facts a per-GPU trial carries."""
+    return {"index": gpu.get("index"), "uuid": gpu.get("uuid"), "name": gpu.get("name"),
+            "mig_instance": bool(gpu.get("mig_instance"))}
+
+
+def partition_facts(hello: dict | None, launcher: str | None, gpus: Sequence[dict] = ()) -> dict:
+    """How the GPU was partitioned for this run, from the engine's hello: a MIG instance or a
+    full GPU, how many GPUs the engine could see (and NVML, which may see more), and whether a
+    k8s pod got exactly one GPU. Comparisons refuse to mix MIG instances with full GPUs."""
+    if not hello:
+        return {"kind": None, "mig_instance": None, "mig_mode": None, "visible_gpus": None,
+                "nvml_gpus": None, "one_gpu_per_pod": None}
+    device = hello.get("device") or {}
+    host = hello.get("host") or {}
+    visible = host.get("gpus")
+    n_visible = len(visible) if isinstance(visible, list) else device.get("visible_devices")
+    mig = bool(device.get("mig_instance")) or any(bool(g.get("mig_instance")) for g in gpus)
+    if hello.get("backend") == "numpy-cpu":
+        kind = "cpu"
+    else:
+        kind = "mig-instance" if mig else "full-gpu"
+    return {"kind": kind, "mig_instance": mig, "mig_mode": device.get("mig_mode"),
+            "visible_gpus": n_visible, "nvml_gpus": host.get("nvml_gpu_count"),
+            "one_gpu_per_pod": (launcher == "k8s" and n_visible == 1) if n_visible is not None
+            else None}
+
+
+# ---- per-GPU views of a document --------------------------------------------------------------
+
+def is_per_gpu(doc: dict) -> bool:
+    """True when the run measured one session per GPU (its trials carry `gpu`)."""
+    return any("gpu" in t for wl in doc.get("workloads") or [] for t in wl.get("trials") or [])
+
+
+def doc_gpus(doc: dict) -> dict[int, dict]:
+    """index -> GPU tag, for a per-GPU run; for a single-GPU run its one device (index 0 when
+    the engine did not say)."""
+    if is_per_gpu(doc):
+        out: dict[int, dict] = {}
+        for wl in doc.get("workloads") or []:
+            for t in wl.get("trials") or []:
+                g = t.get("gpu")
+                if g is not None:
+                    out.setdefault(g.get("index"), g)
+        return dict(sorted(out.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+    device = (doc.get("hello") or {}).get("device") or {}
+    index = device.get("index") if isinstance(device.get("index"), int) else 0
+    return {index: {"index": index, "uuid": device.get("uuid"), "name": device.get("name"),
+                    "mig_instance": bool(device.get("mig_instance"))}}
+
+
+def gpu_workloads(doc: dict, index: int) -> list[dict]:
+    """The document's workloads restricted to one GPU's trials (the whole run if single-GPU)."""
+    if not is_per_gpu(doc):
+        return list(doc.get("workloads") or [])
+    out = []
+    for wl in doc.get("workloads") or []:
+        trials = [t for t in wl.get("trials") or [] if (t.get("gpu") or {}).get("index") == index]
+        if trials:
+            out.append({**wl, "trials": trials})
+    return out
+
+
+AGGREGATE_SUM = ("ops_per_s", "gbps", "tflops", "ops", "bytes")
+
+
+def aggregate_workloads(doc: dict) -> list[dict]:
+    """All-GPU trials of a per-GPU run: for every (trial, repeat) measured on every GPU,
+    throughput summed across the GPUs when they ran concurrently (null when sequential: one
+    GPU at a time is no aggregate throughput) and each latency statistic the median across
+    GPUs. Valid only when every GPU's trial is valid. [] for a single-GPU run."""
+    if not is_per_gpu(doc):
+        return []
+    n_gpus = len(doc_gpus(doc))
+    concurrent = doc.get("gpu_mode") != "sequential"
+    out = []
+    for wl in doc.get("workloads") or []:
+        groups: dict[tuple, list[dict]] = {}
+        for t in wl.get("trials") or []:
+            groups.setdefault((t.get("trial"), t.get("repeat")), []).append(t)
+        trials = []
+        for (trial, repeat), ts in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            if len({(t.get("gpu") or {}).get("index") for t in ts}) < n_gpus:
+                continue   # a GPU failed or was cut short: no honest aggregate
+            agg: dict[str, Any] = {"trial": trial, "repeat": repeat, "gpus": len(ts),
+                                   "gpu": {"index": "all"}}
+            for key in AGGREGATE_SUM:
+                vals = [_num(t.get(key)) for t in ts]
+                agg[key] = (sum(vals) if concurrent and all(v is not None for v in vals)
+                            else None)
+            lat: dict[str, Any] = {}
+            for key in {k for t in ts for k in (t.get("latency_us") or {})}:
+                vals = sorted(v for v in (_num((t.get("latency_us") or {}).get(key)) for t in ts)
+                              if v is not None)
+                if vals:
+                    m = len(vals) // 2
+                    lat[key] = vals[m] if len(vals) % 2 else (vals[m - 1] + vals[m]) / 2.0
+            agg["latency_us"] = lat
+            reasons = sorted({r for t in ts for r in t.get("validity_reasons") or []})
+            agg["valid"] = all(t.get("valid", True) for t in ts)
+            agg["validity_reasons"] = reasons
+            trials.append(agg)
+        if trials:
+            out.append({**wl, "trials": trials})
+    return out
 
 
 def archive_lines(sessions: Sequence[SessionRecord]) -> list[str]:

@@ -66,11 +66,21 @@ def row_note(r: MetricComparison) -> str:
     return "; ".join(parts)
 
 
+def has_gpus(comp: Comparison) -> bool:
+    return any(r.gpu for r in comp.rows)
+
+
+def columns_for(comp: Comparison) -> tuple[str, ...]:
+    """COLUMNS, with a `gpu` column after `variant` for per-GPU comparisons."""
+    return COLUMNS[:2] + ("gpu",) + COLUMNS[2:] if has_gpus(comp) else COLUMNS
+
+
 def comparison_table(comp: Comparison) -> list[list[str]]:
-    """Rows of strings under COLUMNS."""
+    """Rows of strings under columns_for(comp) (COLUMNS unless the runs were per-GPU)."""
     rows = []
+    gpu = has_gpus(comp)
     for r in comp.rows:
-        rows.append([r.workload, r.variant, f"{r.label} ({r.unit})", f"{r.n_base}/{r.n_cand}",
+        rows.append([r.workload, r.variant, *([r.gpu] if gpu else []), f"{r.label} ({r.unit})", f"{r.n_base}/{r.n_cand}",
                      fmt_value(r.base_median), fmt_value(r.cand_median), fmt_pct(r.overhead_pct),
                      fmt_ci(r.ci_low, r.ci_high), fmt_p(r.p_value),
                      "—" if r.target_pct is None else f"<{r.target_pct:g}%", r.verdict,
@@ -104,7 +114,7 @@ def to_markdown(comps: Sequence[Comparison]) -> str:
         out += [f"### {comp.cand_scenario} ({comp.cand_id}) vs {comp.base_scenario} "
                 f"({comp.base_id})", ""]
         out += [f"> {line}" for line in header_lines(comp)] + [""]
-        out.append(markdown_table(COLUMNS, comparison_table(comp)))
+        out.append(markdown_table(columns_for(comp), comparison_table(comp)))
         if comp.warnings:
             out += [""] + [f"- warning: {w}" for w in comp.warnings]
         out.append("")
@@ -116,7 +126,7 @@ def to_tsv(comps: Sequence[Comparison]) -> str:
     out = []
     for comp in comps:
         out += [f"# {line}" for line in header_lines(comp)]  # warnings go to stderr
-        out.append("\t".join(COLUMNS))
+        out.append("\t".join(columns_for(comp)))
         out += ["\t".join(row) for row in comparison_table(comp)]
     return "\n".join(out) + "\n"
 
@@ -124,7 +134,7 @@ def to_tsv(comps: Sequence[Comparison]) -> str:
 CSV_COLUMNS = ("base_id", "cand_id", "base_scenario", "cand_scenario", "workload", "variant",
                "metric", "unit", "n_base", "n_cand", "base_median", "cand_median",
                "overhead_pct", "ci_low", "ci_high", "p_value", "target_pct", "verdict", "change",
-               "more_trials", "base_cv_pct", "cand_cv_pct", "forced")
+               "more_trials", "base_cv_pct", "cand_cv_pct", "forced", "gpu")
 
 
 def to_csv(comps: Sequence[Comparison]) -> str:
@@ -137,7 +147,7 @@ def to_csv(comps: Sequence[Comparison]) -> str:
                         r.workload, r.variant, r.metric, r.unit, r.n_base, r.n_cand,
                         r.base_median, r.cand_median, r.overhead_pct, r.ci_low, r.ci_high,
                         r.p_value, r.target_pct, r.verdict, r.change, r.more_trials,
-                        r.base_cv_pct, r.cand_cv_pct, "; ".join(comp.forced)])
+                        r.base_cv_pct, r.cand_cv_pct, "; ".join(comp.forced), r.gpu])
     return buf.getvalue()
 
 
@@ -218,7 +228,7 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
                              verdict if validity != "INVALID" else f"{verdict}, run INVALID"])
         details += [f"### {sc.title} vs {sc.baseline}", ""]
         details += [f"> {line}" for line in header_lines(comp)] + [""]
-        details.append(markdown_table(COLUMNS, comparison_table(comp)))
+        details.append(markdown_table(columns_for(comp), comparison_table(comp)))
         if comp.warnings:
             details += [""] + [f"- warning: {w}" for w in comp.warnings]
         details.append("")

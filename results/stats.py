@@ -307,17 +307,24 @@ def run_identity(doc: dict) -> dict[str, Any]:
     device = hello.get("device") or {}
     cuda = cuda_version_text(device.get("cuda_driver") or device.get("cuda_runtime"))
     return {"device": device.get("name"), "driver": device.get("driver"), "cuda": cuda,
+            "mig": device.get("mig_instance") if hello else None,
             "engine_version": hello.get("engine_version") or (doc.get("tool") or {}).get(
                 "engine_version"),
             "backend": doc.get("backend") or hello.get("backend")}
 
 
-def comparability(base: dict, cand: dict) -> list[str]:
-    """Differences that make two runs incomparable, e.g. 'driver 580.159 vs 575.57'.
-    Facts unknown on either side (imported legacy runs) are not differences."""
+def comparability(base: dict, cand: dict, device: bool = True) -> list[str]:
+    """Differences that make two runs incomparable, e.g. 'driver 580.159 vs 575.57', or
+    'MIG instance vs full GPU'. Facts unknown on either side (imported legacy runs) are not
+    differences. `device=False` leaves the GPU model and MIG checks to per-GPU pairing."""
     a, b = run_identity(base), run_identity(cand)
     out = []
+    if device and a["mig"] is not None and b["mig"] is not None and \
+            bool(a["mig"]) != bool(b["mig"]):
+        out.append(f"{_mig_word(a['mig'])} vs {_mig_word(b['mig'])}")
     for key, label in COMPARABLE_FACTS:
+        if key == "device" and not device:
+            continue
         if a[key] is not None and b[key] is not None and a[key] != b[key]:
             out.append(f"{label} {a[key]} vs {b[key]}")
     return out
@@ -374,6 +381,7 @@ class MetricComparison:
     base_outliers: int
     cand_outliers: int
     warnings: list[str] = field(default_factory=list)
+    gpu: str = ""          # per-GPU comparisons: "0", "1", ... or "all" (the aggregate); else ""
 
 
 @dataclass
@@ -409,16 +417,92 @@ class Comparison:
         return d
 
 
+def _mig_word(mig: Any) -> str:
+    return "MIG instance" if mig else "full GPU"
+
+
+def gpu_pairs(base: dict, cand: dict) -> tuple[list[tuple[int, dict, dict]], list[str], list[str]]:
+    """Like-with-like GPU pairs of two runs, by index: ([(index, base tag, cand tag)],
+    problems (different models, MIG instance vs full GPU), GPUs only one run measured)."""
+    from .document import doc_gpus
+    bg, cg = doc_gpus(base), doc_gpus(cand)
+    pairs, problems = [], []
+    for index in bg:
+        if index not in cg:
+            continue
+        b, c = bg[index], cg[index]
+        if bool(b.get("mig_instance")) != bool(c.get("mig_instance")):
+            problems.append(f"GPU {index}: {_mig_word(b.get('mig_instance'))} vs "
+                            f"{_mig_word(c.get('mig_instance'))}")
+        elif b.get("name") and c.get("name") and b.get("name") != c.get("name"):
+            problems.append(f"GPU {index} model {b.get('name')} vs {c.get('name')}")
+        pairs.append((index, b, c))
+    unpaired = [f"GPU {i} (baseline only)" for i in bg if i not in cg] + \
+               [f"GPU {i} (candidate only)" for i in cg if i not in bg]
+    return pairs, problems, unpaired
+
+
 def compare_runs(base: dict, cand: dict, *, target_pct: float | None = None,
                  include_invalid: bool = False, force: bool = False, seed: int = 0,
                  metrics: Sequence[str] | None = None, n_boot: int = N_BOOT) -> Comparison:
     """Compare two result documents metric by metric. Raises NotComparable (one line)
-    when the runs come from different GPU models, drivers, CUDA or engine versions,
-    unless `force`, which records the differences in `Comparison.forced`."""
+    when the runs come from different GPU models, drivers, CUDA or engine versions, or
+    one ran on a MIG instance and the other on a full GPU, unless `force`, which records
+    the differences in `Comparison.forced`.
+
+    Per-GPU runs (trials tagged with their GPU) are compared GPU by GPU, paired by index
+    and model (rows carry `gpu`), plus the all-GPU aggregate (`gpu` "all": summed
+    throughput of concurrent GPUs, median latency across GPUs) when both runs measured the
+    same GPUs the same way."""
+    from .document import aggregate_workloads, gpu_workloads, is_per_gpu
+    if is_per_gpu(base) or is_per_gpu(cand):
+        pairs, pair_problems, unpaired = gpu_pairs(base, cand)
+        problems = [p for p in comparability(base, cand, device=False)] + pair_problems
+        if problems and not force:
+            raise NotComparable(f"not comparable: {'; '.join(problems)} "
+                                f"(runs {base['id']} and {cand['id']}; --force compares anyway)")
+        if not pairs:
+            raise NotComparable(f"not comparable: no GPU measured by both runs "
+                                f"(runs {base['id']} and {cand['id']})")
+        views = [(str(i), {**base, "workloads": gpu_workloads(base, i)},
+                  {**cand, "workloads": gpu_workloads(cand, i)}) for i, _, _ in pairs]
+        if (is_per_gpu(base) and is_per_gpu(cand) and not unpaired
+                and base.get("gpu_mode") == cand.get("gpu_mode") and len(pairs) > 1):
+            views.append(("all", {**base, "workloads": aggregate_workloads(base)},
+                          {**cand, "workloads": aggregate_workloads(cand)}))
+        merged: Comparison | None = None
+        warnings: list[str] = []
+        for label, b, c in views:
+            comp = _compare(b, c, [], target_pct=target_pct, include_invalid=include_invalid,
+                            seed=seed, metrics=metrics, n_boot=n_boot)
+            for r in comp.rows:
+                r.gpu = label
+            warnings += [f"GPU {label}: {w}" if "measured by only one" in w or "no metric" in w
+                         else w for w in comp.warnings]
+            if merged is None:
+                merged = comp
+            else:
+                merged.rows.extend(comp.rows)
+        assert merged is not None
+        if unpaired:
+            warnings.append(f"GPUs measured by only one run (not compared): {', '.join(unpaired)}")
+        if len(pairs) > 1 and not any(r.gpu == "all" for r in merged.rows) and not unpaired:
+            warnings.append("no all-GPU aggregate: the runs used different GPU modes "
+                            "(concurrent vs sequential)")
+        merged.warnings = list(dict.fromkeys(warnings))
+        merged.forced = problems
+        return merged
     problems = comparability(base, cand)
     if problems and not force:
         raise NotComparable(f"not comparable: {'; '.join(problems)} "
                             f"(runs {base['id']} and {cand['id']}; --force compares anyway)")
+    return _compare(base, cand, problems, target_pct=target_pct, include_invalid=include_invalid,
+                    seed=seed, metrics=metrics, n_boot=n_boot)
+
+
+def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float | None,
+             include_invalid: bool, seed: int, metrics: Sequence[str] | None,
+             n_boot: int) -> Comparison:
     if target_pct is None:
         target_pct = (cand.get("scenario") or {}).get("target_pct")
     warnings: list[str] = []

@@ -140,6 +140,9 @@ class GpubenchApp(App):
         """gpubench.runner.PlanRunner runs and saves the plan; its events feed the board."""
         from gpubench import runner as r
         states: dict[int, object] = {}
+        gpu_states: dict[tuple[int, object], object] = {}
+        groups: dict[int, str] = {}          # per-GPU trial -> its aggregate row's key
+        hosts: dict[int, str] = {}
 
         def progress(ev) -> None:
             if isinstance(ev, r.TrialStarted):
@@ -148,15 +151,36 @@ class GpubenchApp(App):
                     host = f"k8s:{sc.cluster}"
                 else:
                     host = (sc.host if sc is not None else None) or "local"
+                hosts[ev.index] = host
+                if sc is not None and runner.gpu_selection(sc)[0] is not None:
+                    return       # per-GPU trial: its rows come with the GPUs' first events
                 key = self.manager.new_key(ev.slot.scenario, host)
                 states[ev.index] = self.board.add_new(key, host, ev.slot.scenario)
                 self.post_message(m.SessionStarted(key))
             elif isinstance(ev, r.TrialEvent):
-                state = states.get(ev.index)
+                if ev.gpu is not None:   # one row per GPU session, plus the aggregate row
+                    gk = (ev.index, ev.gpu.get("index"))
+                    state = gpu_states.get(gk)
+                    if state is None:
+                        host = hosts.get(ev.index, "local")
+                        if ev.index not in groups:
+                            groups[ev.index] = self.manager.new_key(ev.slot.scenario, host)
+                        group = groups[ev.index]
+                        state = gpu_states[gk] = self.board.add_gpu(
+                            group, f"{group}/gpu{gk[1]}", host, ev.slot.scenario, str(gk[1]))
+                        self.post_message(m.SessionStarted(state.key))
+                else:
+                    state = states.get(ev.index)
                 if state is not None:
                     self.manager._handle(state, ev.event)
             elif isinstance(ev, r.TrialFinished):
                 self.board.plan_done_runs += 1
+                if ev.gpus:
+                    return       # GPU sessions ended with their own SessionEnded events
+                if ev.index not in states and ev.index not in groups:   # failed before any GPU
+                    host = hosts.get(ev.index, "local")
+                    states[ev.index] = self.board.add_new(
+                        self.manager.new_key(ev.slot.scenario, host), host, ev.slot.scenario)
                 state = states.get(ev.index)
                 if state is not None and state.status in ("starting", "running"):
                     # the session never started (launch failed): no SessionEnded came

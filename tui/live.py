@@ -65,6 +65,7 @@ class HostState:
     expected_results: int = 0
     started: float = field(default_factory=time.monotonic)
     version: int = 0                          # bumped whenever a view should redraw this host
+    gpu: str = ""                             # per-GPU sessions: "0", "1", ...; "all": aggregate
 
     # -- writes from workers ------------------------------------------------------------
     def on_hello(self, data: dict) -> None:
@@ -109,6 +110,13 @@ class HostState:
         return CPU_LABEL if self.is_cpu else f"GPU ({self.backend})"
 
     @property
+    def label(self) -> str:
+        """The grid's Host cell: the host, and the GPU of a per-GPU session."""
+        if not self.gpu:
+            return self.host
+        return f"{self.host} all GPUs" if self.gpu == "all" else f"{self.host} gpu{self.gpu}"
+
+    @property
     def device_name(self) -> str:
         dev = (self.hello or {}).get("device") or {}
         return str(dev.get("name") or "?")
@@ -142,11 +150,63 @@ class HostState:
         return out
 
 
+class AggregateState(HostState):
+    """The all-GPU row of a per-GPU trial: ops/s and GB/s summed over its GPU sessions (they
+    run concurrently), p50/p99 the median across them; recomputed only when a member changed."""
+
+    def recompute(self, members: list[HostState]) -> None:
+        live = [m for m in members if m.ops_per_s is not None]
+        self.ops_per_s = sum(m.ops_per_s for m in live) if live else None
+        gb = [m.gbps for m in live if m.gbps is not None]
+        self.gbps = sum(gb) if gb else None
+        lat: dict = {}
+        for key in ("p50", "p99"):
+            vals = sorted(v for v in (m.latency_us.get(key) for m in live) if v is not None)
+            if vals:
+                mid = len(vals) // 2
+                lat[key] = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+        self.latency_us = lat
+        first = members[0] if members else None
+        if first is not None:
+            self.backend, self.hello = first.backend, first.hello
+            self.workload, self.variant = first.workload, first.variant
+            self.telemetry = first.telemetry
+        states = {m.status for m in members}
+        if states & {"starting", "running"}:
+            self.status = "running" if "running" in states else "starting"
+        elif len(states) == 1:
+            self.status = states.pop()
+        else:
+            self.status = "failed" if "failed" in states else "incomplete"
+        self.samples = sum(m.samples for m in members)
+        self.expected_results = sum(m.expected_results for m in members)
+        self.results_count = sum(len(m.results) for m in members)
+
+    results_count: int = 0
+
+    @property
+    def progress(self) -> float:
+        if self.status == "completed":
+            return 1.0
+        if not self.expected_results:
+            return 0.0
+        return min(1.0, self.results_count / self.expected_results)
+
+
+def _gpu_order(gpu: str) -> tuple[int, str]:
+    return (int(gpu), "") if gpu.isdigit() else (1 << 30, gpu)
+
+
 class LiveBoard:
-    """All sessions of the current plan, in start order, plus the dirty set."""
+    """All sessions of the current plan, in start order, plus the dirty set.
+
+    Per-GPU trials add one row per GPU session and an AggregateState row after them;
+    `groups` maps the aggregate's key to its members' keys."""
 
     def __init__(self) -> None:
         self.hosts: dict[str, HostState] = {}
+        self.groups: dict[str, list[str]] = {}
+        self.group_of: dict[str, str] = {}
         self.dirty: set[str] = set()
         self.plan_total_runs = 0
         self.plan_done_runs = 0
@@ -162,11 +222,40 @@ class LiveBoard:
     def add_new(self, key: str, host: str, scenario: str) -> HostState:
         return self.add(HostState(key=key, host=host, scenario=scenario))
 
+    def add_gpu(self, group: str, key: str, host: str, scenario: str, gpu: str) -> HostState:
+        """A GPU session's row, and the group's aggregate row (created with the first GPU,
+        kept after the group's GPU rows)."""
+        state = HostState(key=key, host=host, scenario=scenario, gpu=gpu)
+        members = self.groups.get(group)
+        if members is None:
+            members = self.groups[group] = []
+            self.hosts[key] = state
+            self.hosts[group] = AggregateState(key=group, host=host, scenario=scenario, gpu="all")
+        else:   # in GPU order, before the aggregate row (dicts keep insertion order)
+            items = list(self.hosts.items())
+            at = next(i for i, (k, h) in enumerate(items)
+                      if k == group or (k in members and _gpu_order(h.gpu) > _gpu_order(gpu)))
+            items.insert(at, (key, state))
+            self.hosts.clear()       # in place: views hold a reference to this dict
+            self.hosts.update(items)
+        members.append(key)
+        self.group_of[key] = group
+        self.dirty.add(key)
+        self.dirty.add(group)
+        return state
+
     def take_dirty(self) -> list[HostState]:
         if not self.dirty:
             return []
         keys = list(self.dirty)     # in place: workers hold a reference to this set
         self.dirty.clear()
+        if self.group_of:
+            groups = {self.group_of[k] for k in keys if k in self.group_of}
+            keys += [g for g in groups if g not in keys]
+            for g in groups:
+                agg = self.hosts.get(g)
+                if isinstance(agg, AggregateState):
+                    agg.recompute([self.hosts[k] for k in self.groups[g] if k in self.hosts])
         out = []
         for k in keys:
             st = self.hosts.get(k)
@@ -177,6 +266,8 @@ class LiveBoard:
 
     def clear(self) -> None:
         self.hosts.clear()
+        self.groups.clear()
+        self.group_of.clear()
         self.dirty.clear()
         self.plan_total_runs = self.plan_done_runs = 0
         self.plan_started = None
@@ -185,15 +276,18 @@ class LiveBoard:
 
     def progress(self) -> tuple[float, float | None]:
         """(fraction done, seconds left or None) for the whole plan."""
-        total = self.plan_total_runs or len(self.hosts)
+        # a per-GPU trial counts once, through its aggregate row
+        hosts = [h for h in self.hosts.values() if h.key not in self.group_of] \
+            if self.group_of else list(self.hosts.values())
+        total = self.plan_total_runs or len(hosts)
         if not total:
             return 0.0, None
         if self.plan_total_runs:
-            running = [h.progress for h in self.hosts.values() if h.status == "running"]
+            running = [h.progress for h in hosts if h.status == "running"]
             done = self.plan_done_runs + sum(running)
         else:   # sessions started one by one (replays, tests): each counts for itself
             done = sum(1.0 if h.status not in ("starting", "running") else h.progress
-                       for h in self.hosts.values())
+                       for h in hosts)
         frac = min(1.0, done / total)
         if self.plan_started is None or frac <= 0:
             return frac, None

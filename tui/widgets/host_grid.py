@@ -47,7 +47,7 @@ def _tel(h: HostState, key: str, unit: str) -> str:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("Host", 14, lambda h: h.host),
+    Column("Host", 14, lambda h: h.label),
     Column("Scenario", 14, lambda h: h.scenario),
     Column("State", 10, lambda h: h.status, tone=_state_tone),
     Column("Backend", 9, lambda h: h.backend or "?", tone=lambda h: "cpu" if h.is_cpu else ""),

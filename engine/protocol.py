@@ -45,14 +45,14 @@ class ProtocolError(ValueError):
     """A line that does not follow protocol v1."""
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """JSON has no NaN/inf: turn them into null so every reader can parse us."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
@@ -71,7 +71,7 @@ class Emitter:
     def emit(self, msg_type: str, **fields: Any) -> dict:
         line = {"v": PROTOCOL_VERSION, "type": msg_type,
                 "t": round(time.monotonic() - self._t0, 6), "backend": self.backend}
-        line.update(_finite(fields))
+        line.update(finite(fields))
         text = json.dumps(line, separators=(",", ":"), default=str)
         with self._lock:
             self.counts[msg_type] = self.counts.get(msg_type, 0) + 1

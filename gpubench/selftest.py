@@ -62,7 +62,9 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
+
+from engine.protocol import finite
 
 WORKLOAD_VARIANTS = {"roundtrip": None, "launch": "sync"}   # primary variant (None: the only one)
 SECONDARY_VARIANTS = {"launch": ("async",)}
@@ -788,17 +790,6 @@ class Selftest:
             store.save(doc, raw_lines=archive_lines(recs))
             ids.append(doc["id"])
         return ids
-
-
-def finite(value: Any) -> Any:
-    """NaN/inf become None (JSON and the store refuse them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 def _sum_counts(reports: list[dict]) -> dict[str, int]:

@@ -14,6 +14,9 @@ A result document is one JSON object per run (see DESIGN.md, "Result document"):
      "workloads": [{"workload", "variant", "params", "trials": [{...one result line...}]}],
      "telemetry": {"count", "readings": {name: {"min", "mean", "max"}}, "throttle_events": [...]},
      "validity": {"status": "VALID" | "INVALID", "reasons": [...]},
+     "gpus": [{"index", "uuid", "name", "mig_instance"}] | null,   # per-GPU runs (--gpus)
+     "gpu_mode": "concurrent" | "sequential" | null,               # trials then carry "gpu"
+     "partition": {"kind": "full-gpu" | "mig-instance" | "cpu", "visible_gpus", ...},
      "complete": bool, "outcome": "completed" | "incomplete" | "failed" | "cancelled",
      "label": "", "notes": "", "imported": false, "source": null, "raw": "<id>.jsonl.gz" | null}
 

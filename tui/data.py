@@ -213,6 +213,13 @@ def _legacy_docs(legacy, path: Path, config: Config, scenario: str | None = None
                                  source=path.name)]
 
 
+def _gpu_suffix(gpu: str) -> str:
+    """Per-GPU comparison rows: ' @gpu0', ' @all GPUs'."""
+    if not gpu:
+        return ""
+    return " @all GPUs" if gpu == "all" else f" @gpu{gpu}"
+
+
 def _compare(stats, base: dict, cand: dict, config: Config) -> ComparisonView:
     from results.schema import NotComparable
     view = ComparisonView(base["id"], cand["id"])
@@ -229,7 +236,8 @@ def _compare(stats, base: dict, cand: dict, config: Config) -> ComparisonView:
     for r in comp.rows:
         note = report.row_note(r) if report is not None else ""
         view.rows.append(ComparisonRow(
-            metric=f"{r.workload}/{r.variant} {r.label}", baseline=r.base_median,
+            metric=f"{r.workload}/{r.variant}{_gpu_suffix(getattr(r, 'gpu', ''))} {r.label}",
+            baseline=r.base_median,
             candidate=r.cand_median, overhead_pct=r.overhead_pct, ci_low=r.ci_low,
             ci_high=r.ci_high, target_pct=r.target_pct, verdict=r.verdict, note=note))
     return view

@@ -42,7 +42,7 @@ from typing import Any, Callable
 from gpubench.config import ClusterConfig, ScenarioConfig
 
 from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
-from .events import FAILED
+from .events import FAILED, Hello, Sample
 from .k8s_spec import (CONFIGMAP_LIMIT_BYTES, CONTAINER, MANAGED_SELECTOR, NODE_LABEL,
                        RUN_LABEL, SCENARIO_LABEL, EngineBundle, label_value,
                        job_manifest, new_run_id, pod_manifest, pod_name)
@@ -547,6 +547,7 @@ class K8sSession(Session):
         self._last_line_at: float | None = None
         self._resume_key: str | None = None   # after a resume: skip up to here
         self._resume_skip = 0
+        self._created_at: float | None = None # loop time of the create call (start-up timing)
 
     # -- fed by the watch (on the loop) --------------------------------------------------------
     def _adopt(self, pod: str | None) -> bool:
@@ -653,6 +654,7 @@ class K8sSession(Session):
                         f"{self.launcher.cluster.image!r}; events: {await self._events_text()}")
                 if phase in ("Running", "Succeeded", "Failed"):
                     self._say(f"pod {self.pod_name} {phase}" + (f" on {node}" if node else ""))
+                    self._mark_startup("to_running_s")
                     return True
                 self._say(f"pod {self.pod_name} Pending: {pending_reason(pod)}")
             if not await self._next_update(deadline):
@@ -885,6 +887,22 @@ class K8sSession(Session):
             except K8sError as exc:
                 self._status(f"could not delete pod {self.pod_name}: {exc}")
 
+    def _mark_startup(self, key: str) -> None:
+        """Seconds from the pod's create call to this point (init cost of the isolation layer)."""
+        startup = self._details.setdefault("startup", {})
+        if self._created_at is not None and key not in startup:
+            startup[key] = round(asyncio.get_running_loop().time() - self._created_at, 3)
+
+    def _put(self, event) -> None:
+        if isinstance(event, Hello):
+            self._mark_startup("to_hello_s")
+        elif isinstance(event, Sample) and "to_first_sample_s" not in self._details.get("startup", {}):
+            self._mark_startup("to_first_sample_s")
+            first = self._details["startup"].get("to_first_sample_s")
+            if first is not None:
+                self._status(f"pod {self.pod_name}: first sample {first:.2f} s after creation")
+        super()._put(event)
+
     def _end(self, outcome: str, message: str = "", exit_code: int | None = None,
              **details) -> None:
         merged = {**self._details, **details}
@@ -1052,6 +1070,7 @@ class K8sLauncher(Launcher):
                 session._holds_engine = True
             manifest = self.pod_spec(request, name, run_id, node_name)
             self._subscribe(session)
+            session._created_at = asyncio.get_running_loop().time()
             if job:
                 session._status(f"creating job {job} in namespace {self.namespace}")
                 await asyncio.to_thread(self.api.create_job, self.namespace,

@@ -502,3 +502,17 @@ current-context: other
     message = str(info.value)
     assert message.startswith(f"k8s lab: cluster lab: kubeconfig {kubeconfig}: ")
     assert "nope" in message and "\n" not in message
+
+
+async def test_startup_time_from_pod_creation_to_first_sample(emu, cluster, pod_scenario,
+                                                              stream_lines):
+    """Issue 9: the init cost of a Kubernetes layer, creation → Running → hello → first sample."""
+    emu.kubelet.default = PodScript(lines=stream_lines, start_delay_s=0.3, line_interval_s=0.05)
+    session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
+    events, end = await run_to_end(session)
+    assert end.outcome == COMPLETED, end
+    startup = end.details["startup"]
+    # The scripted kubelet starts the pod 0.3 s after creation; lines follow 0.05 s apart.
+    assert startup["to_running_s"] >= 0.3
+    assert startup["to_running_s"] <= startup["to_hello_s"] < startup["to_first_sample_s"]
+    assert any(isinstance(e, Status) and "first sample" in e.message for e in events)

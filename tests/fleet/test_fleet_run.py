@@ -57,11 +57,12 @@ class CountingLauncher(ReplayLauncher):
         return session
 
 
-async def test_dead_host_is_isolated_and_the_rest_complete():
+@pytest.mark.parametrize("direct", [True, False], ids=["direct-events", "events-iterator"])
+async def test_dead_host_is_isolated_and_the_rest_complete(direct):
     targets = [FleetTarget(f"h{i}", ReplayLauncher(stream(f"h{i}"), speed=0)) for i in range(5)]
     targets.append(FleetTarget("dead", FailingLauncher(LaunchError("dead: connection refused"))))
     seen = []
-    fleet = FleetRun(targets, REQ)
+    fleet = FleetRun(targets, REQ, direct_events=direct)
     fleet.add_listener(lambda host, ev: seen.append(host) if isinstance(ev, Sample) else None)
     result = await fleet.run()
     assert result.statuses["dead"].state == FAILED

@@ -62,3 +62,42 @@ async def test_grid_redraws_only_visible_changed_rows(config):
         await pilot.press("end")                      # scrolling brings the others in view
         await pilot.pause(0.3)
         assert grid.rows_rendered > before + 1
+
+
+def test_sparkline_scales_the_latest_points_between_min_and_max():
+    from tui.widgets.host_grid import SPARK_BLOCKS, sparkline
+    assert sparkline([], 10) == ""
+    assert sparkline([7.0, 7.0, 7.0], 10) == SPARK_BLOCKS[3] * 3          # flat: mid blocks
+    line = sparkline(range(100), 10)                                       # only the last 10
+    assert len(line) == 10 and line[0] == SPARK_BLOCKS[0] and line[-1] == SPARK_BLOCKS[-1]
+    assert list(line) == sorted(line)                                      # rising values
+    assert sparkline([3.0, None, 1.0], 10) == SPARK_BLOCKS[-1] + SPARK_BLOCKS[0]
+
+
+async def test_fleet_grid_of_2000_hosts_draws_only_visible_rows_with_trends(config):
+    """Issue 8's fleet view: 2,000 rows, each with a sparkline; only what is on screen is drawn."""
+    from tui.live import HostState
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        for i in range(2000):
+            h = app.board.add(HostState(key=f"h{i:04d}", host=f"node-{i:04d}", scenario="fleet"))
+            for k in range(12):
+                h.on_sample("roundtrip", "pinned-64KiB", 1000.0 + (k if i % 2 else -k), {"p50": 9.0},
+                            None, k * 0.1)
+        app.board.dirty.update(app.board.hosts)
+        await wait_for(pilot, lambda: app.screen.query_one(HostGrid).row_count == 2000)
+        await pilot.pause(0.3)
+        grid = app.screen.query_one(HostGrid)
+        visible = grid.size.height - 1
+        assert visible < 100
+        # every row changed, yet only the visible ones were rendered (twice at most: first
+        # paint and one refresh)
+        assert 0 < grid.rows_rendered <= 2 * visible
+        screen_text = "\n".join(line.text for line in grid.render_lines(grid.region.reset_offset))
+        assert "▁" in screen_text and "█" in screen_text                   # trends drawn
+        before = grid.rows_rendered
+        await pilot.press("end")
+        await pilot.pause(0.3)
+        assert "node-1999" in "\n".join(line.text for line in grid.render_lines(grid.region.reset_offset))
+        assert grid.rows_rendered - before <= 2 * visible

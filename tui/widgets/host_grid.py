@@ -42,19 +42,43 @@ def _alert_text(h: HostState) -> str:
     return alerts[0] if alerts else ("CPU figure" if h.is_cpu else "")
 
 
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values, width: int) -> str:
+    """The last `width` values as block characters scaled between their min and max."""
+    points = [v for v in list(values)[-width:] if v is not None]
+    if not points:
+        return ""
+    low, high = min(points), max(points)
+    if high <= low:
+        return SPARK_BLOCKS[3] * len(points)
+    top = len(SPARK_BLOCKS) - 1
+    return "".join(SPARK_BLOCKS[round((v - low) / (high - low) * top)] for v in points)
+
+
+def _trend(h: HostState) -> str:
+    series = h.series.get((h.workload, h.variant))
+    return sparkline(series.ops, TREND_WIDTH) if series is not None else ""
+
+
+TREND_WIDTH = 8
+
+
 def _tel(h: HostState, key: str, unit: str) -> str:
     return fmt_num(h.telemetry.get(key), 0, unit)
 
 
 COLUMNS: tuple[Column, ...] = (
     Column("Host", 14, lambda h: h.label),
-    Column("Scenario", 14, lambda h: h.scenario),
+    Column("Scenario", 12, lambda h: h.scenario),
     Column("State", 10, lambda h: h.status, tone=_state_tone),
     Column("Backend", 9, lambda h: h.backend or "?", tone=lambda h: "cpu" if h.is_cpu else ""),
-    Column("Workload", 18, lambda h: f"{h.workload}/{h.variant}" if h.workload else ""),
+    Column("Workload", 14, lambda h: f"{h.workload}/{h.variant}" if h.workload else ""),
     Column("ops/s", 11, lambda h: fmt_num(h.ops_per_s), right=True),
-    Column("p50 µs", 9, lambda h: fmt_num(h.latency_us.get("p50"), 1), right=True),
-    Column("p99 µs", 9, lambda h: fmt_num(h.latency_us.get("p99"), 1), right=True),
+    Column("trend", TREND_WIDTH + 1, _trend),
+    Column("p50 µs", 8, lambda h: fmt_num(h.latency_us.get("p50"), 1), right=True),
+    Column("p99 µs", 8, lambda h: fmt_num(h.latency_us.get("p99"), 1), right=True),
     Column("GB/s", 7, lambda h: fmt_num(h.gbps, 2), right=True),
     Column("Done", 5, lambda h: f"{h.progress * 100:3.0f}%", right=True),
     Column("°C", 4, lambda h: _tel(h, "temperature_c", ""), right=True),

@@ -18,7 +18,7 @@ import collections
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, SessionEnded, Status)
 from .stream import StreamParser
@@ -48,6 +48,9 @@ class Session(ABC):
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._cancelled = False
         self._task: asyncio.Task | None = None
+        self._listeners: list[tuple[Callable[[Event], None], bool]] = []
+        self._queue_events = True
+        self.listener_errors: collections.deque[str] = collections.deque(maxlen=20)
 
     # -- for consumers -------------------------------------------------------
     @property
@@ -72,6 +75,28 @@ class Session(ABC):
         while not self._queue.empty():
             drained.append(self._queue.get_nowait())
         return drained
+
+    def add_listener(self, callback: Callable[[Event], None], *, queue_events: bool = True) -> None:
+        """Call `callback(event)` synchronously for every event from now on, as it is put
+        (SessionEnded included, last); no task wake-up per event.
+
+        A listener's exception never reaches the session: it is recorded in
+        `listener_errors` and the session goes on. With `queue_events=False` the listener
+        is the session's consumer: later events are no longer queued for `events()` /
+        `drain_nowait()` (so nothing piles up unread), except SessionEnded, which still is,
+        so `wait()` and `events()` still end. Take what was queued before with
+        `drain_nowait()` first.
+        """
+        self._listeners.append((callback, queue_events))
+        if not queue_events:
+            self._queue_events = False
+
+    def _notify(self, event: Event) -> None:
+        for callback, _ in self._listeners:
+            try:
+                callback(event)
+            except Exception as exc:  # a subscriber's bug must not end the session
+                self.listener_errors.append(f"{type(exc).__name__}: {exc}")
 
     async def wait(self) -> SessionEnded:
         """Drain the events and return how the session ended."""
@@ -133,7 +158,10 @@ class Session(ABC):
 
     def _put(self, event: Event) -> None:
         if self.ended is None:
-            self._queue.put_nowait(event)
+            if self._queue_events:
+                self._queue.put_nowait(event)
+            if self._listeners:
+                self._notify(event)
 
     def _end(self, outcome: str, message: str = "", exit_code: int | None = None,
              **details) -> None:
@@ -141,6 +169,8 @@ class Session(ABC):
             return
         self.ended = SessionEnded(outcome, message, exit_code, details)
         self._queue.put_nowait(self.ended)
+        if self._listeners:
+            self._notify(self.ended)
 
     async def _main(self) -> None:
         try:
@@ -183,6 +213,16 @@ class Launcher(ABC):
     @abstractmethod
     async def start(self, request: LaunchRequest) -> Session:
         """Start the engine and return its running Session; raise LaunchError on failure."""
+
+    async def prepare(self) -> list[str]:
+        """Get the target ready to start sessions quickly (connect, check, deploy), if the
+        launcher has such a step; returns notes for the user. The default does nothing."""
+        return []
+
+    def use_fleet_settings(self, *, max_connects: int | None = None,
+                           keepalive_s: float | None = None) -> None:
+        """A fleet (scenarios/fleet.py) bounds connects itself and holds many connections:
+        launchers with their own limits or keepalives adopt these. The default ignores them."""
 
     async def close(self) -> None:
         """Release connections held for reuse across sessions."""

@@ -410,13 +410,31 @@ class Worker:
     def unregister(self, pgid: int) -> None:
         self.replays.pop(pgid, None)
 
+    def check_reply(self, command: str) -> str:
+        """The check script's answer; like the real script, it says whether the engine bundle
+        folder given after the script (relative to the home, here the SFTP root) holds a
+        MANIFEST, so the client skips SFTP on a cache hit."""
+        import shlex
+        try:
+            args = shlex.split(command)
+        except ValueError:
+            args = []
+        root = self.spec.get("sftp_root")
+        if len(args) < 4 or args[1] != "-c" or not root:
+            return CHECK_REPLY
+        rel = args[3].lstrip("/")
+        deployed = ("/" + rel) if (Path(root) / rel / "MANIFEST.json").is_file() else None
+        data = json.loads(CHECK_REPLY.split(" ", 1)[1])
+        data["deployed"] = deployed
+        return "GPUBENCH_CHECK " + json.dumps(data) + "\n"
+
     async def handle(self, profile: HostProfile, process) -> None:
         command = process.command or ""
         if "-m engine" in command:
             await Replay(self, profile, process).run()
             return
         if "GPUBENCH_CHECK" in command:
-            process.stdout.write(CHECK_REPLY)
+            process.stdout.write(self.check_reply(command))
             process.exit(0)
             return
         m = re.match(r"kill -s (\w+) -- -(\d+)", command)

@@ -31,9 +31,11 @@ A dropped connection ends the session as `incomplete` with the lines received so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
+import posixpath
 import random
 import shlex
 import socket
@@ -47,13 +49,21 @@ import asyncssh
 from gpubench.config import HostConfig
 
 from .base import LaunchError, LaunchRequest, Launcher, Session
-from .deploy import CACHE_ROOT, PID_MARKER, SUPERVISOR_NAME, Deployment, deploy, engine_bundle
+from .deploy import (CACHE_ROOT, MANIFEST_NAME, PID_MARKER, SUPERVISOR_NAME, Deployment, current_bundle,
+                     deploy)
+from .stream import LineSplitter
 
 INTERRUPT_GRACE_S = 5.0       # the engine's time to write its partial result after SIGINT
 CONNECT_TIMEOUT_S = 15.0
 CONNECT_ATTEMPTS = 6          # throttled connects (MaxStartups) are retried this often
 CONNECTS_PER_HOST = 4         # simultaneous handshakes to one host
-CONNECTS_TOTAL = 32           # simultaneous handshakes from this process
+CONNECTS_TOTAL = 32           # simultaneous handshakes from this process (SshLauncher
+                              # max_connects_total; a fleet sets its own: use_fleet_settings)
+KEEPALIVE_S = 15.0            # one launcher's keepalive; a fleet's default is FLEET_KEEPALIVE_S
+FLEET_KEEPALIVE_S = 60.0      # 2,000 hosts at 15 s would be ~130 round trips a second
+# Cipher order when ~/.ssh/config names none: AES-GCM first (AES-NI makes it ~27 % cheaper
+# per sample than asyncssh's default chacha20-poly1305 at fleet scale), then asyncssh's own.
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 SESSIONS_PER_CONNECTION = 8   # OpenSSH's MaxSessions is 10; SFTP and kill use channels too
 MIN_PYTHON = (3, 9)
 
@@ -97,8 +107,14 @@ try:
         r["driver"] = f.read(400)
 except Exception:
     pass
+if len(sys.argv) > 1 and sys.argv[1]:   # the engine bundle's cache folder: deployed already?
+    import os
+    d = sys.argv[1]
+    if not os.path.isabs(d):
+        d = os.path.join(os.path.expanduser("~"), d)
+    r["deployed"] = d if os.path.isfile(os.path.join(d, "@MANIFEST@")) else None
 sys.stdout.write("GPUBENCH_CHECK " + json.dumps(r) + "\n")
-'''
+'''.replace("@MANIFEST@", MANIFEST_NAME)
 
 
 @dataclass
@@ -109,6 +125,7 @@ class RemoteCheck:
     packages: dict[str, dict[str, Any]]
     driver_version: str | None
     notes: list[str] = field(default_factory=list)
+    deployed: str | None = None     # the engine bundle's remote folder, when already there
 
     def has(self, module: str) -> bool:
         return bool(self.packages.get(module, {}).get("ok"))
@@ -186,6 +203,66 @@ def _loop_semaphore(table: "weakref.WeakKeyDictionary", key: Any, limit: int) ->
 
 _HOST_LIMITS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
+# Shared by every launcher of this process (a fleet has thousands): parsed known_hosts files
+# and loaded client keys, keyed by path and the file's mtime and size, so an edit (or a key
+# recorded on first use) is seen at the next connect. Without them each host holds its own
+# parsed copies (tens of KB) and re-reads the files twice per connect.
+_SHARED_KNOWN_HOSTS: dict[str, tuple[tuple[int, int], Any]] = {}
+_SHARED_KEYS: dict[str, tuple[tuple[int, int], Any]] = {}
+
+
+def _file_stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _shared_known_hosts(path: Path) -> Any:
+    key = str(path)
+    stamp = _file_stamp(key)
+    cached = _SHARED_KNOWN_HOSTS.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    known = asyncssh.read_known_hosts(key) if stamp is not None else asyncssh.import_known_hosts("")
+    _SHARED_KNOWN_HOSTS[key] = (stamp, known)
+    return known
+
+
+def _shared_client_keys(path: str) -> Any:
+    """The loaded key pair(s) of an identity file; the path itself when they cannot be loaded
+    here (asyncssh then tries, and reports, as it always did)."""
+    stamp = _file_stamp(path)
+    cached = _SHARED_KEYS.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        keys = list(asyncssh.load_keypairs([path]))
+    except (asyncssh.Error, ValueError):
+        return [path]
+    except OSError as exc:
+        if exc.errno == errno.EMFILE:
+            raise
+        return [path]
+    if not keys:
+        return [path]
+    _SHARED_KEYS[path] = (stamp, keys)
+    return keys
+
+
+_CIPHERS: list[str] | None = None
+
+
+def _preferred_ciphers() -> list[str]:
+    global _CIPHERS
+    if _CIPHERS is None:
+        from asyncssh.encryption import get_default_encryption_algs
+        default = [a.decode() for a in get_default_encryption_algs()]
+        _CIPHERS = [c for c in PREFERRED_CIPHERS if c in default] + \
+            [c for c in default if c not in PREFERRED_CIPHERS]
+    return _CIPHERS
+
 
 class _Conn:
     """One SSH connection, shared by up to SESSIONS_PER_CONNECTION sessions."""
@@ -210,6 +287,44 @@ class _Conn:
         return not self.client.closed and not self.conn.is_closed()
 
 
+class _EngineChannel(asyncssh.SSHClientSession):
+    """The engine's channel, read by callbacks: each stdout chunk is split into lines that go
+    straight to the session's parser (no task wake-up per line, no stream buffering); stderr
+    lines give the supervisor's process group, the rest is kept as the stderr tail."""
+
+    def __init__(self, session: "SshSession"):
+        self.session = session
+        self.out = LineSplitter()
+        self.err = LineSplitter()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: Exception | None = None
+
+    def data_received(self, data: str, datatype: asyncssh.DataType) -> None:
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            for text in self.err.push(data):
+                self.session._on_stderr(text)
+            return
+        line = self.session._line
+        for text in self.out.push(data):
+            line(text)
+
+    def eof_received(self) -> bool:
+        self._flush()
+        return True          # keep our side open: closing it is the supervisor's stop signal
+
+    def _flush(self) -> None:
+        for text in self.out.flush():
+            self.session._line(text)
+        for text in self.err.flush():
+            self.session._on_stderr(text)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._flush()
+        self.lost = exc
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
 class SshSession(Session):
     def __init__(self, launcher: "SshLauncher", request: LaunchRequest, slot: _Conn,
                  command: str):
@@ -217,59 +332,48 @@ class SshSession(Session):
         self._launcher = launcher
         self._slot = slot
         self.command = command
-        self._proc: asyncssh.SSHClientProcess | None = None
+        self._chan: asyncssh.SSHClientChannel | None = None
+        self._reader: _EngineChannel | None = None
         self._pgid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.remote_pgid: int | None = None
 
     async def _spawn(self) -> None:
         try:
-            self._proc = await self._slot.conn.create_process(
-                self.command, encoding="utf-8", errors="replace")
+            self._chan, self._reader = await self._slot.conn.create_session(
+                lambda: _EngineChannel(self), self.command, encoding="utf-8", errors="replace")
         except (asyncssh.Error, OSError) as exc:
             self._slot.sessions -= 1
             raise LaunchError(f"{self.name}: cannot start the engine: {_reason(exc)}") from None
 
+    def _on_stderr(self, text: str) -> None:
+        if not self._pgid.done() and text.startswith(PID_MARKER):
+            try:
+                self.remote_pgid = int(text.split()[1])
+                self._pgid.set_result(self.remote_pgid)
+                return
+            except (IndexError, ValueError):
+                pass
+        self._stderr(text)
+
     async def _run(self) -> int | None:
-        proc = self._proc
-        assert proc is not None
-        lost: list[str] = []
-
-        async def pump_stderr() -> None:
-            try:
-                async for text in proc.stderr:
-                    if not self._pgid.done() and text.startswith(PID_MARKER):
-                        try:
-                            self.remote_pgid = int(text.split()[1])
-                            self._pgid.set_result(self.remote_pgid)
-                            continue
-                        except (IndexError, ValueError):
-                            pass
-                    self._stderr(text)
-            except (asyncssh.Error, OSError) as exc:
-                lost.append(_reason(exc))
-
-        stderr_task = asyncio.create_task(pump_stderr())
+        chan, reader = self._chan, self._reader
+        assert chan is not None and reader is not None
         try:
-            try:
-                async for text in proc.stdout:
-                    self._line(text)
-            except (asyncssh.Error, OSError) as exc:
-                lost.append(_reason(exc))
-            await stderr_task
-            await proc.wait_closed()
-            code = proc.exit_status
+            await reader.closed
+            code = chan.get_exit_status()
             if code is None or code < 0:
-                if proc.exit_signal is not None:
-                    return 128 + _signum(proc.exit_signal[0])
+                signal = chan.get_exit_signal()
+                if signal is not None:
+                    return 128 + _signum(signal[0])
                 if self._cancelled:
                     return None
-                why = lost[0] if lost else (_reason(self._slot.lost) if self._slot.lost
-                                            else "channel closed without an exit status")
+                why = (_reason(reader.lost) if reader.lost is not None else
+                       _reason(self._slot.lost) if self._slot.lost
+                       else "channel closed without an exit status")
                 raise LaunchError(f"{self.name}: connection lost mid-run ({why}); "
                                   f"{len(self.raw_lines)} lines kept")
             return code
         finally:
-            stderr_task.cancel()
             self._slot.sessions -= 1
             if not self._pgid.done():
                 self._pgid.cancel()
@@ -285,8 +389,8 @@ class SshSession(Session):
             return False
 
     async def _terminate(self) -> None:
-        proc = self._proc
-        if proc is None:
+        chan, reader = self._chan, self._reader
+        if chan is None or reader is None:
             return
         if self.remote_pgid is None and not self._pgid.done():
             try:  # the first stderr line names the group; it comes within milliseconds
@@ -294,17 +398,17 @@ class SshSession(Session):
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
         for sig, grace in (("INT", INTERRUPT_GRACE_S), ("TERM", 2.0), ("KILL", 2.0)):
-            if proc.is_closing() and proc.exit_status is not None:
+            if reader.closed.done():
                 break
             if not await self._signal_group(sig):
                 break
             try:
-                await asyncio.wait_for(proc.wait_closed(), timeout=grace)
+                await asyncio.wait_for(asyncio.shield(reader.closed), timeout=grace)
                 break
             except asyncio.TimeoutError:
                 continue
         # Closing the channel closes the supervisor's stdin: it stops the engine if it still runs.
-        proc.close()
+        chan.close()
 
 
 def _signum(name: str) -> int:
@@ -363,11 +467,14 @@ class SshLauncher(Launcher):
     _nofile_raised = False
 
     def __init__(self, host: HostConfig, *, ssh_config: Any = (), cache_root: str = CACHE_ROOT,
-                 connect_timeout: float = CONNECT_TIMEOUT_S):
+                 connect_timeout: float = CONNECT_TIMEOUT_S, keepalive_s: float = KEEPALIVE_S,
+                 max_connects_total: int | None = CONNECTS_TOTAL):
         self.host = host
         self.ssh_config = ssh_config          # () = ~/.ssh/config; a list of paths; [] = none
         self.cache_root = cache_root
         self.connect_timeout = connect_timeout
+        self.keepalive_s = keepalive_s        # 0: none
+        self.max_connects_total = max_connects_total   # None: no process-wide cap here
         self.conns: list[_Conn] = []
         self.sessions: "weakref.WeakSet[SshSession]" = weakref.WeakSet()
         self.messages: list[str] = []         # what happened, for the Hosts view and the logs
@@ -383,6 +490,16 @@ class SshLauncher(Launcher):
             raise LaunchError(f"hosts.{host.name}: an ssh host needs an address")
         return cls(host)
 
+    def use_fleet_settings(self, *, max_connects: int | None = None,
+                           keepalive_s: float | None = None) -> None:
+        """A fleet bounds its connects itself: its limit replaces the process-wide
+        CONNECTS_TOTAL (per-host limits and MaxStartups retries stay); and its keepalive
+        (default FLEET_KEEPALIVE_S) replaces the single-host 15 s."""
+        if max_connects is not None:
+            self.max_connects_total = max(1, int(max_connects))
+        if keepalive_s is not None:
+            self.keepalive_s = keepalive_s
+
     # -- connecting ------------------------------------------------------------------------
     def _known_hosts_path(self, options: asyncssh.SSHClientConnectionOptions) -> Path:
         if self.host.known_hosts:
@@ -394,21 +511,28 @@ class SshLauncher(Launcher):
 
     async def _options(self) -> asyncssh.SSHClientConnectionOptions:
         kwargs: dict[str, Any] = {"connect_timeout": self.connect_timeout,
-                                  "keepalive_interval": 15, "keepalive_count_max": 4}
+                                  "keepalive_interval": self.keepalive_s or 0,
+                                  "keepalive_count_max": 4}
         if self.host.user:
             kwargs["username"] = self.host.user
         if self.host.port:
             kwargs["port"] = self.host.port
-        if self.host.identity_file:
-            path = os.path.expanduser(self.host.identity_file)
-            if not os.path.isfile(path):
-                raise LaunchError(f"ssh {self.host.name}: identity_file {path} does not exist")
-            kwargs["client_keys"] = [path]
         if self.host.proxy_jump:
             kwargs["tunnel"] = self.host.proxy_jump
         try:
+            if self.host.identity_file:
+                path = os.path.expanduser(self.host.identity_file)
+                if not os.path.isfile(path):
+                    raise LaunchError(f"ssh {self.host.name}: identity_file {path} does not exist")
+                kwargs["client_keys"] = _shared_client_keys(path)
+            if not self.ssh_config and self.ssh_config != ():
+                # No config file to read: nothing blocks, no executor hop (a fleet makes thousands).
+                return asyncssh.SSHClientConnectionOptions(None, config=[], host=self.host.address,
+                                                           **kwargs)
             return await asyncssh.SSHClientConnectionOptions.construct(
                 None, config=self.ssh_config, host=self.host.address, **kwargs)
+        except LaunchError:
+            raise
         except OSError as exc:
             if exc.errno == errno.EMFILE:
                 raise LaunchError(_too_many_files(self.host.name)) from None
@@ -424,10 +548,14 @@ class SshLauncher(Launcher):
         where = f"{options.host}:{options.port}"
         self.target = f"{options.username}@{where}"
         kh_path = self._known_hosts_path(options)
-        known = (asyncssh.read_known_hosts(str(kh_path)) if kh_path.is_file()
-                 else asyncssh.import_known_hosts(""))
+        known = _shared_known_hosts(kh_path)
         host_sem = _loop_semaphore(_HOST_LIMITS, (options.host, options.port), CONNECTS_PER_HOST)
-        all_sem = _loop_semaphore(_HOST_LIMITS, "*", CONNECTS_TOTAL)
+        all_sem = (_loop_semaphore(_HOST_LIMITS, ("*", self.max_connects_total),
+                                   self.max_connects_total)
+                   if self.max_connects_total else contextlib.nullcontext())
+        extra: dict[str, Any] = {}
+        if options.config.get("Ciphers") is None:   # honour a Ciphers line in ~/.ssh/config
+            extra["encryption_algs"] = _preferred_ciphers()
         name = f"ssh {self.host.name} ({self.target})"
         delay = 0.2
         for attempt in range(1, CONNECT_ATTEMPTS + 1):
@@ -436,7 +564,7 @@ class SshLauncher(Launcher):
                 async with host_sem, all_sem:
                     conn = await asyncssh.connect(options.host, options=options,
                                                   config=self.ssh_config, known_hosts=known,
-                                                  client_factory=lambda: judge)
+                                                  client_factory=lambda: judge, **extra)
                 slot = _Conn(conn, judge)
                 if judge.recorded:
                     assert judge.seen is not None
@@ -514,13 +642,17 @@ class SshLauncher(Launcher):
             return slot
 
     # -- preparing the remote ---------------------------------------------------------------
-    async def check_remote(self, slot: _Conn) -> RemoteCheck:
+    async def check_remote(self, slot: _Conn, deploy_dir: str | None = None) -> RemoteCheck:
+        """Run the check script; with `deploy_dir` (the bundle's folder, relative to the remote
+        home or absolute) it also says whether that bundle is deployed (its MANIFEST is there),
+        so a cache hit costs no SFTP session."""
         py = self.host.python
         name = f"ssh {self.host.name}"
+        cmd = f"{shlex.quote(py)} -c {shlex.quote(CHECK_SCRIPT)}"
+        if deploy_dir:
+            cmd += f" {shlex.quote(deploy_dir)}"
         try:
-            res = await asyncio.wait_for(
-                slot.conn.run(f"{shlex.quote(py)} -c {shlex.quote(CHECK_SCRIPT)}", check=False),
-                timeout=60)
+            res = await asyncio.wait_for(slot.conn.run(cmd, check=False), timeout=60)
         except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
             raise LaunchError(f"{name}: cannot run {py} on the host: {_reason(exc)}") from None
         out = str(res.stdout or "")
@@ -535,6 +667,8 @@ class SshLauncher(Launcher):
         data = json.loads(line.split(" ", 1)[1])
         check = RemoteCheck(data["python"], data.get("executable") or py, data["packages"],
                             _driver_from(data.get("driver")))
+        deployed = data.get("deployed")
+        check.deployed = deployed if isinstance(deployed, str) and deployed.startswith("/") else None
         version = tuple(int(x) for x in check.python.split(".")[:2])
         if version < MIN_PYTHON:
             raise LaunchError(f"{name}: remote {py} is Python {check.python}; the engine needs "
@@ -561,11 +695,17 @@ class SshLauncher(Launcher):
 
     async def _prepare(self, slot: _Conn) -> None:
         async with slot.prepare_lock:
+            bundle = current_bundle()
             if slot.checked is None:
-                slot.checked = await self.check_remote(slot)
+                slot.checked = await self.check_remote(
+                    slot, posixpath.join(self.cache_root, bundle.dir_name))
                 slot.notes.extend(slot.checked.notes)
+                if slot.checked.deployed and slot.deployment is None:  # cache hit: no SFTP
+                    slot.deployment = Deployment(slot.checked.deployed, False, len(bundle.files),
+                                                 bundle.size)
+                    slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} already "
+                                      f"deployed (cache hit) in {slot.deployment.path}")
             if slot.deployment is None:
-                bundle = engine_bundle()
                 try:
                     slot.deployment = await deploy(slot.conn, bundle, self.cache_root)
                 except (asyncssh.Error, OSError) as exc:

@@ -6,22 +6,30 @@
     result.statuses["gpu-1"].outcome                 # completed | failed | incomplete | cancelled
 
 Each host goes pending → queued → connecting → running → its outcome. Two semaphores
-bound the work: `max_connects` launches (SSH handshakes, engine deployment) in flight at
-once — and `max_connects_per_address` against one address, below OpenSSH's MaxStartups —
-and `max_sessions` engine sessions running at once. A failure (refused, unreachable, bad
-key, engine crash) ends only its own host; a transient connect failure (connection reset
-or lost during the handshake, as sshd's MaxStartups throttling does) is retried with
-back-off. A host that sends nothing for `inactivity_timeout_s` is cancelled and ends
-`incomplete` while the others go on. `group` ties the hosts' results together.
+bound the work: `max_connects` launches (SSH handshakes, remote check, engine deployment) in
+flight at once — and `max_connects_per_address` against one address, below OpenSSH's
+MaxStartups — and `max_sessions` engine sessions running at once. When every host fits in
+`max_sessions` (and `prepare_first`, the default), the fleet first prepares every host
+(`Launcher.prepare()`: for SSH connect, check the remote and deploy or find the engine) and
+then starts all engines together, so the hosts measure over the same time span and the
+handshake storm is over before the first sample; otherwise each host prepares right before
+its session. Each launcher gets the fleet's settings (`Launcher.use_fleet_settings`): the
+fleet's connect limit replaces the SSH launcher's process-wide one, and the SSH keepalive is
+`keepalive_s` (60 s: at 15 s, 2,000 hosts make ~130 round trips a second). A failure
+(refused, unreachable, bad key, engine crash) ends only its own host; a transient connect
+failure (connection reset or lost during the handshake, as sshd's MaxStartups throttling
+does) is retried with back-off. A host that sends nothing for `inactivity_timeout_s` is
+cancelled and ends `incomplete` while the others go on. `group` ties the hosts' results
+together.
 
 One watchdog task checks every host's last-event time once a second, so the timeout
 costs nothing per event. Events go from each session's parser straight to the fleet's
-bookkeeping and listeners (no queue hop, no task wake-up per sample: about 20 % less CPU
-per sample at 1,000 hosts); that reaches into Session's `_put`/`_queue`, and falls back to
-`Session.events()` for a session without them (`direct_events=False` forces the fallback). Each session keeps holding one file descriptor (its
-connection): `raise_nofile_limit()` lifts the soft RLIMIT_NOFILE to the hard limit, and
-`check_descriptor_budget()` refuses a fleet that cannot fit, with a plain message instead
-of the misleading errors asyncssh raises when descriptors run out ("Unknown local
+bookkeeping and listeners through `Session.add_listener(..., queue_events=False)` (no queue
+hop, no task wake-up per sample: about 20 % less CPU per sample at 1,000 hosts);
+`direct_events=False` reads `Session.events()` instead. Each session keeps holding one file
+descriptor (its connection): `raise_nofile_limit()` lifts the soft RLIMIT_NOFILE to the hard
+limit, and `check_descriptor_budget()` refuses a fleet that cannot fit, with a plain message
+instead of the misleading errors asyncssh raises when descriptors run out ("Unknown local
 username": getpwuid cannot open /etc/passwd).
 """
 from __future__ import annotations
@@ -50,7 +58,11 @@ PENDING, QUEUED, CONNECTING, RUNNING = "pending", "queued", "connecting", "runni
 OUTCOMES = (COMPLETED, FAILED, INCOMPLETE, CANCELLED)
 
 FD_PER_SESSION = 1           # one TCP connection per SSH host
+FLEET_KEEPALIVE_S = 60.0     # SSH keepalive for a fleet's connections (one host alone: 15 s)
 FD_RESERVE = 64              # stdio, event loop, logs, store writes, sshd pipes
+
+
+_FAILED = object()            # _attempt(): the host has been finished as failed or cancelled
 
 
 class FleetError(Exception):
@@ -245,7 +257,8 @@ class FleetRun:
                  inactivity_timeout_s: float = 60.0, start_timeout_s: float = 60.0,
                  connect_retries: int = 3, retry_backoff_s: float = 0.5,
                  cancel_timeout_s: float = 10.0, keep_lines: bool = True,
-                 watchdog_interval_s: float = 1.0, direct_events: bool = True):
+                 watchdog_interval_s: float = 1.0, direct_events: bool = True,
+                 prepare_first: bool = True, keepalive_s: float | None = FLEET_KEEPALIVE_S):
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
@@ -264,6 +277,8 @@ class FleetRun:
         self.keep_lines = keep_lines
         self.watchdog_interval_s = watchdog_interval_s
         self.direct_events = direct_events
+        self.prepare_first = prepare_first
+        self.keepalive_s = keepalive_s
         self.statuses: dict[str, HostStatus] = {t.name: HostStatus(t.name) for t in self.targets}
         self.sessions: dict[str, Session] = {}
         self.descriptor_exhausted = False
@@ -276,7 +291,11 @@ class FleetRun:
         self._connect_sem: asyncio.Semaphore | None = None
         self._session_sem: asyncio.Semaphore | None = None
         self._address_sems: dict[str, asyncio.Semaphore] = {}
+        self._two_phase = False
+        self._preparing = 0
+        self._all_prepared: asyncio.Event | None = None
         self.started_at = 0.0
+        self.prepared_at: float | None = None     # when the last host finished preparing
 
     # -- subscribers ---------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -295,6 +314,19 @@ class FleetRun:
         self._connect_sem = asyncio.Semaphore(self.max_connects)
         self._session_sem = asyncio.Semaphore(self.max_sessions)
         self.started_at = time.monotonic()
+        for t in self.targets:
+            try:
+                t.launcher.use_fleet_settings(max_connects=self.max_connects,
+                                              keepalive_s=self.keepalive_s)
+            except AttributeError:   # a launcher that is not a scenarios.base.Launcher
+                pass
+        # Connect and prepare every host first (all fit in max_sessions), then start all engines
+        # together; otherwise each host prepares right before its session starts.
+        self._two_phase = self.prepare_first and len(self.targets) <= self.max_sessions
+        self._preparing = len(self.targets)
+        self._all_prepared = asyncio.Event()
+        if not self.targets:
+            self._all_prepared.set()
         for t in self.targets:
             self._set(self.statuses[t.name], QUEUED)
         watchdog = asyncio.create_task(self._watchdog(), name="fleet-watchdog")
@@ -329,10 +361,23 @@ class FleetRun:
         status = self.statuses[target.name]
         request = target.request or self.request
         assert self._session_sem is not None and self._connect_sem is not None
+        if self._two_phase:
+            try:
+                prepared = await self._attempt(target, status, "preparing", target.launcher.prepare)
+            finally:
+                self._prepared_one()
+            if prepared is _FAILED:
+                return
+            assert self._all_prepared is not None
+            await self._all_prepared.wait()
         async with self._session_sem:
             if self._cancelling:
                 self._finish(status, CANCELLED, "cancelled before it started")
                 return
+            if not self._two_phase:
+                if await self._attempt(target, status, "preparing",
+                                       target.launcher.prepare) is _FAILED:
+                    return
             session = await self._start(target, status, request)
             if session is None:
                 return
@@ -346,8 +391,21 @@ class FleetRun:
                 if self.keep_lines:
                     status.raw_lines = list(session.raw_lines)
 
+    def _prepared_one(self) -> None:
+        self._preparing -= 1
+        if self._preparing <= 0 and self._all_prepared is not None and not self._all_prepared.is_set():
+            self.prepared_at = time.monotonic()
+            self._all_prepared.set()
+
     async def _start(self, target: FleetTarget, status: HostStatus,
                      request: LaunchRequest) -> Session | None:
+        session = await self._attempt(target, status, "starting",
+                                      lambda: target.launcher.start(request))
+        return None if session is _FAILED else session
+
+    async def _attempt(self, target: FleetTarget, status: HostStatus, what: str, op):
+        """`await op()` under the connect limits, retried on transient failures; on a final
+        failure the host is finished (FAILED or CANCELLED) and _FAILED is returned."""
         addr_sem = None
         if target.address:
             addr_sem = self._address_sems.setdefault(
@@ -358,19 +416,21 @@ class FleetRun:
                 await asyncio.sleep(self.retry_backoff_s * (2 ** (attempt - 1)))
             if self._cancelling:
                 self._finish(status, CANCELLED, "cancelled before it started")
-                return None
+                return _FAILED
             status.attempts = attempt + 1
             async with self._connect_sem:  # type: ignore[union-attr]
                 if addr_sem is not None:
                     await addr_sem.acquire()
                 try:
+                    if self._cancelling:
+                        self._finish(status, CANCELLED, "cancelled before it started")
+                        return _FAILED
                     if status.connect_started is None:
                         status.connect_started = time.monotonic()
                     self._set(status, CONNECTING, f"attempt {attempt + 1}" if attempt else "")
-                    return await asyncio.wait_for(target.launcher.start(request),
-                                                  timeout=self.start_timeout_s)
+                    return await asyncio.wait_for(op(), timeout=self.start_timeout_s)
                 except asyncio.TimeoutError:
-                    last_error = f"no answer within {self.start_timeout_s:g} s while starting"
+                    last_error = f"no answer within {self.start_timeout_s:g} s while {what}"
                     transient = True
                 except asyncio.CancelledError:
                     raise
@@ -378,7 +438,7 @@ class FleetRun:
                     if is_descriptor_exhaustion(exc):
                         self.descriptor_exhausted = True
                         self._finish(status, FAILED, descriptor_message())
-                        return None
+                        return _FAILED
                     last_error = str(exc) if isinstance(exc, LaunchError) else f"{type(exc).__name__}: {exc}"
                     transient = is_transient(exc)
                 finally:
@@ -388,28 +448,22 @@ class FleetRun:
                 break
         tries = f" (after {status.attempts} attempts)" if status.attempts > 1 else ""
         self._finish(status, FAILED, f"{last_error}{tries}")
-        return None
+        return _FAILED
 
     async def _consume(self, name: str, status: HostStatus, session: Session) -> None:
-        if self.direct_events and _can_deliver_directly(session):
+        if self.direct_events and isinstance(session, Session):
             # Events already queued (launcher status notes), then every later event straight from
-            # the session's parser into _on_event: no queue hop and no task wake-up per sample.
-            # Only SessionEnded still comes through the queue (Session._end puts it there).
-            while not session._queue.empty():
-                event = session._queue.get_nowait()
+            # the session's parser into _on_event through Session.add_listener: no queue hop and
+            # no task wake-up per sample. Only SessionEnded still goes through the queue too,
+            # which ends session.wait().
+            for event in session.drain_nowait():
                 self._on_event(name, status, event)
                 if isinstance(event, SessionEnded):
                     return
-
-            def deliver(event: Event) -> None:
-                if session.ended is None:
-                    self._on_event(name, status, event)
-            session._put = deliver  # type: ignore[method-assign]
-            while True:
-                event = await session._queue.get()
-                self._on_event(name, status, event)
-                if isinstance(event, SessionEnded):
-                    return
+            session.add_listener(lambda event: self._on_event(name, status, event),
+                                 queue_events=False)
+            await session.wait()
+            return
         async for event in session.events():
             self._on_event(name, status, event)
 
@@ -502,11 +556,6 @@ class FleetRun:
         status.ended = ended or SessionEnded(outcome, message)
         status.ended_at = time.monotonic()
         self._set(status, outcome, message)
-
-
-def _can_deliver_directly(session: Session) -> bool:
-    """The base Session keeps its events in `_queue` and adds them through `_put`."""
-    return isinstance(getattr(session, "_queue", None), asyncio.Queue) and callable(getattr(session, "_put", None))
 
 
 def labelled(targets: Iterable[FleetTarget], label: str | None) -> list[FleetTarget]:

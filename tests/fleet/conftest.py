@@ -13,7 +13,7 @@ FLEET_PROFILES = (
     + [HostProfile("sim-gen3x8", pcie=(3, 8, 5, 16)),
        HostProfile("sim-hot", speed=0.8, throttle_mask=0x20, sm_clock_mhz=1400),
        HostProfile("sim-a100", gpu_model="NVIDIA A100-SXM4-80GB", speed=0.5),
-       HostProfile("sim-hang", behavior="hang", behave_after_s=0.6)]
+       HostProfile("sim-hang", behavior="hang", behave_after_s=0.9)]
 )
 
 

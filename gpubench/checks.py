@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-ENFORCED, NOT_ENFORCED, NOT_APPLICABLE, MEASURED = (
-    "ENFORCED", "NOT ENFORCED", "NOT APPLICABLE", "MEASURED")
+from results.checks import (ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED,  # noqa: F401
+                            check_scenario_name)
+
 CHECKS = ("memory", "compute", "interference", "init")
 DEFAULT_TOLERANCE = 0.15          # compute: |achieved - configured fraction| allowed
 MEMORY_SLACK_STEPS = 1            # memory: ceiling may pass the limit by under one step
@@ -660,16 +661,19 @@ def run_checks(checks: list[str], proxy: Proxy, settings: Settings,
             "_sessions": sessions}
 
 
-def save_checks(summary: dict, data_dir: Path, scenario_name: str) -> str:
-    from results.document import SessionRecord, archive_lines, build_document
+def checks_document(summary: dict, scenario_name: str, *, run_id: str | None = None,
+                    created: str | None = None) -> tuple[dict, list]:
+    """The result document of a check run (scenario `check-<scenario_name>`) and its session
+    records: verdicts under `checks`, `checks_summary` and `checks_proxy`."""
+    from results.document import SessionRecord, build_document
     from results.schema import VALID, INVALID
-    from results.store import Store
     recs = [SessionRecord(lines=s["lines"], outcome=s["outcome"], message=s["message"], trial=i)
             for i, s in enumerate(summary.get("_sessions") or [])]
-    scenario = {"name": f"check-{scenario_name}", "title": f"isolation checks: {scenario_name}",
+    scenario = {"name": check_scenario_name(scenario_name),
+                "title": f"isolation checks: {scenario_name}",
                 "launcher": "local", "host": "local", "target": "none",
                 "details": {"proxy": summary["proxy"]}}
-    doc = build_document(recs, scenario, label="check",
+    doc = build_document(recs, scenario, label="check", run_id=run_id, created=created,
                          notes="gpubench check: isolation verdicts under 'checks'")
     public = {k: v for k, v in summary.items() if not k.startswith("_")}
     doc["checks"] = public["checks"]
@@ -682,6 +686,13 @@ def save_checks(summary: dict, data_dir: Path, scenario_name: str) -> str:
                            "reasons": [f"{c['check']}: {c['reasons'][0]}" for c in unusable],
                            "notes": ["enforcement probes only (no engine sessions)"],
                            "invalid_trials": 0, "trials": 0}
+    return doc, recs
+
+
+def save_checks(summary: dict, data_dir: Path, scenario_name: str) -> str:
+    from results.document import archive_lines
+    from results.store import Store
+    doc, recs = checks_document(summary, scenario_name)
     Store(data_dir).save(doc, raw_lines=archive_lines(recs) or None)
     return doc["id"]
 

@@ -83,7 +83,9 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: s
 
 
 VERDICT_STYLES = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow",
-                  "VALID": "green", "INVALID": "bold red"}
+                  "VALID": "green", "INVALID": "bold red",
+                  "ENFORCED": "green", "NOT ENFORCED": "bold red", "NOT APPLICABLE": "dim",
+                  "MEASURED": "cyan"}
 
 
 # ---- helpers shared by commands -------------------------------------------------------------
@@ -316,6 +318,44 @@ def _show_rows(workloads: list, gpu: str) -> list[list]:
     return rows
 
 
+STARTUP_STEPS = (("to_running_s", "Running"), ("to_hello_s", "engine hello"),
+                 ("to_first_sample_s", "first sample"))
+
+
+def _startup_lines(sessions: list, launcher: str | None) -> list[tuple[str, str]]:
+    """`show` lines for the sessions' start-up timings (sessions[].details.startup, k8s):
+    from the pod's creation to Running, the engine's hello and its first sample; the median
+    and range when there are several sessions; the nodes the pods ran on."""
+    startups = [((s.get("details") or {}).get("startup") or {}) for s in sessions]
+    startups = [st for st in startups if isinstance(st, dict) and st]
+    out: list[tuple[str, str]] = []
+    if startups:
+        origin = "pod creation" if launcher == "k8s" else "launch"
+        parts, last = [], None
+        for key, name in STARTUP_STEPS:
+            vals = sorted(v for v in (st.get(key) for st in startups)
+                          if isinstance(v, (int, float)) and not isinstance(v, bool))
+            if vals:
+                parts.append(f"{name} {_median(vals):.2f} s")
+                last = (name, vals)
+        if parts:
+            text = f"{origin} → " + " → ".join(parts)
+            if len(startups) > 1 and last is not None:
+                name, vals = last
+                text += (f" (medians of {len(vals)} sessions; {name} "
+                         f"{vals[0]:.2f}–{vals[-1]:.2f} s)")
+            out.append(("startup", text))
+    nodes: dict[str, int] = {}
+    for s in sessions:
+        node = (s.get("details") or {}).get("node")
+        if node:
+            nodes[str(node)] = nodes.get(str(node), 0) + 1
+    if nodes:
+        out.append(("nodes", ", ".join(f"{n} ({c} session{'s' if c > 1 else ''})"
+                                       for n, c in nodes.items())))
+    return out
+
+
 def cmd_show(args, config) -> int:
     from results.report import fmt_value
     from results.stats import cv_pct, mad_outliers
@@ -363,6 +403,7 @@ def cmd_show(args, config) -> int:
         for s in sessions:
             if s.get("outcome") != "completed" and s.get("message"):
                 lines.append((f"session {s['index']}", f"{s['outcome']}: {s['message']}"))
+        lines += _startup_lines(sessions, scen.get("launcher"))
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:<{width}}  {v}")
@@ -391,6 +432,12 @@ def cmd_show(args, config) -> int:
         _print_table(("workload", "variant", "valid/trials", "ops/s", "mean µs", "p99 µs", "GB/s",
                       "CV", "outliers"), [r[:2] + r[3:] for r in _show_rows(
                           doc.get("workloads") or [], "")])
+    from results.checks import CHECK_COLUMNS, check_rows, check_table
+    checks = check_rows(doc)
+    if checks:
+        print()
+        _print_table(CHECK_COLUMNS[2:], [r[2:] for r in check_table(checks)],
+                     title="isolation checks", styles=VERDICT_STYLES)
     tel = doc.get("telemetry") or {}
     if tel.get("count"):
         print()
@@ -406,14 +453,21 @@ def cmd_show(args, config) -> int:
 # ---- compare / report -----------------------------------------------------------------------
 
 def _comparisons(args, config, store) -> list:
+    from results.checks import comparison_checks, latest_check_run
     from results.stats import compare_runs
     base = _load(store, args.base)
     comps = []
+    runs = None
     for ref in args.candidates:
         cand = _load(store, ref)
-        comps.append(compare_runs(base, cand, target_pct=args.target,
-                                  include_invalid=args.include_invalid, force=args.force,
-                                  seed=args.seed, metrics=_csv_list(args.metrics)))
+        comp = compare_runs(base, cand, target_pct=args.target,
+                            include_invalid=args.include_invalid, force=args.force,
+                            seed=args.seed, metrics=_csv_list(args.metrics))
+        if runs is None:
+            runs = store.list_runs().runs
+        scenario = (cand.get("scenario") or {}).get("name") or ""
+        comp.checks = comparison_checks(base, cand, latest_check_run(store, scenario, runs))
+        comps.append(comp)
     return comps
 
 
@@ -435,6 +489,10 @@ def cmd_compare(args, config) -> int:
                 print(line)
             _print_table(report.columns_for(comp), report.comparison_table(comp),
                          styles=VERDICT_STYLES)
+            if comp.checks:
+                from results.checks import CHECK_COLUMNS, check_table
+                _print_table(CHECK_COLUMNS, check_table(comp.checks),
+                             title=report.CHECKS_TITLE, styles=VERDICT_STYLES)
             for w in comp.warnings:
                 _warn(w)
             print()
@@ -479,9 +537,11 @@ def cmd_report(args, config) -> int:
                             include_invalid=args.include_invalid, force=args.force,
                             seed=args.seed)
 
+    from results.checks import latest_check_run
+    checks = {name: latest_check_run(store, name, listing.runs) for name in config.scenarios}
     text = comparison_report(scen, latest, compare,
                              generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                             tool_version=__version__)
+                             tool_version=__version__, checks=checks)
     if args.out == "-":
         sys.stdout.write(text)
         return EXIT_OK

@@ -410,7 +410,8 @@ class PlanRunner:
             exit_code=ended.exit_code if ended is not None else None, trial=slot.trial,
             layer_reasons=verify_layers(scenario, hello), started=started,
             warnings=[w.message for w in getattr(parser, "warnings", [])],
-            gpu=gpu, gpu_mode=gpu_mode)
+            gpu=gpu, gpu_mode=gpu_mode,
+            details=dict(ended.details or {}) if ended is not None else None)
 
     async def _per_gpu_trial(self, index: int, slot: TrialSlot, scenario: ScenarioConfig,
                              launchers: dict, emit: Callable) -> list[SessionRecord]:

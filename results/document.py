@@ -49,6 +49,10 @@ class SessionRecord:
     warnings: Sequence[str] = ()          # stream warnings (malformed lines) seen by the reader
     gpu: dict | None = None               # per-GPU runs: {index, uuid, name, mig_instance}
     gpu_mode: str | None = None           # per-GPU runs: concurrent | sequential
+    # what the launcher said about the session (scenarios.events.SessionEnded.details): k8s
+    # gives `startup` {to_running_s, to_hello_s, to_first_sample_s} (seconds from the pod's
+    # create call), `pod`, `node`, ...; stored as sessions[].details when not empty
+    details: dict | None = None
 
 
 def utc_now() -> str:
@@ -229,6 +233,8 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
             "device": device_identity(hello) if hello else None,
             "raw_lines": [raw_pos, raw_pos + len(texts)],
         })
+        if rec.details:
+            session_docs[-1]["details"] = session_details(rec.details)
         if rec.gpu is not None:
             session_docs[-1]["gpu"] = gpu_tag(rec.gpu)
             session_docs[-1]["gpu_mode"] = rec.gpu_mode
@@ -306,6 +312,25 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         "source": source,
         "raw": None,
     }
+
+
+MAX_DETAIL_ITEMS = 50
+
+
+def session_details(details: dict) -> dict:
+    """A session's launcher details as plain JSON data: anything else becomes its text,
+    lists (a pod's events) keep their last MAX_DETAIL_ITEMS items."""
+    def clean(x: Any) -> Any:
+        if x is None or isinstance(x, (bool, int, str)):
+            return x
+        if isinstance(x, float):
+            return x if math.isfinite(x) else None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in list(x)[-MAX_DETAIL_ITEMS:]]
+        return str(x)
+    return clean(dict(details))
 
 
 def gpu_tag(gpu: dict) -> dict:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from .checks import CHECK_COLUMNS, check_table
 from .stats import FAIL, INCONCLUSIVE, NO_TARGET, PASS, Comparison, MetricComparison
 
 COLUMNS = ("workload", "variant", "metric", "n", "baseline", "candidate", "overhead",
@@ -108,6 +109,18 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(out)
 
 
+CHECKS_TITLE = "Isolation checks"
+
+
+def checks_markdown(comp: Comparison) -> list[str]:
+    """The isolation-check section of one comparison (no lines when nothing was checked)."""
+    if not comp.checks:
+        return []
+    return ["", f"**{CHECKS_TITLE}** (`gpubench check`; role: whose verdicts — the baseline "
+            "run, the candidate run, or the newest check run of the candidate's scenario)", "",
+            markdown_table(CHECK_COLUMNS, check_table(comp.checks))]
+
+
 def to_markdown(comps: Sequence[Comparison]) -> str:
     out = []
     for comp in comps:
@@ -115,6 +128,7 @@ def to_markdown(comps: Sequence[Comparison]) -> str:
                 f"({comp.base_id})", ""]
         out += [f"> {line}" for line in header_lines(comp)] + [""]
         out.append(markdown_table(columns_for(comp), comparison_table(comp)))
+        out += checks_markdown(comp)
         if comp.warnings:
             out += [""] + [f"- warning: {w}" for w in comp.warnings]
         out.append("")
@@ -122,12 +136,18 @@ def to_markdown(comps: Sequence[Comparison]) -> str:
 
 
 def to_tsv(comps: Sequence[Comparison]) -> str:
-    """Plain text for pipes: a tab-separated table per comparison, headers as # lines."""
+    """Plain text for pipes: a tab-separated table per comparison, headers as # lines; the
+    isolation checks (when any) follow as a second table under `# isolation checks`."""
     out = []
     for comp in comps:
         out += [f"# {line}" for line in header_lines(comp)]  # warnings go to stderr
         out.append("\t".join(columns_for(comp)))
         out += ["\t".join(row) for row in comparison_table(comp)]
+        if comp.checks:
+            out.append(f"# {CHECKS_TITLE.lower()}")
+            out.append("\t".join(CHECK_COLUMNS))
+            out += ["\t".join(c.replace("\t", " ") for c in row)
+                    for row in check_table(comp.checks)]
     return "\n".join(out) + "\n"
 
 
@@ -135,19 +155,33 @@ CSV_COLUMNS = ("base_id", "cand_id", "base_scenario", "cand_scenario", "workload
                "metric", "unit", "n_base", "n_cand", "base_median", "cand_median",
                "overhead_pct", "ci_low", "ci_high", "p_value", "target_pct", "verdict", "change",
                "more_trials", "base_cv_pct", "cand_cv_pct", "forced", "gpu")
+# appended only when a comparison has isolation checks; their rows have workload
+# `isolation-check`, variant = the check, metric `verdict` and verdict = the check's verdict
+CSV_CHECK_COLUMNS = ("check_role", "check_run", "check_observed", "check_configured",
+                     "check_reason")
+CHECK_WORKLOAD = "isolation-check"
 
 
 def to_csv(comps: Sequence[Comparison]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    checks = any(comp.checks for comp in comps)
+    w.writerow(CSV_COLUMNS + (CSV_CHECK_COLUMNS if checks else ()))
+    blank = [""] * len(CSV_CHECK_COLUMNS) if checks else []
     for comp in comps:
         for r in comp.rows:
             w.writerow([comp.base_id, comp.cand_id, comp.base_scenario, comp.cand_scenario,
                         r.workload, r.variant, r.metric, r.unit, r.n_base, r.n_cand,
                         r.base_median, r.cand_median, r.overhead_pct, r.ci_low, r.ci_high,
                         r.p_value, r.target_pct, r.verdict, r.change, r.more_trials,
-                        r.base_cv_pct, r.cand_cv_pct, "; ".join(comp.forced), r.gpu])
+                        r.base_cv_pct, r.cand_cv_pct, "; ".join(comp.forced), r.gpu, *blank])
+        for c in comp.checks:
+            row = [""] * len(CSV_COLUMNS)
+            row[:8] = [comp.base_id, comp.cand_id, comp.base_scenario, comp.cand_scenario,
+                       CHECK_WORKLOAD, c.get("check"), "verdict", ""]
+            row[CSV_COLUMNS.index("verdict")] = c.get("verdict")
+            w.writerow(row + [c.get("role"), c.get("run"), c.get("observed"),
+                              c.get("configured"), c.get("reason")])
     return buf.getvalue()
 
 
@@ -187,12 +221,33 @@ def _doc_headline(doc: dict) -> str:
     return fmt_value(_median([t.get("ops_per_s") for t in _valid_trials(w)]))
 
 
+def checks_report_rows(scenarios: Sequence[ReportScenario],
+                       checks: dict[str, dict | None]) -> list[list[str]]:
+    """comparison.md's isolation-check table: per scenario the newest check run's verdicts,
+    or one row saying plainly that no isolation check ran."""
+    from .checks import check_rows
+    rows = []
+    for i, sc in enumerate(scenarios, 1):
+        found = check_rows(checks.get(sc.name))
+        if not found:
+            rows.append([str(i), sc.title, "no isolation check run", "—", "—", "—", "—",
+                         f"`gpubench check --scenario {sc.name}`" if sc.baseline else ""])
+            continue
+        for r in found:
+            rows.append([str(i), sc.title, r["run"] or "", r["check"] or "", r["verdict"] or "",
+                         r["observed"], r["configured"], r["reason"]])
+    return rows
+
+
 def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dict | None],
                       compare: Callable[[dict, dict, ReportScenario], Comparison],
-                      *, generated: str, tool_version: str | None = None) -> str:
+                      *, generated: str, tool_version: str | None = None,
+                      checks: dict[str, dict | None] | None = None) -> str:
     """comparison.md: a summary table over the scenarios (in their order), then every
     metric of every comparison. `latest` maps scenario name to its newest run (or None);
-    `compare(base_doc, cand_doc, scenario)` returns a Comparison or raises ResultError."""
+    `compare(base_doc, cand_doc, scenario)` returns a Comparison or raises ResultError.
+    `checks` maps scenario name to its newest check run (results.checks.latest_check_run,
+    or None): given, an "Isolation checks" table follows the summary."""
     from .schema import ResultError
     summary_rows = []
     details = []
@@ -242,6 +297,15 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
            "trials needed). The overall verdict of a scenario is its worst metric's.", "",
            markdown_table(("#", "Scenario", "Run", "Throughput (ops/s)", "Overhead", "95% CI",
                            "Target", "Verdict"), summary_rows), ""]
+    if checks is not None:
+        out += [f"## {CHECKS_TITLE}", "",
+                "Newest `gpubench check` run of each scenario: is the isolation layer's limit "
+                "really enforced (ENFORCED / NOT ENFORCED / NOT APPLICABLE, with the observed "
+                "against the configured limit), and the start-up and interference figures "
+                "(MEASURED).", "",
+                markdown_table(("#", "Scenario", "Check run", "Check", "Verdict", "Observed",
+                                "Configured", "Reason"), checks_report_rows(scenarios, checks)),
+                ""]
     if details:
         out += ["## Details", ""] + details
     return "\n".join(out).rstrip() + "\n"

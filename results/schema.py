@@ -10,7 +10,9 @@ A result document is one JSON object per run (see DESIGN.md, "Result document"):
      "backend": "cupy" | "numpy-cpu" | null,
      "hello": {...the first engine hello's device/host/plan facts...},
      "sessions": [{"index", "trial", "outcome", "message", "exit_code", "results",
-                   "raw_lines": [start, end], "device": {...identity facts...}}],
+                   "raw_lines": [start, end], "device": {...identity facts...},
+                   "details": {"startup": {"to_running_s", "to_hello_s",   # optional: what
+                               "to_first_sample_s"}, "pod", "node", ...}}],  # the launcher said
      "workloads": [{"workload", "variant", "params", "trials": [{...one result line...}]}],
      "telemetry": {"count", "readings": {name: {"min", "mean", "max"}}, "throttle_events": [...]},
      "validity": {"status": "VALID" | "INVALID", "reasons": [...]},
@@ -18,7 +20,8 @@ A result document is one JSON object per run (see DESIGN.md, "Result document"):
      "gpu_mode": "concurrent" | "sequential" | null,               # trials then carry "gpu"
      "partition": {"kind": "full-gpu" | "mig-instance" | "cpu", "visible_gpus", ...},
      "complete": bool, "outcome": "completed" | "incomplete" | "failed" | "cancelled",
-     "label": "", "notes": "", "imported": false, "source": null, "raw": "<id>.jsonl.gz" | null}
+     "label": "", "notes": "", "imported": false, "source": null, "raw": "<id>.jsonl.gz" | null,
+     "checks": [...], "checks_summary": {check: verdict}, "checks_proxy": {...}}  # check runs
 
 Readers accept any document whose `schema_version` is a known one and refuse
 newer ones with a one-line message (never guess at a format they do not know).

@@ -398,6 +398,9 @@ class Comparison:
     seed: int
     base_validity: str | None = None
     cand_validity: str | None = None
+    # isolation-check verdicts shown beside the overhead ones (results.checks.check_rows):
+    # the runs' own and the newest check run of the candidate's scenario; set by the caller
+    checks: list[dict] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -413,6 +416,7 @@ class Comparison:
         d = {k: v for k, v in vars(self).items() if k != "rows"}
         d["rows"] = [dict(vars(r), warnings=list(r.warnings)) for r in self.rows]
         d["warnings"], d["forced"] = list(self.warnings), list(self.forced)
+        d["checks"] = [dict(c) for c in self.checks]
         d["verdict"] = self.verdict
         return d
 

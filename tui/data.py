@@ -52,6 +52,9 @@ class ComparisonView:
     not_comparable: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     raw: Any = None             # the stats module's own object, for exports
+    # isolation-check verdicts beside the overheads (results.checks.check_rows): the runs'
+    # own and the newest `gpubench check` run of the candidate's scenario
+    checks: list[dict] = field(default_factory=list)
 
 
 def _import(name: str):
@@ -167,7 +170,23 @@ class RunStore:
             return ComparisonView(baseline_id, candidate_id,
                                   warnings=["statistics (results/stats.py) not available yet"])
         base, cand = self._store.load(baseline_id), self._store.load(candidate_id)
-        return _compare(stats, base, cand, self.config)
+        view = _compare(stats, base, cand, self.config)
+        view.checks = self.comparison_checks(base, cand)
+        if view.raw is not None:
+            view.raw.checks = list(view.checks)      # exports show them too
+        return view
+
+    def comparison_checks(self, base: dict, cand: dict) -> list[dict]:
+        checks = _import("results.checks")
+        if checks is None or self._store is None:
+            return []
+        try:
+            scenario = (cand.get("scenario") or {}).get("name") or ""
+            return checks.comparison_checks(base, cand,
+                                            checks.latest_check_run(self._store, scenario))
+        except Exception as exc:          # a broken check run must not hide the comparison
+            self.warnings.append(f"isolation checks unavailable: {exc}")
+            return []
 
     def export(self, views: list[ComparisonView], fmt: str, path: Path) -> Path:
         return _export(views, fmt, path, self)
@@ -286,10 +305,12 @@ def _comparison_md(report, store: "RunStore") -> str:
         from engine import __version__ as version
     except Exception:
         version = None
+    from results.checks import latest_check_run
+    checks = {name: latest_check_run(store._store, name, runs) for name in config.scenarios}
     return report.comparison_report(
         scen, latest, lambda b, c, sc: compare_runs(b, c, target_pct=sc.target_pct),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        tool_version=version)
+        tool_version=version, checks=checks)
 
 
 class CompareSelection:

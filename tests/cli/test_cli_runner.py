@@ -15,7 +15,7 @@ from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted,
                              interleave_order)
 from results.store import Store
 from scenarios.base import LaunchError
-from scenarios.replay import ReplayLauncher
+from scenarios.replay import ReplayLauncher, ReplaySession
 from tests.results import synth
 
 
@@ -174,3 +174,54 @@ async def test_cancel_while_a_start_hangs_ends_the_plan_and_saves_nothing_empty(
     assert time.monotonic() - t0 < 5
     assert not result.complete and result.run_ids == [] and result.sessions == 1
     assert list(Store(cfg.data_dir).list_runs().runs) == []
+
+
+# ---- start-up details (issue 9) ----------------------------------------------------------------
+
+STARTUP = {"to_running_s": 1.5, "to_hello_s": 2.25, "to_first_sample_s": 4.2}
+
+
+class _StartupReplaySession(ReplaySession):
+    """A replayed session whose launcher reports start-up details, as K8sSession does."""
+
+    def _end(self, outcome, message="", exit_code=None, **details):
+        super()._end(outcome, message, exit_code, startup=dict(STARTUP), pod="gpubench-abc",
+                     node="gpu-node-7", events=[{"reason": "Pulled"}], when=time, **details)
+
+
+class _StartupReplayLauncher(ReplayLauncher):
+    async def start(self, request):
+        session = _StartupReplaySession(request, self.lines, self.speed, self.exit_code)
+        session._begin()
+        return session
+
+
+async def test_session_details_reach_the_saved_document_and_show(tmp_path, capsys):
+    from gpubench import cli
+    cfg = make_config(tmp_path)
+
+    def factory(scenario, config):
+        lines = synth.session_lines(np.random.default_rng(len(scenario.name)), repeats=2)
+        return (_StartupReplayLauncher if scenario.name == "b" else ReplayLauncher)(lines, 0.0)
+
+    runner = PlanRunner(cfg, [cfg.scenarios["a"], cfg.scenarios["b"]],
+                        PlanOptions(trials=2, seed=3), Store(cfg.data_dir),
+                        launcher_factory=factory)
+    result = await runner.run()
+    docs = {d["scenario"]["name"]: Store(cfg.data_dir).load(d["id"]) for d in result.documents}
+    for s in docs["b"]["sessions"]:
+        assert s["details"]["startup"] == STARTUP
+        assert s["details"]["pod"] == "gpubench-abc" and s["details"]["node"] == "gpu-node-7"
+        assert s["details"]["events"] == [{"reason": "Pulled"}]
+        assert isinstance(s["details"]["when"], str)      # not JSON: kept as its text
+    assert all("details" not in s for s in docs["a"]["sessions"])   # local: nothing changes
+
+    args = types.SimpleNamespace(run=docs["b"]["id"], json=False, data_dir=str(cfg.data_dir))
+    assert cli.cmd_show(args, cfg) == 0
+    out = capsys.readouterr().out
+    assert ("startup   launch → Running 1.50 s → engine hello 2.25 s → first sample 4.20 s "
+            "(medians of 2 sessions; first sample 4.20–4.20 s)") in out
+    assert "nodes     gpu-node-7 (2 sessions)" in out
+    args.run = docs["a"]["id"]
+    cli.cmd_show(args, cfg)
+    assert "startup" not in capsys.readouterr().out

@@ -516,3 +516,41 @@ async def test_startup_time_from_pod_creation_to_first_sample(emu, cluster, pod_
     assert startup["to_running_s"] >= 0.3
     assert startup["to_running_s"] <= startup["to_hello_s"] < startup["to_first_sample_s"]
     assert any(isinstance(e, Status) and "first sample" in e.message for e in events)
+
+
+async def test_startup_timing_is_saved_with_the_run_and_shown(emu, cluster, pod_scenario,
+                                                              stream_lines, tmp_path, capsys):
+    """Issue 9: the runner keeps SessionEnded.details (startup, pod, node) in the document's
+    sessions; `gpubench show` prints pod creation → first sample."""
+    import dataclasses
+    import types
+
+    from gpubench import cli
+    from gpubench.config import parse_config
+    from gpubench.runner import PlanOptions, PlanRunner
+    from results.store import Store
+    config = parse_config({"store": {"data_dir": str(tmp_path / "data")},
+                           "defaults": {"workloads": ["roundtrip"], "backend": "numpy-cpu"}},
+                          "test.toml", tmp_path)
+    config = dataclasses.replace(config, clusters={cluster.name: cluster},
+                                 scenarios={pod_scenario.name: pod_scenario})
+    emu.kubelet.default = PodScript(lines=stream_lines, start_delay_s=0.3, line_interval_s=0.05,
+                                    node_name="gpu-node-3")
+    runner = PlanRunner(config, [pod_scenario], PlanOptions(trials=1, seed=1),
+                        Store(config.data_dir),
+                        launcher_factory=lambda s, c: K8sLauncher.from_config(cluster, s))
+    result = await runner.run()
+    assert result.complete and result.failed_sessions == 0
+    doc = Store(config.data_dir).load(result.run_ids[0])
+    details = doc["sessions"][0]["details"]
+    startup = details["startup"]
+    assert startup["to_running_s"] >= 0.3
+    assert startup["to_running_s"] <= startup["to_hello_s"] < startup["to_first_sample_s"]
+    assert details["pod"] and details["node"] == "gpu-node-3"
+    assert cli.cmd_show(types.SimpleNamespace(run=doc["id"], json=False, data_dir=None),
+                        config) == 0
+    out = capsys.readouterr().out
+    assert f"pod creation → Running {startup['to_running_s']:.2f} s" in out
+    assert f"→ first sample {startup['to_first_sample_s']:.2f} s" in out
+    assert "gpu-node-3 (1 session)" in out
+    assert_nothing_left(emu)

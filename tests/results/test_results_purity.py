@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ["results.schema", "results.document", "results.store", "results.stats",
-           "results.legacy", "results.report"]
+           "results.legacy", "results.report", "results.checks"]
 
 
 def test_results_modules_import_nothing_forbidden():

@@ -327,6 +327,50 @@ async def test_compare_shows_not_comparable_plainly(config):
         assert "NOT COMPARABLE" in text and "580.65.06 vs 575.57.08" in text
 
 
+async def test_compare_shows_the_candidates_check_verdicts_coloured_and_exports_them(config):
+    """Issue 9: the newest `check-<candidate scenario>` run's verdicts under the overheads."""
+    from textual.widgets import Static
+
+    from tests.checks.fixed_checks import fixed_check_document
+    from tui.screens.compare import check_verdict_text
+    store = Store(config.data_dir)
+    save_doc(store, "bare-metal", run_id="run-a")
+    save_doc(store, "bare-metal-proxy", run_id="run-b", scale=0.97)
+    check = await asyncio.to_thread(fixed_check_document, "bare-metal-proxy",   # asyncio.run
+                                    run_id="run-check", created="2026-11-19T08:00:00Z")
+    store.save(check)
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        table = screen.query_one("#compare-runs", DataTable)
+        table.move_cursor(row=table.get_row_index("run-a"))
+        await pilot.press("b")
+        table.move_cursor(row=table.get_row_index("run-b"))
+        await pilot.press("space")
+        await pilot.pause()
+        [view] = screen.views
+        assert [(c["check"], c["verdict"], c["run"]) for c in view.checks] == [
+            ("memory", "ENFORCED", "run-check"), ("compute", "NOT ENFORCED", "run-check"),
+            ("interference", "NOT APPLICABLE", "run-check")]
+        assert screen.query_one("#compare-checks", Static).display
+        text = screen_text(app)
+        assert "Isolation checks" in text and "NOT ENFORCED" in text
+        assert "from: C1 check run run-check" in text
+        await pilot.press("e", "v")
+        await pilot.pause()
+        md = (config.data_dir / "comparison-run-a.md").read_text()
+        assert "| check run | run-check | compute | NOT ENFORCED |" in md
+        csv_text = (config.data_dir / "comparison-run-a.csv").read_text()
+        assert "isolation-check,memory,verdict" in csv_text
+        await pilot.press("x")                   # cleared: no panel left behind
+        await pilot.pause()
+        assert not screen.query_one("#compare-checks", Static).display
+    assert check_verdict_text("ENFORCED").style == "bold green"
+    assert check_verdict_text("NOT ENFORCED").style == "bold red"
+    assert check_verdict_text("NOT APPLICABLE").style == "dim"
+
+
 # ---- help, palette, theme ---------------------------------------------------------------------
 
 async def test_help_lists_every_binding_and_theme_toggles(config):

@@ -87,6 +87,26 @@ def test_snapshot_compare(tmp_path, snap_compare):
     assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=run_before)
 
 
+def test_snapshot_compare_with_checks(tmp_path, snap_compare):
+    """Issue 9: the candidate's isolation-check verdicts (the newest `check-bare-metal-proxy`
+    run, as gpubench.checks writes it) under the overheads: ENFORCED green, NOT ENFORCED red,
+    NOT APPLICABLE dim."""
+    from tests.checks.fixed_checks import fixed_check_document
+    app = make_app(tmp_path)
+    doc = fixed_check_document("bare-metal-proxy",
+                               run_id="20261119-080000-check-bare-metal-proxy-dddddd",
+                               created="2026-11-19T08:00:00Z")
+    Store(app.config.data_dir).save(doc)
+
+    async def run_before(pilot):
+        # History, newest first: ccc, bbb, aaa, then the (older) check run
+        await pilot.press("3", "down", "down", "b", "up", "c", "4")
+        await pilot.pause(0.5)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
 def test_snapshot_help(tmp_path, snap_compare):
     assert snap_compare(make_app(tmp_path), press=["question_mark"], terminal_size=SIZE,
                         run_before=settle)

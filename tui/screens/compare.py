@@ -17,6 +17,9 @@ from ..widgets.charts import BarChart
 
 VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
                  "NOT COMPARABLE": "bold white on red"}
+# isolation-check verdicts (gpubench check; results.checks)
+CHECK_STYLE = {"ENFORCED": "bold green", "NOT ENFORCED": "bold red", "NOT APPLICABLE": "dim",
+               "MEASURED": "cyan"}
 
 
 def verdict_text(verdict: str) -> Text:
@@ -27,8 +30,43 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:+.2f} %"
 
 
+def check_verdict_text(verdict: str) -> Text:
+    return Text(verdict, style=CHECK_STYLE.get((verdict or "").upper(), "bold"))
+
+
+def checks_table(views: list[ComparisonView]) -> Table | None:
+    """The candidates' isolation-check verdicts (None when no view has any): one line per
+    check (the reason cut to fit; exports and `gpubench compare` keep it whole), and a caption
+    naming the runs the verdicts come from."""
+    if not any(v.checks for v in views):
+        return None
+    table = Table(expand=True, header_style="bold", box=None, title="Isolation checks",
+                  title_justify="left", title_style="bold", caption_justify="left",
+                  caption_style="dim", pad_edge=False)
+    table.add_column("cand", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("observed", no_wrap=True, overflow="ellipsis", max_width=34)
+    table.add_column("configured", no_wrap=True)
+    table.add_column("from", no_wrap=True)
+    table.add_column("reason", ratio=1, no_wrap=True, overflow="ellipsis")
+    sources: dict[str, None] = {}
+    for n, v in enumerate(views, 1):
+        for c in v.checks:
+            role = c.get("role") or ""
+            table.add_row(f"C{n}", c.get("check") or "", check_verdict_text(c.get("verdict") or ""),
+                          c.get("observed") or "–", c.get("configured") or "–", role,
+                          c.get("reason") or "")
+            sources[f"C{n} {role} {c.get('run') or '?'}"] = None
+    table.caption = "from: " + ";  ".join(sources)
+    return table
+
+
 class CompareScreen(Screen):
     AUTO_FOCUS = "#compare-runs"
+    DEFAULT_CSS = """
+    #compare-checks { height: auto; padding: 1 1 0 1; }
+    """
     BINDINGS = [
         Binding("b", "baseline", "Baseline"),
         Binding("space", "candidate", "Candidate"),
@@ -63,6 +101,7 @@ class CompareScreen(Screen):
         yield Static("", id="compare-banner")
         with VerticalScroll(id="compare-table-box"):
             yield Static("", id="compare-table")
+            yield Static("", id="compare-checks")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -151,6 +190,10 @@ class CompareScreen(Screen):
                 "Pick a baseline (b) and one or more candidates (space) from the saved runs.")
         else:
             self.query_one("#compare-table", Static).update(table)
+        checks = self.query_one("#compare-checks", Static)
+        ctable = checks_table(self.views)
+        checks.display = ctable is not None
+        checks.update(ctable if ctable is not None else "")
         self.query_one(BarChart).show(labels, values, "overhead % (lower is better)", target)
 
     # -- actions ------------------------------------------------------------------------

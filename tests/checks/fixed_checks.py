@@ -1,0 +1,57 @@
+"""A deterministic check run for views that need fixed figures (snapshots, report layouts):
+gpubench.checks' own run_checks and checks_document, with only the probe processes and the
+engine sessions replaced by fixed answers, so every verdict, reason and stored field is the
+real code's. (Tests that can afford it run the real probes: tests/checks/.)"""
+from __future__ import annotations
+
+from unittest import mock
+
+from gpubench import checks
+
+MIB = 1 << 20
+BARE_LAUNCHES = {"kernel": 250_000.0, "ex": 251_000.0}
+# cuLaunchKernel is capped at 2,000/s; cuLaunchKernelEx is not hooked (the reported failure)
+LIMITED_LAUNCHES = {"kernel": 1_990.0, "ex": 247_500.0}
+
+
+def _fake_probe(proxy, args, settings, timeout=300):
+    if args[0] == "memory":
+        step = int(args[args.index("--step") + 1])
+        limit = proxy.limits.mem_bytes
+        return {"probe": "memory", "allocated": limit, "allocations": limit // step,
+                "refused": True, "rc": 2, "step": step,
+                "stop_at": int(args[args.index("--stop-at") + 1]),
+                "meminfo_total": 80 << 30, "meminfo_free": 79 << 30}
+    api = args[args.index("--api") + 1]
+    rate = (BARE_LAUNCHES if proxy is None else LIMITED_LAUNCHES)[api]
+    return {"probe": "launch", "api": api, "launches": int(rate), "seconds": 1.0,
+            "launches_per_s": rate, "rc": 0}
+
+
+async def _failed_engines(requests, python):
+    return [{"results": {}, "hello": None, "outcome": "failed",
+             "message": "engine exited with code 2 (no_gpu)", "lines": [], "stderr": []}
+            for _ in requests]
+
+
+def fixed_check_summary(proxy_name: str = "bare-metal-proxy") -> dict:
+    """memory ENFORCED, compute NOT ENFORCED (cuLaunchKernelEx unhooked), interference NOT
+    APPLICABLE (its engines could not start), as run_checks returns them."""
+    proxy = checks.Proxy(proxy_name, "/usr/local/vgpu/libvgpu.so",
+                         {"GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": str(64 * MIB),
+                          "GPUBENCH_INTERPOSE_LAUNCH_RATE": "2000"},
+                         checks.Limits(mem_bytes=64 * MIB, launch_rate=2000.0))
+    settings = checks.Settings(backend="numpy-cpu", mem_step=8 * MIB)
+    with mock.patch.object(checks, "run_probe", _fake_probe), \
+            mock.patch.object(checks, "_run_engines", _failed_engines):
+        summary = checks.run_checks(["memory", "compute", "interference"], proxy, settings,
+                                    progress=lambda message: None)
+    summary["elapsed_s"] = 3.0
+    return summary
+
+
+def fixed_check_document(scenario: str = "bare-metal-proxy", *, run_id: str | None = None,
+                         created: str | None = None) -> dict:
+    doc, _ = checks.checks_document(fixed_check_summary(scenario), scenario, run_id=run_id,
+                                    created=created)
+    return doc

@@ -172,6 +172,9 @@ class _HostKeyJudge(asyncssh.SSHClient):
         self.lost: Exception | None = None
         self.closed = False
 
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        _quiet_packet_log(conn)     # before the handshake's ~40 packets, not only after
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost, self.closed = exc, True
 
@@ -615,7 +618,6 @@ class SshLauncher(Launcher):
                                                   config=self.ssh_config, known_hosts=known,
                                                   client_factory=lambda: judge, **extra)
                 _lazy_keepalive(conn)
-                _quiet_packet_log(conn)
                 slot = _Conn(conn, judge)
                 if judge.recorded:
                     assert judge.seen is not None

@@ -149,3 +149,50 @@ def test_group_ids_are_unique_and_duplicate_hosts_are_refused():
     assert new_group_id() != new_group_id()
     with pytest.raises(ValueError, match="appears twice"):
         FleetRun([FleetTarget("a", ReplayLauncher([])), FleetTarget("a", ReplayLauncher([]))], REQ)
+
+
+class PreparingLauncher(ReplayLauncher):
+    """Records when it was prepared and started, and the fleet settings it got."""
+    log: list[tuple[str, str]] = []
+
+    def __init__(self, name, lines, fail_prepare=False, **kw):
+        super().__init__(lines, **kw)
+        self.name_, self.fail_prepare, self.settings = name, fail_prepare, None
+
+    async def prepare(self):
+        await asyncio.sleep(0.05 if self.name_ == "slow" else 0)
+        PreparingLauncher.log.append(("prepare", self.name_))
+        if self.fail_prepare:
+            raise LaunchError(f"{self.name_}: connection refused")
+        return []
+
+    def use_fleet_settings(self, **settings):
+        self.settings = settings
+
+    async def start(self, request):
+        PreparingLauncher.log.append(("start", self.name_))
+        return await super().start(request)
+
+
+async def test_every_host_is_prepared_before_any_engine_starts():
+    PreparingLauncher.log = []
+    launchers = {n: PreparingLauncher(n, stream(n), speed=0, fail_prepare=(n == "bad"))
+                 for n in ("a", "slow", "b", "bad")}
+    fleet = FleetRun([FleetTarget(n, l) for n, l in launchers.items()], REQ, max_connects=7,
+                     keepalive_s=45)
+    result = await fleet.run()
+    kinds = [k for k, _ in PreparingLauncher.log]
+    assert kinds == ["prepare"] * 4 + ["start"] * 3, PreparingLauncher.log
+    assert result.statuses["bad"].state == FAILED and "refused" in result.statuses["bad"].message
+    assert all(result.statuses[n].state == COMPLETED for n in ("a", "slow", "b"))
+    assert fleet.prepared_at is not None
+    assert all(l.settings == {"max_connects": 7, "keepalive_s": 45} for l in launchers.values())
+
+
+async def test_bounded_sessions_prepare_each_host_just_before_it_starts():
+    PreparingLauncher.log = []
+    targets = [FleetTarget(n, PreparingLauncher(n, stream(n), speed=0)) for n in ("a", "b", "c")]
+    result = await FleetRun(targets, REQ, max_sessions=1).run()
+    assert result.ok
+    assert PreparingLauncher.log == [("prepare", "a"), ("start", "a"), ("prepare", "b"),
+                                     ("start", "b"), ("prepare", "c"), ("start", "c")]

@@ -1,0 +1,142 @@
+"""The SSH launcher's fleet-scale path: bundle cache, the check script's deployment probe,
+cipher preference, fleet settings, and Session listeners (the real sshd from conftest.py)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from gpubench.config import HostConfig
+from scenarios import deploy as deploy_mod
+from scenarios.base import LaunchRequest
+from scenarios.deploy import MANIFEST_NAME, current_bundle, engine_bundle
+from scenarios.events import COMPLETED, Sample, SessionEnded, Status
+from scenarios.ssh import CHECK_SCRIPT, CONNECTS_TOTAL, SshLauncher, _preferred_ciphers
+from tests.sshd import REMOTE_PYTHON, OpenSshServer
+
+QUICK = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.6",
+         "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0")
+
+
+def host_for(server: OpenSshServer, **overrides) -> HostConfig:
+    base = HostConfig(name="testhost", kind="ssh", address="127.0.0.1", port=server.port,
+                      user=server.user, identity_file=str(server.user_key),
+                      known_hosts=str(server.known_hosts), python=REMOTE_PYTHON)
+    return replace(base, **overrides)
+
+
+def test_engine_bundle_is_cached_until_a_file_changes(tmp_path):
+    eng = tmp_path / "engine"
+    eng.mkdir()
+    (eng / "__init__.py").write_text("")
+    (eng / "a.py").write_text("x = 1\n")
+    first = engine_bundle(eng)
+    assert engine_bundle(eng) is first and current_bundle(eng) is first
+    (eng / "a.py").write_text("x = 22\n")           # size changes: seen at once
+    second = engine_bundle(eng)
+    assert second is not first and second.digest != first.digest
+    (eng / "b.py").write_text("")                   # a new file: a new bundle
+    assert engine_bundle(eng).digest != second.digest
+    # current_bundle() trusts its last look for BUNDLE_RECHECK_S, then looks again
+    third = engine_bundle(eng)
+    (eng / "c.py").write_text("")
+    assert current_bundle(eng) is third
+    key = str(eng)
+    sig, bundle, _ = deploy_mod._BUNDLES[key]
+    deploy_mod._BUNDLES[key] = (sig, bundle, time.monotonic() - 60)
+    assert current_bundle(eng).digest != third.digest
+
+
+def test_check_script_reports_a_deployed_bundle(tmp_path):
+    home = tmp_path / "home"
+    folder = home / ".cache" / "gpubench" / "engine-0123"
+    folder.mkdir(parents=True)
+    env = {**os.environ, "HOME": str(home)}
+
+    def check(arg: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, arg], capture_output=True,
+                             text=True, env=env, timeout=60).stdout
+        line = next(ln for ln in out.splitlines() if ln.startswith("GPUBENCH_CHECK "))
+        return json.loads(line.split(" ", 1)[1])
+    assert check(".cache/gpubench/engine-0123")["deployed"] is None    # no MANIFEST: not ours
+    (folder / MANIFEST_NAME).write_text("{}")
+    assert check(".cache/gpubench/engine-0123")["deployed"] == str(folder)
+    assert check(str(folder))["deployed"] == str(folder)               # absolute cache roots too
+
+
+def test_aes_gcm_is_preferred():
+    ciphers = _preferred_ciphers()
+    assert ciphers[0] == "aes128-gcm@openssh.com"
+    assert "chacha20-poly1305@openssh.com" in ciphers                 # still offered
+
+
+def test_fleet_settings_replace_the_process_wide_connect_cap_and_keepalive():
+    launcher = SshLauncher(HostConfig(name="x", kind="ssh", address="example.invalid"))
+    assert launcher.max_connects_total == CONNECTS_TOTAL and launcher.keepalive_s == 15
+    launcher.use_fleet_settings(max_connects=200, keepalive_s=60)
+    assert launcher.max_connects_total == 200 and launcher.keepalive_s == 60
+
+
+@pytest.mark.sshd
+async def test_cache_hit_needs_no_sftp_and_cipher_follows_config(sshd, tmp_path):
+    cache = str(tmp_path / "engine-cache")
+    first = SshLauncher(host_for(sshd), cache_root=cache)
+    try:
+        notes = await first.prepare()
+        assert any("uploaded" in n for n in notes), notes
+        conn = first.conns[0].conn
+        assert conn.get_extra_info("send_cipher") == "aes128-gcm@openssh.com"
+    finally:
+        await first.close()
+    config = tmp_path / "ssh_config"
+    config.write_text("Ciphers chacha20-poly1305@openssh.com\n")
+    again = SshLauncher(host_for(sshd), cache_root=cache, ssh_config=[str(config)])
+    calls = []
+    original = deploy_mod.deploy
+
+    async def spy(*args, **kwargs):
+        calls.append(args)
+        return await original(*args, **kwargs)
+    import scenarios.ssh as ssh_mod
+    ssh_mod.deploy = spy
+    try:
+        session = await again.start(LaunchRequest(engine_args=QUICK))
+        seen: list = []
+        session.add_listener(seen.append, queue_events=False)
+        ended = await session.wait()
+        assert ended.outcome == COMPLETED
+        assert again.conns[0].conn.get_extra_info("send_cipher") == "chacha20-poly1305@openssh.com"
+    finally:
+        ssh_mod.deploy = original
+        await again.close()
+    assert calls == []                               # cache hit found by the check: no SFTP
+    assert any(isinstance(e, Sample) for e in seen) and isinstance(seen[-1], SessionEnded)
+    notes = [e.message for e in seen if isinstance(e, Status)]
+    assert not any("uploaded" in n for n in notes)
+    assert any("cache hit" in n for n in again.messages)
+    assert session.drain_nowait() == []              # the listener took the events
+
+
+async def test_session_listener_errors_are_recorded_not_raised():
+    from scenarios.replay import ReplayLauncher
+    from benchmarks.fleet_sim import HostProfile, complete_stream
+    lines = [json.dumps(l) for l in complete_stream(HostProfile("h"))]
+    session = await ReplayLauncher(lines, speed=0).start(LaunchRequest())
+    got = []
+
+    def bad(event):
+        raise RuntimeError("subscriber bug")
+    session.add_listener(bad)
+    session.add_listener(got.append)
+    events = [e async for e in session.events()]         # queued as before
+    assert events[-1].outcome == COMPLETED
+    assert [type(e) for e in got] == [type(e) for e in events[-len(got):]]
+    assert isinstance(got[-1], SessionEnded)
+    assert session.listener_errors and "subscriber bug" in session.listener_errors[-1]

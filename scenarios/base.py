@@ -50,7 +50,7 @@ class Session(ABC):
         self._task: asyncio.Task | None = None
         self._listeners: list[tuple[Callable[[Event], None], bool]] = []
         self._queue_events = True
-        self.listener_errors: collections.deque[str] = collections.deque(maxlen=20)
+        self.listener_errors: list[str] = []   # the last 20 errors listeners raised
 
     # -- for consumers -------------------------------------------------------
     @property
@@ -97,6 +97,7 @@ class Session(ABC):
                 callback(event)
             except Exception as exc:  # a subscriber's bug must not end the session
                 self.listener_errors.append(f"{type(exc).__name__}: {exc}")
+                del self.listener_errors[:-20]
 
     async def wait(self) -> SessionEnded:
         """Drain the events and return how the session ended."""

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as _dt
 import errno
 import os
@@ -62,7 +63,8 @@ FLEET_KEEPALIVE_S = 60.0     # SSH keepalive for a fleet's connections (one host
 FD_RESERVE = 64              # stdio, event loop, logs, store writes, sshd pipes
 
 
-_FAILED = object()            # _attempt(): the host has been finished as failed or cancelled
+_FAILED = object()
+_NO_LIMIT = contextlib.nullcontext()            # _attempt(): the host has been finished as failed or cancelled
 
 
 class FleetError(Exception):
@@ -399,15 +401,19 @@ class FleetRun:
 
     async def _start(self, target: FleetTarget, status: HostStatus,
                      request: LaunchRequest) -> Session | None:
+        # After the prepare phase a start is a channel on a held connection, not a handshake:
+        # no connect limits (a launcher that must reconnect applies its own).
         session = await self._attempt(target, status, "starting",
-                                      lambda: target.launcher.start(request))
+                                      lambda: target.launcher.start(request),
+                                      limited=not self._two_phase)
         return None if session is _FAILED else session
 
-    async def _attempt(self, target: FleetTarget, status: HostStatus, what: str, op):
+    async def _attempt(self, target: FleetTarget, status: HostStatus, what: str, op,
+                       limited: bool = True):
         """`await op()` under the connect limits, retried on transient failures; on a final
         failure the host is finished (FAILED or CANCELLED) and _FAILED is returned."""
         addr_sem = None
-        if target.address:
+        if target.address and limited:
             addr_sem = self._address_sems.setdefault(
                 target.address, asyncio.Semaphore(self.max_connects_per_address))
         last_error = ""
@@ -418,7 +424,7 @@ class FleetRun:
                 self._finish(status, CANCELLED, "cancelled before it started")
                 return _FAILED
             status.attempts = attempt + 1
-            async with self._connect_sem:  # type: ignore[union-attr]
+            async with (self._connect_sem if limited else _NO_LIMIT):  # type: ignore[attr-defined]
                 if addr_sem is not None:
                     await addr_sem.acquire()
                 try:

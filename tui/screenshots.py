@@ -95,7 +95,7 @@ async def _shoot(out: Path) -> list[Path]:
                 kwargs = {"pcie_gen": 3}
             elif i == 10:
                 kwargs = {"backend": "numpy-cpu"}
-            lines = synthetic_stream(workloads=("roundtrip", "h2d"), repeats=3, duration_s=1.0,
+            lines = synthetic_stream(workloads=("roundtrip", "h2d"), repeats=6, duration_s=1.0,
                                      seed=i, hostname=f"gpu-node-{i + 1}", **kwargs)
             app.run_worker(app.manager.run_session(
                 f"h{i}", f"gpu-node-{i + 1}", "bare-metal",

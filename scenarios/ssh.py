@@ -285,10 +285,11 @@ def _lazy_keepalive(conn: asyncssh.SSHClientConnection) -> None:
     conn._set_keepalive_timer()
 
 
-def _quiet_packet_log(conn: asyncssh.SSHClientConnection) -> None:
+def _quiet_packet_log(conn: Any) -> None:
     """asyncssh formats a log text for every packet sent or received (~5 % of the client's
     CPU per streamed line) and drops it unless its debug level is 3: skip the formatting
-    while that level is below 3 (as it was when this connection was made)."""
+    while that level is below 3 (as it was when this connection or channel was made): the
+    connection logs its own packets, a channel's packets are logged by the channel."""
     try:
         from asyncssh.logging import SSHLogger
         level = SSHLogger._debug_level
@@ -393,6 +394,7 @@ class SshSession(Session):
         try:
             self._chan, self._reader = await self._slot.conn.create_session(
                 lambda: _EngineChannel(self), self.command, encoding="utf-8", errors="replace")
+            _quiet_packet_log(self._chan)    # every streamed line is a packet on this channel
         except (asyncssh.Error, OSError) as exc:
             self._slot.sessions -= 1
             raise LaunchError(f"{self.name}: cannot start the engine: {_reason(exc)}") from None

@@ -12,8 +12,8 @@ MaxStartups — and `max_sessions` engine sessions running at once. When every h
 `max_sessions` (and `prepare_first`, the default), the fleet first prepares every host
 (`Launcher.prepare()`: for SSH connect, check the remote and deploy or find the engine) and
 then starts all engines together, so the hosts measure over the same time span and the
-handshake storm is over before the first sample; otherwise each host prepares right before
-its session. Each launcher gets the fleet's settings (`Launcher.use_fleet_settings`): the
+handshake storm is over before the first sample (a host still retrying holds the others back
+for at most `start_timeout_s`); otherwise each host prepares right before its session. Each launcher gets the fleet's settings (`Launcher.use_fleet_settings`): the
 fleet's connect limit replaces the SSH launcher's process-wide one, and the SSH keepalive is
 `keepalive_s` (60 s: at 15 s, 2,000 hosts make ~130 round trips a second). A failure
 (refused, unreachable, bad key, engine crash) ends only its own host; a transient connect
@@ -371,7 +371,13 @@ class FleetRun:
             if prepared is _FAILED:
                 return
             assert self._all_prepared is not None
-            await self._all_prepared.wait()
+            if not self._all_prepared.is_set():
+                # A host that is still retrying (hung mid-handshake, say) does not hold the rest
+                # back for longer than one start timeout.
+                try:
+                    await asyncio.wait_for(self._all_prepared.wait(), timeout=self.start_timeout_s)
+                except asyncio.TimeoutError:
+                    pass
         async with self._session_sem:
             if self._cancelling:
                 self._finish(status, CANCELLED, "cancelled before it started")

@@ -196,3 +196,19 @@ async def test_bounded_sessions_prepare_each_host_just_before_it_starts():
     assert result.ok
     assert PreparingLauncher.log == [("prepare", "a"), ("start", "a"), ("prepare", "b"),
                                      ("start", "b"), ("prepare", "c"), ("start", "c")]
+
+
+async def test_a_host_hung_while_preparing_holds_the_others_back_only_one_start_timeout():
+    class Hung(Launcher):
+        async def prepare(self):
+            await asyncio.sleep(3600)
+
+        async def start(self, request):
+            raise AssertionError("never prepared")
+    targets = [FleetTarget("ok", ReplayLauncher(stream("ok"), speed=0)), FleetTarget("hung", Hung())]
+    fleet = FleetRun(targets, REQ, start_timeout_s=0.3, connect_retries=1, retry_backoff_s=0.01)
+    result = await asyncio.wait_for(fleet.run(), 10)
+    ok, hung = result.statuses["ok"], result.statuses["hung"]
+    assert ok.state == COMPLETED and hung.state == FAILED
+    assert "no answer within 0.3 s while preparing (after 2 attempts)" in hung.message
+    assert ok.running_since - result.started_at < hung.ended_at - result.started_at  # did not wait

@@ -39,6 +39,7 @@ import collections
 import contextlib
 import datetime as _dt
 import errno
+import gc
 import os
 import secrets
 import time
@@ -60,6 +61,11 @@ OUTCOMES = (COMPLETED, FAILED, INCOMPLETE, CANCELLED)
 
 FD_PER_SESSION = 1           # one TCP connection per SSH host
 FLEET_KEEPALIVE_S = 60.0     # SSH keepalive for a fleet's connections (one host alone: 15 s)
+# From this many hosts on, once every host is running the objects alive then (connections,
+# sessions, hellos: ~1.5 M at 2,000 hosts) are moved out of the cyclic GC's reach
+# (gc.freeze) until the run ends: otherwise each full collection walks them all, 250-350 ms
+# with the event loop stopped, a few times a minute (delivery p99 ~70 ms, ~10 % of the CPU).
+FREEZE_GC_HOSTS = 256
 FD_RESERVE = 64              # stdio, event loop, logs, store writes, sshd pipes
 
 
@@ -260,7 +266,8 @@ class FleetRun:
                  connect_retries: int = 3, retry_backoff_s: float = 0.5,
                  cancel_timeout_s: float = 10.0, keep_lines: bool = True,
                  watchdog_interval_s: float = 1.0, direct_events: bool = True,
-                 prepare_first: bool = True, keepalive_s: float | None = FLEET_KEEPALIVE_S):
+                 prepare_first: bool = True, keepalive_s: float | None = FLEET_KEEPALIVE_S,
+                 freeze_gc: bool | None = None):
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
@@ -280,6 +287,9 @@ class FleetRun:
         self.watchdog_interval_s = watchdog_interval_s
         self.direct_events = direct_events
         self.prepare_first = prepare_first
+        self.freeze_gc = len(targets) >= FREEZE_GC_HOSTS if freeze_gc is None else freeze_gc
+        self._settled: set[str] = set()      # hosts running or ended
+        self._frozen = False
         self.keepalive_s = keepalive_s
         self.statuses: dict[str, HostStatus] = {t.name: HostStatus(t.name) for t in self.targets}
         self.sessions: dict[str, Session] = {}
@@ -341,6 +351,9 @@ class FleetRun:
             raise
         finally:
             watchdog.cancel()
+            if self._frozen:
+                gc.unfreeze()
+                self._frozen = False
         for name, task in self._tasks.items():  # a bug in one host's task still ends that host
             status = self.statuses[name]
             if status.state not in OUTCOMES:
@@ -551,6 +564,11 @@ class FleetRun:
     # -- bookkeeping ---------------------------------------------------------------------------
     def _set(self, status: HostStatus, state: str, message: str | None = None) -> None:
         status.state = state
+        if (state == RUNNING or state in OUTCOMES) and status.name not in self._settled:
+            self._settled.add(status.name)
+            if len(self._settled) == len(self.targets) and self.freeze_gc and not self._frozen:
+                gc.freeze()
+                self._frozen = True
         if state == QUEUED:
             status.queued_at = time.monotonic()
         if message is not None:

@@ -212,3 +212,16 @@ async def test_a_host_hung_while_preparing_holds_the_others_back_only_one_start_
     assert ok.state == COMPLETED and hung.state == FAILED
     assert "no answer within 0.3 s while preparing (after 2 attempts)" in hung.message
     assert ok.running_since - result.started_at < hung.ended_at - result.started_at  # did not wait
+
+
+async def test_gc_is_frozen_while_every_host_runs_and_unfrozen_after():
+    import gc
+    seen = []
+    targets = [FleetTarget(f"h{i}", ReplayLauncher(stream(f"h{i}"), speed=1)) for i in range(3)]
+    fleet = FleetRun(targets, REQ, freeze_gc=True)
+    fleet.add_listener(lambda host, ev: seen.append(gc.get_freeze_count()) if isinstance(ev, Sample) else None)
+    before = gc.get_freeze_count()
+    result = await fleet.run()
+    assert result.ok and max(seen) > before
+    assert gc.get_freeze_count() == before
+    assert FleetRun(targets, REQ).freeze_gc is False          # small fleets: left alone

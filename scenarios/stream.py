@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import json
 
+try:  # about 4x faster than json.loads per line: the fleet path decodes thousands of lines/s
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a dependency; stay correct without it
+    _loads = json.loads
+
 from engine.protocol import ProtocolError, validate_line
 
 from .events import Done, EngineError, Event, Hello, StreamWarning, event_from_line
@@ -35,7 +40,7 @@ class StreamParser:
         if len(text) > MAX_LINE_CHARS:
             return self._warn(f"line of {len(text)} characters skipped (too long)")
         try:
-            line = validate_line(json.loads(text))
+            line = validate_line(_loads(text))
         except json.JSONDecodeError as exc:
             return self._warn(f"not JSON ({exc.msg} at column {exc.colno}): {text[:80]!r}")
         except ProtocolError as exc:

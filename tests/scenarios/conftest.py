@@ -38,29 +38,25 @@ def engine_processes():
     return find
 
 
-@pytest.fixture(scope="session")
-def preload_lib(tmp_path_factory) -> Path:
+def _build_probe(tmp_path_factory, folder: str, name: str) -> Path:
     """tests/data/preload_probe.c built with `cc -shared -fPIC` (skips without a compiler)."""
     import shutil
     import subprocess
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler (cc) to build the test preload library")
-    out = tmp_path_factory.mktemp("preload") / "libgpubench_probe.so"
+    out = tmp_path_factory.mktemp(folder) / name
     subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(out),
                     str(REPO / "tests" / "data" / "preload_probe.c")], check=True)
     return out
 
 
 @pytest.fixture(scope="session")
+def preload_lib(tmp_path_factory) -> Path:
+    return _build_probe(tmp_path_factory, "preload", "libgpubench_probe.so")
+
+
+@pytest.fixture(scope="session")
 def other_preload_lib(tmp_path_factory) -> Path:
     """The same source under another name: a library that is not the configured one."""
-    import shutil
-    import subprocess
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler (cc) to build the test preload library")
-    out = tmp_path_factory.mktemp("preload-other") / "libsomething_else.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(out),
-                    str(REPO / "tests" / "data" / "preload_probe.c")], check=True)
-    return out
+    return _build_probe(tmp_path_factory, "preload-other", "libsomething_else.so")

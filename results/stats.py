@@ -177,11 +177,6 @@ def _ranks_and_ties(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (count[dense] + count[dense - 1] + 1), np.diff(count)
 
 
-def rankdata(values: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based), ties sharing the mean of their ranks."""
-    return _ranks_and_ties(values)[0]
-
-
 def _exact_u_pvalue(u: float, n1: int, n2: int) -> float:
     """Two-sided exact p for U without ties: counts of U over all C(n1+n2, n1) splits."""
     # f[j][u]: ways with i items of sample 1 among the smallest i+j values, DP over i.

@@ -226,12 +226,6 @@ class HostStatus:
     def gpu_model(self) -> str | None:
         return (self.hello or {}).get("device", {}).get("name") if self.hello else None
 
-    @property
-    def connect_s(self) -> float | None:
-        if self.connect_started is None or self.running_since is None:
-            return None
-        return self.running_since - self.connect_started
-
 
 @dataclass
 class FleetResult:

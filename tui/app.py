@@ -25,7 +25,7 @@ from scenarios.base import LaunchRequest, Launcher
 
 from . import messages as m
 from .data import CompareSelection, RunStore
-from .engine_args import plan_engine_args, quick_engine_args
+from .engine_args import quick_engine_args
 from .live import LiveBoard
 from .screens.compare import CompareScreen
 from .screens.dashboard import DashboardScreen

@@ -11,9 +11,5 @@ from gpubench.runner import PlanOptions, engine_args
 QUICK_OPTIONS = PlanOptions(workloads=("roundtrip",), duration_s=1.0, warmup_s=0.2, repeats=1)
 
 
-def plan_engine_args(d: BenchDefaults) -> list[str]:
-    return engine_args(d, PlanOptions())
-
-
 def quick_engine_args(d: BenchDefaults) -> list[str]:
     return engine_args(d, QUICK_OPTIONS)

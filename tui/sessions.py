@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Callable
 
 from scenarios.base import LaunchError, LaunchRequest, Launcher, Session
 from scenarios.events import (Done, EngineError, Hello, Result, Sample, SessionEnded, Status,

@@ -145,22 +145,6 @@ def read_report(path: str | os.PathLike) -> dict[str, Any]:
         return json.load(fh)
 
 
-def reports_in(folder: str | os.PathLike, prefix: str = "") -> list[dict[str, Any]]:
-    """Every report in a folder (one per process when the path had %p)."""
-    out = []
-    for p in sorted(Path(folder).glob(f"{prefix}*.json")):
-        try:
-            out.append(read_report(p))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def total_calls(report: dict[str, Any], names: tuple[str, ...] | list[str]) -> int:
-    counts = report.get("counts", {})
-    return int(sum(counts.get(n, 0) for n in names))
-
-
 def is_mapped(mapped: list[str] | tuple[str, ...] | None) -> bool:
     """Did the engine's hello (host.preload.mapped) list a gpubench interposer?"""
     return any("libgpubench-interpose" in os.path.basename(str(m)) for m in (mapped or ()))

@@ -5,8 +5,11 @@ Prints, measured in one run on one device:
   1. launch (sync) ops/s: engine ÷ a bare CuPy loop of the same kernel     (target >= 0.95)
   2. launch (sync) ops/s: engine with telemetry on ÷ off                    (target >= 0.99)
   3. pinned 256 MiB H2D and D2H GB/s: engine ÷ a bare CuPy copy loop        (target >= 0.97)
-  4. run-to-run CV of roundtrip ops/s over 5 repeats: engine, next to the bare
-     loop's CV measured in the same run                                      (target <= 1 %)
+  4. run-to-run CV of roundtrip ops/s over 5 repeats (target <= 1 %): the engine's CV
+     within 6 groups of 5 interleaved repeats, and the CV it adds beyond the bare loop's
+     in the same rounds, sqrt(CV_engine² - CV_bare²) (GPU-FACTS: this VM's own trial
+     noise can exceed 1 %; what the engine must not do is add to it); CIs by resampling
+     whole groups
 and the absolute figures with the device name and driver.
 
 Method: the engine side is the engine's own code path (engine.runner.Runner.measure
@@ -18,7 +21,7 @@ instrumentation. Trials are interleaved and the order rotates every round
 Ratios are medians of per-round ratios with a bootstrap 95 % CI; the verdict is
 PASS (CI above target), FAIL (CI below), or INCONCLUSIVE (CI straddles it).
 
-  python benchmarks/engine_overhead.py                 # GPU (CuPy), about 90 s
+  python benchmarks/engine_overhead.py                 # GPU (CuPy), about 3.5 min
   python benchmarks/engine_overhead.py --quick         # smoke test; runs on numpy-cpu too
 
 Measured 2026-11-25 on the project's H100 80GB HBM3 (PCIe gen 5 x16, driver 580.159.04, CUDA
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -76,6 +80,70 @@ def verdict_at_least(lo: float, hi: float, target: float) -> str:
 
 def cv(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else 0.0
+
+
+def verdict_at_most(lo: float, hi: float, target: float) -> str:
+    if hi <= target:
+        return "PASS"
+    if lo > target:
+        return "FAIL"
+    return "INCONCLUSIVE"
+
+
+def grouped(values: list[float], group: int) -> np.ndarray:
+    """Consecutive repeats as rows of `group` (a trailing partial group is dropped)."""
+    n = len(values) // group * group
+    return np.asarray(values[:n], dtype=float).reshape(-1, group)
+
+
+def pooled_cv(groups: np.ndarray) -> float:
+    """Run-to-run CV within groups of repeats: sqrt(mean of the groups' variances) / mean.
+    Each group is one "5 repeats" run; drift between groups does not count."""
+    return float(np.sqrt(groups.var(axis=1, ddof=1).mean()) / groups.mean())
+
+
+def added_cv(cv_engine: float, cv_bare: float) -> float:
+    """The noise the engine adds to the bare loop's, in quadrature (independent sources)."""
+    return math.sqrt(max(0.0, cv_engine ** 2 - cv_bare ** 2))
+
+
+def cv_rows(rt: dict[str, list[float]], group: int, trial_s: float, seed: int = 1,
+            n: int = 4000) -> list[dict]:
+    """Two rows: the engine's run-to-run CV (target <= 1 %), and the CV it adds beyond the
+    bare loop's measured in the same rounds (GPU-FACTS: the VM's own trial noise can exceed
+    1 %; the engine must not add to it). CIs by resampling whole groups, the same groups for
+    every side (they ran interleaved in the same rounds)."""
+    g = {k: grouped(v, group) for k, v in rt.items()}
+    m = min(x.shape[0] for x in g.values())
+    if m < 2:
+        return []
+    g = {k: x[:m] for k, x in g.items()}
+    rng = np.random.default_rng(seed)
+    boot_e, boot_add = [], []
+    for _ in range(n):
+        idx = rng.integers(0, m, m)
+        e, b = pooled_cv(g["engine"][idx]), pooled_cv(g["bare"][idx])
+        boot_e.append(e)
+        boot_add.append(added_cv(e, b))
+    cv_e, cv_off, cv_b = (pooled_cv(g[k]) for k in ("engine", "engine_tel_off", "bare"))
+    add = added_cv(cv_e, cv_b)
+    e_lo, e_hi = np.percentile(boot_e, [2.5, 97.5])
+    a_lo, a_hi = np.percentile(boot_add, [2.5, 97.5])
+    meds = {k: statistics.median(v) for k, v in rt.items()}
+    detail = (f"{m} groups of {group} × {trial_s:g} s repeats, engine/telemetry-off/bare interleaved; CV "
+              f"engine {cv_e * 100:.2f} %, telemetry off {cv_off * 100:.2f} %, bare loop "
+              f"{cv_b * 100:.2f} %; medians engine {meds['engine']:,.0f}, telemetry off "
+              f"{meds['engine_tel_off']:,.0f}, bare {meds['bare']:,.0f} ops/s")
+    return [
+        {"what": f"roundtrip 64 KiB ops/s CV over {group} repeats (engine)", "unit": "%",
+         "value": cv_e, "ci": (float(e_lo), float(e_hi)), "target": "<= 1 %",
+         "verdict": verdict_at_most(e_lo, e_hi, 0.01), "detail": detail},
+        {"what": "roundtrip CV the engine adds beyond the bare loop's (quadrature)", "unit": "%",
+         "value": add, "ci": (float(a_lo), float(a_hi)), "target": "<= 1 %",
+         "verdict": verdict_at_most(a_lo, a_hi, 0.01),
+         "detail": f"sqrt(CV_engine² − CV_bare²); bare loop CV {cv_b * 100:.2f} % is the "
+                   "platform's own noise in the same rounds"},
+    ]
 
 
 # ---------------------------------------------------------------- bare loops
@@ -190,15 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
     ap.add_argument("--quick", action="store_true", help="short smoke run (CI, CPU)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds for launch (default 8)")
+    ap.add_argument("--groups", type=int, default=None,
+                    help="groups of 5 roundtrip repeats for the CV (default 6)")
     ap.add_argument("--trial-s", type=float, default=None, help="seconds per trial (default 1.0)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 24)
+    rounds = args.rounds or (3 if args.quick else 40)
     trial_s = args.trial_s or (0.2 if args.quick else 1.0)
     launch_s = trial_s if args.quick else min(trial_s, 0.4)  # many short interleaved trials
     copy_s = min(trial_s, 0.5)
-    copy_rounds = 3 if args.quick else 5
+    copy_rounds = 3 if args.quick else 11
     rt_repeats = 5
+    rt_groups = args.groups or (2 if args.quick else 6)
 
     backend = None
     if args.backend in ("auto", "cupy"):
@@ -287,30 +358,21 @@ def main(argv: list[str] | None = None) -> int:
         del prep, src, dst, copy
         backend.release()
 
-    # ---- 4: roundtrip ops/s run-to-run CV over 5 repeats: engine (telemetry on, off), bare
+    # ---- 4: roundtrip ops/s run-to-run CV: groups of 5 interleaved repeats, engine vs bare
     v_rt = Variant("roundtrip", "pinned-64KiB", {"size_bytes": 64 * 1024, "memory": "pinned"})
     prep = roundtrip_wl.prepare(backend, v_rt, h.plan)
     bare = make_bare(prep.calls)
     Runner(h.plan, h.em, h.stop).warmup(prep, 1.0)
     bare_rate(bare, 0.5)
     rt: dict[str, list[float]] = {"engine": [], "engine_tel_off": [], "bare": []}
-    for r in range(rt_repeats):
+    for r in range(rt_repeats * rt_groups):
         for side in rotate(["engine", "engine_tel_off", "bare"], r):
             if side == "bare":
                 rt["bare"].append(bare_rate(bare, trial_s))
             else:
                 rt[side].append(h.engine_trial(v_rt, prep, telemetry=(side == "engine"))["ops_per_s"])
-    cv_e, cv_off, cv_b = cv(rt["engine"]), cv(rt["engine_tel_off"]), cv(rt["bare"])
-    rows.append({"what": f"roundtrip 64 KiB ops/s CV over {rt_repeats} repeats (engine)",
-                 "value": cv_e, "target": "<= 1 %",
-                 "verdict": "PASS" if cv_e <= 0.01 else ("FAIL (bare loop noisier too)"
-                                                        if cv_b > 0.01 else "FAIL"),
-                 "detail": f"engine CV {cv_e * 100:.2f} % (telemetry off: {cv_off * 100:.2f} %) vs "
-                           f"bare loop CV {cv_b * 100:.2f} % (same run, interleaved); medians "
-                           f"engine {statistics.median(rt['engine']):,.0f}, telemetry off "
-                           f"{statistics.median(rt['engine_tel_off']):,.0f}, bare "
-                           f"{statistics.median(rt['bare']):,.0f} ops/s"})
-    out["roundtrip"] = dict(rt, cv_engine=cv_e, cv_engine_tel_off=cv_off, cv_bare=cv_b)
+    rows.extend(cv_rows(rt, rt_repeats, trial_s))
+    out["roundtrip"] = dict(rt, group_size=rt_repeats)
     del prep, bare
 
     # ---- 5: the real thing: `python -m engine --repeats 5` as a subprocess, telemetry on and off
@@ -330,7 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| measurement | median ratio | 95 % CI | target | verdict | detail |")
     print("|---|---|---|---|---|---|")
     for row in rows:
-        if "ci" in row:
+        if "ci" in row and row.get("unit") == "%":
+            print(f"| {row['what']} | {row['value'] * 100:.2f} % | {row['ci'][0] * 100:.2f}–"
+                  f"{row['ci'][1] * 100:.2f} % | {row['target']} | {row['verdict']} | "
+                  f"{row['detail']} |")
+        elif "ci" in row:
             print(f"| {row['what']} | {row['value']:.4f} | {row['ci'][0]:.4f}–{row['ci'][1]:.4f} | "
                   f"{row['target']} | {row['verdict']} | {row['detail']} |")
         else:

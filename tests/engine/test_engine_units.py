@@ -335,8 +335,30 @@ def test_engine_overhead_quick_mode_prints_the_table_on_cpu(tmp_path):
                  "256 MiB H2D GB/s", "256 MiB D2H GB/s", "roundtrip 64 KiB ops/s CV"):
         assert what in proc.stdout
     data = json.loads(out.read_text())
-    assert len(data["rows"]) == 7 and all(r["value"] > 0 for r in data["rows"])
+    assert len(data["rows"]) == 8 and all(r["value"] >= 0 for r in data["rows"])
+    assert "CV the engine adds beyond the bare loop's" in proc.stdout
     assert "python -m engine` roundtrip ops/s CV over 5 repeats (telemetry off)" in proc.stdout
+
+
+def test_overhead_cv_is_pooled_within_groups_and_the_added_cv_is_in_quadrature():
+    import importlib.util
+    from engine_testlib import REPO
+    spec = importlib.util.spec_from_file_location("eo", REPO / "benchmarks" / "engine_overhead.py")
+    eo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eo)
+    # two groups far apart (drift between runs) with the same spread inside each
+    g = eo.grouped([99.0, 101.0, 100.0, 99.0, 101.0, 199.0, 201.0, 200.0, 199.0, 201.0, 7.0], 5)
+    assert g.shape == (2, 5)                      # the trailing partial group is dropped
+    assert abs(eo.pooled_cv(g) - np.sqrt(1.0) / 150.0) < 1e-12
+    assert abs(eo.added_cv(0.05, 0.03) - 0.04) < 1e-12 and eo.added_cv(0.02, 0.03) == 0.0
+    rng = np.random.default_rng(3)
+    bare = list(100 * (1 + 0.02 * rng.standard_normal(30)))
+    noisy = list(100 * (1 + 0.05 * rng.standard_normal(30)))
+    quiet = eo.cv_rows({"engine": bare, "engine_tel_off": bare, "bare": bare}, 5, 1.0)
+    loud = eo.cv_rows({"engine": noisy, "engine_tel_off": noisy, "bare": bare}, 5, 1.0)
+    assert quiet[1]["value"] == 0.0 and quiet[1]["verdict"] == "PASS"
+    assert loud[1]["value"] > 0.03 and loud[1]["verdict"] == "FAIL"
+    assert loud[0]["verdict"] == "FAIL" and loud[0]["ci"][0] > 0.01
 
 
 def test_inline_loop_runs_the_calls_and_stops_at_the_boundary_or_a_full_chunk():

@@ -6,6 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p")
+LAUNCH_MODES = ("sync", "async")
 DEFAULT_WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc")
 MEMORY_KINDS = ("pinned", "pageable")
 MIN_COPY, MAX_COPY = 4 * 1024, 256 * 1024 * 1024
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="4KiB,1MiB,256MiB",
                    help="copy sizes for h2d/d2h/d2d/p2p, 4KiB..256MiB (default %(default)s)")
     p.add_argument("--memory", default="pinned,pageable", help="host memory kinds for h2d/d2h")
+    p.add_argument("--launch-modes", default="sync,async",
+                   help="launch variants: sync (launch + synchronise) and/or async (many "
+                        "launches, one synchronise) (default %(default)s)")
     p.add_argument("--duration", type=float, default=1.0, help="measured seconds per variant and repeat")
     p.add_argument("--warmup", type=float, default=0.3, help="warm-up seconds per variant (excluded)")
     p.add_argument("--repeats", type=int, default=3, help="results per variant (trials)")
@@ -98,6 +102,7 @@ class Plan:
     init_procs: list[int]
     seed: int
     sample_interval: float = 0.25
+    launch_modes: tuple[str, ...] = LAUNCH_MODES
     init_child: bool = False
     list_devices: bool = False
 
@@ -127,6 +132,9 @@ def parse_args(argv: list[str]) -> Plan:
     memory = _csv(ns.memory)
     if not memory or any(m not in MEMORY_KINDS for m in memory):
         raise UsageError(f"--memory takes pinned and/or pageable, not {ns.memory!r}")
+    launch_modes = _csv(ns.launch_modes)
+    if not launch_modes or any(m not in LAUNCH_MODES for m in launch_modes):
+        raise UsageError(f"--launch-modes takes sync and/or async, not {ns.launch_modes!r}")
     rt = parse_size(ns.roundtrip_size)
     if rt > MAX_COPY:
         raise UsageError("--roundtrip-size above 256MiB")
@@ -156,7 +164,8 @@ def parse_args(argv: list[str]) -> Plan:
                 backend=ns.backend, telemetry_interval=ns.telemetry_interval,
                 gemm_size=ns.gemm_size, min_window=ns.min_window, cv_limit=ns.cv_limit,
                 init_procs=list(dict.fromkeys(procs)), seed=ns.seed,
-                sample_interval=ns.sample_interval, init_child=ns.init_child,
+                sample_interval=ns.sample_interval,
+                launch_modes=tuple(dict.fromkeys(launch_modes)), init_child=ns.init_child,
                 list_devices=ns.list_devices)
 
 
@@ -176,8 +185,9 @@ def build_variants(plan: Plan, backend: str) -> list[Variant]:
             out.append(Variant(w, f"pinned-{format_size(plan.roundtrip_size)}",
                                {"size_bytes": plan.roundtrip_size, "memory": "pinned"}))
         elif w == "launch":
-            out.append(Variant(w, "sync", {"kernel": "empty", "launches_per_sync": 1}))
-            out.append(Variant(w, "async", {"kernel": "empty", "launches_per_sync": ASYNC_BATCH}))
+            for mode in plan.launch_modes:
+                batch = 1 if mode == "sync" else ASYNC_BATCH
+                out.append(Variant(w, mode, {"kernel": "empty", "launches_per_sync": batch}))
         elif w in ("h2d", "d2h"):
             for mem in plan.memory:
                 for size in plan.sizes:

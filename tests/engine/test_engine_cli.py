@@ -108,6 +108,7 @@ def test_hello_carries_design_facts(full_cpu_run):
     ["--duration", "-1"],
     ["--repeats", "0"],
     ["--memory", "shared"],
+    ["--launch-modes", "both"],
     ["--backend", "gpu"],
     ["--no-such-flag"],
     ["--duration", "abc"],

@@ -340,6 +340,14 @@ def test_engine_overhead_quick_mode_prints_the_table_on_cpu(tmp_path):
     assert "python -m engine` roundtrip ops/s CV over 5 repeats (telemetry off)" in proc.stdout
 
 
+def test_launch_modes_pick_the_launch_variants():
+    from engine.plan import build_variants, parse_args
+    names = lambda argv: [v.name for v in build_variants(parse_args(argv), "numpy-cpu")]
+    assert names(["--workloads", "launch"]) == ["sync", "async"]
+    assert names(["--workloads", "launch", "--launch-modes", "sync"]) == ["sync"]
+    assert names(["--workloads", "launch", "--launch-modes", "async,sync"]) == ["async", "sync"]
+
+
 def test_overhead_cv_is_pooled_within_groups_and_the_added_cv_is_in_quadrature():
     import importlib.util
     from engine_testlib import REPO

@@ -133,6 +133,9 @@ class NumpyBackend:
         buf.fill(0)
         return buf
 
+    def held_allocation(self, nbytes: int) -> np.ndarray:
+        return self.device_buffer(nbytes)
+
     def is_oom(self, exc: BaseException) -> bool:
         return isinstance(exc, MemoryError)
 
@@ -329,6 +332,10 @@ class CupyBackend:
         buf = self.cp.empty(nbytes, dtype=self.cp.uint8)
         buf.fill(0)
         return buf
+
+    def held_allocation(self, nbytes: int) -> Any:
+        """A cudaMalloc outside CuPy's pool, freed when the object goes (alloc's -held)."""
+        return self.cp.cuda.Memory(nbytes)
 
     def is_oom(self, exc: BaseException) -> bool:
         cp = self.cp

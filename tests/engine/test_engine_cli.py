@@ -54,7 +54,7 @@ def test_every_variant_appears_once_per_repeat_with_sane_values(full_cpu_run):
                                             "pageable-1MiB"}
     assert names["d2d"] == {"4KiB", "1MiB"}
     assert names["gemm"] == {"fp32-64", "fp16-64"}
-    assert names["alloc"] == {"1MiB"} and names["init"] == {"n1", "n2"}
+    assert names["alloc"] == {"1MiB", "1MiB-held"} and names["init"] == {"n1", "n2"}
     results = run.of("result")
     for workload, variant in planned:
         if workload == "p2p":

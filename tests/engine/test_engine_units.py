@@ -228,7 +228,7 @@ def test_variant_names_follow_design():
     for expected in [("roundtrip", "pinned-64KiB"), ("launch", "sync"), ("launch", "async"),
                      ("h2d", "pinned-4KiB"), ("h2d", "pageable-256MiB"), ("d2h", "pinned-1MiB"),
                      ("d2d", "256MiB"), ("gemm", "fp32-8192"), ("gemm", "fp16-8192"),
-                     ("alloc", "1MiB"), ("init", "n1"), ("init", "n8"), ("init", "n32")]:
+                     ("alloc", "1MiB"), ("alloc", "1MiB-held"), ("init", "n1"), ("init", "n8"), ("init", "n32")]:
         assert expected in names
     cpu = [v for v in build_variants(p, "numpy-cpu") if v.workload == "gemm"]
     assert [v.name for v in cpu] == ["fp32-1024", f"fp16-{plan_mod.GEMM_FP16_MAX_CPU}"]

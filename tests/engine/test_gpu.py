@@ -19,7 +19,7 @@ from engine.protocol import validate_line
 
 pytestmark = pytest.mark.gpu
 
-ALL = "roundtrip,launch,h2d,d2h,d2d,gemm,alloc,init,p2p"
+ALL = "roundtrip,launch,h2d,d2h,d2d,alloc,gemm,init,p2p"
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,11 @@ def test_figures_are_in_plausible_ranges(gpu_run):
     fp32 = _result(run, "gemm", "fp32-8192")
     fp16 = _result(run, "gemm", "fp16-8192")
     assert fp32["tflops"] > 1.0 and fp16["tflops"] > fp32["tflops"]
-    assert _result(run, "alloc", "1MiB")["latency_us"]["p50"] > 0.5
+    cold = _result(run, "alloc", "1MiB")["latency_us"]["p50"]
+    held = _result(run, "alloc", "1MiB-held")["latency_us"]["p50"]
+    # nothing else live: the driver maps and unmaps a chunk per pair; with a neighbour
+    # held it sub-allocates (H200: ~67 us vs ~3 us)
+    assert cold > 2 * held > 0.5
     rt = _result(run, "roundtrip", "pinned-64KiB")
     assert 5.0 < rt["latency_us"]["p50"] < 5000.0
     n32 = _result(run, "init", "n32")

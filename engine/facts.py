@@ -155,6 +155,22 @@ def _version(module_name: str) -> str | None:
     return getattr(module, "__version__", None) if module is not None else None
 
 
+def format_cpu_list(cpus) -> str:
+    """{0, 1, 2, 3, 9} -> "0-3,9" (taskset's list syntax)."""
+    out: list[str] = []
+    run: list[int] = []
+    for c in sorted(cpus):
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [c]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
 def host_facts(nvml_virt_mode: int | None = None, nvml_version: str | None = None,
                root: str | os.PathLike = "/") -> dict:
     uname = platform.uname()
@@ -169,6 +185,7 @@ def host_facts(nvml_virt_mode: int | None = None, nvml_version: str | None = Non
         "nvml": nvml_version,
         "cpu_model": cpu_model(root),
         "cpu_count": os.cpu_count(),
+        "cpu_affinity": format_cpu_list(os.sched_getaffinity(0)),
         "pid": os.getpid(),
         "hypervisor": detect_hypervisor(root, nvml_virt_mode),
         "preload": preload_facts(),

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a per-op latency CV above this percentage is INVALID")
     p.add_argument("--init-procs", default="1,8,32", help="process counts for the init workload")
     p.add_argument("--seed", type=int, default=0, help="seed for buffer and matrix contents")
+    p.add_argument("--cpus", default=None,
+                   help="pin the engine to these CPUs, e.g. 4 or 4-7,9 (sched_setaffinity, "
+                        "like taskset; default: as started)")
     p.add_argument("--list-devices", action="store_true",
                    help="print a hello whose host.gpus lists every visible GPU, then done")
     p.add_argument("--sample-interval", type=float, default=0.25, help=argparse.SUPPRESS)
@@ -105,6 +108,7 @@ class Plan:
     seed: int
     sample_interval: float = 0.25
     launch_modes: tuple[str, ...] = LAUNCH_MODES
+    cpus: tuple[int, ...] | None = None
     init_child: bool = False
     list_devices: bool = False
 
@@ -114,6 +118,23 @@ class Plan:
         d["sizes_human"] = [format_size(s) for s in self.sizes]
         d["roundtrip_size_human"] = format_size(self.roundtrip_size)
         return d
+
+
+def parse_cpu_list(text: str) -> tuple[int, ...]:
+    """"4-7,9" -> (4, 5, 6, 7, 9): the taskset/cpuset list syntax."""
+    cpus: set[int] = set()
+    try:
+        for part in _csv(text):
+            lo, _, hi = part.partition("-")
+            first, last = int(lo), int(hi or lo)
+            if first < 0 or last < first:
+                raise ValueError
+            cpus.update(range(first, last + 1))
+    except ValueError:
+        raise UsageError(f"--cpus takes a CPU list like 4 or 4-7,9, not {text!r}") from None
+    if not cpus:
+        raise UsageError("--cpus is empty")
+    return tuple(sorted(cpus))
 
 
 def parse_args(argv: list[str]) -> Plan:
@@ -134,6 +155,7 @@ def parse_args(argv: list[str]) -> Plan:
     memory = _csv(ns.memory)
     if not memory or any(m not in MEMORY_KINDS for m in memory):
         raise UsageError(f"--memory takes pinned and/or pageable, not {ns.memory!r}")
+    cpus = parse_cpu_list(ns.cpus) if ns.cpus is not None else None
     launch_modes = _csv(ns.launch_modes)
     if not launch_modes or any(m not in LAUNCH_MODES for m in launch_modes):
         raise UsageError(f"--launch-modes takes sync and/or async, not {ns.launch_modes!r}")
@@ -167,7 +189,8 @@ def parse_args(argv: list[str]) -> Plan:
                 gemm_size=ns.gemm_size, min_window=ns.min_window, cv_limit=ns.cv_limit,
                 init_procs=list(dict.fromkeys(procs)), seed=ns.seed,
                 sample_interval=ns.sample_interval,
-                launch_modes=tuple(dict.fromkeys(launch_modes)), init_child=ns.init_child,
+                launch_modes=tuple(dict.fromkeys(launch_modes)), cpus=cpus,
+                init_child=ns.init_child,
                 list_devices=ns.list_devices)
 
 

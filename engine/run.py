@@ -6,6 +6,7 @@ import sys
 import traceback
 
 from . import __version__, signals
+from .facts import format_cpu_list
 from .plan import UsageError, build_variants, parse_args
 from .protocol import Emitter
 from .runner import Runner, StopFlag
@@ -68,6 +69,15 @@ def run_engine(argv: list[str], t0: float) -> int:
     except UsageError as exc:
         return _fatal(Emitter(_requested_backend(argv), t0=t0), "bad_args", str(exc), 2)
 
+    if plan.cpus is not None:
+        # before CUDA starts its threads, so they inherit the mask too
+        try:
+            os.sched_setaffinity(0, plan.cpus)
+        except (OSError, ValueError) as exc:
+            return _fatal(Emitter(_requested_backend(argv), t0=t0), "bad_args",
+                          f"--cpus {','.join(map(str, plan.cpus))}: cannot pin the engine "
+                          f"there ({exc.strerror if isinstance(exc, OSError) else exc}); "
+                          f"this host allows CPUs {format_cpu_list(os.sched_getaffinity(0))}", 2)
     backend, em, code = select_backend(plan, t0)
     if backend is None:
         return code

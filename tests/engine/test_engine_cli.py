@@ -20,7 +20,7 @@ DESIGN_DEVICE_KEYS = {"name", "uuid", "index", "driver", "cuda_driver", "cuda_ru
                       "compute_capability", "memory_total_mib", "pcie", "mig_mode",
                       "power_limit_w", "clocks_max", "virtualization_mode", "backend"}
 DESIGN_HOST_KEYS = {"hostname", "os", "kernel", "python", "numpy", "cupy", "nvml", "cpu_model",
-                    "pid", "hypervisor", "preload", "env"}
+                    "cpu_affinity", "pid", "hypervisor", "preload", "env"}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,13 @@ def test_hello_carries_design_facts(full_cpu_run):
     assert hello["engine_version"]
 
 
+def test_cpus_pins_the_engine_and_hello_says_where(run_engine):
+    run = run_engine("--workloads", "launch", "--launch-modes", "sync", "--duration", "0.05",
+                     "--repeats", "1", "--cpus", "0")
+    assert run.returncode == 0, run.stderr
+    assert run.lines[0]["host"]["cpu_affinity"] == "0"
+
+
 @pytest.mark.parametrize("args", [
     ["--workloads", "bogus"],
     ["--sizes", "1KiB"],
@@ -109,6 +116,8 @@ def test_hello_carries_design_facts(full_cpu_run):
     ["--repeats", "0"],
     ["--memory", "shared"],
     ["--launch-modes", "both"],
+    ["--cpus", "x"],
+    ["--cpus", "100000"],
     ["--backend", "gpu"],
     ["--no-such-flag"],
     ["--duration", "abc"],

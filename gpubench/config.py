@@ -41,6 +41,7 @@ class BenchDefaults:
     telemetry_interval_s: float = 0.5
     roundtrip_size: str = "64KiB"
     copy_sizes: tuple[str, ...] = ("4KiB", "1MiB", "256MiB")
+    cpus: str | None = None               # engine CPU pinning (taskset list), None: as started
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,14 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
                                    minimum=0.05),
         roundtrip_size=r.get("roundtrip_size", str, base.roundtrip_size),
         copy_sizes=r.str_list("copy_sizes", base.copy_sizes),
+        cpus=r.get("cpus", str, base.cpus),
     )
+    if d.cpus is not None:
+        from engine.plan import UsageError, parse_cpu_list
+        try:
+            parse_cpu_list(d.cpus)
+        except UsageError:
+            raise r.fail("cpus", f"must be a CPU list like \"4\" or \"4-7,9\" (got {d.cpus!r})") from None
     for key, value in (("roundtrip_size", d.roundtrip_size), *(("copy_sizes", s) for s in d.copy_sizes)):
         try:
             parse_size(value)

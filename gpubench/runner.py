@@ -153,6 +153,8 @@ def engine_args(defaults: BenchDefaults, options: PlanOptions) -> list[str]:
             "--telemetry-interval", f"{defaults.telemetry_interval_s:g}",
             "--roundtrip-size", defaults.roundtrip_size,
             "--sizes", ",".join(defaults.copy_sizes)]
+    if defaults.cpus:
+        args += ["--cpus", defaults.cpus]
     return args + list(options.extra_engine_args)
 
 

@@ -64,6 +64,10 @@ def test_engine_args_from_defaults_and_overrides(tmp_path):
     assert args[:10] == ["--backend", "numpy-cpu", "--workloads", "launch,h2d", "--duration", "2",
                          "--warmup", "0.3", "--repeats", "2"]
     assert "--sizes" in args and args[args.index("--sizes") + 1] == "4KiB,1MiB,256MiB"
+    assert "--cpus" not in args
+    import dataclasses
+    pinned = engine_args(dataclasses.replace(cfg.defaults, cpus="4-7"), PlanOptions())
+    assert pinned[pinned.index("--cpus") + 1] == "4-7"
 
 
 async def test_plan_runs_interleaved_and_saves_one_document_per_scenario(tmp_path):

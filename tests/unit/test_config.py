@@ -45,6 +45,8 @@ def test_missing_file_gives_built_in_local_defaults(tmp_path, monkeypatch):
     ("[defaults]\nbackend = 'tpu'\n", "config.toml: defaults.backend: must be one of auto, cupy, numpy-cpu (got 'tpu')"),
     ("[defaults]\nworkloads = ['roundtrip', 'bogus']\n", "config.toml: defaults.workloads: unknown entry 'bogus'"),
     ("[defaults]\nroundtrip_size = 'big'\n", "config.toml: defaults.roundtrip_size: not a size: 'big'"),
+    ("[defaults]\ncpus = 'all'\n", "config.toml: defaults.cpus: must be a CPU list like \"4\" or \"4-7,9\" (got 'all')"),
+    ("[defaults]\ncpus = 4\n", "config.toml: defaults.cpus: must be a string (got 4)"),
     ("[defaults]\nduraton_s = 1\n", "config.toml: defaults.duraton_s: unknown key"),
     ("[targets]\nproxy = 'five'\n", "config.toml: targets.proxy: must be a number (got 'five')"),
     ("[scenarios.x]\nlauncher = 'kube'\n", "config.toml: scenarios.x.launcher: must be one of local, ssh, k8s (got 'kube')"),

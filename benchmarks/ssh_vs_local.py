@@ -182,6 +182,8 @@ async def bench(args) -> int:
     engine_args = ["--workloads", "roundtrip", "--roundtrip-size", args.size,
                    "--duration", str(args.duration), "--warmup", str(args.warmup),
                    "--repeats", str(args.repeats), "--backend", args.backend]
+    if args.cpus:
+        engine_args += ["--cpus", args.cpus]
     work = Path(tempfile.mkdtemp(prefix="gpubench-ssh-bench-"))
     kind = args.server
     if kind == "auto":
@@ -294,6 +296,8 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=0.3, help="engine warm-up seconds per run")
     p.add_argument("--repeats", type=int, default=3, help="results per engine run")
     p.add_argument("--size", default="64KiB", help="roundtrip copy size")
+    p.add_argument("--cpus", default=None,
+                   help="pin every arm's engine to these CPUs (engine --cpus, e.g. 4-7)")
     p.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
     p.add_argument("--python", default=sys.executable, help="engine interpreter (both arms)")
     p.add_argument("--server", default="auto", choices=("auto", "asyncssh", "openssh"))

@@ -107,12 +107,28 @@ try:
         r["driver"] = f.read(400)
 except Exception:
     pass
+import os
 if len(sys.argv) > 1 and sys.argv[1]:   # the engine bundle's cache folder: deployed already?
-    import os
     d = sys.argv[1]
     if not os.path.isabs(d):
         d = os.path.join(os.path.expanduser("~"), d)
     r["deployed"] = d if os.path.isfile(os.path.join(d, "@MANIFEST@")) else None
+# `SCRIPT DIR --start NEED_CUPY ARGV...`: check, and when the engine can run here (Python >= 3.9,
+# numpy, the bundle deployed, cupy if asked for) start ARGV in the bundle's folder in place of
+# this process; the verdict goes first, on stderr, either way.
+if len(sys.argv) > 4 and sys.argv[2] == "--start":
+    r["started"] = bool(sys.version_info[:2] >= (3, 9) and r["packages"]["numpy"]["ok"]
+                        and r.get("deployed") and (sys.argv[3] != "1" or r["packages"].get("cupy", {}).get("ok")))
+    sys.stderr.write("GPUBENCH_CHECK " + json.dumps(r) + "\n")
+    sys.stderr.flush()
+    if r["started"]:
+        os.chdir(r["deployed"])
+        try:
+            os.execvp(sys.argv[4], sys.argv[4:])
+        except OSError as e:
+            sys.stderr.write("cannot start %s: %s\n" % (sys.argv[4], e.strerror))
+            sys.exit(127)
+    sys.exit(0)
 sys.stdout.write("GPUBENCH_CHECK " + json.dumps(r) + "\n")
 '''.replace("@MANIFEST@", MANIFEST_NAME)
 
@@ -317,6 +333,37 @@ def _preferred_ciphers() -> list[str]:
     return _CIPHERS
 
 
+def _direct_connect() -> Any:
+    """asyncssh.connect() builds its options again from the ones it is given, in a thread
+    (~1.3 ms of CPU per connection plus a thread hop): with options complete already, its
+    inner step is enough. None when this asyncssh has no such step (connect() is used)."""
+    import inspect
+    from asyncssh import connection as mod
+    inner = getattr(mod, "_connect", None)
+    try:
+        params = list(inspect.signature(inner).parameters) if inner else []
+    except (TypeError, ValueError):
+        params = []
+    if params != ["options", "config", "loop", "flags", "sock", "conn_factory", "msg"]:
+        return None
+    return inner
+
+
+_CONNECT_INNER = _direct_connect()
+
+
+async def _open(options: asyncssh.SSHClientConnectionOptions, config: Any) -> asyncssh.SSHClientConnection:
+    if _CONNECT_INNER is None:
+        return await asyncssh.connect(options.host, options=options, config=config)
+    loop = asyncio.get_running_loop()
+
+    def conn_factory() -> asyncssh.SSHClientConnection:
+        return asyncssh.SSHClientConnection(loop, options, wait="auth")
+    return await asyncio.wait_for(
+        _CONNECT_INNER(options, config, loop, 0, None, conn_factory, "Opening SSH connection to"),
+        timeout=options.connect_timeout)
+
+
 class _Conn:
     """One SSH connection, shared by up to SESSIONS_PER_CONNECTION sessions."""
 
@@ -374,17 +421,23 @@ class _EngineChannel(asyncssh.SSHClientSession):
     def connection_lost(self, exc: Exception | None) -> None:
         self._flush()
         self.lost = exc
+        self.session._channel_ended()
         if not self.closed.done():
             self.closed.set_result(None)
 
 
 class SshSession(Session):
     def __init__(self, launcher: "SshLauncher", request: LaunchRequest, slot: _Conn,
-                 command: str):
+                 command: str, checked_start: bool = False):
         super().__init__(request, f"ssh {launcher.host.name}")
         self._launcher = launcher
         self._slot = slot
         self.command = command
+        # With checked_start the command is the check script in --start mode: its verdict (the
+        # JSON after GPUBENCH_CHECK) comes first on stderr; None when the channel ends without.
+        self._check: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        if not checked_start:
+            self._check.set_result(None)
         self._chan: asyncssh.SSHClientChannel | None = None
         self._reader: _EngineChannel | None = None
         self._pgid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -400,6 +453,9 @@ class SshSession(Session):
             raise LaunchError(f"{self.name}: cannot start the engine: {_reason(exc)}") from None
 
     def _on_stderr(self, text: str) -> None:
+        if not self._check.done() and text.startswith("GPUBENCH_CHECK "):
+            self._check.set_result(text.split(" ", 1)[1])
+            return
         if not self._pgid.done() and text.startswith(PID_MARKER):
             try:
                 self.remote_pgid = int(text.split()[1])
@@ -408,6 +464,37 @@ class SshSession(Session):
             except (IndexError, ValueError):
                 pass
         self._stderr(text)
+
+    def _channel_ended(self) -> None:
+        if not self._check.done():
+            self._check.set_result(None)
+
+    async def _channel_closed(self, timeout: float) -> None:
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reader.closed), timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def _exit_status(self) -> int | None:
+        return self._chan.get_exit_status() if self._chan is not None else None
+
+    def _close_channel(self) -> None:
+        if self._chan is not None:
+            self._chan.close()
+
+    async def _finish_channel(self, timeout: float = 5.0) -> None:
+        """Let a command that is exiting end its channel itself, then close our side."""
+        await self._channel_closed(timeout)
+        self._close_channel()
+
+    async def _stop_quietly(self) -> None:
+        """Stop an engine that started but will not be used (never begun as a session)."""
+        self._cancelled = True
+        try:
+            await self._terminate()
+        except Exception:
+            self._close_channel()
 
     async def _run(self) -> int | None:
         chan, reader = self._chan, self._reader
@@ -465,6 +552,15 @@ class SshSession(Session):
         chan.close()
 
 
+def _started(text: str) -> bool:
+    """Did the check script (--start mode) hand over to the engine?"""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("started") is True
+
+
 def _signum(name: str) -> int:
     import signal as _signal
     try:
@@ -516,6 +612,19 @@ def raise_open_file_limit() -> tuple[int, int]:
         return (0, 0)
 
 
+def _set_login_name() -> None:
+    """asyncssh asks getpass.getuser() for every connection's options; with none of LOGNAME,
+    USER, LNAME, USERNAME set (services, containers) each call reads the password database
+    (~0.3 ms). Set LOGNAME once, as a login would, from the same database."""
+    if any(os.environ.get(k) for k in ("LOGNAME", "USER", "LNAME", "USERNAME")):
+        return
+    try:
+        import pwd
+        os.environ["LOGNAME"] = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        pass      # asyncssh reports an unknown local user itself
+
+
 class SshLauncher(Launcher):
     name = "ssh"
     _nofile_raised = False
@@ -533,10 +642,13 @@ class SshLauncher(Launcher):
         self.sessions: "weakref.WeakSet[SshSession]" = weakref.WeakSet()
         self.messages: list[str] = []         # what happened, for the Hosts view and the logs
         self._connect_lock: asyncio.Lock | None = None
+        self.check_at_start = False           # a fleet's prepare() only connects (start() checks)
+        self._kh_path: Path | None = None
         self.target = host.address or host.name   # user@host:port once resolved
         if not SshLauncher._nofile_raised:
             SshLauncher._nofile_raised = True
             raise_open_file_limit()
+            _set_login_name()
 
     @classmethod
     def from_config(cls, host: HostConfig) -> "SshLauncher":
@@ -548,11 +660,13 @@ class SshLauncher(Launcher):
                            keepalive_s: float | None = None) -> None:
         """A fleet bounds its connects itself: its limit replaces the process-wide
         CONNECTS_TOTAL (per-host limits and MaxStartups retries stay); and its keepalive
-        (default FLEET_KEEPALIVE_S) replaces the single-host 15 s."""
+        (default FLEET_KEEPALIVE_S) replaces the single-host 15 s. prepare() then only
+        connects: the remote check travels with each engine's start (one command per host)."""
         if max_connects is not None:
             self.max_connects_total = max(1, int(max_connects))
         if keepalive_s is not None:
             self.keepalive_s = keepalive_s
+        self.check_at_start = True
 
     # -- connecting ------------------------------------------------------------------------
     def _known_hosts_path(self, options: asyncssh.SSHClientConnectionOptions) -> Path:
@@ -563,8 +677,9 @@ class SshLauncher(Launcher):
             return Path(os.path.expanduser(configured[0]))
         return Path.home() / ".ssh" / "known_hosts"
 
-    async def _options(self) -> asyncssh.SSHClientConnectionOptions:
-        kwargs: dict[str, Any] = {"connect_timeout": self.connect_timeout,
+    async def _options(self, **extra: Any) -> asyncssh.SSHClientConnectionOptions:
+        """Every connection option in one object (asyncssh builds one per call: ~1 ms each)."""
+        kwargs: dict[str, Any] = {**extra, "connect_timeout": self.connect_timeout,
                                   "keepalive_interval": self.keepalive_s or 0,
                                   "keepalive_count_max": 4}
         if self.host.user:
@@ -597,28 +712,48 @@ class SshLauncher(Launcher):
                 raise LaunchError(_too_many_files(self.host.name)) from None
             raise LaunchError(f"ssh {self.host.name}: bad ssh settings: {_reason(exc)}") from None
 
+    async def _connect_options(self, judge: _HostKeyJudge) -> asyncssh.SSHClientConnectionOptions:
+        """This attempt's options, known_hosts, host key judge and cipher order included, built
+        once: AES-GCM first unless the ssh config names Ciphers (then built again without)."""
+        if self._kh_path is None:    # which known_hosts: the host's own, else the ssh config's
+            self._kh_path = (Path(os.path.expanduser(self.host.known_hosts)) if self.host.known_hosts
+                             else self._known_hosts_path(await self._options()))
+        judge.path = self._kh_path
+        try:
+            known = _shared_known_hosts(self._kh_path)
+        except OSError as exc:
+            if exc.errno == errno.EMFILE:
+                raise LaunchError(_too_many_files(self.host.name)) from None
+            raise LaunchError(f"ssh {self.host.name}: cannot read {self._kh_path}: "
+                              f"{_reason(exc)}") from None
+        except ValueError as exc:     # asyncssh: "Invalid known hosts entry: ..."
+            raise LaunchError(f"ssh {self.host.name}: bad known_hosts file {self._kh_path}: "
+                              f"{exc}") from None
+        options = await self._options(known_hosts=known, client_factory=lambda: judge,
+                                      encryption_algs=_preferred_ciphers())
+        if options.config.get("Ciphers") is not None:   # honour a Ciphers line in ~/.ssh/config
+            options = await self._options(known_hosts=known, client_factory=lambda: judge)
+        return options
+
     async def _connect(self) -> _Conn:
-        options = await self._options()
+        judge = _HostKeyJudge(self, Path())
+        options = await self._connect_options(judge)
         where = f"{options.host}:{options.port}"
         self.target = f"{options.username}@{where}"
-        kh_path = self._known_hosts_path(options)
-        known = _shared_known_hosts(kh_path)
+        kh_path = judge.path
         host_sem = _loop_semaphore(_HOST_LIMITS, (options.host, options.port), CONNECTS_PER_HOST)
         all_sem = (_loop_semaphore(_HOST_LIMITS, ("*", self.max_connects_total),
                                    self.max_connects_total)
                    if self.max_connects_total else contextlib.nullcontext())
-        extra: dict[str, Any] = {}
-        if options.config.get("Ciphers") is None:   # honour a Ciphers line in ~/.ssh/config
-            extra["encryption_algs"] = _preferred_ciphers()
         name = f"ssh {self.host.name} ({self.target})"
         delay = 0.2
         for attempt in range(1, CONNECT_ATTEMPTS + 1):
-            judge = _HostKeyJudge(self, kh_path)
+            if attempt > 1:       # options hold their judge and are used up by a connect
+                judge = _HostKeyJudge(self, kh_path)
+                options = await self._connect_options(judge)
             try:
                 async with host_sem, all_sem:
-                    conn = await asyncssh.connect(options.host, options=options,
-                                                  config=self.ssh_config, known_hosts=known,
-                                                  client_factory=lambda: judge, **extra)
+                    conn = await _open(options, self.ssh_config)
                 _lazy_keepalive(conn)
                 slot = _Conn(conn, judge)
                 if judge.recorded:
@@ -697,34 +832,58 @@ class SshLauncher(Launcher):
             return slot
 
     # -- preparing the remote ---------------------------------------------------------------
+    def _check_command(self, deploy_dir: str | None, start: list[str] | None = None,
+                       need_cupy: bool = False) -> str:
+        """`python -c CHECK_SCRIPT [DIR [--start NEED_CUPY ARGV...]]`, shell-quoted."""
+        cmd = f"{shlex.quote(self.host.python)} -c {shlex.quote(CHECK_SCRIPT)}"
+        if deploy_dir:
+            cmd += f" {shlex.quote(deploy_dir)}"
+            if start:
+                cmd += f" --start {'1' if need_cupy else '0'} " + " ".join(shlex.quote(a) for a in start)
+        return cmd
+
+    def _no_check_reply(self, exit_status: int | None, stderr: str) -> LaunchError:
+        py = self.host.python
+        name = f"ssh {self.host.name}"
+        err = (stderr.strip().splitlines() or ["no output"])[-1]
+        if exit_status == 127:
+            return LaunchError(f"{name}: remote python {py!r} not found ({err}); set "
+                               f"python = \"/path/to/python3\" under [hosts.{self.host.name}]")
+        return LaunchError(f"{name}: remote python {py!r} failed the check (exit "
+                           f"{exit_status}): {err}")
+
     async def check_remote(self, slot: _Conn, deploy_dir: str | None = None) -> RemoteCheck:
         """Run the check script; with `deploy_dir` (the bundle's folder, relative to the remote
         home or absolute) it also says whether that bundle is deployed (its MANIFEST is there),
         so a cache hit costs no SFTP session."""
         py = self.host.python
         name = f"ssh {self.host.name}"
-        cmd = f"{shlex.quote(py)} -c {shlex.quote(CHECK_SCRIPT)}"
-        if deploy_dir:
-            cmd += f" {shlex.quote(deploy_dir)}"
         try:
-            res = await asyncio.wait_for(slot.conn.run(cmd, check=False), timeout=60)
+            res = await asyncio.wait_for(slot.conn.run(self._check_command(deploy_dir), check=False),
+                                         timeout=60)
         except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
             raise LaunchError(f"{name}: cannot run {py} on the host: {_reason(exc)}") from None
         out = str(res.stdout or "")
         line = next((ln for ln in out.splitlines() if ln.startswith("GPUBENCH_CHECK ")), None)
         if line is None:
-            err = (str(res.stderr or "").strip().splitlines() or ["no output"])[-1]
-            if res.exit_status == 127:
-                raise LaunchError(f"{name}: remote python {py!r} not found ({err}); set "
-                                  f"python = \"/path/to/python3\" under [hosts.{self.host.name}]")
-            raise LaunchError(f"{name}: remote python {py!r} failed the check (exit "
-                              f"{res.exit_status}): {err}")
-        data = json.loads(line.split(" ", 1)[1])
-        check = RemoteCheck(data["python"], data.get("executable") or py, data["packages"],
-                            _driver_from(data.get("driver")))
+            raise self._no_check_reply(res.exit_status, str(res.stderr or ""))
+        return self._judge_check(line.split(" ", 1)[1])
+
+    def _judge_check(self, text: str) -> RemoteCheck:
+        """The check script's JSON → RemoteCheck with the notes for the user; LaunchError (one
+        line saying exactly what is missing) when the engine cannot run there."""
+        py = self.host.python
+        name = f"ssh {self.host.name}"
+        try:
+            data = json.loads(text)
+            check = RemoteCheck(str(data["python"]), data.get("executable") or py,
+                                dict(data["packages"]), _driver_from(data.get("driver")))
+            version = tuple(int(x) for x in check.python.split(".")[:2])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise LaunchError(f"{name}: remote python {py!r} gave an unreadable check reply: "
+                              f"{text[:80]!r}") from None
         deployed = data.get("deployed")
         check.deployed = deployed if isinstance(deployed, str) and deployed.startswith("/") else None
-        version = tuple(int(x) for x in check.python.split(".")[:2])
         if version < MIN_PYTHON:
             raise LaunchError(f"{name}: remote {py} is Python {check.python}; the engine needs "
                               f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer: set python = under "
@@ -752,17 +911,12 @@ class SshLauncher(Launcher):
         async with slot.prepare_lock:
             bundle = current_bundle()
             if slot.checked is None:
-                slot.checked = await self.check_remote(
-                    slot, posixpath.join(self.cache_root, bundle.dir_name))
-                slot.notes.extend(slot.checked.notes)
-                if slot.checked.deployed and slot.deployment is None:  # cache hit: no SFTP
-                    slot.deployment = Deployment(slot.checked.deployed, False, len(bundle.files),
-                                                 bundle.size)
-                    slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} already "
-                                      f"deployed (cache hit) in {slot.deployment.path}")
+                self._record_check(slot, await self.check_remote(
+                    slot, posixpath.join(self.cache_root, bundle.dir_name)), bundle)
             if slot.deployment is None:
                 try:
-                    slot.deployment = await deploy(slot.conn, bundle, self.cache_root)
+                    async with self._deploy_limit():
+                        slot.deployment = await deploy(slot.conn, bundle, self.cache_root)
                 except (asyncssh.Error, OSError) as exc:
                     raise LaunchError(f"ssh {self.host.name}: cannot deploy the engine into "
                                       f"~/{self.cache_root}: {_reason(exc)}") from None
@@ -770,6 +924,31 @@ class SshLauncher(Launcher):
                 slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} "
                            + (f"uploaded ({d.files} files, {d.bytes // 1024} KiB)"
                               if d.uploaded else "already deployed (cache hit)") + f" in {d.path}")
+
+    def _record_check(self, slot: _Conn, check: RemoteCheck, bundle: Any) -> None:
+        if slot.checked is not None:      # two sessions checked the same connection at once
+            return
+        slot.checked = check
+        slot.notes.extend(check.notes)
+        if check.deployed and slot.deployment is None:  # cache hit: no SFTP
+            slot.deployment = Deployment(check.deployed, False, len(bundle.files), bundle.size)
+            slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} already "
+                              f"deployed (cache hit) in {slot.deployment.path}")
+
+    def _deploy_limit(self) -> Any:
+        """Uploads in flight from this process (a cold fleet starts thousands of hosts at once)."""
+        limit = self.max_connects_total or CONNECTS_TOTAL
+        return _loop_semaphore(_HOST_LIMITS, ("deploy", limit), limit)
+
+    def engine_argv(self, request: LaunchRequest) -> list[str]:
+        """The supervisor, then env + the engine, as run in the bundle's folder (unquoted)."""
+        py = self.host.python
+        env = dict(request.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        if request.preload:
+            env["LD_PRELOAD"] = request.preload
+        return [py, SUPERVISOR_NAME, "--", "env", "-u", "PYTHONSAFEPATH",
+                *(f"{k}={v}" for k, v in env.items()), py, "-m", "engine", *request.engine_args]
 
     def command(self, request: LaunchRequest, deployment: Deployment) -> str:
         """The remote command line: the supervisor, then env + the engine."""
@@ -788,37 +967,100 @@ class SshLauncher(Launcher):
         """Connect, check the remote and deploy the engine now (the Hosts view's "check").
 
         Returns what was learnt (host key trusted, packages missing, upload or cache hit);
-        raises LaunchError with one line when the host cannot run the engine.
+        raises LaunchError with one line when the host cannot run the engine. In a fleet
+        (`use_fleet_settings`) it only connects: the check then travels with the engine's
+        start, one command per host (see start()).
         """
         slot = await self._slot()
         try:
-            await self._prepare(slot)
+            if not self.check_at_start:
+                await self._prepare(slot)
         finally:
             slot.sessions -= 1
         self.messages.extend(n for n in slot.notes if n not in self.messages)
         return list(slot.notes)
 
     async def start(self, request: LaunchRequest) -> Session:
+        """Start the engine. On a connection not checked yet, one command checks the remote and,
+        when the engine can run there and its bundle is deployed, becomes the engine (no
+        separate check round trip); otherwise the check's verdict is acted on as in prepare()
+        (a one-line error, or an upload and then the engine)."""
         slot = await self._slot()
-        try:
-            await self._prepare(slot)
-            assert slot.checked is not None and slot.deployment is not None
-            if _wants_cupy(request.engine_args) and not slot.checked.has("cupy"):
-                raise LaunchError(next(n for n in slot.checked.notes if "cupy" in n)
-                                  .replace("the engine will use the numpy-cpu backend",
-                                           "--backend cupy cannot run"))
-            session = SshSession(self, request, slot, self.command(request, slot.deployment))
-        except BaseException:
-            slot.sessions -= 1
-            raise
+        session: SshSession | None = None
+        if slot.checked is None and slot.deployment is None:
+            session = await self._start_checked(slot, request)   # releases the slot on error
+        if session is None:
+            try:
+                await self._prepare(slot)
+                assert slot.checked is not None and slot.deployment is not None
+                if _wants_cupy(request.engine_args) and not slot.checked.has("cupy"):
+                    raise LaunchError(self._cupy_refusal(slot.checked))
+                session = SshSession(self, request, slot, self.command(request, slot.deployment))
+            except BaseException:
+                slot.sessions -= 1
+                raise
+            self._starting(session, slot)
+            await session._spawn()
+        else:
+            self._starting(session, slot)
+        self.sessions.add(session)
+        session._begin()
+        return session
+
+    def _starting(self, session: "SshSession", slot: _Conn) -> None:
         for note in slot.notes:
             session._status(note)
         session._status(f"ssh {self.host.name}: engine starting on {self.target}")
         self.messages.extend(n for n in slot.notes if n not in self.messages)
-        await session._spawn()
-        self.sessions.add(session)
-        session._begin()
-        return session
+
+    @staticmethod
+    def _cupy_refusal(check: RemoteCheck) -> str:
+        return (next(n for n in check.notes if "cupy" in n)
+                .replace("the engine will use the numpy-cpu backend", "--backend cupy cannot run"))
+
+    async def _start_checked(self, slot: _Conn, request: LaunchRequest) -> "SshSession | None":
+        """Check and start in one command. Returns the running session; None when the engine
+        did not start but may after an upload (the check is recorded on the slot); raises
+        LaunchError when the host cannot run it. The slot's session count is released on error
+        and on None it is still held."""
+        bundle = current_bundle()
+        want_cupy = _wants_cupy(request.engine_args)
+        cmd = self._check_command(posixpath.join(self.cache_root, bundle.dir_name),
+                                  self.engine_argv(request), need_cupy=want_cupy)
+        session = SshSession(self, request, slot, cmd, checked_start=True)
+        await session._spawn()            # releases the slot itself when it fails
+        started = False
+        try:
+            try:
+                text = await asyncio.wait_for(asyncio.shield(session._check), timeout=60)
+            except asyncio.TimeoutError:
+                raise LaunchError(f"ssh {self.host.name}: no answer from {self.host.python} "
+                                  f"on the host within 60 s") from None
+            if text is None:      # the channel ended without a verdict: python missing, ...
+                await session._channel_closed(5.0)
+                raise self._no_check_reply(session._exit_status(), "\n".join(session.stderr_tail))
+            started = _started(text)
+            check = self._judge_check(text)
+            if started and want_cupy and not check.has("cupy"):   # cannot happen: the script
+                raise LaunchError(self._cupy_refusal(check))        # decides the same way
+        except BaseException:
+            if started:
+                await session._stop_quietly()
+            else:
+                await session._finish_channel()
+            slot.sessions -= 1
+            raise
+        self._record_check(slot, check, bundle)
+        if started:
+            if slot.deployment is None:
+                slot.deployment = Deployment(check.deployed or "", False, len(bundle.files),
+                                             bundle.size)
+            return session
+        await session._finish_channel()   # the script exits: not deployed (or no cupy)
+        if want_cupy and not check.has("cupy"):
+            slot.sessions -= 1
+            raise LaunchError(self._cupy_refusal(check))
+        return None
 
     async def close(self) -> None:
         live = [s for s in list(self.sessions) if s.ended is None]

@@ -140,3 +140,101 @@ async def test_session_listener_errors_are_recorded_not_raised():
     assert [type(e) for e in got] == [type(e) for e in events[-len(got):]]
     assert isinstance(got[-1], SessionEnded)
     assert session.listener_errors and "subscriber bug" in session.listener_errors[-1]
+
+
+def test_check_script_start_mode_runs_the_command_only_when_the_engine_can_run(tmp_path):
+    """`SCRIPT DIR --start NEED_CUPY ARGV...`: the verdict on stderr first; ARGV runs in DIR
+    (in place of the script) only when the bundle is there (and cupy, when asked for)."""
+    home = tmp_path / "home"
+    folder = home / ".cache" / "gpubench" / "engine-0123"
+    folder.mkdir(parents=True)
+    env = {**os.environ, "HOME": str(home)}
+    argv = [sys.executable, "-c", "import os; print('RAN IN', os.getcwd())"]
+
+    def start(need_cupy: str) -> tuple[dict, str]:
+        out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, ".cache/gpubench/engine-0123",
+                              "--start", need_cupy, *argv], capture_output=True, text=True,
+                             env=env, timeout=60)
+        line = out.stderr.splitlines()[0]
+        assert line.startswith("GPUBENCH_CHECK ") and out.returncode == 0
+        return json.loads(line.split(" ", 1)[1]), out.stdout
+    verdict, stdout = start("0")
+    assert verdict["started"] is False and verdict["deployed"] is None and stdout == ""
+    (folder / MANIFEST_NAME).write_text("{}")
+    verdict, stdout = start("0")
+    assert verdict["started"] is True and stdout.strip() == f"RAN IN {folder}"
+    verdict, stdout = start("1")
+    assert verdict["started"] is verdict["packages"]["cupy"]["ok"]
+
+
+@pytest.mark.sshd
+async def test_fleet_prepare_only_connects_and_start_checks_and_runs_in_one_command(sshd, tmp_path):
+    """In a fleet, prepare() is the handshake alone; start() sends one command that checks the
+    host and becomes the engine: a cold cache is uploaded first, a warm one needs no SFTP."""
+    import scenarios.ssh as ssh_mod
+    cache = str(tmp_path / "engine-cache")
+    calls: list = []
+    original = ssh_mod.deploy
+
+    async def spy(*args, **kwargs):
+        calls.append(args)
+        return await original(*args, **kwargs)
+    ssh_mod.deploy = spy
+    try:
+        for expect_upload in (True, False):
+            launcher = SshLauncher(host_for(sshd), cache_root=cache)
+            launcher.use_fleet_settings(max_connects=8)
+            try:
+                await launcher.prepare()
+                assert launcher.conns and launcher.conns[0].checked is None   # connected only
+                session = await launcher.start(LaunchRequest(engine_args=QUICK))
+                seen: list = session.drain_nowait()
+                session.add_listener(seen.append, queue_events=False)
+                ended = await session.wait()
+                assert ended.outcome == COMPLETED, ended.message
+                assert launcher.conns[0].checked is not None and launcher.conns[0].checked.has("numpy")
+                notes = [e.message for e in seen if isinstance(e, Status)]
+                assert any(("uploaded" if expect_upload else "cache hit") in n for n in notes), notes
+                assert any(isinstance(e, Sample) for e in seen)
+            finally:
+                await launcher.close()
+            assert len(calls) == 1                   # uploaded once, then found by the check
+    finally:
+        ssh_mod.deploy = original
+
+
+@pytest.mark.sshd
+async def test_fleet_start_refuses_backend_cupy_without_cupy_in_one_line(sshd, tmp_path):
+    from scenarios.base import LaunchError
+    launcher = SshLauncher(host_for(sshd), cache_root=str(tmp_path / "engine-cache"))
+    launcher.use_fleet_settings(max_connects=8)
+    try:
+        await launcher.start(LaunchRequest(engine_args=QUICK))   # deploys (cold), runs
+        fresh = SshLauncher(host_for(sshd), cache_root=str(tmp_path / "engine-cache"))
+        fresh.use_fleet_settings(max_connects=8)
+        await fresh.prepare()
+        try:
+            session = await fresh.start(LaunchRequest(engine_args=("--backend", "cupy", *QUICK[2:])))
+        except LaunchError as exc:
+            text = str(exc)
+            assert "\n" not in text and "--backend cupy cannot run" in text and "pip install cupy" in text
+            assert fresh.conns[0].sessions == 0              # the slot was released
+        else:
+            await session.cancel()
+            pytest.skip("the remote python has cupy")
+        finally:
+            await fresh.close()
+    finally:
+        await launcher.close()
+
+
+async def test_bad_known_hosts_file_is_one_line(tmp_path):
+    from scenarios.base import LaunchError
+    known = tmp_path / "known_hosts"
+    known.write_text("[127.0.0.1\n")
+    launcher = SshLauncher(HostConfig(name="x", kind="ssh", address="127.0.0.1", port=1,
+                                      known_hosts=str(known)), ssh_config=[])
+    with pytest.raises(LaunchError) as info:
+        await launcher.prepare()
+    assert str(info.value).startswith(f"ssh x: bad known_hosts file {known}: ")
+    assert "\n" not in str(info.value)

@@ -229,10 +229,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ciphers", help="an ssh config `Ciphers` line for every host, e.g. "
                                       "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com (what a user "
                                       "would put in ~/.ssh/config); default: the launcher's own choice")
+    ap.add_argument("--pin", choices=("auto", "on", "off"), default="auto",
+                    help="keep the farm (its workers, the sshd and its sessions) off the app's core: "
+                         "app on the first allowed CPU, farm on the others (auto: when there are 2+)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.stretch:
         args.hosts, args.rate = 4000, 1.0
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if args.pin == "on" and len(allowed) < 2:
+        print(f"fleet_scale: --pin on needs 2 or more CPUs (this process may use {len(allowed) or 'unknown'})",
+              file=sys.stderr)
+        return 2
+    pin = args.pin == "on" or (args.pin == "auto" and len(allowed) >= 2)
+    app_cpus, farm_cpus = ({allowed[0]}, set(allowed[1:])) if pin else (set(allowed), set(allowed))
+    args.cores = (f"app on CPU {_cpus(app_cpus)}, farm (workers, sshd and its sessions) on CPU "
+                  f"{_cpus(farm_cpus)}; other processes of the machine are not pinned"
+                  if pin else "not pinned: app and farm share every CPU")
+    if pin:
+        os.sched_setaffinity(0, app_cpus)
 
     soft, hard = raise_nofile_limit()
     total_hosts = args.hosts + args.sshd_hosts
@@ -251,11 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     sshd = None
     t = time.monotonic()
     farm.start(timeout_s=300)
+    if pin:
+        for pid in farm.pids():
+            os.sched_setaffinity(pid, farm_cpus)
     print(f"farm: {args.hosts} hosts on {len(farm.procs)} worker processes, listening in {time.monotonic() - t:.1f} s")
     try:
         hosts = farm.host_configs()
         if args.sshd_hosts:
             sshd = PrivateSshd(folder / "sshd", farm.keys["authorized_keys"]).start()
+            if pin and sshd.proc is not None:     # its session processes inherit this
+                os.sched_setaffinity(sshd.proc.pid, farm_cpus)
             user = os.environ.get("USER") or "root"
             for i in range(args.sshd_hosts):
                 name = f"sshd-{i:02d}"
@@ -331,6 +351,7 @@ def report(args, r: dict) -> None:
                                       f"({r['ncpu']} cores); farm servers {r['farm_cpu_pct']:.0f} %; "
                                       f"others {max(0.0, r['machine_busy_pct_of_all'] * r['ncpu'] - r['cpu_pct'] - r['farm_cpu_pct']):.0f} %; "
                                       f"loadavg {r['loadavg'][0]:.2f} -> {r['loadavg'][1]:.2f}", ""),
+        ("cores", args.cores, ""),
         ("hosts that streamed", f"{r['streamed']} / {n}", ""),
         ("stop all (fleet.cancel)", f"{r['cancel_s']:.1f} s", ""),
         ("outcomes", ", ".join(f"{v} {k}" for k, v in sorted(r["final_counts"].items())) + f" in {r['total_s']:.0f} s", ""),
@@ -343,6 +364,10 @@ def report(args, r: dict) -> None:
         print("\nhosts that did not complete (first 5):")
         for k, v in list(r["failures"].items())[:5]:
             print(f"  {k}: {v}")
+
+
+def _cpus(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
 
 
 def _ok(good: bool, target: str) -> str:

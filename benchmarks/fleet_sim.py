@@ -22,7 +22,6 @@ Run a worker by hand: `python benchmarks/fleet_sim.py serve SPEC.json`.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -229,7 +228,11 @@ class RecordedStream:
 # ---- the SSH server side ---------------------------------------------------------------------
 #
 # What the product's SshLauncher does on a host, and how the farm answers:
-#   `<python> -c <check script>`          -> one `GPUBENCH_CHECK {...}` line (numpy, cupy, nvml ok)
+#   `<python> -c <check script> [DIR]`    -> one `GPUBENCH_CHECK {...}` line (numpy, cupy, nvml ok;
+#                                            DIR deployed or not)
+#   `<python> -c <check script> DIR --start NEED_CUPY ARGV...`
+#                                         -> that line on stderr with "started"; when DIR is
+#                                            deployed, then the replay as for the engine below
 #   sftp subsystem (engine deployment)    -> a real asyncssh SFTP server chrooted in the farm folder
 #   `cd ... && exec <python> gpubench_supervise.py -- env ... <python> -m engine ARGS`
 #                                         -> `GPUBENCH_PID <n>` on stderr, then the replayed stream
@@ -242,6 +245,16 @@ CHECK_REPLY = ("GPUBENCH_CHECK " + json.dumps({
                  "cupy": {"ok": True, "version": "cupy-cuda13x 14.2.0"},
                  "pynvml": {"ok": True, "version": "nvidia-ml-py 13.580.82"}},
     "driver": "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  (sim)"}) + "\n")
+
+
+try:  # the farm's own cost per line (it shares the app's 2 cores): orjson when it is there
+    from orjson import dumps as _orjson_dumps
+
+    def _dumps(obj) -> str:
+        return _orjson_dumps(obj).decode()
+except ImportError:  # pragma: no cover
+    def _dumps(obj) -> str:
+        return json.dumps(obj, separators=(",", ":"))
 
 
 class Replay:
@@ -257,7 +270,7 @@ class Replay:
         line["t"] = round(now - t0, 4)
         if stamp:
             line["sent"] = now
-        self.proc.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self.proc.stdout.write(_dumps(line) + "\n")
 
     def interrupt(self, sig: str) -> None:
         if self.p.behavior == "hang" or self.task is None or self.task.done():
@@ -274,6 +287,7 @@ class Replay:
                 pass
 
     async def run(self) -> None:
+        import asyncio
         pgid = self.w.register(self)
         self.proc.stderr.write(f"GPUBENCH_PID {pgid}\n")
         self.task = asyncio.current_task()
@@ -300,6 +314,7 @@ class Replay:
             self.w.unregister(pgid)
 
     async def _replay(self, b: StreamBuilder, t0: float) -> None:
+        import asyncio
         rec = self.w.recorded
         plan = b.plan
         hello = b.hello()
@@ -372,11 +387,20 @@ def _like_openssh_on_the_wire() -> None:
     conn_mod.SSHConnection.send_packet = send_packet
 
 
+def _skip(*_args, **_kwargs) -> None:
+    return None
+
+
 def _server_classes():
     import asyncssh
     _like_openssh_on_the_wire()
 
     class HostServer(asyncssh.SSHServer):
+        def connection_made(self, conn):
+            # no log text formatted per packet (as the app's client does): farm CPU only
+            if hasattr(conn, "log_received_packet"):
+                conn.log_received_packet = conn.log_sent_packet = _skip
+
         def begin_auth(self, username):
             return True
 
@@ -410,32 +434,42 @@ class Worker:
     def unregister(self, pgid: int) -> None:
         self.replays.pop(pgid, None)
 
-    def check_reply(self, command: str) -> str:
-        """The check script's answer; like the real script, it says whether the engine bundle
-        folder given after the script (relative to the home, here the SFTP root) holds a
-        MANIFEST, so the client skips SFTP on a cache hit."""
-        import shlex
-        try:
-            args = shlex.split(command)
-        except ValueError:
-            args = []
+    def check_reply(self, command: str) -> tuple[str, bool]:
+        """The check script's answer (JSON) and whether it starts the engine; like the real
+        script, it says whether the engine bundle folder given after the script (relative to
+        the home, here the SFTP root) holds a MANIFEST, so the client skips SFTP on a cache
+        hit, and in --start mode it starts the engine only when it does. Only the short tail
+        after the quoted script is parsed (the script has no quote after its last marker)."""
+        end = command.find("'", command.rfind("GPUBENCH_CHECK "))
+        args = command[end + 1:].split(None, 3) if end >= 0 else []
         root = self.spec.get("sftp_root")
-        if len(args) < 4 or args[1] != "-c" or not root:
-            return CHECK_REPLY
-        rel = args[3].lstrip("/")
-        deployed = ("/" + rel) if (Path(root) / rel / "MANIFEST.json").is_file() else None
         data = json.loads(CHECK_REPLY.split(" ", 1)[1])
-        data["deployed"] = deployed
-        return "GPUBENCH_CHECK " + json.dumps(data) + "\n"
+        if not args or not root:
+            return json.dumps(data), False
+        rel = args[0].strip("'").lstrip("/")
+        data["deployed"] = ("/" + rel) if (Path(root) / rel / "MANIFEST.json").is_file() else None
+        start = len(args) > 2 and args[1] == "--start"
+        if start:
+            data["started"] = bool(data["deployed"])   # every package is there
+        return json.dumps(data), start and bool(data["deployed"])
 
     async def handle(self, profile: HostProfile, process) -> None:
         command = process.command or ""
+        chan = process.channel
+        if hasattr(chan, "log_sent_packet"):   # every streamed line is a packet on it
+            chan.log_sent_packet = chan.log_received_packet = _skip
+        if "GPUBENCH_CHECK" in command:
+            reply, started = self.check_reply(command)
+            if " --start " not in command[command.rfind("GPUBENCH_CHECK "):]:
+                process.stdout.write("GPUBENCH_CHECK " + reply + "\n")
+                process.exit(0)
+                return
+            process.stderr.write("GPUBENCH_CHECK " + reply + "\n")
+            if not started:
+                process.exit(0)
+                return
         if "-m engine" in command:
             await Replay(self, profile, process).run()
-            return
-        if "GPUBENCH_CHECK" in command:
-            process.stdout.write(self.check_reply(command))
-            process.exit(0)
             return
         m = re.match(r"kill -s (\w+) -- -(\d+)", command)
         if m:
@@ -451,6 +485,7 @@ class Worker:
         process.exit(0)
 
     async def serve(self) -> None:
+        import asyncio
         import asyncssh
         HostServer = _server_classes()
         root = self.spec.get("sftp_root")
@@ -462,7 +497,8 @@ class Worker:
                 server_host_keys=[self.host_key], authorized_client_keys=self.authorized,
                 process_factory=lambda proc, p=p: self.handle(p, proc),
                 sftp_factory=(lambda chan: asyncssh.SFTPServer(chan, chroot=root)) if root else None,
-                encoding="utf-8", allow_scp=False, keepalive_interval=0, login_timeout=60)
+                encoding="utf-8", allow_scp=False, keepalive_interval=0, login_timeout=60,
+                line_editor=False)
             servers.append(server)
             ports[p.name] = server.sockets[0].getsockname()[1]
         sys.stdout.write(json.dumps({"ready": True, "pid": os.getpid(), "ports": ports}) + "\n")
@@ -739,7 +775,14 @@ def emulator_python(folder: str | os.PathLike, python: str | None = None, name: 
     env = f"GPUBENCH_SIM_RATE={rate} GPUBENCH_SIM_TELEMETRY_EVERY={telemetry_every} "
     if name:
         env += f"GPUBENCH_SIM_NAME={name} "
-    path.write_text(f"#!/bin/sh\nexec env {env}{python or sys.executable} {Path(__file__).resolve()} emulate \"$@\"\n")
+    py = python or sys.executable
+    # Only the engine is emulated; the check script and the supervisor run on the real
+    # interpreter directly (one Python start each, as on a real host). One BLAS thread: the
+    # check imports numpy, and these hosts' processes share the app's machine.
+    path.write_text(f"#!/bin/sh\nexport {env}OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1\n"
+                    f"if [ \"$1\" = -m ] && [ \"$2\" = engine ]; then\n"
+                    f"  exec {py} {Path(__file__).resolve()} emulate \"$@\"\nfi\n"
+                    f"exec {py} \"$@\"\n")
     path.chmod(0o755)
     return path
 
@@ -750,6 +793,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "serve":
         _raise_nofile()
         spec = json.loads(Path(argv[1]).read_text())
+        import asyncio
         asyncio.run(Worker(spec).serve())
         return 0
     print(__doc__)

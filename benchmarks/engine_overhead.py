@@ -6,7 +6,7 @@ Prints, measured in one run on one device:
   2. launch (sync) ops/s: engine with telemetry on ÷ off                    (target >= 0.99)
   3. pinned 256 MiB H2D and D2H GB/s: engine ÷ a bare CuPy copy loop        (target >= 0.97)
   4. run-to-run CV of roundtrip ops/s over 5 repeats (target <= 1 %): the engine's CV
-     within 6 groups of 5 interleaved repeats, and the CV it adds beyond the bare loop's
+     within 12 groups of 5 interleaved repeats, and the CV it adds beyond the bare loop's
      in the same rounds, sqrt(CV_engine² - CV_bare²) (GPU-FACTS: this VM's own trial
      noise can exceed 1 %; what the engine must not do is add to it); CIs by resampling
      whole groups
@@ -21,7 +21,7 @@ instrumentation. Trials are interleaved and the order rotates every round
 Ratios are medians of per-round ratios with a bootstrap 95 % CI; the verdict is
 PASS (CI above target), FAIL (CI below), or INCONCLUSIVE (CI straddles it).
 
-  python benchmarks/engine_overhead.py                 # GPU (CuPy), about 3.5 min
+  python benchmarks/engine_overhead.py                 # GPU (CuPy), about 6.5 min
   python benchmarks/engine_overhead.py --quick         # smoke test; runs on numpy-cpu too
 
 Measured 2026-11-25 on the project's H100 80GB HBM3 (PCIe gen 5 x16, driver 580.159.04, CUDA
@@ -257,19 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
     ap.add_argument("--quick", action="store_true", help="short smoke run (CI, CPU)")
-    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds for launch (default 8)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds for launch (default 120)")
     ap.add_argument("--groups", type=int, default=None,
-                    help="groups of 5 roundtrip repeats for the CV (default 6)")
+                    help="groups of 5 roundtrip repeats for the CV (default 12)")
     ap.add_argument("--trial-s", type=float, default=None, help="seconds per trial (default 1.0)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 40)
+    rounds = args.rounds or (3 if args.quick else 120)
     trial_s = args.trial_s or (0.2 if args.quick else 1.0)
     launch_s = trial_s if args.quick else min(trial_s, 0.4)  # many short interleaved trials
     copy_s = min(trial_s, 0.5)
     copy_rounds = 3 if args.quick else 11
     rt_repeats = 5
-    rt_groups = args.groups or (2 if args.quick else 6)
+    rt_groups = args.groups or (2 if args.quick else 12)
 
     backend = None
     if args.backend in ("auto", "cupy"):

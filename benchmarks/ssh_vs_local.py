@@ -1,8 +1,17 @@
 #!/usr/bin/env python3
-"""Does running the engine over SSH cost anything? local vs ssh (vs local + proxy), interleaved.
+"""Does running the engine over SSH cost anything? local vs ssh (vs local + proxy).
 
     python benchmarks/ssh_vs_local.py                       # CPU here, GPU where CuPy works
-    python benchmarks/ssh_vs_local.py --trials 10 --duration 2 --preload /path/libintercept.so
+    python benchmarks/ssh_vs_local.py --trials 6 --pairs 40 --preload /path/libintercept.so
+    python benchmarks/ssh_vs_local.py --design sessions --trials 30   # separate runs per arm
+
+Design "alternate" (default, benchmarks/alternating.py): the local engine and the ssh
+engine run at the same time and take turns on the GPU, SIGSTOP/SIGCONT every --slot
+seconds, in window pairs of random order; each pair gives ssh/local of the median sample
+ops/s inside the two windows, and the verdict is on the median pair ratio's 95 % CI
+(pairs resampled within each process pair). Both arms then see the same machine state,
+which separate runs do not (below). Design "sessions": whole engine runs per arm,
+interleaved, one figure per run.
 
 Starts an SSH server on 127.0.0.1 (an asyncssh server in a child process with a fresh
 host key and client key; or OpenSSH's sshd with --server openssh when it is installed
@@ -15,9 +24,9 @@ like it would on a real host; the connection is reused across trials, as in a pl
 The third arm (--preload PATH [--proxy-env K=V ...]) is bare metal + a GPU proxy: the
 same local launch with LD_PRELOAD, verified active from the engine's hello.
 
-Measured 2026-11-25 on the GPU test machine (H100 80GB HBM3, driver 580.159.04, Python 3.12,
-CuPy backend, asyncssh server), roundtrip 64 KiB, `--duration 1 --repeats 3`, ratio = ssh/local
-of the per-arm median ops/s (one figure per engine run):
+Design "sessions", measured 2026-11-25 on the GPU test machine (H100 80GB HBM3, driver
+580.159.04, Python 3.12, CuPy backend, asyncssh server), roundtrip 64 KiB, `--duration 1
+--repeats 3`, ratio = ssh/local of the per-arm median ops/s (one figure per engine run):
     8 trials  ABAB + proxy arm   0.9966                          (45,114 vs 45,270 ops/s)
     16 trials ABAB + proxy arm   0.9482, 95 % CI [0.900, 1.062]  p50 latency ratio 1.118
     30 trials ABBA, no proxy     0.9808, 95 % CI [0.954, 1.022]  p50 latency ratio 1.004
@@ -179,9 +188,17 @@ async def bench(args) -> int:
     from scenarios.local import LocalLauncher
     from scenarios.ssh import SshLauncher
 
-    engine_args = ["--workloads", "roundtrip", "--roundtrip-size", args.size,
-                   "--duration", str(args.duration), "--warmup", str(args.warmup),
-                   "--repeats", str(args.repeats), "--backend", args.backend]
+    if args.design == "alternate":
+        # one long window per engine: stopped time counts against it, the run is cancelled
+        # once its pairs are done
+        engine_args = ["--workloads", "roundtrip", "--roundtrip-size", args.size,
+                       "--duration", f"{args.pairs * 2 * args.slot + 60:g}",
+                       "--warmup", str(args.warmup), "--repeats", "1", "--backend", args.backend,
+                       "--sample-interval", f"{args.sample_interval:g}"]
+    else:
+        engine_args = ["--workloads", "roundtrip", "--roundtrip-size", args.size,
+                       "--duration", str(args.duration), "--warmup", str(args.warmup),
+                       "--repeats", str(args.repeats), "--backend", args.backend]
     if args.cpus:
         engine_args += ["--cpus", args.cpus]
     work = Path(tempfile.mkdtemp(prefix="gpubench-ssh-bench-"))
@@ -209,6 +226,15 @@ async def bench(args) -> int:
                      LaunchRequest(engine_args=tuple(engine_args), env=env, preload=args.preload)))
     print(f"server: {kind} on 127.0.0.1:{port}; engine python: {args.python}; "
           f"engine args: {' '.join(engine_args)}", flush=True)
+    if args.design == "alternate":
+        try:
+            return await bench_alternating(args, arms, proxy_scenario, kind, engine_args)
+        finally:
+            for note in arms[1][1].messages:
+                print(note, flush=True)
+            for _, launcher, _ in arms:
+                await launcher.close()
+            server.stop()
     trials: dict[str, list[dict]] = {name: [] for name, _, _ in arms}
     try:
         for name, launcher, request in arms:  # warm-up run each: deploy, caches, CUDA init
@@ -285,13 +311,83 @@ async def bench(args) -> int:
     return status
 
 
+def target_verdict(lo: float, hi: float) -> tuple[str, int]:
+    if 0.99 <= lo and hi <= 1.01:
+        return "MET (CI inside +-1 %)", 0
+    if hi < 0.99 or lo > 1.01:
+        return "NOT MET (CI outside +-1 %)", 1
+    return "INCONCLUSIVE (CI straddles +-1 %)", 0
+
+
+async def bench_alternating(args, arms, proxy_scenario, kind: str, engine_args: list[str]) -> int:
+    """Each comparison B vs local: `--trials` process pairs, `--pairs` window pairs each."""
+    import random
+    from benchmarks.alternating import AlternationError, alternate, summarise
+    from scenarios.layers import verify
+    rng = random.Random(args.seed)
+    local = arms[0]
+    status, report = 0, {}
+    for other in arms[1:]:
+        runs = []
+        for i in range(args.trials):
+            try:
+                run = await alternate(local, other, pairs=args.pairs, slot_s=args.slot, rng=rng)
+            except AlternationError as exc:
+                raise SystemExit(f"ssh_vs_local: {exc}") from None
+            hellos = run.pop("hello")
+            runs.append(run)
+            med = statistics.median(run["ops_ratios"]) if run["ops_ratios"] else float("nan")
+            ops = run["sample_ops_median"]
+            print(f"process pair {i + 1:2d} {other[0]}/local: {run['pairs_complete']}/"
+                  f"{run['pairs_scheduled']} pairs, median ops/s ratio {med:.4f} (median "
+                  f"sample: local {ops['local']:,.0f}, {other[0]} {ops[other[0]]:,.0f} ops/s)",
+                  flush=True)
+            if i == 0:
+                dev = hellos[other[0]].get("device", {})
+                print(f"  {other[0]}: backend {hellos[other[0]].get('backend')}, device "
+                      f"{dev.get('name')}, driver {dev.get('driver')}", flush=True)
+            if other[0] == "local+proxy":
+                reasons = verify(proxy_scenario, hellos[other[0]])
+                if reasons:
+                    raise SystemExit("ssh_vs_local: proxy layer " + "; ".join(reasons))
+        summary = summarise(runs, seed=args.seed)
+        ops, p50 = summary["ops"], summary["p50"]
+        line = (f"{other[0]}/local ops/s: median pair ratio {ops['ratio']:.4f} "
+                f"({(ops['ratio'] - 1) * 100:+.2f} %), 95 % CI [{ops['ci95'][0]:.4f}, "
+                f"{ops['ci95'][1]:.4f}] over {ops['pairs']} pairs of {args.slot:g} s windows; "
+                f"per-op p50 ratio {p50['ratio']:.4f} [{p50['ci95'][0]:.4f}, {p50['ci95'][1]:.4f}]")
+        if other[0] == "ssh":
+            verdict, status = target_verdict(*ops["ci95"])
+            summary["verdict"] = verdict
+            line += f"; target within 1 %: {verdict}"
+        print(line, flush=True)
+        report[other[0]] = {"summary": summary, "runs": runs}
+    if proxy_scenario is not None:
+        print("proxy layer: active (library mapped in every local+proxy engine)", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"design": "alternate", "server": kind, "engine_args": engine_args,
+             "slot_s": args.slot, "comparisons": report}, indent=1))
+        print(f"wrote {args.json}")
+    return status
+
+
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
         d = Path(sys.argv[2])
         serve(d, d / "port")
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--trials", type=int, default=6, help="engine runs per arm (interleaved)")
+    p.add_argument("--design", default="alternate", choices=("alternate", "sessions"),
+                   help="alternate: both arms' engines at once, taking turns every --slot s "
+                        "(SIGSTOP/SIGCONT), paired windows; sessions: separate engine runs per "
+                        "arm, interleaved")
+    p.add_argument("--trials", type=int, default=6,
+                   help="alternate: process pairs per comparison; sessions: engine runs per arm")
+    p.add_argument("--pairs", type=int, default=40, help="alternate: window pairs per process pair")
+    p.add_argument("--slot", type=float, default=0.25, help="alternate: seconds per window")
+    p.add_argument("--sample-interval", type=float, default=0.05,
+                   help="alternate: engine sample interval in s")
     p.add_argument("--duration", type=float, default=1.0, help="measured seconds per repeat")
     p.add_argument("--warmup", type=float, default=0.3, help="engine warm-up seconds per run")
     p.add_argument("--repeats", type=int, default=3, help="results per engine run")

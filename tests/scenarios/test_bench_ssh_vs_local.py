@@ -16,7 +16,7 @@ def test_ssh_vs_local_benchmark_smoke(tmp_path, preload_lib):
     out = tmp_path / "figures.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "ssh_vs_local.py"), "--server", "asyncssh",
-         "--trials", "2", "--duration", "0.1", "--warmup", "0", "--repeats", "1",
+         "--design", "sessions", "--trials", "2", "--duration", "0.1", "--warmup", "0", "--repeats", "1",
          "--backend", "numpy-cpu", "--python", REMOTE_PYTHON, "--no-warmup-runs",
          "--preload", str(preload_lib), "--proxy-env", "CUDA_DEVICE_SM_LIMIT=50",
          "--json", str(out)],
@@ -33,3 +33,26 @@ def test_ssh_vs_local_benchmark_smoke(tmp_path, preload_lib):
     assert all(len(v) == 2 for v in figures["trials"].values())
     assert figures["hello"]["ssh"]["backend"] == "numpy-cpu"
     assert figures["hello"]["local+proxy"]["host"]["preload"]["mapped"] == [str(preload_lib)]
+
+
+def test_ssh_vs_local_alternating_design_smoke(tmp_path, preload_lib):
+    """Both engines at once taking turns (SIGSTOP/SIGCONT): every window pair is complete,
+    the ratio has a CI, the proxy arm is verified from its hello."""
+    out = tmp_path / "alt.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "ssh_vs_local.py"), "--server", "asyncssh",
+         "--trials", "1", "--pairs", "6", "--warmup", "0", "--backend", "numpy-cpu",
+         "--python", REMOTE_PYTHON, "--preload", str(preload_lib), "--json", str(out)],
+        capture_output=True, text=True, timeout=180)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    text = proc.stdout
+    assert "ssh/local ops/s: median pair ratio" in text and "target within 1 %" in text
+    assert "local+proxy/local ops/s: median pair ratio" in text
+    assert "proxy layer: active" in text
+    figures = json.loads(out.read_text())
+    for name in ("ssh", "local+proxy"):
+        run = figures["comparisons"][name]["runs"][0]
+        assert run["pairs_scheduled"] == 6 and run["pairs_complete"] >= 4
+        assert all(0.5 < r < 2.0 for r in run["ops_ratios"])
+        lo, hi = figures["comparisons"][name]["summary"]["ops"]["ci95"]
+        assert lo <= figures["comparisons"][name]["summary"]["ops"]["ratio"] <= hi

@@ -776,12 +776,13 @@ def emulator_python(folder: str | os.PathLike, python: str | None = None, name: 
     if name:
         env += f"GPUBENCH_SIM_NAME={name} "
     py = python or sys.executable
-    # Only the engine is emulated; the check script and the supervisor run on the real
-    # interpreter directly (one Python start each, as on a real host). One BLAS thread: the
-    # check imports numpy, and these hosts' processes share the app's machine.
+    # Only the engine is emulated (standard library only: no site packages to scan); the
+    # check script and the supervisor run on the real interpreter directly (one Python start
+    # each, as on a real host). One BLAS thread: the check imports numpy, and these hosts'
+    # processes share the app's machine.
     path.write_text(f"#!/bin/sh\nexport {env}OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1\n"
                     f"if [ \"$1\" = -m ] && [ \"$2\" = engine ]; then\n"
-                    f"  exec {py} {Path(__file__).resolve()} emulate \"$@\"\nfi\n"
+                    f"  exec {py} -S {Path(__file__).resolve()} emulate \"$@\"\nfi\n"
                     f"exec {py} \"$@\"\n")
     path.chmod(0o755)
     return path

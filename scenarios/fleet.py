@@ -561,6 +561,10 @@ class FleetRun:
         if (state == RUNNING or state in OUTCOMES) and status.name not in self._settled:
             self._settled.add(status.name)
             if len(self._settled) == len(self.targets) and self.freeze_gc and not self._frozen:
+                # Collect first: the handshakes' garbage cycles would otherwise be frozen with
+                # the live objects and never freed; collected, their memory is reused (by the
+                # archived stream lines) instead of growing the process.
+                gc.collect()
                 gc.freeze()
                 self._frozen = True
         if state == QUEUED:

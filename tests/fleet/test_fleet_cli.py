@@ -68,3 +68,15 @@ def test_fleet_without_hosts_is_a_usage_error(farm, tmp_path, capsys):
     config = make_config(farm, tmp_path)
     assert run_cli(["--label", "no-such-label", "--quiet"], config) == 2
     assert "no hosts with label 'no-such-label'" in capsys.readouterr().err
+
+
+def test_fleet_scale_pin_on_one_cpu_is_one_line():
+    """`--pin on` needs a second CPU for the farm: on one it says so in one line, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_scale.py"
+    proc = subprocess.run(["taskset", "-c", "0", sys.executable, str(script), "--pin", "on",
+                           "--hosts", "1"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "fleet_scale: --pin on needs 2 or more CPUs (this process may use 1)"

@@ -21,7 +21,7 @@ instrumentation. Trials are interleaved and the order rotates every round
 Ratios are medians of per-round ratios with a bootstrap 95 % CI; the verdict is
 PASS (CI above target), FAIL (CI below), or INCONCLUSIVE (CI straddles it).
 
-  python benchmarks/engine_overhead.py                 # GPU (CuPy), about 6.5 min
+  python benchmarks/engine_overhead.py                 # GPU (CuPy), about 7 min
   python benchmarks/engine_overhead.py --quick         # smoke test; runs on numpy-cpu too
 
 Measured 2026-11-25 on the project's H100 80GB HBM3 (PCIe gen 5 x16, driver 580.159.04, CUDA
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     trial_s = args.trial_s or (0.2 if args.quick else 1.0)
     launch_s = trial_s if args.quick else min(trial_s, 0.4)  # many short interleaved trials
     copy_s = min(trial_s, 0.5)
-    copy_rounds = 3 if args.quick else 11
+    copy_rounds = 3 if args.quick else 31
     rt_repeats = 5
     rt_groups = args.groups or (2 if args.quick else 12)
 

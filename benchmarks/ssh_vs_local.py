@@ -194,6 +194,24 @@ def cv(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.mean(values) * 100 if len(values) > 1 else 0.0
 
 
+async def run_sessions(args, arms) -> dict[str, list[dict]]:
+    """The sessions design: whole engine runs per arm, interleaved (ABAB or ABBA)."""
+    trials: dict[str, list[dict]] = {name: [] for name, _, _ in arms}
+    for name, launcher, request in arms:  # warm-up run each: deploy, caches, CUDA init
+        if args.warmup_runs:
+            await one_trial(launcher, request)
+    for i in range(args.trials):
+        order = arms if i % 2 == 0 or args.order == "abab" else list(reversed(arms))
+        for name, launcher, request in order:
+            r = await one_trial(launcher, request)
+            trials[name].append(r)
+            print(f"trial {i + 1:2d} {name:12s} {r['ops_per_s']:12,.0f} ops/s  "
+                  f"p50 {r['p50_us']:8.2f} µs" + ("" if r["valid"] else
+                                                 f"  INVALID: {', '.join(r['reasons'])}"),
+                  flush=True)
+    return trials
+
+
 async def bench(args) -> int:
     from gpubench.config import HostConfig, ProxyLayer, ScenarioConfig
     from scenarios.base import LaunchRequest
@@ -239,29 +257,10 @@ async def bench(args) -> int:
                      LaunchRequest(engine_args=tuple(engine_args), env=env, preload=args.preload)))
     print(f"server: {kind} on 127.0.0.1:{port}; engine python: {args.python}; "
           f"engine args: {' '.join(engine_args)}", flush=True)
-    if args.design == "alternate":
-        try:
-            return await bench_alternating(args, arms, proxy_scenario, kind, engine_args)
-        finally:
-            for note in arms[1][1].messages:
-                print(note, flush=True)
-            for _, launcher, _ in arms:
-                await launcher.close()
-            server.stop()
-    trials: dict[str, list[dict]] = {name: [] for name, _, _ in arms}
     try:
-        for name, launcher, request in arms:  # warm-up run each: deploy, caches, CUDA init
-            if args.warmup_runs:
-                await one_trial(launcher, request)
-        for i in range(args.trials):
-            order = arms if i % 2 == 0 or args.order == "abab" else list(reversed(arms))
-            for name, launcher, request in order:
-                r = await one_trial(launcher, request)
-                trials[name].append(r)
-                print(f"trial {i + 1:2d} {name:12s} {r['ops_per_s']:12,.0f} ops/s  "
-                      f"p50 {r['p50_us']:8.2f} µs" + ("" if r["valid"] else
-                                                     f"  INVALID: {', '.join(r['reasons'])}"),
-                      flush=True)
+        if args.design == "alternate":
+            return await bench_alternating(args, arms, proxy_scenario, kind, engine_args)
+        trials = await run_sessions(args, arms)
     finally:
         for note in arms[1][1].messages:
             print(note, flush=True)

@@ -183,14 +183,14 @@ async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path |
     p50s: dict[str, list[float]] = {}
     opss: dict[str, list[float]] = {}
     samples: list[dict] = []
-    backend, mapped, ended = None, [], None
-    t0_ns: int | None = None
-    async for ev in session.events():
+    seen: dict = {"backend": None, "mapped": [], "ended": None, "t0_ns": None}
+
+    def take(ev) -> None:
         data = getattr(ev, "data", None)
         if isinstance(data, dict) and isinstance(data.get("t"), (int, float)):
             # the engine's t is seconds since its start on CLOCK_MONOTONIC; arrival is later
             bound = time.monotonic_ns() - int(data["t"] * 1e9)
-            t0_ns = bound if t0_ns is None else min(t0_ns, bound)
+            seen["t0_ns"] = bound if seen["t0_ns"] is None else min(seen["t0_ns"], bound)
         if isinstance(ev, Sample):
             lat = ev.latency_us or {}
             ops, rate = data.get("interval_ops"), ev.ops_per_s
@@ -198,15 +198,22 @@ async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path |
                 samples.append({"variant": ev.variant, "t": ev.t, "secs": ops / rate,
                                 "p50": float(lat["p50"]), "ops_per_s": float(rate)})
         elif isinstance(ev, Hello):
-            backend = ev.backend
-            mapped = list(((ev.host or {}).get("preload") or {}).get("mapped") or [])
+            seen["backend"] = ev.backend
+            seen["mapped"] = list(((ev.host or {}).get("preload") or {}).get("mapped") or [])
         elif isinstance(ev, Result):
             lat = ev.latency_us or {}
             if ev.valid and isinstance(lat.get("p50"), (int, float)) and lat["p50"] > 0:
                 p50s.setdefault(ev.variant, []).append(float(lat["p50"]))
                 opss.setdefault(ev.variant, []).append(float(ev.ops_per_s))
         elif isinstance(ev, SessionEnded):
-            ended = ev
+            seen["ended"] = ev
+    try:
+        async for ev in session.events():
+            take(ev)
+    except asyncio.CancelledError:      # stopped (the TUI's `x`, Ctrl-C): end the engine too
+        await asyncio.shield(session.cancel())
+        raise
+    backend, mapped, ended, t0_ns = seen["backend"], seen["mapped"], seen["ended"], seen["t0_ns"]
     report = None
     if report_path is not None and report_path.is_file():
         try:

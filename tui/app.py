@@ -91,6 +91,8 @@ class GpubenchApp(App):
                             self.action_cancel_run)
         yield SystemCommand("Probe hosts", "Check that configured hosts are reachable",
                             self.action_probe_hosts)
+        yield SystemCommand("Self-test", "Inject known 1/5/10 % overheads on this machine and "
+                            "check they are measured (gpubench selftest)", self.action_selftest)
         yield SystemCommand("Toggle dark/light theme", "", self.action_toggle_theme)
         yield SystemCommand("Help: key map", "Every binding", self.action_help)
         for title, action, help_text in HistoryScreen.PALETTE + CompareScreen.PALETTE:
@@ -314,6 +316,39 @@ class GpubenchApp(App):
                                        scenario or "replay", launcher,
                                        LaunchRequest(label=f"replay {run_id}"))
         self.board.plan_done_runs = 1
+
+    selftest_overrides: dict = {}     # tests: smaller gpubench.selftest.Options
+
+    def action_selftest(self) -> None:
+        if self.plan_running or self.manager.sessions:
+            self.notify("Something is running: the self-test needs the machine to itself.",
+                        severity="warning")
+            return
+        if any(w.name == "selftest" and w.is_running for w in self.workers):
+            self.notify("The self-test is already running.", severity="warning")
+            return
+        from .screens.selftest import SelftestScreen
+        self.push_screen(SelftestScreen("Self-test: injected overheads vs what is measured "
+                                        "(local)", start=self.selftest_worker))
+
+    @work(group="selftest", exclusive=True, name="selftest")
+    async def selftest_worker(self, screen) -> None:
+        """gpubench.selftest (the CLI's code) on this machine; arms saved in the store."""
+        from gpubench import selftest as st
+        opts = st.Options(data_dir=self.config.data_dir, **self.selftest_overrides)
+        if opts.backend == "auto":   # its probe is a blocking subprocess: off the UI loop
+            opts.backend = await asyncio.to_thread(st.detect_backend, opts.python)
+        screen.progress(f"backend {opts.backend}")
+        try:
+            summary = await st.Selftest(opts, progress=screen.progress).run()
+        except st.SelftestError as exc:
+            screen.show_error(str(exc))
+            return
+        screen.show_summary(st.format_summary(summary), summary["ok"])
+        for run_id in summary.get("saved") or []:
+            self.post_message(m.RunSaved(run_id, "selftest"))
+        self.notify("Self-test " + ("passed" if summary["ok"] else "FAILED"),
+                    severity="information" if summary["ok"] else "error")
 
     def action_probe_hosts(self) -> None:
         self.probe_worker()

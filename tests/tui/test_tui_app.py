@@ -396,10 +396,42 @@ async def test_command_palette_has_an_entry_for_every_action(config):
         titles = {c.title for c in app.get_system_commands(app.screen)}
     for title in ("Go to Hosts & scenarios", "Go to Live dashboard", "Go to History",
                   "Go to Compare", "Run plan", "Quick throughput test (local)", "Cancel run",
-                  "Probe hosts", "Toggle dark/light theme", "Help: key map",
+                  "Probe hosts", "Self-test", "Toggle dark/light theme", "Help: key map",
                   "History: delete selected run", "History: import legacy text result",
                   "Compare: export CSV", "Compare: write comparison.md"):
         assert title in titles, title
+
+
+async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms(config):
+    """The palette's Self-test runs gpubench.selftest on this machine (the CPU engine here,
+    a short budget), shows progress and then the table, and History gets the arms."""
+    from tui.screens.selftest import SelftestScreen
+    app = GpubenchApp(config)
+    app.selftest_overrides = dict(backend="numpy-cpu", workloads=("launch",), levels=(100.0, 400.0),
+                                  trials=2, calibration_trials=2, duration=0.15, warmup=0.05,
+                                  repeats=1, tolerance_pp=60.0, n_boot=500)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Self-test")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SelftestScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.finished, timeout=120)
+        text = screen_text(app)
+        assert "gpubench selftest on numpy-cpu" in text and "launch/sync" in text
+        assert "L400" in text and ("SELFTEST PASSED" in text or "SELFTEST FAILED" in text)
+        assert "backend numpy-cpu" in str(screen.query_one("#selftest-log").lines)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, SelftestScreen)
+        runs = Store(config.data_dir).list_runs().runs
+        assert {"selftest-launch-baseline", "selftest-launch-L400"} <= {r["scenario"] for r in runs}
+        app.action_selftest()                       # a second one while idle starts again
+        await wait_for(pilot, lambda: isinstance(app.screen, SelftestScreen))
+        await pilot.press("x")                      # and can be stopped
+        await wait_for(pilot, lambda: "stopped" in str(app.screen.query_one("#selftest-log").lines))
 
 
 async def test_command_palette_runs_an_action(config):

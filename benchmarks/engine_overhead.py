@@ -38,7 +38,8 @@ The point estimates say the engine costs about 2 % of an empty launch (one or tw
 and a store per op) and nothing measurable on copies or telemetry; the CIs are as wide as the
 machine's noise on the day (run G: 0.4 s launch trials ranged 0.70-1.32 of each other). The
 run-to-run CV target (<= 1 %) is not met by the bare CuPy loop on these VMs either (1.6-6.8 %),
-so it cannot be shown here; the engine's CV was within the bare loop's in every run.
+so it cannot be shown here; the engine's CV was at or below the bare loop's in two runs and
+0.6 points above it in one, with CIs that cannot tell.
 """
 from __future__ import annotations
 

@@ -41,6 +41,10 @@ Design "alternate", measured 2026-11-26 on the H100 (same driver; `--trials 6 --
                        median 1.138, CI over process pairs [1.029, 1.224]
     local+proxy/local  per process pair 0.865, 1.079, 0.803, 1.069, 0.915, 0.802;
                        median 0.915, CI [0.823, 1.064]
+Again with both engines pinned to one CPU (`--cpus 3`, `--trials 8 --pairs 30`, 302 s):
+    ssh/local          0.880-1.053 per process pair; median 0.987, CI [0.944, 1.012];
+                       per-op p50 ratio 1.006 [0.984, 1.037]
+    local+proxy/local  0.819-1.250; median 0.993, CI [0.927, 1.057]
 Inside one process pair the ratio held within about 3 % for all 40 pairs (20 s); across
 process pairs it moved by up to 26 %, in both directions for two arms that run the same
 code. Each engine process keeps a speed state for its lifetime, so "within 1 %" between

@@ -44,8 +44,12 @@ class Session(ABC):
         self.name = name
         self.parser = StreamParser()
         self.ended: SessionEnded | None = None
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._stderr_tail: collections.deque[str] | None = None   # made at the first line
+        # Events not taken yet, and the consumers waiting for one: a deque made when the first
+        # event is queued and dropped when drained, instead of an asyncio.Queue (~3 KB with its
+        # deques and Event, per session, for the life of the session: a fleet holds thousands).
+        self._pending: collections.deque[Event] | None = None
+        self._getters: list[asyncio.Future[None]] | None = None
         self._cancelled = False
         self._task: asyncio.Task | None = None
         self._listeners: list[tuple[Callable[[Event], None], bool]] = []
@@ -54,15 +58,50 @@ class Session(ABC):
 
     # -- for consumers -------------------------------------------------------
     @property
+    def stderr_tail(self) -> "collections.deque[str] | tuple[()]":
+        """The last 20 stderr lines that were not protocol (empty until there is one)."""
+        return self._stderr_tail if self._stderr_tail is not None else ()
+
+    @property
     def raw_lines(self) -> list[str]:
         """The validated protocol lines received so far (archived with the result)."""
         return self.parser.raw_lines
 
     async def events(self) -> AsyncIterator[Event]:
         while True:
-            event = await self._queue.get()
+            event = await self._get()
             yield event
             if isinstance(event, SessionEnded):
+                return
+
+    async def _get(self) -> Event:
+        """The next queued event, waiting for one (FIFO among waiting consumers)."""
+        while not self._pending:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            self._getters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._getters:
+                    self._getters.remove(waiter)
+                elif self._pending:     # woken, then cancelled: pass the event on
+                    self._wake_one()
+                raise
+        return self._pending.popleft()
+
+    def _enqueue(self, event: Event) -> None:
+        if self._pending is None:
+            self._pending = collections.deque()
+        self._pending.append(event)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._getters:
+            waiter = self._getters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
                 return
 
     def drain_nowait(self) -> list[Event]:
@@ -71,9 +110,8 @@ class Session(ABC):
         Lets one consumer take in many sessions' events in a single pass instead of
         one task wake-up per event per session (the TUI's pump does this).
         """
-        drained: list[Event] = []
-        while not self._queue.empty():
-            drained.append(self._queue.get_nowait())
+        drained = list(self._pending) if self._pending else []
+        self._pending = None
         return drained
 
     def add_listener(self, callback: Callable[[Event], None], *, queue_events: bool = True) -> None:
@@ -155,12 +193,14 @@ class Session(ABC):
 
     def _stderr(self, text: str) -> None:
         if text.strip():
-            self.stderr_tail.append(text.rstrip())
+            if self._stderr_tail is None:
+                self._stderr_tail = collections.deque(maxlen=20)
+            self._stderr_tail.append(text.rstrip())
 
     def _put(self, event: Event) -> None:
         if self.ended is None:
             if self._queue_events:
-                self._queue.put_nowait(event)
+                self._enqueue(event)
             if self._listeners:
                 self._notify(event)
 
@@ -169,7 +209,7 @@ class Session(ABC):
         if self.ended is not None:
             return
         self.ended = SessionEnded(outcome, message, exit_code, details)
-        self._queue.put_nowait(self.ended)
+        self._enqueue(self.ended)
         if self._listeners:
             self._notify(self.ended)
 

@@ -49,6 +49,7 @@ from typing import Callable, Iterable, Sequence
 from .base import LaunchError, LaunchRequest, Launcher, Session
 from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, Hello, Result, Sample,
                      SessionEnded, Status, Telemetry)
+from .stream import hello_facts
 
 try:  # not on Windows
     import resource
@@ -198,8 +199,11 @@ class FleetTarget:
         return cls(host.name, launcher, request, address, tuple(getattr(host, "labels", ()) or ()))
 
 
-@dataclass
+@dataclass(slots=True)
 class HostStatus:
+    """One host's state in a fleet. `hello` holds the hello's facts a fleet needs
+    (scenarios.stream.hello_facts: backend, engine version, device name/uuid/PCIe link,
+    hostname), not the whole line: that is in `raw_lines` with the rest of the stream."""
     name: str
     state: str = PENDING
     message: str = ""
@@ -214,7 +218,6 @@ class HostStatus:
     results: int = 0
     hello: dict | None = None
     last_ops_per_s: float | None = None
-    recent_ops_per_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=60))
     ended: SessionEnded | None = None
     raw_lines: list[str] = field(default_factory=list)
 
@@ -470,6 +473,8 @@ class FleetRun:
         return _FAILED
 
     async def _consume(self, name: str, status: HostStatus, session: Session) -> None:
+        with contextlib.suppress(AttributeError):   # a fleet keeps the hello's facts, not the line
+            session.parser.keep_hello_facts_only()
         if self.direct_events and isinstance(session, Session):
             # Events already queued (launcher status notes), then every later event straight from
             # the session's parser into _on_event through Session.add_listener: no queue hop and
@@ -492,13 +497,15 @@ class FleetRun:
         if kind is Sample:
             status.samples += 1
             status.last_ops_per_s = event.ops_per_s
-            status.recent_ops_per_s.append(event.ops_per_s)
         elif kind is Telemetry:
             status.telemetry += 1
         elif kind is Result:
             status.results += 1
         elif kind is Hello:
-            status.hello = event.data
+            # the session's parser keeps the same facts (keep_hello_facts_only): one copy
+            held = getattr(getattr(self.sessions.get(name), "parser", None), "hello", None)
+            status.hello = (held.data if held is not None and held.data is not event.data
+                            else hello_facts(event.data))
         elif kind is Status:
             status.message = event.message
         elif kind is SessionEnded:

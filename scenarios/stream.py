@@ -21,12 +21,31 @@ from .events import Done, EngineError, Event, Hello, StreamWarning, event_from_l
 
 MAX_LINE_CHARS = 1 << 20  # a line longer than this is garbage, not a protocol line
 
+# The hello facts a holder of many sessions keeps (hello_facts); the full line stays in raw_lines.
+HELLO_KEYS = ("v", "type", "t", "backend", "engine_version")
+HELLO_DEVICE_KEYS = ("name", "uuid", "index", "backend", "pcie")
+HELLO_HOST_KEYS = ("hostname", "cpu_affinity")
+
+
+def hello_facts(data: dict) -> dict:
+    """A hello line cut down to what a fleet keeps per host: protocol, backend, engine version,
+    the device's name, uuid, index and PCIe link, the host's name and CPU affinity (~1/6 of the
+    parsed line's memory; the whole line is archived in raw_lines)."""
+    facts = {k: data[k] for k in HELLO_KEYS if k in data}
+    device, host = data.get("device"), data.get("host")
+    if isinstance(device, dict):
+        facts["device"] = {k: device[k] for k in HELLO_DEVICE_KEYS if k in device}
+    if isinstance(host, dict):
+        facts["host"] = {k: host[k] for k in HELLO_HOST_KEYS if k in host}
+    return facts
+
 
 class StreamParser:
     def __init__(self) -> None:
         self.line_no = 0
         self.raw_lines: list[str] = []      # validated lines, as received
         self.hello: Hello | None = None
+        self.hello_facts_only = False       # keep_hello_facts_only()
         self.done: Done | None = None
         self.fatal_error: EngineError | None = None
         self.warnings: list[StreamWarning] = []
@@ -48,12 +67,19 @@ class StreamParser:
         self.raw_lines.append(text)
         event = event_from_line(line)
         if isinstance(event, Hello):
-            self.hello = event
+            self.hello = Hello(hello_facts(event.data)) if self.hello_facts_only else event
         elif isinstance(event, Done):
             self.done = event
         elif isinstance(event, EngineError) and event.fatal:
             self.fatal_error = event
         return event
+
+    def keep_hello_facts_only(self) -> None:
+        """From now on `hello` holds only hello_facts() of the hello line (the event passed on
+        is whole): for a process holding thousands of sessions (scenarios/fleet.py)."""
+        self.hello_facts_only = True
+        if self.hello is not None:
+            self.hello = Hello(hello_facts(self.hello.data))
 
     def _warn(self, message: str) -> StreamWarning:
         warning = StreamWarning(self.line_no, f"engine output line {self.line_no}: {message}")
@@ -63,6 +89,7 @@ class StreamParser:
 
 class LineSplitter:
     """Split a stream of text chunks into lines; bounded so garbage cannot eat memory."""
+    __slots__ = ("_buf", "_max")
 
     def __init__(self, max_chars: int = MAX_LINE_CHARS):
         self._buf = ""

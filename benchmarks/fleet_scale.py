@@ -74,6 +74,9 @@ RSS_TARGET_MB = 100.0
 P99_TARGET_MS = 5.0
 CONNECT_TARGET_S = 10.0
 SSHD_NICE = 10          # with --pin: the real sshd and its sessions (remote-side processes)
+# ... and each sshd session's autogroup: each is a group of its own with the weight of its
+# nice, so 20 sessions at 10 (20 x 110) would outweigh the farm workers' one group at 0 (1024).
+SSHD_SESSION_NICE = 19
 
 
 def rss_mb() -> float:
@@ -299,9 +302,11 @@ def main(argv: list[str] | None = None) -> int:
             sshd = PrivateSshd(folder / "sshd", farm.keys["authorized_keys"]).start()
             if pin and sshd.proc is not None:     # its session processes inherit both
                 os.sched_setaffinity(sshd.proc.pid, farm_cpus)
-                # These hosts' remote side (the check importing numpy, the supervisor, the
-                # emulated engine: ~0.3 s of CPU each at start) runs on this machine: niced, it
-                # does not hold the simulated hosts' servers back on the shared farm core.
+                # These hosts' remote side (the check, the supervisor, the emulated engine:
+                # ~0.15 s of CPU each at start) runs on this machine: niced, it does not hold
+                # the simulated hosts' servers back on the shared farm core. sshd's sessions
+                # are sessions of their own: with sched autogroup only the session's nice
+                # counts, which their "python" (emulator_python nice=) sets.
                 os.setpriority(os.PRIO_PROCESS, sshd.proc.pid, SSHD_NICE)
             user = os.environ.get("USER") or "root"
             for i in range(args.sshd_hosts):
@@ -310,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                     name=name, kind="ssh", address="127.0.0.1", port=sshd.port, user=user,
                     identity_file=str(farm.client_key), known_hosts=str(sshd.known_hosts),
                     python=str(emulator_python(folder, name=name, rate=args.rate,
-                                               telemetry_every=args.telemetry_every)))
+                                               telemetry_every=args.telemetry_every,
+                                               nice=SSHD_SESSION_NICE if pin else None)))
             print(f"sshd: OpenSSH on 127.0.0.1:{sshd.port} for {args.sshd_hosts} hosts")
         duration = 3600        # hosts stream until the benchmark stops them (fleet.cancel())
         engine_args = ("--workloads", "roundtrip", "--duration", f"{duration:.0f}", "--repeats", "1")

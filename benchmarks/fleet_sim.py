@@ -769,8 +769,13 @@ class PrivateSshd:
 
 
 def emulator_python(folder: str | os.PathLike, python: str | None = None, name: str | None = None,
-                    rate: float = 2.0, telemetry_every: int = 4) -> Path:
-    """A wrapper script to configure as the remote `python` of a host behind PrivateSshd."""
+                    rate: float = 2.0, telemetry_every: int = 4, nice: int | None = None) -> Path:
+    """A wrapper script to configure as the remote `python` of a host behind PrivateSshd.
+
+    `nice`: the session's scheduling weight, as nice does, where Linux groups tasks by session
+    (sched_autogroup_enabled): sshd starts each session in a session of its own, and there a
+    process's own nice value counts only against the session's other processes, so the wrapper
+    sets its session's (/proc/self/autogroup) too."""
     path = Path(folder) / (f"sim-python-{name}" if name else "sim-python")
     env = f"GPUBENCH_SIM_RATE={rate} GPUBENCH_SIM_TELEMETRY_EVERY={telemetry_every} "
     if name:
@@ -778,9 +783,10 @@ def emulator_python(folder: str | os.PathLike, python: str | None = None, name: 
     py = python or sys.executable
     # Only the engine is emulated (standard library only: no site packages to scan); the
     # check script and the supervisor run on the real interpreter directly (one Python start
-    # each, as on a real host). One BLAS thread: the check imports numpy, and these hosts'
+    # each, as on a real host). One BLAS thread: a check on its own imports numpy, and these hosts'
     # processes share the app's machine.
-    path.write_text(f"#!/bin/sh\nexport {env}OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1\n"
+    renice = (f"echo {int(nice)} > /proc/self/autogroup 2>/dev/null\n" if nice is not None else "")
+    path.write_text(f"#!/bin/sh\n{renice}export {env}OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1\n"
                     f"if [ \"$1\" = -m ] && [ \"$2\" = engine ]; then\n"
                     f"  exec {py} -S {Path(__file__).resolve()} emulate \"$@\"\nfi\n"
                     f"exec {py} \"$@\"\n")

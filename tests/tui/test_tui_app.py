@@ -402,6 +402,14 @@ async def test_command_palette_has_an_entry_for_every_action(config):
         assert title in titles, title
 
 
+async def run_from_palette(pilot, title: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*title)
+    await pilot.pause(0.5)
+    await pilot.press("enter")
+
+
 async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms(config):
     """The palette's Self-test runs gpubench.selftest on this machine (the CPU engine here,
     a short budget), shows progress and then the table, and History gets the arms."""
@@ -411,11 +419,7 @@ async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms
                                   trials=2, calibration_trials=2, duration=0.15, warmup=0.05,
                                   repeats=1, tolerance_pp=60.0, n_boot=500)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"Self-test")
-        await pilot.pause(0.5)
-        await pilot.press("enter")
+        await run_from_palette(pilot, "Self-test")
         await wait_for(pilot, lambda: isinstance(app.screen, SelftestScreen))
         screen = app.screen
         await wait_for(pilot, lambda: screen.finished, timeout=120)
@@ -437,10 +441,6 @@ async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms
 async def test_command_palette_runs_an_action(config):
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"Go to History")
-        await pilot.pause(0.5)
-        await pilot.press("enter")
+        await run_from_palette(pilot, "Go to History")
         await pilot.pause(0.3)
         assert isinstance(app.screen, HistoryScreen)

@@ -57,8 +57,9 @@ static void time_launches(launch_t fn, launch_ex_t fex, long n, const char *extr
     }
     long long total = now_ns() - t0;
     qsort(lat, (size_t)n, sizeof(long long), cmp_ll);
-    printf("{\"n\": %ld, \"rc\": %d, \"total_ns\": %lld, \"median_ns\": %lld, \"fake_launch\": %llu, "
-           "\"fake_launch_ex\": %llu%s}\n", n, rc, total, n ? lat[n / 2] : 0,
+    printf("{\"n\": %ld, \"rc\": %d, \"total_ns\": %lld, \"median_ns\": %lld, \"min_ns\": %lld, "
+           "\"fake_launch\": %llu, \"fake_launch_ex\": %llu%s}\n", n, rc, total,
+           n ? lat[n / 2] : 0, n ? lat[0] : 0,
            fake_count("launch"), fake_count("launch_ex"), extra);
     free(lat);
 }

@@ -70,6 +70,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import gc
 import json
 import os
 import resource
@@ -189,7 +191,20 @@ async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...]
 
     fleet.add_listener(on_event)
     fleet.add_status_listener(on_status)
+    gc_log: list[tuple[float, int, float]] = []      # (start, generation, seconds) of every collection
+    gc_began = [0.0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            gc_began[0] = now
+        else:
+            gc_log.append((time.monotonic(), info["generation"], now - gc_began[0]))
+    gc.callbacks.append(on_gc)
+    prof = cProfile.Profile() if args.profile else None
     t_start = time.monotonic()
+    if prof is not None:
+        prof.enable()
     cpu_start, farm_start = cpu_s(), sum(proc_cpu_s(p) for p in farm_pids)
     run_task = asyncio.create_task(fleet.run())
     # wait until every host is running or has ended
@@ -201,6 +216,9 @@ async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...]
             break
         if not args.quiet and int((time.monotonic() - t_start) * 10) % 20 == 0:
             print(f"  [{time.monotonic() - t_start:4.1f}s] {counts}", file=sys.stderr)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(str(Path(args.profile) / "app-connect.prof"))
     t_all = (running["last"] or time.monotonic()) - t_start
     t_prepared = (fleet.prepared_at - t_start) if fleet.prepared_at is not None else None
     groups: dict[str, list[float]] = {}
@@ -230,6 +248,8 @@ async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...]
     f1 = sum(proc_cpu_s(p) for p in farm_pids)
     la1 = os.getloadavg()
     state["collect"] = False
+    gc.callbacks.remove(on_gc)
+    window_gc = [(g, d) for t, g, d in gc_log if w0 <= t <= w1]
     rss_window = rss_mb()
     # Stop every host the way the product does (SIGINT to the remote engine via a kill channel).
     t_cancel = time.monotonic()
@@ -260,6 +280,12 @@ async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...]
                          for g, v in sorted(group_delays.items())},
         "machine_busy_pct_of_all": 100 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]), "ncpu": ncpu,
         "farm_cpu_pct": 100 * (f1 - f0) / wall, "loadavg": (la0[0], la1[0]),
+        "gc_window": {g: (sum(1 for gg, _ in window_gc if gg == g),
+                          1000 * sum(d for gg, d in window_gc if gg == g),
+                          1000 * max((d for gg, d in window_gc if gg == g), default=0.0)) for g in (0, 1, 2)},
+        "gc_connect": {g: (sum(1 for t, gg, _ in gc_log if gg == g and t < w0),
+                           1000 * max((d for t, gg, d in gc_log if gg == g and t < w0), default=0.0))
+                       for g in (0, 1, 2)},
     }
 
 
@@ -287,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pin", choices=("auto", "on", "off"), default="auto",
                     help="keep the farm (its workers, the sshd and its sessions) off the app's core: "
                          "app on the first allowed CPU, farm on the others (auto: when there are 2+)")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="cProfile the app until every host runs (DIR/app-connect.prof) and each farm "
+                         "worker for its life (DIR/farm-N.prof)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.stretch:
@@ -312,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fleet_scale: {exc}", file=sys.stderr)
         return 2
     folder = Path(tempfile.mkdtemp(prefix="fleet-scale-"))
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        os.environ["GPUBENCH_SIM_PROFILE"] = str(Path(args.profile).resolve())
     recording = None if args.no_record else record_engine(folder)
     print(f"open-files limit {soft} (hard {hard}); stream: "
           f"{'recorded from the real engine (numpy-cpu)' if recording else 'synthetic protocol v1'}")
@@ -411,6 +443,10 @@ def report(args, r: dict) -> None:
          _ok(r["delay_p99_ms"] <= P99_TARGET_MS, f"p99 <= {P99_TARGET_MS:g} ms on a quiet machine")),
         *((f"  {g} hosts' samples", f"p50 {p50:.2f} / p99 {p99:.2f} ms ({k} samples)", "")
           for g, (k, p50, p99) in r["group_delays"].items()),
+        ("collections in the window", "; ".join(f"gen {g}: {k} ({total:.1f} ms, longest {longest:.1f} ms)"
+                                                 for g, (k, total, longest) in r["gc_window"].items()), ""),
+        ("collections before it", "; ".join(f"gen {g}: {k} (longest {longest:.1f} ms)"
+                                            for g, (k, longest) in r["gc_connect"].items()), ""),
         ("machine load, same window", f"{r['machine_busy_pct_of_all'] * r['ncpu']:.0f} % of one core busy in total "
                                       f"({r['ncpu']} cores); farm servers {r['farm_cpu_pct']:.0f} %; "
                                       f"others {max(0.0, r['machine_busy_pct_of_all'] * r['ncpu'] - r['cpu_pct'] - r['farm_cpu_pct']):.0f} %; "

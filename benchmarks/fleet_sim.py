@@ -87,7 +87,8 @@ def throttle_names(mask: int) -> list[str]:
 
 def parse_plan(command: str) -> dict:
     """The engine arguments the client asked for (what matters to the replay)."""
-    args = command.split()
+    at = command.rfind("-m engine")     # a check-and-start command: the engine's argv is its tail
+    args = (command[at:] if at >= 0 else command).split()
     plan = {"workloads": ["roundtrip"], "duration_s": 1.0, "repeats": 1, "warmup_s": 0.0}
     for i, a in enumerate(args[:-1]):
         nxt = args[i + 1]
@@ -424,6 +425,8 @@ class Worker:
             self.recorded = RecordedStream(lines)
         self.profiles = [HostProfile(**{**h, "pcie": tuple(h["pcie"])}) for h in spec["hosts"]]
         self.replays: dict[int, Replay] = {}
+        self._deployed: set[str] = set()
+        self._replies: dict[tuple, str] = {}
         self._next_pgid = 10_000 * (1 + int(spec.get("seed", 0)))
 
     def register(self, replay: "Replay") -> int:
@@ -443,15 +446,28 @@ class Worker:
         end = command.find("'", command.rfind("GPUBENCH_CHECK "))
         args = command[end + 1:].split(None, 3) if end >= 0 else []
         root = self.spec.get("sftp_root")
-        data = json.loads(CHECK_REPLY.split(" ", 1)[1])
         if not args or not root:
-            return json.dumps(data), False
+            return self._reply(False, None, False), False
         rel = args[0].strip("'").lstrip("/")
-        data["deployed"] = ("/" + rel) if (Path(root) / rel / "MANIFEST.json").is_file() else None
+        deployed = rel in self._deployed    # a bundle once there stays (the farm never removes one)
+        if not deployed and (Path(root) / rel / "MANIFEST.json").is_file():
+            self._deployed.add(rel)
+            deployed = True
         start = len(args) > 2 and args[1] == "--start"
-        if start:
-            data["started"] = bool(data["deployed"])   # every package is there
-        return json.dumps(data), start and bool(data["deployed"])
+        return self._reply(True, "/" + rel if deployed else None, start), start and deployed
+
+    def _reply(self, asked: bool, deployed: str | None, start: bool) -> str:
+        """The check's JSON, made once per distinct answer (every host of a farm gives the same)."""
+        key = (asked, deployed, start)
+        text = self._replies.get(key)
+        if text is None:
+            data = json.loads(CHECK_REPLY.split(" ", 1)[1])
+            if asked:
+                data["deployed"] = deployed
+            if start:
+                data["started"] = deployed is not None   # every package is there
+            text = self._replies[key] = json.dumps(data)
+        return text
 
     async def handle(self, profile: HostProfile, process) -> None:
         command = process.command or ""
@@ -801,7 +817,18 @@ def main(argv: list[str]) -> int:
         _raise_nofile()
         spec = json.loads(Path(argv[1]).read_text())
         import asyncio
-        asyncio.run(Worker(spec).serve())
+        where = os.environ.get("GPUBENCH_SIM_PROFILE")     # fleet_scale.py --profile
+        if not where:
+            asyncio.run(Worker(spec).serve())
+            return 0
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            asyncio.run(Worker(spec).serve())
+        finally:
+            prof.disable()
+            prof.dump_stats(os.path.join(where, f"farm-{spec.get('seed', 0)}.prof"))
         return 0
     print(__doc__)
     return 2

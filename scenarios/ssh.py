@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import errno
 import json
 import os
@@ -367,6 +368,56 @@ def _quiet_packet_log(conn: Any) -> None:
     conn.log_sent_packet = skip                  # type: ignore[method-assign]
 
 
+# Options made once per distinct setting and copied per host (a fleet makes thousands): only
+# where no ssh config is read, so nothing in them depends on the host but what is set per copy.
+_OPTION_TEMPLATES: dict[tuple, asyncssh.SSHClientConnectionOptions] = {}
+_PER_HOST = ("client_factory",)
+_TEMPLATE_FIELDS = ("orig_host", "host", "port", "protocol_factory", "config")
+
+
+def _no_ssh_config(ssh_config: Any) -> bool:
+    """True when asyncssh would read no config file: none given, or the default (`()`) and no
+    readable ~/.ssh/config (asyncssh's own test)."""
+    if ssh_config == ():
+        return not os.access(os.path.expanduser(os.path.join("~", ".ssh", "config")), os.R_OK)
+    return not ssh_config
+
+
+def _options_from_template(address: str, port: int | None, kwargs: dict[str, Any]
+                           ) -> asyncssh.SSHClientConnectionOptions:
+    """Options for one host with no ssh config: a copy of those built once for the same
+    settings, with this host's name, port and host key judge set (~0.3 ms of CPU saved per
+    host). Objects in the settings (keys, parsed known_hosts) key by identity: the shared
+    caches hand out one object per file version, and the template keeps it alive."""
+    shared = {k: v for k, v in kwargs.items() if k not in _PER_HOST}
+    key = tuple(sorted((k, tuple(v) if isinstance(v, list) and all(isinstance(x, str) for x in v)
+                        else v if isinstance(v, (str, int, float, type(None))) else ("id", id(v)))
+                       for k, v in shared.items()))
+    template = _OPTION_TEMPLATES.get(key)
+    if template is None:
+        if len(_OPTION_TEMPLATES) >= 64:
+            _OPTION_TEMPLATES.clear()
+        template = _OPTION_TEMPLATES[key] = asyncssh.SSHClientConnectionOptions(
+            None, config=[], host=address, **shared)
+    options = copy.copy(template)
+    options.orig_host = options.host = address
+    options.port = port or 22
+    options.protocol_factory = kwargs.get("client_factory") or asyncssh.SSHClient
+    return options
+
+
+def _templates_fit() -> bool:
+    """Whether this asyncssh keeps the per-host settings where _options_from_template sets them."""
+    try:
+        probe = asyncssh.SSHClientConnectionOptions(None, config=[], host="h", port=2,
+                                                    username="u", client_factory=_HostKeyJudge)
+    except Exception:
+        return False
+    return all(hasattr(probe, a) for a in _TEMPLATE_FIELDS) and probe.protocol_factory is _HostKeyJudge \
+        and (probe.orig_host, probe.host, probe.port) == ("h", "h", 2)
+
+
+_TEMPLATES_FIT = _templates_fit()
 _CIPHERS: list[str] | None = None
 
 
@@ -741,8 +792,11 @@ class SshLauncher(Launcher):
                 if not os.path.isfile(path):
                     raise LaunchError(f"ssh {self.host.name}: identity_file {path} does not exist")
                 kwargs["client_keys"] = _shared_client_keys(path)
-            if not self.ssh_config and self.ssh_config != ():
+            if _no_ssh_config(self.ssh_config):
                 # No config file to read: nothing blocks, no executor hop (a fleet makes thousands).
+                if _TEMPLATES_FIT and "tunnel" not in kwargs and \
+                        set(extra) <= {"known_hosts", "client_factory", "encryption_algs"}:
+                    return _options_from_template(self.host.address, kwargs.pop("port", None), kwargs)
                 return asyncssh.SSHClientConnectionOptions(None, config=[], host=self.host.address,
                                                            **kwargs)
             return await asyncssh.SSHClientConnectionOptions.construct(

@@ -1,0 +1,64 @@
+"""Connection options copied from a template per host (no ssh config read): each host gets its own
+name, port and host key judge, and everything else equals options built from scratch; with an
+ssh config to read, no template is used."""
+from __future__ import annotations
+
+import asyncssh
+import pytest
+
+from gpubench.config import HostConfig
+from scenarios import ssh
+from scenarios.ssh import SshLauncher, _HostKeyJudge
+
+
+def _host(tmp_path, name: str, port: int | None, **extra) -> HostConfig:
+    key = tmp_path / "id_ed25519"
+    if not key.exists():
+        asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(key))
+    return HostConfig(name=name, kind="ssh", address=f"gpu-{name}", port=port, user="gpu",
+                      identity_file=str(key), known_hosts=str(tmp_path / "known_hosts"), **extra)
+
+
+def _compared(options) -> dict:
+    skip = {"orig_host", "host", "port", "protocol_factory", "config", "kwargs", "waiter"}
+    return {k: v for k, v in vars(options).items() if k not in skip}
+
+
+async def test_each_host_gets_its_own_name_port_and_judge(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))           # no ~/.ssh/config
+    assert ssh._TEMPLATES_FIT
+    ssh._OPTION_TEMPLATES.clear()
+    a = SshLauncher(_host(tmp_path, "a", 2201), ssh_config=())
+    b = SshLauncher(_host(tmp_path, "b", None), ssh_config=())
+    ja, jb = _HostKeyJudge(a, tmp_path), _HostKeyJudge(b, tmp_path)
+    oa, ob = await a._connect_options(ja), await b._connect_options(jb)
+    assert len(ssh._OPTION_TEMPLATES) == 1              # one template, two copies
+    assert (oa.host, oa.port, oa.protocol_factory()) == ("gpu-a", 2201, ja)
+    assert (ob.host, ob.port, ob.protocol_factory()) == ("gpu-b", 22, jb)
+    assert oa.username == ob.username == "gpu"
+    fresh = asyncssh.SSHClientConnectionOptions(
+        None, config=[], host="gpu-b", port=22, username="gpu", client_keys=ob.client_keys,
+        known_hosts=ob.known_hosts, client_factory=lambda: jb, encryption_algs=ssh._preferred_ciphers(),
+        connect_timeout=b.connect_timeout, keepalive_interval=b.keepalive_s, keepalive_count_max=4)
+    assert _compared(ob) == _compared(fresh)
+    assert (fresh.host, fresh.port) == (ob.host, ob.port)
+
+
+async def test_no_template_when_an_ssh_config_is_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host 10.0.0.5\n  Port 2299\n")
+    ssh._OPTION_TEMPLATES.clear()
+    launcher = SshLauncher(_host(tmp_path, "c", None), ssh_config=())
+    launcher.host = HostConfig(name="c", kind="ssh", address="10.0.0.5", user="gpu",
+                               identity_file=launcher.host.identity_file,
+                               known_hosts=launcher.host.known_hosts)
+    options = await launcher._connect_options(_HostKeyJudge(launcher, tmp_path))
+    assert options.port == 2299 and not ssh._OPTION_TEMPLATES
+
+
+@pytest.mark.parametrize("config", [[], ()])
+def test_no_ssh_config(tmp_path, monkeypatch, config):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert ssh._no_ssh_config(config)
+    assert not ssh._no_ssh_config([str(tmp_path / "cfg")])

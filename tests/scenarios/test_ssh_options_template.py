@@ -1,6 +1,7 @@
 """Connection options copied from a template per host (no ssh config read): each host gets its own
 name, port and host key judge, and everything else equals options built from scratch; with an
-ssh config to read, no template is used."""
+ssh config to read, no template is used. Key auth first (no "none" probe) only where it applies
+(the refused-key path runs against a real sshd in test_ssh.py)."""
 from __future__ import annotations
 
 import asyncssh
@@ -62,3 +63,31 @@ def test_no_ssh_config(tmp_path, monkeypatch, config):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert ssh._no_ssh_config(config)
     assert not ssh._no_ssh_config([str(tmp_path / "cfg")])
+
+
+def test_key_auth_first_only_where_publickey_is_preferred():
+    class Conn:
+        def __init__(self, methods, preferred):
+            self._auth_methods, self._preferred_auth = methods, preferred
+    c = Conn([b"none"], [b"gssapi-keyex", b"publickey", b"password"])
+    ssh._key_auth_first(c)
+    assert c._auth_methods == [b"publickey"]
+    for methods, preferred in (([b"none"], [b"password"]), ([b"password"], [b"publickey"])):
+        c = Conn(methods, preferred)
+        ssh._key_auth_first(c)
+        assert c._auth_methods == methods
+    ssh._key_auth_first(object())          # other internals: left alone
+
+
+async def test_judge_key_first_needs_an_identity_file_and_no_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    launcher = SshLauncher(_host(tmp_path, "d", 2202), ssh_config=())
+    judge = _HostKeyJudge(launcher, tmp_path)
+    await launcher._connect_options(judge)
+    assert judge.key_first
+    cfg = tmp_path / "cfg"
+    cfg.write_text("Host *\n  PreferredAuthentications password\n")
+    launcher = SshLauncher(_host(tmp_path, "e", 2203), ssh_config=[str(cfg)])
+    judge = _HostKeyJudge(launcher, tmp_path)
+    await launcher._connect_options(judge)
+    assert not judge.key_first

@@ -284,6 +284,7 @@ async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...]
                           1000 * sum(d for gg, d in window_gc if gg == g),
                           1000 * max((d for gg, d in window_gc if gg == g), default=0.0)) for g in (0, 1, 2)},
         "gc_connect": {g: (sum(1 for t, gg, _ in gc_log if gg == g and t < w0),
+                           1000 * sum(d for t, gg, d in gc_log if gg == g and t < w0),
                            1000 * max((d for t, gg, d in gc_log if gg == g and t < w0), default=0.0))
                        for g in (0, 1, 2)},
     }
@@ -445,8 +446,8 @@ def report(args, r: dict) -> None:
           for g, (k, p50, p99) in r["group_delays"].items()),
         ("collections in the window", "; ".join(f"gen {g}: {k} ({total:.1f} ms, longest {longest:.1f} ms)"
                                                  for g, (k, total, longest) in r["gc_window"].items()), ""),
-        ("collections before it", "; ".join(f"gen {g}: {k} (longest {longest:.1f} ms)"
-                                            for g, (k, longest) in r["gc_connect"].items()), ""),
+        ("collections before it", "; ".join(f"gen {g}: {k} ({total:.0f} ms, longest {longest:.1f} ms)"
+                                            for g, (k, total, longest) in r["gc_connect"].items()), ""),
         ("machine load, same window", f"{r['machine_busy_pct_of_all'] * r['ncpu']:.0f} % of one core busy in total "
                                       f"({r['ncpu']} cores); farm servers {r['farm_cpu_pct']:.0f} %; "
                                       f"others {max(0.0, r['machine_busy_pct_of_all'] * r['ncpu'] - r['cpu_pct'] - r['farm_cpu_pct']):.0f} %; "

@@ -225,3 +225,25 @@ async def test_gc_is_frozen_while_every_host_runs_and_unfrozen_after():
     assert result.ok and max(seen) > before
     assert gc.get_freeze_count() == before
     assert FleetRun(targets, REQ).freeze_gc is False          # small fleets: left alone
+
+
+async def test_no_full_collection_while_connecting_threshold_restored_after():
+    import gc
+    from scenarios.fleet import CONNECT_GC_THRESHOLD2
+    original = gc.get_threshold()
+    held, after_all = [], []
+    targets = [FleetTarget(f"h{i}", ReplayLauncher(stream(f"h{i}"), speed=1)) for i in range(3)]
+    fleet = FleetRun(targets, REQ, freeze_gc=True)
+
+    def on_status(status):
+        if status.state == "connecting":
+            held.append(gc.get_threshold())
+        elif status.state == "running" and len(fleet._settled) == len(targets):
+            after_all.append(gc.get_threshold())
+    fleet.add_status_listener(on_status)
+    result = await fleet.run()
+    assert result.ok and held and all(t == original[:2] + (CONNECT_GC_THRESHOLD2,) for t in held)
+    assert after_all == [original] and gc.get_threshold() == original
+    small = FleetRun(targets, REQ)                    # small fleets: left alone
+    await small.run()
+    assert gc.get_threshold() == original

@@ -757,6 +757,11 @@ class PrivateSshd:
             f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin yes\n"
             f"PidFile {self.folder / 'sshd.pid'}\nMaxStartups {self.max_startups}\nMaxSessions 100\n"
             f"AcceptEnv GPUBENCH_* CUDA_* LD_PRELOAD\nPermitUserEnvironment no\nLogLevel ERROR\n"
+            # bash runs ~/.bashrc for a command from sshd when it is the top shell (SHLVL < 2):
+            # this machine's root .bashrc (pyenv init: ~0.15 s of CPU) would then run for every
+            # command at full weight on the farm's core (the session's new autogroup), where a
+            # real host's would run on that host. Sessions start as if from a shell instead.
+            f"SetEnv SHLVL=1\n"
             f"Subsystem sftp internal-sftp\n")
         self.proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=open(self.folder / "sshd.log", "w"))

@@ -341,10 +341,14 @@ def main(argv: list[str] | None = None) -> int:
     except FleetError as exc:
         print(f"fleet_scale: {exc}", file=sys.stderr)
         return 2
-    folder = Path(tempfile.mkdtemp(prefix="fleet-scale-"))
     if args.profile:
-        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"fleet_scale: --profile {args.profile}: {exc.strerror}", file=sys.stderr)
+            return 2
         os.environ["GPUBENCH_SIM_PROFILE"] = str(Path(args.profile).resolve())
+    folder = Path(tempfile.mkdtemp(prefix="fleet-scale-"))
     recording = None if args.no_record else record_engine(folder)
     print(f"open-files limit {soft} (hard {hard}); stream: "
           f"{'recorded from the real engine (numpy-cpu)' if recording else 'synthetic protocol v1'}")

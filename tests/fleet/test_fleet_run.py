@@ -238,12 +238,17 @@ async def test_no_full_collection_while_connecting_threshold_restored_after():
     def on_status(status):
         if status.state == "connecting":
             held.append(gc.get_threshold())
-        elif status.state == "running" and len(fleet._settled) == len(targets):
-            after_all.append(gc.get_threshold())
+
+    def on_event(host, event):
+        if isinstance(event, Sample) and len(fleet._settled) == len(targets):
+            after_all.append((gc.get_threshold(), gc.get_freeze_count() > 0))
     fleet.add_status_listener(on_status)
+    fleet.add_listener(on_event)
     result = await fleet.run()
     assert result.ok and held and all(t == original[:2] + (CONNECT_GC_THRESHOLD2,) for t in held)
-    assert after_all == [original] and gc.get_threshold() == original
+    # once every host runs: the old threshold and the freeze (after the last RUNNING status)
+    assert after_all and after_all[-1] == (original, True)
+    assert gc.get_threshold() == original
     small = FleetRun(targets, REQ)                    # small fleets: left alone
     await small.run()
     assert gc.get_threshold() == original

@@ -63,6 +63,42 @@ Measured 2026-11-26 again after the memory and start-cost round (same machine an
   `--stretch` (4,000 + 20 at 1 sample/s; loadavg 4.17 -> 5.94): gate PASS, 118 us per sample,
     47.6 % of one core; RSS 154.8 MB connected (was 211), 38 KB/host without the archive; all
     connected by 16.9 s, streaming by 27.1 s (was 31.6 s); p99 23.9 ms (others 6 % of a core).
+Measured 2026-11-26, third round (connect cost and the collector; same machine and versions,
+`--pin` auto). `--profile DIR` (cProfile of the app until all run and of each farm worker) at
+600 simulated hosts showed, per host: app, asyncssh's packet path (~9 packets sent, ~12 received),
+ed25519 verify ~0.2 ms, ML-KEM keygen ~0.18 ms, connection options built anew (~0.3 ms unprofiled;
+now one template per setting, copied), 8 asyncio.wait_for tasks; farm, the engine plan parsed by
+splitting the whole check script (~0.5 ms; now the command's tail) and the check's JSON per call
+(now made once per answer); key auth is now sent without the "none" probe (one round trip less).
+  `--hosts 600 --sshd-hosts 0 --window 1 --settle 0.5`, CPU per host start app / farm: before
+    5.0-5.3 / 4.7-5.9 ms; options template + farm fixes 4.0-4.3 / 3.9-4.5 ms; key auth first vs
+    not, 3 interleaved pairs: app 4.1/4.2/4.9 vs 4.2/4.3/4.3, farm 4.0/4.0/4.0 vs 4.1/4.2/4.2 ms.
+  The 20 sshd hosts: every command there sourced this machine's root .bashrc (pyenv init, ~0.15 s
+    of CPU) in the session's own autogroup at full weight on the farm's core (sampling /proc/stat:
+    connect phase app core 100 % / farm ~88 %, start phase farm core 100 % / app ~50 %);
+    PrivateSshd now sets SHLVL=1 so bash skips it: a `--window 1` run went 14.1 -> 11.8 s.
+  Collections (gc.callbacks, printed): before the generation-2 hold, 5 full collections during
+    connect-all (longest 200 ms); with it, one (the collect before the freeze, 180-220 ms), now
+    run right after the last host's RUNNING status. In every steady window: no full collection,
+    at most one young one (~1 ms), before and after the change alike.
+  `fleet_scale.py --quiet` (2,000 + 20 via OpenSSH, 2 samples/s):
+    first, before the gen-2 hold and SHLVL (loadavg 1.01 -> 7.44): connect-all 15.3 s (handshakes
+      by 7.4 s, simulated hosts by 12.9 s, sshd hosts 15.1 s), 5.2 / 5.0 ms per host, gate PASS
+      118 us per sample (47.4 %), RSS 73.5 MB connected, p99 4.54 ms (others 15 % of a core).
+    all changes but the deferred collect (loadavg 2.90 -> 4.64): connect-all 10.1 s (handshakes
+      by 6.7 s, simulated by 9.0 s, sshd 9.9 s), 4.2 / 4.0 ms per host, gate PASS 113 us (45.5 %),
+      RSS 69.8 MB connected / 74.7 settled, p99 4.57 ms (others 7 %).
+    all changes (loadavg 2.44 -> 5.21): connect-all 10.4 s (handshakes by 7.0 s, simulated by
+      9.3 s, sshd 10.4 s), 4.3 / 4.2 ms per host, gate PASS 115 us (46.3 %), RSS 70.8 / 75.6 MB,
+      p99 3.50 ms (others 7 %): connect-all still MISSED <= 10 s by 0.1-0.4 s. Both cores are
+      saturated through connect-all (2,020 x ~4.2 ms on each), and the sshd hosts' remote side
+      (check, supervisor, emulated engine: 3 Python starts, ~0.1 s of CPU each host) still runs on
+      the farm's core after the simulated hosts' starts.
+  `--sshd-hosts 0 --window 3` (loadavg 4.22 -> 3.57): all 2,000 streaming by 9.1 s (was 11.3 s),
+    4.3 / 4.1 ms per host, p99 0.74 ms (others 1 %).
+  Delivery p99 follows the machine's other load (0.74 ms at 1 %, 3.5-4.6 ms at 7-15 %, 5.9 ms at
+  49 % of a core), not the collector: no full collection lands in the windows, and one 26 ms pause
+  would delay ~100 of 60,000 samples, under the 1 % that p99 looks at.
 Before this round (same machine, unpinned): connect-all 28-31 s (prepared by 21-25 s), p99
 21-107 ms, 116-117 us per sample, RSS 102 MB.
 """

@@ -111,6 +111,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -450,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nGATE (CPU per sample <= {budget_us:.0f} us, i.e. <= {CPU_TARGET_PCT:.0f}% of one core at "
           f"{total_hosts} hosts x {args.rate:g}/s; every host streamed and was stopped cleanly): "
           f"{'PASS' if ok else 'FAIL'}")
+    if ok:     # keys, recording, sshd config, worker logs: kept only to look into a failure
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        print(f"(keys, sshd config and worker logs kept in {folder})")
     return 0 if ok else 1
 
 

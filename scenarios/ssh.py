@@ -71,7 +71,7 @@ MIN_PYTHON = (3, 9)
 
 # Runs on the remote interpreter before anything else: old syntax on purpose.
 CHECK_SCRIPT = r'''
-import json, sys
+import json, os, sys
 r = {"python": "%d.%d.%d" % tuple(sys.version_info[:3]), "executable": sys.executable,
      "packages": {}, "driver": None}
 def version(dist_names):
@@ -92,7 +92,6 @@ def version(dist_names):
     except Exception:
         pass
     return None
-import os
 def dist_version(spec, mod, dist_names):
     # "dist version" from the DIST-VERSION.dist-info (or .egg-info) folder beside the module:
     # no import of the module nor of importlib.metadata (~50 ms); else importlib.metadata.
@@ -1072,16 +1071,9 @@ class SshLauncher(Launcher):
                 *(f"{k}={v}" for k, v in env.items()), py, "-m", "engine", *request.engine_args]
 
     def command(self, request: LaunchRequest, deployment: Deployment) -> str:
-        """The remote command line: the supervisor, then env + the engine."""
-        py = shlex.quote(self.host.python)
-        env = dict(request.env)
-        env["PYTHONUNBUFFERED"] = "1"
-        if request.preload:
-            env["LD_PRELOAD"] = request.preload
-        assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-        args = " ".join(shlex.quote(a) for a in request.engine_args)
-        return (f"cd {shlex.quote(deployment.path)} && exec {py} -S {SUPERVISOR_NAME} -- "
-                f"env -u PYTHONSAFEPATH {assigns} {py} -m engine {args}").rstrip()
+        """The remote command line: engine_argv() run in the bundle's folder."""
+        argv = " ".join(shlex.quote(a) for a in self.engine_argv(request))
+        return f"cd {shlex.quote(deployment.path)} && exec {argv}"
 
     # -- the Launcher interface --------------------------------------------------------------
     async def prepare(self) -> list[str]:

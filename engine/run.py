@@ -75,7 +75,7 @@ def run_engine(argv: list[str], t0: float) -> int:
             os.sched_setaffinity(0, plan.cpus)
         except (OSError, ValueError) as exc:
             return _fatal(Emitter(_requested_backend(argv), t0=t0), "bad_args",
-                          f"--cpus {','.join(map(str, plan.cpus))}: cannot pin the engine "
+                          f"--cpus {format_cpu_list(plan.cpus)}: cannot pin the engine "
                           f"there ({exc.strerror if isinstance(exc, OSError) else exc}); "
                           f"this host allows CPUs {format_cpu_list(os.sched_getaffinity(0))}", 2)
     backend, em, code = select_backend(plan, t0)

@@ -25,46 +25,40 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-BEFORE_NS = 10_000_000   # arrival delay and line formatting covered before a sample
-AFTER_NS = 2_000_000
-
-
 @dataclass
 class Engine:
-    """One arm's running engine: its pid and its samples (end time on CLOCK_MONOTONIC)."""
+    """One arm's running engine: its pid and its samples (gpubench.selftest.sample_record)."""
     name: str
     session: object
     pid: int | None = None
-    t0_ns: int | None = None          # engine start, upper bound (arrival - engine t)
+    t0_ns: int | None = None          # engine start, upper bound (selftest.engine_start_bound)
     hello: dict = field(default_factory=dict)
-    samples: list[tuple[float, float, float, float]] = field(default_factory=list)
-    # (t, secs, ops_per_s, p50_us)
+    samples: list[dict] = field(default_factory=list)
 
     def on_event(self, event) -> None:
+        from gpubench.selftest import engine_start_bound, sample_record
         from scenarios.events import Hello, Sample
-        data = getattr(event, "data", None)
-        if isinstance(data, dict) and isinstance(data.get("t"), (int, float)):
-            bound = time.monotonic_ns() - int(data["t"] * 1e9)
-            self.t0_ns = bound if self.t0_ns is None else min(self.t0_ns, bound)
+        self.t0_ns = engine_start_bound(event, self.t0_ns)
         if isinstance(event, Hello):
             self.pid = (event.host or {}).get("pid")
             self.hello = event.data
         elif isinstance(event, Sample):
-            ops, rate = event.data.get("interval_ops"), event.ops_per_s
-            p50 = (event.latency_us or {}).get("p50")
-            if ops and rate and p50:
-                self.samples.append((event.t, ops / rate, float(rate), float(p50)))
+            smp = sample_record(event)
+            if smp is not None:
+                self.samples.append(smp)
 
     def window_medians(self, t1: int, t2: int) -> tuple[float, float] | None:
         """(median ops/s, median p50) of the samples wholly inside [t1, t2], or None."""
+        from gpubench.selftest import sample_span_ns
         inside = []
-        for t, secs, rate, p50 in self.samples:
-            end = self.t0_ns + int(t * 1e9)
-            if end - int(secs * 1e9) - BEFORE_NS >= t1 and end + AFTER_NS <= t2:
-                inside.append((rate, p50))
+        for smp in self.samples:
+            start, end = sample_span_ns(smp, self.t0_ns)
+            if start >= t1 and end <= t2:
+                inside.append(smp)
         if not inside:
             return None
-        return (statistics.median(r for r, _ in inside), statistics.median(p for _, p in inside))
+        return (statistics.median(x["ops_per_s"] for x in inside),
+                statistics.median(x["p50"] for x in inside))
 
 
 class AlternationError(Exception):
@@ -148,7 +142,7 @@ async def alternate(arm_a, arm_b, *, pairs: int, slot_s: float, rng: random.Rand
             p50_ratios.append(lb / la)
     return {"pairs_scheduled": pairs, "pairs_complete": len(ops_ratios),
             "ops_ratios": ops_ratios, "p50_ratios": p50_ratios,
-            "sample_ops_median": {e.name: statistics.median(s[2] for s in e.samples)
+            "sample_ops_median": {e.name: statistics.median(x["ops_per_s"] for x in e.samples)
                                   for e in engines},
             "hello": {e.name: e.hello for e in engines}}
 

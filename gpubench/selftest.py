@@ -168,6 +168,38 @@ def _median(values: list[float]) -> float:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
+def engine_start_bound(event, bound: int | None) -> int | None:
+    """The engine's start on CLOCK_MONOTONIC, bounded from above by this event: its `t` is
+    seconds since that start and it arrives later, so arrival - t is never early; the
+    smallest bound over a session's events is the estimate."""
+    data = getattr(event, "data", None)
+    if not (isinstance(data, dict) and isinstance(data.get("t"), (int, float))):
+        return bound
+    this = time.monotonic_ns() - int(data["t"] * 1e9)
+    return this if bound is None else min(bound, this)
+
+
+def sample_record(event) -> dict | None:
+    """A `sample` event as {variant, t, secs, p50, ops_per_s}, or None without a p50/rate."""
+    lat = event.latency_us or {}
+    ops, rate = event.data.get("interval_ops"), event.ops_per_s
+    if isinstance(lat.get("p50"), (int, float)) and lat["p50"] > 0 and ops and rate:
+        return {"variant": event.variant, "t": event.t, "secs": ops / rate,
+                "p50": float(lat["p50"]), "ops_per_s": float(rate)}
+    return None
+
+
+SAMPLE_BEFORE_NS = 10_000_000   # arrival delay and the statistics before a line is written
+SAMPLE_AFTER_NS = 2_000_000
+
+
+def sample_span_ns(smp: dict, t0_ns: int) -> tuple[int, int]:
+    """Where a sample's interval may lie on CLOCK_MONOTONIC, margins included: it ended at
+    most at t0 + t (t0 is an upper bound) and began `secs` earlier."""
+    end = t0_ns + int(smp["t"] * 1e9)
+    return end - int(smp["secs"] * 1e9) - SAMPLE_BEFORE_NS, end + SAMPLE_AFTER_NS
+
+
 async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path | None,
                       python: str | None = None) -> SessionData:
     from scenarios.base import LaunchRequest
@@ -183,37 +215,28 @@ async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path |
     p50s: dict[str, list[float]] = {}
     opss: dict[str, list[float]] = {}
     samples: list[dict] = []
-    seen: dict = {"backend": None, "mapped": [], "ended": None, "t0_ns": None}
-
-    def take(ev) -> None:
-        data = getattr(ev, "data", None)
-        if isinstance(data, dict) and isinstance(data.get("t"), (int, float)):
-            # the engine's t is seconds since its start on CLOCK_MONOTONIC; arrival is later
-            bound = time.monotonic_ns() - int(data["t"] * 1e9)
-            seen["t0_ns"] = bound if seen["t0_ns"] is None else min(seen["t0_ns"], bound)
-        if isinstance(ev, Sample):
-            lat = ev.latency_us or {}
-            ops, rate = data.get("interval_ops"), ev.ops_per_s
-            if isinstance(lat.get("p50"), (int, float)) and lat["p50"] > 0 and ops and rate:
-                samples.append({"variant": ev.variant, "t": ev.t, "secs": ops / rate,
-                                "p50": float(lat["p50"]), "ops_per_s": float(rate)})
-        elif isinstance(ev, Hello):
-            seen["backend"] = ev.backend
-            seen["mapped"] = list(((ev.host or {}).get("preload") or {}).get("mapped") or [])
-        elif isinstance(ev, Result):
-            lat = ev.latency_us or {}
-            if ev.valid and isinstance(lat.get("p50"), (int, float)) and lat["p50"] > 0:
-                p50s.setdefault(ev.variant, []).append(float(lat["p50"]))
-                opss.setdefault(ev.variant, []).append(float(ev.ops_per_s))
-        elif isinstance(ev, SessionEnded):
-            seen["ended"] = ev
+    backend, mapped, ended = None, [], None
+    t0_ns: int | None = None
     try:
         async for ev in session.events():
-            take(ev)
+            t0_ns = engine_start_bound(ev, t0_ns)
+            if isinstance(ev, Sample):
+                smp = sample_record(ev)
+                if smp is not None:
+                    samples.append(smp)
+            elif isinstance(ev, Hello):
+                backend = ev.backend
+                mapped = list(((ev.host or {}).get("preload") or {}).get("mapped") or [])
+            elif isinstance(ev, Result):
+                lat = ev.latency_us or {}
+                if ev.valid and isinstance(lat.get("p50"), (int, float)) and lat["p50"] > 0:
+                    p50s.setdefault(ev.variant, []).append(float(lat["p50"]))
+                    opss.setdefault(ev.variant, []).append(float(ev.ops_per_s))
+            elif isinstance(ev, SessionEnded):
+                ended = ev
     except asyncio.CancelledError:      # stopped (the TUI's `x`, Ctrl-C): end the engine too
         await asyncio.shield(session.cancel())
         raise
-    backend, mapped, ended, t0_ns = seen["backend"], seen["mapped"], seen["ended"], seen["t0_ns"]
     report = None
     if report_path is not None and report_path.is_file():
         try:
@@ -364,23 +387,14 @@ def slot_on(k: int, seed: int) -> bool:
     return (k & 1) == (splitmix64(((k >> 1) ^ seed) & _MASK) & 1)
 
 
-def classify_samples(samples: list[dict], t0_ns: int, slot_ns: int,
-                     before_ns: int = 10_000_000, after_ns: int = 2_000_000
-                     ) -> list[tuple[dict, int]]:
-    """(sample, slot index) for each sample wholly inside one slot.
-
-    A sample's interval ends at most at t0 + t (t0 is an upper bound: the arrival time
-    minus the engine's own time stamp) and began `secs` earlier; `before_ns` covers the
-    arrival delay and the statistics computed before the line was written. Samples
-    that may straddle a slot boundary are dropped.
-    """
+def classify_samples(samples: list[dict], t0_ns: int, slot_ns: int) -> list[tuple[dict, int]]:
+    """(sample, slot index) for each sample wholly inside one slot (sample_span_ns): those
+    that may straddle a slot boundary are dropped."""
     out = []
     for smp in samples:
-        end = t0_ns + int(smp["t"] * 1e9)
-        k1 = (end - int(smp["secs"] * 1e9) - before_ns) // slot_ns
-        k2 = (end + after_ns) // slot_ns
-        if k1 == k2:
-            out.append((smp, k1))
+        start, end = sample_span_ns(smp, t0_ns)
+        if start // slot_ns == end // slot_ns:
+            out.append((smp, start // slot_ns))
     return out
 
 

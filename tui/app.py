@@ -343,6 +343,7 @@ class GpubenchApp(App):
             summary = await st.Selftest(opts, progress=screen.progress).run()
         except st.SelftestError as exc:
             screen.show_error(str(exc))
+            self.notify(f"Self-test could not run: {exc}", severity="error", timeout=10)
             return
         screen.show_summary(st.format_summary(summary), summary["ok"])
         for run_id in summary.get("saved") or []:

@@ -438,6 +438,24 @@ async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms
         await wait_for(pilot, lambda: "stopped" in str(app.screen.query_one("#selftest-log").lines))
 
 
+async def test_selftest_dialog_closed_while_running_goes_on_and_reports_by_notification(config):
+    from tui.screens.selftest import SelftestScreen
+    app = GpubenchApp(config)
+    app.selftest_overrides = dict(backend="numpy-cpu", workloads=("launch",), levels=(100.0, 400.0),
+                                  trials=2, calibration_trials=2, duration=0.15, warmup=0.05,
+                                  repeats=1, tolerance_pp=60.0, n_boot=500)
+    notes = []
+    app.notify = lambda message, **kw: notes.append((message, kw.get("severity")))
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_selftest()
+        await wait_for(pilot, lambda: isinstance(app.screen, SelftestScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: bool(notes), timeout=120)
+    assert notes[0][0] in ("Self-test passed", "Self-test FAILED"), notes
+    runs = Store(config.data_dir).list_runs().runs
+    assert "selftest-launch-L400" in {r["scenario"] for r in runs}
+
+
 async def test_command_palette_runs_an_action(config):
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:

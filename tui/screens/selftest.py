@@ -21,6 +21,7 @@ class SelftestScreen(ModalScreen[None]):
         self.finished = False
         self._start = start             # start(screen) -> the worker that feeds this screen
         self.worker = None              # cancelled by `x`
+        self.closed = False             # Esc: the self-test goes on, nothing is drawn here
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="selftest"):
@@ -34,10 +35,13 @@ class SelftestScreen(ModalScreen[None]):
         self.worker = self._start(self)
 
     def progress(self, line: str) -> None:
-        self.query_one(Log).write_line(line)
+        if not self.closed:
+            self.query_one(Log).write_line(line)
 
     def show_summary(self, text: str, ok: bool) -> None:
         self.finished = True
+        if self.closed:
+            return
         table = self.query_one("#selftest-table", Static)
         table.update(text)
         table.set_class(ok, "ok")
@@ -46,13 +50,16 @@ class SelftestScreen(ModalScreen[None]):
 
     def show_error(self, message: str) -> None:
         self.finished = True
+        if self.closed:
+            return
         self.query_one("#selftest-table", Static).update(f"Self-test could not run: {message}")
         self.query_one("#selftest-hint", Label).update("Esc closes")
 
     def action_stop(self) -> None:
         if self.worker is not None and not self.finished:
             self.worker.cancel()
-            self.progress("stopped: nothing is saved (an engine session in flight ends by itself)")
+            self.progress("stopped: the engine session in flight is ended, nothing is saved")
 
     def action_close(self) -> None:
+        self.closed = True
         self.dismiss(None)

@@ -50,6 +50,7 @@ from .base import LaunchError, LaunchRequest, Launcher, Session
 from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, Hello, Result, Sample,
                      SessionEnded, Status, Telemetry)
 from .stream import hello_facts
+from .timeouts import within
 
 try:  # not on Windows
     import resource
@@ -396,7 +397,7 @@ class FleetRun:
                 # A host that is still retrying (hung mid-handshake, say) does not hold the rest
                 # back for longer than one start timeout.
                 try:
-                    await asyncio.wait_for(self._all_prepared.wait(), timeout=self.start_timeout_s)
+                    await within(self._all_prepared.wait(), self.start_timeout_s)
                 except asyncio.TimeoutError:
                     pass
         async with self._session_sem:
@@ -461,7 +462,7 @@ class FleetRun:
                     if status.connect_started is None:
                         status.connect_started = time.monotonic()
                     self._set(status, CONNECTING, f"attempt {attempt + 1}" if attempt else "")
-                    return await asyncio.wait_for(op(), timeout=self.start_timeout_s)
+                    return await within(op(), self.start_timeout_s)
                 except asyncio.TimeoutError:
                     last_error = f"no answer within {self.start_timeout_s:g} s while {what}"
                     transient = True

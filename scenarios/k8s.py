@@ -710,7 +710,7 @@ class K8sSession(Session):
         since: int | None = None
         resumes = 0
         while True:
-            error = await self._follow_once(since)
+            await self._follow_once(since)
             if self._stop.is_set() or self._stalled or self.pod_gone:
                 return
             if self.parser.done is not None or _phase(self.pod) in ("Succeeded", "Failed"):

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import errno
 import json
 import os
@@ -53,7 +52,10 @@ from gpubench.config import HostConfig
 from .base import LaunchError, LaunchRequest, Launcher, Session
 from .deploy import (CACHE_ROOT, MANIFEST_NAME, PID_MARKER, SUPERVISOR_NAME, Deployment, current_bundle,
                      deploy)
+from .ssh_lean import (TEMPLATES_FIT, drop_handshake_state, key_auth_first, lazy_keepalive, no_ignore_padding,
+                       no_ssh_config, open_connection, options_from_template, quiet_packet_log)
 from .stream import LineSplitter
+from .timeouts import within
 
 INTERRUPT_GRACE_S = 5.0       # the engine's time to write its partial result after SIGINT
 CONNECT_TIMEOUT_S = 15.0
@@ -219,9 +221,10 @@ class _HostKeyJudge(asyncssh.SSHClient):
         self.key_first = False      # see connection_made
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-        _quiet_packet_log(conn)     # before the handshake's ~40 packets, not only after
+        quiet_packet_log(conn)     # before the handshake's ~40 packets, not only after
+        no_ignore_padding(conn)
         if self.key_first:
-            _key_auth_first(conn)
+            key_auth_first(conn)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost, self.closed = exc, True
@@ -242,18 +245,6 @@ class _HostKeyJudge(asyncssh.SSHClient):
             f.write(format_known_hosts_line(host, port, key))
         self.recorded = True
         return True
-
-
-def _key_auth_first(conn: Any) -> None:
-    """Authenticate with the host's key at once instead of asking first with a "none" request
-    what the server accepts (RFC 4252 lets the client skip it): one round trip, two packets
-    less per connection, same key and same checks. If the server refuses the key, its answer
-    lists its methods and asyncssh goes on from there as before. Only for a host with an
-    identity file and no ssh config (whose PreferredAuthentications would order methods);
-    left alone if this asyncssh's internals differ."""
-    if getattr(conn, "_auth_methods", None) == [b"none"] and \
-            b"publickey" in (getattr(conn, "_preferred_auth", None) or ()):
-        conn._auth_methods = [b"publickey"]
 
 
 def _loop_semaphore(table: "weakref.WeakKeyDictionary", key: Any, limit: int) -> asyncio.Semaphore:
@@ -314,124 +305,6 @@ def _shared_client_keys(path: str) -> Any:
     return keys
 
 
-def _lazy_keepalive(conn: asyncssh.SSHClientConnection) -> None:
-    """Same keepalive, less work per packet: asyncssh cancels and re-creates its keepalive
-    timer on every packet received (~12 % of the client's CPU per streamed line); here a
-    packet only notes the time, and the timer, when it fires, re-arms itself for the rest of
-    the interval if data came meanwhile, else sends the keepalive as asyncssh would.
-    Leaves the connection alone if this asyncssh's internals differ."""
-    needed = ("_reset_keepalive_timer", "_keepalive_timer_callback", "_set_keepalive_timer",
-              "_cancel_keepalive_timer", "_keepalive_interval", "_keepalive_timer")
-    if not all(hasattr(conn, a) for a in needed) or not conn._keepalive_interval:
-        return
-    loop = asyncio.get_running_loop()
-    last = [loop.time()]
-    original = conn._keepalive_timer_callback
-
-    def noted() -> None:
-        last[0] = loop.time()
-
-    def fire() -> None:
-        interval = conn._keepalive_interval
-        idle = loop.time() - last[0]
-        if interval and idle < interval:
-            conn._keepalive_timer = loop.call_later(interval - idle, fire)
-            return
-        original()
-
-    conn._reset_keepalive_timer = noted          # type: ignore[method-assign]
-    conn._keepalive_timer_callback = fire        # type: ignore[method-assign]
-    conn._cancel_keepalive_timer()
-    conn._set_keepalive_timer()
-
-
-_SIG_ALGS: dict[frozenset, frozenset] = {}
-
-
-def _drop_handshake_state(conn: Any) -> None:
-    """Free what asyncssh keeps from the handshake but uses only during one (~4.6 KB per
-    connection: a fleet holds thousands): both KEXINIT payloads (each key exchange, a rekey's
-    too, sends and receives new ones before hashing them) and the server's signature
-    algorithms (read while authenticating), which become one shared frozenset per distinct
-    value. Leaves the connection alone if this asyncssh's internals differ."""
-    if not all(isinstance(getattr(conn, a, None), bytes) for a in ("_client_kexinit", "_server_kexinit")):
-        return
-    conn._client_kexinit = conn._server_kexinit = b""
-    algs = getattr(conn, "_server_sig_algs", None)
-    if isinstance(algs, (set, frozenset)):
-        key = frozenset(algs)
-        conn._server_sig_algs = _SIG_ALGS.setdefault(key, key) if len(_SIG_ALGS) < 64 else key
-
-
-def _quiet_packet_log(conn: Any) -> None:
-    """asyncssh formats a log text for every packet sent or received (~5 % of the client's
-    CPU per streamed line) and drops it unless its debug level is 3: skip the formatting
-    while that level is below 3 (as it was when this connection or channel was made): the
-    connection logs its own packets, a channel's packets are logged by the channel."""
-    try:
-        from asyncssh.logging import SSHLogger
-        level = SSHLogger._debug_level
-    except (ImportError, AttributeError):
-        return
-    if level >= 3 or not hasattr(conn, "log_received_packet"):
-        return
-
-    def skip(*_args: Any, **_kwargs: Any) -> None:
-        return None
-    conn.log_received_packet = skip              # type: ignore[method-assign]
-    conn.log_sent_packet = skip                  # type: ignore[method-assign]
-
-
-# Options made once per distinct setting and copied per host (a fleet makes thousands): only
-# where no ssh config is read, so nothing in them depends on the host but what is set per copy.
-_OPTION_TEMPLATES: dict[tuple, asyncssh.SSHClientConnectionOptions] = {}
-_PER_HOST = ("client_factory",)
-_TEMPLATE_FIELDS = ("orig_host", "host", "port", "protocol_factory", "config")
-
-
-def _no_ssh_config(ssh_config: Any) -> bool:
-    """True when asyncssh would read no config file: none given, or the default (`()`) and no
-    readable ~/.ssh/config (asyncssh's own test)."""
-    if ssh_config == ():
-        return not os.access(os.path.expanduser(os.path.join("~", ".ssh", "config")), os.R_OK)
-    return not ssh_config
-
-
-def _options_from_template(address: str, port: int | None, kwargs: dict[str, Any]
-                           ) -> asyncssh.SSHClientConnectionOptions:
-    """Options for one host with no ssh config: a copy of those built once for the same
-    settings, with this host's name, port and host key judge set (~0.3 ms of CPU saved per
-    host). Objects in the settings (keys, parsed known_hosts) key by identity: the shared
-    caches hand out one object per file version, and the template keeps it alive."""
-    shared = {k: v for k, v in kwargs.items() if k not in _PER_HOST}
-    key = tuple(sorted((k, tuple(v) if isinstance(v, list) and all(isinstance(x, str) for x in v)
-                        else v if isinstance(v, (str, int, float, type(None))) else ("id", id(v)))
-                       for k, v in shared.items()))
-    template = _OPTION_TEMPLATES.get(key)
-    if template is None:
-        if len(_OPTION_TEMPLATES) >= 64:
-            _OPTION_TEMPLATES.clear()
-        template = _OPTION_TEMPLATES[key] = asyncssh.SSHClientConnectionOptions(
-            None, config=[], host=address, **shared)
-    options = copy.copy(template)
-    options.orig_host = options.host = address
-    options.port = port or 22
-    options.protocol_factory = kwargs.get("client_factory") or asyncssh.SSHClient
-    return options
-
-
-def _templates_fit() -> bool:
-    """Whether this asyncssh keeps the per-host settings where _options_from_template sets them."""
-    try:
-        probe = asyncssh.SSHClientConnectionOptions(None, config=[], host="h", port=2,
-                                                    username="u", client_factory=_HostKeyJudge)
-    except Exception:
-        return False
-    return all(hasattr(probe, a) for a in _TEMPLATE_FIELDS) and probe.protocol_factory is _HostKeyJudge \
-        and (probe.orig_host, probe.host, probe.port) == ("h", "h", 2)
-
-
-_TEMPLATES_FIT = _templates_fit()
 _CIPHERS: list[str] | None = None
 
 
@@ -443,37 +316,6 @@ def _preferred_ciphers() -> list[str]:
         _CIPHERS = [c for c in PREFERRED_CIPHERS if c in default] + \
             [c for c in default if c not in PREFERRED_CIPHERS]
     return _CIPHERS
-
-
-def _direct_connect() -> Any:
-    """asyncssh.connect() builds its options again from the ones it is given, in a thread
-    (~1.3 ms of CPU per connection plus a thread hop): with options complete already, its
-    inner step is enough. None when this asyncssh has no such step (connect() is used)."""
-    import inspect
-    from asyncssh import connection as mod
-    inner = getattr(mod, "_connect", None)
-    try:
-        params = list(inspect.signature(inner).parameters) if inner else []
-    except (TypeError, ValueError):
-        params = []
-    if params != ["options", "config", "loop", "flags", "sock", "conn_factory", "msg"]:
-        return None
-    return inner
-
-
-_CONNECT_INNER = _direct_connect()
-
-
-async def _open(options: asyncssh.SSHClientConnectionOptions, config: Any) -> asyncssh.SSHClientConnection:
-    if _CONNECT_INNER is None:
-        return await asyncssh.connect(options.host, options=options, config=config)
-    loop = asyncio.get_running_loop()
-
-    def conn_factory() -> asyncssh.SSHClientConnection:
-        return asyncssh.SSHClientConnection(loop, options, wait="auth")
-    return await asyncio.wait_for(
-        _CONNECT_INNER(options, config, loop, 0, None, conn_factory, "Opening SSH connection to"),
-        timeout=options.connect_timeout)
 
 
 class _Conn:
@@ -559,7 +401,7 @@ class SshSession(Session):
         try:
             self._chan, self._reader = await self._slot.conn.create_session(
                 lambda: _EngineChannel(self), self.command, encoding="utf-8", errors="replace")
-            _quiet_packet_log(self._chan)    # every streamed line is a packet on this channel
+            quiet_packet_log(self._chan)    # every streamed line is a packet on this channel
         except (asyncssh.Error, OSError) as exc:
             self._slot.sessions -= 1
             raise LaunchError(f"{self.name}: cannot start the engine: {_reason(exc)}") from None
@@ -806,11 +648,11 @@ class SshLauncher(Launcher):
                 if not os.path.isfile(path):
                     raise LaunchError(f"ssh {self.host.name}: identity_file {path} does not exist")
                 kwargs["client_keys"] = _shared_client_keys(path)
-            if _no_ssh_config(self.ssh_config):
+            if no_ssh_config(self.ssh_config):
                 # No config file to read: nothing blocks, no executor hop (a fleet makes thousands).
-                if _TEMPLATES_FIT and "tunnel" not in kwargs and \
+                if TEMPLATES_FIT and "tunnel" not in kwargs and \
                         set(extra) <= {"known_hosts", "client_factory", "encryption_algs"}:
-                    return _options_from_template(self.host.address, kwargs.pop("port", None), kwargs)
+                    return options_from_template(self.host.address, kwargs.pop("port", None), kwargs)
                 return asyncssh.SSHClientConnectionOptions(None, config=[], host=self.host.address,
                                                            **kwargs)
             return await asyncssh.SSHClientConnectionOptions.construct(
@@ -834,7 +676,7 @@ class SshLauncher(Launcher):
             self._kh_path = (Path(os.path.expanduser(self.host.known_hosts)) if self.host.known_hosts
                              else self._known_hosts_path(await self._options()))
         judge.path = self._kh_path
-        judge.key_first = bool(self.host.identity_file) and _no_ssh_config(self.ssh_config)
+        judge.key_first = bool(self.host.identity_file) and no_ssh_config(self.ssh_config)
         try:
             known = _shared_known_hosts(self._kh_path)
         except OSError as exc:
@@ -869,9 +711,9 @@ class SshLauncher(Launcher):
                 options = await self._connect_options(judge)
             try:
                 async with host_sem, all_sem:
-                    conn = await _open(options, self.ssh_config)
-                _lazy_keepalive(conn)
-                _drop_handshake_state(conn)
+                    conn = await open_connection(options, self.ssh_config)
+                lazy_keepalive(conn)
+                drop_handshake_state(conn)
                 slot = _Conn(conn, judge)
                 if judge.recorded:
                     assert judge.seen is not None
@@ -1145,7 +987,7 @@ class SshLauncher(Launcher):
         started = False
         try:
             try:
-                text = await asyncio.wait_for(asyncio.shield(session._check), timeout=60)
+                text = await within(asyncio.shield(session._check), 60)
             except asyncio.TimeoutError:
                 raise LaunchError(f"ssh {self.host.name}: no answer from {self.host.python} "
                                   f"on the host within 60 s") from None

@@ -80,3 +80,14 @@ def test_fleet_scale_pin_on_one_cpu_is_one_line():
                            "--hosts", "1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "fleet_scale: --pin on needs 2 or more CPUs (this process may use 1)"
+
+
+def test_fleet_scale_spreads_the_sshd_hosts_through_the_fleet_order():
+    """The real-sshd hosts (added last) go evenly among the simulated ones, all of each kept once."""
+    from benchmarks.fleet_scale import interleaved
+    hosts = {f"sim-{i}": f"sim-{i}" for i in range(10)}
+    hosts.update({f"sshd-{i}": f"sshd-{i}" for i in range(3)})
+    order = interleaved(hosts, 3)
+    assert sorted(order) == sorted(hosts.values())
+    assert [order.index(f"sshd-{i}") for i in range(3)] == [0, 4, 9]
+    assert interleaved({"a": "a", "b": "b"}, 0) == ["a", "b"]

@@ -7,12 +7,13 @@ import asyncio
 import os
 import secrets
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks.fleet_sim import PrivateSshd, emulator_python, write_keys
+from benchmarks.fleet_sim import PrivateSshd, emulator_python, host_python, write_keys
 from gpubench.config import HostConfig
 from scenarios.base import LaunchRequest
 from scenarios.fleet import CANCELLED, COMPLETED, FleetRun, FleetTarget, close_launchers
@@ -33,11 +34,11 @@ def sshd(tmp_path_factory):
     server.stop()
 
 
-def hosts(sshd, names, rate=4.0):
+def hosts(sshd, names, rate=4.0, python=None):
     server, keys, folder = sshd
     return {n: HostConfig(name=n, kind="ssh", address="127.0.0.1", port=server.port, user="root",
                           identity_file=str(keys["client_key"]), known_hosts=str(server.known_hosts),
-                          python=str(emulator_python(folder, name=n, rate=rate)))
+                          python=str(emulator_python(folder, python=python, name=n, rate=rate)))
             for n in names}
 
 
@@ -77,6 +78,25 @@ def test_hosts_behind_a_real_sshd_complete(sshd):
     for s in result.statuses.values():
         assert s.results == 2 and s.samples >= 3
         assert s.hello["host"]["hostname"] == s.name          # each host's own stream
+
+
+def test_bare_host_python_sees_numpy_and_nothing_of_this_project(sshd, tmp_path):
+    """fleet_scale.py's sshd hosts run a bare venv with numpy linked in (as on a GPU host):
+    the product's check finds numpy there, and the project's own packages are not importable."""
+    import subprocess
+    py = host_python(tmp_path)
+    assert py != sys.executable and Path(py).parent.parent == tmp_path / "host-python"
+    probe = subprocess.run([py, "-c", "import numpy, importlib.util as u; "
+                            "print(numpy.__version__, u.find_spec('scenarios'), u.find_spec('asyncssh'))"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    version, scenarios_spec, asyncssh_spec = probe.stdout.split()
+    assert (scenarios_spec, asyncssh_spec) == ("None", "None") and version[0].isdigit()
+    assert host_python(tmp_path) == py                        # made once per folder
+    fleet_hosts = hosts(sshd, ["bare-0", "bare-1"], python=py)
+    result = asyncio.run(run(fleet_hosts, ("--workloads", "roundtrip", "--duration", "0.5", "--repeats", "1")))
+    assert {s.state for s in result.statuses.values()} == {COMPLETED}, \
+        {n: s.message for n, s in result.statuses.items()}
 
 
 def test_cancel_through_a_real_sshd_stops_the_remote_processes(sshd):

@@ -16,8 +16,9 @@ import pytest
 from gpubench.config import HostConfig
 from scenarios.base import LaunchError, LaunchRequest, Session
 from scenarios.events import CANCELLED, COMPLETED, FAILED, Hello, SessionEnded, Status
-from scenarios.fleet import FleetRun, FleetTarget, HostStatus
-from scenarios.ssh import CHECK_SCRIPT, SshLauncher, _drop_handshake_state
+from scenarios.fleet import FleetRun, FleetTarget
+from scenarios.ssh import CHECK_SCRIPT, SshLauncher
+from scenarios.ssh_lean import drop_handshake_state
 from scenarios.stream import StreamParser, hello_facts
 from tests.sshd import REMOTE_PYTHON, OpenSshServer
 
@@ -130,15 +131,15 @@ def test_handshake_state_is_dropped_and_signature_algorithms_shared():
             self._server_kexinit = b"\x14" + b"s" * 1500
             self._server_sig_algs = {b"ssh-ed25519", b"rsa-sha2-512"}
     a, b = Conn(), Conn()
-    _drop_handshake_state(a)
-    _drop_handshake_state(b)
+    drop_handshake_state(a)
+    drop_handshake_state(b)
     assert a._client_kexinit == a._server_kexinit == b""
     assert a._server_sig_algs == {b"ssh-ed25519", b"rsa-sha2-512"} and a._server_sig_algs is b._server_sig_algs
 
     class Other:                   # another asyncssh's internals: left alone
         _client_kexinit = None
     other = Other()
-    _drop_handshake_state(other)
+    drop_handshake_state(other)
     assert other._client_kexinit is None
 
 

@@ -2,14 +2,12 @@
 cipher preference, fleet settings, and Session listeners (the real sshd from conftest.py)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 

@@ -8,7 +8,7 @@ import asyncssh
 import pytest
 
 from gpubench.config import HostConfig
-from scenarios import ssh
+from scenarios import ssh, ssh_lean
 from scenarios.ssh import SshLauncher, _HostKeyJudge
 
 
@@ -27,13 +27,13 @@ def _compared(options) -> dict:
 
 async def test_each_host_gets_its_own_name_port_and_judge(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))           # no ~/.ssh/config
-    assert ssh._TEMPLATES_FIT
-    ssh._OPTION_TEMPLATES.clear()
+    assert ssh_lean.TEMPLATES_FIT
+    ssh_lean.OPTION_TEMPLATES.clear()
     a = SshLauncher(_host(tmp_path, "a", 2201), ssh_config=())
     b = SshLauncher(_host(tmp_path, "b", None), ssh_config=())
     ja, jb = _HostKeyJudge(a, tmp_path), _HostKeyJudge(b, tmp_path)
     oa, ob = await a._connect_options(ja), await b._connect_options(jb)
-    assert len(ssh._OPTION_TEMPLATES) == 1              # one template, two copies
+    assert len(ssh_lean.OPTION_TEMPLATES) == 1              # one template, two copies
     assert (oa.host, oa.port, oa.protocol_factory()) == ("gpu-a", 2201, ja)
     assert (ob.host, ob.port, ob.protocol_factory()) == ("gpu-b", 22, jb)
     assert oa.username == ob.username == "gpu"
@@ -49,20 +49,20 @@ async def test_no_template_when_an_ssh_config_is_read(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "config").write_text("Host 10.0.0.5\n  Port 2299\n")
-    ssh._OPTION_TEMPLATES.clear()
+    ssh_lean.OPTION_TEMPLATES.clear()
     launcher = SshLauncher(_host(tmp_path, "c", None), ssh_config=())
     launcher.host = HostConfig(name="c", kind="ssh", address="10.0.0.5", user="gpu",
                                identity_file=launcher.host.identity_file,
                                known_hosts=launcher.host.known_hosts)
     options = await launcher._connect_options(_HostKeyJudge(launcher, tmp_path))
-    assert options.port == 2299 and not ssh._OPTION_TEMPLATES
+    assert options.port == 2299 and not ssh_lean.OPTION_TEMPLATES
 
 
 @pytest.mark.parametrize("config", [[], ()])
 def test_no_ssh_config(tmp_path, monkeypatch, config):
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert ssh._no_ssh_config(config)
-    assert not ssh._no_ssh_config([str(tmp_path / "cfg")])
+    assert ssh_lean.no_ssh_config(config)
+    assert not ssh_lean.no_ssh_config([str(tmp_path / "cfg")])
 
 
 def test_key_auth_first_only_where_publickey_is_preferred():
@@ -70,13 +70,13 @@ def test_key_auth_first_only_where_publickey_is_preferred():
         def __init__(self, methods, preferred):
             self._auth_methods, self._preferred_auth = methods, preferred
     c = Conn([b"none"], [b"gssapi-keyex", b"publickey", b"password"])
-    ssh._key_auth_first(c)
+    ssh_lean.key_auth_first(c)
     assert c._auth_methods == [b"publickey"]
     for methods, preferred in (([b"none"], [b"password"]), ([b"password"], [b"publickey"])):
         c = Conn(methods, preferred)
-        ssh._key_auth_first(c)
+        ssh_lean.key_auth_first(c)
         assert c._auth_methods == methods
-    ssh._key_auth_first(object())          # other internals: left alone
+    ssh_lean.key_auth_first(object())          # other internals: left alone
 
 
 async def test_judge_key_first_needs_an_identity_file_and_no_config(tmp_path, monkeypatch):

@@ -112,7 +112,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +121,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fleet_sim import Farm, HostProfile, PrivateSshd, emulator_python  # noqa: E402
+from benchmarks.fleet_sim import Farm, HostProfile, PrivateSshd, emulator_python, host_python  # noqa: E402
 from engine.protocol import ProtocolError, parse_line  # noqa: E402
 from gpubench.config import HostConfig  # noqa: E402
 from scenarios.base import LaunchRequest  # noqa: E402
@@ -412,15 +411,16 @@ def main(argv: list[str] | None = None) -> int:
                 # counts, which their "python" (emulator_python nice=) sets.
                 os.setpriority(os.PRIO_PROCESS, sshd.proc.pid, SSHD_NICE)
             user = os.environ.get("USER") or "root"
+            remote_python = host_python(folder)
             for i in range(args.sshd_hosts):
                 name = f"sshd-{i:02d}"
                 hosts[name] = HostConfig(
                     name=name, kind="ssh", address="127.0.0.1", port=sshd.port, user=user,
                     identity_file=str(farm.client_key), known_hosts=str(sshd.known_hosts),
-                    python=str(emulator_python(folder, name=name, rate=args.rate,
+                    python=str(emulator_python(folder, python=remote_python, name=name, rate=args.rate,
                                                telemetry_every=args.telemetry_every,
                                                nice=SSHD_SESSION_NICE if pin else None)))
-            print(f"sshd: OpenSSH on 127.0.0.1:{sshd.port} for {args.sshd_hosts} hosts")
+            print(f"sshd: OpenSSH on 127.0.0.1:{sshd.port} for {args.sshd_hosts} hosts; their python: {remote_python}")
         duration = 3600        # hosts stream until the benchmark stops them (fleet.cancel())
         engine_args = ("--workloads", "roundtrip", "--duration", f"{duration:.0f}", "--repeats", "1")
         rss_base = rss_mb()
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             ssh_config = [str(cfg)]
             print(f"ssh config for every host: Ciphers {args.ciphers}")
         targets = [FleetTarget.for_host(h, SshLauncher(h, ssh_config=ssh_config))
-                   for n, h in hosts.items()]
+                   for h in interleaved(hosts, args.sshd_hosts)]
 
         async def go():
             try:
@@ -456,6 +456,21 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"(keys, sshd config and worker logs kept in {folder})")
     return 0 if ok else 1
+
+
+def interleaved(hosts: dict[str, HostConfig], n_sshd: int) -> list[HostConfig]:
+    """The fleet's order: the sshd hosts (added last) spread evenly among the simulated ones,
+    as a real fleet's config mixes its hosts, not all of one kind at the end."""
+    every = list(hosts.values())
+    sims, sshd = every[:len(every) - n_sshd], every[len(every) - n_sshd:]
+    if not sshd:
+        return sims
+    step = len(sims) / len(sshd)
+    order: list[HostConfig] = []
+    for i, host in enumerate(sshd):
+        order.append(host)
+        order.extend(sims[round(i * step):round((i + 1) * step)])
+    return order
 
 
 def report(args, r: dict) -> None:

@@ -52,8 +52,8 @@ from gpubench.config import HostConfig
 from .base import LaunchError, LaunchRequest, Launcher, Session
 from .deploy import (CACHE_ROOT, MANIFEST_NAME, PID_MARKER, SUPERVISOR_NAME, Deployment, current_bundle,
                      deploy)
-from .ssh_lean import (TEMPLATES_FIT, drop_handshake_state, key_auth_first, lazy_keepalive, no_ignore_padding,
-                       no_ssh_config, open_connection, options_from_template, quiet_packet_log)
+from .ssh_lean import (TEMPLATES_FIT, drop_handshake_state, key_auth_first, no_ssh_config, open_connection,
+                       options_from_template, quiet_packet_log)
 from .stream import LineSplitter
 from .timeouts import within
 
@@ -221,8 +221,6 @@ class _HostKeyJudge(asyncssh.SSHClient):
         self.key_first = False      # see connection_made
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-        quiet_packet_log(conn)     # before the handshake's ~40 packets, not only after
-        no_ignore_padding(conn)
         if self.key_first:
             key_auth_first(conn)
 
@@ -711,8 +709,7 @@ class SshLauncher(Launcher):
                 options = await self._connect_options(judge)
             try:
                 async with host_sem, all_sem:
-                    conn = await open_connection(options, self.ssh_config)
-                lazy_keepalive(conn)
+                    conn = await open_connection(options, self.ssh_config, sign_first=judge.key_first)
                 drop_handshake_state(conn)
                 slot = _Conn(conn, judge)
                 if judge.recorded:

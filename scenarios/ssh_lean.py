@@ -27,16 +27,13 @@ def key_auth_first(conn: Any) -> None:
     if getattr(conn, "_auth_methods", None) == [b"none"] and \
             b"publickey" in (getattr(conn, "_preferred_auth", None) or ()):
         conn._auth_methods = [b"publickey"]
-        if _SIGN_FIRST_READY:
-            conn._gpubench_sign_first = True
 
 
 def _install_sign_first() -> bool:
-    """Let a connection marked by key_auth_first send its key's signature in the first
-    publickey request, instead of asking whether the key would do (RFC 4252 section 7 lets the
-    client skip that query): one round trip and two packets less per connection. Connections
-    not marked keep asyncssh's own flow. False (nothing installed) if this asyncssh's
-    internals differ."""
+    """Let a SignFirstConnection send its key's signature in the first publickey request,
+    instead of asking whether the key would do (RFC 4252 section 7 lets the client skip that
+    query): one round trip and two packets less per connection. Other connections keep
+    asyncssh's own flow. False (nothing installed) if this asyncssh's internals differ."""
     try:
         from asyncssh import auth
         base = auth._client_auth_handlers[b"publickey"]
@@ -50,7 +47,7 @@ def _install_sign_first() -> bool:
         _gpubench = True
 
         async def _start(self) -> None:
-            if not getattr(self._conn, "_gpubench_sign_first", False):
+            if not getattr(self._conn, "gpubench_sign_first", False):
                 return await super()._start()
             self._keypair = await self._conn.public_key_auth_requested()
             if self._keypair is None:
@@ -65,64 +62,73 @@ def _install_sign_first() -> bool:
 _SIGN_FIRST_READY = _install_sign_first()
 
 
-_EMPTY_IGNORE = None
+def _lean_fits() -> bool:
+    """Whether SSHClientConnection has the methods LeanConnection overrides."""
+    cls = asyncssh.SSHClientConnection
+    return all(callable(getattr(cls, a, None)) for a in (
+        "send_packet", "log_received_packet", "log_sent_packet", "_reset_keepalive_timer",
+        "_keepalive_timer_callback"))
 
 
-def no_ignore_padding(conn: Any) -> None:
-    """asyncssh puts an empty SSH_MSG_IGNORE before every packet it encrypts, a guard for CBC
-    ciphers (whose next IV an attacker could otherwise predict); with AES-GCM or
-    chacha20-poly1305 (or CTR) it guards nothing and costs an encryption and a send per packet.
-    OpenSSH sends none. Kept whenever this connection's outgoing cipher is a CBC one; left
-    alone if this asyncssh's internals differ."""
-    global _EMPTY_IGNORE
-    try:
-        from asyncssh.constants import MSG_IGNORE
-        from asyncssh.packet import String
-    except ImportError:
-        return
-    if not hasattr(conn, "_enc_alg_cs") or not callable(getattr(conn, "send_packet", None)):
-        return
-    if _EMPTY_IGNORE is None:
-        _EMPTY_IGNORE = (String(b""),)
-    original = conn.send_packet
+try:
+    from asyncssh.constants import MSG_IGNORE
+    from asyncssh.logging import SSHLogger
+    from asyncssh.packet import String
+    _EMPTY_IGNORE: tuple[bytes, ...] = (String(b""),)
+    LEAN_FITS = _lean_fits() and isinstance(getattr(SSHLogger, "_debug_level", None), int)
+except ImportError:
+    LEAN_FITS = False
 
-    def send_packet(pkttype: int, *args: bytes, handler: Any = None) -> None:
-        if pkttype == MSG_IGNORE and args == _EMPTY_IGNORE and b"cbc" not in conn._enc_alg_cs:
+
+class LeanConnection(asyncssh.SSHClientConnection):
+    """asyncssh's client connection with less work per packet, as methods of the class (a
+    fleet holds thousands: nothing is added to each connection but one float):
+
+    - no empty SSH_MSG_IGNORE before each packet it encrypts: asyncssh's guard for CBC ciphers
+      (whose next IV an attacker could otherwise predict); under AES-GCM, chacha20-poly1305 or
+      CTR it guards nothing and costs an encryption and a send per packet. OpenSSH sends none.
+      Kept while the outgoing cipher is a CBC one.
+    - no log text formatted per packet (~5 % of the CPU per streamed line) unless asyncssh's
+      debug level is 3, where it would be kept.
+    - a lazy keepalive: asyncssh cancels and re-creates its keepalive timer on every packet
+      received (~12 % of the CPU per streamed line); here a packet only notes the time, and
+      the timer, when it fires, re-arms itself for the rest of the interval if data came
+      meanwhile, else sends the keepalive as asyncssh would.
+    Used only where LEAN_FITS (asyncssh has these methods)."""
+
+    gpubench_sign_first = False
+    _last_received = 0.0
+
+    def send_packet(self, pkttype: int, *args: bytes, handler: Any = None) -> None:
+        if pkttype == MSG_IGNORE and args == _EMPTY_IGNORE and b"cbc" not in self._enc_alg_cs:
             return
-        original(pkttype, *args, handler=handler)
-    conn.send_packet = send_packet
+        super().send_packet(pkttype, *args, handler=handler)
 
+    def log_received_packet(self, *args: Any, **kwargs: Any) -> None:
+        if SSHLogger._debug_level >= 3:
+            super().log_received_packet(*args, **kwargs)
 
+    def log_sent_packet(self, *args: Any, **kwargs: Any) -> None:
+        if SSHLogger._debug_level >= 3:
+            super().log_sent_packet(*args, **kwargs)
 
-def lazy_keepalive(conn: asyncssh.SSHClientConnection) -> None:
-    """Same keepalive, less work per packet: asyncssh cancels and re-creates its keepalive
-    timer on every packet received (~12 % of the client's CPU per streamed line); here a
-    packet only notes the time, and the timer, when it fires, re-arms itself for the rest of
-    the interval if data came meanwhile, else sends the keepalive as asyncssh would.
-    Leaves the connection alone if this asyncssh's internals differ."""
-    needed = ("_reset_keepalive_timer", "_keepalive_timer_callback", "_set_keepalive_timer",
-              "_cancel_keepalive_timer", "_keepalive_interval", "_keepalive_timer")
-    if not all(hasattr(conn, a) for a in needed) or not conn._keepalive_interval:
-        return
-    loop = asyncio.get_running_loop()
-    last = [loop.time()]
-    original = conn._keepalive_timer_callback
+    def _reset_keepalive_timer(self) -> None:
+        self._last_received = self._loop.time()
 
-    def noted() -> None:
-        last[0] = loop.time()
-
-    def fire() -> None:
-        interval = conn._keepalive_interval
-        idle = loop.time() - last[0]
+    def _keepalive_timer_callback(self) -> None:
+        interval = self._keepalive_interval
+        idle = self._loop.time() - self._last_received
         if interval and idle < interval:
-            conn._keepalive_timer = loop.call_later(interval - idle, fire)
+            self._keepalive_timer = self._loop.call_later(interval - idle,
+                                                          self._keepalive_timer_callback)
             return
-        original()
+        super()._keepalive_timer_callback()
 
-    conn._reset_keepalive_timer = noted          # type: ignore[method-assign]
-    conn._keepalive_timer_callback = fire        # type: ignore[method-assign]
-    conn._cancel_keepalive_timer()
-    conn._set_keepalive_timer()
+
+class SignFirstConnection(LeanConnection):
+    """A LeanConnection whose key auth sends the signature in its first request (see
+    _install_sign_first): for a host with an identity file and no ssh config."""
+    gpubench_sign_first = True
 
 
 _SIG_ALGS: dict[frozenset, frozenset] = {}
@@ -263,13 +269,31 @@ def _direct_connect() -> Any:
 _CONNECT_INNER = _direct_connect()
 
 
-async def open_connection(options: asyncssh.SSHClientConnectionOptions, config: Any) -> asyncssh.SSHClientConnection:
+# The instance fields LeanConnection reads; checked on the first one made (LEAN_FITS is then
+# cleared, and plain connections made, if this asyncssh lacks any).
+_LEAN_FIELDS = ("_enc_alg_cs", "_loop", "_keepalive_interval", "_keepalive_timer")
+
+
+def _connection(loop: asyncio.AbstractEventLoop, options: asyncssh.SSHClientConnectionOptions,
+                sign_first: bool) -> asyncssh.SSHClientConnection:
+    global LEAN_FITS
+    if LEAN_FITS:
+        conn = (SignFirstConnection if sign_first and _SIGN_FIRST_READY else LeanConnection)(
+            loop, options, wait="auth")
+        if all(hasattr(conn, a) for a in _LEAN_FIELDS):
+            return conn
+        LEAN_FITS = False
+    return asyncssh.SSHClientConnection(loop, options, wait="auth")
+
+
+async def open_connection(options: asyncssh.SSHClientConnectionOptions, config: Any,
+                          sign_first: bool = False) -> asyncssh.SSHClientConnection:
+    """Connect and authenticate, with options complete already. `sign_first`: the host's key
+    auth sends its signature at once (a host with an identity file and no ssh config)."""
     if _CONNECT_INNER is None:
         return await asyncssh.connect(options.host, options=options, config=config)
     loop = asyncio.get_running_loop()
-
-    def conn_factory() -> asyncssh.SSHClientConnection:
-        return asyncssh.SSHClientConnection(loop, options, wait="auth")
     return await within(
-        _CONNECT_INNER(options, config, loop, 0, None, conn_factory, "Opening SSH connection to"),
+        _CONNECT_INNER(options, config, loop, 0, None, lambda: _connection(loop, options, sign_first),
+                       "Opening SSH connection to"),
         options.connect_timeout)

@@ -278,7 +278,13 @@ async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...]
     m0 = machine_busy()
     f0 = sum(proc_cpu_s(p) for p in farm_pids)
     la0 = os.getloadavg()
+    steady_prof = cProfile.Profile() if args.profile else None
+    if steady_prof is not None:
+        steady_prof.enable()
     await asyncio.sleep(args.window)
+    if steady_prof is not None:
+        steady_prof.disable()
+        steady_prof.dump_stats(str(Path(args.profile) / "app-steady.prof"))
     c1, w1, s1, l1 = cpu_s(), time.monotonic(), state["samples"], state["lines"]
     m1 = machine_busy()
     f1 = sum(proc_cpu_s(p) for p in farm_pids)
@@ -351,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep the farm (its workers, the sshd and its sessions) off the app's core: "
                          "app on the first allowed CPU, farm on the others (auto: when there are 2+)")
     ap.add_argument("--profile", metavar="DIR",
-                    help="cProfile the app until every host runs (DIR/app-connect.prof) and each farm "
+                    help="cProfile the app until every host runs (DIR/app-connect.prof), over the steady "
+                         "window (DIR/app-steady.prof) and each farm "
                          "worker for its life (DIR/farm-N.prof)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)

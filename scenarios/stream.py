@@ -54,7 +54,7 @@ class StreamParser:
         """Parse one line (without its newline). Blank lines return None."""
         self.line_no += 1
         text = text.rstrip("\r\n")
-        if not text.strip():
+        if not text or text.isspace():      # no stripped copy of every line just to test it
             return None
         if len(text) > MAX_LINE_CHARS:
             return self._warn(f"line of {len(text)} characters skipped (too long)")

@@ -20,9 +20,14 @@ listener), time to connect all, and the machine's load over the same window. Pas
 gated on CPU per sample (stable under other load), against the budget that the target
 (≤ 50 % of one core at hosts × rate) implies; the other targets are printed with their
 status but do not gate, since other load on 2 cores inflates p99 and connect time.
-`--pin` (auto with 2+ CPUs) puts the app on the first CPU and the farm (workers, the sshd and its
-session processes, these at nice 10 and their sessions' autogroups at 19) on the others, so the
-farm does not preempt the app. Delivery delay is printed for all samples and per host group.
+`--pin` (auto with 2+ CPUs) puts the app on the first CPU and the farm's workers on the others,
+so the farm does not preempt the app; the sshd and its session processes (the sshd hosts' remote
+side, which a real fleet runs on the hosts) run at nice 10, their sessions' autogroups at 19, on
+any CPU: they take only time nobody else wants. Their remote "python" is a bare venv of this
+interpreter with numpy linked in (fleet_sim.host_python), as on a GPU host, not this machine's
+dev venv (whose editable-install finder costs ~25 ms a start). They are spread evenly through
+the fleet's order, as a real config mixes its hosts. Delivery delay is printed for all samples
+and per host group.
 
 Measured 2026-11-26 on the 2-core development machine (Debian 12, Python 3.11.7, asyncssh 2.24.1,
 AES-GCM, mlkem768x25519 key exchange), shared with another engineer's work (loadavg 3.5-6 over
@@ -354,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                                       "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com (what a user "
                                       "would put in ~/.ssh/config); default: the launcher's own choice")
     ap.add_argument("--pin", choices=("auto", "on", "off"), default="auto",
-                    help="keep the farm (its workers, the sshd and its sessions) off the app's core: "
-                         "app on the first allowed CPU, farm on the others (auto: when there are 2+)")
+                    help="keep the farm's workers off the app's core: app on the first allowed CPU, "
+                         "workers on the others, sshd and its sessions niced on any (auto: when there are 2+)")
     ap.add_argument("--profile", metavar="DIR",
                     help="cProfile the app until every host runs (DIR/app-connect.prof), over the steady "
                          "window (DIR/app-steady.prof) and each farm "
@@ -371,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pin = args.pin == "on" or (args.pin == "auto" and len(allowed) >= 2)
     app_cpus, farm_cpus = ({allowed[0]}, set(allowed[1:])) if pin else (set(allowed), set(allowed))
-    args.cores = (f"app on CPU {_cpus(app_cpus)}, farm (workers, sshd and its sessions at nice "
-                  f"{SSHD_NICE}) on CPU {_cpus(farm_cpus)}; other processes of the machine are not pinned"
+    args.cores = (f"app on CPU {_cpus(app_cpus)}, farm workers on CPU {_cpus(farm_cpus)}; sshd and its "
+                  f"sessions (nice {SSHD_NICE}, session autogroups {SSHD_SESSION_NICE}) on any CPU; other "
+                  f"processes of the machine are not pinned"
                   if pin else "not pinned: app and farm share every CPU")
     if pin:
         os.sched_setaffinity(0, app_cpus)
@@ -410,12 +416,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.sshd_hosts:
             sshd = PrivateSshd(folder / "sshd", farm.keys["authorized_keys"]).start()
             if pin and sshd.proc is not None:     # its session processes inherit both
-                os.sched_setaffinity(sshd.proc.pid, farm_cpus)
-                # These hosts' remote side (the check, the supervisor, the emulated engine:
-                # ~0.15 s of CPU each at start) runs on this machine: niced, it does not hold
-                # the simulated hosts' servers back on the shared farm core. sshd's sessions
-                # are sessions of their own: with sched autogroup only the session's nice
-                # counts, which their "python" (emulator_python nice=) sets.
+                # These hosts' remote side (sshd's sessions, the check, the supervisor, the
+                # emulated engine: ~50 ms of CPU each at start) would run on the hosts in a
+                # real fleet: here it runs at the lowest priority on any CPU, so it takes only
+                # time that neither the app nor the farm wants (on the farm's core alone it
+                # waited for the simulated hosts' servers, ~1 s at the end of connect-all).
+                # sshd's sessions are sessions of their own: with sched autogroup only the
+                # session's nice counts, which their "python" (emulator_python nice=) sets.
+                os.sched_setaffinity(sshd.proc.pid, set(allowed))
                 os.setpriority(os.PRIO_PROCESS, sshd.proc.pid, SSHD_NICE)
             user = os.environ.get("USER") or "root"
             remote_python = host_python(folder)

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncssh
 
-from .aio import within
+from .timeouts import within
 
 
 def key_auth_first(conn: Any) -> None:

@@ -129,6 +129,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.fleet_sim import Farm, HostProfile, PrivateSshd, emulator_python, host_python  # noqa: E402
 from engine.protocol import ProtocolError, parse_line  # noqa: E402
 from gpubench.config import HostConfig  # noqa: E402
+from scenarios import aio  # noqa: E402
 from scenarios.base import LaunchRequest  # noqa: E402
 from scenarios.events import Sample  # noqa: E402
 from scenarios.fleet import (CANCELLED, COMPLETED, RUNNING, FleetError, FleetRun, FleetTarget,  # noqa: E402
@@ -399,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["GPUBENCH_SIM_PROFILE"] = str(Path(args.profile).resolve())
     folder = Path(tempfile.mkdtemp(prefix="fleet-scale-"))
     recording = None if args.no_record else record_engine(folder)
-    print(f"open-files limit {soft} (hard {hard}); stream: "
+    print(f"open-files limit {soft} (hard {hard}); event loop {aio.loop_name()}; stream: "
           f"{'recorded from the real engine (numpy-cpu)' if recording else 'synthetic protocol v1'}")
     profiles = [HostProfile(f"sim-{i:05d}") for i in range(args.hosts)]
     farm = Farm(folder, profiles, workers=args.workers, rate=args.rate, telemetry_every=args.telemetry_every,
@@ -454,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 await close_launchers((t.launcher for t in targets), timeout_s=10)
 
-        r = asyncio.run(go())
+        r = aio.run(go())            # the event loop `gpubench fleet` runs on
     finally:
         farm.stop()
         if sshd is not None:

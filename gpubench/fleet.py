@@ -28,6 +28,7 @@ from typing import Sequence
 from gpubench.config import Config, HostConfig, ScenarioConfig
 from results.fleet import (HostSummary, analyze_fleet, fleet_overhead, format_fleet_table,
                            format_overhead_table, summarize_host)
+from scenarios import aio
 from scenarios.base import LaunchRequest, Launcher
 from scenarios.fleet import (COMPLETED, FleetError, FleetRun, FleetTarget, check_descriptor_budget,
                              close_launchers, new_group_id, raise_nofile_limit)
@@ -247,7 +248,7 @@ def run_fleet_command(args: argparse.Namespace, config: Config) -> int:
             await close_launchers(launchers.values())
 
     try:
-        collected = asyncio.run(go())
+        collected = aio.run(go())
     except KeyboardInterrupt:
         print("gpubench fleet: interrupted", file=sys.stderr)
         return 130

@@ -50,7 +50,7 @@ from .base import LaunchError, LaunchRequest, Launcher, Session
 from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, Hello, Result, Sample,
                      SessionEnded, Status, Telemetry)
 from .stream import hello_facts
-from .timeouts import within
+from .aio import within
 
 try:  # not on Windows
     import resource

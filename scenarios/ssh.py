@@ -55,7 +55,7 @@ from .deploy import (CACHE_ROOT, MANIFEST_NAME, PID_MARKER, SUPERVISOR_NAME, Dep
 from .ssh_lean import (TEMPLATES_FIT, drop_handshake_state, key_auth_first, no_ssh_config, open_connection,
                        options_from_template, quiet_packet_log)
 from .stream import LineSplitter
-from .timeouts import within
+from .aio import within
 
 INTERRUPT_GRACE_S = 5.0       # the engine's time to write its partial result after SIGINT
 CONNECT_TIMEOUT_S = 15.0

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncssh
 
-from .timeouts import within
+from .aio import within
 
 
 def key_auth_first(conn: Any) -> None:

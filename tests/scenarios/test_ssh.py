@@ -425,11 +425,16 @@ async def main():
         await launcher.start(LaunchRequest())
     except LaunchError as exc:
         print(exc)
-asyncio.run(main())
+from scenarios import aio
+aio.run(main())
 """
 
 
-def test_descriptor_exhaustion_is_reported_plainly(sshd, cache):
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_descriptor_exhaustion_is_reported_plainly(sshd, cache, loop, monkeypatch):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    monkeypatch.setenv("GPUBENCH_LOOP", loop)
     proc = subprocess.run([REMOTE_PYTHON, "-c", EMFILE_SCRIPT, str(sshd.port), sshd.user,
                            str(sshd.user_key), str(sshd.known_hosts), cache],
                           capture_output=True, text=True, timeout=60,

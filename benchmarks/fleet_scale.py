@@ -29,83 +29,35 @@ dev venv (whose editable-install finder costs ~25 ms a start). They are spread e
 the fleet's order, as a real config mixes its hosts. Delivery delay is printed for all samples
 and per host group.
 
-Measured 2026-11-26 on the 2-core development machine (Debian 12, Python 3.11.7, asyncssh 2.24.1,
-AES-GCM, mlkem768x25519 key exchange), shared with another engineer's work (loadavg 3.5-6 over
-the runs, partly these runs themselves), `--pin` auto: app CPU 0, farm CPU 1.
-  `fleet_scale.py --quiet` (2,000 simulated + 20 via OpenSSH, 2 samples/s):
-    gate PASS: 101-118 us CPU per sample (budget 124), app CPU 41-47 % of one core;
-    delivery p50/p99 0.22/1.5-3.0 ms (10.3 ms in a run with another process at 100 % of a core);
-    all connected (handshakes) by 7.4-9.5 s, all 2,020 streaming by 20.6-22.9 s: MISSED <= 10 s.
-    The 20 real-sshd hosts' remote side (check script importing numpy ~0.22 s, supervisor, emulated
-    engine: ~0.35 s of CPU per host, ~7 s in all) runs on the farm's core at start and holds the
-    simulated hosts' servers back; 20 sshd + 20 simulated hosts alone take 11 s to all stream.
-    App CPU to bring a host up: 4.8-5.1 ms (was 6.7-7.6 ms), farm 4.1-4.5 ms (was 6.8-7.5 ms).
-    RSS: 103-104 MB when all connected, 108-109 MB after 3 s (6.4 MB of it archived lines),
-    52 KB per connection: MISSED <= 100 MB; +28-29 MB per 15 s of archived lines (~470 B a line).
-  `--sshd-hosts 0 --window 3`: the 2,000 simulated hosts all streaming by 9.9-10.0 s (handshakes
-    done by 7.2-7.4 s), p99 1.3 ms, 113 us per sample.
-  `--stretch` (4,000 + 20 at 1 sample/s): gate PASS, 114 us per sample, 45.7 % of one core,
-    p50/p99 0.22/3.2 ms, all connected by 15.9 s and streaming by 31.6 s, RSS 211 MB (52 KB/host).
-Measured 2026-11-26 again after the memory and start-cost round (same machine and versions,
-`--pin` auto; sshd hosts' sessions at autogroup nice 19, see SSHD_SESSION_NICE):
-  `fleet_scale.py --quiet` (2,000 simulated + 20 via OpenSSH, 2 samples/s), two runs, loadavg
-  0.82 -> 3.50 and 0.96 -> 7.49 (the second's end is the cancel of 2,020 hosts):
-    gate PASS: 105 / 111 us CPU per sample (budget 124), app CPU 42.5 / 44.8 % of one core.
-    RSS: 76.0 / 79.0 MB when all connected (was 103-104), 80.8 / 83.9 MB after 3 s of which 7.8 MB
-    archived lines: ~38 KB per connection without the archive (was ~52 KB): ok <= 100 MB.
-    All connected (handshakes) by 7.9 s, all streaming by 14.4 / 14.7 s (was 20.6-22.9 s):
-    still MISSED <= 10 s. App CPU per host start 5.1-5.2 ms, farm 4.6 ms: 2,020 hosts need ~10 s
-    of CPU on each of the two cores, and the 20 sshd hosts' remote side (now ~0.2 s of CPU each:
-    check 0.05 s instead of 0.23 s, supervisor under -S 0.04 s, emulated engine 0.09 s) still
-    shares the farm's core.
-    Delivery p50/p99 0.20 / 2.78 ms and 0.21 / 16.7 ms (others 4 % of a core); p99 varies run to
-    run as before: a reduced run (1,000 hosts) at the previous commit gave 11.1 ms, with the same
-    one full collection (~26 ms) in its window after gc.freeze; the sshd hosts' own samples had
-    p99 ~2 ms in a 500 + 20 run (the per-group rows are printed now).
-  `--sshd-hosts 0 --window 3` (loadavg 1.14 -> 1.59): all 2,000 streaming by 11.3 s (handshakes
-    by 7.9 s; was 9.9-10.0 s in the round before, on a quieter moment), 112 us per sample,
-    p99 0.65 ms, RSS 75.5 MB connected.
-  `--stretch` (4,000 + 20 at 1 sample/s; loadavg 4.17 -> 5.94): gate PASS, 118 us per sample,
-    47.6 % of one core; RSS 154.8 MB connected (was 211), 38 KB/host without the archive; all
-    connected by 16.9 s, streaming by 27.1 s (was 31.6 s); p99 23.9 ms (others 6 % of a core).
-Measured 2026-11-26, third round (connect cost and the collector; same machine and versions,
-`--pin` auto). `--profile DIR` (cProfile of the app until all run and of each farm worker) at
-600 simulated hosts showed, per host: app, asyncssh's packet path (~9 packets sent, ~12 received),
-ed25519 verify ~0.2 ms, ML-KEM keygen ~0.18 ms, connection options built anew (~0.3 ms unprofiled;
-now one template per setting, copied), 8 asyncio.wait_for tasks; farm, the engine plan parsed by
-splitting the whole check script (~0.5 ms; now the command's tail) and the check's JSON per call
-(now made once per answer); key auth is now sent without the "none" probe (one round trip less).
-  `--hosts 600 --sshd-hosts 0 --window 1 --settle 0.5`, CPU per host start app / farm: before
-    5.0-5.3 / 4.7-5.9 ms; options template + farm fixes 4.0-4.3 / 3.9-4.5 ms; key auth first vs
-    not, 3 interleaved pairs: app 4.1/4.2/4.9 vs 4.2/4.3/4.3, farm 4.0/4.0/4.0 vs 4.1/4.2/4.2 ms.
-  The 20 sshd hosts: every command there sourced this machine's root .bashrc (pyenv init, ~0.15 s
-    of CPU) in the session's own autogroup at full weight on the farm's core (sampling /proc/stat:
-    connect phase app core 100 % / farm ~88 %, start phase farm core 100 % / app ~50 %);
-    PrivateSshd now sets SHLVL=1 so bash skips it: a `--window 1` run went 14.1 -> 11.8 s.
-  Collections (gc.callbacks, printed): before the generation-2 hold, 5 full collections during
-    connect-all (longest 200 ms); with it, one (the collect before the freeze, 180-220 ms), now
-    run right after the last host's RUNNING status. In every steady window: no full collection,
-    at most one young one (~1 ms), before and after the change alike.
-  `fleet_scale.py --quiet` (2,000 + 20 via OpenSSH, 2 samples/s):
-    first, before the gen-2 hold and SHLVL (loadavg 1.01 -> 7.44): connect-all 15.3 s (handshakes
-      by 7.4 s, simulated hosts by 12.9 s, sshd hosts 15.1 s), 5.2 / 5.0 ms per host, gate PASS
-      118 us per sample (47.4 %), RSS 73.5 MB connected, p99 4.54 ms (others 15 % of a core).
-    all changes but the deferred collect (loadavg 2.90 -> 4.64): connect-all 10.1 s (handshakes
-      by 6.7 s, simulated by 9.0 s, sshd 9.9 s), 4.2 / 4.0 ms per host, gate PASS 113 us (45.5 %),
-      RSS 69.8 MB connected / 74.7 settled, p99 4.57 ms (others 7 %).
-    all changes (loadavg 2.44 -> 5.21): connect-all 10.4 s (handshakes by 7.0 s, simulated by
-      9.3 s, sshd 10.4 s), 4.3 / 4.2 ms per host, gate PASS 115 us (46.3 %), RSS 70.8 / 75.6 MB,
-      p99 3.50 ms (others 7 %): connect-all still MISSED <= 10 s by 0.1-0.4 s. Both cores are
-      saturated through connect-all (2,020 x ~4.2 ms on each), and the sshd hosts' remote side
-      (check, supervisor, emulated engine: 3 Python starts, ~0.1 s of CPU each host) still runs on
-      the farm's core after the simulated hosts' starts.
-  `--sshd-hosts 0 --window 3` (loadavg 4.22 -> 3.57): all 2,000 streaming by 9.1 s (was 11.3 s),
-    4.3 / 4.1 ms per host, p99 0.74 ms (others 1 %).
-  Delivery p99 follows the machine's other load (0.74 ms at 1 %, 3.5-4.6 ms at 7-15 %, 5.9 ms at
-  49 % of a core), not the collector: no full collection lands in the windows, and one 26 ms pause
-  would delay ~100 of 60,000 samples, under the 1 % that p99 looks at.
-Before this round (same machine, unpinned): connect-all 28-31 s (prepared by 21-25 s), p99
-21-107 ms, 116-117 us per sample, RSS 102 MB.
+How it got here (2026-11-26, the 2-core development machine: Debian 12, Python 3.11.7, asyncssh
+2.24.1, AES-GCM, mlkem768x25519 key exchange; `--pin` auto; `fleet_scale.py --quiet`, 2,000
+simulated + 20 via OpenSSH at 2 samples/s, unless said):
+  unpinned start: connect-all 28-31 s, p99 21-107 ms, 116-117 us per sample, RSS 102 MB.
+  round 1 (pinning, check-and-start in one command): connect-all 20.6-22.9 s, 101-118 us,
+    p99 1.5-3.0 ms, RSS 103-104 MB (52 KB a connection).
+  round 2 (memory, remote start cost): connect-all 14.4-14.7 s, RSS 76-79 MB (~38 KB a host).
+  round 3 (option templates, no "none" probe, no full collection while connecting, SHLVL for
+    sshd sessions): connect-all 10.1-10.4 s, 4.2-4.3 / 4.0-4.2 ms app / farm CPU per host start,
+    113-115 us per sample, RSS 70-71 MB connected, p99 3.5-4.6 ms.
+  round 4 (this one; scenarios/ssh_lean.py, scenarios/aio.py, protocol fast check; benchmark side:
+    the sshd hosts spread through the order, on a bare venv python, niced on any CPU; the farm
+    keeps its listener's options per connection). Each figure is a range over the runs named,
+    03:27-04:45, with the previous commit's benchmark (db1f8fe, from a worktree) interleaved:
+      previous commit, 11 runs: connect-all 9.8-11.0 s (4.2-4.6 ms app CPU per host start),
+        106-126 us per sample (FAIL at 124.x and 126), RSS 74.7-76.3 MB, p99 1.3-27.9 ms.
+      this commit on asyncio's loop (GPUBENCH_LOOP=asyncio), 11 runs: connect-all 7.6-8.4 s
+        (3.5-3.9 ms), 112-128 us per sample (FAIL at 128 once), RSS 74.7-77.6 MB, p99 6.9-34 ms.
+      this commit on uvloop (the default), 7 runs: connect-all 7.3-9.1 s (3.1-3.6 ms), 106-114 us
+        per sample (PASS in all), RSS 82.4-86.0 MB (~42 KB a host), p99 4.3-45.6 ms; in three
+        pairs run back to back with asyncio: 108-110 vs 118-122 us, p99 4.3-19.5 vs 6.9-27.9 ms.
+    Delivery p99 was 1.3-6.2 ms for old and new in the quieter half hour (03:17-03:45) and
+    6.9-45 ms for both after 04:00, with the other processes at 0-9 % of a core: it follows the
+    machine, not the code (the sshd hosts' own samples went from ~1 ms to 0.6-23 ms alike).
+    `--sshd-hosts 0 --window 3` (uvloop): all 2,000 streaming by 6.9 s, 112 us per sample.
+    `--stretch` (4,000 + 20 at 1 sample/s): uvloop, 2 runs: gate PASS at 115-119 us per sample
+    (46-48 % of one core), connect-all 15.7-16.7 s, RSS 159-165 MB (the 100 MB is meant for
+    2,000), p99 18-123 ms; asyncio, 5 runs of this round's code as it grew: 110-127 us (FAIL at
+    127 once), 14.9-15.5 s, RSS 145-148 MB, p99 3.3-38 ms.
 """
 from __future__ import annotations
 

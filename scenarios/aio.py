@@ -1,9 +1,9 @@
 """asyncio helpers for the app side (never imported by the engine).
 
 `run(coro)`: asyncio.run on uvloop where it is installed (a dependency on Linux and macOS):
-at fleet scale its C event loop and transports take ~10 % less CPU per streamed sample and
-~15 % less per SSH connect than asyncio's own (benchmarks/fleet_scale.py), for ~3 KB more
-per held connection. `GPUBENCH_LOOP=asyncio` keeps asyncio's loop.
+at fleet scale its C event loop and transports take ~9 % less CPU per streamed sample and
+~7 % less per SSH connect than asyncio's own, for ~4 KB more per held connection
+(benchmarks/fleet_scale.py, paired runs). `GPUBENCH_LOOP=asyncio` keeps asyncio's loop.
 
 `within(awaitable, seconds)`: asyncio.wait_for without its extra task where Python has
 asyncio.timeout (3.11+). A fleet awaits five of these per host start; on 3.11 each wait_for

@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/tui_load.py --parse          # samples as JSON lines through the parser
     .venv/bin/python benchmarks/tui_load.py --hosts 64 --seconds 5
 
-Each host is a Session (scenarios.base) driven by its own asyncio task, as a
-launcher's reader would be; the app consumes them with its ordinary workers
+Each host is a Session (scenarios.base) whose lines one shared timer delivers when due
+(Feeder), as the SSH channel's callbacks deliver a real host's; the app consumes them with
+its ordinary workers
 (tui/sessions.py) and the dashboard applies the board at 10 Hz. Every sample is
 taken in (the count is checked). Printed:
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import os
 import sys
@@ -44,13 +46,44 @@ from tui.app import GpubenchApp  # noqa: E402
 import random  # noqa: E402
 
 
+class Feeder:
+    """Delivers every simulated session's due lines from one timer, the way the SSH channel's
+    data_received callbacks deliver a real host's (scenarios/ssh.py): no task wakes up per
+    sample. A heap of (next due time, session)."""
+
+    TICK_S = 0.005
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, "SimSession"]] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, session: "SimSession", first_due: float) -> None:
+        heapq.heappush(self._due, (first_due, session.index, session))
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_soon(self._fire)
+
+    def _fire(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = self._due
+        while due and due[0][0] <= now:
+            when, index, session = heapq.heappop(due)
+            if session.stopped:
+                continue
+            session.emit()
+            heapq.heappush(due, (when + session.period, index, session))
+        self._handle = loop.call_later(self.TICK_S, self._fire) if due else None
+
+
 class SimSession(Session):
     """Streams samples at a fixed rate until cancelled (typed events, or text lines)."""
 
-    def __init__(self, index: int, rate: float, parse: bool):
+    def __init__(self, index: int, rate: float, parse: bool, feeder: Feeder):
         super().__init__(LaunchRequest(label=f"sim-{index}"), f"sim-{index}")
-        self.index, self.rate, self.parse = index, rate, parse
+        self.index, self.rate, self.parse, self.feeder = index, rate, parse, feeder
+        self.period = 1.0 / rate
         self.sent = 0
+        self.stopped = False
         self._stop = asyncio.Event()
         rng = random.Random(index)
         self._hello = hello_line(0.0, "cupy", f"node-{index:03d}")
@@ -62,44 +95,39 @@ class SimSession(Session):
         self._tel_data = json.loads(self._tel)
 
     async def _run(self) -> int | None:
-        loop = asyncio.get_running_loop()
         self._line(self._hello)
-        period = 1.0 / self.rate
-        nxt = loop.time() + (self.index % 50) * period / 50     # spread the hosts' phases
-        t = 0.0
-        n = 0
-        while not self._stop.is_set():
-            nxt += period
-            delay = nxt - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            t += period
-            k = n % len(self._lines)
-            if self.parse:
-                text = self._lines[k].replace('"t":0.0', f'"t":{t:.3f}', 1)
-                self._line(text)
-                if n % 10 == 0:
-                    self._line(self._tel.replace('"t":0.0', f'"t":{t:.3f}', 1))
-            else:
-                d = self._events[k]
-                self._put(Sample(d["workload"], d["variant"], d["ops_per_s"], d["latency_us"],
-                                 d.get("gbps"), t, d))
-                if n % 10 == 0:
-                    self._put(Telemetry(self._tel_data["readings"], t, self._tel_data))
-            self.sent += 1
-            n += 1
+        start = asyncio.get_running_loop().time()
+        self.feeder.add(self, start + self.period + (self.index % 50) * self.period / 50)  # spread phases
+        await self._stop.wait()
         return 0
 
+    def emit(self) -> None:
+        n = self.sent
+        t = (n + 1) * self.period
+        k = n % len(self._lines)
+        if self.parse:
+            self._line(self._lines[k].replace('"t":0.0', f'"t":{t:.3f}', 1))
+            if n % 10 == 0:
+                self._line(self._tel.replace('"t":0.0', f'"t":{t:.3f}', 1))
+        else:
+            d = self._events[k]
+            self._put(Sample(d["workload"], d["variant"], d["ops_per_s"], d["latency_us"],
+                             d.get("gbps"), t, d))
+            if n % 10 == 0:
+                self._put(Telemetry(self._tel_data["readings"], t, self._tel_data))
+        self.sent += 1
+
     async def _terminate(self) -> None:
+        self.stopped = True
         self._stop.set()
 
 
 class SimLauncher(Launcher):
-    def __init__(self, index: int, rate: float, parse: bool, registry: list):
-        self.index, self.rate, self.parse, self.registry = index, rate, parse, registry
+    def __init__(self, index: int, rate: float, parse: bool, registry: list, feeder: Feeder):
+        self.index, self.rate, self.parse, self.registry, self.feeder = index, rate, parse, registry, feeder
 
     async def start(self, request: LaunchRequest) -> Session:
-        s = SimSession(self.index, self.rate, self.parse)
+        s = SimSession(self.index, self.rate, self.parse, self.feeder)
         self.registry.append(s)
         s._begin()
         return s
@@ -120,8 +148,9 @@ async def run(hosts: int, rate: float, seconds: float, warmup: float, parse: boo
         if stage != "full":            # diagnostics: the app idles on the Hosts screen
             app.switch_mode("hosts")
             await pilot.pause()
+        feeder = Feeder()
         for i in range(hosts):
-            launcher = SimLauncher(i, rate, parse, sessions)
+            launcher = SimLauncher(i, rate, parse, sessions, feeder)
             if stage == "produce":     # sessions stream, nobody takes their events in
                 asyncio.get_running_loop().create_task(launcher.start(LaunchRequest()))
                 continue

@@ -53,6 +53,9 @@ simulated + 20 via OpenSSH at 2 samples/s, unless said):
     Delivery p99 was 1.3-6.2 ms for old and new in the quieter half hour (03:17-03:45) and
     6.9-45 ms for both after 04:00, with the other processes at 0-9 % of a core: it follows the
     machine, not the code (the sshd hosts' own samples went from ~1 ms to 0.6-23 ms alike).
+    05:05-05:12, final code on uvloop: `--quiet` p99 6.7 and 12.8 ms (others 2-3 % of a core);
+    `--quiet --window 10`, 4 runs: p99 3.9-5.4 ms, connect-all 7.7-8.2 s, and no difference
+    with the sshd hosts' remote side pinned to the farm's core instead (3.9/4.2 vs 4.3/5.4 ms).
     `--sshd-hosts 0 --window 3` (uvloop): all 2,000 streaming by 6.9 s, 112 us per sample.
     `--stretch` (4,000 + 20 at 1 sample/s): uvloop, 2 runs: gate PASS at 115-119 us per sample
     (46-48 % of one core), connect-all 15.7-16.7 s, RSS 159-165 MB (the 100 MB is meant for

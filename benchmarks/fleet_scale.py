@@ -136,6 +136,15 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def gc_summary(collections: list[tuple[int, float]]) -> dict[int, tuple[int, float, float]]:
+    """{generation: (collections, total ms, longest ms)} of (generation, seconds) pairs."""
+    out = {}
+    for gen in (0, 1, 2):
+        took = [d for g, d in collections if g == gen]
+        out[gen] = (len(took), 1000 * sum(took), 1000 * max(took, default=0.0))
+    return out
+
+
 def record_engine(folder: Path) -> Path | None:
     """Lines from the real engine on the CPU backend, if it runs here."""
     cmd = [sys.executable, "-m", "engine", "--backend", "numpy-cpu", "--workloads", "roundtrip",
@@ -252,7 +261,6 @@ async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...]
     la1 = os.getloadavg()
     state["collect"] = False
     gc.callbacks.remove(on_gc)
-    window_gc = [(g, d) for t, g, d in gc_log if w0 <= t <= w1]
     rss_window = rss_mb()
     # Stop every host the way the product does (SIGINT to the remote engine via a kill channel).
     t_cancel = time.monotonic()
@@ -283,13 +291,8 @@ async def measure(args, targets: list[FleetTarget], engine_args: tuple[str, ...]
                          for g, v in sorted(group_delays.items())},
         "machine_busy_pct_of_all": 100 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]), "ncpu": ncpu,
         "farm_cpu_pct": 100 * (f1 - f0) / wall, "loadavg": (la0[0], la1[0]),
-        "gc_window": {g: (sum(1 for gg, _ in window_gc if gg == g),
-                          1000 * sum(d for gg, d in window_gc if gg == g),
-                          1000 * max((d for gg, d in window_gc if gg == g), default=0.0)) for g in (0, 1, 2)},
-        "gc_connect": {g: (sum(1 for t, gg, _ in gc_log if gg == g and t < w0),
-                           1000 * sum(d for t, gg, d in gc_log if gg == g and t < w0),
-                           1000 * max((d for t, gg, d in gc_log if gg == g and t < w0), default=0.0))
-                       for g in (0, 1, 2)},
+        "gc_window": gc_summary([(g, d) for t, g, d in gc_log if w0 <= t <= w1]),
+        "gc_connect": gc_summary([(g, d) for t, g, d in gc_log if t < w0]),
     }
 
 

@@ -80,10 +80,9 @@ class SimSession(Session):
 
     def __init__(self, index: int, rate: float, parse: bool, feeder: Feeder):
         super().__init__(LaunchRequest(label=f"sim-{index}"), f"sim-{index}")
-        self.index, self.rate, self.parse, self.feeder = index, rate, parse, feeder
+        self.index, self.parse, self.feeder = index, parse, feeder
         self.period = 1.0 / rate
         self.sent = 0
-        self.stopped = False
         self._stop = asyncio.Event()
         rng = random.Random(index)
         self._hello = hello_line(0.0, "cupy", f"node-{index:03d}")
@@ -117,8 +116,11 @@ class SimSession(Session):
                 self._put(Telemetry(self._tel_data["readings"], t, self._tel_data))
         self.sent += 1
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     async def _terminate(self) -> None:
-        self.stopped = True
         self._stop.set()
 
 

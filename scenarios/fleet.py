@@ -46,11 +46,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from .aio import within
 from .base import LaunchError, LaunchRequest, Launcher, Session
 from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, Hello, Result, Sample,
                      SessionEnded, Status, Telemetry)
 from .stream import hello_facts
-from .aio import within
 
 try:  # not on Windows
     import resource

@@ -49,13 +49,13 @@ import asyncssh
 
 from gpubench.config import HostConfig
 
+from .aio import within
 from .base import LaunchError, LaunchRequest, Launcher, Session
 from .deploy import (CACHE_ROOT, MANIFEST_NAME, PID_MARKER, SUPERVISOR_NAME, Deployment, current_bundle,
                      deploy)
 from .ssh_lean import (TEMPLATES_FIT, drop_handshake_state, key_auth_first, no_ssh_config, open_connection,
                        options_from_template, quiet_packet_log)
 from .stream import LineSplitter
-from .aio import within
 
 INTERRUPT_GRACE_S = 5.0       # the engine's time to write its partial result after SIGINT
 CONNECT_TIMEOUT_S = 15.0

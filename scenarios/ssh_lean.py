@@ -75,9 +75,10 @@ try:
     from asyncssh.logging import SSHLogger
     from asyncssh.packet import String
     _EMPTY_IGNORE: tuple[bytes, ...] = (String(b""),)
-    LEAN_FITS = _lean_fits() and isinstance(getattr(SSHLogger, "_debug_level", None), int)
 except ImportError:
-    LEAN_FITS = False
+    SSHLogger = None        # type: ignore[assignment,misc]
+LEAN_FITS = SSHLogger is not None and _lean_fits() and \
+    isinstance(getattr(SSHLogger, "_debug_level", None), int)
 
 
 class LeanConnection(asyncssh.SSHClientConnection):
@@ -154,12 +155,8 @@ def quiet_packet_log(conn: Any) -> None:
     CPU per streamed line) and drops it unless its debug level is 3: skip the formatting
     while that level is below 3 (as it was when this connection or channel was made): the
     connection logs its own packets, a channel's packets are logged by the channel."""
-    try:
-        from asyncssh.logging import SSHLogger
-        level = SSHLogger._debug_level
-    except (ImportError, AttributeError):
-        return
-    if level >= 3 or not hasattr(conn, "log_received_packet"):
+    level = getattr(SSHLogger, "_debug_level", None)
+    if not isinstance(level, int) or level >= 3 or not hasattr(conn, "log_received_packet"):
         return
 
     def skip(*_args: Any, **_kwargs: Any) -> None:
@@ -173,9 +170,7 @@ def _install_level_check_first() -> bool:
     before the logging module looks at the level; a fleet's handshakes log ~17 lines each at
     INFO/DEBUG that nobody keeps. Check the level first: what is logged, where a handler wants
     it, is unchanged. False (nothing installed) if this asyncssh's logger differs."""
-    try:
-        from asyncssh.logging import SSHLogger
-    except ImportError:
+    if SSHLogger is None:
         return False
     original = SSHLogger.log
     if getattr(original, "_gpubench", False):

@@ -631,14 +631,18 @@ def cmd_cleanup(args, config) -> int:
         print("no enabled cluster in the configuration: nothing to clean", file=sys.stderr)
         return EXIT_OK
     try:
-        from scenarios.k8s import cleanup_leftovers
+        from scenarios.k8s_cleanup import cleanup_leftovers
     except ImportError as exc:
         raise UsageError(f"cleanup needs the Kubernetes launcher: {exc}") from None
     for name in names:
-        removed = cleanup_leftovers(config.clusters[name])
-        for item in removed:
+        report = cleanup_leftovers(config.clusters[name], everything=args.all,
+                                   dry_run=args.dry_run)
+        for line in report.kept:
+            print(f"{name}: {line}", file=sys.stderr)
+        for item in report.removed:
             print(f"{name}\t{item}")
-        print(f"{name}: removed {len(removed)} leftover object(s)", file=sys.stderr)
+        print(f"{name}: {'would remove' if args.dry_run else 'removed'} {len(report.removed)} "
+              f"leftover object(s), kept {report.kept_objects}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -731,8 +735,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--yes", "-y", action="store_true", help="do not ask")
     d.set_defaults(func=cmd_delete)
 
-    cl = sub.add_parser("cleanup", help="remove gpubench pods/ConfigMaps left on clusters")
+    cl = sub.add_parser("cleanup", help="remove gpubench pods/ConfigMaps left on clusters by "
+                        "runs that are gone (a live run's are kept)")
     cl.add_argument("--cluster", help="one configured cluster (default: every enabled one)")
+    cl.add_argument("--all", action="store_true", help="remove every gpubench object, also "
+                    "those of live runs and those whose run cannot be told alive or gone")
+    cl.add_argument("--dry-run", action="store_true", help="say what would be removed; remove "
+                    "nothing")
     cl.set_defaults(func=cmd_cleanup)
 
     for name in COMMAND_MODULES:

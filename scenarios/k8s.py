@@ -4,15 +4,16 @@
     session = await launcher.start(request)      # ConfigMap (once per engine version) + Pod
     async for event in session.events(): ...      # pod phases as Status, then the engine's stream
 
-Life of a session: the engine's sources go into a ConfigMap named by their content
-hash (or the image has the engine baked in); a Pod asks for `nvidia.com/gpu`,
-optionally a runtimeClassName (hypervisor layer), node selector, tolerations and
-the GPU proxy's hostPath library with LD_PRELOAD (proxy layer). A watch on the
+Life of a session: the engine's sources go into a ConfigMap of this launcher's own,
+named by their content hash and the launcher's id (or the image has the engine baked
+in); a Pod asks for `nvidia.com/gpu`, optionally a runtimeClassName (hypervisor layer),
+node selector, tolerations and the GPU proxy's hostPath library with LD_PRELOAD
+(proxy layer). A watch on the
 run's label follows the pod; when it runs, its log is followed and every line
 goes to the stream parser. Pending too long (Unschedulable), image pull
 failures, OOMKilled, a failed container and eviction end the session with a
 one-line message that quotes the pod's events. Whatever the outcome, the Pod
-(and the ConfigMap, when this process created it and no session still uses it)
+(and the ConfigMap, when none of this launcher's sessions still uses it)
 is deleted before the session reports its end; `cancel()` deletes the running
 pod (SIGTERM: the engine writes its partial result) and then makes sure it is gone.
 
@@ -22,10 +23,13 @@ that posts what arrives to the event loop with `call_soon_threadsafe`, and is
 stopped by shutting its socket down. Responses are read as raw JSON
 (`_preload_content=False`): no model deserialisation, which keeps 100 pods cheap.
 
+Every object created carries its owner and a heartbeat that `launcher.heartbeat` renews
+from its own thread (k8s_heartbeat.py), so that `gpubench cleanup` (k8s_cleanup.py) can
+tell a live run's objects from leftovers.
+
 `K8sLauncher(..., workload="job")` wraps the pod in a batch/v1 Job (backoffLimit 0) and
 follows the pod the Job creates. `run_on_nodes()` runs one pod per GPU node (nodeName per pod, one watch for all)
-and returns their sessions; `cleanup_leftovers()` removes everything labelled
-`app.kubernetes.io/managed-by=gpubench` (`gpubench cleanup`).
+and returns their sessions.
 """
 from __future__ import annotations
 
@@ -43,9 +47,10 @@ from gpubench.config import ClusterConfig, ScenarioConfig
 
 from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
 from .events import FAILED, Hello, Sample
-from .k8s_spec import (CONFIGMAP_LIMIT_BYTES, CONTAINER, MANAGED_SELECTOR, NODE_LABEL,
-                       RUN_LABEL, SCENARIO_LABEL, EngineBundle, label_value,
-                       job_manifest, new_run_id, pod_manifest, pod_name)
+from .k8s_heartbeat import RENEW_TIMEOUT_S, Heartbeat
+from .k8s_spec import (CONFIGMAP_LIMIT_BYTES, CONTAINER, NODE_LABEL, RUN_LABEL, SCENARIO_LABEL,
+                       EngineBundle, label_value, job_manifest, new_run_id, pod_manifest,
+                       pod_name)
 from .stream import LineSplitter
 
 CONNECT_TIMEOUT_S = 10.0
@@ -201,6 +206,13 @@ class _Api:
     def delete_job(self, ns: str, name: str) -> bool:
         return self._call(self.batch.delete_namespaced_job, name, ns, ok_missing=True,
                           propagation_policy="Background") is not None
+
+    def patch_annotations(self, ns: str, kind: str, name: str, annotations: dict) -> bool:
+        """Merge annotations into a pod, job or configmap; False when it is gone."""
+        fn = {"pod": self.core.patch_namespaced_pod, "job": self.batch.patch_namespaced_job,
+              "configmap": self.core.patch_namespaced_config_map}[kind]
+        return self._call(fn, name, ns, {"metadata": {"annotations": annotations}},
+                          ok_missing=True, timeout=RENEW_TIMEOUT_S) is not None
 
     def list_nodes(self, selector: str) -> list[dict]:
         return self._call(self.core.list_node, label_selector=selector)["items"]
@@ -556,6 +568,7 @@ class K8sSession(Session):
             return False
         self.pod_name, self._pod_known = pod, True
         self._details["pod"] = pod
+        self.launcher.heartbeat.track("pod", pod)
         return True
 
     def _pod_update(self, kind: str | None, obj: dict) -> None:
@@ -955,7 +968,11 @@ class K8sLauncher(Launcher):
         self._bundle: EngineBundle | None = None
         self._engine_lock = asyncio.Lock()
         self._engine_users = 0
-        self._engine_owned = False
+        self.instance = new_run_id()            # names this launcher's own engine ConfigMap
+        # interval_s / ttl_s are attributes: tests shorten them.
+        self.heartbeat = Heartbeat(
+            lambda kind, name, annotations: self.api.patch_annotations(
+                self.namespace, kind, name, annotations), self._tell_sessions)
         self._watches: dict[str, _PodWatch] = {}
         self.log_stall_s = LOG_STALL_S     # no log output this long while Running: incomplete
 
@@ -977,11 +994,16 @@ class K8sLauncher(Launcher):
                 self._api = await asyncio.to_thread(_make_api, self.cluster, self._pool_size)
         return self._api
 
-    # -- engine ConfigMap, shared by this launcher's sessions ------------------------------
+    def _tell_sessions(self, message: str) -> None:
+        for watch in self._watches.values():
+            for session in {*watch.sessions.values(), *watch.jobs.values()}:
+                session._status(message)
+
+    # -- engine ConfigMap, shared by this launcher's sessions only -------------------------
     @property
     def bundle(self) -> EngineBundle:
         if self._bundle is None:
-            self._bundle = EngineBundle.from_dir(ENGINE_DIR)
+            self._bundle = EngineBundle.from_dir(ENGINE_DIR, run=self.instance)
         return self._bundle
 
     async def _acquire_engine(self) -> None:
@@ -991,16 +1013,19 @@ class K8sLauncher(Launcher):
                            f"of about 1 MiB: set engine_delivery = \"image\" for cluster "
                            f"{self.cluster.name}")
         async with self._engine_lock:
+            # Already there only if this launcher's last release failed to delete it: reused.
             if self._engine_users == 0:
-                self._engine_owned = await asyncio.to_thread(
-                    self.api.create_configmap, self.namespace, bundle.configmap(self.namespace))
+                await asyncio.to_thread(self.api.create_configmap, self.namespace,
+                                        bundle.configmap(self.namespace,
+                                                         self.heartbeat.annotations()))
+                self.heartbeat.track("configmap", bundle.configmap_name)
             self._engine_users += 1
 
     async def _release_engine(self) -> None:
         async with self._engine_lock:
             self._engine_users -= 1
-            if self._engine_users == 0 and self._engine_owned:
-                self._engine_owned = False
+            if self._engine_users == 0:
+                self.heartbeat.untrack("configmap", self.bundle.configmap_name)
                 await asyncio.to_thread(self.api.delete_configmap, self.namespace,
                                         self.bundle.configmap_name)
 
@@ -1021,6 +1046,9 @@ class K8sLauncher(Launcher):
         if watch is None:
             return
         session._watch = None
+        self.heartbeat.untrack("pod", session.pod_name)
+        if session.job_name:
+            self.heartbeat.untrack("job", session.job_name)
         watch.sessions.pop(session.pod_name, None)
         if session.job_name:
             watch.jobs.pop(session.job_name, None)
@@ -1040,7 +1068,7 @@ class K8sLauncher(Launcher):
             preload = preload or proxy.preload
         env.update(request.env)
         labels = {RUN_LABEL: run_id, SCENARIO_LABEL: label_value(s.name)}
-        annotations = {"gpubench/scenario": s.name}
+        annotations = {"gpubench/scenario": s.name, **self.heartbeat.annotations()}
         if request.label:
             annotations["gpubench/label"] = request.label
         if node_name:
@@ -1079,6 +1107,7 @@ class K8sLauncher(Launcher):
                 session._status(f"creating pod {name} in namespace {self.namespace}")
                 await asyncio.to_thread(self.api.create_pod, self.namespace, manifest)
             session._created = True
+            self.heartbeat.track("job" if job else "pod", job or name)
         except (K8sError, OSError) as exc:
             self._unsubscribe(session)
             hint = ""
@@ -1100,6 +1129,7 @@ class K8sLauncher(Launcher):
         return sorted(n["metadata"]["name"] for n in nodes)
 
     async def close(self) -> None:
+        self.heartbeat.clear()
         for watch in list(self._watches.values()):
             watch.stop()
         self._watches.clear()
@@ -1147,43 +1177,5 @@ async def run_on_nodes(cluster: ClusterConfig, scenario: ScenarioConfig, request
     return list(await asyncio.gather(*(one(i, n) for i, n in enumerate(node_names))))
 
 
-# ---------------------------------------------------------------------------------------------
-# Leftovers
-# ---------------------------------------------------------------------------------------------
-
-def cleanup_leftovers(cluster: ClusterConfig) -> list[str]:
-    """Delete every pod, job and ConfigMap labelled managed-by=gpubench in the cluster's
-    namespace; return what was deleted as 'pod/NAME', 'job/NAME', 'configmap/NAME'.
-
-    Blocking (for the CLI); from asyncio use `asyncio.to_thread(cleanup_leftovers, c)`.
-    Raises K8sError (one line) when the API cannot be reached.
-    """
-    try:
-        api = _make_api(cluster)
-    except K8sError as exc:
-        raise K8sError(f"k8s {cluster.name}: {exc}") from None
-    ns = cluster.namespace
-    removed: list[str] = []
-    try:
-        try:
-            for job in api.list_jobs(ns, MANAGED_SELECTOR):
-                if api.delete_job(ns, job["metadata"]["name"]):
-                    removed.append(f"job/{job['metadata']['name']}")
-        except K8sError as exc:
-            if "404" not in str(exc):   # a server without batch/v1: nothing to clean there
-                raise
-        for pod in api.list_pods(ns, MANAGED_SELECTOR):
-            if api.delete_pod(ns, pod["metadata"]["name"], grace=1):
-                removed.append(f"pod/{pod['metadata']['name']}")
-        for cm in api.list_configmaps(ns, MANAGED_SELECTOR):
-            if api.delete_configmap(ns, cm["metadata"]["name"]):
-                removed.append(f"configmap/{cm['metadata']['name']}")
-    except K8sError as exc:
-        raise K8sError(f"k8s {cluster.name} namespace {ns}: {exc}") from None
-    finally:
-        api.client.close()
-    return removed
-
-
-__all__ = ["K8sLauncher", "K8sSession", "K8sError", "run_on_nodes", "cleanup_leftovers",
-           "describe_error", "format_events", "pending_reason"]
+__all__ = ["K8sLauncher", "K8sSession", "K8sError", "run_on_nodes", "describe_error",
+           "format_events", "pending_reason"]

@@ -3,7 +3,8 @@
 Pure functions over plain dicts (the JSON the API server receives), so the spec
 can be checked without a cluster. Everything carries the label
 `app.kubernetes.io/managed-by=gpubench` and `gpubench/run=<id>`, which is how
-`gpubench cleanup` finds leftovers.
+`gpubench cleanup` finds leftovers (and the owner and heartbeat annotations of
+k8s_heartbeat.py, which is how it tells a live run's objects from leftovers).
 """
 from __future__ import annotations
 
@@ -69,10 +70,14 @@ def configmap_key(rel_path: str) -> str:
 
 
 class EngineBundle:
-    """The engine's sources, their content hash and the ConfigMap that carries them."""
+    """The engine's sources, their content hash and the ConfigMap that carries them.
 
-    def __init__(self, sources: dict[str, str]):
+    `run` given: the ConfigMap is that run's own (gpubench-engine-<hash>-<run>), so that
+    no other run, in this process or another, ever deletes it from under its pods."""
+
+    def __init__(self, sources: dict[str, str], run: str = ""):
         self.sources = sources
+        self.run = run
         digest = hashlib.sha256()
         for rel, text in sorted(sources.items()):
             digest.update(rel.encode() + b"\0" + text.encode("utf-8") + b"\0")
@@ -80,20 +85,20 @@ class EngineBundle:
         self.size = sum(len(t.encode("utf-8")) for t in sources.values())
 
     @classmethod
-    def from_dir(cls, engine_dir: Path) -> "EngineBundle":
-        return cls(engine_sources(engine_dir))
+    def from_dir(cls, engine_dir: Path, run: str = "") -> "EngineBundle":
+        return cls(engine_sources(engine_dir), run)
 
     @property
     def configmap_name(self) -> str:
-        return f"gpubench-engine-{self.hash}"
+        return f"gpubench-engine-{self.hash}" + (f"-{dns_label(self.run, 20)}" if self.run else "")
 
-    def configmap(self, namespace: str) -> dict:
-        return {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": self.configmap_name, "namespace": namespace,
-                         "labels": {MANAGED_BY: MANAGED_BY_VALUE, ENGINE_LABEL: self.hash}},
-            "data": {configmap_key(rel): text for rel, text in self.sources.items()},
-        }
+    def configmap(self, namespace: str, annotations: dict[str, str] | None = None) -> dict:
+        meta: dict = {"name": self.configmap_name, "namespace": namespace,
+                      "labels": {MANAGED_BY: MANAGED_BY_VALUE, ENGINE_LABEL: self.hash}}
+        if annotations:
+            meta["annotations"] = dict(annotations)
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+                "data": {configmap_key(rel): text for rel, text in self.sources.items()}}
 
     def volume(self) -> dict:
         return {"name": "gpubench-engine", "configMap": {
@@ -165,11 +170,11 @@ def job_manifest(pod: dict, *, ttl_s: int = 600) -> dict:
     result, not something to retry), removed by the TTL controller if we cannot."""
     meta = pod["metadata"]
     template_meta = {"labels": dict(meta["labels"])}
-    if meta.get("annotations"):
+    job_meta = {"name": meta["name"], "namespace": meta["namespace"], "labels": dict(meta["labels"])}
+    if meta.get("annotations"):   # the owner and heartbeat: on the Job and on its pod
         template_meta["annotations"] = dict(meta["annotations"])
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"],
-                         "labels": dict(meta["labels"])},
+        job_meta["annotations"] = dict(meta["annotations"])
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta,
             "spec": {"backoffLimit": 0, "completions": 1, "parallelism": 1,
                      "ttlSecondsAfterFinished": ttl_s,
                      "template": {"metadata": template_meta, "spec": dict(pod["spec"])}}}

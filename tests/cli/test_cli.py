@@ -311,12 +311,14 @@ def test_cleanup_calls_the_k8s_helper_per_enabled_cluster(tmp_path, capsys, monk
     cfg = tmp_path / "c.toml"
     cfg.write_text('[clusters.lab]\nnamespace = "gpubench"\n[clusters.off]\nenabled = false\n')
     calls = []
-    fake = types.ModuleType("scenarios.k8s")
-    fake.cleanup_leftovers = lambda cluster: calls.append(cluster.name) or ["pod/gpubench-abc"]
-    monkeypatch.setitem(sys.modules, "scenarios.k8s", fake)
+    fake = types.ModuleType("scenarios.k8s_cleanup")
+    fake.cleanup_leftovers = lambda cluster, **kw: calls.append((cluster.name, kw)) or \
+        types.SimpleNamespace(removed=["pod/gpubench-abc"], kept=[], kept_objects=0)
+    monkeypatch.setitem(sys.modules, "scenarios.k8s_cleanup", fake)
     code, out, err = run(capsys, "--config", str(cfg), "cleanup")
-    assert code == 0 and calls == ["lab"] and out == "lab\tpod/gpubench-abc\n"
-    assert "lab: removed 1 leftover object(s)" in err
+    assert code == 0 and out == "lab\tpod/gpubench-abc\n"
+    assert calls == [("lab", {"everything": False, "dry_run": False})]
+    assert "lab: removed 1 leftover object(s), kept 0" in err
     code, _, err = run(capsys, "--config", str(cfg), "cleanup", "--cluster", "zzz")
     assert code == 2 and "unknown cluster 'zzz'" in one_line_error(err)
 

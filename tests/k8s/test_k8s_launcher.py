@@ -12,7 +12,8 @@ from engine.protocol import parse_line
 from scenarios.base import LaunchRequest
 from scenarios.events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Done, Hello, Result,
                               SessionEnded, Status)
-from scenarios.k8s import K8sError, K8sLauncher, cleanup_leftovers
+from scenarios.k8s import K8sError, K8sLauncher
+from scenarios.k8s_cleanup import cleanup_leftovers
 from scenarios.k8s_spec import EngineBundle, MANAGED_BY
 from scenarios.base import ENGINE_DIR
 from scenarios.registry import request_for
@@ -67,8 +68,10 @@ async def test_pod_spec_proxy_layer(emu, cluster, proxy_scenario, stream_lines):
     assert vols["gpu-proxy"]["hostPath"]["path"] == "/usr/local/vgpu"
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     assert mounts == {"gpu-proxy": "/usr/local/vgpu", "gpubench-engine": "/opt/gpubench/engine"}
-    # The engine ConfigMap: named by the content hash, one key per module, mapped back to paths.
-    bundle = EngineBundle.from_dir(ENGINE_DIR)
+    # The engine ConfigMap: named by the content hash and the launcher (its own), one key per
+    # module, mapped back to paths.
+    bundle = EngineBundle.from_dir(ENGINE_DIR, run=launcher.instance)
+    assert bundle.configmap_name == f"gpubench-engine-{bundle.hash}-{launcher.instance}"
     cms = emu.live(CONFIGMAPS, "gpubench")
     assert list(cms) == [bundle.configmap_name]
     assert vols["gpubench-engine"]["configMap"]["name"] == bundle.configmap_name
@@ -237,33 +240,6 @@ async def test_engine_configmap_shared_and_removed_with_last_session(emu, cluste
     ends = await asyncio.gather(a.wait(), b.wait())
     assert [e.outcome for e in ends] == [COMPLETED, COMPLETED]
     assert_nothing_left(emu)
-
-
-async def test_cleanup_leftovers_finds_labelled_objects(emu, cluster, pod_scenario):
-    labels = {MANAGED_BY: "gpubench", "gpubench/run": "old"}
-    from kubernetes import client
-    cfg = client.Configuration()
-    cfg.host = emu.url
-    api = client.ApiClient(cfg)
-    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
-    await asyncio.to_thread(core.create_namespaced_pod, "gpubench", {
-        "metadata": {"name": "gpubench-left-1", "labels": labels},
-        "spec": {"containers": [{"name": "x", "image": "i"}]}})
-    await asyncio.to_thread(core.create_namespaced_config_map, "gpubench", {
-        "metadata": {"name": "gpubench-engine-0123456789ab", "labels": labels}, "data": {}})
-    await asyncio.to_thread(batch.create_namespaced_job, "gpubench", {
-        "metadata": {"name": "gpubench-job-1", "labels": labels},
-        "spec": {"template": {"spec": {"containers": [{"name": "x", "image": "i"}],
-                                       "restartPolicy": "Never"}}}})
-    await asyncio.to_thread(core.create_namespaced_pod, "gpubench", {
-        "metadata": {"name": "someone-elses", "labels": {"app": "other"}},
-        "spec": {"containers": [{"name": "x", "image": "i"}]}})
-    removed = await asyncio.to_thread(cleanup_leftovers, cluster)
-    assert sorted(removed) == ["configmap/gpubench-engine-0123456789ab", "job/gpubench-job-1",
-                               "pod/gpubench-left-1"]
-    assert list(emu.live(PODS, "gpubench")) == ["someone-elses"]
-    assert emu.live(CONFIGMAPS, "gpubench") == {} and emu.live(JOBS, "gpubench") == {}
-    assert await asyncio.to_thread(cleanup_leftovers, cluster) == []
 
 
 async def test_unreachable_api_server_is_one_clear_line(pod_scenario, caplog):

@@ -1,0 +1,65 @@
+"""The SSH launcher's remote command lines, where configuration is data and never code.
+
+Every value (the python path, the cache folder, environment values, the LD_PRELOAD path, engine
+arguments) is one shell word (`shlex.quote`), so the remote shell reads no `;`, `$(...)`, quote
+or newline in it; `env` gets `--` before the assignments, so no assignment is read as one of its
+options (GNU coreutils, busybox and POSIX envs end their options there), and a name that is not
+a shell variable name is refused before anything is sent.
+
+    check_command(py)                                  the remote check alone
+    check_command(py, root, bundle)                    ... and the bundle's state in the cache
+    check_command(py, root, bundle, argv, need_cupy)   check, then become argv in the bundle
+    exec_command(py, root, bundle, argv)               verify the bundle, then become argv in it
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .deploy import SUPERVISOR_NAME, Bundle
+
+CHECK_SCRIPT = (Path(__file__).parent / "remote_check.py").read_text()
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def env_assignments(env: Mapping[str, str]) -> list[str]:
+    """NAME=value words for `env`; ValueError (one line) for a name that is not a variable name."""
+    for name in env:
+        if not ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} is not valid (letters, digits "
+                             f"and _, not starting with a digit)")
+    return [f"{name}={value}" for name, value in env.items()]
+
+
+def engine_argv(python: str, env: Mapping[str, str], preload: str | None,
+                engine_args: Iterable[str]) -> list[str]:
+    """The supervisor, then env + the engine, as run in the bundle's folder (unquoted)."""
+    env = {**env, "PYTHONUNBUFFERED": "1"}
+    if preload:
+        env["LD_PRELOAD"] = preload
+    return [python, "-S", SUPERVISOR_NAME, "--", "env", "-u", "PYTHONSAFEPATH", "--",
+            *env_assignments(env), python, "-m", "engine", *engine_args]
+
+
+def _words(*args: str) -> str:
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def check_command(python: str, cache_root: str | None = None, bundle: Bundle | None = None,
+                  start: list[str] | None = None, need_cupy: bool = False) -> str:
+    """`python -c CHECK_SCRIPT [ROOT NAME DIGEST [--start NEED_CUPY ARGV...]]`, shell-quoted."""
+    cmd = f"{shlex.quote(python)} -c {shlex.quote(CHECK_SCRIPT)}"
+    if cache_root is not None and bundle is not None:
+        cmd += " " + _words(cache_root, bundle.dir_name, bundle.digest)
+        if start:
+            cmd += " " + _words("--start", "1" if need_cupy else "0", *start)
+    return cmd
+
+
+def exec_command(python: str, cache_root: str, bundle: Bundle, argv: list[str]) -> str:
+    """`python -S -c CHECK_SCRIPT ROOT NAME DIGEST --exec ARGV...`: argv runs only in the verified
+    bundle (-S: the check needs no site packages in this mode)."""
+    return (f"{shlex.quote(python)} -S -c {shlex.quote(CHECK_SCRIPT)} "
+            + _words(cache_root, bundle.dir_name, bundle.digest, "--exec", *argv))

@@ -31,8 +31,10 @@ CACHE_ROOT = ".cache/gpubench"          # relative to the remote home directory
 SUPERVISOR_NAME = "gpubench_supervise.py"
 PID_MARKER = "GPUBENCH_PID"             # first stderr line of a remote run: its process group
 
-# The remote entry point. Run as `python3 gpubench_supervise.py -- env ... python3 -m engine ...`.
-# It makes itself the leader of a process group (so one `kill -- -PGID` reaches the engine and
+# The remote entry point. Run as `python3 gpubench_supervise.py [-u NAME]... -- [NAME=value]... --
+# python3 -m engine ...`: the engine's environment (and only the engine's: LD_PRELOAD of a proxy
+# layer) is set here, not by env(1), which takes any later word holding "=" (a python path, say)
+# for one more assignment. It makes itself the leader of a process group (so one `kill -- -PGID` reaches the engine and
 # everything it starts), reports that group on stderr, and runs the engine as its child with
 # stdout passed straight through (no copying: no overhead). It watches stdin: sshd closes the
 # session's stdin when the connection drops, and OpenSSH sends no SIGHUP to sessions without a
@@ -57,12 +59,29 @@ def say(text):
         pass
 
 
+def parse(argv):
+    """`[-u NAME]... -- [NAME=value]... -- COMMAND...` -> (environment, command) or None."""
+    env = dict(os.environ)
+    while argv[:1] == ["-u"] and len(argv) > 1:
+        env.pop(argv[1], None)
+        argv = argv[2:]
+    if argv[:1] != ["--"] or "--" not in argv[1:]:
+        return None
+    end = argv.index("--", 1)
+    for word in argv[1:end]:
+        name, equals, value = word.partition("=")
+        if not equals or not name:
+            return None
+        env[name] = value
+    return env, argv[end + 1:]
+
+
 def main(argv):
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if not argv:
-        say("gpubench_supervise: no command\n")
+    parsed = parse(argv)
+    if parsed is None or not parsed[1]:
+        say("gpubench_supervise: usage: [-u NAME]... -- [NAME=value]... -- COMMAND...\n")
         return 2
+    env, argv = parsed
     if os.getpgrp() != os.getpid():
         try:
             os.setpgid(0, 0)
@@ -73,7 +92,7 @@ def main(argv):
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
     except OSError as exc:
         say("gpubench_supervise: cannot start %s: %s\n" % (argv[0], exc.strerror))
         return 127

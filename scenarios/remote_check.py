@@ -184,8 +184,9 @@ def find_bundle(root, name, digest):
         except OSError as e:
             if e.errno == errno.ENOENT:
                 return None, None, None
-            fd, why = None, ("it is a symlink" if e.errno == errno.ELOOP else
-                             "it is not a folder" if e.errno == errno.ENOTDIR else e.strerror)
+            mode = os.stat(name, dir_fd=root_fd, follow_symlinks=False).st_mode
+            fd, why = None, ("it is a symlink" if stat.S_ISLNK(mode) else
+                             "it is not a folder" if not stat.S_ISDIR(mode) else e.strerror)
         if why is None:
             return fd, os.path.join(real, name), None
         if fd is not None:

@@ -1,10 +1,13 @@
 """The SSH launcher's remote command lines, where configuration is data and never code.
 
 Every value (the python path, the cache folder, environment values, the LD_PRELOAD path, engine
-arguments) is one shell word (`shlex.quote`), so the remote shell reads no `;`, `$(...)`, quote
-or newline in it; `env` gets `--` before the assignments, so no assignment is read as one of its
-options (GNU coreutils, busybox and POSIX envs end their options there), and a name that is not
-a shell variable name is refused before anything is sent.
+arguments) is one shell word (`shlex.quote`; the command word quoted even where shlex would not,
+so that `A=b` is not an assignment of the shell), so the remote shell reads no `;`, `$(...)`,
+quote or newline in it. The engine's environment is set by the supervisor (deploy.py), from
+`-u NAME -- NAME=value ... -- COMMAND`: `--` before the assignments, so none is read as an option,
+and `--` after them, so no word of the command is read as an assignment (env(1) would take a
+python path holding "=" for one). A name that is not a shell variable name is refused before
+anything is sent.
 
     check_command(py)                                  the remote check alone
     check_command(py, root, bundle)                    ... and the bundle's state in the cache
@@ -25,7 +28,8 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def env_assignments(env: Mapping[str, str]) -> list[str]:
-    """NAME=value words for `env`; ValueError (one line) for a name that is not a variable name."""
+    """NAME=value words for the supervisor; ValueError (one line) for a name that is not a
+    variable name (one that begins with `-` or holds `=` would be read as something else)."""
     for name in env:
         if not ENV_NAME.match(name):
             raise ValueError(f"environment variable name {name!r} is not valid (letters, digits "
@@ -35,22 +39,29 @@ def env_assignments(env: Mapping[str, str]) -> list[str]:
 
 def engine_argv(python: str, env: Mapping[str, str], preload: str | None,
                 engine_args: Iterable[str]) -> list[str]:
-    """The supervisor, then env + the engine, as run in the bundle's folder (unquoted)."""
+    """The supervisor with the engine's environment, then the engine, as run in the bundle's
+    folder (unquoted). PYTHONSAFEPATH is unset: `-m engine` must find the bundle's engine/."""
     env = {**env, "PYTHONUNBUFFERED": "1"}
     if preload:
         env["LD_PRELOAD"] = preload
-    return [python, "-S", SUPERVISOR_NAME, "--", "env", "-u", "PYTHONSAFEPATH", "--",
-            *env_assignments(env), python, "-m", "engine", *engine_args]
+    return [python, "-S", SUPERVISOR_NAME, "-u", "PYTHONSAFEPATH", "--", *env_assignments(env),
+            "--", python, "-m", "engine", *engine_args]
 
 
 def _words(*args: str) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
+def _command_word(python: str) -> str:
+    """The python path as the line's first word: never an assignment (`A=b` is one unquoted)."""
+    word = shlex.quote(python)
+    return f"'{word}'" if "=" in word and not word.startswith("'") else word
+
+
 def check_command(python: str, cache_root: str | None = None, bundle: Bundle | None = None,
                   start: list[str] | None = None, need_cupy: bool = False) -> str:
     """`python -c CHECK_SCRIPT [ROOT NAME DIGEST [--start NEED_CUPY ARGV...]]`, shell-quoted."""
-    cmd = f"{shlex.quote(python)} -c {shlex.quote(CHECK_SCRIPT)}"
+    cmd = f"{_command_word(python)} -c {shlex.quote(CHECK_SCRIPT)}"
     if cache_root is not None and bundle is not None:
         cmd += " " + _words(cache_root, bundle.dir_name, bundle.digest)
         if start:
@@ -61,5 +72,5 @@ def check_command(python: str, cache_root: str | None = None, bundle: Bundle | N
 def exec_command(python: str, cache_root: str, bundle: Bundle, argv: list[str]) -> str:
     """`python -S -c CHECK_SCRIPT ROOT NAME DIGEST --exec ARGV...`: argv runs only in the verified
     bundle (-S: the check needs no site packages in this mode)."""
-    return (f"{shlex.quote(python)} -S -c {shlex.quote(CHECK_SCRIPT)} "
+    return (f"{_command_word(python)} -S -c {shlex.quote(CHECK_SCRIPT)} "
             + _words(cache_root, bundle.dir_name, bundle.digest, "--exec", *argv))

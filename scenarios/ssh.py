@@ -19,7 +19,7 @@ What happens on `start()`:
 3. Deploy the engine bundle over SFTP into ~/.cache/gpubench/engine-<hash> (see
    deploy.py): skipped when the check found exactly this bundle there (the cache folder
    private and ours, the digest of the files on disk equal to ours; remote_check.py).
-4. Run `<python> gpubench_supervise.py -- env -u PYTHONSAFEPATH -- NAME=value ... <python>
+4. Run `<python> gpubench_supervise.py -u PYTHONSAFEPATH -- NAME=value ... -- <python>
    -m engine ARGS` in the bundle, through the remote check (remote_cmd.py), which verifies
    the bundle again in the process that then execs it: the supervisor leads its own
    process group, reports it on stderr and stops the engine if the connection drops. The
@@ -52,6 +52,7 @@ from gpubench.config import HostConfig
 from .aio import within
 from .base import LaunchError, LaunchRequest, Launcher, Session
 from .deploy import CACHE_ROOT, PID_MARKER, Bundle, Deployment, current_bundle, deploy
+from .remote_check import NOT_STARTED
 from .remote_cmd import CHECK_SCRIPT, check_command, engine_argv, exec_command
 from .ssh_lean import (TEMPLATES_FIT, drop_handshake_state, key_auth_first, no_ssh_config, open_connection,
                        options_from_template, quiet_packet_log)
@@ -374,6 +375,8 @@ class SshSession(Session):
                        else "channel closed without an exit status")
                 raise LaunchError(f"{self.name}: connection lost mid-run ({why}); "
                                   f"{len(self.raw_lines)} lines kept")
+            if code == NOT_STARTED and self.parser.hello is None:
+                self._slot.deployment = None    # the bundle failed its check: upload it again
             return code
         finally:
             self._slot.sessions -= 1

@@ -356,3 +356,89 @@ def test_check_imports_nothing_from_the_home_folder(tmp_path):
     out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT], capture_output=True, text=True,
                          cwd=home, timeout=60)
     assert out.stdout.startswith("GPUBENCH_CHECK ") and not (tmp_path / "marker").exists()
+
+
+# ---- a second local user: the cache in their home, seen through the CLI --------------------
+
+@pytest.fixture(scope="module")
+def other_user(tmp_path_factory):
+    """A second local user (useradd) with a home under /tmp, a python they can run and a private
+    sshd that lets the test key log in as them. Removed afterwards (userdel)."""
+    import secrets
+    import shutil
+    import tempfile
+    from tests.sshd import sshd_missing_reason
+    if sshd_missing_reason() or shutil.which("useradd") is None:
+        pytest.skip("needs root, sshd and useradd to make a second user")
+    base = Path(tempfile.mkdtemp(prefix="gpubench-user-", dir="/tmp"))
+    base.chmod(0o755)                    # the user reaches their home and the authorized keys
+    name = f"gpbt{secrets.token_hex(3)}"
+    home = base / "home"
+    home.mkdir()
+    added = subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/sh", "-p", "*", name],
+                           capture_output=True, text=True)
+    if added.returncode != 0:
+        shutil.rmtree(base)
+        pytest.skip(f"useradd failed: {added.stderr.strip()}")
+    server = None
+    try:
+        import pwd
+        uid = pwd.getpwnam(name).pw_uid
+        os.chown(home, uid, uid)
+        home.chmod(0o700)
+        from tests.scenarios.remote_pythons import numpy_only_python
+        python, why = numpy_only_python(base / "python")     # theirs to run (the venv's is not)
+        if python is None:
+            pytest.skip(why)
+        server = OpenSshServer.start(base / "sshd")
+        yield name, uid, home, server, python
+    finally:
+        if server is not None:
+            server.stop()
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.sshd
+def test_cli_refuses_a_cache_another_user_made_in_one_line(other_user, tmp_path):
+    name, uid, home, server, python = other_user
+    marker = home / "marker"                       # where the user's processes may write
+    (home / ".cache").mkdir(mode=0o700)
+    os.chown(home / ".cache", uid, uid)
+    root = home / ".cache" / "gpubench"            # made by root, not by the user: readable
+    tampered_bundle(root, marker)                  # by them, never theirs to trust
+    for path in (root, *root.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (tmp_path / "config.toml").write_text(f"""
+[store]
+data_dir = "data"
+[defaults]
+workloads = ["roundtrip"]
+duration_s = 0.3
+warmup_s = 0
+repeats = 1
+trials = 1
+backend = "numpy-cpu"
+[hosts.other]
+kind = "ssh"
+address = "127.0.0.1"
+port = {server.port}
+user = "{name}"
+identity_file = "{server.user_key}"
+known_hosts = "{server.known_hosts}"
+python = "{python}"
+[scenarios.remote]
+title = "remote"
+launcher = "ssh"
+host = "other"
+""")
+    done = subprocess.run([REMOTE_PYTHON, "-m", "gpubench.cli", "--config", str(tmp_path / "config.toml"),
+                           "run", "remote"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert done.returncode != 0
+    ours = [ln for ln in done.stderr.splitlines() if "engine cache" in ln]
+    assert len(ours) == 1, done.stderr
+    assert ours[0].rstrip().endswith(f"ssh other: engine cache {root} belongs to uid 0, not to you (uid {uid}); "
+                            f"refused: another user could have put code there (look at it, remove it "
+                            f"and run again)"), done.stderr
+    assert "Traceback" not in done.stderr and not marker.exists()

@@ -23,7 +23,6 @@ if __name__ == "__main__":   # `-c` puts the current folder (the home) first: im
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
 
 import errno  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import stat  # noqa: E402
 
@@ -296,6 +295,7 @@ def packages(start_mode):
 def main(args):
     if len(args) > 3 and args[3] == "--exec":
         return exec_mode(args[0], args[1], args[2], args[4:])
+    import json               # not before: --exec, once per later session, has no use for it
     start_mode = len(args) > 5 and args[3] == "--start"
     r = packages(start_mode)
     fd = None

@@ -34,13 +34,14 @@ PID_MARKER = "GPUBENCH_PID"             # first stderr line of a remote run: its
 # The remote entry point. Run as `python3 gpubench_supervise.py [-u NAME]... -- [NAME=value]... --
 # python3 -m engine ...`: the engine's environment (and only the engine's: LD_PRELOAD of a proxy
 # layer) is set here, not by env(1), which takes any later word holding "=" (a python path, say)
-# for one more assignment. It makes itself the leader of a process group (so one `kill -- -PGID` reaches the engine and
-# everything it starts), reports that group on stderr, and runs the engine as its child with
-# stdout passed straight through (no copying: no overhead). It watches stdin: sshd closes the
-# session's stdin when the connection drops, and OpenSSH sends no SIGHUP to sessions without a
-# terminal, so EOF on stdin is the only sign that nobody is listening any more. Then it
-# interrupts the engine (SIGINT, so it writes a partial result nobody reads, then SIGTERM,
-# SIGKILL) and leaves nothing behind. Python 3.6 syntax on purpose: it runs before any check.
+# for one more assignment. It makes itself the leader of a process group (so one `kill -- -PGID`
+# reaches the engine and everything it starts), reports that group on stderr, and runs the
+# engine as its child with stdout passed straight through (no copying: no overhead). It watches
+# stdin: sshd closes the session's stdin when the connection drops, and OpenSSH sends no SIGHUP
+# to sessions without a terminal, so EOF on stdin is the only sign that nobody is listening any
+# more. Then it interrupts the engine (SIGINT, so it writes a partial result nobody reads, then
+# SIGTERM, SIGKILL) and leaves nothing behind. Python 3.6 syntax on purpose: it runs before any
+# check.
 SUPERVISOR_SOURCE = r'''"""gpubench remote supervisor (shipped by scenarios/deploy.py; see there)."""
 import os
 import signal

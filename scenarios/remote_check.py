@@ -46,6 +46,7 @@ class Refused(Exception):
 
 
 def one_line(text):
+    """A text that may hold a path with newlines in it, as one line for the user."""
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
@@ -154,7 +155,7 @@ def bundle_problem(fd, digest):
 def set_aside(root_fd, real, name, why):
     """Move a bundle that failed out of the way (then remove it): the client uploads a fresh one.
     Refused when it cannot be moved: it must never run, and cannot be replaced."""
-    aside = ".tmp-%s-bad-%d" % (name, os.getpid())   # the upload's clean-up knows .tmp-engine-*
+    aside = ".tmp-%s-bad-%s" % (name, os.urandom(4).hex())   # the upload's clean-up knows .tmp-engine-*
     try:
         os.rename(name, aside, src_dir_fd=root_fd, dst_dir_fd=root_fd)
     except OSError as e:

@@ -44,8 +44,12 @@ def engine_argv(python: str, env: Mapping[str, str], preload: str | None,
     env = {**env, "PYTHONUNBUFFERED": "1"}
     if preload:
         env["LD_PRELOAD"] = preload
-    return [python, "-S", SUPERVISOR_NAME, "-u", "PYTHONSAFEPATH", "--", *env_assignments(env),
+    argv = [python, "-S", SUPERVISOR_NAME, "-u", "PYTHONSAFEPATH", "--", *env_assignments(env),
             "--", python, "-m", "engine", *engine_args]
+    for word in argv:     # exec cuts an argument at NUL: the rest of the line would be lost
+        if "\0" in word:
+            raise ValueError(f"{word!r} holds a NUL character, which no command line can carry")
+    return argv
 
 
 def _words(*args: str) -> str:

@@ -52,8 +52,9 @@ from gpubench.config import HostConfig
 from .aio import within
 from .base import LaunchError, LaunchRequest, Launcher, Session
 from .deploy import CACHE_ROOT, PID_MARKER, Bundle, Deployment, current_bundle, deploy
-from .remote_check import NOT_STARTED
-from .remote_cmd import CHECK_SCRIPT, check_command, engine_argv, exec_command
+from .remote_check import NOT_STARTED, one_line
+from .remote_cmd import CHECK_SCRIPT  # noqa: F401  (tests read it from here)
+from .remote_cmd import check_command, engine_argv, exec_command
 from .ssh_lean import (TEMPLATES_FIT, drop_handshake_state, key_auth_first, no_ssh_config, open_connection,
                        options_from_template, quiet_packet_log)
 from .stream import LineSplitter
@@ -425,11 +426,6 @@ def _started(text: str) -> bool:
     return isinstance(data, dict) and data.get("started") is True
 
 
-def _one_line(text: str) -> str:
-    """A remote text (paths may hold newlines) as one line for the user."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
 def _signum(name: str) -> int:
     import signal as _signal
     try:
@@ -709,7 +705,7 @@ class SshLauncher(Launcher):
                        need_cupy: bool = False) -> str:
         """The remote check (with `bundle`: and that bundle's state in the cache; with `start`:
         then the engine), see remote_cmd.check_command."""
-        # ~10 KB, the same for every host of a fleet with one python and plan, and held by the
+        # ~15 KB, the same for every host of a fleet with one python and plan, and held by the
         # session and its channel while the engine runs: one shared copy (interned strings are
         # freed with their last user).
         return sys.intern(check_command(self.host.python, self.cache_root, bundle, start, need_cupy))
@@ -758,7 +754,7 @@ class SshLauncher(Launcher):
         check.deployed = deployed if isinstance(deployed, str) and deployed.startswith("/") else None
         replaced = data.get("replaced")
         if isinstance(replaced, str):
-            check.notes.append(f"{name}: {_one_line(replaced)}; uploading a fresh copy")
+            check.notes.append(f"{name}: {one_line(replaced)}; uploading a fresh copy")
         if version < MIN_PYTHON:
             raise LaunchError(f"{name}: remote {py} is Python {check.python}; the engine needs "
                               f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer: set python = under "
@@ -769,7 +765,7 @@ class SshLauncher(Launcher):
             raise LaunchError(f"{name}: numpy is missing on the host ({why}); install it with: "
                               f"{pip} numpy")
         if data.get("cache_error"):
-            raise LaunchError(f"{name}: {_one_line(str(data['cache_error']))}")
+            raise LaunchError(f"{name}: {one_line(str(data['cache_error']))}")
         if not check.has("cupy"):
             if check.driver_version:
                 check.notes.append(f"{name}: cupy missing (NVIDIA driver {check.driver_version}): "
@@ -799,7 +795,7 @@ class SshLauncher(Launcher):
                 d = slot.deployment
                 slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} "
                            + (f"uploaded ({d.files} files, {d.bytes // 1024} KiB)"
-                              if d.uploaded else "already deployed (cache hit)") + f" in {_one_line(d.path)}")
+                              if d.uploaded else "already deployed (cache hit)") + f" in {one_line(d.path)}")
 
     def _record_check(self, slot: _Conn, check: RemoteCheck, bundle: Any) -> None:
         if slot.checked is not None:      # two sessions checked the same connection at once
@@ -809,7 +805,7 @@ class SshLauncher(Launcher):
         if check.deployed and slot.deployment is None:  # cache hit: no SFTP
             slot.deployment = Deployment(check.deployed, False, bundle)
             slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} already "
-                              f"deployed (cache hit) in {_one_line(slot.deployment.path)}")
+                              f"deployed (cache hit) in {one_line(slot.deployment.path)}")
 
     def _deploy_limit(self) -> Any:
         """Uploads in flight from this process (a cold fleet starts thousands of hosts at once)."""

@@ -332,6 +332,17 @@ def test_symlinked_cache_root_is_judged_by_the_folder_it_names(tmp_path):
         f"engine cache {real} is writable by group and others")
 
 
+def test_a_refusal_naming_a_folder_with_a_newline_stays_one_line(tmp_path):
+    root = tmp_path / "engine\ncache"
+    root.mkdir()
+    root.chmod(0o777)
+    error = verdict(check(root))["cache_error"]
+    assert error.startswith(f"engine cache {tmp_path}/engine\\ncache is writable by group and others")
+    assert "\n" not in error
+    refused = check(root, "--exec", "true")
+    assert refused.returncode == NOT_STARTED and refused.stderr.count("\n") == 1
+
+
 def test_exec_mode_runs_only_the_verified_bundle(tmp_path):
     root = tmp_path / "engine-cache"
     marker = tmp_path / "marker"
@@ -438,7 +449,15 @@ host = "other"
     assert done.returncode != 0
     ours = [ln for ln in done.stderr.splitlines() if "engine cache" in ln]
     assert len(ours) == 1, done.stderr
-    assert ours[0].rstrip().endswith(f"ssh other: engine cache {root} belongs to uid 0, not to you (uid {uid}); "
-                            f"refused: another user could have put code there (look at it, remove it "
-                            f"and run again)"), done.stderr
+    assert ours[0].rstrip().endswith(
+        f"ssh other: engine cache {root} belongs to uid 0, not to you (uid {uid}); refused: another "
+        f"user could have put code there (look at it, remove it and run again)"), done.stderr
     assert "Traceback" not in done.stderr and not marker.exists()
+
+
+def test_remote_scripts_keep_to_old_syntax():
+    """They run on whatever python3 the host has, before its version is known."""
+    import ast
+    from scenarios.deploy import SUPERVISOR_SOURCE
+    for source in (CHECK_SCRIPT, SUPERVISOR_SOURCE):
+        ast.parse(source, feature_version=(3, 6))

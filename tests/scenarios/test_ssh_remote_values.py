@@ -117,6 +117,18 @@ def test_command_builder_refuses_a_name_that_is_not_a_variable_name(name):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("place", ["env value", "preload", "engine argument", "python"])
+def test_command_builder_refuses_a_nul_character(place):
+    value = "a\0; touch /tmp/x"
+    with pytest.raises(ValueError) as info:
+        engine_argv(value if place == "python" else "python3",
+                    {"A": value} if place == "env value" else {},
+                    value if place == "preload" else None,
+                    (value,) if place == "engine argument" else ())
+    assert str(info.value).endswith("holds a NUL character, which no command line can carry")
+    assert "\n" not in str(info.value) and "\0" not in str(info.value)
+
+
 def test_assignments_sit_between_two_double_dashes():
     """`--` before them (no assignment is an option) and after (no word of the command, a python
     path holding "=" say, is an assignment)."""

@@ -456,24 +456,25 @@ class Worker:
     def unregister(self, pgid: int) -> None:
         self.replays.pop(pgid, None)
 
-    def check_reply(self, command: str) -> tuple[str, bool]:
-        """The check script's answer (JSON) and whether it starts the engine; like the real
-        script, it says whether the engine bundle folder given after the script (relative to
-        the home, here the SFTP root) holds a MANIFEST, so the client skips SFTP on a cache
-        hit, and in --start mode it starts the engine only when it does. Only the short tail
+    def check_reply(self, command: str) -> tuple[str, str | None, bool]:
+        """The check script's answer (JSON), its mode (--start, --exec or None) and whether the
+        bundle is there; like the real script, it says whether the engine bundle folder given
+        after the script (ROOT NAME DIGEST, relative to the home, here the SFTP root) is there
+        (a simulated farm trusts a MANIFEST: no digest), so the client skips SFTP on a cache
+        hit, and in --start mode it starts the engine only when it is. Only the short tail
         after the quoted script is parsed (the script has no quote after its last marker)."""
         end = command.find("'", command.rfind("GPUBENCH_CHECK "))
-        args = command[end + 1:].split(None, 3) if end >= 0 else []
+        args = command[end + 1:].split(None, 4) if end >= 0 else []
         root = self.spec.get("sftp_root")
-        if not args or not root:
-            return self._reply(False, None, False), False
-        rel = args[0].strip("'").lstrip("/")
+        if len(args) < 3 or not root:
+            return self._reply(False, None, False), None, False
+        rel = (args[0].strip("'") + "/" + args[1].strip("'")).lstrip("/")
         deployed = rel in self._deployed    # a bundle once there stays (the farm never removes one)
         if not deployed and (Path(root) / rel / "MANIFEST.json").is_file():
             self._deployed.add(rel)
             deployed = True
-        start = len(args) > 2 and args[1] == "--start"
-        return self._reply(True, "/" + rel if deployed else None, start), start and deployed
+        mode = args[3] if len(args) > 3 else None
+        return self._reply(True, "/" + rel if deployed else None, mode == "--start"), mode, deployed
 
     def _reply(self, asked: bool, deployed: str | None, start: bool) -> str:
         """The check's JSON, made once per distinct answer (every host of a farm gives the same)."""
@@ -494,14 +495,15 @@ class Worker:
         if hasattr(chan, "log_sent_packet"):   # every streamed line is a packet on it
             chan.log_sent_packet = chan.log_received_packet = _skip
         if "GPUBENCH_CHECK" in command:
-            reply, started = self.check_reply(command)
-            if " --start " not in command[command.rfind("GPUBENCH_CHECK "):]:
+            reply, mode, deployed = self.check_reply(command)
+            if mode is None:
                 process.stdout.write("GPUBENCH_CHECK " + reply + "\n")
                 process.exit(0)
                 return
-            process.stderr.write("GPUBENCH_CHECK " + reply + "\n")
-            if not started:
-                process.exit(0)
+            if mode == "--start":
+                process.stderr.write("GPUBENCH_CHECK " + reply + "\n")
+            if not deployed:
+                process.exit(0 if mode == "--start" else 126)
                 return
         if "-m engine" in command:
             await Replay(self, profile, process).run()

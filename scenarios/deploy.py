@@ -1,18 +1,21 @@
-"""Ship the engine to a remote host: a content-hashed bundle in a cache directory.
+"""Ship the engine to a remote host: a content-hashed bundle in a private cache directory.
 
 The bundle is every ``engine/**/*.py`` file plus a small supervisor script
 (`gpubench_supervise.py`, below). Its SHA-256 over (relative path, content)
 names the remote directory ``~/.cache/gpubench/engine-<hash16>``: an unchanged
 engine is never uploaded twice, a changed one lands beside the old one.
 
-Upload is atomic: files go to ``.tmp-engine-<hash16>-<random>`` and that
-directory is renamed into place last, so a directory named ``engine-<hash>``
-is always complete (its MANIFEST is checked too). Two clients racing to
-upload the same bundle both succeed: the loser removes its temporary copy.
+Nothing in the cache is trusted for being there: the remote check
+(remote_check.py, run by the same process that then execs the engine) uses a
+bundle only when the cache folder is the user's and private and the digest of
+the bundle's files on disk equals this client's. deploy() runs when that check
+found no usable bundle. Upload is atomic: directories 0700 and files 0600 go
+to ``.tmp-engine-<hash16>-<random>``, renamed into place last. Two clients
+racing to upload the same bundle both succeed: the loser removes its temporary
+copy (the winner's is checked like any other before it runs).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import secrets
@@ -21,20 +24,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import ENGINE_DIR
+from .remote_check import MANIFEST as MANIFEST_NAME
+from .remote_check import bundle_digest
 
 CACHE_ROOT = ".cache/gpubench"          # relative to the remote home directory
 SUPERVISOR_NAME = "gpubench_supervise.py"
-MANIFEST_NAME = "MANIFEST.json"
 PID_MARKER = "GPUBENCH_PID"             # first stderr line of a remote run: its process group
 
-# The remote entry point. Run as `python3 gpubench_supervise.py -- env ... python3 -m engine ...`.
-# It makes itself the leader of a process group (so one `kill -- -PGID` reaches the engine and
-# everything it starts), reports that group on stderr, and runs the engine as its child with
-# stdout passed straight through (no copying: no overhead). It watches stdin: sshd closes the
-# session's stdin when the connection drops, and OpenSSH sends no SIGHUP to sessions without a
-# terminal, so EOF on stdin is the only sign that nobody is listening any more. Then it
-# interrupts the engine (SIGINT, so it writes a partial result nobody reads, then SIGTERM,
-# SIGKILL) and leaves nothing behind. Python 3.6 syntax on purpose: it runs before any check.
+# The remote entry point. Run as `python3 gpubench_supervise.py [-u NAME]... -- [NAME=value]... --
+# python3 -m engine ...`: the engine's environment (and only the engine's: LD_PRELOAD of a proxy
+# layer) is set here, not by env(1), which takes any later word holding "=" (a python path, say)
+# for one more assignment. It makes itself the leader of a process group (so one `kill -- -PGID`
+# reaches the engine and everything it starts), reports that group on stderr, and runs the
+# engine as its child with stdout passed straight through (no copying: no overhead). It watches
+# stdin: sshd closes the session's stdin when the connection drops, and OpenSSH sends no SIGHUP
+# to sessions without a terminal, so EOF on stdin is the only sign that nobody is listening any
+# more. Then it interrupts the engine (SIGINT, so it writes a partial result nobody reads, then
+# SIGTERM, SIGKILL) and leaves nothing behind. Python 3.6 syntax on purpose: it runs before any
+# check.
 SUPERVISOR_SOURCE = r'''"""gpubench remote supervisor (shipped by scenarios/deploy.py; see there)."""
 import os
 import signal
@@ -53,12 +60,29 @@ def say(text):
         pass
 
 
+def parse(argv):
+    """`[-u NAME]... -- [NAME=value]... -- COMMAND...` -> (environment, command) or None."""
+    env = dict(os.environ)
+    while argv[:1] == ["-u"] and len(argv) > 1:
+        env.pop(argv[1], None)
+        argv = argv[2:]
+    if argv[:1] != ["--"] or "--" not in argv[1:]:
+        return None
+    end = argv.index("--", 1)
+    for word in argv[1:end]:
+        name, equals, value = word.partition("=")
+        if not equals or not name:
+            return None
+        env[name] = value
+    return env, argv[end + 1:]
+
+
 def main(argv):
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if not argv:
-        say("gpubench_supervise: no command\n")
+    parsed = parse(argv)
+    if parsed is None or not parsed[1]:
+        say("gpubench_supervise: usage: [-u NAME]... -- [NAME=value]... -- COMMAND...\n")
         return 2
+    env, argv = parsed
     if os.getpgrp() != os.getpid():
         try:
             os.setpgid(0, 0)
@@ -69,7 +93,7 @@ def main(argv):
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
     except OSError as exc:
         say("gpubench_supervise: cannot start %s: %s\n" % (argv[0], exc.strerror))
         return 127
@@ -177,10 +201,7 @@ def engine_bundle(engine_dir: Path = ENGINE_DIR) -> Bundle:
         files.append((path.relative_to(engine_dir.parent).as_posix(), path.read_bytes()))
     files.append((SUPERVISOR_NAME, SUPERVISOR_SOURCE.encode()))
     files.sort()
-    h = hashlib.sha256()
-    for rel_path, data in files:
-        h.update(rel_path.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
-    bundle = Bundle(tuple(files), h.hexdigest())
+    bundle = Bundle(tuple(files), bundle_digest(files))
     _BUNDLES[key] = (sig, bundle, time.monotonic())
     return bundle
 
@@ -217,42 +238,50 @@ async def _prune_stale_uploads(sftp, root: str) -> None:
 class Deployment:
     path: str          # absolute remote directory holding engine/ and the supervisor
     uploaded: bool     # False: the cache already had this bundle
-    files: int
-    bytes: int
+    bundle: Bundle
+
+    @property
+    def files(self) -> int:
+        return len(self.bundle.files)
+
+    @property
+    def bytes(self) -> int:
+        return self.bundle.size
+
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 async def deploy(conn, bundle: Bundle, cache_root: str = CACHE_ROOT) -> Deployment:
-    """Make sure `bundle` is in the remote cache over SFTP; upload only when missing.
+    """Upload `bundle` into the remote cache over SFTP (the check found none usable there).
 
     `conn` is an asyncssh client connection. Raises OSError-like asyncssh.SFTPError on
     permission or disk problems; callers phrase them for the user.
     """
+    from asyncssh import SFTPAttrs
+    private_dir = SFTPAttrs(permissions=PRIVATE_DIR)
+    private_file = SFTPAttrs(permissions=PRIVATE_FILE)
     async with conn.start_sftp_client() as sftp:
         home = await sftp.realpath(".")
         root = posixpath.join(home, cache_root) if not cache_root.startswith("/") else cache_root
         target = posixpath.join(root, bundle.dir_name)
-        if await sftp.exists(posixpath.join(target, MANIFEST_NAME)):
-            return Deployment(target, False, len(bundle.files), bundle.size)
-        await sftp.makedirs(root, exist_ok=True)
+        await sftp.makedirs(root, private_dir, exist_ok=True)
         await _prune_stale_uploads(sftp, root)
-        if await sftp.exists(target):  # a directory without its manifest is not ours to trust
-            await sftp.rmtree(target, ignore_errors=True)
         tmp = posixpath.join(root, f".tmp-{bundle.dir_name}-{secrets.token_hex(4)}")
         try:
-            await sftp.mkdir(tmp)
+            await sftp.mkdir(tmp, private_dir)
             dirs = sorted({posixpath.dirname(p) for p, _ in bundle.files} - {""})
             for d in dirs:  # sorted: parents before children
-                await sftp.makedirs(posixpath.join(tmp, d), exist_ok=True)
-            for rel_path, data in bundle.files:
-                async with sftp.open(posixpath.join(tmp, rel_path), "wb") as f:
+                await sftp.makedirs(posixpath.join(tmp, d), private_dir, exist_ok=True)
+            for rel_path, data in (*bundle.files, (MANIFEST_NAME, bundle.manifest())):
+                async with sftp.open(posixpath.join(tmp, rel_path), "wb", private_file) as f:
                     await f.write(data)
-            async with sftp.open(posixpath.join(tmp, MANIFEST_NAME), "wb") as f:
-                await f.write(bundle.manifest())
             try:
                 await sftp.rename(tmp, target)
             except Exception:
-                # Someone else installed the same bundle meanwhile: theirs is as good as ours.
-                if not await sftp.exists(posixpath.join(target, MANIFEST_NAME)):
+                # Someone else installed the same bundle meanwhile: it is checked before it runs.
+                if not await sftp.exists(target):
                     raise
                 await sftp.rmtree(tmp, ignore_errors=True)
         except BaseException:
@@ -261,4 +290,4 @@ async def deploy(conn, bundle: Bundle, cache_root: str = CACHE_ROOT) -> Deployme
             except Exception:
                 pass
             raise
-        return Deployment(target, True, len(bundle.files), bundle.size)
+        return Deployment(target, True, bundle)

@@ -17,12 +17,14 @@ What happens on `start()`:
    cupy and nvidia-ml-py (reported with the exact pip command; without cupy the engine
    falls back to numpy-cpu unless `--backend cupy` was asked, which then fails here).
 3. Deploy the engine bundle over SFTP into ~/.cache/gpubench/engine-<hash> (see
-   deploy.py): skipped when the cache already holds it.
-4. Run `cd <cache> && exec <python> gpubench_supervise.py -- env ... <python> -m engine
-   ARGS`: the supervisor leads its own process group, reports it on stderr and
-   stops the engine if the connection drops. The proxy layer's LD_PRELOAD and env are
-   on that command line (for the engine only). stdout lines are fed to the parser as
-   they arrive.
+   deploy.py): skipped when the check found exactly this bundle there (the cache folder
+   private and ours, the digest of the files on disk equal to ours; remote_check.py).
+4. Run `<python> gpubench_supervise.py -u PYTHONSAFEPATH -- NAME=value ... -- <python>
+   -m engine ARGS` in the bundle, through the remote check (remote_cmd.py), which verifies
+   the bundle again in the process that then execs it: the supervisor leads its own
+   process group, reports it on stderr and stops the engine if the connection drops. The
+   proxy layer's LD_PRELOAD and env are on that command line (for the engine only), every
+   value one quoted word. stdout lines are fed to the parser as they arrive.
 
 `cancel()` sends SIGINT to the remote process group (the engine writes its partial
 result), then SIGTERM and SIGKILL, through a second channel on the same connection.
@@ -35,9 +37,7 @@ import contextlib
 import errno
 import json
 import os
-import posixpath
 import random
-import shlex
 import socket
 import sys
 import weakref
@@ -51,8 +51,10 @@ from gpubench.config import HostConfig
 
 from .aio import within
 from .base import LaunchError, LaunchRequest, Launcher, Session
-from .deploy import (CACHE_ROOT, MANIFEST_NAME, PID_MARKER, SUPERVISOR_NAME, Deployment, current_bundle,
-                     deploy)
+from .deploy import CACHE_ROOT, PID_MARKER, Bundle, Deployment, current_bundle, deploy
+from .remote_check import NOT_STARTED, one_line
+from .remote_cmd import CHECK_SCRIPT  # noqa: F401  (tests read it from here)
+from .remote_cmd import check_command, engine_argv, exec_command
 from .ssh_lean import (TEMPLATES_FIT, drop_handshake_state, key_auth_first, no_ssh_config, open_connection,
                        options_from_template, quiet_packet_log)
 from .stream import LineSplitter
@@ -71,97 +73,6 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 SESSIONS_PER_CONNECTION = 8   # OpenSSH's MaxSessions is 10; SFTP and kill use channels too
 MIN_PYTHON = (3, 9)
 
-# Runs on the remote interpreter before anything else: old syntax on purpose.
-CHECK_SCRIPT = r'''
-import json, os, sys
-r = {"python": "%d.%d.%d" % tuple(sys.version_info[:3]), "executable": sys.executable,
-     "packages": {}, "driver": None}
-def version(dist_names):
-    try:
-        from importlib import metadata
-    except ImportError:
-        return None
-    for name in dist_names:
-        try:
-            return name + " " + metadata.version(name)
-        except Exception:
-            pass
-    try:
-        for d in metadata.distributions():
-            n = (d.metadata["Name"] or "").lower()
-            if n.startswith("cupy"):
-                return n + " " + d.version
-    except Exception:
-        pass
-    return None
-def dist_version(spec, mod, dist_names):
-    # "dist version" from the DIST-VERSION.dist-info (or .egg-info) folder beside the module:
-    # no import of the module nor of importlib.metadata (~50 ms); else importlib.metadata.
-    try:
-        where = list(spec.submodule_search_locations or []) or [spec.origin]
-        for entry in sorted(os.listdir(os.path.dirname(where[0]))):
-            for ext in (".dist-info", ".egg-info"):
-                parts = entry[:-len(ext)].split("-")
-                dist = parts[0].lower().replace("_", "-")
-                if entry.endswith(ext) and len(parts) > 1 and (
-                        dist in dist_names or (not dist_names and dist.startswith(mod))):
-                    return dist + " " + parts[1]
-    except Exception:
-        pass
-    return version(dist_names)
-start_mode = len(sys.argv) > 4 and sys.argv[2] == "--start"
-def find(mod, dist_names):
-    import importlib.util
-    spec = importlib.util.find_spec(mod)
-    return {"ok": spec is not None,
-            "version": dist_version(spec, mod, dist_names) if spec is not None else None}
-for mod, dists in (("numpy", ("numpy",)), ("cupy", ()), ("pynvml", ("nvidia-ml-py", "pynvml"))):
-    try:
-        r["packages"][mod] = find(mod, dists)
-    except Exception as e:
-        r["packages"][mod] = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
-n = r["packages"]["numpy"]
-try:
-    # A check on its own proves numpy imports. One that starts the engine (--start) goes by
-    # its presence: the engine imports it first thing, and a broken numpy is then the
-    # engine's one-line error; this saves a second numpy import (~0.2 s of CPU) per start.
-    if not start_mode or "error" in n:
-        import numpy
-        r["packages"]["numpy"] = {"ok": True, "version": numpy.__version__}
-    elif n["ok"]:
-        n["version"] = (n["version"] or "").split(" ")[-1] or None
-    else:
-        n["error"] = "ModuleNotFoundError: No module named 'numpy'"
-except Exception as e:
-    r["packages"]["numpy"] = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
-try:
-    with open("/proc/driver/nvidia/version") as f:
-        r["driver"] = f.read(400)
-except Exception:
-    pass
-if len(sys.argv) > 1 and sys.argv[1]:   # the engine bundle's cache folder: deployed already?
-    d = sys.argv[1]
-    if not os.path.isabs(d):
-        d = os.path.join(os.path.expanduser("~"), d)
-    r["deployed"] = d if os.path.isfile(os.path.join(d, "@MANIFEST@")) else None
-# `SCRIPT DIR --start NEED_CUPY ARGV...`: check, and when the engine can run here (Python >= 3.9,
-# numpy, the bundle deployed, cupy if asked for) start ARGV in the bundle's folder in place of
-# this process; the verdict goes first, on stderr, either way.
-if start_mode:
-    r["started"] = bool(sys.version_info[:2] >= (3, 9) and r["packages"]["numpy"]["ok"]
-                        and r.get("deployed") and (sys.argv[3] != "1" or r["packages"].get("cupy", {}).get("ok")))
-    sys.stderr.write("GPUBENCH_CHECK " + json.dumps(r) + "\n")
-    sys.stderr.flush()
-    if r["started"]:
-        os.chdir(r["deployed"])
-        try:
-            os.execvp(sys.argv[4], sys.argv[4:])
-        except OSError as e:
-            sys.stderr.write("cannot start %s: %s\n" % (sys.argv[4], e.strerror))
-            sys.exit(127)
-    sys.exit(0)
-sys.stdout.write("GPUBENCH_CHECK " + json.dumps(r) + "\n")
-'''.replace("@MANIFEST@", MANIFEST_NAME)
 
 
 @dataclass
@@ -465,6 +376,8 @@ class SshSession(Session):
                        else "channel closed without an exit status")
                 raise LaunchError(f"{self.name}: connection lost mid-run ({why}); "
                                   f"{len(self.raw_lines)} lines kept")
+            if code == NOT_STARTED and self.parser.hello is None:
+                self._slot.deployment = None    # the bundle failed its check: upload it again
             return code
         finally:
             self._slot.sessions -= 1
@@ -788,18 +701,14 @@ class SshLauncher(Launcher):
             return slot
 
     # -- preparing the remote ---------------------------------------------------------------
-    def _check_command(self, deploy_dir: str | None, start: list[str] | None = None,
+    def _check_command(self, bundle: Bundle | None, start: list[str] | None = None,
                        need_cupy: bool = False) -> str:
-        """`python -c CHECK_SCRIPT [DIR [--start NEED_CUPY ARGV...]]`, shell-quoted."""
-        cmd = f"{shlex.quote(self.host.python)} -c {shlex.quote(CHECK_SCRIPT)}"
-        if deploy_dir:
-            cmd += f" {shlex.quote(deploy_dir)}"
-            if start:
-                cmd += f" --start {'1' if need_cupy else '0'} " + " ".join(shlex.quote(a) for a in start)
-        # ~2.7 KB, the same for every host of a fleet with one python and plan, and held by the
+        """The remote check (with `bundle`: and that bundle's state in the cache; with `start`:
+        then the engine), see remote_cmd.check_command."""
+        # ~15 KB, the same for every host of a fleet with one python and plan, and held by the
         # session and its channel while the engine runs: one shared copy (interned strings are
         # freed with their last user).
-        return sys.intern(cmd)
+        return sys.intern(check_command(self.host.python, self.cache_root, bundle, start, need_cupy))
 
     def _no_check_reply(self, exit_status: int | None, stderr: str) -> LaunchError:
         py = self.host.python
@@ -811,14 +720,14 @@ class SshLauncher(Launcher):
         return LaunchError(f"{name}: remote python {py!r} failed the check (exit "
                            f"{exit_status}): {err}")
 
-    async def check_remote(self, slot: _Conn, deploy_dir: str | None = None) -> RemoteCheck:
-        """Run the check script; with `deploy_dir` (the bundle's folder, relative to the remote
-        home or absolute) it also says whether that bundle is deployed (its MANIFEST is there),
+    async def check_remote(self, slot: _Conn, bundle: Bundle | None = None) -> RemoteCheck:
+        """Run the check script; with `bundle` it also says whether the cache holds exactly that
+        bundle (a bad one is set aside there; a cache folder that is not safe is a LaunchError),
         so a cache hit costs no SFTP session."""
         py = self.host.python
         name = f"ssh {self.host.name}"
         try:
-            res = await asyncio.wait_for(slot.conn.run(self._check_command(deploy_dir), check=False),
+            res = await asyncio.wait_for(slot.conn.run(self._check_command(bundle), check=False),
                                          timeout=60)
         except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
             raise LaunchError(f"{name}: cannot run {py} on the host: {_reason(exc)}") from None
@@ -843,6 +752,9 @@ class SshLauncher(Launcher):
                               f"{text[:80]!r}") from None
         deployed = data.get("deployed")
         check.deployed = deployed if isinstance(deployed, str) and deployed.startswith("/") else None
+        replaced = data.get("replaced")
+        if isinstance(replaced, str):
+            check.notes.append(f"{name}: {one_line(replaced)}; uploading a fresh copy")
         if version < MIN_PYTHON:
             raise LaunchError(f"{name}: remote {py} is Python {check.python}; the engine needs "
                               f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer: set python = under "
@@ -852,6 +764,8 @@ class SshLauncher(Launcher):
             why = check.packages.get("numpy", {}).get("error", "")
             raise LaunchError(f"{name}: numpy is missing on the host ({why}); install it with: "
                               f"{pip} numpy")
+        if data.get("cache_error"):
+            raise LaunchError(f"{name}: {one_line(str(data['cache_error']))}")
         if not check.has("cupy"):
             if check.driver_version:
                 check.notes.append(f"{name}: cupy missing (NVIDIA driver {check.driver_version}): "
@@ -870,8 +784,7 @@ class SshLauncher(Launcher):
         async with slot.prepare_lock:
             bundle = current_bundle()
             if slot.checked is None:
-                self._record_check(slot, await self.check_remote(
-                    slot, posixpath.join(self.cache_root, bundle.dir_name)), bundle)
+                self._record_check(slot, await self.check_remote(slot, bundle), bundle)
             if slot.deployment is None:
                 try:
                     async with self._deploy_limit():
@@ -882,7 +795,7 @@ class SshLauncher(Launcher):
                 d = slot.deployment
                 slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} "
                            + (f"uploaded ({d.files} files, {d.bytes // 1024} KiB)"
-                              if d.uploaded else "already deployed (cache hit)") + f" in {d.path}")
+                              if d.uploaded else "already deployed (cache hit)") + f" in {one_line(d.path)}")
 
     def _record_check(self, slot: _Conn, check: RemoteCheck, bundle: Any) -> None:
         if slot.checked is not None:      # two sessions checked the same connection at once
@@ -890,9 +803,9 @@ class SshLauncher(Launcher):
         slot.checked = check
         slot.notes.extend(check.notes)
         if check.deployed and slot.deployment is None:  # cache hit: no SFTP
-            slot.deployment = Deployment(check.deployed, False, len(bundle.files), bundle.size)
+            slot.deployment = Deployment(check.deployed, False, bundle)
             slot.notes.append(f"ssh {self.host.name}: engine {bundle.short} already "
-                              f"deployed (cache hit) in {slot.deployment.path}")
+                              f"deployed (cache hit) in {one_line(slot.deployment.path)}")
 
     def _deploy_limit(self) -> Any:
         """Uploads in flight from this process (a cold fleet starts thousands of hosts at once)."""
@@ -900,19 +813,17 @@ class SshLauncher(Launcher):
         return _loop_semaphore(_HOST_LIMITS, ("deploy", limit), limit)
 
     def engine_argv(self, request: LaunchRequest) -> list[str]:
-        """The supervisor, then env + the engine, as run in the bundle's folder (unquoted)."""
-        py = self.host.python
-        env = dict(request.env)
-        env["PYTHONUNBUFFERED"] = "1"
-        if request.preload:
-            env["LD_PRELOAD"] = request.preload
-        return [py, "-S", SUPERVISOR_NAME, "--", "env", "-u", "PYTHONSAFEPATH",
-                *(f"{k}={v}" for k, v in env.items()), py, "-m", "engine", *request.engine_args]
+        """The supervisor, then env + the engine (see remote_cmd.engine_argv); LaunchError for an
+        environment variable name that env could read as something else."""
+        try:
+            return engine_argv(self.host.python, request.env, request.preload, request.engine_args)
+        except ValueError as exc:
+            raise LaunchError(f"ssh {self.host.name}: {exc}") from None
 
-    def command(self, request: LaunchRequest, deployment: Deployment) -> str:
-        """The remote command line: engine_argv() run in the bundle's folder."""
-        argv = " ".join(shlex.quote(a) for a in self.engine_argv(request))
-        return f"cd {shlex.quote(deployment.path)} && exec {argv}"
+    def command(self, argv: list[str], deployment: Deployment) -> str:
+        """The remote command line once deployed: argv runs only in the bundle as verified by the
+        process that execs it (the remote check in --exec mode)."""
+        return exec_command(self.host.python, self.cache_root, deployment.bundle, argv)
 
     # -- the Launcher interface --------------------------------------------------------------
     async def prepare(self) -> list[str]:
@@ -937,17 +848,18 @@ class SshLauncher(Launcher):
         when the engine can run there and its bundle is deployed, becomes the engine (no
         separate check round trip); otherwise the check's verdict is acted on as in prepare()
         (a one-line error, or an upload and then the engine)."""
+        argv = self.engine_argv(request)      # a bad variable name: refused before anything runs
         slot = await self._slot()
         session: SshSession | None = None
         if slot.checked is None and slot.deployment is None:
-            session = await self._start_checked(slot, request)   # releases the slot on error
+            session = await self._start_checked(slot, request, argv)   # releases the slot on error
         if session is None:
             try:
                 await self._prepare(slot)
                 assert slot.checked is not None and slot.deployment is not None
                 if _wants_cupy(request.engine_args) and not slot.checked.has("cupy"):
                     raise LaunchError(self._cupy_refusal(slot.checked))
-                session = SshSession(self, request, slot, self.command(request, slot.deployment))
+                session = SshSession(self, request, slot, self.command(argv, slot.deployment))
             except BaseException:
                 slot.sessions -= 1
                 raise
@@ -970,15 +882,15 @@ class SshLauncher(Launcher):
         return (next(n for n in check.notes if "cupy" in n)
                 .replace("the engine will use the numpy-cpu backend", "--backend cupy cannot run"))
 
-    async def _start_checked(self, slot: _Conn, request: LaunchRequest) -> "SshSession | None":
+    async def _start_checked(self, slot: _Conn, request: LaunchRequest,
+                             argv: list[str]) -> "SshSession | None":
         """Check and start in one command. Returns the running session; None when the engine
         did not start but may after an upload (the check is recorded on the slot); raises
         LaunchError when the host cannot run it. The slot's session count is released on error
         and on None it is still held."""
         bundle = current_bundle()
         want_cupy = _wants_cupy(request.engine_args)
-        cmd = self._check_command(posixpath.join(self.cache_root, bundle.dir_name),
-                                  self.engine_argv(request), need_cupy=want_cupy)
+        cmd = self._check_command(bundle, argv, need_cupy=want_cupy)
         session = SshSession(self, request, slot, cmd, checked_start=True)
         await session._spawn()            # releases the slot itself when it fails
         started = False
@@ -1005,8 +917,7 @@ class SshLauncher(Launcher):
         self._record_check(slot, check, bundle)
         if started:
             if slot.deployment is None:
-                slot.deployment = Deployment(check.deployed or "", False, len(bundle.files),
-                                             bundle.size)
+                slot.deployment = Deployment(check.deployed or "", False, bundle)
             return session
         await session._finish_channel()   # the script exits: not deployed (or no cupy)
         if want_cupy and not check.has("cupy"):

@@ -464,23 +464,10 @@ async def test_stale_upload_folders_are_pruned(sshd, cache):
 @pytest.fixture(scope="module")
 def numpy_only_python(tmp_path_factory) -> str:
     """A bare venv that sees the project's numpy (symlinked) but no cupy, no nvidia-ml-py."""
-    import sysconfig
-    base = "/usr/bin/python3"
-    source = Path(subprocess.run([REMOTE_PYTHON, "-c", "import numpy, os; "
-                                  "print(os.path.dirname(os.path.dirname(numpy.__file__)))"],
-                                 capture_output=True, text=True).stdout.strip())
-    folder = tmp_path_factory.mktemp("numpy-only-venv")
-    if not os.path.exists(base):
-        pytest.skip("no /usr/bin/python3 to build a venv from")
-    subprocess.run([base, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = str(folder / "bin" / "python")
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    for name in ("numpy", "numpy.libs"):
-        if (source / name).exists():
-            os.symlink(source / name, Path(site) / name)
-    if subprocess.run([python, "-c", "import numpy"], capture_output=True).returncode != 0:
-        pytest.skip(f"the project's numpy does not load in {base} ({sysconfig.get_python_version()})")
+    from tests.scenarios.remote_pythons import numpy_only_python as make
+    python, why = make(tmp_path_factory.mktemp("numpy-only-venv"))
+    if python is None:
+        pytest.skip(why)
     return python
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from gpubench.config import HostConfig
 from scenarios.base import LaunchError, LaunchRequest, Session
+from scenarios.deploy import Bundle, engine_bundle
 from scenarios.events import CANCELLED, COMPLETED, FAILED, Hello, SessionEnded, Status
 from scenarios.fleet import FleetRun, FleetTarget
 from scenarios.ssh import CHECK_SCRIPT, SshLauncher
@@ -118,10 +119,12 @@ def test_check_command_is_one_shared_string_for_hosts_alike():
     def launcher(name):
         return SshLauncher(HostConfig(name=name, kind="ssh", address="10.0.0.1", python="python3"))
     argv = launcher("a").engine_argv(LaunchRequest(engine_args=QUICK))
-    one = launcher("a")._check_command(".cache/gpubench/engine-1", argv)
-    two = launcher("b")._check_command(".cache/gpubench/engine-1", list(argv))
+    bundle = engine_bundle()
+    one = launcher("a")._check_command(bundle, argv)
+    two = launcher("b")._check_command(bundle, list(argv))
     assert one == two and one is two
-    assert launcher("c")._check_command(".cache/gpubench/engine-2", argv) != one
+    other = Bundle(bundle.files, "f" * 64)
+    assert launcher("c")._check_command(other, argv) != one
 
 
 def test_handshake_state_is_dropped_and_signature_algorithms_shared():
@@ -141,6 +144,10 @@ def test_handshake_state_is_dropped_and_signature_algorithms_shared():
     other = Other()
     drop_handshake_state(other)
     assert other._client_kexinit is None
+
+
+# a cache folder (relative to the home) and bundle that are not there: ROOT NAME DIGEST
+NOT_DEPLOYED = [".cache/gpubench-test-absent", "engine-0", "0" * 64]
 
 
 def _check(python, args, env=None):
@@ -164,9 +171,9 @@ def test_check_alone_imports_numpy_start_mode_goes_by_its_presence(broken_numpy)
     alone = _check(sys.executable, ["x"], env)["packages"]["numpy"]
     assert alone == {"ok": False, "error": "ImportError: numpy is broken here: libopenblas.so.0: "
                                            "cannot open shared object file"}
-    start = _check(sys.executable, ["x", "--start", "0", "true"], env)
+    start = _check(sys.executable, [*NOT_DEPLOYED, "--start", "0", "true"], env)
     assert start["packages"]["numpy"]["ok"] is True and start["started"] is False   # not deployed
-    healthy = _check(sys.executable, ["x", "--start", "0", "true"])["packages"]
+    healthy = _check(sys.executable, [*NOT_DEPLOYED, "--start", "0", "true"])["packages"]
     import numpy
     assert healthy["numpy"] == {"ok": True, "version": numpy.__version__}          # from dist-info
 
@@ -175,7 +182,7 @@ def test_start_mode_without_numpy_says_so_like_an_import(tmp_path):
     bare = "/usr/bin/python3"
     if not os.path.exists(bare) or subprocess.run([bare, "-c", "import numpy"], capture_output=True).returncode == 0:
         pytest.skip("needs a python without numpy at /usr/bin/python3")
-    for args in (["x"], ["x", "--start", "0", "true"]):
+    for args in (["x"], [*NOT_DEPLOYED, "--start", "0", "true"]):
         numpy_check = _check(bare, args)["packages"]["numpy"]
         assert numpy_check["ok"] is False
         assert numpy_check["error"] == "ModuleNotFoundError: No module named 'numpy'"

@@ -14,7 +14,7 @@ import pytest
 from gpubench.config import HostConfig
 from scenarios import deploy as deploy_mod
 from scenarios.base import LaunchRequest
-from scenarios.deploy import MANIFEST_NAME, current_bundle, engine_bundle
+from scenarios.deploy import current_bundle, engine_bundle
 from scenarios.events import COMPLETED, Sample, SessionEnded, Status
 from scenarios.ssh import CHECK_SCRIPT, CONNECTS_TOTAL, SshLauncher, _preferred_ciphers
 from tests.sshd import REMOTE_PYTHON, OpenSshServer
@@ -53,20 +53,21 @@ def test_engine_bundle_is_cached_until_a_file_changes(tmp_path):
 
 
 def test_check_script_reports_a_deployed_bundle(tmp_path):
+    from benchmarks.fleet_sim import preseed_engine
     home = tmp_path / "home"
-    folder = home / ".cache" / "gpubench" / "engine-0123"
-    folder.mkdir(parents=True)
+    home.mkdir()
+    bundle = engine_bundle()
     env = {**os.environ, "HOME": str(home)}
 
-    def check(arg: str) -> dict:
-        out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, arg], capture_output=True,
-                             text=True, env=env, timeout=60).stdout
+    def check(root: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, root, bundle.dir_name, bundle.digest],
+                             capture_output=True, text=True, env=env, timeout=60).stdout
         line = next(ln for ln in out.splitlines() if ln.startswith("GPUBENCH_CHECK "))
         return json.loads(line.split(" ", 1)[1])
-    assert check(".cache/gpubench/engine-0123")["deployed"] is None    # no MANIFEST: not ours
-    (folder / MANIFEST_NAME).write_text("{}")
-    assert check(".cache/gpubench/engine-0123")["deployed"] == str(folder)
-    assert check(str(folder))["deployed"] == str(folder)               # absolute cache roots too
+    assert check(".cache/gpubench")["deployed"] is None                # nothing there yet
+    folder = preseed_engine(home)
+    assert check(".cache/gpubench")["deployed"] == str(folder)
+    assert check(str(folder.parent))["deployed"] == str(folder)       # absolute cache roots too
 
 
 def test_aes_gcm_is_preferred():
@@ -141,24 +142,26 @@ async def test_session_listener_errors_are_recorded_not_raised():
 
 
 def test_check_script_start_mode_runs_the_command_only_when_the_engine_can_run(tmp_path):
-    """`SCRIPT DIR --start NEED_CUPY ARGV...`: the verdict on stderr first; ARGV runs in DIR
-    (in place of the script) only when the bundle is there (and cupy, when asked for)."""
+    """`SCRIPT ROOT NAME DIGEST --start NEED_CUPY ARGV...`: the verdict on stderr first; ARGV runs
+    in the bundle's folder (in place of the script) only when the bundle is there (and cupy,
+    when asked for)."""
+    from benchmarks.fleet_sim import preseed_engine
     home = tmp_path / "home"
-    folder = home / ".cache" / "gpubench" / "engine-0123"
-    folder.mkdir(parents=True)
+    home.mkdir()
+    bundle = engine_bundle()
     env = {**os.environ, "HOME": str(home)}
     argv = [sys.executable, "-c", "import os; print('RAN IN', os.getcwd())"]
 
     def start(need_cupy: str) -> tuple[dict, str]:
-        out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, ".cache/gpubench/engine-0123",
-                              "--start", need_cupy, *argv], capture_output=True, text=True,
-                             env=env, timeout=60)
+        out = subprocess.run([sys.executable, "-c", CHECK_SCRIPT, ".cache/gpubench", bundle.dir_name,
+                              bundle.digest, "--start", need_cupy, *argv], capture_output=True,
+                             text=True, env=env, timeout=60)
         line = out.stderr.splitlines()[0]
         assert line.startswith("GPUBENCH_CHECK ") and out.returncode == 0
         return json.loads(line.split(" ", 1)[1]), out.stdout
     verdict, stdout = start("0")
     assert verdict["started"] is False and verdict["deployed"] is None and stdout == ""
-    (folder / MANIFEST_NAME).write_text("{}")
+    folder = preseed_engine(home)
     verdict, stdout = start("0")
     assert verdict["started"] is True and stdout.strip() == f"RAN IN {folder}"
     verdict, stdout = start("1")

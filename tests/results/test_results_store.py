@@ -222,13 +222,24 @@ def test_filter_runs():
     assert [r["id"] for r in filter_runs(runs, since="2026-11-20", until="2026-11-25")] == ["1", "2"]
 
 
-def test_stale_temp_files_of_a_crashed_save_are_removed_fresh_ones_kept(store):
+def test_temp_files_of_a_crashed_save_are_removed_a_live_writers_kept(store):
+    """A temp file whose writer process is gone, or over an hour old, is a leftover; one of a
+    live process (a save in progress) stays."""
     saved(store, 1)
-    old = store.dir / ".20260101-x.json.tmp-999"
-    fresh = store.dir / ".20260102-x.json.tmp-998"
-    old.write_text('{"partial')
-    fresh.write_text('{"partial')
+    old = store.dir / f".20260101-x.json.tmp-{os.getpid()}"
+    live = store.dir / f".20260102-x.json.tmp-{os.getpid()}"
+    dead_pid = _dead_pid()
+    dead = store.dir / f".20260103-x.jsonl.gz.tmp-{dead_pid}"
+    for p in (old, live, dead):
+        p.write_text('{"partial')
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert len(store.list_runs().runs) == 1  # never listed
+    assert not old.exists() and not dead.exists() and live.exists()
     saved(store, 2)
-    assert not old.exists() and fresh.exists()
+    assert live.exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

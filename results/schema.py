@@ -40,9 +40,10 @@ COMPLETED, FAILED, INCOMPLETE, CANCELLED = "completed", "failed", "incomplete", 
 OUTCOMES = (COMPLETED, FAILED, INCOMPLETE, CANCELLED)
 
 # A run id is also a file name in the store (`<id>.json`, `<id>.jsonl.gz`, ...): letters,
-# digits, '.', '_' and '-', not starting with '.', short enough for every file made from it.
+# digits, '.', '_' and '-', not starting with '.' or '-' (an option to a command), short
+# enough for every file made from it.
 RUN_ID_MAX = 160
-_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 def is_run_id(text: Any) -> bool:

@@ -14,8 +14,8 @@ missing value and null alike (`Opt`).
 from __future__ import annotations
 
 import json
-import math
-from typing import Any, Mapping, Sequence
+import sys
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from .schema import OUTCOMES, RUN_ID_MAX, is_run_id
 
@@ -28,22 +28,41 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _key(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+def _join(head: str, rel: str) -> str:
+    """A field's path from its parent's: `workloads` + `[0].trials` -> `workloads[0].trials`."""
+    if not rel:
+        return head
+    if not head or rel.startswith("["):
+        return head + rel
+    return f"{head}.{rel}"
+
+
+Problem = Optional[Tuple[str, str]]    # (path below the spec's value, what is wrong)
 
 
 class Spec:
+    """A check of one value. `_check` returns (relative path, what is wrong) or None; the
+    path is built only on the way back from a problem, so a whole valid document costs
+    no string work."""
     what = "valid"
 
-    def problem(self, value: Any, path: str) -> str | None:  # pragma: no cover - abstract
+    def problem(self, value: Any, root: str = "") -> str | None:
+        """The first problem as one line (`root.path: "x" is not a number`), or None."""
+        found = self._check(value)
+        if found is None:
+            return None
+        path, text = found
+        return f"{_join(root, path) or 'document'}: {text}"
+
+    def _check(self, value: Any) -> Problem:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def wrong(self, value: Any, path: str) -> str:
-        return f"{path or 'document'}: {_shown(value)} is not {self.what}"
+    def wrong(self, value: Any) -> Problem:
+        return "", f"{_shown(value)} is not {self.what}"
 
 
 class _Any(Spec):
-    def problem(self, value: Any, path: str) -> str | None:
+    def _check(self, value: Any) -> Problem:
         return None
 
 
@@ -51,31 +70,39 @@ class _Number(Spec):
     """A finite JSON number that fits a float (never a bool, NaN or 1e400-sized int)."""
     what = "a number"
 
-    def problem(self, value: Any, path: str) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return self.wrong(value, path)
-        try:
-            finite = math.isfinite(value)
-        except OverflowError:
-            finite = False
-        return None if finite else f"{path}: {_shown(value)} is not a finite number"
+    def _check(self, value: Any) -> Problem:
+        kind = type(value)
+        if kind is float:
+            if value - value == 0.0:        # false for NaN and infinities
+                return None
+        elif kind is int:
+            if -FLOAT_MAX <= value <= FLOAT_MAX:
+                return None
+        else:
+            return self.wrong(value)
+        return "", f"{_shown(value)} is not a finite number"
+
+
+FLOAT_MAX = int(sys.float_info.max)
 
 
 class _Type(Spec):
     def __init__(self, kind: type, what: str) -> None:
         self.kind, self.what = kind, what
 
-    def problem(self, value: Any, path: str) -> str | None:
+    def _check(self, value: Any) -> Problem:
+        if type(value) is self.kind:
+            return None
         if isinstance(value, bool) and self.kind is not bool:
-            return self.wrong(value, path)
-        return None if isinstance(value, self.kind) else self.wrong(value, path)
+            return self.wrong(value)
+        return None if isinstance(value, self.kind) else self.wrong(value)
 
 
 class _Integer(_Type):
-    def problem(self, value: Any, path: str) -> str | None:
-        wrong = super().problem(value, path)
+    def _check(self, value: Any) -> Problem:
+        wrong = super()._check(value)
         if wrong is None and abs(value) > 2 ** 53:
-            return f"{path}: {_shown(value)} is out of range"
+            return "", f"{_shown(value)} is out of range"
         return wrong
 
 
@@ -83,10 +110,11 @@ class Opt(Spec):
     """`spec` or null."""
 
     def __init__(self, spec: Spec) -> None:
-        self.spec = spec
+        self.spec, self.inner = spec, spec._check
+        self.what = f"{spec.what} or null"
 
-    def problem(self, value: Any, path: str) -> str | None:
-        return None if value is None else self.spec.problem(value, path)
+    def _check(self, value: Any) -> Problem:
+        return None if value is None else self.inner(value)
 
 
 class OneOf(Spec):
@@ -94,10 +122,10 @@ class OneOf(Spec):
         self.specs = specs
         self.what = " or ".join(s.what for s in specs)
 
-    def problem(self, value: Any, path: str) -> str | None:
-        if any(s.problem(value, path) is None for s in self.specs):
+    def _check(self, value: Any) -> Problem:
+        if any(s._check(value) is None for s in self.specs):
             return None
-        return self.wrong(value, path)
+        return self.wrong(value)
 
 
 class Choice(Spec):
@@ -105,9 +133,8 @@ class Choice(Spec):
         self.words = words
         self.what = "one of " + ", ".join(words)
 
-    def problem(self, value: Any, path: str) -> str | None:
-        return None if isinstance(value, str) and value in self.words else \
-            self.wrong(value, path)
+    def _check(self, value: Any) -> Problem:
+        return None if isinstance(value, str) and value in self.words else self.wrong(value)
 
 
 class ListOf(Spec):
@@ -118,13 +145,14 @@ class ListOf(Spec):
         if length is not None:
             self.what = f"a list of {length}"
 
-    def problem(self, value: Any, path: str) -> str | None:
+    def _check(self, value: Any) -> Problem:
         if not isinstance(value, list) or (self.length is not None and len(value) != self.length):
-            return self.wrong(value, path)
+            return self.wrong(value)
+        check = self.item._check
         for i, item in enumerate(value):
-            problem = self.item.problem(item, f"{path}[{i}]")
-            if problem is not None:
-                return problem
+            found = check(item)
+            if found is not None:
+                return _join(f"[{i}]", found[0]), found[1]
         return None
 
 
@@ -135,13 +163,14 @@ class MapOf(Spec):
     def __init__(self, value: Spec) -> None:
         self.value = value
 
-    def problem(self, value: Any, path: str) -> str | None:
+    def _check(self, value: Any) -> Problem:
         if not isinstance(value, dict):
-            return self.wrong(value, path)
+            return self.wrong(value)
+        check = self.value._check
         for k, v in value.items():
-            problem = self.value.problem(v, _key(path, str(k)))
-            if problem is not None:
-                return problem
+            found = check(v)
+            if found is not None:
+                return _join(str(k), found[0]), found[1]
         return None
 
 
@@ -151,26 +180,32 @@ class Obj(Spec):
 
     def __init__(self, fields: Mapping[str, Spec], required: Sequence[str] = ()) -> None:
         self.fields, self.required = dict(fields), tuple(required)
+        self.checks = tuple((name, spec._check) for name, spec in self.fields.items())
 
-    def problem(self, value: Any, path: str) -> str | None:
+    def _check(self, value: Any) -> Problem:
         if not isinstance(value, dict):
-            return self.wrong(value, path)
+            return self.wrong(value)
         for name in self.required:
             if name not in value:
-                return f"{_key(path, name)}: missing"
-        for name, spec in self.fields.items():
-            if name in value:
-                problem = spec.problem(value[name], _key(path, name))
-                if problem is not None:
-                    return problem
+                return name, "missing"
+        get = value.get
+        for name, check in self.checks:
+            v = get(name, _ABSENT)
+            if v is not _ABSENT:
+                found = check(v)
+                if found is not None:
+                    return _join(name, found[0]), found[1]
         return None
+
+
+_ABSENT = object()
 
 
 class _RunId(Spec):
     what = f"a run id (letters, digits, '.', '_', '-'; at most {RUN_ID_MAX})"
 
-    def problem(self, value: Any, path: str) -> str | None:
-        return None if is_run_id(value) else self.wrong(value, path)
+    def _check(self, value: Any) -> Problem:
+        return None if is_run_id(value) else self.wrong(value)
 
 
 ANY = _Any()

@@ -243,3 +243,14 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+@pytest.mark.parametrize("run_id", ["../evil", "/tmp/evil", "a/../../b", "a\x00b", "a\nb",
+                                    "x" * 300, ".hidden", "-rf", "", 42])
+def test_save_refuses_an_id_that_is_not_a_plain_file_name(store, tmp_path, run_id):
+    doc, recs = make_doc(1, sessions=1)
+    doc["id"] = run_id
+    with pytest.raises(DocumentError, match="is not a run id") as info:
+        store.save(doc, archive_lines(recs))
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []     # nothing written anywhere

@@ -8,8 +8,9 @@ Headless (no Textual): the CLI drives it and the TUI will too.
     runner.cancel()                                   # from a signal handler or a button
 
 Each trial is one engine session (scenarios.registry.launcher_for / request_for);
-its stream is collected, its layers verified from the engine's `hello`, and at
-the end one result document per scenario is saved, all sharing a group id that
+its stream is collected, its layers verified from the engine's `hello`, written to
+the run's journal (gpubench/plan_runs.py), and at the end one result document per
+scenario is saved, all sharing a group id that
 records the seed and the executed order. A failed session is recorded, never
 fatal to the plan; a cancelled plan saves what was measured, marked incomplete.
 """

@@ -19,12 +19,14 @@ A result document is one JSON object per run (see DESIGN.md, "Result document"):
      "gpus": [{"index", "uuid", "name", "mig_instance"}] | null,   # per-GPU runs (--gpus)
      "gpu_mode": "concurrent" | "sequential" | null,               # trials then carry "gpu"
      "partition": {"kind": "full-gpu" | "mig-instance" | "cpu", "visible_gpus", ...},
-     "complete": bool, "outcome": "completed" | "incomplete" | "failed" | "cancelled",
+     "complete": bool, "incomplete_reason": "cut off after 3 of 10 trials" | null,
+     "outcome": "completed" | "incomplete" | "failed" | "cancelled",
      "label": "", "notes": "", "imported": false, "source": null, "raw": "<id>.jsonl.gz" | null,
      "checks": [...], "checks_summary": {check: verdict}, "checks_proxy": {...}}  # check runs
 
 Readers accept any document whose `schema_version` is a known one and refuse
-newer ones with a one-line message (never guess at a format they do not know).
+newer ones with a one-line message (never guess at a format they do not know);
+check_document also checks the type of every field a reader uses (structure.py).
 """
 from __future__ import annotations
 

@@ -503,8 +503,8 @@ def summary_flags(summary: dict) -> list[str]:
     if summary.get("unfinished") == "running":
         flags.append(f"running ({done} of {planned} trials, pid {summary.get('pid')})")
     elif summary.get("unfinished"):
-        flags.append(f"cut off after {done} of {planned} trials: "
-                     f"gpubench recover {summary.get('id')}")
+        flags.append(f"incomplete, not saved: cut off after {done} of {planned} trials "
+                     f"(gpubench recover {summary.get('id')})")
     elif summary.get("complete") is False or summary.get("outcome") in (INCOMPLETE, CANCELLED):
         reason = summary.get("incomplete_reason")
         flags.append(f"incomplete: {reason}" if reason else "incomplete")

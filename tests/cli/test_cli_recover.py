@@ -103,7 +103,8 @@ def test_a_run_killed_mid_plan_keeps_every_finished_trial(tmp_path, sig):
     listing = gb(tmp_path, "list")
     [row] = listing.stdout.splitlines()[1:]
     assert listing.returncode == 0 and row.startswith(run_id)
-    assert row.endswith(f"cut off after {kept} of 30 trials: gpubench recover {run_id}")
+    assert row.endswith(f"incomplete, not saved: cut off after {kept} of 30 trials "
+                        f"(gpubench recover {run_id})")
     assert gb(tmp_path, "show", run_id).returncode == 2     # not a saved run yet
 
     journal = read_journal(path)

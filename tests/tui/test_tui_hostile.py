@@ -47,7 +47,8 @@ async def test_history_shows_the_good_run_and_one_line_per_bad_file(config):
         table = app.screen.query_one("#history-table", DataTable)
         assert [table.get_row_at(i)[0] for i in range(table.row_count)] == [good["id"]]
         notes = str(app.screen.query_one("#history-notes", Label).render()).splitlines()
-        assert notes[0] == f"{cut}: cut off after 1 of 4 trials: gpubench recover {cut}"
+        assert notes[0] == (f"{cut}: incomplete, not saved: cut off after 1 of 4 trials "
+                            f"(gpubench recover {cut})")
         for case in corpus:
             [line] = [n for n in notes if n.startswith(f"skipped {case.name}: ")]
             assert all(e in line for e in case.expect), line

@@ -72,7 +72,7 @@ class JournalWriter:
         try:
             data = (json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
                                allow_nan=False) + "\n").encode("utf-8")
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:   # NaN, or an object that is not JSON
             raise StoreError(f"cannot write the journal {self.path.name}: {exc}") from None
         size = os.fstat(self.fd).st_size
         try:
@@ -131,12 +131,17 @@ class Journal:
         group = dict(h.get("group") or {})
         if self.trials:   # the plan ran at least this far
             group["executed"] = max(i for i, _ in self.trials) + 1
-        doc = build_document(records, h["scenario"], run_id=self.run_id,
-                             created=h["created"], tool_version=h.get("tool_version"),
-                             git_commit=h.get("git_commit"), group=group or None,
-                             label=h.get("label") or "", notes=h.get("notes") or "",
-                             complete=False, incomplete_reason=self.reason)
-        return check_document(doc, f"journal {self.path.name}")
+        try:
+            doc = build_document(records, h["scenario"], run_id=self.run_id,
+                                 created=h["created"], tool_version=h.get("tool_version"),
+                                 git_commit=h.get("git_commit"), group=group or None,
+                                 label=h.get("label") or "", notes=h.get("notes") or "",
+                                 complete=False, incomplete_reason=self.reason)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            # stream lines that pass the protocol check but hold what no engine writes
+            raise DocumentError(f"journal: its trials do not make a document "
+                                f"({type(exc).__name__}: {exc})") from None
+        return check_document(doc, "journal")
 
     def summary(self) -> dict:
         """What `list` shows for it: the document's summary plus how far it got."""
@@ -178,12 +183,12 @@ def read_journal(path: Path) -> Journal:
         if not raw.strip():
             continue
         obj = _decode(raw)
-        problem = "torn (a trial cut off while it was written)" if obj is None \
-            and n == len(lines) else "not a JSON object" if obj is None \
-            else JOURNAL_TRIAL.problem(obj, "trial")
+        if obj is None and n == len(lines):      # no newline after it: cut mid-write
+            note = f"line {n} is torn (the trial in flight when it was cut off)"
+            break
+        problem = "not a JSON object" if obj is None else JOURNAL_TRIAL.problem(obj, "trial")
         if problem is not None:
-            note = f"line {n} {problem}" if not problem.startswith("trial") else \
-                f"line {n}: {problem}"
+            note = f"line {n}: {problem}; the trials from there on are left out"
             break
         trials.append((obj["trial_index"],
                        [SessionRecord(**{k: s[k] for k in RECORD_FIELDS if k in s})

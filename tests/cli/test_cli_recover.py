@@ -226,21 +226,43 @@ def test_an_orphan_raw_stream_of_a_killed_save_is_removed(store_env):
     assert not orphan.exists() and store_env.raw_path(doc["id"]).exists()
 
 
-@pytest.mark.parametrize("case", ["bad-header", "id-not-the-file-name", "not-json"])
-def test_a_hostile_journal_is_one_line_and_hides_nothing(store_env, capsys, case):
+HEADER = {"journal": 1, "run_id": "20261125-100000-a-eeeeee", "created": "x",
+          "scenario": {"name": "a"}, "trials_planned": 2}
+TELEMETRY = {"v": 1, "type": "telemetry", "t": 1.0, "backend": "numpy-cpu",
+             "readings": {"throttle_names": 32}}        # the mask where names belong
+
+
+def _trial(lines, **session) -> str:
+    return json.dumps({"trial_index": 0, "sessions": [
+        {"lines": [json.dumps(x) for x in lines], "outcome": "completed", "trial": 0,
+         **session}]})
+
+
+@pytest.mark.parametrize("case, body, expected", [
+    ("bad-header", json.dumps(dict(HEADER, trials_planned="two")),
+     'journal header.trials_planned: "two" is not an integer'),
+    ("id-not-the-file-name", json.dumps(dict(HEADER, run_id="other")),
+     "journal header: run id 'other' is not the file's name"),
+    ("not-json", "\x00garbage", "journal header: not a JSON object"),
+    ("throttle-names-number", json.dumps(HEADER) + "\n" + _trial([TELEMETRY]),
+     "journal: its trials do not make a document (TypeError"),
+    ("huge-throughput", json.dumps(HEADER) + "\n" + _trial([json.loads(synth.result(
+        1.0, "roundtrip", "pinned-64KiB", 0, 1.0, 50.0, 90.0, backend="numpy-cpu"))
+        | {"ops_per_s": 10 ** 400}]),
+     "journal: workloads[0].trials[0].ops_per_s: "),
+])
+def test_a_hostile_journal_is_one_line_and_hides_nothing(store_env, capsys, case, body,
+                                                         expected):
     doc, recs = synth.make_doc(0, scenario="a", sessions=1)
     store_env.save(doc, archive_lines(recs))
     path = store_env.journal_path("20261125-100000-a-eeeeee")
-    header = {"journal": 1, "run_id": "20261125-100000-a-eeeeee", "created": "x",
-              "scenario": {"name": "a"}, "trials_planned": 2}
-    body = {"bad-header": json.dumps(dict(header, trials_planned="two")),
-            "id-not-the-file-name": json.dumps(dict(header, run_id="other")),
-            "not-json": "\x00garbage"}[case]
     path.write_text(body + "\n")
     code, out, err = run(capsys, "list")
     assert code == 0 and doc["id"] in out and "20261125-100000-a-eeeeee" not in out
     [line] = [ln for ln in err.splitlines() if ln.startswith("gpubench: ")]
-    assert line.startswith(f"gpubench: warning: skipped {path.name}: journal header")
+    assert line.startswith(f"gpubench: warning: skipped {path.name}: {expected}"), line
+    code, _, err = run(capsys, "recover", "20261125-100000-a-eeeeee")
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
 
 
 def _fail_journal_writes(monkeypatch, after: int, everything: bool = False):

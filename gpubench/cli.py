@@ -247,8 +247,7 @@ def cmd_run(args, config) -> int:
 # ---- list / show ----------------------------------------------------------------------------
 
 def cmd_list(args, config) -> int:
-    from results.document import summary_flags
-    from results.store import filter_runs
+    from results.store import filter_runs, summary_flags
     store = _store(args, config)
     listing = store.list_runs()
     for w in listing.warnings:

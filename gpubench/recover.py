@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from results.document import archive_lines, summary_flags
+from results.document import archive_lines
 from results.journal import read_journal
+from results.store import summary_flags
 
 
 def register(subparsers) -> None:

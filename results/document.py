@@ -494,18 +494,3 @@ def summary_of(doc: dict) -> dict:
         "trials": trials, "headline": headline,
     }
 
-
-def summary_flags(summary: dict) -> list[str]:
-    """What `list` and History say beside a run's summary: imported, incomplete (and why),
-    or, for a run that has only a journal (results/journal.py), running or cut off."""
-    flags = ["imported"] if summary.get("imported") else []
-    done, planned = summary.get("trials_done"), summary.get("trials_planned")
-    if summary.get("unfinished") == "running":
-        flags.append(f"running ({done} of {planned} trials, pid {summary.get('pid')})")
-    elif summary.get("unfinished"):
-        flags.append(f"incomplete, not saved: cut off after {done} of {planned} trials "
-                     f"(gpubench recover {summary.get('id')})")
-    elif summary.get("complete") is False or summary.get("outcome") in (INCOMPLETE, CANCELLED):
-        reason = summary.get("incomplete_reason")
-        flags.append(f"incomplete: {reason}" if reason else "incomplete")
-    return flags

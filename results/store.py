@@ -2,16 +2,19 @@
 
 Layout of `data_dir` (from config.toml `[store] data_dir`, default `results/data`):
 
-    <run id>.json        the document (results/schema.py)
-    <run id>.jsonl.gz    the raw engine stream of that run, for replay
-    index.json           a cache: per document file its size, mtime and summary
-    .lock                flock'ed while the index is rewritten
+    <run id>.json           the document (results/schema.py, checked by results/structure.py)
+    <run id>.jsonl.gz       the raw engine stream of that run, for replay
+    <run id>.journal.jsonl  a run being measured, or cut off before its save (results/journal.py)
+    index.json              a cache: per document file its size, mtime and summary
+    .lock                   flock'ed by a save (raw stream, document, index) and by tidy()
 
 Writes are atomic: a temporary file (`.<name>.tmp-<pid>`, hidden from listings),
 fsync, rename, fsync of the directory. A crash or a full disk mid-save leaves the
-old documents as they were and no partial document visible. The index is only a
-cache: a document added, changed or removed behind its back is noticed from the
-directory listing (name, size, mtime) and re-read; a corrupt index is rebuilt.
+old documents as they were and no partial document visible; what a killed save left
+(a raw stream without its document, a temp file) is removed by the next listing or save.
+The index is only a cache: a document added, changed or removed behind its back is
+noticed from the directory listing (name, size, mtime) and re-read; a corrupt index is
+rebuilt. A document is data, never a path: it is used only when its id is its file name.
 """
 from __future__ import annotations
 
@@ -27,10 +30,11 @@ from typing import Iterator, Sequence
 
 from .document import summary_of
 from .files import atomic_write, fsync_dir, held_by_writer, why
-from .schema import DocumentError, RunNotFound, StoreError, check_document, is_run_id
+from .schema import (CANCELLED, INCOMPLETE, DocumentError, RunNotFound, StoreError,
+                     check_document, is_run_id)
 from .structure import SUMMARY
 
-__all__ = ["Store", "Listing", "atomic_write", "filter_runs"]
+__all__ = ["Store", "Listing", "atomic_write", "filter_runs", "summary_flags"]
 
 INDEX_NAME = "index.json"
 STALE_TEMP_S = 3600.0     # temp files of a save that crashed are removed after an hour
@@ -421,3 +425,19 @@ def filter_runs(runs: list[dict], *, scenario: str | None = None, host: str | No
             continue
         out.append(s)
     return out
+
+
+def summary_flags(summary: dict) -> list[str]:
+    """What `list` and History say beside a run's summary: imported, incomplete (and why),
+    or, for a run that has only a journal (results/journal.py), running or cut off."""
+    flags = ["imported"] if summary.get("imported") else []
+    done, planned = summary.get("trials_done"), summary.get("trials_planned")
+    if summary.get("unfinished") == "running":
+        flags.append(f"running ({done} of {planned} trials, pid {summary.get('pid')})")
+    elif summary.get("unfinished"):
+        flags.append(f"incomplete, not saved: cut off after {done} of {planned} trials "
+                     f"(gpubench recover {summary.get('id')})")
+    elif summary.get("complete") is False or summary.get("outcome") in (INCOMPLETE, CANCELLED):
+        reason = summary.get("incomplete_reason")
+        flags.append(f"incomplete: {reason}" if reason else "incomplete")
+    return flags

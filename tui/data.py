@@ -30,7 +30,7 @@ class RunSummary:
     imported: bool = False
     reasons: tuple[str, ...] = ()
     incomplete: bool = False    # cut off, interrupted, or sessions cut off (flags say why)
-    flags: tuple[str, ...] = ()  # results.document.summary_flags
+    flags: tuple[str, ...] = ()  # results.store.summary_flags
 
 
 @dataclass
@@ -200,7 +200,7 @@ class RunStore:
 
 
 def _summary(s: dict) -> RunSummary:
-    from results.document import summary_flags
+    from results.store import summary_flags
     headline = s.get("headline") or {}
     flags = tuple(summary_flags(s))
     return RunSummary(

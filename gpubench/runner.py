@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence, Union
 
-from engine import __version__ as ENGINE_VERSION
 from gpubench.config import BenchDefaults, Config, ScenarioConfig
 from results.document import SessionRecord, utc_now
 from results.schema import CANCELLED, COMPLETED, FAILED, ResultError

@@ -254,3 +254,17 @@ def test_save_refuses_an_id_that_is_not_a_plain_file_name(store, tmp_path, run_i
         store.save(doc, archive_lines(recs))
     assert "\n" not in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == []     # nothing written anywhere
+
+
+@pytest.mark.parametrize("name", ["../../etc/evil", "/abs/path", "a\x00b", "two\nlines",
+                                  "ü" * 300, "..", "-rf"])
+def test_scenario_and_host_names_never_reach_a_path(store, tmp_path, name):
+    """The run id is made from the scenario name but is always a plain file name in the
+    store; names and labels stay data (one row each in the listing)."""
+    doc, recs = make_doc(1, scenario=name, sessions=1, label=name, hostname=name)
+    path = store.save(doc, archive_lines(recs))
+    assert path.parent == store.dir and path.name == f"{doc['id']}.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    [summary] = store.list_runs().runs
+    assert summary["scenario"] == name and summary["label"] == name and summary["host"] == name
+    assert store.load(doc["id"])["scenario"]["name"] == name

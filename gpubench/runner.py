@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence, Union
 
 from gpubench.config import BenchDefaults, Config, ScenarioConfig
+from gpubench.plan_runs import PlanRuns
 from results.document import SessionRecord, utc_now
 from results.schema import CANCELLED, COMPLETED, FAILED, ResultError
 from results.store import Store
@@ -320,7 +321,6 @@ class PlanRunner:
         records: dict[str, list[SessionRecord]] = {s.name: [] for s in self.scenarios}
         result = PlanResult(self.group_id, self.seed, list(self.order))
         launchers: dict[str, Any] = {}
-        from gpubench.plan_runs import PlanRuns
         runs = PlanRuns(self)
         emit(PlanStarted(self.group_id, self.seed, tuple(self.order)))
         executed: list[TrialSlot] = []

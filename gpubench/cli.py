@@ -26,7 +26,8 @@ from typing import Any, Sequence
 from engine import __version__
 
 # Modules that add subcommands (register(subparsers)); added here at integration.
-COMMAND_MODULES: tuple[str, ...] = ("gpubench.selftest", "gpubench.checks", "gpubench.fleet")
+COMMAND_MODULES: tuple[str, ...] = ("gpubench.selftest", "gpubench.checks", "gpubench.fleet",
+                                     "gpubench.recover")
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -78,8 +79,9 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: s
     if title:
         print(f"# {title}")
     print("\t".join(columns))
-    for row in rows:
-        print("\t".join("" if v is None else str(v).replace("\t", " ") for v in row))
+    for row in rows:  # one line per row, whatever a label or a name holds
+        print("\t".join("" if v is None else " ".join(str(v).replace("\t", " ").splitlines())
+                         for v in row))
 
 
 VERDICT_STYLES = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow",
@@ -245,30 +247,26 @@ def cmd_run(args, config) -> int:
 # ---- list / show ----------------------------------------------------------------------------
 
 def cmd_list(args, config) -> int:
-    from results.store import filter_runs
+    from results.store import filter_runs, summary_flags
     store = _store(args, config)
     listing = store.list_runs()
     for w in listing.warnings:
         _warn(w)
-    runs = filter_runs(listing.runs, scenario=args.scenario, host=args.host, label=args.label,
-                       since=_iso_date(args.since) if args.since else None,
-                       until=_iso_date(args.until, end=True) if args.until else None)
+    filters = dict(scenario=args.scenario, host=args.host, label=args.label,
+                   since=_iso_date(args.since) if args.since else None,
+                   until=_iso_date(args.until, end=True) if args.until else None)
+    runs = filter_runs(listing.runs, **filters)
+    unfinished = filter_runs(listing.unfinished, **filters)   # journal, no document yet
     if args.format == "json":
-        print(json.dumps(runs, indent=2, ensure_ascii=False))
+        print(json.dumps(runs + unfinished, indent=2, ensure_ascii=False))
         return EXIT_OK
     rows = []
-    for r in runs:
-        head = r.get("headline") or {}
-        ops = head.get("ops_per_s")
-        flags = []
-        if r.get("imported"):
-            flags.append("imported")
-        if r.get("complete") is False:
-            flags.append("incomplete")
+    for r in runs + unfinished:
+        ops = (r.get("headline") or {}).get("ops_per_s")
         rows.append([r["id"], r.get("created"), r.get("scenario"), r.get("host") or "",
                      r.get("label") or "", r.get("trials"), r.get("validity") or "",
                      f"{ops:,.0f}" if isinstance(ops, (int, float)) else "",
-                     ", ".join(flags)])
+                     ", ".join(summary_flags(r))])
     if not rows and _is_tty():
         print("no stored runs match" if listing.runs else
               f"no stored runs in {store.dir} (start with `gpubench run`)", file=sys.stderr)
@@ -385,6 +383,7 @@ def cmd_show(args, config) -> int:
                   f"{group.get('executed')}/{len(group.get('order') or [])} trials run)"
          if group else "—"),
         ("outcome", f"{doc.get('outcome')}" + (
+            f", incomplete: {doc['incomplete_reason']}" if doc.get("incomplete_reason") else
             ", plan interrupted" if doc.get("complete") is False else "")),
         ("validity", val.get("status") + (": " + "; ".join(val.get("reasons") or [])
                                           if val.get("reasons") else "")),
@@ -586,36 +585,47 @@ def cmd_import(args, config) -> int:
     return EXIT_OK
 
 
+EXPORT_SUFFIX = {"text": ".txt", "json": ".json", "csv": ".csv"}
+
+
 def cmd_export(args, config) -> int:
     from results.legacy import export_csv, export_json, export_text
     store = _store(args, config)
-    doc = _load(store, args.run)
+    run_id = _resolve(store, args.run)
+    doc = store.load(run_id)
     text = {"text": export_text, "json": export_json, "csv": export_csv}[args.format](doc)
     if args.out and args.out != "-":
-        from results.store import atomic_write
+        from results.files import atomic_write, path_in, safe_file_name
+        out = Path(args.out)
+        if out.is_dir():  # a folder: the file is named after the run id, and stays in it
+            out = path_in(out, safe_file_name(run_id, EXPORT_SUFFIX[args.format]))
         try:
-            atomic_write(Path(args.out), text.encode("utf-8"))
+            atomic_write(out, text.encode("utf-8"))
         except OSError as exc:
-            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
-        print(f"wrote {args.out}", file=sys.stderr)
+            raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+        print(f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return EXIT_OK
 
 
+def confirm(question: str) -> bool:
+    """Ask on the terminal; refuses (UsageError) without one: pass --yes."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to {question.rstrip('?')} without confirmation: no "
+                         f"terminal to ask on (pass --yes)")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() in ("y", "yes"):
+        return True
+    print("kept", file=sys.stderr)
+    return False
+
+
 def cmd_delete(args, config) -> int:
     store = _store(args, config)
     run_id = _resolve(store, args.run)
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"refusing to delete {run_id} without confirmation: no terminal to "
-                             f"ask on (pass --yes)")
-        print(f"delete run {run_id} and its raw stream? [y/N] ", end="", file=sys.stderr,
-              flush=True)
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
-            print("kept", file=sys.stderr)
-            return EXIT_GATE
+    if not args.yes and not confirm(f"delete run {run_id} and its raw stream?"):
+        return EXIT_GATE
     store.delete(run_id)
     print(f"deleted {run_id}", file=sys.stderr)
     return EXIT_OK
@@ -720,7 +730,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a run as seed-format text, JSON or CSV")
     ex.add_argument("run")
     ex.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    ex.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    ex.add_argument("--out", metavar="PATH", help="write this file (or into this folder, "
+                    "named <run id>.txt|json|csv) instead of stdout")
     ex.set_defaults(func=cmd_export)
 
     rp = sub.add_parser("report", help="write comparison.md over the configured scenarios")

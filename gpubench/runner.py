@@ -8,8 +8,9 @@ Headless (no Textual): the CLI drives it and the TUI will too.
     runner.cancel()                                   # from a signal handler or a button
 
 Each trial is one engine session (scenarios.registry.launcher_for / request_for);
-its stream is collected, its layers verified from the engine's `hello`, and at
-the end one result document per scenario is saved, all sharing a group id that
+its stream is collected, its layers verified from the engine's `hello`, written to
+the run's journal (gpubench/plan_runs.py), and at the end one result document per
+scenario is saved, all sharing a group id that
 records the seed and the executed order. A failed session is recorded, never
 fatal to the plan; a cancelled plan saves what was measured, marked incomplete.
 """
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence, Union
 
-from engine import __version__ as ENGINE_VERSION
 from gpubench.config import BenchDefaults, Config, ScenarioConfig
-from results.document import SessionRecord, archive_lines, build_document, utc_now
+from gpubench.plan_runs import PlanRuns
+from results.document import SessionRecord, utc_now
 from results.schema import CANCELLED, COMPLETED, FAILED, ResultError
 from results.store import Store
 
@@ -320,6 +321,7 @@ class PlanRunner:
         records: dict[str, list[SessionRecord]] = {s.name: [] for s in self.scenarios}
         result = PlanResult(self.group_id, self.seed, list(self.order))
         launchers: dict[str, Any] = {}
+        runs = PlanRuns(self)
         emit(PlanStarted(self.group_id, self.seed, tuple(self.order)))
         executed: list[TrialSlot] = []
         try:
@@ -334,6 +336,11 @@ class PlanRunner:
                     recs = [await self._one_trial(index, slot, scenario, launchers, emit)]
                 records[slot.scenario].extend(recs)
                 executed.append(slot)
+                try:   # on disk before the next trial begins: a crash loses at most one trial
+                    runs.trial_done(slot.scenario, index, recs)
+                except ResultError as exc:
+                    emit(SaveFailed(slot.scenario, f"{exc}: stopping the plan"))
+                    self._cancelled = True
                 result.sessions += len(recs)
                 result.failed_sessions += sum(1 for r in recs if r.outcome == FAILED)
                 outcomes = [r.outcome for r in recs]
@@ -354,7 +361,10 @@ class PlanRunner:
                 except Exception:
                     pass
         result.complete = not self._cancelled and len(executed) == len(self.order)
-        self._save_all(records, executed, result, emit)
+        try:
+            self._save_all(runs, records, executed, result, emit)
+        finally:
+            runs.close()
         emit(PlanFinished(self.group_id, tuple(result.run_ids), result.complete,
                           result.failed_sessions))
         return result
@@ -478,23 +488,15 @@ class PlanRunner:
             if gs.session is not None else _done(failed(gs)) for gs in started_sessions))
         return list(results)
 
-    def _save_all(self, records: dict[str, list[SessionRecord]], executed: list[TrialSlot],
-                  result: PlanResult, emit: Callable) -> None:
-        group = {"id": self.group_id, "seed": self.seed,
-                 "scenarios": [s.name for s in self.scenarios], "trials": self.trials,
-                 "order": [[s.scenario, s.trial] for s in self.order],
-                 "executed": len(executed), "engine_args": list(self.args)}
-        commit = git_commit()
+    def _save_all(self, runs, records: dict[str, list[SessionRecord]],
+                  executed: list[TrialSlot], result: PlanResult, emit: Callable) -> None:
         for scenario in self.scenarios:
             recs = records[scenario.name]
             if not recs or (not result.complete and not any(r.lines for r in recs)):
+                runs.drop(scenario.name)
                 continue  # cancelled before this scenario measured anything
-            doc = build_document(recs, scenario_record(scenario, self.config),
-                                 tool_version=ENGINE_VERSION, git_commit=commit, group=group,
-                                 label=self.options.label, notes=self.options.notes,
-                                 complete=result.complete)
             try:
-                path = self.store.save(doc, archive_lines(recs))
+                doc, path = runs.save(scenario, recs, executed, result.complete)
             except ResultError as exc:
                 result.save_errors.append(str(exc))
                 emit(SaveFailed(scenario.name, str(exc)))

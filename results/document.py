@@ -170,12 +170,15 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
                    tool_version: str | None = None, git_commit: str | None = None,
                    group: dict | None = None, label: str = "", notes: str = "",
                    extra_reasons: Sequence[str] = (), complete: bool = True,
+                   incomplete_reason: str | None = None,
                    imported: bool = False, source: str | None = None) -> dict:
     """One run of one scenario: every session's trials, telemetry, validity and facts.
 
     `scenario` is a plain dict (name, title, launcher, host, cluster, target,
     target_pct, baseline, details); `group` ties the runs of one plan together
-    (id, seed, order). `complete=False` marks a plan cut short (Ctrl-C).
+    (id, seed, order). `complete=False` marks a plan cut short (Ctrl-C, a crash recovered
+    from its journal), `incomplete_reason` says how ("cut off after 3 of 10 trials").
+    A run whose sessions were cut off (outcome incomplete or cancelled) is incomplete too.
     """
     created = created or utc_now()
     scen = {"name": scenario.get("name") or "unnamed", "title": scenario.get("title"),
@@ -273,8 +276,14 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         causes = sorted({r for t in all_trials if not t["valid"] for r in t["validity_reasons"]})
         notes_validity.append(f"{invalid_trials} of {len(all_trials)} trials invalid "
                               f"(excluded from statistics): {'; '.join(causes[:3])}")
+    cut_off = sum(1 for o in outcomes if o in (INCOMPLETE, CANCELLED))
+    why_incomplete = [incomplete_reason or "plan was interrupted"] if not complete else []
+    if cut_off:
+        why_incomplete.append(f"{cut_off} of {len(outcomes)} sessions cut off")
     if not complete:
-        notes_validity.append("plan was interrupted: results are incomplete")
+        notes_validity.append(f"{why_incomplete[0]}: results are incomplete")
+    if cut_off:
+        notes_validity.append(f"{why_incomplete[-1]}: results are incomplete")
     gpus = sorted({json.dumps(gpu_tag(r.gpu), sort_keys=True) for r in sessions if r.gpu},
                   key=lambda t: json.loads(t)["index"])
     modes = sorted({r.gpu_mode for r in sessions if r.gpu and r.gpu_mode})
@@ -304,7 +313,8 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
                      "notes": notes_validity, "invalid_trials": invalid_trials,
                      "trials": len(all_trials)},
         "stream_warnings": stream_warnings[:100],
-        "complete": bool(complete),
+        "complete": not why_incomplete,
+        "incomplete_reason": "; ".join(why_incomplete) or None,
         "outcome": _overall_outcome(outcomes, complete),
         "label": label or "",
         "notes": notes or "",
@@ -478,7 +488,9 @@ def summary_of(doc: dict) -> dict:
         "device": device.get("name"), "driver": device.get("driver"),
         "validity": (doc.get("validity") or {}).get("status"),
         "outcome": doc.get("outcome"), "complete": doc.get("complete"),
+        "incomplete_reason": doc.get("incomplete_reason"),
         "imported": bool(doc.get("imported")),
         "group": (doc.get("group") or {}).get("id"),
         "trials": trials, "headline": headline,
     }
+

@@ -19,15 +19,18 @@ A result document is one JSON object per run (see DESIGN.md, "Result document"):
      "gpus": [{"index", "uuid", "name", "mig_instance"}] | null,   # per-GPU runs (--gpus)
      "gpu_mode": "concurrent" | "sequential" | null,               # trials then carry "gpu"
      "partition": {"kind": "full-gpu" | "mig-instance" | "cpu", "visible_gpus", ...},
-     "complete": bool, "outcome": "completed" | "incomplete" | "failed" | "cancelled",
+     "complete": bool, "incomplete_reason": "cut off after 3 of 10 trials" | null,
+     "outcome": "completed" | "incomplete" | "failed" | "cancelled",
      "label": "", "notes": "", "imported": false, "source": null, "raw": "<id>.jsonl.gz" | null,
      "checks": [...], "checks_summary": {check: verdict}, "checks_proxy": {...}}  # check runs
 
 Readers accept any document whose `schema_version` is a known one and refuse
-newer ones with a one-line message (never guess at a format they do not know).
+newer ones with a one-line message (never guess at a format they do not know);
+check_document also checks the type of every field a reader uses (structure.py).
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -38,11 +41,16 @@ VALID, INVALID = "VALID", "INVALID"
 COMPLETED, FAILED, INCOMPLETE, CANCELLED = "completed", "failed", "incomplete", "cancelled"
 OUTCOMES = (COMPLETED, FAILED, INCOMPLETE, CANCELLED)
 
-REQUIRED_KEYS: dict[str, type | tuple] = {
-    "schema_version": int, "id": str, "created": str, "scenario": dict,
-    "workloads": list, "validity": dict,
-}
+# A run id is also a file name in the store (`<id>.json`, `<id>.jsonl.gz`, ...): letters,
+# digits, '.', '_' and '-', not starting with '.' or '-' (an option to a command), short
+# enough for every file made from it.
+RUN_ID_MAX = 160
+_RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
+
+def is_run_id(text: Any) -> bool:
+    return isinstance(text, str) and len(text) <= RUN_ID_MAX and \
+        _RUN_ID.fullmatch(text) is not None
 
 class ResultError(Exception):
     """Any problem with stored results, already phrased as one line for the user."""
@@ -65,25 +73,28 @@ class NotComparable(ResultError):
 
 
 def check_document(doc: Any, where: str = "document") -> dict:
-    """Return `doc` if a reader of this version can use it, else raise DocumentError."""
+    """Return `doc` if a reader of this version can use it, else raise DocumentError naming
+    the first problem (`where: workloads[0].trials[2].ops_per_s: 'fast' is not a number`).
+
+    Every field a reader uses is checked for its type (results/structure.py), so a
+    structurally wrong document is refused here, once, instead of failing in whichever view
+    reads it first."""
+    def fail(problem: str) -> DocumentError:
+        return DocumentError(f"{where}: {problem}" if where else problem)
+
     if not isinstance(doc, dict):
-        raise DocumentError(f"{where}: not a result document (top level is not an object)")
+        raise fail("not a result document (top level is not an object)")
     version = doc.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise DocumentError(f"{where}: not a result document (no schema_version)")
+        raise fail("not a result document (no schema_version)")
     if version not in KNOWN_VERSIONS:
         newest = max(KNOWN_VERSIONS)
         if version > newest:
-            raise DocumentError(f"{where}: schema version {version} is newer than this gpubench "
-                                f"reads (up to {newest}); upgrade gpubench")
-        raise DocumentError(f"{where}: unknown schema version {version}")
-    for key, kind in REQUIRED_KEYS.items():
-        if not isinstance(doc.get(key), kind):
-            raise DocumentError(f"{where}: field {key!r} is missing or malformed")
-    if not isinstance(doc["scenario"].get("name"), str):
-        raise DocumentError(f"{where}: field 'scenario.name' is missing")
-    for i, wl in enumerate(doc["workloads"]):
-        if not isinstance(wl, dict) or not isinstance(wl.get("trials"), list) \
-                or not isinstance(wl.get("workload"), str):
-            raise DocumentError(f"{where}: workloads[{i}] is malformed")
+            raise fail(f"schema version {version} is newer than this gpubench reads (up to "
+                       f"{newest}); upgrade gpubench")
+        raise fail(f"unknown schema version {version}")
+    from .structure import DOCUMENT
+    problem = DOCUMENT.problem(doc, "")
+    if problem is not None:
+        raise fail(problem)
     return doc

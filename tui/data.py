@@ -29,6 +29,8 @@ class RunSummary:
     trials: int = 0
     imported: bool = False
     reasons: tuple[str, ...] = ()
+    incomplete: bool = False    # cut off, interrupted, or sessions cut off (flags say why)
+    flags: tuple[str, ...] = ()  # results.store.summary_flags
 
 
 @dataclass
@@ -71,7 +73,8 @@ class RunStore:
         self._store_mod = _import("results.store")
         self._doc_mod = _import("results.document")
         self._store = self._store_mod.Store(self.data_dir) if self._store_mod else None
-        self.warnings: list[str] = []
+        self.warnings: list[str] = []     # one line per result file that was skipped
+        self.unfinished: list[RunSummary] = []   # journals without a document (recover)
         self._cache: list[RunSummary] | None = None
 
     @property
@@ -84,6 +87,7 @@ class RunStore:
             return []
         listing = self._store.list_runs()
         self.warnings = list(listing.warnings)
+        self.unfinished = [_summary(s) for s in listing.unfinished]
         self._cache = [_summary(s) for s in listing.runs]
         return list(self._cache)
 
@@ -146,7 +150,7 @@ class RunStore:
     def set_label(self, run_id: str, label: str) -> None:
         if self._store is None:
             raise RuntimeError("results store not available")
-        doc = self._store.load(run_id)
+        doc = self._store.load(run_id)   # its id is its file name (the store checks)
         doc["label"] = label
         self._store.save(doc)       # the raw stream beside it stays as it is
         self._cache = None
@@ -171,6 +175,7 @@ class RunStore:
                                   warnings=["statistics (results/stats.py) not available yet"])
         base, cand = self._store.load(baseline_id), self._store.load(candidate_id)
         view = _compare(stats, base, cand, self.config)
+        view.baseline, view.candidate = baseline_id, candidate_id   # names, not content
         view.checks = self.comparison_checks(base, cand)
         if view.raw is not None:
             view.raw.checks = list(view.checks)      # exports show them too
@@ -188,12 +193,16 @@ class RunStore:
             self.warnings.append(f"isolation checks unavailable: {exc}")
             return []
 
-    def export(self, views: list[ComparisonView], fmt: str, path: Path) -> Path:
-        return _export(views, fmt, path, self)
+    def export(self, views: list[ComparisonView], fmt: str, folder: Path | None = None) -> Path:
+        """Write a comparison export into `folder` (default: the data directory) under a
+        name made from the baseline's run id, never a path taken from a document."""
+        return _export(views, fmt, Path(folder or self.data_dir), self)
 
 
 def _summary(s: dict) -> RunSummary:
+    from results.store import summary_flags
     headline = s.get("headline") or {}
+    flags = tuple(summary_flags(s))
     return RunSummary(
         id=str(s.get("id")), created=str(s.get("created") or "").replace("T", " ").rstrip("Z"),
         scenario=str(s.get("scenario") or ""), host=str(s.get("host") or ""),
@@ -202,7 +211,8 @@ def _summary(s: dict) -> RunSummary:
         validity="IMPORTED" if s.get("imported") else str(s.get("validity") or "?"),
         headline=headline.get("ops_per_s"),
         headline_name=f"{headline.get('workload')}/{headline.get('variant')}" if headline else "",
-        trials=int(s.get("trials") or 0), imported=bool(s.get("imported")))
+        trials=int(s.get("trials") or 0), imported=bool(s.get("imported")),
+        incomplete=any(not f.startswith("imported") for f in flags), flags=flags)
 
 
 def legacy_scenario_for(path: Path, config: Config, explicit: str | None = None) -> str:
@@ -262,11 +272,26 @@ def _compare(stats, base: dict, cand: dict, config: Config) -> ComparisonView:
     return view
 
 
-def _export(views: list[ComparisonView], fmt: str, path: Path, store: "RunStore") -> Path:
+EXPORT_SUFFIX = {"md": ".md", "csv": ".csv"}
+
+
+def export_name(views: list[ComparisonView], fmt: str) -> str:
+    """`comparison-<baseline run id>.md|csv`, or `comparison.md` for the whole report."""
+    from results.files import safe_file_name
+    if fmt == "comparison.md":
+        return "comparison.md"
+    if fmt not in EXPORT_SUFFIX:
+        raise ValueError(f"unknown export format {fmt!r}")
+    return safe_file_name(f"comparison-{views[0].baseline}", EXPORT_SUFFIX[fmt])
+
+
+def _export(views: list[ComparisonView], fmt: str, folder: Path, store: "RunStore") -> Path:
     report = _import("results.report")
     if report is None:
         raise RuntimeError("results/report.py is not available")
+    from results.files import path_in
     from results.store import atomic_write
+    path = path_in(folder, export_name(views, fmt)) if views else path_in(folder, "comparison.md")
     comps = [v.raw for v in views if v.raw is not None]
     if fmt == "md":
         text = report.to_markdown(comps)
@@ -278,7 +303,7 @@ def _export(views: list[ComparisonView], fmt: str, path: Path, store: "RunStore"
         raise ValueError(f"unknown export format {fmt!r}")
     if fmt != "comparison.md" and not comps:
         raise RuntimeError("no comparable pair to export")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text.encode("utf-8"))
     return path
 

@@ -199,6 +199,26 @@ def test_import_export_roundtrip(env, capsys):
     assert code == 0 and json.loads((env.path / "x.json").read_text())["id"] == env.ids["k8s-pod"]
 
 
+def test_export_into_a_folder_is_named_after_the_run_id_and_stays_there(env, capsys):
+    (env.path / "out").mkdir()
+    run_id = env.ids["k8s-pod"]
+    code, _, err = run(capsys, "export", run_id[:20], "--format", "csv", "--out", "out")
+    assert code == 0 and sorted(p.name for p in (env.path / "out").iterdir()) == \
+        [f"{run_id}.csv"]
+    assert (env.path / "out" / f"{run_id}.csv").read_text().startswith("run_id,")
+
+
+def test_list_in_a_pipe_is_one_line_per_run_whatever_a_label_holds(env, capsys):
+    doc, recs = make_doc(5, scenario="bare-metal", sessions=1,
+                         label="line one\nforged\trow\r\nthree")
+    env.store.save(doc, archive_lines(recs))
+    code, out, _ = run(capsys, "list")
+    rows = out.splitlines()
+    assert code == 0 and len(rows) == 5
+    [row] = [r for r in rows if r.startswith(doc["id"])]
+    assert row.split("\t")[4] == "line one forged row three"
+
+
 @pytest.mark.parametrize("setup, argv, expected", [
     (lambda p: (p / "notes.txt").write_text("Average Latency: 0.1 ms\n"),
      ("import", "notes.txt", "--scenario", "bare-metal"),

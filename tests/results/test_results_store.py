@@ -222,13 +222,49 @@ def test_filter_runs():
     assert [r["id"] for r in filter_runs(runs, since="2026-11-20", until="2026-11-25")] == ["1", "2"]
 
 
-def test_stale_temp_files_of_a_crashed_save_are_removed_fresh_ones_kept(store):
+def test_temp_files_of_a_crashed_save_are_removed_a_live_writers_kept(store):
+    """A temp file whose writer process is gone, or over an hour old, is a leftover; one of a
+    live process (a save in progress) stays."""
     saved(store, 1)
-    old = store.dir / ".20260101-x.json.tmp-999"
-    fresh = store.dir / ".20260102-x.json.tmp-998"
-    old.write_text('{"partial')
-    fresh.write_text('{"partial')
+    old = store.dir / f".20260101-x.json.tmp-{os.getpid()}"
+    live = store.dir / f".20260102-x.json.tmp-{os.getpid()}"
+    dead_pid = _dead_pid()
+    dead = store.dir / f".20260103-x.jsonl.gz.tmp-{dead_pid}"
+    for p in (old, live, dead):
+        p.write_text('{"partial')
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert len(store.list_runs().runs) == 1  # never listed
+    assert not old.exists() and not dead.exists() and live.exists()
     saved(store, 2)
-    assert not old.exists() and fresh.exists()
+    assert live.exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("run_id", ["../evil", "/tmp/evil", "a/../../b", "a\x00b", "a\nb",
+                                    "x" * 300, ".hidden", "-rf", "", 42])
+def test_save_refuses_an_id_that_is_not_a_plain_file_name(store, tmp_path, run_id):
+    doc, recs = make_doc(1, sessions=1)
+    doc["id"] = run_id
+    with pytest.raises(DocumentError, match="is not a run id") as info:
+        store.save(doc, archive_lines(recs))
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []     # nothing written anywhere
+
+
+@pytest.mark.parametrize("name", ["../../etc/evil", "/abs/path", "a\x00b", "two\nlines",
+                                  "ü" * 300, "..", "-rf"])
+def test_scenario_and_host_names_never_reach_a_path(store, tmp_path, name):
+    """The run id is made from the scenario name but is always a plain file name in the
+    store; names and labels stay data (one row each in the listing)."""
+    doc, recs = make_doc(1, scenario=name, sessions=1, label=name, hostname=name)
+    path = store.save(doc, archive_lines(recs))
+    assert path.parent == store.dir and path.name == f"{doc['id']}.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    [summary] = store.list_runs().runs
+    assert summary["scenario"] == name and summary["label"] == name and summary["host"] == name
+    assert store.load(doc["id"])["scenario"]["name"] == name

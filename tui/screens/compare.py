@@ -1,8 +1,6 @@
 """Compare: a baseline and candidates picked by key; overheads with CI and verdicts."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -218,12 +216,8 @@ class CompareScreen(Screen):
             self.app.notify("Nothing to export: pick a baseline and a candidate.",
                             severity="warning")
             return
-        data_dir = Path(self.app.store.data_dir)
-        name = {"md": f"comparison-{self.views[0].baseline}.md",
-                "csv": f"comparison-{self.views[0].baseline}.csv",
-                "comparison.md": "comparison.md"}[fmt]
-        try:
-            path = self.app.store.export(self.views, fmt, data_dir / name)
+        try:   # comparison-<baseline id>.md|csv, sanitised, in the data directory
+            path = self.app.store.export(self.views, fmt)
         except Exception as exc:
             self.app.notify(f"Export failed: {exc}", severity="error")
             return

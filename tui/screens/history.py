@@ -21,6 +21,7 @@ VALIDITY_STYLE = {"VALID": "green", "INVALID": "bold red", "IMPORTED": "cyan"}
 
 class HistoryScreen(Screen):
     AUTO_FOCUS = "#history-table"
+    DEFAULT_CSS = "#history-notes { padding: 0 1; color: $warning; }"
     BINDINGS = [
         Binding("enter", "open_run", "Open (replay)"),
         Binding("slash", "filter", "Filter", key_display="/"),
@@ -50,6 +51,7 @@ class HistoryScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label("", id="history-status")
+        yield Label("", id="history-notes")   # skipped files, runs to recover
         box = Input(placeholder="filter: scenario, host, label, backend… (Enter applies, Esc clears)",
                     id="history-filter")
         box.display = False
@@ -92,8 +94,10 @@ class HistoryScreen(Screen):
         runs = self.visible_runs()
         for r in runs:
             backend = Text(r.backend, style="yellow") if r.backend == "numpy-cpu" else r.backend
-            table.add_row(r.id, r.created, r.scenario, r.host, backend, r.device,
-                          Text(r.validity, style=VALIDITY_STYLE.get(r.validity, "")),
+            validity = Text(r.validity, style=VALIDITY_STYLE.get(r.validity, ""))
+            if r.incomplete:
+                validity.append(" incomplete", style="yellow")
+            table.add_row(r.id, r.created, r.scenario, r.host, backend, r.device, validity,
                           fmt_num(r.headline), r.label, key=r.id)
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
@@ -105,6 +109,11 @@ class HistoryScreen(Screen):
         if not self.store.available:
             status = "The results store (results/store.py) is not available: nothing saved yet."
         self.query_one("#history-status", Label).update(status)
+        notes = self.query_one("#history-notes", Label)
+        lines = [f"{r.id}: {r.flags[-1]}" for r in self.store.unfinished]
+        lines += self.store.warnings
+        notes.update(Text("\n".join(lines)))
+        notes.display = bool(lines)
 
     def selected_id(self) -> str | None:
         table = self.query_one(DataTable)

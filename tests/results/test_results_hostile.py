@@ -1,0 +1,93 @@
+"""Hostile result files (tests/hostile/results/): each one is skipped with one line naming the
+file and its first problem, in `list`, `show`, `compare` and `report`, and never hides the
+good run beside it."""
+from __future__ import annotations
+
+import pytest
+
+from gpubench import cli
+from results.document import archive_lines
+from results.store import Store
+from tests.results.hostile import cases, plant
+from tests.results.synth import make_doc
+
+CONFIG = """
+[store]
+data_dir = "data"
+[scenarios.bare-metal]
+launcher = "local"
+[scenarios.k8s-pod]
+launcher = "local"
+baseline = "bare-metal"
+target = "k8s"
+"""
+CASES = cases()
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    (tmp_path / "config.toml").write_text(CONFIG)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GPUBENCH_CONFIG", str(tmp_path / "config.toml"))
+    store = Store(tmp_path / "data")
+    for seed, name in enumerate(("bare-metal", "k8s-pod")):
+        doc, recs = make_doc(seed, scenario=name, sessions=3)
+        store.save(doc, archive_lines(recs))
+    return store
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ours(err: str) -> list[str]:
+    """The lines gpubench wrote on stderr (dependencies may add their own)."""
+    return [ln for ln in err.splitlines() if ln.startswith("gpubench: ")]
+
+
+def test_the_corpus_has_its_cases():
+    assert len(CASES) >= 40 and len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_document_is_one_line_and_hides_nothing(store, capsys, case):
+    good = [r["id"] for r in store.list_runs().runs]
+    plant(store.dir, case)
+    stem = case.name.removesuffix(".json")
+
+    code, out, err = run(capsys, "list")
+    assert code == 0
+    assert sorted(ln.split("\t")[0] for ln in out.splitlines()[1:]) == sorted(good)
+    [line] = ours(err)
+    assert line.startswith(f"gpubench: warning: skipped {case.name}: ")
+    assert all(e in line for e in case.expect), line
+
+    code, out, err = run(capsys, "show", stem)
+    [line] = ours(err)
+    assert code == 2 and out == "" and case.name in line
+    assert all(e in line for e in case.expect), line
+    assert "unexpected error" not in line
+
+    code, out, err = run(capsys, "compare", good[0], stem)
+    [line] = ours(err)
+    assert code == 2 and case.name in line and all(e in line for e in case.expect), line
+
+    code, out, err = run(capsys, "compare", good[0], good[1], "--format", "csv")
+    assert code in (0, 1) and good[1] in out          # the other runs still compare
+    code, _, err = run(capsys, "report", "--out", "-")
+    assert code == 0 and any(case.name in ln for ln in ours(err))
+
+
+def test_every_hostile_document_at_once_leaves_the_good_runs_listed(store, capsys):
+    good = sorted(r["id"] for r in store.list_runs().runs)
+    for case in CASES:
+        plant(store.dir, case)
+    listing = store.list_runs()
+    assert sorted(r["id"] for r in listing.runs) == good
+    assert len(listing.warnings) == len(CASES)
+    for case in CASES:
+        [line] = [w for w in listing.warnings if w.startswith(f"skipped {case.name}: ")]
+        assert all(e in line for e in case.expect), line
+        assert "\n" not in line

@@ -17,7 +17,6 @@ import asyncio
 import importlib
 import json
 import os
-import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,6 +133,7 @@ def _iso_date(text: str, end: bool = False) -> str:
 
 def cmd_run(args, config) -> int:
     from gpubench.config import WORKLOADS
+    from gpubench.interrupts import drop_output, stop_on_signals
     from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
                                  SaveFailed, TrialEvent, TrialFinished, TrialStarted)
     names = args.scenarios or [s.name for s in config.enabled_scenarios()]
@@ -168,6 +168,12 @@ def cmd_run(args, config) -> int:
     tty = sys.stderr.isatty()
 
     def progress(ev) -> None:
+        try:
+            report(ev)
+        except OSError:  # the terminal or pipe is gone: keep measuring, save, exit cleanly
+            drop_output()
+
+    def report(ev) -> None:
         if isinstance(ev, PlanStarted):
             print(f"plan {ev.group_id}: {len(ev.order)} trials of {', '.join(names)}, "
                   f"interleaved (seed {ev.seed}); Ctrl-C stops and saves what was measured",
@@ -197,15 +203,7 @@ def cmd_run(args, config) -> int:
                   file=sys.stderr)
 
     async def go():
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, runner.cancel)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-        try:
+        with stop_on_signals(runner.cancel):  # SIGINT, SIGTERM, SIGHUP: stop and save
             if any(runner.gpu_selection(s)[0] for s in runner.scenarios):
                 from scenarios.multigpu import GpuSelectionError
                 try:
@@ -220,16 +218,16 @@ def cmd_run(args, config) -> int:
                     print(f"{name}: {len(gs)} GPU(s) {mode}: "
                           f"{'; '.join(g.describe() for g in gs)}", file=sys.stderr)
             return await runner.run(progress)
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
 
     result = asyncio.run(go())
-    for run_id in result.run_ids:
-        print(run_id)
-    if len(result.run_ids) >= 2:
-        print(f"compare with: gpubench compare {result.run_ids[0]} "
-              f"{' '.join(result.run_ids[1:])}", file=sys.stderr)
+    try:
+        for run_id in result.run_ids:
+            print(run_id)
+        if len(result.run_ids) >= 2:
+            print(f"compare with: gpubench compare {result.run_ids[0]} "
+                  f"{' '.join(result.run_ids[1:])}", file=sys.stderr)
+    except OSError:
+        drop_output()
     if result.save_errors:
         return EXIT_USAGE
     if not result.complete:

@@ -263,9 +263,10 @@ async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path |
 def detect_backend(python: str | None = None) -> str:
     code = ("import cupy,sys\n"
             "sys.exit(0 if cupy.cuda.runtime.getDeviceCount() > 0 else 1)")
-    try:
+    from scenarios.local import PACKAGES_DIR
+    try:  # not from the current folder: a `cupy/` there would be imported and run
         proc = subprocess.run([python or sys.executable, "-c", code], capture_output=True,
-                              timeout=120)
+                              timeout=120, cwd=PACKAGES_DIR)
     except (OSError, subprocess.TimeoutExpired):
         return "numpy-cpu"
     return "cupy" if proc.returncode == 0 else "numpy-cpu"

@@ -959,6 +959,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def register(subparsers) -> None:
+    from gpubench import limits
+    from gpubench.limits import cli_number
     p = subparsers.add_parser(
         "selftest", help="inject known overheads (1/5/10 %%) and prove they are measured",
         description="Measure a baseline, inject delays sized to 1, 5 and 10 %% overhead on the "
@@ -973,14 +975,14 @@ def register(subparsers) -> None:
     p.add_argument("--design", default="auto", choices=("auto", "slots", "sessions"),
                    help="slots: the interposer toggles the delay within each engine session "
                         "(GPU default); sessions: one delay per session (CPU)")
-    p.add_argument("--trials", type=int, default=None,
+    p.add_argument("--trials", type=cli_number(int, limits.TRIALS), default=None,
                    help="engine sessions per arm (default 4 slots, 10 sessions)")
     p.add_argument("--calibration-trials", type=int, default=None,
                    help="sessions per calibration point (default 1 slots, 3 sessions)")
-    p.add_argument("--duration", type=float, default=None,
+    p.add_argument("--duration", type=cli_number(float, limits.DURATION_S), default=None,
                    help="seconds per window (default 3.0 slots, 0.5 sessions)")
-    p.add_argument("--warmup", type=float, default=None)
-    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--warmup", type=cli_number(float, limits.WARMUP_S), default=None)
+    p.add_argument("--repeats", type=cli_number(int, limits.REPEATS), default=None)
     p.add_argument("--slot", type=float, default=0.25,
                    help="slots: length of one on or off slot in s (default 0.25)")
     p.add_argument("--sample-interval", type=float, default=None,

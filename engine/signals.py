@@ -36,7 +36,7 @@ def die_with_parent(environ=os.environ) -> None:
         import ctypes
         if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0):
             return
-    except (ValueError, OSError, AttributeError):
+    except (ValueError, OSError, AttributeError, ImportError):  # no prctl here: nothing to do
         return
     # The parent may have died before prctl: we were re-parented and no signal will come.
     # (A parent that is alive but not ours is a wrapper that did not exec: nothing to do.)

@@ -104,3 +104,20 @@ def test_kill_9_of_the_cli_leaves_no_engine_running(tmp_path):
         for pid in engines:  # on failure, do not leave our own engine running
             if _state(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_an_engine_whose_launcher_died_before_it_started_ends_at_once(tmp_path):
+    """The launcher can die between fork and the engine's prctl: the engine then finds its
+    named parent gone and stops itself. A live parent that is not ours (a wrapper) is left be."""
+    from scenarios.local import PARENT_PID_ENV, module_command
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    argv = module_command(sys.executable, "engine", FAST)
+    orphan = subprocess.run(argv, env=dict(os.environ, **{PARENT_PID_ENV: str(gone.pid)}),
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert orphan.returncode == -signal.SIGTERM and orphan.stdout == ""
+    wrapped = subprocess.run(argv, env=dict(os.environ, **{PARENT_PID_ENV: "1"}),
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert wrapped.returncode == 0 and '"type":"done"' in wrapped.stdout
+    assert PARENT_PID_ENV not in wrapped.stdout   # dropped before the hello reads the env

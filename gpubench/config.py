@@ -243,7 +243,7 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
             parse_cpu_list(d.cpus)
         except UsageError:
             raise r.fail("cpus", f"must be a CPU list like \"4\" or \"4-7,9\" (got {d.cpus!r})") from None
-    from engine.plan import MAX_COPY, MIN_COPY
+    from engine.plan import MAX_COPY, MIN_COPY, format_size
     sizes = [("roundtrip_size", d.roundtrip_size, 1), *(("copy_sizes", s, MIN_COPY)
                                                        for s in d.copy_sizes)]
     for key, value, smallest in sizes:
@@ -252,14 +252,10 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
         except ValueError as exc:
             raise r.fail(key, str(exc)) from None
         if not smallest <= size <= MAX_COPY:  # the engine refuses these: say so before it runs
-            raise r.fail(key, f"{value} is outside {_human(smallest)}..{_human(MAX_COPY)}")
+            raise r.fail(key, f"{value} is outside "
+                              f"{format_size(smallest)}..{format_size(MAX_COPY)}")
     r.reject_unknown()
     return d
-
-
-def _human(size: int) -> str:
-    from engine.plan import format_size
-    return format_size(size)
 
 
 def parse_size(text: str) -> int:

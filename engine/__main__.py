@@ -13,6 +13,8 @@ import sys  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .signals import die_with_parent
+    die_with_parent()
     if "--init-child" in argv:
         from .child import child_main
         return child_main(argv, _T_MAIN_NS)

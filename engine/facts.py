@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
+from .redact import redact_env
+
 # NVML nvmlGpuVirtualizationMode_t
 VIRT_MODES = {0: "none", 1: "passthrough", 2: "vgpu", 3: "host_vgpu", 4: "host_vsga"}
 
@@ -147,7 +149,8 @@ def preload_facts(env: Mapping[str, str] | None = None,
 
 def env_facts(env: Mapping[str, str] | None = None) -> dict:
     env = os.environ if env is None else env
-    return {k: v for k, v in sorted(env.items()) if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
+    return redact_env({k: v for k, v in sorted(env.items())
+                       if k.startswith(ENV_PREFIXES) or k in ENV_NAMES})
 
 
 def _version(module_name: str) -> str | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -16,6 +17,7 @@ ASYNC_BATCH = 1000          # launches per synchronise in launch/async
 GEMM_SIZE_GPU, GEMM_SIZE_CPU = 8192, 1024
 GEMM_FP16_MAX_CPU = 128     # NumPy has no fp16 BLAS: keep the CPU's fp16 product small
 ALLOC_SIZE = 1024 * 1024
+MAX_CPU = 65535             # no kernel numbers CPUs past this (NR_CPUS is at most 8192 today)
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1024, "m": 1024**2, "mib": 1024**2,
           "mb": 1024**2, "g": 1024**3, "gib": 1024**3, "gb": 1024**3}
@@ -30,6 +32,8 @@ def parse_size(text: str) -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise UsageError(f"bad size {text!r} (use e.g. 4KiB, 1MiB, 256MiB or bytes)")
     value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not math.isfinite(value):  # hundreds of digits: past any float
+        raise UsageError(f"bad size {text!r}: too large")
     if value != int(value) or value < 1:
         raise UsageError(f"bad size {text!r}: not a whole number of bytes")
     return int(value)
@@ -127,7 +131,7 @@ def parse_cpu_list(text: str) -> tuple[int, ...]:
         for part in _csv(text):
             lo, _, hi = part.partition("-")
             first, last = int(lo), int(hi or lo)
-            if first < 0 or last < first:
+            if first < 0 or last < first or last > MAX_CPU:
                 raise ValueError
             cpus.update(range(first, last + 1))
     except ValueError:

@@ -654,7 +654,8 @@ def run_checks(checks: list[str], proxy: Proxy, settings: Settings,
         else:
             raise CheckError(f"unknown check {name!r}; choose from {', '.join(CHECKS)}")
         progress(f"check: {name}: {results[-1]['verdict']} ({time.monotonic() - t0:.0f} s)")
-    return {"proxy": {"name": proxy.name, "preload": proxy.preload, "env": proxy.env,
+    from engine.redact import redact_env
+    return {"proxy": {"name": proxy.name, "preload": proxy.preload, "env": redact_env(proxy.env),
                       "limits": vars(proxy.limits)},
             "backend": settings.backend, "libcuda": settings.libcuda,
             "checks": results, "elapsed_s": round(time.monotonic() - t0, 1),

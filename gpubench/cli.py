@@ -17,7 +17,6 @@ import asyncio
 import importlib
 import json
 import os
-import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,6 +135,7 @@ def _iso_date(text: str, end: bool = False) -> str:
 
 def cmd_run(args, config) -> int:
     from gpubench.config import WORKLOADS
+    from gpubench.interrupts import drop_output, stop_on_signals
     from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
                                  SaveFailed, TrialEvent, TrialFinished, TrialStarted)
     names = args.scenarios or [s.name for s in config.enabled_scenarios()]
@@ -148,11 +148,6 @@ def cmd_run(args, config) -> int:
         bad = [w for w in workloads if w not in WORKLOADS]
         if bad:
             raise UsageError(f"unknown workload {bad[0]!r}; choose from {', '.join(WORKLOADS)}")
-    for name, value in (("--trials", args.trials), ("--repeats", args.repeats)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} must be at least 1 (got {value})")
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError(f"--duration must be positive (got {args.duration:g})")
     gpus = None
     if args.gpus is not None:
         from gpubench.config import check_gpu_select
@@ -175,6 +170,12 @@ def cmd_run(args, config) -> int:
     tty = sys.stderr.isatty()
 
     def progress(ev) -> None:
+        try:
+            report(ev)
+        except OSError:  # the terminal or pipe is gone: keep measuring, save, exit cleanly
+            drop_output()
+
+    def report(ev) -> None:
         if isinstance(ev, PlanStarted):
             print(f"plan {ev.group_id}: {len(ev.order)} trials of {', '.join(names)}, "
                   f"interleaved (seed {ev.seed}); Ctrl-C stops and saves what was measured",
@@ -204,15 +205,7 @@ def cmd_run(args, config) -> int:
                   file=sys.stderr)
 
     async def go():
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, runner.cancel)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-        try:
+        with stop_on_signals(runner.cancel):  # SIGINT, SIGTERM, SIGHUP: stop and save
             if any(runner.gpu_selection(s)[0] for s in runner.scenarios):
                 from scenarios.multigpu import GpuSelectionError
                 try:
@@ -227,16 +220,16 @@ def cmd_run(args, config) -> int:
                     print(f"{name}: {len(gs)} GPU(s) {mode}: "
                           f"{'; '.join(g.describe() for g in gs)}", file=sys.stderr)
             return await runner.run(progress)
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
 
     result = asyncio.run(go())
-    for run_id in result.run_ids:
-        print(run_id)
-    if len(result.run_ids) >= 2:
-        print(f"compare with: gpubench compare {result.run_ids[0]} "
-              f"{' '.join(result.run_ids[1:])}", file=sys.stderr)
+    try:
+        for run_id in result.run_ids:
+            print(run_id)
+        if len(result.run_ids) >= 2:
+            print(f"compare with: gpubench compare {result.run_ids[0]} "
+                  f"{' '.join(result.run_ids[1:])}", file=sys.stderr)
+    except OSError:
+        drop_output()
     if result.save_errors:
         return EXIT_USAGE
     if not result.complete:
@@ -380,7 +373,8 @@ def cmd_show(args, config) -> int:
         ("tool", f"gpubench {tool.get('version')}, engine {tool.get('engine_version')}, "
                  f"commit {(tool.get('git_commit') or 'unknown')[:12]}"),
         ("group", f"{group.get('id')} (seed {group.get('seed')}, "
-                  f"{group.get('executed')}/{len(group.get('order') or [])} trials run)"
+                  f"{group.get('executed')}/{group.get('planned', len(group.get('order') or []))}"
+                  f" trials run)"
          if group else "—"),
         ("outcome", f"{doc.get('outcome')}" + (
             f", incomplete: {doc['incomplete_reason']}" if doc.get("incomplete_reason") else
@@ -659,6 +653,8 @@ def cmd_cleanup(args, config) -> int:
 # ---- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from gpubench import limits
+    from gpubench.limits import cli_number
     p = _Parser(prog="gpubench", description="Measure what GPU isolation costs: run benchmark "
                 "scenarios, store results, compare them with confidence intervals and verdicts.",
                 epilog="A RUN is a run id, a unique prefix of one, or @SCENARIO (its newest run). "
@@ -674,15 +670,19 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run scenarios (trials interleaved) and save one run each")
     r.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help="configured scenarios (default: every enabled one)")
-    r.add_argument("--trials", type=int, help="engine sessions per scenario ([defaults] trials)")
+    r.add_argument("--trials", type=cli_number(int, limits.TRIALS),
+                   help="engine sessions per scenario ([defaults] trials)")
     r.add_argument("--seed", type=int, help="seed of the interleaved order (random if unset)")
     r.add_argument("--label", help="label stored with the runs")
     r.add_argument("--notes", help="free-text notes stored with the runs")
     r.add_argument("--backend", choices=("auto", "cupy", "numpy-cpu"))
     r.add_argument("--workloads", metavar="W1,W2", help="comma-separated workloads")
-    r.add_argument("--duration", type=float, metavar="S", help="measured seconds per repeat")
-    r.add_argument("--warmup", type=float, metavar="S", help="warm-up seconds")
-    r.add_argument("--repeats", type=int, help="result lines per workload per session")
+    r.add_argument("--duration", type=cli_number(float, limits.DURATION_S), metavar="S",
+                   help="measured seconds per repeat")
+    r.add_argument("--warmup", type=cli_number(float, limits.WARMUP_S), metavar="S",
+                   help="warm-up seconds")
+    r.add_argument("--repeats", type=cli_number(int, limits.REPEATS),
+                   help="result lines per workload per session")
     r.add_argument("--gpus", metavar="SEL",
                    help="multi-GPU hosts: all, 0,2 or GPU UUIDs: one engine per GPU, results "
                         "tagged per GPU (local/ssh scenarios; overrides gpu_select)")
@@ -713,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true",
                    help="compare runs from different GPUs/drivers/CUDA/engine (stamped)")
     c.add_argument("--include-invalid", action="store_true", help="use INVALID runs and trials")
-    c.add_argument("--target", type=float, metavar="PCT",
+    c.add_argument("--target", type=cli_number(float, limits.TARGET_PCT), metavar="PCT",
                    help="overhead target in %% (default: the candidate scenario's)")
     c.add_argument("--metrics", metavar="M1,M2",
                    help="ops_per_s,gbps,tflops,lat_mean,lat_p99 (default: all)")

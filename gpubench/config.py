@@ -7,11 +7,15 @@ Callers print that one line and exit non-zero; nobody sees a traceback.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gpubench import limits
+from gpubench.limits import Range, shown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,10 +137,13 @@ class _Reader:
 
     def fail(self, key: str, problem: str) -> ConfigError:
         dotted = f"{self.prefix}.{key}" if self.prefix else key
+        if not dotted.isprintable():  # a quoted TOML key may hold a newline: keep one line
+            dotted = shown(dotted)
         return ConfigError(f"{self.file}: {dotted}: {problem}")
 
     def get(self, key: str, kind: type | tuple, default: Any = None, *, choices=None,
-            minimum: float | None = None) -> Any:
+            bounds: Range | None = None) -> Any:
+        """The value of `key` checked for type, choices and (numbers: required) bounds."""
         self.used.add(key)
         if key not in self.table:
             return default
@@ -144,15 +151,28 @@ class _Reader:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            ok, value = True, float(value)
+            ok = True
+            try:
+                value = float(value)
+            except OverflowError:  # past any float: stays an int, which the bounds refuse
+                pass
         if not ok:
             names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-            raise self.fail(key, f"must be {names} (got {value!r})")
+            raise self.fail(key, f"must be {names} (got {shown(value)})")
+        if isinstance(value, str):
+            self.check_text(key, value)
         if choices is not None and value not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)} (got {value!r})")
-        if minimum is not None and value < minimum:
-            raise self.fail(key, f"must be at least {minimum:g} (got {value!r})")
+            raise self.fail(key, f"must be one of {', '.join(choices)} (got {shown(value)})")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            assert bounds is not None, f"numeric key {key} needs bounds"
+            if (problem := bounds.problem(value)) is not None:
+                raise self.fail(key, problem)
         return value
+
+    def check_text(self, key: str, value: str) -> None:
+        # a NUL cannot be passed to a process (argv, environment) and no name or path has one
+        if "\0" in value:
+            raise self.fail(key, f"must not contain a NUL character (got {shown(value)})")
 
     def str_list(self, key: str, default: tuple = (), choices=None) -> tuple[str, ...]:
         value = self.get(key, list, None)
@@ -160,17 +180,27 @@ class _Reader:
             return tuple(default)
         for item in value:
             if not isinstance(item, str):
-                raise self.fail(key, f"must be a list of strings (got {item!r})")
+                raise self.fail(key, f"must be a list of strings (got {shown(item)})")
+            self.check_text(key, item)
             if choices is not None and item not in choices:
                 raise self.fail(key, f"unknown entry {item!r}; choose from {', '.join(choices)}")
         return tuple(value)
 
-    def str_map(self, key: str) -> dict[str, str]:
+    def str_map(self, key: str, env: bool = False) -> dict[str, str]:
+        """A table of strings (numbers are written as strings); `env`: its keys must be
+        environment variable names (they reach `env NAME=value` and os.environ)."""
         value = self.get(key, dict, {})
         out = {}
         for k, v in value.items():
+            if env and (problem := limits.env_name_problem(k)) is not None:
+                raise self.fail(key, problem)
+            self.check_text(key, k)
+            where = f"{key}.{k}"
+            if isinstance(v, float) and not math.isfinite(v):
+                raise self.fail(where, f"must be a string or finite number (got {v!r})")
             if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-                raise self.fail(f"{key}.{k}", f"must be a string or number (got {v!r})")
+                raise self.fail(where, f"must be a string or number (got {shown(v)})")
+            self.check_text(where, str(v))
             out[str(k)] = str(v)
         return out
 
@@ -196,13 +226,13 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
         return base
     d = BenchDefaults(
         workloads=r.str_list("workloads", base.workloads, WORKLOADS),
-        duration_s=r.get("duration_s", float, base.duration_s, minimum=0.01),
-        warmup_s=r.get("warmup_s", float, base.warmup_s, minimum=0.0),
-        repeats=r.get("repeats", int, base.repeats, minimum=1),
-        trials=r.get("trials", int, base.trials, minimum=1),
+        duration_s=r.get("duration_s", float, base.duration_s, bounds=limits.DURATION_S),
+        warmup_s=r.get("warmup_s", float, base.warmup_s, bounds=limits.WARMUP_S),
+        repeats=r.get("repeats", int, base.repeats, bounds=limits.REPEATS),
+        trials=r.get("trials", int, base.trials, bounds=limits.TRIALS),
         backend=r.get("backend", str, base.backend, choices=BACKENDS),
         telemetry_interval_s=r.get("telemetry_interval_s", float, base.telemetry_interval_s,
-                                   minimum=0.05),
+                                   bounds=limits.TELEMETRY_INTERVAL_S),
         roundtrip_size=r.get("roundtrip_size", str, base.roundtrip_size),
         copy_sizes=r.str_list("copy_sizes", base.copy_sizes),
         cpus=r.get("cpus", str, base.cpus),
@@ -213,33 +243,30 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
             parse_cpu_list(d.cpus)
         except UsageError:
             raise r.fail("cpus", f"must be a CPU list like \"4\" or \"4-7,9\" (got {d.cpus!r})") from None
-    for key, value in (("roundtrip_size", d.roundtrip_size), *(("copy_sizes", s) for s in d.copy_sizes)):
+    from engine.plan import MAX_COPY, MIN_COPY, format_size
+    sizes = [("roundtrip_size", d.roundtrip_size, 1), *(("copy_sizes", s, MIN_COPY)
+                                                       for s in d.copy_sizes)]
+    for key, value, smallest in sizes:
         try:
-            parse_size(value)
+            size = parse_size(value)
         except ValueError as exc:
             raise r.fail(key, str(exc)) from None
+        if not smallest <= size <= MAX_COPY:  # the engine refuses these: say so before it runs
+            raise r.fail(key, f"{value} is outside "
+                              f"{format_size(smallest)}..{format_size(MAX_COPY)}")
     r.reject_unknown()
     return d
 
 
 def parse_size(text: str) -> int:
-    """'64KiB' -> 65536. Accepts B, KiB, MiB, GiB (and KB/MB/GB as powers of 1024)."""
-    units = {"gib": 1 << 30, "mib": 1 << 20, "kib": 1 << 10, "gb": 1 << 30, "mb": 1 << 20,
-             "kb": 1 << 10, "g": 1 << 30, "m": 1 << 20, "k": 1 << 10, "b": 1}
-    s = str(text).strip().lower()
-    for unit, mult in units.items():
-        if s.endswith(unit):
-            number = s[: -len(unit)].strip()
-            break
-    else:
-        number, mult = s, 1
+    """'64KiB' -> 65536: the engine's size syntax (B, KiB, MiB, GiB; KB/MB/GB are powers of
+    1024 too); ValueError with the reason."""
+    from engine.plan import UsageError, parse_size as engine_parse_size
     try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"not a size: {text!r} (use e.g. 4KiB, 64KiB, 1MiB, 256MiB)") from None
-    if value <= 0:
-        raise ValueError(f"size must be positive (got {text!r})")
-    return int(value * mult)
+        return engine_parse_size(str(text))
+    except UsageError:
+        raise ValueError(f"not a size: {shown(text)} (use e.g. 4KiB, 64KiB, 1MiB, "
+                         f"256MiB)") from None
 
 
 def _host(name: str, r: _Reader) -> HostConfig:
@@ -247,7 +274,7 @@ def _host(name: str, r: _Reader) -> HostConfig:
     h = HostConfig(
         name=name, kind=kind,
         address=r.get("address", str), user=r.get("user", str),
-        port=r.get("port", int, None, minimum=1),
+        port=r.get("port", int, None, bounds=limits.PORT),
         identity_file=r.get("identity_file", str), known_hosts=r.get("known_hosts", str),
         trust_on_first_use=r.get("trust_on_first_use", bool, False),
         proxy_jump=r.get("proxy_jump", str), python=r.get("python", str, "python3"),
@@ -264,14 +291,32 @@ def _cluster(name: str, r: _Reader) -> ClusterConfig:
     c = ClusterConfig(
         name=name, kubeconfig=r.get("kubeconfig", str), context=r.get("context", str),
         namespace=r.get("namespace", str, base.namespace), image=r.get("image", str, base.image),
-        api_url=r.get("api_url", str),
+        api_url=_api_url(r),
         engine_delivery=r.get("engine_delivery", str, base.engine_delivery,
                               choices=("configmap", "image")),
-        pod_timeout_s=r.get("pod_timeout_s", float, base.pod_timeout_s, minimum=1.0),
+        pod_timeout_s=r.get("pod_timeout_s", float, base.pod_timeout_s,
+                            bounds=limits.POD_TIMEOUT_S),
         enabled=r.get("enabled", bool, True),
     )
     r.reject_unknown()
     return c
+
+
+def _api_url(r: _Reader) -> str | None:
+    url = r.get("api_url", str)
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        port = parts.port               # ValueError when out of 0..65535 or not a number
+    except ValueError as exc:
+        raise r.fail("api_url", f"not a URL: {exc} (got {shown(url)})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise r.fail("api_url", f"must be an http(s)://host[:port] URL (got {shown(url)})")
+    if port is not None and (problem := limits.PORT.problem(port)) is not None:
+        raise r.fail("api_url", f"port {problem}")
+    return url
 
 
 def _scenario(name: str, r: _Reader, targets: dict[str, float]) -> ScenarioConfig:
@@ -279,12 +324,12 @@ def _scenario(name: str, r: _Reader, targets: dict[str, float]) -> ScenarioConfi
     if launcher is None:
         raise r.fail("launcher", f"is required (one of {', '.join(LAUNCHERS)})")
     target = r.get("target", str, "none", choices=TARGET_KINDS)
-    target_pct = r.get("target_pct", float, None, minimum=0.0)
+    target_pct = r.get("target_pct", float, None, bounds=limits.TARGET_PCT)
     if target_pct is None and target != "none":
         target_pct = targets[target]
     proxy = hyper = None
     if (pr := r.sub("proxy")) is not None:
-        proxy = ProxyLayer(preload=pr.get("preload", str), env=pr.str_map("env"),
+        proxy = ProxyLayer(preload=pr.get("preload", str), env=pr.str_map("env", env=True),
                            host_path=pr.get("host_path", str),
                            mount_path=pr.get("mount_path", str, ProxyLayer.mount_path),
                            require_active=pr.get("require_active", bool, True))
@@ -293,22 +338,34 @@ def _scenario(name: str, r: _Reader, targets: dict[str, float]) -> ScenarioConfi
         hyper = HypervisorLayer(runtime_class=hr.get("runtime_class", str),
                                 require_detected=hr.get("require_detected", bool, True))
         hr.reject_unknown()
-    tolerations = r.get("tolerations", list, [])
-    for t in tolerations:
-        if not isinstance(t, dict):
-            raise r.fail("tolerations", f"must be a list of tables (got {t!r})")
+    tolerations = _tolerations(r)
     s = ScenarioConfig(
         name=name, title=r.get("title", str, name), launcher=launcher,
         host=r.get("host", str), cluster=r.get("cluster", str), target=target,
         target_pct=target_pct, baseline=r.get("baseline", str), proxy=proxy, hypervisor=hyper,
         legacy_file=r.get("legacy_file", str), node_selector=r.str_map("node_selector"),
-        tolerations=tuple(tolerations), gpus=r.get("gpus", int, 1, minimum=1),
-        env=r.str_map("env"), enabled=r.get("enabled", bool, True),
+        tolerations=tuple(tolerations), gpus=r.get("gpus", int, 1, bounds=limits.GPUS_PER_POD),
+        env=r.str_map("env", env=True), enabled=r.get("enabled", bool, True),
         gpu_select=_gpu_select(r, launcher),
         gpus_sequential=r.get("gpus_sequential", bool, False),
     )
     r.reject_unknown()
     return s
+
+
+def _tolerations(r: _Reader) -> list[dict]:
+    """Kubernetes tolerations, checked field by field (they go into the pod spec as given)."""
+    out = []
+    for i, t in enumerate(r.get("tolerations", list, [])):
+        if not isinstance(t, dict):
+            raise r.fail("tolerations", f"must be a list of tables (got {shown(t)})")
+        tr = _Reader(r.file, t, f"{r.prefix}.tolerations[{i}]")
+        for key in ("key", "operator", "value", "effect"):
+            tr.get(key, str)
+        tr.get("tolerationSeconds", int, None, bounds=limits.TOLERATION_SECONDS)
+        tr.reject_unknown()
+        out.append(dict(t))
+    return out
 
 
 def check_gpu_select(text: str) -> str:
@@ -347,6 +404,9 @@ def _named_tables(root: _Reader, key: str) -> dict[str, _Reader]:
         return {}
     out = {}
     for name in section.table:
+        if not limits.TABLE_NAME.fullmatch(name):
+            raise section.fail(shown(name), "not a valid name (letters, digits, '.', '_' and "
+                                            "'-', starting with a letter or digit; at most 64)")
         sub = section.sub(name)
         if sub is None:  # pragma: no cover - sub() only returns None for missing keys
             continue
@@ -360,7 +420,7 @@ def parse_config(data: dict, file: str, base_dir: Path) -> Config:
     targets = dict(DEFAULT_TARGETS)
     if (tr := root.sub("targets")) is not None:
         for kind in DEFAULT_TARGETS:
-            targets[kind] = tr.get(kind, float, targets[kind], minimum=0.0)
+            targets[kind] = tr.get(kind, float, targets[kind], bounds=limits.TARGET_PCT)
         tr.reject_unknown()
     data_dir = Path("results/data")
     if (st := root.sub("store")) is not None:
@@ -424,6 +484,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"{name}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: invalid TOML: {exc}") from None
+    except ValueError as exc:  # an integer past Python's digit limit (int() refuses it)
+        raise ConfigError(f"{name}: invalid TOML: {str(exc).split(':')[0]}") from None
     cfg = parse_config(data, name, found.resolve().parent)
     return Config(path=found, data_dir=cfg.data_dir, defaults=cfg.defaults, targets=cfg.targets,
                   hosts=cfg.hosts, clusters=cfg.clusters, scenarios=cfg.scenarios)

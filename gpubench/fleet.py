@@ -37,6 +37,8 @@ PROGRESS_EVERY_S = 5.0
 
 
 def register(subparsers) -> None:
+    from gpubench import limits
+    from gpubench.limits import cli_number
     p = subparsers.add_parser(
         "fleet", help="run one plan on many hosts at once; per-host table with outliers",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,10 +51,13 @@ def register(subparsers) -> None:
                       help="apply this scenario's layers (env, proxy preload); repeat to compare: "
                            "the first (or the scenario's baseline) is the baseline")
     plan.add_argument("--workloads", help="comma-separated workloads")
-    plan.add_argument("--duration", type=float, help="measured seconds per workload and repeat")
-    plan.add_argument("--warmup", type=float)
-    plan.add_argument("--repeats", type=int, help="results per workload per host")
-    plan.add_argument("--trials", type=int, default=1, help="rounds over the fleet (scenarios interleaved)")
+    plan.add_argument("--duration", type=cli_number(float, limits.DURATION_S),
+                      help="measured seconds per workload and repeat")
+    plan.add_argument("--warmup", type=cli_number(float, limits.WARMUP_S))
+    plan.add_argument("--repeats", type=cli_number(int, limits.REPEATS),
+                      help="results per workload per host")
+    plan.add_argument("--trials", type=cli_number(int, limits.TRIALS), default=1,
+                      help="rounds over the fleet (scenarios interleaved)")
     plan.add_argument("--backend", choices=("auto", "cupy", "numpy-cpu"))
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-connects", type=int, default=64, help="SSH handshakes in flight (default 64)")

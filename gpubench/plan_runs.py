@@ -33,16 +33,19 @@ class PlanRuns:
         self.stopped: str | None = None       # why the plan stopped early (a journal failure)
         self.journals = RunJournals(runner.store, self.run_ids, {
             s.name: {"created": self.created, "scenario": self.records[s.name],
-                     "group": self.group(None), "label": runner.options.label,
+                     "group": self.group(()), "label": runner.options.label,
                      "notes": runner.options.notes, "tool_version": ENGINE_VERSION,
                      "git_commit": self.commit, "trials_planned": runner.trials}
             for s in runner.scenarios})
 
-    def group(self, executed: int | None) -> dict:
+    def group(self, executed: Sequence["TrialSlot"]) -> dict:
+        # `order` is the slots that ran (a journal's header: none yet); the rest of the plan
+        # follows from seed, scenarios and trials (gpubench.trial_order), `planned` counts it
         r = self.runner
         return {"id": r.group_id, "seed": r.seed, "scenarios": [s.name for s in r.scenarios],
-                "trials": r.trials, "order": [[s.scenario, s.trial] for s in r.order],
-                "executed": executed, "engine_args": list(r.args)}
+                "trials": r.trials, "order": [[s.scenario, s.trial] for s in executed],
+                "executed": len(executed), "planned": len(r.order),
+                "engine_args": list(r.args)}
 
     def trial_done(self, scenario: str, index: int, records: Sequence[SessionRecord]) -> None:
         """The trial is on disk when this returns; StoreError (one line) when it could not
@@ -70,7 +73,7 @@ class PlanRuns:
         doc = build_document(recs, self.records[scenario.name],
                              run_id=self.run_ids[scenario.name], created=self.created,
                              tool_version=ENGINE_VERSION, git_commit=self.commit,
-                             group=self.group(len(executed)), label=r.options.label,
+                             group=self.group(executed), label=r.options.label,
                              notes=r.options.notes, complete=complete,
                              incomplete_reason=reason)
         try:

@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Callable, Sequence, Union
 
 from gpubench.config import BenchDefaults, Config, ScenarioConfig
 from gpubench.plan_runs import PlanRuns
+from gpubench.trial_order import TrialOrder, TrialSlot, interleave_order  # noqa: F401 (API)
 from results.document import SessionRecord, utc_now
 from results.schema import CANCELLED, COMPLETED, FAILED, ResultError
 from results.store import Store
@@ -49,19 +50,13 @@ class PlanOptions:
     gpus_sequential: bool | None = None    # None: the scenario's gpus_sequential
 
 
-@dataclass(frozen=True)
-class TrialSlot:
-    scenario: str
-    trial: int
-
-
 # ---- events (what progress callbacks and events() receive) ---------------------------------
 
 @dataclass(frozen=True)
 class PlanStarted:
     group_id: str
     seed: int
-    order: tuple[TrialSlot, ...]
+    order: TrialOrder
 
 
 @dataclass(frozen=True)
@@ -124,7 +119,7 @@ RunnerEvent = Union[PlanStarted, TrialStarted, TrialEvent, TrialFinished, RunSav
 class PlanResult:
     group_id: str
     seed: int
-    order: list[TrialSlot]
+    order: TrialOrder
     run_ids: list[str] = field(default_factory=list)
     documents: list[dict] = field(default_factory=list)
     save_errors: list[str] = field(default_factory=list)
@@ -134,14 +129,6 @@ class PlanResult:
 
 
 # ---- plan pieces ----------------------------------------------------------------------------
-
-def interleave_order(names: Sequence[str], trials: int, seed: int) -> list[TrialSlot]:
-    """Every (scenario, trial) once, shuffled by a seeded RNG: drift over time hits all
-    scenarios alike instead of biasing whichever ran last."""
-    slots = [TrialSlot(n, t) for t in range(trials) for n in names]
-    random.Random(seed).shuffle(slots)
-    return slots
-
 
 def engine_args(defaults: BenchDefaults, options: PlanOptions) -> list[str]:
     """Engine command-line arguments from config defaults and the plan's overrides."""
@@ -319,10 +306,10 @@ class PlanRunner:
         emit = progress or (lambda ev: None)
         by_name = {s.name: s for s in self.scenarios}
         records: dict[str, list[SessionRecord]] = {s.name: [] for s in self.scenarios}
-        result = PlanResult(self.group_id, self.seed, list(self.order))
+        result = PlanResult(self.group_id, self.seed, self.order)
         launchers: dict[str, Any] = {}
         runs = PlanRuns(self)
-        emit(PlanStarted(self.group_id, self.seed, tuple(self.order)))
+        emit(PlanStarted(self.group_id, self.seed, self.order))
         executed: list[TrialSlot] = []
         try:
             for index, slot in enumerate(self.order):

@@ -263,9 +263,10 @@ async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path |
 def detect_backend(python: str | None = None) -> str:
     code = ("import cupy,sys\n"
             "sys.exit(0 if cupy.cuda.runtime.getDeviceCount() > 0 else 1)")
-    try:
+    from scenarios.local import PACKAGES_DIR
+    try:  # not from the current folder: a `cupy/` there would be imported and run
         proc = subprocess.run([python or sys.executable, "-c", code], capture_output=True,
-                              timeout=120)
+                              timeout=120, cwd=PACKAGES_DIR)
     except (OSError, subprocess.TimeoutExpired):
         return "numpy-cpu"
     return "cupy" if proc.returncode == 0 else "numpy-cpu"
@@ -958,6 +959,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def register(subparsers) -> None:
+    from gpubench import limits
+    from gpubench.limits import cli_number
     p = subparsers.add_parser(
         "selftest", help="inject known overheads (1/5/10 %%) and prove they are measured",
         description="Measure a baseline, inject delays sized to 1, 5 and 10 %% overhead on the "
@@ -972,14 +975,14 @@ def register(subparsers) -> None:
     p.add_argument("--design", default="auto", choices=("auto", "slots", "sessions"),
                    help="slots: the interposer toggles the delay within each engine session "
                         "(GPU default); sessions: one delay per session (CPU)")
-    p.add_argument("--trials", type=int, default=None,
+    p.add_argument("--trials", type=cli_number(int, limits.TRIALS), default=None,
                    help="engine sessions per arm (default 4 slots, 10 sessions)")
     p.add_argument("--calibration-trials", type=int, default=None,
                    help="sessions per calibration point (default 1 slots, 3 sessions)")
-    p.add_argument("--duration", type=float, default=None,
+    p.add_argument("--duration", type=cli_number(float, limits.DURATION_S), default=None,
                    help="seconds per window (default 3.0 slots, 0.5 sessions)")
-    p.add_argument("--warmup", type=float, default=None)
-    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--warmup", type=cli_number(float, limits.WARMUP_S), default=None)
+    p.add_argument("--repeats", type=cli_number(int, limits.REPEATS), default=None)
     p.add_argument("--slot", type=float, default=0.25,
                    help="slots: length of one on or off slot in s (default 0.25)")
     p.add_argument("--sample-interval", type=float, default=None,

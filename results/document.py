@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from engine.protocol import ProtocolError, validate_line
+from engine.redact import redact_env_tables, redact_hello
 
 from .schema import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, INVALID, SCHEMA_VERSION, VALID)
 
@@ -89,6 +90,8 @@ def decode_lines(lines: Iterable[str | dict]) -> tuple[list[dict], list[str], li
         except ProtocolError as exc:
             warnings.append(f"line {n}: {exc}")
             continue
+        if (redacted := redact_hello(obj)) is not None:  # kept, archived: never a secret
+            obj, text = redacted, None
         decoded.append(obj)
         texts.append(text if text is not None else json.dumps(obj, separators=(",", ":")))
     return decoded, texts, warnings
@@ -185,7 +188,7 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
             "launcher": scenario.get("launcher"), "host": scenario.get("host"),
             "cluster": scenario.get("cluster"), "target": scenario.get("target", "none"),
             "target_pct": scenario.get("target_pct"), "baseline": scenario.get("baseline"),
-            "details": dict(scenario.get("details") or {})}
+            "details": redact_env_tables(dict(scenario.get("details") or {}))}
     run_id = run_id or new_run_id(scen["name"], created)
     telemetry = _TelemetryAccumulator()
     workloads: dict[tuple[str, str], dict] = {}

@@ -266,7 +266,8 @@ SCENARIO = Obj({"name": STR, "title": Opt(STR), "launcher": Opt(STR), "host": Op
                 "cluster": Opt(STR), "target": Opt(STR), "target_pct": Opt(NUM),
                 "baseline": Opt(STR), "details": Opt(OBJECT)}, required=("name",))
 GROUP = Obj({"id": Opt(STR), "seed": Opt(INT), "scenarios": TEXTS, "trials": Opt(INT),
-             "order": Opt(ListOf(ANY)), "executed": Opt(INT), "engine_args": TEXTS})
+             "order": Opt(ListOf(ANY)), "executed": Opt(INT), "planned": Opt(INT),
+             "engine_args": TEXTS})
 
 DOCUMENT = Obj({
     "id": RUN_ID, "created": STR,

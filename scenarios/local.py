@@ -1,14 +1,37 @@
-"""`local`: the engine as a subprocess of this machine (the embedded default host)."""
+"""`local`: the engine as a subprocess of this machine (the embedded default host).
+
+The engine is the shipped one whatever the current folder holds: `python -m engine` would put
+the current folder first on sys.path, so an `engine/` (or `numpy/`, `runpy.py`) there would run
+as the user. `module_command` starts Python with `-c` instead, and the first thing that code
+does, before any import, is swap the current-folder entry of sys.path for the folder that holds
+the shipped packages; the rest of sys.path (the venv's numpy/cupy, PYTHONPATH) is untouched.
+
+The engine dies with us: GPUBENCH_PARENT_PID names this process, and the engine asks Linux for
+SIGTERM when its parent dies (engine/signals.py, die_with_parent), so a CLI killed with -9
+leaves no engine running.
+"""
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
 import sys
+from typing import Sequence
 
 from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
 
 INTERRUPT_GRACE_S = 5.0   # time the engine gets to emit its partial result after SIGINT
+PACKAGES_DIR = str(ENGINE_DIR.parent)      # holds the shipped engine/ (and gpubench/, ...)
+PARENT_PID_ENV = "GPUBENCH_PARENT_PID"     # read (and dropped) by engine.signals.die_with_parent
+_BOOTSTRAP = ("import sys; sys.path[:] = [sys.argv.pop(1)] + [p for p in sys.path if p]; "
+              "import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', "
+              "alter_sys=True)")
+
+
+def module_command(python: str, module: str, args: Sequence[str] = ()) -> list[str]:
+    """argv of `python -m module args` that imports `module` (and everything it imports) from
+    the shipped packages, never from the current folder."""
+    return [python, "-c", _BOOTSTRAP, PACKAGES_DIR, module, *args]
 
 
 def engine_environment(request: LaunchRequest, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -30,10 +53,10 @@ class LocalSession(Session):
 
     async def _spawn(self) -> None:
         env = engine_environment(self.request)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ENGINE_DIR.parent), env.get("PYTHONPATH")) if p)
+        env[PARENT_PID_ENV] = str(os.getpid())
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                self._python, "-m", "engine", *self.request.engine_args,
+                *module_command(self._python, "engine", self.request.engine_args),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
                 limit=1 << 21)

@@ -282,7 +282,7 @@ def test_delete_asks_and_refuses_without_a_terminal(env, capsys, monkeypatch):
     (("frobnicate",), "gpubench: argument COMMAND: invalid choice: 'frobnicate'"),
     (("compare", "only-base"), "gpubench: the following arguments are required: CAND"),
     (("compare", "a", "b", "--format", "xml"), "gpubench: argument --format: invalid choice"),
-    (("run", "--trials", "0"), "gpubench: --trials must be at least 1"),
+    (("run", "--trials", "0"), "gpubench: argument --trials: must be at least 1 (got 0)"),
     (("run", "--trials", "many"), "gpubench: argument --trials: invalid int value: 'many'"),
     (("run", "nope"), "gpubench: unknown scenario 'nope'"),
     (("run", "--workloads", "roundtrip,warp"), "gpubench: unknown workload 'warp'"),

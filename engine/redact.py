@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
+# What may be an environment variable's name: a name with '=' or a leading '-' would be read
+# as something else on a command line. Config load and the remote command line both check it.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 REDACTED = "<redacted>"
 SECRET_WORDS = frozenset({"KEY", "KEYS", "AUTH", "PASS", "PWD", "CREDS", "COOKIE", "PAT"})
 SECRET_STEMS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "PRIVATE",

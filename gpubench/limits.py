@@ -13,6 +13,8 @@ import math
 import re
 from typing import NamedTuple
 
+from engine.redact import ENV_NAME
+
 
 class Range(NamedTuple):
     low: float
@@ -46,7 +48,6 @@ PORT = Range(1, 65535)
 GPUS_PER_POD = Range(1, 64)                  # nodes offer 8, at most 16 GPUs to one pod
 TOLERATION_SECONDS = Range(0, 2**63 - 1)     # Kubernetes keeps it as an int64
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Names of hosts, clusters and scenarios end up in run ids, file names, pod names and command
 # lines: plain words only, and never starting with '-' (an option) or '.'.
 TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

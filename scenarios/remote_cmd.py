@@ -16,22 +16,22 @@ anything is sent.
 """
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from engine.redact import ENV_NAME
+
 from .deploy import SUPERVISOR_NAME, Bundle
 
 CHECK_SCRIPT = (Path(__file__).parent / "remote_check.py").read_text()
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def env_assignments(env: Mapping[str, str]) -> list[str]:
     """NAME=value words for the supervisor; ValueError (one line) for a name that is not a
     variable name (one that begins with `-` or holds `=` would be read as something else)."""
     for name in env:
-        if not ENV_NAME.match(name):
+        if not ENV_NAME.fullmatch(name):
             raise ValueError(f"environment variable name {name!r} is not valid (letters, digits "
                              f"and _, not starting with a digit)")
     return [f"{name}={value}" for name, value in env.items()]

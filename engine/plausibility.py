@@ -308,8 +308,8 @@ class StreamJudge:
         counts = done.get("counts") if isinstance(done.get("counts"), dict) else {}
         for kind, received in (("hello", self.hellos), ("result", self.results)):
             if kind in counts and counts[kind] != received:
-                out.append(f"done counts {_fmt(counts[kind])} {kind} lines but "
-                           f"{received} were received")
+                out.append(f"done counts {kind} lines: {_fmt(counts[kind])} written, "
+                           f"{received} received")
         return out
 
 

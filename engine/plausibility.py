@@ -199,7 +199,8 @@ def _bound_problems(line: dict, bounds: DeviceBounds, ops_per_s: float | None) -
     out: list[str] = []
     floor = _op_floor_us(line, bounds.backend)
     if floor is not None:
-        p50 = _number((line.get("latency_us") or {}).get("p50"))
+        lat = line.get("latency_us") if isinstance(line.get("latency_us"), dict) else {}
+        p50 = _number(lat.get("p50"))
         if _positive(p50) and p50 < floor:
             out.append(f"median latency {_fmt(p50)} µs is below the {floor:g} µs one "
                        f"{line.get('workload')} operation takes at least")

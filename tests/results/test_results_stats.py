@@ -245,3 +245,16 @@ def test_imported_legacy_run_against_a_measured_one_says_why_nothing_matches():
     assert comp.rows == []
     assert any("imported legacy result" in w and "compare only with other imported" in w
                for w in comp.warnings)
+
+
+def test_unusable_values_of_included_invalid_trials_are_counted_not_hidden():
+    """--include-invalid: an invalid trial whose figure cannot be used (the engine's empty
+    interrupted result: 0 ops/s) is left out of the statistics with a visible count."""
+    base = trial_doc([77400.0 + i for i in range(10)], scenario="a")
+    cand = trial_doc([77000.0 + i for i in range(10)], scenario="b")
+    for t in cand["workloads"][0]["trials"][:2]:
+        t.update(ops_per_s=0.0, valid=False, validity_reasons=["interrupted"])
+    row = next(r for r in compare_runs(base, cand, include_invalid=True).rows
+               if r.metric == "ops_per_s")
+    assert row.n_cand == 8 and row.verdict == NO_TARGET
+    assert "candidate: 2 invalid trials without a usable value left out" in row.warnings

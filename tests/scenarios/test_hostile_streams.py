@@ -18,9 +18,10 @@ from gpubench.config import parse_config
 from gpubench.runner import PlanOptions, PlanRunner
 from results.store import Store
 from scenarios.base import LaunchRequest
-from scenarios.events import COMPLETED, INCOMPLETE
+from scenarios.events import COMPLETED, INCOMPLETE, Done, Hello, Result, StreamWarning
 from scenarios.local import LocalLauncher
 from scenarios.replay import ReplayLauncher, synthetic_stream
+from scenarios.stream import StreamParser
 
 CASES = sorted((Path(__file__).resolve().parents[1] / "hostile" / "streams").glob("*.jsonl"))
 FAKE_ENGINE = """#!{python}
@@ -107,3 +108,27 @@ async def test_a_saved_archive_replays_session_after_session_a_live_stream_does_
 
 def test_the_corpus_is_there():
     assert len(CASES) >= 10
+
+
+def _parse(name: str) -> tuple[StreamParser, list]:
+    _, _, stream = read_case(Path(CASES[0]).parent / f"{name}.jsonl")
+    parser = StreamParser()
+    return parser, [parser.feed(line) for line in stream.splitlines()]
+
+
+def test_live_results_carry_the_reason_as_they_arrive():
+    """A view (the TUI, the self-test) reading events sees the impossible result as invalid."""
+    _, events = _parse("negative-ops-per-s")
+    result = next(e for e in events if isinstance(e, Result))
+    assert result.valid is False
+    assert "ops_per_s -77400 is not finite and positive" in result.validity_reasons
+
+
+def test_a_second_hello_or_a_line_after_done_never_replaces_the_first():
+    parser, events = _parse("second-hello-other-device")
+    assert sum(isinstance(e, Hello) for e in events) == 1
+    assert parser.hello.device["name"] == "NVIDIA H100 80GB HBM3"
+    assert any(isinstance(e, StreamWarning) and "second hello for another device" in e.message
+               for e in events)
+    parser, events = _parse("two-dones")
+    assert sum(isinstance(e, Done) for e in events) == 1 and parser.done is events[2]

@@ -97,7 +97,10 @@ def _number(x: Any) -> float | None:
     """A JSON number as float (NaN and infinities included); None for anything else."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
-    return float(x)
+    try:
+        return float(x)
+    except OverflowError:   # an integer beyond any float (Python's json reads any size)
+        return math.inf
 
 
 def _positive(x: float | None) -> bool:
@@ -105,7 +108,8 @@ def _positive(x: float | None) -> bool:
 
 
 def _fmt(x: Any) -> str:
-    return f"{x:.6g}" if isinstance(x, float) else repr(x)
+    text = f"{x:.6g}" if isinstance(x, float) else repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _op_floor_us(line: dict, backend: str) -> float | None:
@@ -148,7 +152,7 @@ def result_problems(line: dict, bounds: DeviceBounds | None) -> list[str]:
     if line.get("valid") is True and reasons:
         out.append("valid: true beside validity reasons")
     ops = line.get("ops")
-    if not _is_int(ops) or ops < 0:
+    if not _is_int(ops) or ops < 0 or not math.isfinite(_number(ops)):
         out.append(f"ops {_fmt(ops)} is not a count")
         return out
     if ops == 0:   # nothing measured: only a result that says so is believable
@@ -161,7 +165,7 @@ def result_problems(line: dict, bounds: DeviceBounds | None) -> list[str]:
             out.append(f"{name} {_fmt(line.get(name))} is not finite and positive")
     if _positive(ops_per_s) and _positive(duration):
         # duration_s is rounded to 1 µs and ops is a whole count; beyond that, made up
-        implied = ops / duration
+        implied = _number(ops) / duration
         slack = REL_TOLERANCE * ops_per_s + 1.0 / duration + implied * 1e-6 / duration
         if abs(implied - ops_per_s) > slack:
             out.append(f"ops {ops} in {_fmt(duration)} s is {implied:.6g}/s, "

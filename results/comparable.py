@@ -25,7 +25,12 @@ NOT_COMPARABLE, INVALID = "NOT COMPARABLE", "INVALID"
 
 def usable(value: Any) -> bool:
     """A figure the statistics can use: a finite positive number (never a bool)."""
-    return type(value) in (float, int) and 0 < value < math.inf
+    if type(value) not in (float, int):
+        return False
+    try:
+        return 0 < float(value) < math.inf
+    except OverflowError:   # an integer beyond any float (Python's json reads any size)
+        return False
 
 
 @dataclass(frozen=True)

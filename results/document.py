@@ -98,7 +98,11 @@ def decode_lines(lines: Iterable[str | dict]) -> tuple[list[dict], list[str], li
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:   # an integer beyond any float (Python's json reads any size)
+        return None
+    return number if math.isfinite(number) else None
 
 
 def device_identity(hello: dict | None) -> dict[str, Any]:

@@ -93,6 +93,8 @@ def test_real_figures_are_believed(case):
     (dict(result("launch", "sync", 84_000, 11.6), duration_s=float("inf")), "duration_s inf"),
     (dict(result("launch", "sync", 84_000, 11.6), ops=-3), "ops -3 is not a count"),
     (dict(result("launch", "sync", 84_000, 11.6), ops=True), "ops True is not a count"),
+    (dict(result("launch", "sync", 84_000, 11.6), ops=10 ** 400), "is not a count"),
+    (dict(result("launch", "sync", 84_000, 11.6), ops_per_s=10 ** 400), "is not finite"),
     (dict(result("launch", "sync", 84_000, 11.6), tflops=-1.0), "tflops -1"),
     (dict(result("launch", "sync", 84_000, 11.6), latency_us="fast"), "latency_us is missing"),
     (dict(result("launch", "sync", 84_000, 11.6), ops_per_s=84_200.0), "not the 84200 ops/s"),

@@ -57,7 +57,12 @@ def finite(value: Any) -> Any:
 
 
 class Emitter:
-    """Writes protocol lines; thread-safe (the telemetry thread shares it)."""
+    """Writes protocol lines; thread-safe (the telemetry thread shares it).
+
+    Readers refuse a stream that contradicts itself (engine/plausibility.py), so the emitter
+    makes ours consistent by construction: `done` carries the counts of the lines written
+    before it, taken under the lock, and nothing is written after it (a telemetry reading
+    that races the end is dropped)."""
 
     def __init__(self, backend: str, out: TextIO | None = None, t0: float | None = None):
         if backend not in BACKENDS:
@@ -67,13 +72,20 @@ class Emitter:
         self._t0 = time.monotonic() if t0 is None else t0
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {t: 0 for t in MESSAGE_TYPES}
+        self.done = False
 
     def emit(self, msg_type: str, **fields: Any) -> dict:
         line = {"v": PROTOCOL_VERSION, "type": msg_type,
                 "t": round(time.monotonic() - self._t0, 6), "backend": self.backend}
         line.update(finite(fields))
-        text = json.dumps(line, separators=(",", ":"), default=str)
+        text = None if msg_type == "done" else json.dumps(line, separators=(",", ":"), default=str)
         with self._lock:
+            if self.done:
+                return line
+            if text is None:
+                line["counts"] = dict(self.counts)
+                text = json.dumps(line, separators=(",", ":"), default=str)
+                self.done = True
             self.counts[msg_type] = self.counts.get(msg_type, 0) + 1
             try:
                 self._out.write(text + "\n")

@@ -4,8 +4,8 @@ delete, cleanup).
 Output is a rich table on a terminal and plain tab-separated text in a pipe. Every
 problem the user can cause ends as one line on stderr and a non-zero exit code,
 never a traceback (`--debug` shows one for bugs). Exit codes: 0 ok; 1 `compare`
-verdict at or worse than --fail-on, or a `run` whose sessions failed; 2 bad input
-or configuration; 130 interrupted.
+verdict at or worse than --fail-on (a NOT COMPARABLE or INVALID metric always is), or a
+`run` whose sessions failed; 2 bad input or configuration; 130 interrupted.
 
 Other modules add subcommands through COMMAND_MODULES: each exposes
 `register(subparsers) -> None` and sets `func(args, config) -> int` as the handler.
@@ -84,7 +84,7 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: s
 
 
 VERDICT_STYLES = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow",
-                  "VALID": "green", "INVALID": "bold red",
+                  "VALID": "green", "INVALID": "bold red", "NOT COMPARABLE": "bold red",
                   "ENFORCED": "green", "NOT ENFORCED": "bold red", "NOT APPLICABLE": "dim",
                   "MEASURED": "cyan"}
 
@@ -709,7 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("candidates", nargs="+", metavar="CAND", help="candidate run(s)")
     c.add_argument("--format", choices=("table", "md", "json", "csv"), default="table")
     c.add_argument("--fail-on", choices=("FAIL", "INCONCLUSIVE"), default="FAIL",
-                   help="exit 1 when a verdict is at or worse than this (default FAIL)")
+                   help="exit 1 when a verdict is at or worse than this (default FAIL); a "
+                        "metric that is NOT COMPARABLE or INVALID always fails")
     c.add_argument("--force", action="store_true",
                    help="compare runs from different GPUs/drivers/CUDA/engine (stamped)")
     c.add_argument("--include-invalid", action="store_true", help="use INVALID runs and trials")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from engine.plausibility import judge_session
 from engine.protocol import ProtocolError, validate_line
 from engine.redact import redact_env_tables, redact_hello
 
@@ -100,7 +101,11 @@ def decode_lines(lines: Iterable[str | dict]) -> tuple[list[dict], list[str], li
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:   # an integer beyond any float (Python's json reads any size)
+        return None
+    return number if math.isfinite(number) else None
 
 
 def device_identity(hello: dict | None) -> dict[str, Any]:
@@ -209,11 +214,18 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
             identities.append(device_identity(hello))
         errors = [{"code": ln["code"], "message": ln["message"], "fatal": ln["fatal"]}
                   for ln in lines if ln["type"] == "error"]
+        # the stream is not trusted: impossible figures and a stream that contradicts itself
+        # make trials INVALID (engine/plausibility.py, the same judge as the live parser)
+        result_problems, stream_problems = judge_session(
+            lines, None if rec.outcome == CANCELLED else rec.exit_code)
+        stream_reasons = [f"stream contradicts itself: {p}" for p in stream_problems]
         n_results = 0
         for ln in lines:
             if ln["type"] == "telemetry":
                 telemetry.add(ln, index)
             elif ln["type"] == "result":
+                problems = [p for p in result_problems[n_results] if p not in stream_problems]
+                problems += stream_reasons
                 n_results += 1
                 key = (ln["workload"], ln["variant"])
                 wl = workloads.get(key)
@@ -227,9 +239,10 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
                     if f in ln:
                         trial[f] = ln[f]
                 trial_reasons = list(ln.get("validity_reasons") or [])
+                trial_reasons += [p for p in problems if p not in trial_reasons]
                 trial_reasons += [f"layer: {r}" for r in layer]
                 trial["validity_reasons"] = trial_reasons
-                trial["valid"] = bool(ln.get("valid", True)) and not layer
+                trial["valid"] = ln.get("valid") is True and not problems and not layer
                 wl["trials"].append(trial)
         session_docs.append({
             "index": index, "trial": rec.trial, "outcome": rec.outcome,
@@ -239,6 +252,8 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
             "device": device_identity(hello) if hello else None,
             "raw_lines": [raw_pos, raw_pos + len(texts)],
         })
+        if stream_problems:
+            session_docs[-1]["stream_problems"] = stream_problems
         if rec.details:
             session_docs[-1]["details"] = session_details(rec.details)
         if rec.gpu is not None:
@@ -247,6 +262,7 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         if hello is not None:
             identities[-1]["_gpu"] = (rec.gpu or {}).get("index")
         raw_pos += len(texts)
+        reasons += [f"session {index}: {r}" for r in stream_reasons]
         for r in layer:
             if f"layer: {r}" not in reasons:
                 reasons.append(f"layer: {r}")

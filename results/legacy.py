@@ -19,11 +19,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from typing import Any
 
-from .document import build_document, utc_now
+from .document import _num, build_document, utc_now
 from .schema import ResultError
 
 LEGACY_VARIANT = "legacy"
@@ -122,8 +121,7 @@ def import_legacy(text: str, scenario: dict, *, source: str = "", label: str = "
 # ---- export --------------------------------------------------------------------------------
 
 def _median(values: list[float]) -> float | None:
-    vals = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
-                  and math.isfinite(v))
+    vals = sorted(v for v in map(_num, values) if v is not None)
     if not vals:
         return None
     mid = len(vals) // 2

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .checks import CHECK_COLUMNS, check_table
+from .comparable import INVALID, NOT_COMPARABLE, usable
 from .stats import FAIL, INCONCLUSIVE, NO_TARGET, PASS, Comparison, MetricComparison
 
 COLUMNS = ("workload", "variant", "metric", "n", "baseline", "candidate", "overhead",
@@ -218,7 +219,8 @@ def _doc_headline(doc: dict) -> str:
     w = _headline_workload(doc)
     if w is None:
         return "—"
-    return fmt_value(_median([t.get("ops_per_s") for t in _valid_trials(w)]))
+    return fmt_value(_median([t.get("ops_per_s") for t in _valid_trials(w)
+                              if usable(t.get("ops_per_s"))]))
 
 
 def checks_report_rows(scenarios: Sequence[ReportScenario],
@@ -294,7 +296,10 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
            "baseline) / baseline for latency, from the medians of all valid trials; the 95 % "
            "CI is a seeded bootstrap. Verdict: PASS when the whole CI is under the target, "
            "FAIL when it is wholly over, INCONCLUSIVE when it straddles the target (more "
-           "trials needed). The overall verdict of a scenario is its worst metric's.", "",
+           "trials needed). NOT COMPARABLE when a side has no usable value for a metric (no "
+           "valid trial, an INVALID run), INVALID when a side's valid trials carry figures "
+           "that cannot be (negative, NaN): both fail `gpubench compare --fail-on`. The "
+           "overall verdict of a scenario is its worst metric's.", "",
            markdown_table(("#", "Scenario", "Run", "Throughput (ops/s)", "Overhead", "95% CI",
                            "Target", "Verdict"), summary_rows), ""]
     if checks is not None:
@@ -311,4 +316,4 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
     return "\n".join(out).rstrip() + "\n"
 
 
-VERDICTS = (PASS, INCONCLUSIVE, FAIL, NO_TARGET)
+VERDICTS = (PASS, INCONCLUSIVE, FAIL, NO_TARGET, NOT_COMPARABLE, INVALID)

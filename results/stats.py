@@ -31,10 +31,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .comparable import NOT_COMPARABLE, SideValues, planned_variants, side_values
 from .schema import INVALID, NotComparable
 
 PASS, FAIL, INCONCLUSIVE, NO_TARGET = "PASS", "FAIL", "INCONCLUSIVE", "NO TARGET"
-VERDICT_RANK = {PASS: 0, NO_TARGET: 0, INCONCLUSIVE: 1, FAIL: 2}
+# NOT COMPARABLE and INVALID (results/comparable.py) rank above every level --fail-on takes:
+# a metric that could not be judged always fails the gate.
+VERDICT_RANK = {PASS: 0, NO_TARGET: 0, INCONCLUSIVE: 1, FAIL: 2, NOT_COMPARABLE: 3, INVALID: 4}
 MIN_TRIALS = 10
 OUTLIER_Z = 3.5
 N_BOOT = 4000
@@ -325,30 +328,24 @@ def comparability(base: dict, cand: dict, device: bool = True) -> list[str]:
     return out
 
 
-def _trials(doc: dict, include_invalid: bool) -> tuple[dict[tuple[str, str], list[dict]], int]:
-    out: dict[tuple[str, str], list[dict]] = {}
+Trials = dict[tuple[str, str], list[dict]]
+
+
+def _trials(doc: dict, include_invalid: bool) -> tuple[Trials, Trials, int]:
+    """(every trial, the trials statistics may use, how many invalid ones were excluded),
+    per (workload, variant). An INVALID run gives none to use unless include_invalid."""
+    every: Trials = {}
+    used: Trials = {}
     excluded = 0
+    whole_run_invalid = (doc.get("validity") or {}).get("status") == INVALID
     for wl in doc.get("workloads") or []:
         key = (wl["workload"], wl.get("variant") or "")
-        kept = []
-        for t in wl.get("trials") or []:
-            if t.get("valid", True) or include_invalid:
-                kept.append(t)
-            else:
-                excluded += 1
-        out[key] = kept
-    return out, excluded
-
-
-def _values(trials: list[dict], metric: Metric) -> list[float]:
-    """The metric's positive finite values over the trials (bools and nulls skipped)."""
-    out = []
-    get = metric.get
-    for t in trials:
-        v = get(t)
-        if type(v) in (float, int) and 0 < v < math.inf:  # excludes bool, None, NaN
-            out.append(float(v))
-    return out
+        trials = list(wl.get("trials") or [])
+        kept = [t for t in trials if include_invalid or t.get("valid", True) is not False]
+        excluded += len(trials) - len(kept)
+        every[key] = trials
+        used[key] = kept if include_invalid or not whole_run_invalid else []
+    return every, used, excluded
 
 
 @dataclass
@@ -361,9 +358,9 @@ class MetricComparison:
     higher_is_better: bool
     n_base: int
     n_cand: int
-    base_median: float
-    cand_median: float
-    overhead_pct: float
+    base_median: float | None     # None where a side has no usable value (results/comparable)
+    cand_median: float | None
+    overhead_pct: float | None
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
@@ -399,9 +396,10 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """The worst verdict over all metrics (FAIL > INCONCLUSIVE > PASS)."""
+        """The worst verdict over all metrics (INVALID > NOT COMPARABLE > FAIL > INCONCLUSIVE >
+        PASS); NOT COMPARABLE when no metric could be compared at all."""
         if not self.rows:
-            return INCONCLUSIVE
+            return NOT_COMPARABLE
         judged = [r.verdict for r in self.rows if r.verdict != NO_TARGET]
         if not judged:
             return NO_TARGET
@@ -520,31 +518,38 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
         if doc.get("imported"):
             warnings.append(f"{side} run {doc['id']} is an imported legacy result "
                             f"(one figure per metric, no trials)")
-    base_trials, base_excl = _trials(base, include_invalid)
-    cand_trials, cand_excl = _trials(cand, include_invalid)
-    if not include_invalid:
-        if (base.get("validity") or {}).get("status") == INVALID:
-            base_trials = {k: [] for k in base_trials}
-        if (cand.get("validity") or {}).get("status") == INVALID:
-            cand_trials = {k: [] for k in cand_trials}
+    base_every, base_used, base_excl = _trials(base, include_invalid)
+    cand_every, cand_used, cand_excl = _trials(cand, include_invalid)
     for excl, side in ((base_excl, "baseline"), (cand_excl, "candidate")):
         if excl:
             warnings.append(f"{excl} invalid {side} trials excluded (--include-invalid to use them)")
     wanted = [m for m in METRICS if metrics is None or m.key in metrics]
     rows: list[MetricComparison] = []
     few: set[str] = set()
-    for key in base_trials:
-        if key not in cand_trials:
-            continue
+    # A variant only one run measured is compared too when the other run planned it (and so
+    # failed to measure it); one it never planned is a subset comparison, only warned about.
+    planned_b, planned_c = planned_variants(base), planned_variants(cand)
+    keys = [k for k in dict.fromkeys([*base_every, *cand_every])
+            if (k in base_every or k in planned_b) and (k in cand_every or k in planned_c)]
+    for key in keys:
         for metric in wanted:
-            bv = _values(base_trials[key], metric)
-            cv = _values(cand_trials[key], metric)
-            if not bv or not cv:
+            b = side_values(base_every.get(key, []), base_used.get(key, []), metric.get)
+            c = side_values(cand_every.get(key, []), cand_used.get(key, []), metric.get)
+            if not (b.reported or c.reported):
                 continue
-            rows.append(_compare_metric(key, metric, bv, cv, target_pct, seed, n_boot))
-            if min(len(bv), len(cv)) < MIN_TRIALS:
+            notes = [n for n in (b.note("baseline"), c.note("candidate")) if n]
+            unjudged = [p for p in (b.problem("baseline", metric.label),
+                                    c.problem("candidate", metric.label)) if p]
+            if unjudged:
+                rows.append(_unjudged_metric(key, metric, b, c, unjudged, notes, target_pct))
+                continue
+            row = _compare_metric(key, metric, b.values, c.values, target_pct, seed, n_boot)
+            row.warnings += notes
+            rows.append(row)
+            if min(len(b.values), len(c.values)) < MIN_TRIALS:
                 few.add(f"{key[0]}/{key[1]}")
-    missing = sorted(f"{w}/{v}" for (w, v) in set(base_trials) ^ set(cand_trials))
+    missing = sorted(f"{w}/{v}" for (w, v) in set(base_every) ^ set(cand_every)
+                     if (w, v) not in keys)
     if missing:
         warnings.append(f"measured by only one of the runs (not compared): {', '.join(missing)}")
     if bool(base.get("imported")) != bool(cand.get("imported")):
@@ -562,6 +567,22 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
                       forced=problems, include_invalid=include_invalid, seed=seed,
                       base_validity=(base.get("validity") or {}).get("status"),
                       cand_validity=(cand.get("validity") or {}).get("status"))
+
+
+def _unjudged_metric(key: tuple[str, str], metric: Metric, b: SideValues, c: SideValues,
+                     problems: list[tuple[str, str]], notes: list[str],
+                     target: float | None) -> MetricComparison:
+    """The row of a metric a side gives nothing to compare: INVALID or NOT COMPARABLE with
+    the reasons, the medians of whichever side has values."""
+    verdict = INVALID if any(v == INVALID for v, _ in problems) else NOT_COMPARABLE
+    return MetricComparison(
+        workload=key[0], variant=key[1], metric=metric.key, label=metric.label,
+        unit=metric.unit, higher_is_better=metric.higher_is_better, n_base=len(b.values),
+        n_cand=len(c.values), base_median=median(b.values) if b.values else None,
+        cand_median=median(c.values) if c.values else None, overhead_pct=None, ci_low=None,
+        ci_high=None, p_value=None, target_pct=target, verdict=verdict, change="unknown",
+        more_trials=None, base_cv_pct=None, cand_cv_pct=None, base_outliers=0,
+        cand_outliers=0, warnings=[reason for _, reason in problems] + notes)
 
 
 def _compare_metric(key: tuple[str, str], metric: Metric, bv: list[float], cv: list[float],

@@ -228,12 +228,16 @@ class Session(ABC):
             self._end(*self._judge(exit_code))
 
     def _judge(self, exit_code: int | None) -> tuple[str, str, int | None]:
-        """How did the stream end? Cancel beats everything; then the engine's own word."""
+        """How did the stream end? Cancel beats everything; then the engine's own word, unless
+        the stream contradicts itself (engine/plausibility.py): then it never completed."""
         done, fatal = self.parser.done, self.parser.fatal_error
         if self._cancelled:
             return CANCELLED, "cancelled", exit_code
         if fatal is not None:
             return FAILED, f"{fatal.code}: {fatal.message}", exit_code
+        problems = self.parser.judge.end(exit_code)
+        if problems:
+            return INCOMPLETE, f"stream contradicts itself: {'; '.join(problems)}", exit_code
         if done is not None:
             if done.status == "ok":
                 return COMPLETED, "", exit_code

@@ -3,7 +3,12 @@
 Used to open a saved run in the dashboard (its archived `raw_lines` replay
 through the same parser and events as a live session), by the TUI tests and by
 the TUI load benchmark. Lines go through the ordinary `StreamParser`, so a
-replayed stream is validated exactly like a live one.
+replayed stream is validated and judged exactly like a live one. A saved run's
+archive holds its sessions one after another, each from its own `hello`: there a
+hello right after a `done` starts the next session (`archive=True`, the default);
+`archive=False` plays the lines as one live engine's stream would be read. A
+recording keeps no exit code: the "engine" exits with `exit_code` (None: unknown,
+so `done` is not checked against one).
 
     launcher = ReplayLauncher(lines, speed=10.0)     # 10x faster than recorded
     session = await launcher.start(LaunchRequest(label="saved run"))
@@ -23,6 +28,7 @@ from typing import Iterable, Sequence
 from engine.protocol import PROTOCOL_VERSION, validate_line
 
 from .base import LaunchError, LaunchRequest, Launcher, Session
+from .stream import StreamParser
 
 
 def _line_time(text: str) -> float | None:
@@ -41,8 +47,9 @@ class ReplaySession(Session):
     """
 
     def __init__(self, request: LaunchRequest, lines: Sequence[str], speed: float = 1.0,
-                 exit_code: int | None = 0, name: str = "replay"):
+                 exit_code: int | None = None, name: str = "replay", archive: bool = True):
         super().__init__(request, name)
+        self.parser = StreamParser(archive=archive)
         self._lines = list(lines)
         self._speed = speed
         self._exit_code = exit_code
@@ -84,7 +91,7 @@ class ReplayLauncher(Launcher):
     name = "replay"
 
     def __init__(self, lines: Sequence[str] | str | Path, speed: float = 1.0,
-                 exit_code: int | None = 0):
+                 exit_code: int | None = None, archive: bool = True):
         if isinstance(lines, (str, Path)):
             path = Path(lines)
             try:
@@ -94,10 +101,11 @@ class ReplayLauncher(Launcher):
         self.lines = list(lines)
         self.speed = speed
         self.exit_code = exit_code
+        self.archive = archive
 
     async def start(self, request: LaunchRequest) -> Session:
         session = ReplaySession(request, self.lines, self.speed, self.exit_code,
-                                name=request.label or "replay")
+                                name=request.label or "replay", archive=self.archive)
         session._begin()
         return session
 

@@ -5,6 +5,12 @@ Launchers feed text lines (from a pipe, an SSH channel or a pod log) into a
 in `raw_lines` (the replayable stream the store keeps) and returns events.
 A malformed or unknown line becomes a StreamWarning naming its line number;
 the session goes on.
+
+The stream is not trusted (engine/plausibility.py): a `result` whose figures cannot be
+true, or that stands where no result can (before `hello`, after `done`), comes out as a
+Result with `valid` False and the reasons added. A second `hello` or any line after `done`
+becomes a StreamWarning instead of its event (the first hello and done stay the session's),
+and is still archived so that the saved document is judged the same way.
 """
 from __future__ import annotations
 
@@ -15,9 +21,10 @@ try:  # about 4x faster than json.loads per line: the fleet path decodes thousan
 except ImportError:  # pragma: no cover - orjson is a dependency; stay correct without it
     _loads = json.loads
 
+from engine.plausibility import StreamJudge
 from engine.protocol import ProtocolError, validate_line
 
-from .events import Done, EngineError, Event, Hello, StreamWarning, event_from_line
+from .events import Done, EngineError, Event, Hello, Result, StreamWarning, event_from_line
 
 MAX_LINE_CHARS = 1 << 20  # a line longer than this is garbage, not a protocol line
 
@@ -41,7 +48,11 @@ def hello_facts(data: dict) -> dict:
 
 
 class StreamParser:
-    def __init__(self) -> None:
+    """`archive=True` reads a store archive (sessions one after another, each from its own
+    hello): a hello right after a done starts the next session instead of contradicting."""
+
+    def __init__(self, archive: bool = False) -> None:
+        self.judge = StreamJudge(archive=archive)
         self.line_no = 0
         self.raw_lines: list[str] = []      # validated lines, as received
         self.hello: Hello | None = None
@@ -65,8 +76,16 @@ class StreamParser:
         except ProtocolError as exc:
             return self._warn(str(exc))
         self.raw_lines.append(text)
+        first_hello = line["type"] == "hello" and not self.judge.hellos
+        after_done = self.judge.done is not None
+        problems = self.judge.line(line, self.line_no)
+        if problems and (after_done or (line["type"] == "hello" and not first_hello)):
+            return self._warn(f"stream contradicts itself: {problems[0]}")
         event = event_from_line(line)
-        if isinstance(event, Hello):
+        if isinstance(event, Result) and problems:
+            event = Result(event.workload, event.variant, event.repeat, event.ops_per_s,
+                           event.latency_us, False, event.validity_reasons + problems, line)
+        elif isinstance(event, Hello):
             self.hello = Hello(hello_facts(event.data)) if self.hello_facts_only else event
         elif isinstance(event, Done):
             self.done = event

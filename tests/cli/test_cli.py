@@ -175,7 +175,9 @@ def test_compare_invalid_run_excluded_unless_included(env, capsys):
     bad, _ = make_doc(8, scenario="k8s-pod", layer_reasons=["proxy not mapped"], sessions=10)
     env.store.save(bad)
     code, out, err = run(capsys, "compare", env.ids["bare-metal"], bad["id"], "--format", "json")
-    assert json.loads(out)["comparisons"][0]["rows"] == [] and "INVALID" in err
+    rows = json.loads(out)["comparisons"][0]["rows"]
+    assert rows and {r["verdict"] for r in rows} == {"NOT COMPARABLE"} and "INVALID" in err
+    assert code == 1     # a metric that could not be judged fails the gate
     _, out, _ = run(capsys, "compare", env.ids["bare-metal"], bad["id"], "--format", "json",
                     "--include-invalid")
     assert json.loads(out)["comparisons"][0]["rows"]

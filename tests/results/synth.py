@@ -61,7 +61,8 @@ def result(t: float, workload: str, variant: str, repeat: int, ops: float, mean:
            p99: float, gbps: float | None = None, reasons: Sequence[str] = (),
            params: dict | None = None, backend: str = "cupy") -> str:
     extra = {"gbps": round(gbps, 4)} if gbps is not None else {}
-    lat = {"mean": mean, "p50": mean * 0.97, "p90": mean * 1.3, "p99": p99, "p999": p99 * 1.5,
+    lat = {"mean": mean, "p50": mean * 0.97, "p90": min(mean * 1.3, p99), "p99": p99,
+           "p999": p99 * 1.5,
            "min": mean * 0.7, "max": p99 * 3, "stdev": mean * 0.2, "cv": 0.2}
     return line("result", t, backend, workload=workload, variant=variant, repeat=repeat,
                 ops=int(ops), duration_s=1.0, ops_per_s=ops, latency_us=lat,

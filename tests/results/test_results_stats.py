@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from results.comparable import NOT_COMPARABLE
 from results.schema import NotComparable
-from results.stats import (FAIL, INCONCLUSIVE, PASS, bootstrap_medians, bootstrap_overhead_ci,
+from results.stats import (FAIL, INCONCLUSIVE, NO_TARGET, PASS, bootstrap_medians, bootstrap_overhead_ci,
                            compare_runs, cv_pct, mad_outliers, mann_whitney_u,
                            more_trials_needed, verdict_for)
 from tests.results.synth import make_doc, trial_doc
@@ -226,9 +227,14 @@ def test_invalid_run_is_excluded_unless_include_invalid():
     cand, _ = make_doc(2, sessions=4, layer_reasons=["proxy library not mapped"])
     assert cand["validity"]["status"] == "INVALID"
     comp = compare_runs(base, cand)
-    assert comp.rows == [] and any("INVALID" in w for w in comp.warnings)
-    assert comp.verdict == INCONCLUSIVE
-    assert compare_runs(base, cand, include_invalid=True).rows
+    assert any("INVALID" in w for w in comp.warnings)
+    # every metric stays a row, NOT COMPARABLE with the count, never dropped
+    assert comp.rows and {r.verdict for r in comp.rows} == {NOT_COMPARABLE}
+    n = len(cand["workloads"][0]["trials"])
+    assert all(f"candidate: 0 valid of {n} trials" in r.warnings for r in comp.rows)
+    assert comp.verdict == NOT_COMPARABLE
+    assert {r.verdict for r in compare_runs(base, cand, include_invalid=True).rows} \
+        == {NO_TARGET}
 
 
 def test_imported_legacy_run_against_a_measured_one_says_why_nothing_matches():
@@ -239,3 +245,16 @@ def test_imported_legacy_run_against_a_measured_one_says_why_nothing_matches():
     assert comp.rows == []
     assert any("imported legacy result" in w and "compare only with other imported" in w
                for w in comp.warnings)
+
+
+def test_unusable_values_of_included_invalid_trials_are_counted_not_hidden():
+    """--include-invalid: an invalid trial whose figure cannot be used (the engine's empty
+    interrupted result: 0 ops/s) is left out of the statistics with a visible count."""
+    base = trial_doc([77400.0 + i for i in range(10)], scenario="a")
+    cand = trial_doc([77000.0 + i for i in range(10)], scenario="b")
+    for t in cand["workloads"][0]["trials"][:2]:
+        t.update(ops_per_s=0.0, valid=False, validity_reasons=["interrupted"])
+    row = next(r for r in compare_runs(base, cand, include_invalid=True).rows
+               if r.metric == "ops_per_s")
+    assert row.n_cand == 8 and row.verdict == NO_TARGET
+    assert "candidate: 2 invalid trials without a usable value left out" in row.warnings

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from engine_testlib import REPO, EngineRun, engine_env
 
+from engine.plausibility import judge_session
 from engine.protocol import validate_line
 
 pytestmark = pytest.mark.gpu
@@ -27,7 +28,8 @@ def gpu_run() -> EngineRun:
     proc = subprocess.run(
         [sys.executable, "-m", "engine", "--backend", "cupy", "--workloads", ALL,
          "--duration", "0.3", "--warmup", "0.1", "--repeats", "1", "--min-window", "0",
-         "--telemetry-interval", "0.1", "--init-procs", "1,8,32"],
+         "--telemetry-interval", "0.1", "--init-procs", "1,8,32",
+         "--sizes", "4KiB,64KiB,1MiB,16MiB,256MiB"],
         capture_output=True, text=True, env=engine_env(), cwd=REPO, timeout=400)
     log_dir = os.environ.get("GPUBENCH_GPU_LOG_DIR")
     if log_dir:
@@ -59,6 +61,15 @@ def test_every_workload_runs_on_cupy_and_every_line_is_valid(gpu_run):
     else:
         assert p2p and all(r["gbps"] > 0 for r in p2p)
     assert not [e for e in run.of("error") if e["code"] not in ("not_applicable",)]
+
+
+def test_the_orchestrators_judge_believes_every_real_figure(gpu_run):
+    # The physical bounds must never refuse what a real GPU measures, at any copy size.
+    per_result, session_problems = judge_session(gpu_run.lines, gpu_run.returncode)
+    flagged = [(r["workload"], r["variant"], problems)
+               for r, problems in zip(gpu_run.of("result"), per_result) if problems]
+    assert session_problems == [] and flagged == []
+    assert len(per_result) == len(gpu_run.of("result")) > 20
 
 
 def test_hello_has_device_and_host_facts(gpu_run):

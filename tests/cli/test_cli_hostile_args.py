@@ -2,19 +2,17 @@
 real CLI refuses each with exit 2 and one line, with the ranges config.toml uses."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gpubench import cli
-from tests.unit.test_config_hostile import split_case
+from tests.hostile import case_id, cases
 
-CASES = sorted((Path(__file__).resolve().parents[1] / "hostile" / "cli").glob("*.args"))
+CASES = cases("cli", "*.args")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[p.stem for p in CASES])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_hostile_argument_is_one_line(case, tmp_path, capsys, monkeypatch):
-    expects, body = split_case(case)
+    expects, body = case.expect, case.body
     assert expects
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GPUBENCH_CONFIG", raising=False)

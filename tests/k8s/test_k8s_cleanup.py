@@ -15,7 +15,6 @@ import subprocess
 import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import kmock
 import pytest
@@ -29,6 +28,7 @@ from scenarios.k8s_heartbeat import (HEARTBEAT, HEARTBEAT_TTL, OWNER, OWNER_PROC
                                      process_start, judge, owner_annotations, parse_stamp,
                                      stamp)
 from scenarios.k8s_spec import MANAGED_BY
+from tests.hostile import case_id, cases
 from tests.k8s.conftest import scenario
 from tests.k8s.emulator import CONFIGMAPS, JOBS, PODS, PodScript
 
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.k8s
 
 NS = "gpubench"
 REQUEST = LaunchRequest(engine_args=("--backend", "numpy-cpu", "--workloads", "roundtrip"))
-HOSTILE = Path(__file__).resolve().parents[1] / "hostile" / "k8s_annotations"
+HOSTILE = cases("k8s_annotations", "*.json")
 MACHINE = this_machine()
 needs_proc = pytest.mark.skipif(MACHINE is None,
                                 reason="needs Linux /proc (boot id, pid namespace)")
@@ -174,44 +174,31 @@ async def test_cleanup_removes_only_what_gone_runs_left(emu, cluster):
     assert names(emu, PODS) == {"someone-elses"} and names(emu, CONFIGMAPS) == set()
 
 
-def hostile_cases() -> list[Path]:
-    return sorted(HOSTILE.glob("*.json"))
-
-
-def read_case(path: Path) -> tuple[list[str], str]:
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    expects = [l.split(":", 1)[1].strip() for l in lines if l.startswith("# expect:")]
-    while lines and lines[0].startswith("#"):
-        lines.pop(0)
-    return expects, "".join(lines)
-
-
-@pytest.mark.parametrize("path", hostile_cases(), ids=lambda p: p.stem)
-async def test_unreadable_heartbeat_is_kept_with_one_line(emu, cluster, path):
+@pytest.mark.parametrize("case", HOSTILE, ids=case_id)
+async def test_unreadable_heartbeat_is_kept_with_one_line(emu, cluster, case):
     """Whatever a heartbeat annotation holds, cleanup never removes an object it cannot prove
     gone: it keeps it and says why in one line. `--all` still removes it."""
-    expects, text = read_case(path)
-    assert expects, f"{path.name}: no '# expect:' line"
+    assert case.expect, f"{case.path.name}: no '# expect:' line"
     # Stored server-side: the client refuses to send annotations that are not strings, but
     # what cleanup reads back is whatever the server (or something in between) holds.
     await emu.acall(emu.emulator.put_object(PODS, NS, {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "odd", "labels": {MANAGED_BY: "gpubench"},
-                     "annotations": json.loads(text)},
+                     "annotations": json.loads(case.body)},
         "spec": {"containers": [{"name": "engine", "image": "i"}]}}))
     report = await asyncio.to_thread(cleanup_leftovers, cluster)
     assert report.removed == [] and names(emu, PODS) == {"odd"}
     assert len(report.kept) == 1 and "\n" not in report.kept[0] and len(report.kept[0]) < 300
     assert report.kept[0].startswith("pod/odd: ")
     assert report.kept[0].endswith(": kept, as its run may be alive; --all removes it")
-    for expect in expects:
+    for expect in case.expect:
         assert expect in report.kept[0]
     report = await asyncio.to_thread(cleanup_leftovers, cluster, everything=True)
     assert report.removed == ["pod/odd"] and names(emu, PODS) == set()
 
 
 def test_hostile_corpus_is_there():
-    assert len(hostile_cases()) >= 15
+    assert len(HOSTILE) >= 15
 
 
 def test_heartbeat_boundaries():

@@ -7,15 +7,15 @@ Each file: `# expect: <text>` lines (every one must appear in the throughput row
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from gpubench import cli
 from results.store import Store
+from tests.hostile import case_id, cases
 from tests.results.synth import trial_doc
 
-CASES = sorted((Path(__file__).resolve().parents[1] / "hostile" / "compare").glob("*.json"))
+CASES = cases("compare", "*.json")
 CONFIG = """
 [store]
 data_dir = "data"
@@ -29,16 +29,6 @@ target = "k8s"
 baseline = "bare-metal"
 """
 THROUGHPUT_ROW = "throughput (ops/s)"
-
-
-def read_case(path: Path) -> tuple[list[str], str]:
-    lines = path.read_text().splitlines(keepends=True)
-    expect = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("# expect:")]
-    body = lines
-    while body and body[0].startswith("#"):
-        body = body[1:]
-    assert expect, f"{path.name} has no '# expect:' line"
-    return expect, "".join(body)
 
 
 @pytest.fixture
@@ -63,10 +53,10 @@ def _row(text: str, marker: str) -> str:
     return rows[0]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_hostile_candidate_fails_the_gate_with_the_row(case, store_with, capsys):
-    expect, text = read_case(case)
-    base_id, cand_id = store_with(text)
+    expect = case.expect
+    base_id, cand_id = store_with(case.body)
     for gate in ("FAIL", "INCONCLUSIVE"):
         code = cli.main(["compare", base_id, cand_id, "--fail-on", gate])
         out, err = capsys.readouterr()

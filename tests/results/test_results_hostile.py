@@ -8,7 +8,8 @@ import pytest
 from gpubench import cli
 from results.document import archive_lines
 from results.store import Store
-from tests.results.hostile import cases, plant
+from tests.hostile import case_id, cases
+from tests.results.hostile import plant
 from tests.results.synth import make_doc
 
 CONFIG = """
@@ -21,7 +22,7 @@ launcher = "local"
 baseline = "bare-metal"
 target = "k8s"
 """
-CASES = cases()
+CASES = cases("results", "*.json")
 
 
 @pytest.fixture
@@ -51,33 +52,33 @@ def test_the_corpus_has_its_cases():
     assert len(CASES) >= 40 and len({c.name for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_hostile_document_is_one_line_and_hides_nothing(store, capsys, case):
     good = [r["id"] for r in store.list_runs().runs]
     plant(store.dir, case)
-    stem = case.name.removesuffix(".json")
+    stem = case.name
 
     code, out, err = run(capsys, "list")
     assert code == 0
     assert sorted(ln.split("\t")[0] for ln in out.splitlines()[1:]) == sorted(good)
     [line] = ours(err)
-    assert line.startswith(f"gpubench: warning: skipped {case.name}: ")
+    assert line.startswith(f"gpubench: warning: skipped {case.path.name}: ")
     assert all(e in line for e in case.expect), line
 
     code, out, err = run(capsys, "show", stem)
     [line] = ours(err)
-    assert code == 2 and out == "" and case.name in line
+    assert code == 2 and out == "" and case.path.name in line
     assert all(e in line for e in case.expect), line
     assert "unexpected error" not in line
 
     code, out, err = run(capsys, "compare", good[0], stem)
     [line] = ours(err)
-    assert code == 2 and case.name in line and all(e in line for e in case.expect), line
+    assert code == 2 and case.path.name in line and all(e in line for e in case.expect), line
 
     code, out, err = run(capsys, "compare", good[0], good[1], "--format", "csv")
     assert code in (0, 1) and good[1] in out          # the other runs still compare
     code, _, err = run(capsys, "report", "--out", "-")
-    assert code == 0 and any(case.name in ln for ln in ours(err))
+    assert code == 0 and any(case.path.name in ln for ln in ours(err))
 
 
 def test_every_hostile_document_at_once_leaves_the_good_runs_listed(store, capsys):
@@ -88,6 +89,6 @@ def test_every_hostile_document_at_once_leaves_the_good_runs_listed(store, capsy
     assert sorted(r["id"] for r in listing.runs) == good
     assert len(listing.warnings) == len(CASES)
     for case in CASES:
-        [line] = [w for w in listing.warnings if w.startswith(f"skipped {case.name}: ")]
+        [line] = [w for w in listing.warnings if w.startswith(f"skipped {case.path.name}: ")]
         assert all(e in line for e in case.expect), line
         assert "\n" not in line

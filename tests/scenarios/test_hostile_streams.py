@@ -22,8 +22,9 @@ from scenarios.events import COMPLETED, INCOMPLETE, Done, Hello, Result, StreamW
 from scenarios.local import LocalLauncher
 from scenarios.replay import ReplayLauncher, synthetic_stream
 from scenarios.stream import StreamParser
+from tests.hostile import case_id, cases
 
-CASES = sorted((Path(__file__).resolve().parents[1] / "hostile" / "streams").glob("*.jsonl"))
+CASES = cases("streams", "*.jsonl")
 FAKE_ENGINE = """#!{python}
 import os, sys
 with open(os.environ["GPUBENCH_TEST_STREAM"], encoding="utf-8") as fh:
@@ -31,17 +32,6 @@ with open(os.environ["GPUBENCH_TEST_STREAM"], encoding="utf-8") as fh:
 sys.stdout.flush()
 sys.exit(int(os.environ["GPUBENCH_TEST_EXIT"]))
 """
-
-
-def read_case(path: Path) -> tuple[list[str], int, str]:
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    head = []
-    while lines and lines[0].startswith("#"):
-        head.append(lines.pop(0))
-    expect = [h.split(":", 1)[1].strip() for h in head if h.startswith("# expect:")]
-    exits = [int(h.split(":", 1)[1]) for h in head if h.startswith("# exit:")]
-    assert expect, f"{path.name} has no '# expect:' line"
-    return expect, (exits or [0])[0], "".join(lines)
 
 
 async def run_fake_engine(tmp_path: Path, monkeypatch, stream: str, exit_code: int) -> dict:
@@ -72,10 +62,11 @@ def said(doc: dict) -> str:
                         for s in doc["sessions"]], doc["stream_warnings"]], ensure_ascii=False)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 async def test_hostile_stream_is_never_saved_valid(case, tmp_path, monkeypatch):
-    expect, exit_code, stream = read_case(case)
-    doc = await run_fake_engine(tmp_path, monkeypatch, stream, exit_code)
+    expect = case.expect
+    exit_code = int(case.header.get("exit", "0"))
+    doc = await run_fake_engine(tmp_path, monkeypatch, case.body, exit_code)
     assert doc["validity"]["status"] == "INVALID", said(doc)
     assert not any(t["valid"] for wl in doc["workloads"] for t in wl["trials"]), said(doc)
     text = said(doc)
@@ -111,7 +102,8 @@ def test_the_corpus_is_there():
 
 
 def _parse(name: str) -> tuple[StreamParser, list]:
-    _, _, stream = read_case(Path(CASES[0]).parent / f"{name}.jsonl")
+    [case] = cases("streams", f"{name}.jsonl")
+    stream = case.body
     parser = StreamParser()
     return parser, [parser.feed(line) for line in stream.splitlines()]
 

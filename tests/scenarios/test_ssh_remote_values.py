@@ -24,9 +24,10 @@ from scenarios.events import COMPLETED, Hello
 from scenarios.registry import request_for
 from scenarios.remote_cmd import check_command, engine_argv
 from scenarios.ssh import SshLauncher
+from tests.hostile import Case, case_id, cases
 from tests.sshd import REMOTE_PYTHON, OpenSshServer
 
-CASES = sorted((Path(__file__).resolve().parents[1] / "hostile" / "remote_values").glob("*.txt"))
+CASES = cases("remote_values", "*.txt")
 BAD_NAMES = ["-i", "--unset=PATH", "-u", "A B", "A=B", "", "1A", "A\nB", "A;B", "$(id)", "PATH-X"]
 
 RECORDER = """\
@@ -38,14 +39,9 @@ os.execv(real, [real] + args)
 """
 
 
-def hostile_value(path: Path) -> tuple[list[str], str]:
-    """(expect lines, value): the leading `#` lines, then the rest less its final newline."""
-    lines = path.read_text().split("\n")
-    expect = [ln[len("# expect:"):].strip() for ln in lines if ln.startswith("# expect:")]
-    while lines and lines[0].startswith("#"):
-        lines.pop(0)
-    text = "\n".join(lines)
-    return expect, text[:-1] if text.endswith("\n") else text
+def hostile_value(case: Case) -> str:
+    """The value: the case's body less its final newline."""
+    return case.body.removesuffix("\n")
 
 
 def host_for(server: OpenSshServer, **overrides) -> HostConfig:
@@ -68,16 +64,15 @@ def recording_python(where: str, recorder: Path, log: Path) -> str:
 def test_the_corpus_is_there_and_every_case_expects_the_value_as_is():
     assert len(CASES) >= 8
     for case in CASES:
-        expect, value = hostile_value(case)
-        assert expect == ["literal"] and value, case.name
+        assert case.expect == ["literal"] and hostile_value(case), case.name
 
 
 @pytest.mark.sshd
-@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 async def test_hostile_value_reaches_the_remote_side_as_data(sshd, tmp_path, case):
     marker, canary = tmp_path / "marker", tmp_path / "canary"
     canary.mkdir()
-    _, raw = hostile_value(case)
+    raw = hostile_value(case)
     value = raw.replace("@MARKER@", str(marker)).replace("@CANARY@", str(canary))
     recorder, log = tmp_path / "recorder.py", tmp_path / "calls.jsonl"
     recorder.write_text(RECORDER)

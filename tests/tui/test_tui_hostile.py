@@ -13,8 +13,9 @@ from results.files import path_in, safe_file_name
 from results.journal import JournalWriter
 from results.store import Store
 from scenarios.replay import synthetic_stream
+from tests.hostile import cases
 from tests.results import synth
-from tests.results.hostile import cases, plant
+from tests.results.hostile import plant
 from tui.app import GpubenchApp
 from tui.data import ComparisonView, RunStore, export_name
 
@@ -31,7 +32,7 @@ def save_good(store: Store, scenario: str = "bare-metal") -> dict:
 async def test_history_shows_the_good_run_and_one_line_per_bad_file(config):
     store = Store(config.data_dir)
     good = save_good(store)
-    corpus = cases()
+    corpus = cases("results", "*.json")
     for case in corpus:
         plant(store.dir, case)
     cut = "20261125-100000-bare-metal-abcdef"
@@ -50,7 +51,7 @@ async def test_history_shows_the_good_run_and_one_line_per_bad_file(config):
         assert notes[0] == (f"{cut}: incomplete, not saved: cut off after 1 of 4 trials "
                             f"(gpubench recover {cut})")
         for case in corpus:
-            [line] = [n for n in notes if n.startswith(f"skipped {case.name}: ")]
+            [line] = [n for n in notes if n.startswith(f"skipped {case.path.name}: ")]
             assert all(e in line for e in case.expect), line
         assert len(notes) == len(corpus) + 1
         await pilot.press("l", *"ok", "enter")      # the good run is still usable

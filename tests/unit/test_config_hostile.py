@@ -2,38 +2,28 @@
 refuses each at load with exit 2 and one line naming the file, the key and the problem.
 
 A case file starts with `# expect: <substring of that line>` lines; every leading `#` line is
-stripped and the rest is the config. The next case is one more file.
+stripped and the rest is the config (tests/hostile/__init__.py reads them). The next case is
+one more file.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from gpubench import cli
+from tests.hostile import case_id, cases
 
-CASES = sorted((Path(__file__).resolve().parents[1] / "hostile" / "config").glob("*.toml"))
-
-
-def split_case(path: Path) -> tuple[list[str], str]:
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    expects, i = [], 0
-    while i < len(lines) and lines[i].startswith("#"):
-        if lines[i].startswith("# expect:"):
-            expects.append(lines[i][len("# expect:"):].strip())
-        i += 1
-    return expects, "".join(lines[i:])
+CASES = cases("config", "*.toml")
 
 
 def test_the_corpus_is_there():
-    assert len(CASES) >= 60 and all(split_case(p)[0] for p in CASES)
+    assert len(CASES) >= 60 and all(case.expect for case in CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[p.stem for p in CASES])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_hostile_config_is_one_line_at_load(case, tmp_path, capsys, monkeypatch):
-    expects, body = split_case(case)
+    expects = case.expect
     config = tmp_path / "config.toml"
-    config.write_text(body, encoding="utf-8")
+    config.write_text(case.body, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     code = cli.main(["--config", "config.toml", "list"])
     err = capsys.readouterr().err

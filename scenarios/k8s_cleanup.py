@@ -79,7 +79,9 @@ def cleanup_leftovers(cluster: ClusterConfig, *, everything: bool = False,
             verdicts["configmap", name] = verdict
         delete = {"job": api.delete_job, "pod": lambda n, name: api.delete_pod(n, name, grace=1),
                   "configmap": api.delete_configmap}
-        alive: dict[tuple[str, str], list[str]] = {}
+        # one line per live run, keyed by owner alone: the heartbeats of one run's objects
+        # were renewed seconds apart, so their ages differ (the line shows the first's)
+        alive: dict[str, tuple[str, list[str]]] = {}
         for kind, obj in found:   # Jobs first: their pods go with them
             name = obj["metadata"]["name"]
             verdict = verdicts[kind, name]
@@ -91,9 +93,9 @@ def cleanup_leftovers(cluster: ClusterConfig, *, everything: bool = False,
             if verdict.alive is None:
                 report.kept.append(f"{kind}/{name}: {verdict.why}: kept, as its run may be "
                                    f"alive; --all removes it")
-            else:   # one line per live run (owner "": ConfigMaps kept for the pods mounting them)
-                alive.setdefault((verdict.owner, verdict.why), []).append(f"{kind}/{name}")
-        for (owner, why), items in alive.items():
+            else:   # owner "": ConfigMaps kept for the pods mounting them
+                alive.setdefault(verdict.owner, (verdict.why, []))[1].append(f"{kind}/{name}")
+        for owner, (why, items) in alive.items():
             head = f"run of {owner} alive ({why})" if owner else f"in use ({why})"
             report.kept.append(f"{head}, skipped {_names(items)}; --all removes "
                                f"{'it' if len(items) == 1 else 'them'}")

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from engine.protocol import validate_line
+from tests.own_lines import own_lines
 
 from engine_testlib import REPO, EngineRun, engine_env
 
@@ -125,8 +126,7 @@ def test_cpus_pins_the_engine_and_hello_says_where(run_engine):
 def test_bad_arguments_give_one_line_and_exit_2(run_engine, args):
     run = run_engine(*args)
     assert run.returncode == 2
-    err_lines = run.stderr.strip().splitlines()
-    assert len(err_lines) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert len(own_lines(run.stderr)) == 1 and "Traceback" not in run.stderr, run.stderr
     assert [line["type"] for line in run.lines] == ["error", "done"]
     assert run.lines[0]["code"] == "bad_args" and run.lines[0]["fatal"] is True
     assert run.done["status"] == "error" and run.done["exit_code"] == 2

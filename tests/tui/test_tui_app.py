@@ -19,6 +19,7 @@ from tui.screens.dashboard import DashboardScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.modals import ConfirmScreen, HelpScreen, InputScreen
 from tui.widgets.host_grid import HostGrid
+from tests.own_lines import own_lines
 
 from tui_helpers import (REAL_CPU_STREAM, SIZE, FailingLauncher, replay_factory, wait_for,
                        write_config)
@@ -55,11 +56,11 @@ def test_bad_config_stops_before_the_ui_with_the_cli_message(tmp_path, capsys):
     bad = tmp_path / "config.toml"
     bad.write_text("[defaults]\nrepeats = 'three'\n")
     assert main(["--config", str(bad)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"{bad}: defaults.repeats: must be an integer (got 'three')"
+    err = own_lines(capsys.readouterr().err)
+    assert err == [f"{bad}: defaults.repeats: must be an integer (got 'three')"]
     from gpubench.cli import main as cli_main
     assert cli_main(["--config", str(bad), "list"]) == 2
-    assert capsys.readouterr().err.strip() == err      # the same line as the CLI
+    assert own_lines(capsys.readouterr().err) == err      # the same line as the CLI
 
 
 # ---- hosts & scenarios ------------------------------------------------------------------------

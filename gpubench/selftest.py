@@ -2,8 +2,8 @@
 
 Plan
   1. Calibrate: per workload, engine sessions without delay (the baseline p50 per-op
-     latency) and with a calibration delay (the slope, and on the CPU the fixed cost of
-     the delay mechanism itself).
+     latency) and with a calibration delay (the slope: time added per op over the time
+     the delay reported spending).
   2. Size the delays: delay = level % x baseline p50 (per call on the timed path).
   3. Verify: blocks of sessions, each block holding every arm once (baseline, A/A twin,
      each injected level, per workload) in a seeded random order; so drift hits every arm
@@ -36,8 +36,10 @@ The injected overhead ("truth") of an arm is what the delay really cost per op, 
 the baseline p50:
   - GPU (cupy): the interposer (LD_PRELOAD) busy-waits in the driver entry point and
     reports the time it really spent (delay_ns_total / calls); x calls per op.
-  - CPU (numpy-cpu): the engine busy-waits GPUBENCH_CPU_DELAY_NS in each op; the cost
-    of the Python delay call itself (~1 us) is measured in calibration and added.
+  - CPU (numpy-cpu): the engine busy-waits GPUBENCH_CPU_DELAY_NS in each op and reports
+    what the waits really cost (GPUBENCH_CPU_DELAY_REPORT, engine/cpu_delay.py: a wait ends
+    up to one turn of its clock loop late, 5-8 % of a launch); 1 wait per op. Every session,
+    the baseline's too, runs the wait (at 0 ns there), so the arms differ by the wait alone.
 
 The metric is the median (p50) of per-op latency of each engine session (median over
 its repeats): a constant per-op delay shifts every per-op latency by the same amount,
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -72,11 +75,11 @@ from engine.protocol import finite
 
 WORKLOAD_VARIANTS = {"roundtrip": None, "launch": "sync"}   # primary variant (None: the only one)
 DEFAULT_LEVELS = (1.0, 5.0, 10.0)
-# The CPU engine's delay is a Python call costing ~1 us by itself: 1-10 % of a 3-9 us op
-# cannot be injected there, so the CPU self-test checks the logic at coarser levels.
+# The CPU engine's wait is a Python loop whose turn (~40-100 ns) is several % of a 1.6 us
+# launch: 1-10 % cannot be injected there, so the CPU self-test checks the logic at coarser
+# levels.
 CPU_LEVELS = (50.0, 100.0, 200.0)
 CALIBRATION_PCT = 20.0
-CPU_MIN_CAL_NS = 2000
 SLOT_DEFAULTS = {"trials": 4, "duration": 3.0, "warmup": 0.5, "repeats": 3,
                  "calibration_trials": 1, "sample_interval": 0.05}
 SESSION_DEFAULTS = {"trials": 10, "duration": 0.5, "warmup": 0.2, "repeats": 2,
@@ -119,6 +122,7 @@ class Arm:
     delay_ns: int = 0
     env: dict[str, str] = field(default_factory=dict)
     preload: str | None = None
+    report_env: str | None = None   # the variable that names the delay report file, if any
 
     @property
     def key(self) -> str:
@@ -207,8 +211,8 @@ async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path |
     from scenarios.local import LocalLauncher
 
     env = dict(arm.env)
-    if report_path is not None:
-        env["GPUBENCH_INTERPOSE_REPORT"] = str(report_path)
+    if report_path is not None and arm.report_env:
+        env[arm.report_env] = str(report_path)
     t0 = time.monotonic()
     session = await LocalLauncher(python).start(LaunchRequest(
         engine_args=tuple(args), env=env, preload=arm.preload, label=f"selftest {arm.key}"))
@@ -272,7 +276,9 @@ def detect_backend(python: str | None = None) -> str:
 
 
 class Mechanism:
-    """How a delay is injected on one backend, and what it really cost."""
+    """How a delay is injected on one backend, and what it really cost: both the interposer
+    (GPU) and the engine's wait (CPU) time their delays and write a report, in every session
+    of every arm (delay 0 in the baseline), read back through the arm's `report_env`."""
 
     ENV_KEYS = {"sync": "GPUBENCH_INTERPOSE_SYNC_DELAY_NS",
                 "launch": "GPUBENCH_INTERPOSE_LAUNCH_DELAY_NS",
@@ -289,7 +295,6 @@ class Mechanism:
                 self.preload = str(interposer.library_path())
             except interposer.InterposerBuildError as exc:
                 raise SelftestError(str(exc)) from None
-        self.fixed_cost_ns: dict[str, float] = {}   # CPU: per workload, from calibration
         self.placement = opts.delay_on               # may fall back after calibration
 
     @property
@@ -301,10 +306,14 @@ class Mechanism:
             return "launch"
         return self.placement
 
+    @property
+    def report_env(self) -> str:
+        return "GPUBENCH_INTERPOSE_REPORT" if self.gpu else "GPUBENCH_CPU_DELAY_REPORT"
+
     def env_for(self, workload: str, delay_ns: int, slot_ns: int = 0,
                 seed: int | None = None) -> dict[str, str]:
         if not self.gpu:
-            return {"GPUBENCH_CPU_DELAY_NS": str(int(delay_ns))} if delay_ns > 0 else {}
+            return {"GPUBENCH_CPU_DELAY_NS": str(int(delay_ns))}
         # the baseline runs under the interposer too (delay 0): arms differ by the delay only
         env = {self.ENV_KEYS[self.category(workload)]: str(int(delay_ns))}
         if slot_ns:
@@ -314,7 +323,7 @@ class Mechanism:
 
     def arm(self, workload: str, name: str, level: float | None, delay_ns: int) -> Arm:
         return Arm(workload, name, level, int(delay_ns), self.env_for(workload, delay_ns),
-                   self.preload)
+                   self.preload, self.report_env)
 
     def calls_per_op(self, workload: str, reports: list[dict]) -> float:
         """Delayed calls per timed op: one sync or launch per op, or the copies per roundtrip."""
@@ -328,14 +337,22 @@ class Mechanism:
         return delayed / launches if launches else math.nan
 
     def spent_per_call_ns(self, workload: str, reports: list[dict], delay_ns: int) -> float:
-        """What one delayed call really cost: measured by the interposer (GPU), or the
-        configured delay plus the calibrated cost of the Python delay call (CPU)."""
+        """What one delayed call really cost, as the delay itself measured it: the interposer
+        (GPU) or the engine's wait (CPU, its waits that no interruption ended late)."""
         if not self.gpu:
-            return delay_ns + self.fixed_cost_ns.get(workload, 0.0) if delay_ns > 0 else 0.0
+            return cpu_spent_per_call_ns(reports, delay_ns)
         cat = self.category(workload)
         calls = sum(_delayed_calls(r, cat) for r in reports)
         spent = sum(_delayed_ns(r, cat) for r in reports)
         return spent / calls if calls else float(delay_ns)
+
+
+def cpu_spent_per_call_ns(reports: list[dict], delay_ns: int) -> float:
+    """The engine's waits (GPUBENCH_CPU_DELAY_REPORT) in these sessions: ns per timed wait;
+    the configured delay if no report timed one (never the case in a completed session)."""
+    timed = sum(int(r.get("timed_calls") or 0) for r in reports)
+    spent = sum(int(r.get("spent_ns_total") or 0) for r in reports)
+    return spent / timed if timed else float(delay_ns)
 
 
 def _sync_calls_per_op(workload: str, reports: list[dict]) -> float:
@@ -559,7 +576,7 @@ class Selftest:
 
     async def _session(self, arm: Arm, trial: int, backend: str) -> SessionData:
         self._n += 1
-        report = self.tmp / f"r{self._n}.json" if arm.preload else None
+        report = self.tmp / f"r{self._n}.json" if arm.report_env else None
         args = engine_args(self.opts, backend, arm.workload)
         data = await run_session(arm, trial, args, report, self.opts.python)
         if data.outcome != "completed":
@@ -574,6 +591,9 @@ class Selftest:
                                 f"(hello host.preload.mapped: {data.mapped})")
         if arm.preload and (data.report is None or not data.report.get("counts")):
             raise SelftestError("the interposer wrote no report: it caught no CUDA call")
+        if not arm.preload and arm.report_env and not (data.report or {}).get("calls"):
+            raise SelftestError(f"engine session {arm.key} wrote no delay report "
+                                f"({arm.report_env}): is the engine older than this gpubench?")
         self.sessions.append(data)
         return data
 
@@ -707,7 +727,7 @@ class Selftest:
 
         def prepare(arm: Arm, trial: int) -> Arm:
             env = mech.env_for(arm.workload, arm.delay_ns, slot_ns, seeds.getrandbits(63))
-            return Arm(arm.workload, arm.name, arm.level, arm.delay_ns, env, arm.preload)
+            return dataclasses.replace(arm, env=env)
         by_arm, order = await self._blocks(arms, backend, t_start, prepare)
         rows = []
         for arm in arms:
@@ -769,30 +789,21 @@ class Selftest:
                 raise SelftestError(f"{w}: the interposer saw no delayed calls "
                                     f"(category {mech.category(w)}): is the path hooked?")
             cal_delay = CALIBRATION_PCT / 100 * base_p50 * 1000 / k
-            if not mech.gpu:
-                cal_delay = max(cal_delay, CPU_MIN_CAL_NS)
             cal_arm = mech.arm(w, "calibration-delay", None, int(cal_delay))
             cal_runs = [await self._session(cal_arm, i, backend)
                         for i in range(opts.calibration_trials)]
             cal_p50 = _median([s.p50[primary[w]] for s in cal_runs])
             added_ns = (cal_p50 - base_p50) * 1000
-            if mech.gpu:
-                spent = mech.spent_per_call_ns(w, [s.report for s in cal_runs if s.report],
-                                               int(cal_delay))
-                slope = added_ns / (k * spent) if spent else math.nan
-                fixed = 0.0
-            else:
-                fixed = max(0.0, added_ns - cal_delay)
-                mech.fixed_cost_ns[w] = fixed
-                slope = math.nan
+            spent = mech.spent_per_call_ns(w, [s.report for s in cal_runs if s.report],
+                                           int(cal_delay))
+            slope = added_ns / (k * spent) if spent else math.nan
             calibration[w] = {"variant": primary[w], "baseline_p50_us": base_p50,
                               "calls_per_op": k, "calibration_delay_ns": int(cal_delay),
                               "calibration_p50_us": cal_p50, "added_ns_per_op": added_ns,
-                              "slope": slope, "fixed_cost_ns": fixed}
+                              "spent_ns_per_call": spent, "slope": slope}
             self.progress(f"selftest: calibrated {w}/{primary[w]}: p50 {base_p50:.3f} us, "
-                          f"{k:.2f} delayed call(s)/op, delay {cal_delay:.0f} ns added "
-                          f"{added_ns:.0f} ns/op" + (f" (slope {slope:.3f})" if mech.gpu else
-                                                     f" (fixed cost {fixed:.0f} ns)"))
+                          f"{k:.2f} delayed call(s)/op, delay {cal_delay:.0f} ns (spent "
+                          f"{spent:.0f} ns) added {added_ns:.0f} ns/op (slope {slope:.3f})")
         arms: list[Arm] = []
         skipped: list[dict] = []
         for w in opts.workloads:
@@ -800,14 +811,11 @@ class Selftest:
             arms.append(mech.arm(w, "baseline", None, 0))
             arms.append(mech.arm(w, "aa", 0.0, 0))
             for level in opts.levels:
-                per_op_ns = level / 100 * cal["baseline_p50_us"] * 1000
-                delay = (per_op_ns - (0 if mech.gpu else mech.fixed_cost_ns[w])) / cal["calls_per_op"]
+                delay = level / 100 * cal["baseline_p50_us"] * 1000 / cal["calls_per_op"]
                 if delay < 1:
                     skipped.append({"workload": w, "level": level,
-                                    "reason": f"the delay mechanism alone costs "
-                                              f"{mech.fixed_cost_ns.get(w, 0):.0f} ns per op, "
-                                              f"more than {level:g} % of "
-                                              f"{cal['baseline_p50_us'] * 1000:.0f} ns"})
+                                    "reason": f"{level:g} % of {cal['baseline_p50_us'] * 1000:.0f}"
+                                              " ns is less than 1 ns"})
                     continue
                 arms.append(mech.arm(w, f"L{level:g}", level, int(round(delay))))
         by_arm, order = await self._blocks(arms, backend, t_start)
@@ -968,7 +976,7 @@ def register(subparsers) -> None:
     p.add_argument("--workloads", default="roundtrip,launch")
     p.add_argument("--levels", type=_floats, default=None,
                    help="injected overheads and targets in %% (default 1,5,10 on the GPU; "
-                        "50,100,200 on the CPU, whose delay call alone costs ~1 us)")
+                        "50,100,200 on the CPU, whose wait loop turns in ~0.1 us)")
     p.add_argument("--design", default="auto", choices=("auto", "slots", "sessions"),
                    help="slots: the interposer toggles the delay within each engine session "
                         "(GPU default); sessions: one delay per session (CPU)")

@@ -212,11 +212,16 @@ def test_runs_from_a_plain_copy_of_the_folder(tmp_path, run_engine):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_cpu_delay_measurably_slows_roundtrip_and_launch(run_engine):
+def test_cpu_delay_measurably_slows_roundtrip_and_launch(run_engine, tmp_path):
     args = [*FAST, "--workloads", "roundtrip,launch", "--repeats", "1", "--duration", "0.1"]
     base = run_engine(*args)
-    slow = run_engine(*args, env={"GPUBENCH_CPU_DELAY_NS": "50000"})
+    report = tmp_path / "delay.json"
+    slow = run_engine(*args, env={"GPUBENCH_CPU_DELAY_NS": "50000",
+                                  "GPUBENCH_CPU_DELAY_REPORT": str(report)})
     assert base.returncode == slow.returncode == 0
+    spent = json.loads(report.read_text())        # written at exit: what the waits cost
+    assert spent["delay_ns"] == 50000 and 0 < spent["timed_calls"] <= spent["calls"]
+    assert spent["spent_ns_total"] >= 50000 * spent["timed_calls"]
     assert slow.hello["host"]["env"]["GPUBENCH_CPU_DELAY_NS"] == "50000"
     assert "GPUBENCH_CPU_DELAY_NS" not in base.hello["host"]["env"]
 

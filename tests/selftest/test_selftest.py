@@ -233,8 +233,11 @@ def test_cpu_selftest_end_to_end(tmp_path):
 
 
 def test_real_engine_samples_carry_what_the_slots_design_needs():
-    """Through LocalLauncher on the CPU engine: 0.05 s samples of launch/sync alone, an
-    engine start time bounded on CLOCK_MONOTONIC, and samples wholly inside 0.25 s slots."""
+    """Through LocalLauncher on the CPU engine: samples of launch/sync alone that tile the
+    measured window, an engine start time bounded on CLOCK_MONOTONIC, and the samples kept
+    for a 0.25 s slot wholly inside it. How many samples, how long each, and how many fit
+    a slot depend on the machine's load, so none of that is asserted."""
+    import json as _json
     import time as _time
     opts = st.Options(backend="numpy-cpu", duration=1.0, warmup=0.05, repeats=1,
                       sample_interval=0.05)
@@ -246,12 +249,17 @@ def test_real_engine_samples_carry_what_the_slots_design_needs():
     assert before <= data.t0_ns <= after
     assert {x["variant"] for x in data.samples} == {"sync"}      # --launch-modes sync
     smp = data.samples
-    assert len(smp) >= 16
-    assert all(0.025 < x["secs"] < 0.1 and x["p50"] > 0 for x in smp)
+    assert smp and all(x["secs"] > 0 and x["p50"] > 0 for x in smp)
+    window = next(_json.loads(ln) for ln in data.lines if '"type":"result"' in ln)["duration_s"]
+    assert sum(x["secs"] for x in smp) == pytest.approx(window, abs=1e-5)   # no gap, no overlap
     # sample intervals end before the estimated t0 + t, never after the session ended
     assert all(data.t0_ns + x["t"] * 1e9 <= after for x in smp)
-    kept = st.classify_samples(smp, data.t0_ns, 250_000_000)
-    assert 0.4 * len(smp) <= len(kept) < len(smp)
+    slot = 250_000_000
+    kept = st.classify_samples(smp, data.t0_ns, slot)
+    assert len(kept) < len(smp)                 # a 1 s window crosses a slot boundary
+    for x, k in kept:
+        start, end = st.sample_span_ns(x, data.t0_ns)
+        assert k * slot <= start and end < (k + 1) * slot
 
 
 def test_slots_design_saves_each_arm_in_the_store(monkeypatch, interposer_lib, tmp_path):
@@ -267,3 +275,62 @@ def test_slots_design_saves_each_arm_in_the_store(monkeypatch, interposer_lib, t
     assert doc["scenario"]["baseline"] is None and doc["selftest"]["design"] == "slots"
     assert doc["group"]["id"] == Store(tmp_path).load(runs["selftest-launch-aa"]["id"])["group"]["id"]
     assert len(summary["saved"]) == 2
+
+
+# ---- the sessions design's accounting on the CPU --------------------------------------------
+
+def _fake_cpu_engine(seed: int):
+    """A stand-in for run_session on numpy-cpu, with no noise but 0.02 %: an op costs its base,
+    plus, when the engine installed its wait, the wait's own call (0.4 us) and what the wait
+    spent, which is the delay rounded up to whole 70 ns turns of its clock loop, as
+    engine/cpu_delay.py reports it."""
+    rng = random.Random(seed)
+    base_us, call_us, turn_ns = {"roundtrip": 4.5, "launch": 1.2}, 0.4, 70
+
+    async def fake(arm, trial, args, report_path, python=None):
+        raw = arm.env.get("GPUBENCH_CPU_DELAY_NS")
+        delay = int(raw or 0)
+        installed = delay > 0 or report_path is not None
+        spent = math.ceil(delay / turn_ns) * turn_ns
+        p50 = (base_us[arm.workload] + (call_us + spent / 1000 if installed else 0)) \
+            * (1 + rng.gauss(0, 0.0002))
+        report = ({"delay_ns": delay, "calls": 10_000, "timed_calls": 9_990,
+                   "spent_ns_total": 9_990 * spent} if report_path is not None else None)
+        variant = "sync" if arm.workload == "launch" else "pinned-64KiB"
+        return st.SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
+                              p50={variant: p50}, ops={variant: 1 / p50}, report=report,
+                              backend="numpy-cpu", mapped=[], elapsed_s=0.0)
+    return fake
+
+
+def test_cpu_truth_is_what_the_wait_reported_spending(monkeypatch):
+    """The truth of a CPU arm is the wait's own report (the delay rounded up to whole turns of
+    its loop), over a baseline that runs the same wait at 0 ns: measured and injected agree
+    at every level. (Sized from the configured delay plus a fixed cost calibrated once at
+    another delay, the truth was off by the rounding, identically in every session, so each
+    CI excluded it: the launch rows of the 2-core machine's failed self-tests.)"""
+    monkeypatch.setattr(st, "run_session", _fake_cpu_engine(2))
+    opts = st.Options(backend="numpy-cpu", trials=6, calibration_trials=1, save=False,
+                      n_boot=500)
+    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    assert summary["design"] == "sessions" and not summary["skipped"]
+    injected = [r for r in summary["rows"] if r["arm"] != "aa"]
+    assert {(r["workload"], r["arm"]) for r in injected} == {
+        (w, f"L{lv}") for w in ("roundtrip", "launch") for lv in (50, 100, 200)}
+    for r in injected:
+        spent = math.ceil(r["delay_ns"] / 70) * 70
+        assert r["spent_ns_per_call"] == r["injected_ns_per_op"] == spent
+        assert abs(r["error_pp"]) < 0.2, r
+        assert r["ci_low"] - 0.1 <= r["injected_pct"] <= r["ci_high"] + 0.1, r
+    calibration = summary["calibration"]["launch"]
+    assert calibration["slope"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_every_cpu_session_runs_the_wait_and_reports_it():
+    mech = st.Mechanism("numpy-cpu", st.Options())
+    base, level = mech.arm("launch", "baseline", None, 0), mech.arm("launch", "L50", 50.0, 613)
+    assert base.env == {"GPUBENCH_CPU_DELAY_NS": "0"} and level.env == {"GPUBENCH_CPU_DELAY_NS": "613"}
+    assert base.report_env == level.report_env == "GPUBENCH_CPU_DELAY_REPORT"
+    reports = [{"calls": 10, "timed_calls": 8, "spent_ns_total": 8 * 650},
+               {"calls": 5, "timed_calls": 4, "spent_ns_total": 4 * 656}]
+    assert mech.spent_per_call_ns("launch", reports, 613) == pytest.approx(652.0)

@@ -15,9 +15,10 @@ Two designs, because the H100 taught us that separate processes differ: the p50 
 launch+sync moved 5-15 % from one engine process to the next (and a roundtrip's p50
 jumped between ~17 and ~22 us even within one), far more than a 1 % delay.
 
-  slots (GPU, default there): every arm is a set of engine sessions under the
-    interposer, whose delay toggles on and off in 0.25 s time slots that come in pairs,
-    one on and one off in seeded random order (GPUBENCH_INTERPOSE_DELAY_SLOT_NS/SEED).
+  slots (the default): every arm is a set of engine sessions whose delay toggles on and
+    off in 0.25 s time slots that come in pairs, one on and one off in seeded random
+    order (the interposer's GPUBENCH_INTERPOSE_DELAY_SLOT_NS/SEED on the GPU, the engine's
+    GPUBENCH_CPU_DELAY_SLOT_NS/SEED on the CPU: the same schedule).
     The engine's own `sample` lines (every 0.05 s) are sorted into slots by their time
     stamps; each pair gives one ratio, the on-slot's median p50 over the off-slot's, so
     the process's level and its drift cancel pair by pair. The arm's overhead is the
@@ -28,9 +29,10 @@ jumped between ~17 and ~22 us even within one), far more than a 1 % delay.
     stream synchronise returns (GPUBENCH_INTERPOSE_SYNC_DELAY_NS), when nothing is in
     flight, so it adds fully to each op; a delay before the H2D copy or the launch was
     partly absorbed by the roundtrip's own waits on the H100.
-  sessions (CPU): the numpy-cpu engine's GPUBENCH_CPU_DELAY_NS is fixed per process,
-    so arms are separate sessions (baseline, A/A twin, levels) in seeded random order
-    within blocks, one value per session.
+  sessions (--design sessions): one fixed delay per process, so arms are separate
+    sessions (baseline, A/A twin, levels) in seeded random order within blocks, one value
+    per session. On a shared 2-core machine the load moves a session's p50 by tens of %
+    from one session to the next, so the CPU self-test uses slots too.
 
 The injected overhead ("truth") of an arm is what the delay really cost per op, over
 the baseline p50:
@@ -71,6 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from engine.cpu_delay import slot_on
 from engine.protocol import finite
 
 WORKLOAD_VARIANTS = {"roundtrip": None, "launch": "sync"}   # primary variant (None: the only one)
@@ -82,6 +85,8 @@ CPU_LEVELS = (50.0, 100.0, 200.0)
 CALIBRATION_PCT = 20.0
 SLOT_DEFAULTS = {"trials": 4, "duration": 3.0, "warmup": 0.5, "repeats": 3,
                  "calibration_trials": 1, "sample_interval": 0.05}
+# the CPU's ops are 10x as many per sample: 8 slot pairs per session, about 3 min in all
+CPU_SLOT_DEFAULTS = {**SLOT_DEFAULTS, "duration": 2.0, "warmup": 0.3, "repeats": 2}
 SESSION_DEFAULTS = {"trials": 10, "duration": 0.5, "warmup": 0.2, "repeats": 2,
                     "calibration_trials": 3, "sample_interval": 0.1}
 DELAY_PLACEMENTS = ("sync", "launch", "h2d", "copy")
@@ -96,12 +101,12 @@ class Options:
     backend: str = "auto"                    # auto | cupy | numpy-cpu
     workloads: tuple[str, ...] = ("roundtrip", "launch")
     levels: tuple[float, ...] | None = None  # None: 1,5,10 on the GPU; 50,100,200 on the CPU
-    design: str = "auto"                     # auto | slots | sessions
-    trials: int | None = None                # sessions per arm (slots 3, sessions 10)
+    design: str = "auto"                     # auto (slots) | slots | sessions
+    trials: int | None = None                # sessions per arm (slots 4, sessions 10)
     calibration_trials: int | None = None    # (slots 1, sessions 3)
-    duration: float | None = None            # per window (slots 2.0, sessions 0.5)
-    warmup: float | None = None              # (slots 0.5, sessions 0.2)
-    repeats: int | None = None               # (slots 3, sessions 2)
+    duration: float | None = None            # per window (slots 3.0, CPU 2.0, sessions 0.5)
+    warmup: float | None = None              # (slots 0.5, CPU 0.3, sessions 0.2)
+    repeats: int | None = None               # (slots 3, CPU 2, sessions 2)
     slot_s: float = 0.25
     sample_interval: float | None = None     # (slots 0.05, sessions 0.1)
     seed: int = 0
@@ -256,8 +261,15 @@ async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path |
                        ops={v: _median(x) for v, x in opss.items()}, report=report,
                        backend=backend, mapped=mapped, elapsed_s=time.monotonic() - t0,
                        samples=samples, t0_ns=t0_ns,
-                       seed=int(env["GPUBENCH_INTERPOSE_DELAY_SEED"])
-                       if env.get("GPUBENCH_INTERPOSE_DELAY_SEED") else None)
+                       seed=_schedule_seed(env))
+
+
+def _schedule_seed(env: dict[str, str]) -> int | None:
+    """The seed of the session's slot schedule (interposer or CPU wait), None without one."""
+    for name in ("GPUBENCH_INTERPOSE_DELAY_SEED", "GPUBENCH_CPU_DELAY_SEED"):
+        if env.get(name):
+            return int(env[name])
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +313,10 @@ class Mechanism:
     def gpu(self) -> bool:
         return self.backend == "cupy"
 
+    def delay_on(self, workload: str) -> str:
+        """Where the delay sits, for the summary: the interposer's category, or the CPU wait."""
+        return self.category(workload) if self.gpu else "GPUBENCH_CPU_DELAY_NS"
+
     def category(self, workload: str) -> str:
         if self.placement == "copy" and workload == "launch":
             return "launch"
@@ -312,13 +328,15 @@ class Mechanism:
 
     def env_for(self, workload: str, delay_ns: int, slot_ns: int = 0,
                 seed: int | None = None) -> dict[str, str]:
+        # the baseline runs the delay too (at 0): arms differ by the delay only
         if not self.gpu:
-            return {"GPUBENCH_CPU_DELAY_NS": str(int(delay_ns))}
-        # the baseline runs under the interposer too (delay 0): arms differ by the delay only
-        env = {self.ENV_KEYS[self.category(workload)]: str(int(delay_ns))}
+            env, prefix = {"GPUBENCH_CPU_DELAY_NS": str(int(delay_ns))}, "GPUBENCH_CPU_DELAY"
+        else:
+            env = {self.ENV_KEYS[self.category(workload)]: str(int(delay_ns))}
+            prefix = "GPUBENCH_INTERPOSE_DELAY"
         if slot_ns:
-            env["GPUBENCH_INTERPOSE_DELAY_SLOT_NS"] = str(int(slot_ns))
-            env["GPUBENCH_INTERPOSE_DELAY_SEED"] = str(int(seed or 0))
+            env[f"{prefix}_SLOT_NS"] = str(int(slot_ns))
+            env[f"{prefix}_SEED"] = str(int(seed or 0))
         return env
 
     def arm(self, workload: str, name: str, level: float | None, delay_ns: int) -> Arm:
@@ -348,8 +366,9 @@ class Mechanism:
 
 
 def cpu_spent_per_call_ns(reports: list[dict], delay_ns: int) -> float:
-    """The engine's waits (GPUBENCH_CPU_DELAY_REPORT) in these sessions: ns per timed wait;
-    the configured delay if no report timed one (never the case in a completed session)."""
+    """The engine's waits (GPUBENCH_CPU_DELAY_REPORT) in these sessions: ns per timed delayed
+    call (in on-slots only, with a slot schedule); the configured delay if no report timed one
+    (never the case in a completed session)."""
     timed = sum(int(r.get("timed_calls") or 0) for r in reports)
     spent = sum(int(r.get("spent_ns_total") or 0) for r in reports)
     return spent / timed if timed else float(delay_ns)
@@ -386,22 +405,7 @@ def _delayed_ns(report: dict, cat: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# the slot schedule (the same function as interpose.c's delay_on)
-
-_MASK = (1 << 64) - 1
-
-
-def splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
-
-
-def slot_on(k: int, seed: int) -> bool:
-    """Slots come in pairs (2p, 2p+1), one on and one off; splitmix64(p ^ seed) picks
-    which comes first (interpose.c's delay_on)."""
-    return (k & 1) == (splitmix64(((k >> 1) ^ seed) & _MASK) & 1)
+# the slot schedule: slot_on (engine/cpu_delay.py, imported above) is interpose.c's delay_on
 
 
 def classify_samples(samples: list[dict], t0_ns: int, slot_ns: int) -> list[tuple[dict, int]]:
@@ -497,10 +501,10 @@ def judge_arm(base_vals: list[float], cand_vals: list[float], *, injected_pct: f
     return row
 
 
-def pair_ratios(classified: list[tuple[dict, int]], seed: int, field_name: str) -> list[float]:
-    """On ÷ off of each slot pair that has samples in both its slots: the median `field_name`
-    of the on-slot's samples over the off-slot's. Neighbouring slots share the process
-    and nearly the same moment, so its level and its drift cancel pair by pair."""
+def slot_pairs(classified: list[tuple[dict, int]], seed: int,
+               field_name: str) -> list[tuple[float, float]]:
+    """(on, off) of each slot pair that has samples in both its slots: the median
+    `field_name` of the on-slot's samples and of the off-slot's."""
     by_slot: dict[int, list[float]] = {}
     for smp, k in classified:
         by_slot.setdefault(k, []).append(float(smp[field_name]))
@@ -509,8 +513,14 @@ def pair_ratios(classified: list[tuple[dict, int]], seed: int, field_name: str) 
         a, b = by_slot.get(2 * pair), by_slot.get(2 * pair + 1)
         if a and b:
             on, off = (a, b) if slot_on(2 * pair, seed) else (b, a)
-            out.append(_median(on) / _median(off))
+            out.append((_median(on), _median(off)))
     return out
+
+
+def pair_ratios(classified: list[tuple[dict, int]], seed: int, field_name: str) -> list[float]:
+    """On ÷ off of each slot pair (slot_pairs). Neighbouring slots share the process and
+    nearly the same moment, so its level and its drift cancel pair by pair."""
+    return [on / off for on, off in slot_pairs(classified, seed, field_name)]
 
 
 def pairs_overhead_ci(ratios_by_session: list[list[float]], higher_is_better: bool, *,
@@ -605,14 +615,12 @@ class Selftest:
             backend = detect_backend(opts.python)
             self.progress(f"selftest: backend {backend}")
         mech = Mechanism(backend, opts)
-        design = opts.design if opts.design != "auto" else ("slots" if mech.gpu else "sessions")
-        if design == "slots" and not mech.gpu:
-            raise SelftestError("the slots design needs the interposer, i.e. --backend cupy "
-                                "(the CPU engine's delay cannot toggle within a process)")
+        design = "slots" if opts.design == "auto" else opts.design
         for w in opts.workloads:
             if w not in WORKLOAD_VARIANTS:
                 raise SelftestError(f"selftest workloads are roundtrip and launch, not {w!r}")
-        defaults = SLOT_DEFAULTS if design == "slots" else SESSION_DEFAULTS
+        defaults = SESSION_DEFAULTS if design == "sessions" else \
+            SLOT_DEFAULTS if mech.gpu else CPU_SLOT_DEFAULTS
         if opts.levels is None:
             opts.levels = DEFAULT_LEVELS if mech.gpu else CPU_LEVELS
         for name, value in defaults.items():
@@ -659,8 +667,7 @@ class Selftest:
                      "calibration_trials": opts.calibration_trials, "seed": opts.seed,
                      "roundtrip_size": opts.roundtrip_size, "slot_s": opts.slot_s,
                      "sample_interval_s": opts.sample_interval,
-                     "delay_on": {w: mech.category(w) if mech.gpu else "GPUBENCH_CPU_DELAY_NS"
-                                  for w in opts.workloads},
+                     "delay_on": {w: mech.delay_on(w) for w in opts.workloads},
                      "mechanism": "interposer (LD_PRELOAD)" if mech.gpu else "engine busy-wait",
                      "interposer": mech.preload},
             "calibration": calibration, "skipped": skipped, "rows": rows,
@@ -703,19 +710,20 @@ class Selftest:
                     for i in range(max(1, opts.calibration_trials))]
             primary[w] = WORKLOAD_VARIANTS[w] or next(iter(runs[0].p50))
             reports = [r.report for r in runs if r.report]
-            if mech.placement == "sync" and not sum(_cat(r, "sync")["calls"] for r in reports):
+            if mech.gpu and mech.placement == "sync" and \
+                    not sum(_cat(r, "sync")["calls"] for r in reports):
                 mech.placement = "launch"   # the runtime's synchronise was not seen: fall back
                 self.progress("selftest: no cuStreamSynchronize/cuCtxSynchronize seen; "
                               "delaying the launch instead")
             base_p50 = _median([r.p50[primary[w]] for r in runs])
             k = mech.calls_per_op(w, reports)
-            if mech.category(w) == "sync":
+            if mech.gpu and mech.category(w) == "sync":
                 k = sync_per_op.setdefault("k", _sync_calls_per_op(w, reports))
             calibration[w] = {"variant": primary[w], "baseline_p50_us": base_p50,
-                              "calls_per_op": k, "delay_on": mech.category(w),
+                              "calls_per_op": k, "delay_on": mech.delay_on(w),
                               "interposer_counts": _sum_counts(reports)}
             self.progress(f"selftest: calibrated {w}/{primary[w]}: p50 {base_p50:.3f} us; delay "
-                          f"on {mech.category(w)}")
+                          f"on {mech.delay_on(w)}")
         arms: list[Arm] = []
         for w in opts.workloads:
             cal = calibration[w]
@@ -737,25 +745,28 @@ class Selftest:
             k = calibration[w]["calls_per_op"]
             spent = mech.spent_per_call_ns(w, reports, arm.delay_ns) if arm.delay_ns else 0.0
             variant = primary[w]
-            lat_pairs, ops_pairs, inj, dropped = [], [], [], 0
+            lat_pairs, ops_pairs, truths, dropped = [], [], [], 0
             for sess in runs:
                 smp = [x for x in sess.samples if x["variant"] == variant]
                 if sess.t0_ns is None or sess.seed is None or not smp:
                     continue
                 cls = classify_samples(smp, sess.t0_ns, slot_ns)
                 dropped += len(smp) - len(cls)
-                lat = pair_ratios(cls, sess.seed, "p50")
-                if not lat:
+                pairs = slot_pairs(cls, sess.seed, "p50")
+                if not pairs:
                     continue
-                lat_pairs.append(lat)
+                lat_pairs.append([on / off for on, off in pairs])
                 ops_pairs.append(pair_ratios(cls, sess.seed, "ops_per_s"))
-                off = [x["p50"] for x, slot in cls if not slot_on(slot, sess.seed)]
-                # the truth of this session: what the delay cost per op over its off level
-                inj.append((k * spent / (_median(off) * 1000) * 100, len(lat)))
+                # the truth of each pair: what the delay cost per op (as this session's
+                # delay reported it) over that pair's off-slot p50. The measurement is the
+                # median over the arm's pairs, so the truth is too: a mean over sessions
+                # differs from it by several pp at 200 % when sessions' levels differ by 10 %
+                sess_spent = mech.spent_per_call_ns(w, [sess.report], arm.delay_ns) \
+                    if sess.report and arm.delay_ns else spent
+                truths += [k * sess_spent / (off * 1000) * 100 for _, off in pairs]
             if sum(len(x) for x in lat_pairs) < 2:
                 continue
-            n_pairs = sum(n for _, n in inj)
-            injected_pct = sum(v * n for v, n in inj) / n_pairs
+            injected_pct = _median(truths)
             key = f"selftest/{w}/{variant}/{arm.name}"
             common = dict(injected_pct=injected_pct, targets=tuple(opts.levels), tol=tol,
                           aa=arm.name == "aa", seed=opts.seed, n_boot=opts.n_boot)
@@ -978,14 +989,15 @@ def register(subparsers) -> None:
                    help="injected overheads and targets in %% (default 1,5,10 on the GPU; "
                         "50,100,200 on the CPU, whose wait loop turns in ~0.1 us)")
     p.add_argument("--design", default="auto", choices=("auto", "slots", "sessions"),
-                   help="slots: the interposer toggles the delay within each engine session "
-                        "(GPU default); sessions: one delay per session (CPU)")
+                   help="slots (default): the delay toggles on and off within each engine "
+                        "session; sessions: one delay per session")
     p.add_argument("--trials", type=int, default=None,
                    help="engine sessions per arm (default 4 slots, 10 sessions)")
     p.add_argument("--calibration-trials", type=int, default=None,
                    help="sessions per calibration point (default 1 slots, 3 sessions)")
     p.add_argument("--duration", type=float, default=None,
-                   help="seconds per window (default 3.0 slots, 0.5 sessions)")
+                   help="seconds per window (default 3.0 slots, 2.0 slots on the CPU, "
+                        "0.5 sessions)")
     p.add_argument("--warmup", type=float, default=None)
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--slot", type=float, default=0.25,

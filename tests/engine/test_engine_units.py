@@ -236,11 +236,11 @@ def test_cpu_delay_reports_what_the_wait_spent_not_what_was_asked():
     wait = delay.wait()
     for _ in range(4):
         wait()
-    assert delay.summary() == {"delay_ns": 300, "calls": 4, "timed_calls": 4,
-                               "spent_ns_total": 4 * 350}
+    assert delay.summary() == {"delay_ns": 300, "slot_ns": 0, "seed": 0, "calls": 4,
+                               "delayed_calls": 4, "timed_calls": 4, "spent_ns_total": 4 * 350}
     zero = CpuDelay(0, clock=_stepping_clock(70))
     zero.wait()()
-    assert zero.summary() == {"delay_ns": 0, "calls": 1, "timed_calls": 1, "spent_ns_total": 0}
+    assert zero.summary()["spent_ns_total"] == 0 and zero.summary()["timed_calls"] == 1
 
 
 def test_cpu_delay_leaves_an_interrupted_wait_out_of_the_timing():
@@ -249,8 +249,9 @@ def test_cpu_delay_leaves_an_interrupted_wait_out_of_the_timing():
     wait = delay.wait()
     wait()
     wait()
-    assert delay.summary() == {"delay_ns": 300, "calls": 2, "timed_calls": 1,
-                               "spent_ns_total": 350}
+    got = delay.summary()
+    assert (got["calls"], got["delayed_calls"], got["timed_calls"], got["spent_ns_total"]) == \
+        (2, 2, 1, 350)
 
 
 def test_cpu_delay_from_env_and_its_report(tmp_path):
@@ -261,9 +262,40 @@ def test_cpu_delay_from_env_and_its_report(tmp_path):
     assert zero is not None and zero.ns == 0                      # a baseline runs the wait too
     zero.wait()()
     zero.write_report()
-    assert json.loads(report.read_text()) == {"delay_ns": 0, "calls": 1, "timed_calls": 1,
+    assert json.loads(report.read_text()) == {"delay_ns": 0, "slot_ns": 0, "seed": 0, "calls": 1,
+                                              "delayed_calls": 1, "timed_calls": 1,
                                               "spent_ns_total": 0}
     assert CpuDelay.from_env({"GPUBENCH_CPU_DELAY_NS": "2.5e3"}).ns == 2500
+    slotted = CpuDelay.from_env({"GPUBENCH_CPU_DELAY_NS": "5", "GPUBENCH_CPU_DELAY_SLOT_NS": "100",
+                                 "GPUBENCH_CPU_DELAY_SEED": "7"})
+    assert (slotted.slot_ns, slotted.seed) == (100, 7)
+    seed = 5270934750984532871                    # 63 bits, as the self-test draws them
+    assert CpuDelay.from_env({"GPUBENCH_CPU_DELAY_SEED": str(seed),
+                              "GPUBENCH_CPU_DELAY_REPORT": "x"}).seed == seed
+
+
+def test_cpu_delay_slots_follow_the_interposers_schedule():
+    """With a slot length, the wait is on exactly in the slots slot_on() names (the function
+    interpose.c's delay_on mirrors), and only on-slot calls count as delayed and spend."""
+    from engine.cpu_delay import slot_on
+    slot_ns, seed, turn = 10_000, 99, 10
+    delay = CpuDelay(30, slot_ns=slot_ns, seed=seed, clock=_stepping_clock(turn))
+    wait = delay.wait()
+    for _ in range(5_000):
+        wait()
+    got = delay.summary()
+    # each call reads the clock for its slot, once more to start the loop, then 3 more
+    # turns if on; replay it in Python
+    t, on_calls = 1_000_000, 0
+    for _ in range(5_000):
+        t += turn
+        if slot_on(t // slot_ns, seed):
+            on_calls += 1
+            t += 3 * turn
+        t += turn
+    assert 0 < on_calls < 5_000
+    assert got["calls"] == 5_000 and got["delayed_calls"] == got["timed_calls"] == on_calls
+    assert got["spent_ns_total"] == 30 * on_calls
 
 
 # ---------------------------------------------------------------- plan

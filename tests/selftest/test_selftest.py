@@ -18,8 +18,9 @@ from results.stats import FAIL, INCONCLUSIVE, PASS
 
 def test_splitmix64_matches_the_reference_values():
     # splitmix64 of 0 and 1 (Vigna's reference generator, state incremented first)
-    assert st.splitmix64(0) == 0xE220A8397B1DCDAF
-    assert st.splitmix64(1) == 0x910A2DEC89025CC1
+    from engine.cpu_delay import splitmix64
+    assert splitmix64(0) == 0xE220A8397B1DCDAF
+    assert splitmix64(1) == 0x910A2DEC89025CC1
 
 
 def test_slots_come_in_pairs_one_on_one_off_in_random_order():
@@ -130,18 +131,26 @@ def test_judge_arm_on_synthetic_data():
 
 # ---- the slots design on synthetic sessions --------------------------------------------------
 
-def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: float = 0.004):
+def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: float = 0.004,
+                          cpu_turn_ns: int = 0):
     """A stand-in for run_session: an engine whose per-op p50 carries a random level per
     session (the H100's process-to-process shift), a slowly wandering level within it
-    (AR(1), correlated from sample to sample) and the interposer's toggled delay."""
+    (AR(1), correlated from sample to sample) and the interposer's toggled delay; with
+    `cpu_turn_ns`, the numpy-cpu engine's toggled wait instead, which spends the delay
+    rounded up to whole turns of its clock loop and reports that."""
     rng = random.Random(seed)
     base_us = {"roundtrip": {"pinned-64KiB": 20.0}, "launch": {"sync": 11.5}}
+    if cpu_turn_ns:
+        base_us = {"roundtrip": {"pinned-64KiB": 5.0}, "launch": {"sync": 1.6}}
+    names = ("GPUBENCH_CPU_DELAY_NS", "GPUBENCH_CPU_DELAY") if cpu_turn_ns else \
+        ("GPUBENCH_INTERPOSE_SYNC_DELAY_NS", "GPUBENCH_INTERPOSE_DELAY")
 
     async def fake(arm, trial, args, report_path, python=None):
         env = arm.env
-        delay = int(env.get("GPUBENCH_INTERPOSE_SYNC_DELAY_NS", 0))
-        slot = int(env.get("GPUBENCH_INTERPOSE_DELAY_SLOT_NS", 0))
-        sd = int(env.get("GPUBENCH_INTERPOSE_DELAY_SEED", 0))
+        delay = int(env.get(names[0], 0))
+        slot = int(env.get(f"{names[1]}_SLOT_NS", 0))
+        sd = int(env.get(f"{names[1]}_SEED", 0))
+        spent = -(-delay // cpu_turn_ns) * cpu_turn_ns if cpu_turn_ns else delay
         every = float(args[args.index("--sample-interval") + 1])
         span = float(args[args.index("--duration") + 1]) * int(args[args.index("--repeats") + 1])
         t0 = rng.randrange(10**12, 10**13)
@@ -154,11 +163,18 @@ def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: fl
                 on = st.slot_on(k, sd) if slot else True
                 wander = 0.97 * wander + rng.gauss(0, drift)
                 v = b * level * (1 + wander) * (1 + rng.gauss(0, noise)) + \
-                    (delay / 1000 if on and delay else 0)
+                    (spent / 1000 if on and delay else 0)
                 delayed += 1000 if on and delay else 0
                 samples.append({"variant": variant, "t": t, "secs": every, "p50": v,
                                 "ops_per_s": 1e6 / v})
             p50[variant] = b * level
+        if cpu_turn_ns:
+            report = {"delay_ns": delay, "calls": 2 * delayed + 1, "delayed_calls": delayed,
+                      "timed_calls": delayed, "spent_ns_total": delayed * spent}
+            return st.SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
+                                  p50=p50, ops={v: 1e6 / x for v, x in p50.items()},
+                                  report=report, backend="numpy-cpu", mapped=[], elapsed_s=0.0,
+                                  samples=samples, t0_ns=t0, seed=sd if slot else None)
         report = {"counts": {"cuLaunchKernel": 10000, "cuStreamSynchronize": 10000},
                   "categories": {"sync": {"calls": 10000, "delayed_calls": delayed,
                                           "delay_ns_total": delayed * delay},
@@ -201,8 +217,8 @@ def test_cpu_selftest_end_to_end(tmp_path):
     injected; short budget, so levels far apart and a wide tolerance; saved in the store."""
     p = argparse.ArgumentParser()
     st.register(p.add_subparsers(dest="cmd"))
-    args = p.parse_args(["selftest", "--backend", "numpy-cpu", "--levels", "100,400",
-                         "--trials", "3", "--duration", "0.15", "--warmup", "0.05",
+    args = p.parse_args(["selftest", "--backend", "numpy-cpu", "--design", "sessions",
+                         "--levels", "100,400", "--trials", "3", "--duration", "0.15", "--warmup", "0.05",
                          "--repeats", "1", "--calibration-trials", "3", "--tolerance-pp", "40",
                          "--json", str(tmp_path / "s.json")])
     opts = st.options_from_args(args)
@@ -230,6 +246,54 @@ def test_cpu_selftest_end_to_end(tmp_path):
     assert "selftest-launch-baseline" in names and "selftest-roundtrip-L400" in names
     doc = Store(tmp_path / "data").load(summary["saved"][0])
     assert doc["selftest"]["design"] == "sessions" and doc["workloads"]
+
+
+def test_cpu_slots_design_recovers_what_the_wait_spent(monkeypatch):
+    """The CPU self-test's default design: the engine's wait toggles in the interposer's slot
+    schedule, and each arm's truth is what the wait reported spending (the delay rounded up to
+    70 ns turns), over the session's off-slot p50."""
+    fake = _fake_session_factory(0.10, 0.002, 2, drift=0.002, cpu_turn_ns=70)
+    monkeypatch.setattr(st, "run_session", fake)
+    opts = st.Options(backend="numpy-cpu", n_boot=1000, save=False)
+    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    assert summary["design"] == "slots" and summary["plan"]["mechanism"] == "engine busy-wait"
+    assert summary["levels_pct"] == [50.0, 100.0, 200.0]
+    primary = [r for r in summary["rows"] if r["primary"]]
+    assert {(r["workload"], r["arm"]) for r in primary} == {
+        (w, a) for w in ("roundtrip", "launch") for a in ("aa", "L50", "L100", "L200")}
+    for r in primary:
+        if r["arm"] != "aa":
+            assert r["spent_ns_per_call"] == -(-r["delay_ns"] // 70) * 70
+        assert abs(r["error_pp"]) <= 1.0, r
+    injected = [r for r in primary if r["arm"] != "aa"]
+    assert sum(r["ci_contains_injected"] for r in injected) >= len(injected) - 1
+
+
+def test_slots_truth_is_the_same_statistic_as_the_measurement(monkeypatch):
+    """Noise-free sessions whose levels differ by up to 10 %: the measured median pair ratio
+    and the truth (the median over the same pairs of spent / off-slot p50) agree exactly at
+    200 %. (A pair-weighted mean of per-session truths missed by up to 6 pp.)"""
+    fake = _fake_session_factory(0.10, 0.0, 3, drift=0.0, cpu_turn_ns=70)
+    monkeypatch.setattr(st, "run_session", fake)
+    opts = st.Options(backend="numpy-cpu", n_boot=200, save=False, levels=(200.0,))
+    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    for r in summary["rows"]:
+        assert r["error_pp"] == pytest.approx(0.0, abs=1e-9), r
+
+
+def test_cpu_slots_design_end_to_end(tmp_path):
+    """The CPU default, short: real engine sessions whose wait toggles in slots, each with its
+    report; the truth comes from those reports and the delay is seen, roughly sized."""
+    opts = st.Options(backend="numpy-cpu", workloads=("launch",), levels=(200.0,), trials=2,
+                      duration=1.0, repeats=1, warmup=0.1, save=False, n_boot=500)
+    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    assert summary["design"] == "slots" and summary["sessions"] == 5
+    rows = {r["arm"]: r for r in summary["rows"]}
+    assert set(rows) == {"aa", "L200"}
+    level = rows["L200"]
+    assert level["pairs"] > 0 and level["spent_ns_per_call"] >= level["delay_ns"] > 0
+    assert level["injected_pct"] > 0 and level["measured_pct"] > 0.3 * level["injected_pct"]
+    assert rows["aa"]["injected_pct"] == 0.0
 
 
 def test_real_engine_samples_carry_what_the_slots_design_needs():
@@ -310,8 +374,8 @@ def test_cpu_truth_is_what_the_wait_reported_spending(monkeypatch):
     another delay, the truth was off by the rounding, identically in every session, so each
     CI excluded it: the launch rows of the 2-core machine's failed self-tests.)"""
     monkeypatch.setattr(st, "run_session", _fake_cpu_engine(2))
-    opts = st.Options(backend="numpy-cpu", trials=6, calibration_trials=1, save=False,
-                      n_boot=500)
+    opts = st.Options(backend="numpy-cpu", design="sessions", trials=6, calibration_trials=1,
+                      save=False, n_boot=500)
     summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
     assert summary["design"] == "sessions" and not summary["skipped"]
     injected = [r for r in summary["rows"] if r["arm"] != "aa"]

@@ -236,8 +236,9 @@ def test_cpu_delay_reports_what_the_wait_spent_not_what_was_asked():
     wait = delay.wait()
     for _ in range(4):
         wait()
-    assert delay.summary() == {"delay_ns": 300, "slot_ns": 0, "seed": 0, "calls": 4,
-                               "delayed_calls": 4, "timed_calls": 4, "spent_ns_total": 4 * 350}
+    assert delay.summary() == {"delay_ns": 300, "base_ns": 0, "slot_ns": 0, "seed": 0, "calls": 4,
+                               "delayed_calls": 4, "timed_calls": 4, "spent_ns_total": 4 * 350,
+                               "off_calls": 0, "off_timed_calls": 0, "off_spent_ns_total": 0}
     zero = CpuDelay(0, clock=_stepping_clock(70))
     zero.wait()()
     assert zero.summary()["spent_ns_total"] == 0 and zero.summary()["timed_calls"] == 1
@@ -262,9 +263,8 @@ def test_cpu_delay_from_env_and_its_report(tmp_path):
     assert zero is not None and zero.ns == 0                      # a baseline runs the wait too
     zero.wait()()
     zero.write_report()
-    assert json.loads(report.read_text()) == {"delay_ns": 0, "slot_ns": 0, "seed": 0, "calls": 1,
-                                              "delayed_calls": 1, "timed_calls": 1,
-                                              "spent_ns_total": 0}
+    assert json.loads(report.read_text()) == zero.summary()
+    assert zero.summary()["calls"] == zero.summary()["timed_calls"] == 1
     assert CpuDelay.from_env({"GPUBENCH_CPU_DELAY_NS": "2.5e3"}).ns == 2500
     slotted = CpuDelay.from_env({"GPUBENCH_CPU_DELAY_NS": "5", "GPUBENCH_CPU_DELAY_SLOT_NS": "100",
                                  "GPUBENCH_CPU_DELAY_SEED": "7"})
@@ -296,6 +296,25 @@ def test_cpu_delay_slots_follow_the_interposers_schedule():
     assert 0 < on_calls < 5_000
     assert got["calls"] == 5_000 and got["delayed_calls"] == got["timed_calls"] == on_calls
     assert got["spent_ns_total"] == 30 * on_calls
+    assert got["off_calls"] == got["off_timed_calls"] == 5_000 - on_calls
+    assert got["off_spent_ns_total"] == 0
+
+
+def test_cpu_delay_base_wait_is_made_on_and_off_and_reported_apart():
+    """GPUBENCH_CPU_DELAY_BASE_NS: every call waits the base first (100 ns: 10 turns of 10 ns),
+    an on-slot call the delay too (130 ns: 13 turns); on and off calls are tallied apart, so
+    what the delay cost is their difference (30 ns)."""
+    slot_ns, seed = 10_000, 99
+    delay = CpuDelay(30, slot_ns=slot_ns, seed=seed, base_ns=100, clock=_stepping_clock(10))
+    wait = delay.wait()
+    for _ in range(3_000):
+        wait()
+    got = delay.summary()
+    assert got["base_ns"] == 100 and got["delayed_calls"] and got["off_calls"]
+    assert got["spent_ns_total"] == 130 * got["timed_calls"]
+    assert got["off_spent_ns_total"] == 100 * got["off_timed_calls"]
+    assert CpuDelay.from_env({"GPUBENCH_CPU_DELAY_REPORT": "x",
+                              "GPUBENCH_CPU_DELAY_BASE_NS": "2000"}).base_ns == 2000
 
 
 # ---------------------------------------------------------------- plan

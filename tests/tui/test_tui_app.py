@@ -416,7 +416,8 @@ async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms
     a short budget), shows progress and then the table, and History gets the arms."""
     from tui.screens.selftest import SelftestScreen
     app = GpubenchApp(config)
-    app.selftest_overrides = dict(backend="numpy-cpu", workloads=("launch",), levels=(100.0, 400.0),
+    app.selftest_overrides = dict(backend="numpy-cpu", design="sessions", workloads=("launch",),
+                                  levels=(100.0, 400.0),
                                   trials=2, calibration_trials=2, duration=0.15, warmup=0.05,
                                   repeats=1, tolerance_pp=60.0, n_boot=500)
     async with app.run_test(size=SIZE) as pilot:
@@ -442,7 +443,8 @@ async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms
 async def test_selftest_dialog_closed_while_running_goes_on_and_reports_by_notification(config):
     from tui.screens.selftest import SelftestScreen
     app = GpubenchApp(config)
-    app.selftest_overrides = dict(backend="numpy-cpu", workloads=("launch",), levels=(100.0, 400.0),
+    app.selftest_overrides = dict(backend="numpy-cpu", design="sessions", workloads=("launch",),
+                                  levels=(100.0, 400.0),
                                   trials=2, calibration_trials=2, duration=0.15, warmup=0.05,
                                   repeats=1, tolerance_pp=60.0, n_boot=500)
     notes = []

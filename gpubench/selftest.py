@@ -502,7 +502,8 @@ def _judged(measured: float, lo: float, hi: float, p: float, n: int, *, injected
 
 def judge_arm(base_vals: list[float], cand_vals: list[float], *, injected_pct: float,
               targets: tuple[float, ...], tol: float, aa: bool, seed: int, key: str,
-              n_boot: int, higher_is_better: bool = False, tol_at_least_ci: bool = False) -> dict:
+              n_boot: int, higher_is_better: bool = False, tol_at_least_ci: bool = False,
+              confidence: float = 0.95) -> dict:
     """One arm against a baseline of separate sessions (the sessions design)."""
     from results.stats import bootstrap_overhead_ci, cv_pct, mann_whitney_u, overhead_pct
     import numpy as np
@@ -512,7 +513,7 @@ def judge_arm(base_vals: list[float], cand_vals: list[float], *, injected_pct: f
         # a reproducible seed per row (the row's key folded into the run's seed)
         lo, hi = bootstrap_overhead_ci(base_vals, cand_vals, higher_is_better,
                                        seed=(seed ^ zlib.crc32(key.encode())) & 0x7FFFFFFF,
-                                       n_boot=n_boot)
+                                       n_boot=n_boot, confidence=confidence)
         _, p = mann_whitney_u(base_vals, cand_vals)
     else:
         lo = hi = p = math.nan
@@ -570,6 +571,13 @@ def pairs_overhead_ci(ratios_by_session: list[list[float]], higher_is_better: bo
     return pct(float(np.median(pooled))), float(lo), float(hi)
 
 
+def family_confidence(arms: int, family: float = 0.95) -> float:
+    """Each arm's CI confidence for `family` over all of them (Bonferroni). The self-test
+    passes only when every injected arm's CI holds its truth: with six 95 % CIs a tool with no
+    bias at all would fail one run in four."""
+    return 1 - (1 - family) / max(1, arms)
+
+
 def sign_test_p(ratios: list[float]) -> float:
     """Two-sided sign test of the pair ratios against 1 (exact binomial)."""
     up = sum(r > 1 for r in ratios)
@@ -583,12 +591,14 @@ def sign_test_p(ratios: list[float]) -> float:
 
 def judge_pairs(ratios_by_session: list[list[float]], *, injected_pct: float,
                 targets: tuple[float, ...], tol: float, aa: bool, seed: int, key: str,
-                n_boot: int, higher_is_better: bool = False, tol_at_least_ci: bool = False) -> dict:
+                n_boot: int, higher_is_better: bool = False, tol_at_least_ci: bool = False,
+                confidence: float = 0.95) -> dict:
     """One arm of the slots design: on/off pair ratios pooled over its sessions."""
     pooled = [r for rs in ratios_by_session for r in rs]
     measured, lo, hi = pairs_overhead_ci(
         ratios_by_session, higher_is_better,
-        seed=(seed ^ zlib.crc32(key.encode())) & 0x7FFFFFFF, n_boot=n_boot)
+        seed=(seed ^ zlib.crc32(key.encode())) & 0x7FFFFFFF, n_boot=n_boot,
+        confidence=confidence)
     row = _judged(measured, lo, hi, sign_test_p(pooled), len(pooled),
                   injected_pct=injected_pct, targets=targets, tol=tol, aa=aa,
                   tol_at_least_ci=tol_at_least_ci)
@@ -654,6 +664,8 @@ class Selftest:
         for name, value in defaults.items():
             if getattr(opts, name) is None:
                 setattr(opts, name, value)
+        self.ci_confidence = 0.95 if mech.gpu else \
+            family_confidence(len(opts.levels) * len(opts.workloads))
         # GPU: the issue's ±0.5 pp
         tol = opts.tolerance_pp if opts.tolerance_pp is not None else \
             0.5 if mech.gpu else CPU_SESSION_TOLERANCE_PP if cpu_sessions else CPU_SLOT_TOLERANCE_PP
@@ -689,6 +701,7 @@ class Selftest:
             "backend": backend, "device": _device_brief(device), "design": design,
             "metric": metric,
             "tolerance_pp": tol, "targets_pct": list(opts.levels), "levels_pct": list(opts.levels),
+            "ci_confidence_pct": round(self.ci_confidence * 100, 2),
             "trials_per_arm": opts.trials, "sessions": len(self.sessions),
             "elapsed_s": round(elapsed, 1),
             "plan": {"duration_s": opts.duration, "warmup_s": opts.warmup, "repeats": opts.repeats,
@@ -798,7 +811,7 @@ class Selftest:
             key = f"selftest/{w}/{variant}/{arm.name}"
             common = dict(injected_pct=injected_pct, targets=tuple(opts.levels), tol=tol,
                           aa=arm.name == "aa", seed=opts.seed, n_boot=opts.n_boot,
-                          tol_at_least_ci=not mech.gpu)
+                          tol_at_least_ci=not mech.gpu, confidence=self.ci_confidence)
             row = judge_pairs(lat_pairs, key=key, **common)
             ops_row = judge_pairs(ops_pairs, key=key + "/ops", higher_is_better=True, **common)
             row.update({"workload": w, "variant": variant, "arm": arm.name,
@@ -882,7 +895,8 @@ class Selftest:
                     key = f"selftest/{w}/{variant}/{arm.name}"
                     row = judge_arm(base_vals, vals, injected_pct=injected_pct, targets=targets,
                                     tol=tol, aa=arm.name == "aa", seed=opts.seed, key=key,
-                                    n_boot=opts.n_boot, tol_at_least_ci=not mech.gpu)
+                                    n_boot=opts.n_boot, tol_at_least_ci=not mech.gpu,
+                                    confidence=self.ci_confidence)
                     ops_row = judge_arm(base_ops, ops, injected_pct=injected_pct, targets=targets,
                                         tol=tol, aa=arm.name == "aa", seed=opts.seed,
                                         key=key + "/ops", n_boot=opts.n_boot,
@@ -964,8 +978,11 @@ def format_summary(s: dict) -> str:
     out.append(f"metric: {s['metric']}; delay via {s['plan']['mechanism']}; "
                f"tolerance ±{s['tolerance_pp']:g} pp")
     out.append(f"design: {s.get('design')}")
+    conf = s.get("ci_confidence_pct", 95.0)
+    if conf != 95.0:
+        out.append(f"CIs: {conf:g} % each, 95 % for all injected arms at once (Bonferroni)")
     hdr = (f"{'workload/variant':<24}{'arm':<6}{'n off/on':>10}{'injected':>9}{'measured':>10}"
-           f"{'95% CI':>19}{'error':>8}  "
+           f"{f'{conf:g}% CI':>19}{'error':>8}  "
            f"{'verdicts vs ' + '/'.join(f'{t:g}%' for t in s['targets_pct']):<28}ok")
     out.append(hdr)
     for r in s["rows"]:

@@ -91,6 +91,11 @@ def test_pair_bootstrap_keeps_its_95pct_coverage_under_drift():
     assert row["verdicts"]["5"]["verdict"] == PASS and row["pairs"] == 144
 
 
+def test_family_confidence_splits_the_5_pct_among_the_arms():
+    assert st.family_confidence(6) == pytest.approx(1 - 0.05 / 6)
+    assert st.family_confidence(1) == pytest.approx(0.95) == st.family_confidence(0)
+
+
 def test_sign_test():
     assert st.sign_test_p([1.1] * 10) == pytest.approx(2 / 1024)
     assert st.sign_test_p([1.1, 0.9] * 5) == 1.0
@@ -277,6 +282,7 @@ def test_cpu_slots_design_recovers_what_the_wait_spent(monkeypatch):
     summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
     assert summary["design"] == "slots" and summary["plan"]["mechanism"] == "engine busy-wait"
     assert summary["levels_pct"] == [1.0, 5.0, 10.0] and summary["tolerance_pp"] == 1.0
+    assert summary["ci_confidence_pct"] == pytest.approx(100 - 5 / 6, abs=0.01)   # 6 arms
     primary = [r for r in summary["rows"] if r["primary"]]
     assert {(r["workload"], r["arm"]) for r in primary} == {
         (w, a) for w in ("roundtrip", "launch") for a in ("aa", "L1", "L5", "L10")}

@@ -91,6 +91,16 @@ def test_pair_bootstrap_keeps_its_95pct_coverage_under_drift():
     assert row["verdicts"]["5"]["verdict"] == PASS and row["pairs"] == 144
 
 
+def test_resampling_sessions_widens_the_ci_by_what_sets_sessions_apart():
+    """Four sessions, each tight around its own level (a burst of load on the machine): the
+    stratified CI is as tight as one session; resampling the sessions too spans them."""
+    sessions = [[level + 0.0001 * k for k in range(10)] for level in (1.04, 1.05, 1.06, 1.07)]
+    _, lo, hi = st.pairs_overhead_ci(sessions, False, seed=1, n_boot=2000)
+    _, lo2, hi2 = st.pairs_overhead_ci(sessions, False, seed=1, n_boot=2000,
+                                       resample_sessions=True)
+    assert hi - lo < 1.5 and lo2 < lo and hi2 > hi and hi2 - lo2 > 2.0
+
+
 def test_family_confidence_splits_the_5_pct_among_the_arms():
     assert st.family_confidence(6) == pytest.approx(1 - 0.05 / 6)
     assert st.family_confidence(1) == pytest.approx(0.95) == st.family_confidence(0)
@@ -292,6 +302,8 @@ def test_cpu_slots_design_recovers_what_the_wait_spent(monkeypatch):
             turns = -(-(base + r["delay_ns"]) // 70) - (-(-base // 70))
             assert r["spent_ns_per_call"] == pytest.approx(turns * 70), r
         assert abs(r["error_pp"]) <= 0.5, r
+        # sessions resampled too: the drift that correlates a session's pairs is in the CI
+        assert r["ci_contains_injected"] or r["arm"] == "aa", r
 
 
 def test_slots_truth_is_the_same_statistic_as_the_measurement(monkeypatch):

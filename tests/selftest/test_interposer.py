@@ -201,8 +201,8 @@ def test_sync_delay_comes_after_the_synchronise(harness, tmp_path):
 
 def test_slot_schedule_toggles_the_delay_as_python_predicts(harness, tmp_path):
     """The self-test's slots design: the delay is on exactly in the slots that
-    gpubench.selftest.slot_on() names, so samples can be sorted into on and off."""
-    from gpubench.selftest import slot_on
+    engine/cpu_delay.py's slot_on() names, so samples can be sorted into on and off."""
+    from engine.cpu_delay import slot_on
     slot_ns, seed, delay = 2_000_000, 12345, 20_000
     out = harness.run("sync", 4000, 10_000, report=tmp_path / "r.json",
                       GPUBENCH_INTERPOSE_SYNC_DELAY_NS=delay,

@@ -10,7 +10,9 @@ import random
 
 import pytest
 
+from engine.cpu_delay import slot_on
 from gpubench import selftest as st
+from gpubench import selftest_judging as sj
 from results.stats import FAIL, INCONCLUSIVE, PASS
 
 
@@ -27,7 +29,7 @@ def test_slots_come_in_pairs_one_on_one_off_in_random_order():
     for seed in (0, 7, 2**62 + 5):
         firsts = set()
         for pair in range(200):
-            a, b = st.slot_on(2 * pair, seed), st.slot_on(2 * pair + 1, seed)
+            a, b = slot_on(2 * pair, seed), slot_on(2 * pair + 1, seed)
             assert a != b
             firsts.add(a)
         assert firsts == {True, False}
@@ -47,11 +49,11 @@ def test_pair_ratios_divide_the_on_slot_by_its_partner_and_skip_half_pairs():
     seed = 11
     classified = []
     for k in range(10, 20):                          # pairs 5..9
-        on = st.slot_on(k, seed)
+        on = slot_on(k, seed)
         for j in range(3):
             classified.append(({"p50": (110.0 if on else 100.0) + j - 1}, k))
     classified.append(({"p50": 1e9}, 20))            # slot 20 alone: pair 10 is incomplete
-    ratios = st.pair_ratios(classified, seed, "p50")
+    ratios = sj.pair_ratios(classified, seed, "p50")
     assert ratios == [pytest.approx(1.1)] * 5
 
 
@@ -67,9 +69,9 @@ def _ar1_session(rng, n_pairs: int, shift: float, per_sample: int = 4, rho: floa
             for _ in range(per_sample):
                 level = rho * level + rng.gauss(0, sd)
                 vals.append(20.0 * (1 + level) * (1 + rng.gauss(0, 0.003))
-                            * (1 + shift if st.slot_on(k, seed) else 1))
-            slots[k] = st._median(vals)
-        on = 2 * pair if st.slot_on(2 * pair, seed) else 2 * pair + 1
+                            * (1 + shift if slot_on(k, seed) else 1))
+            slots[k] = sj._median(vals)
+        on = 2 * pair if slot_on(2 * pair, seed) else 2 * pair + 1
         ratios.append(slots[on] / slots[on ^ 1])
     return ratios
 
@@ -81,11 +83,11 @@ def test_pair_bootstrap_keeps_its_95pct_coverage_under_drift():
     misses = 0
     for run in range(120):
         sessions = [_ar1_session(rng, 36, 0.0, seed=run * 7 + s) for s in range(4)]
-        pct, lo, hi = st.pairs_overhead_ci(sessions, False, seed=run, n_boot=600)
+        pct, lo, hi = sj.pairs_overhead_ci(sessions, False, seed=run, n_boot=600)
         misses += not (lo <= 0.0 <= hi)
     assert misses <= 14, misses
     sessions = [_ar1_session(rng, 36, 0.01, seed=900 + s) for s in range(4)]
-    row = st.judge_pairs(sessions, injected_pct=1.0, targets=(1.0, 5.0, 10.0), tol=0.5,
+    row = sj.judge_pairs(sessions, injected_pct=1.0, targets=(1.0, 5.0, 10.0), tol=0.5,
                          aa=False, seed=1, key="k", n_boot=2000)
     assert abs(row["error_pp"]) < 0.5 and row["ci_contains_injected"], row
     assert row["verdicts"]["5"]["verdict"] == PASS and row["pairs"] == 144
@@ -95,21 +97,21 @@ def test_resampling_sessions_widens_the_ci_by_what_sets_sessions_apart():
     """Four sessions, each tight around its own level (a burst of load on the machine): the
     stratified CI is as tight as one session; resampling the sessions too spans them."""
     sessions = [[level + 0.0001 * k for k in range(10)] for level in (1.04, 1.05, 1.06, 1.07)]
-    _, lo, hi = st.pairs_overhead_ci(sessions, False, seed=1, n_boot=2000)
-    _, lo2, hi2 = st.pairs_overhead_ci(sessions, False, seed=1, n_boot=2000,
+    _, lo, hi = sj.pairs_overhead_ci(sessions, False, seed=1, n_boot=2000)
+    _, lo2, hi2 = sj.pairs_overhead_ci(sessions, False, seed=1, n_boot=2000,
                                        resample_sessions=True)
     assert hi - lo < 1.5 and lo2 < lo and hi2 > hi and hi2 - lo2 > 2.0
 
 
 def test_family_confidence_splits_the_5_pct_among_the_arms():
-    assert st.family_confidence(6) == pytest.approx(1 - 0.05 / 6)
-    assert st.family_confidence(1) == pytest.approx(0.95) == st.family_confidence(0)
+    assert sj.family_confidence(6) == pytest.approx(1 - 0.05 / 6)
+    assert sj.family_confidence(1) == pytest.approx(0.95) == sj.family_confidence(0)
 
 
 def test_sign_test():
-    assert st.sign_test_p([1.1] * 10) == pytest.approx(2 / 1024)
-    assert st.sign_test_p([1.1, 0.9] * 5) == 1.0
-    assert math.isnan(st.sign_test_p([1.0, 1.0]))
+    assert sj.sign_test_p([1.1] * 10) == pytest.approx(2 / 1024)
+    assert sj.sign_test_p([1.1, 0.9] * 5) == 1.0
+    assert math.isnan(sj.sign_test_p([1.0, 1.0]))
 
 
 # ---- judging rules --------------------------------------------------------------------------
@@ -118,16 +120,16 @@ def test_sign_test():
     (1.0, 5.0, 0.3, PASS), (10.0, 5.0, 0.3, FAIL), (5.0, 5.0, 0.3, INCONCLUSIVE),
     (4.4, 5.0, 0.3, INCONCLUSIVE), (4.0, 5.0, 0.3, PASS)])
 def test_expected_verdict(injected, target, half, expected):
-    assert st.expected_verdict(injected, target, 0.5, half) == expected
+    assert sj.expected_verdict(injected, target, 0.5, half) == expected
 
 
 def test_verdict_ok_rules():
-    assert st.verdict_ok(PASS, 1.0, 5.0, 0.5, 0.3, aa=False)
-    assert not st.verdict_ok(FAIL, 1.0, 5.0, 0.5, 0.3, aa=False)          # wrong side
-    assert not st.verdict_ok(INCONCLUSIVE, 1.0, 5.0, 0.5, 0.3, aa=False)  # should decide
-    assert st.verdict_ok(INCONCLUSIVE, 4.8, 5.0, 0.5, 0.3, aa=False)      # at the target
-    assert st.verdict_ok(INCONCLUSIVE, 0.0, 1.0, 0.5, 0.3, aa=True)
-    assert not st.verdict_ok(FAIL, 0.0, 1.0, 0.5, 0.3, aa=True)          # A/A never FAIL
+    assert sj.verdict_ok(PASS, 1.0, 5.0, 0.5, 0.3, aa=False)
+    assert not sj.verdict_ok(FAIL, 1.0, 5.0, 0.5, 0.3, aa=False)          # wrong side
+    assert not sj.verdict_ok(INCONCLUSIVE, 1.0, 5.0, 0.5, 0.3, aa=False)  # should decide
+    assert sj.verdict_ok(INCONCLUSIVE, 4.8, 5.0, 0.5, 0.3, aa=False)      # at the target
+    assert sj.verdict_ok(INCONCLUSIVE, 0.0, 1.0, 0.5, 0.3, aa=True)
+    assert not sj.verdict_ok(FAIL, 0.0, 1.0, 0.5, 0.3, aa=True)          # A/A never FAIL
 
 
 def test_cpu_tolerance_grows_with_the_ci_but_the_ci_must_still_hold_the_truth():
@@ -135,23 +137,33 @@ def test_cpu_tolerance_grows_with_the_ci_but_the_ci_must_still_hold_the_truth():
     the CPU self-test (it is of the GPU's), but a CI that misses the truth still is."""
     wide = dict(measured=7.5, lo=5.7, hi=10.5, p=0.01, n=30, injected_pct=9.5, targets=(1.0,),
                 tol=1.0, aa=False)
-    assert not st._judged(**wide)["ok"]
-    cpu = st._judged(**wide, tol_at_least_ci=True)
+    assert not sj._judged(**wide)["ok"]
+    cpu = sj._judged(**wide, shared_machine=True)
     assert cpu["ok"] and cpu["tolerance_pp"] == pytest.approx(2.4)
     narrow = dict(wide, lo=7.2, hi=7.8)                          # the original bias
-    assert not st._judged(**narrow, tol_at_least_ci=True)["ok"]
+    assert not sj._judged(**narrow, shared_machine=True)["ok"]
+
+
+def test_on_a_shared_machine_inconclusive_is_no_failure_but_a_wrong_side_verdict_is():
+    """Injected 4.4 %, CI [3.4, 10.3] (load widened it): against 10 % the CI says
+    INCONCLUSIVE. The GPU's rule wants PASS there (its CIs are narrow by design); on a shared
+    machine INCONCLUSIVE is the honest reading, and a PASS against 1 % is still wrong."""
+    assert not sj.verdict_ok(INCONCLUSIVE, 4.4, 10.0, 1.0, 3.5, aa=False)
+    assert sj.verdict_ok(INCONCLUSIVE, 4.4, 10.0, 1.0, 3.5, aa=False, shared_machine=True)
+    assert not sj.verdict_ok(PASS, 4.4, 1.0, 1.0, 3.5, aa=False, shared_machine=True)
+    assert not sj.verdict_ok(FAIL, 4.4, 10.0, 1.0, 3.5, aa=False, shared_machine=True)
 
 
 def test_judge_arm_on_synthetic_data():
     rng = random.Random(3)
     base = [100 * (1 + rng.gauss(0, 0.004)) for _ in range(60)]
     cand = [105 * (1 + rng.gauss(0, 0.004)) for _ in range(60)]
-    row = st.judge_arm(base, cand, injected_pct=5.0, targets=(1.0, 5.0, 10.0), tol=0.5,
+    row = sj.judge_arm(base, cand, injected_pct=5.0, targets=(1.0, 5.0, 10.0), tol=0.5,
                        aa=False, seed=0, key="x", n_boot=2000)
     assert abs(row["measured_pct"] - 5.0) < 0.5 and row["ci_contains_injected"]
     assert row["verdicts"]["1"]["verdict"] == FAIL and row["verdicts"]["10"]["verdict"] == PASS
     assert row["ok"]
-    aa = st.judge_arm(base, base[::-1], injected_pct=0.0, targets=(1.0,), tol=0.5, aa=True,
+    aa = sj.judge_arm(base, base[::-1], injected_pct=0.0, targets=(1.0,), tol=0.5, aa=True,
                       seed=0, key="y", n_boot=2000)
     assert aa["verdicts"]["1"]["verdict"] == PASS and aa["ok"]
 
@@ -191,7 +203,7 @@ def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: fl
             for i in range(1, int(span / every) + 1):
                 t = every * i
                 k = (t0 + int((t - every / 2) * 1e9)) // slot if slot else 0
-                on = st.slot_on(k, sd) if slot else True
+                on = slot_on(k, sd) if slot else True
                 wander = 0.97 * wander + rng.gauss(0, drift)
                 v = b * level * (1 + wander) * (1 + rng.gauss(0, noise)) + \
                     ((spent_on - spent_off) / 1000 if on and delay else 0)

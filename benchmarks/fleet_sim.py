@@ -562,7 +562,8 @@ def _raise_nofile() -> None:
 
 def write_keys(folder: Path) -> dict[str, Path]:
     """Farm host key, client key, authorized_keys and a known_hosts that pins the farm key."""
-    import asyncssh
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scenarios.asyncssh_import import asyncssh   # quiet: this runs in the user's process
     folder.mkdir(parents=True, exist_ok=True)
     host = asyncssh.generate_private_key("ssh-ed25519")
     client = asyncssh.generate_private_key("ssh-ed25519")

@@ -80,7 +80,7 @@ def serve(directory: Path, port_file: Path) -> None:
     """Child process: an SSH server that runs exec requests with /bin/sh and serves SFTP."""
     import warnings
 
-    import asyncssh
+    from scenarios.asyncssh_import import asyncssh
 
     # asyncssh's redirect leaves a cleanup coroutine unawaited when a client goes away first
     warnings.filterwarnings("ignore", message="coroutine 'Queue.join' was never awaited")

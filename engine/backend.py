@@ -9,18 +9,19 @@ timed call is as close as possible to what a bare loop would write.
 The numpy-cpu backend models the same operations with NumPy on the CPU; its
 figures are labelled `numpy-cpu` in every line and are never GPU figures.
 GPUBENCH_CPU_DELAY_NS (numpy-cpu only) busy-waits that many nanoseconds inside
-each roundtrip and launch operation, modelling an interposer's per-call cost.
+each roundtrip and launch operation, modelling an interposer's per-call cost, and
+GPUBENCH_CPU_DELAY_REPORT writes what the waits really cost (engine/cpu_delay.py).
 """
 from __future__ import annotations
 
+import atexit
 import os
-import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
 
-from .timing import busy_wait_ns
+from .cpu_delay import CpuDelay
 
 Op = Callable[[], Any]
 
@@ -51,19 +52,6 @@ def format_uuid(raw: Any) -> str | None:
     return f"GPU-{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
-def cpu_delay_ns(env: dict | None = None) -> int:
-    env = os.environ if env is None else env
-    raw = env.get("GPUBENCH_CPU_DELAY_NS", "").strip()
-    if not raw:
-        return 0
-    try:
-        return max(0, int(float(raw)))
-    except ValueError:
-        print(f"gpubench engine: ignoring GPUBENCH_CPU_DELAY_NS={raw!r} (not a number)",
-              file=sys.stderr)
-        return 0
-
-
 class CpuTimer:
     """Device-time accumulator for the CPU: wall time of the wrapped call."""
 
@@ -89,7 +77,12 @@ class NumpyBackend:
     def __init__(self, seed: int = 0, delay_ns: int | None = None, fake_devices: int = 0,
                  fake_index: int | None = None):
         self.rng = np.random.default_rng(seed)
-        self.delay_ns = cpu_delay_ns() if delay_ns is None else delay_ns
+        # the wait inside each roundtrip/launch op, or None: the ops stay bare
+        self.cpu_delay = CpuDelay.from_env() if delay_ns is None else \
+            (CpuDelay(delay_ns) if delay_ns > 0 else None)
+        self.delay_ns = self.cpu_delay.ns if self.cpu_delay else 0
+        if self.cpu_delay and self.cpu_delay.report_path:
+            atexit.register(self.cpu_delay.write_report)
         self.device_count = fake_devices          # GPUBENCH_FAKE_DEVICES (tests), else 0
         self.fake_index = fake_index if fake_devices else None
         self.uuid = None if self.fake_index is None else f"CPU-FAKE-{self.fake_index}"
@@ -150,10 +143,7 @@ class NumpyBackend:
         return CpuTimer()
 
     def _delay(self) -> Op | None:
-        d = self.delay_ns
-        if d <= 0:
-            return None
-        return lambda: busy_wait_ns(d)
+        return self.cpu_delay.wait() if self.cpu_delay else None
 
     def empty_kernel_op(self) -> Op:
         """A trivial NumPy call (the CPU's 'kernel launch')."""
@@ -169,7 +159,7 @@ class NumpyBackend:
         return op
 
     def empty_kernel_call(self) -> tuple[Callable, tuple]:
-        if self.delay_ns <= 0:
+        if self.cpu_delay is None:
             cell = np.zeros(1, dtype=np.int64)
             return np.add, (cell, 1, cell)
         return self.empty_kernel_op(), ()
@@ -181,7 +171,7 @@ class NumpyBackend:
         return np.copyto, (dst, src)
 
     def touch_kernel_call(self, dev: np.ndarray, nbytes: int) -> tuple:
-        if self.delay_ns <= 0:
+        if self.cpu_delay is None:
             head = dev[: min(nbytes, 256)]
             return np.add, (head, 1, head)
         return self.touch_kernel_op(dev, nbytes), ()

@@ -95,12 +95,3 @@ def latency_stats(ns: np.ndarray, scale: float = 1.0, full: bool = False) -> dic
         out["cv"] = stdev / out["mean"] if out["mean"] > 0 else None
     return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
             for k, v in out.items()}
-
-
-def busy_wait_ns(ns: int, _clock=None) -> None:
-    """Spin (no sleep) for `ns` nanoseconds: models an interposer's per-call cost."""
-    import time
-    clock = _clock or time.perf_counter_ns
-    end = clock() + ns
-    while clock() < end:
-        pass

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncssh
+from .asyncssh_import import asyncssh
 
 from gpubench.config import HostConfig
 

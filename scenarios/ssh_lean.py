@@ -12,7 +12,7 @@ import copy
 import os
 from typing import Any
 
-import asyncssh
+from .asyncssh_import import asyncssh
 
 from .aio import within
 

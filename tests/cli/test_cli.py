@@ -16,6 +16,7 @@ from gpubench import cli
 from results.document import archive_lines
 from results.store import Store
 from tests.results.synth import make_doc, trial_doc
+from tests.own_lines import own_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """
@@ -64,7 +65,7 @@ def run(capsys, *argv):
 
 
 def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
+    lines = own_lines(err)
     assert len(lines) == 1, err
     assert "Traceback" not in err
     return lines[0]

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.own_lines import own_lines
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,7 +28,7 @@ def test_cleanup_on_unreachable_cluster_is_one_line(tmp_path):
         '[clusters.c]\napi_url = "http://127.0.0.1:1"\nnamespace = "x"\n')
     proc = run_cli("cleanup", cwd=tmp_path)
     assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = own_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
     assert "Kubernetes API" in lines[0] and "Traceback" not in proc.stderr
     assert "unexpected error" not in lines[0]

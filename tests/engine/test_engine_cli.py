@@ -11,6 +11,7 @@ import time
 import pytest
 
 from engine.protocol import validate_line
+from tests.own_lines import own_lines
 
 from engine_testlib import REPO, EngineRun, engine_env
 
@@ -125,8 +126,7 @@ def test_cpus_pins_the_engine_and_hello_says_where(run_engine):
 def test_bad_arguments_give_one_line_and_exit_2(run_engine, args):
     run = run_engine(*args)
     assert run.returncode == 2
-    err_lines = run.stderr.strip().splitlines()
-    assert len(err_lines) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert len(own_lines(run.stderr)) == 1 and "Traceback" not in run.stderr, run.stderr
     assert [line["type"] for line in run.lines] == ["error", "done"]
     assert run.lines[0]["code"] == "bad_args" and run.lines[0]["fatal"] is True
     assert run.done["status"] == "error" and run.done["exit_code"] == 2
@@ -212,11 +212,16 @@ def test_runs_from_a_plain_copy_of_the_folder(tmp_path, run_engine):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_cpu_delay_measurably_slows_roundtrip_and_launch(run_engine):
+def test_cpu_delay_measurably_slows_roundtrip_and_launch(run_engine, tmp_path):
     args = [*FAST, "--workloads", "roundtrip,launch", "--repeats", "1", "--duration", "0.1"]
     base = run_engine(*args)
-    slow = run_engine(*args, env={"GPUBENCH_CPU_DELAY_NS": "50000"})
+    report = tmp_path / "delay.json"
+    slow = run_engine(*args, env={"GPUBENCH_CPU_DELAY_NS": "50000",
+                                  "GPUBENCH_CPU_DELAY_REPORT": str(report)})
     assert base.returncode == slow.returncode == 0
+    spent = json.loads(report.read_text())        # written at exit: what the waits cost
+    assert spent["delay_ns"] == 50000 and 0 < spent["timed_calls"] <= spent["calls"]
+    assert spent["spent_ns_total"] >= 50000 * spent["timed_calls"]
     assert slow.hello["host"]["env"]["GPUBENCH_CPU_DELAY_NS"] == "50000"
     assert "GPUBENCH_CPU_DELAY_NS" not in base.hello["host"]["env"]
 

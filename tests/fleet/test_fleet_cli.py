@@ -8,6 +8,7 @@ import pytest
 
 from gpubench.config import parse_config
 from gpubench.fleet import register
+from tests.own_lines import own_lines
 
 
 def make_config(farm, tmp_path, labelled=(), dead=()):
@@ -79,7 +80,7 @@ def test_fleet_scale_pin_on_one_cpu_is_one_line():
     proc = subprocess.run(["taskset", "-c", "0", sys.executable, str(script), "--pin", "on",
                            "--hosts", "1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "fleet_scale: --pin on needs 2 or more CPUs (this process may use 1)"
+    assert own_lines(proc.stderr) == ["fleet_scale: --pin on needs 2 or more CPUs (this process may use 1)"]
 
 
 def test_fleet_scale_spreads_the_sshd_hosts_through_the_fleet_order():

@@ -209,9 +209,7 @@ async def test_cancel_while_running_deletes_pod(emu, cluster, pod_scenario, stre
         if isinstance(ev, Hello):
             break
     assert session.pod_name in emu.live(PODS, "gpubench")
-    t0 = time.monotonic()
-    await session.cancel()
-    assert time.monotonic() - t0 < 5
+    await asyncio.wait_for(session.cancel(), 60)   # a guard against a hang, not a time bound
     end = session.ended
     assert end is not None and end.outcome == CANCELLED
     # The engine's SIGTERM output (partial result, done interrupted) still arrived.
@@ -276,11 +274,9 @@ async def test_engine_hang_mid_stream_times_out_incomplete(emu, cluster, pod_sce
     launcher = K8sLauncher.from_config(cluster, pod_scenario)
     launcher.log_stall_s = 0.5
     session = await launcher.start(REQUEST)
-    t0 = time.monotonic()
-    _, end = await run_to_end(session)
+    _, end = await asyncio.wait_for(run_to_end(session), 60)   # without the stall check: forever
     assert end.outcome == INCOMPLETE
     assert "no engine output for 0.5 s while Running: the engine hangs" in end.message
-    assert time.monotonic() - t0 < 5
     assert_nothing_left(emu)
 
 

@@ -6,6 +6,7 @@ path here, including deploy, the interleaved arms, the proxy arm and its verific
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -38,8 +39,11 @@ def test_ssh_vs_local_benchmark_smoke(tmp_path, preload_lib):
 
 
 def test_ssh_vs_local_alternating_design_smoke(tmp_path, preload_lib):
-    """Both engines at once taking turns (SIGSTOP/SIGCONT): every window pair is complete,
-    the ratio has a CI, the proxy arm is verified from its hello."""
+    """Both engines at once taking turns (SIGSTOP/SIGCONT): the window pairs are scheduled and
+    counted, every ratio is a real ratio, the report says what the JSON holds, the proxy arm
+    is verified from its hello. No ratio band and no count of complete pairs: on a loaded
+    machine a paused engine may write no sample inside a 0.25 s window, and the ratio of two
+    engines that take turns on a busy CPU is whatever the scheduler made it."""
     out = tmp_path / "alt.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "ssh_vs_local.py"), "--server", "asyncssh",
@@ -48,17 +52,25 @@ def test_ssh_vs_local_alternating_design_smoke(tmp_path, preload_lib):
         capture_output=True, text=True, timeout=180)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     text = proc.stdout
-    assert "ssh/local ops/s: median pair ratio" in text and "in 2 process pairs" in text
-    assert "INCONCLUSIVE (2 process pairs; use 5 or more)" in text
-    assert "local+proxy/local ops/s: median pair ratio" in text
     assert "proxy layer: active" in text
     figures = json.loads(out.read_text())
     for name in ("ssh", "local+proxy"):
-        run = figures["comparisons"][name]["runs"][0]
-        assert run["pairs_scheduled"] == 5 and run["pairs_complete"] >= 3
-        assert all(0.5 < r < 2.0 for r in run["ops_ratios"])
-        lo, hi = figures["comparisons"][name]["summary"]["ops"]["ci95"]
-        assert lo <= figures["comparisons"][name]["summary"]["ops"]["ratio"] <= hi
+        comparison = figures["comparisons"][name]
+        runs, ops = comparison["runs"], comparison["summary"]["ops"]
+        assert len(runs) == 2
+        for i, run in enumerate(runs, 1):
+            assert run["pairs_scheduled"] == 5 and 0 <= run["pairs_complete"] <= 5
+            assert len(run["ops_ratios"]) == len(run["p50_ratios"]) == run["pairs_complete"]
+            assert all(math.isfinite(r) and r > 0 for r in run["ops_ratios"] + run["p50_ratios"])
+            assert f"process pair {i:2d} {name}/local: {run['pairs_complete']}/5 pairs" in text
+        assert ops["pairs"] == sum(run["pairs_complete"] for run in runs)
+        assert ops["process_pairs"] == sum(1 for run in runs if run["pairs_complete"])
+        if ops["pairs"]:
+            assert math.isfinite(ops["ratio"]) and ops["ratio"] > 0
+        assert f"{name}/local ops/s: median pair ratio" in text
+        assert f"over {ops['pairs']} pairs of 0.25 s windows in {ops['process_pairs']} process pairs" in text
+    verdict = figures["comparisons"]["ssh"]["summary"]["verdict"]
+    assert verdict.startswith("INCONCLUSIVE (") and "process pairs; use 5 or more)" in verdict
 
 
 def test_cluster_ci_treats_the_process_pair_as_the_unit():

@@ -127,9 +127,7 @@ async def test_cancel_mid_run_leaves_no_engine_process(sshd, cache, engine_proce
         running = engine_processes(cache)
         assert len(running) >= 2  # the supervisor and the engine, both in the cache folder
         assert session.remote_pgid in running
-        t0 = time.monotonic()
-        await session.cancel()
-        assert time.monotonic() - t0 < 10
+        await asyncio.wait_for(session.cancel(), 60)   # a guard against a hang, not a time bound
         ended = session.ended
         assert ended is not None and ended.outcome == CANCELLED
         assert ended.exit_code == 130  # the engine took SIGINT and wrote its partial result

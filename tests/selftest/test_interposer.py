@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -56,11 +55,10 @@ def test_delay_is_added_per_call_and_off_when_unset(harness, tmp_path):
     off = harness.run("dlsym-launch", n)
     on = harness.run("dlsym-launch", n, report=tmp_path / "r.json",
                      GPUBENCH_INTERPOSE_DELAY_NS=delay)
-    assert off["median_ns"] < 5_000
-    assert delay <= on["median_ns"] < delay + 15_000
+    assert off["min_ns"] < delay <= on["min_ns"]   # every delayed call waited; an undelayed one need not
     rep = interposer.read_report(tmp_path / "r.json")
     spent = rep["delay_ns_total"]["cuLaunchKernel"]
-    assert n * delay <= spent < n * delay * 4     # measured busy-wait (preemption counts)
+    assert spent >= n * delay                      # measured busy-wait (preemption counts, no upper bound)
     assert rep["categories"]["launch"] == {"calls": n, "delayed_calls": n, "delay_ns_total": spent}
 
 
@@ -126,20 +124,26 @@ def test_memory_cap_refuses_beyond_the_limit(harness, tmp_path):
 
 @pytest.mark.parametrize("mode", ["dlsym-launch", "dlsym-launchex"])
 def test_launch_rate_cap_limits_both_entry_points(harness, tmp_path, mode):
+    """Never above the cap (a lower bound on time: load can only slow it further), and without
+    the cap nothing is throttled (the interposer's own count, not a wall time)."""
     n, rate = 300, 3000.0
     on = harness.run(mode, n, report=tmp_path / "r.json", GPUBENCH_INTERPOSE_LAUNCH_RATE=rate)
-    achieved = n / (on["total_ns"] / 1e9)
-    assert 0.5 * rate <= achieved <= 1.05 * rate      # never above the cap; loaded CI may lag
+    assert n / (on["total_ns"] / 1e9) <= 1.05 * rate
     rep = interposer.read_report(tmp_path / "r.json")
-    assert rep["rate"]["throttled"] >= n // 2 and rep["rate"]["limit"] == rate
-    off = harness.run(mode, n)
-    assert n / (off["total_ns"] / 1e9) > 20 * rate
+    assert rep["rate"]["throttled"] > 0 and rep["rate"]["limit"] == rate
+    assert rep["rate"]["wait_ns_total"] > 0
+    harness.run(mode, n, report=tmp_path / "off.json")
+    assert interposer.read_report(tmp_path / "off.json")["rate"] == {
+        "limit": 0, "throttled": 0, "wait_ns_total": 0}
 
 
-def test_launch_burst_lets_a_burst_through(harness):
-    out = harness.run("dlsym-launch", 50, GPUBENCH_INTERPOSE_LAUNCH_RATE=10,
-                      GPUBENCH_INTERPOSE_LAUNCH_BURST=50)
-    assert out["total_ns"] < 0.5e9                  # 50 at 10/s would take 5 s unbursted
+def test_launch_burst_lets_a_burst_through(harness, tmp_path):
+    """50 at 10/s would wait 4.9 s unbursted; with a burst of 50 none of them waits."""
+    out = harness.run("dlsym-launch", 50, report=tmp_path / "r.json",
+                      GPUBENCH_INTERPOSE_LAUNCH_RATE=10, GPUBENCH_INTERPOSE_LAUNCH_BURST=50)
+    assert out["fake_launch"] == 50
+    rep = interposer.read_report(tmp_path / "r.json")
+    assert rep["launch_burst"] == 50 and rep["rate"]["throttled"] == 0
 
 
 def test_report_path_takes_the_pid_and_only_cuda_processes_write(harness, interposer_lib,
@@ -197,28 +201,32 @@ def test_sync_delay_comes_after_the_synchronise(harness, tmp_path):
 
 def test_slot_schedule_toggles_the_delay_as_python_predicts(harness, tmp_path):
     """The self-test's slots design: the delay is on exactly in the slots that
-    gpubench.selftest.slot_on() names, so samples can be sorted into on and off."""
-    from gpubench.selftest import slot_on
+    engine/cpu_delay.py's slot_on() names, so samples can be sorted into on and off."""
+    from engine.cpu_delay import slot_on
     slot_ns, seed, delay = 2_000_000, 12345, 20_000
     out = harness.run("sync", 4000, 10_000, report=tmp_path / "r.json",
                       GPUBENCH_INTERPOSE_SYNC_DELAY_NS=delay,
                       GPUBENCH_INTERPOSE_DELAY_SLOT_NS=slot_ns,
                       GPUBENCH_INTERPOSE_DELAY_SEED=seed)
     on_calls = off_calls = 0
+    straddling = 0
     for start, lat in out["calls"]:
         k = start // slot_ns
         if (start + lat) // slot_ns != k:
-            continue                                    # straddles a boundary
-        if slot_on(k, seed):
-            assert lat >= delay
+            straddling += 1                             # decided in either slot
+        elif slot_on(k, seed):
+            assert lat >= delay                         # an on-slot call always waits
             on_calls += 1
         else:
-            assert lat < delay
-            off_calls += 1
+            off_calls += 1                              # no upper bound: a busy machine preempts
     assert on_calls > 100 and off_calls > 100           # both states really occurred
     rep = interposer.read_report(tmp_path / "r.json")
     assert rep["delay_slot_ns"] == slot_ns and rep["delay_seed"] == seed
-    assert 0 < rep["categories"]["sync"]["delayed_calls"] < 4000
+    # the interposer's own decisions are Python's: it delayed every on-slot call and no
+    # off-slot one (each call is decided at a time inside its own [start, start + latency])
+    delayed = rep["categories"]["sync"]["delayed_calls"]
+    assert on_calls <= delayed <= on_calls + straddling
+    assert rep["categories"]["sync"]["calls"] == 4000
 
 
 def test_unhook_leaves_an_entry_point_alone(harness, tmp_path):
@@ -227,7 +235,8 @@ def test_unhook_leaves_an_entry_point_alone(harness, tmp_path):
                       GPUBENCH_INTERPOSE_UNHOOK="cuLaunchKernelEx",
                       GPUBENCH_INTERPOSE_LAUNCH_RATE=100)
     assert out["wrapped"] is False and out["fake_launch_ex"] == 200
-    assert out["total_ns"] < 0.5e9                  # 200 at 100/s would take 2 s
+    rep = interposer.read_report(tmp_path / "r.json")   # 200 at 100/s would wait 2 s
+    assert rep["rate"]["throttled"] == 0 and not rep["counts"].get("cuLaunchKernelEx")
     hooked = harness.run("dlsym-launch", 50, GPUBENCH_INTERPOSE_UNHOOK="cuLaunchKernelEx",
                          GPUBENCH_INTERPOSE_LAUNCH_RATE=100)
     assert hooked["wrapped"] is True and hooked["total_ns"] > 0.4e9

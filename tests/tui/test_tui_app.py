@@ -19,6 +19,7 @@ from tui.screens.dashboard import DashboardScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.modals import ConfirmScreen, HelpScreen, InputScreen
 from tui.widgets.host_grid import HostGrid
+from tests.own_lines import own_lines
 
 from tui_helpers import (REAL_CPU_STREAM, SIZE, FailingLauncher, replay_factory, wait_for,
                        write_config)
@@ -55,11 +56,11 @@ def test_bad_config_stops_before_the_ui_with_the_cli_message(tmp_path, capsys):
     bad = tmp_path / "config.toml"
     bad.write_text("[defaults]\nrepeats = 'three'\n")
     assert main(["--config", str(bad)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"{bad}: defaults.repeats: must be an integer (got 'three')"
+    err = own_lines(capsys.readouterr().err)
+    assert err == [f"{bad}: defaults.repeats: must be an integer (got 'three')"]
     from gpubench.cli import main as cli_main
     assert cli_main(["--config", str(bad), "list"]) == 2
-    assert capsys.readouterr().err.strip() == err      # the same line as the CLI
+    assert own_lines(capsys.readouterr().err) == err      # the same line as the CLI
 
 
 # ---- hosts & scenarios ------------------------------------------------------------------------
@@ -415,7 +416,8 @@ async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms
     a short budget), shows progress and then the table, and History gets the arms."""
     from tui.screens.selftest import SelftestScreen
     app = GpubenchApp(config)
-    app.selftest_overrides = dict(backend="numpy-cpu", workloads=("launch",), levels=(100.0, 400.0),
+    app.selftest_overrides = dict(backend="numpy-cpu", design="sessions", workloads=("launch",),
+                                  levels=(100.0, 400.0),
                                   trials=2, calibration_trials=2, duration=0.15, warmup=0.05,
                                   repeats=1, tolerance_pp=60.0, n_boot=500)
     async with app.run_test(size=SIZE) as pilot:
@@ -441,7 +443,8 @@ async def test_selftest_from_the_palette_runs_shows_its_table_and_saves_the_arms
 async def test_selftest_dialog_closed_while_running_goes_on_and_reports_by_notification(config):
     from tui.screens.selftest import SelftestScreen
     app = GpubenchApp(config)
-    app.selftest_overrides = dict(backend="numpy-cpu", workloads=("launch",), levels=(100.0, 400.0),
+    app.selftest_overrides = dict(backend="numpy-cpu", design="sessions", workloads=("launch",),
+                                  levels=(100.0, 400.0),
                                   trials=2, calibration_trials=2, duration=0.15, warmup=0.05,
                                   repeats=1, tolerance_pp=60.0, n_boot=500)
     notes = []

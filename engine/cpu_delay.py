@@ -22,11 +22,12 @@ as the interposer's GPUBENCH_INTERPOSE_DELAY_SLOT_NS/SEED (interpose.c's delay_o
 self-test's slots design runs on the CPU too. On-slot calls are the `delayed_calls`, off-slot
 ones the `off_calls`; without slots every call is delayed.
 
-GPUBENCH_CPU_DELAY_BASE_NS makes every call wait that long first, on or off. A loop that ran
-long costs more than its turns once it stops (its mispredicted exit, caches and predictors
-cooled during it): measured here, an on-slot launch cost 50-90 ns more than the turns it spent
-when off-slot calls did not wait. With both waiting long, those costs are paid on and off alike,
-and what a delayed call costs beyond an off one is its spent time minus the off calls' (base).
+GPUBENCH_CPU_DELAY_BASE_NS makes every call wait that long first, on or off. A wait that ran
+long changes what follows it: measured here, an on-slot launch cost 50-90 ns more than the turns
+it spent (the loop's mispredicted exit, predictors cooled meanwhile) when off-slot calls did not
+wait, and with a 2 us base an on-slot roundtrip still cost 10-20 ns less (its copies' write-backs
+drained meanwhile). With both waiting long enough, that is paid on and off alike, and what a
+delayed call costs beyond an off one is its spent time minus the off calls'.
 
 Asking for a report installs the wait even at delay 0, so a baseline session runs the same code
 as the delayed ones and the arms differ by the loop alone (the GPU self-test likewise preloads

@@ -44,9 +44,9 @@ the same statistic as the measurement):
     up to one turn of its clock loop late, 5-8 % of a launch); 1 wait per op. Every session,
     the baseline's too, runs the wait (at 0 ns there), so the arms differ by the wait alone.
     With slots every call first waits CPU_BASE_WAIT_NS, on and off alike, and the truth is
-    what on-slot calls spent beyond off-slot ones: a Python loop that ran long costs 50-90 ns
-    more than its turns once it stops, which off-slot calls that never looped did not pay
-    (the CPU self-test then measured +3 to +5 pp at 50-200 %, each CI excluding the truth).
+    what on-slot calls spent beyond off-slot ones: a wait that ran long changes what follows
+    it (a launch cost 50-90 ns more than its turns, a roundtrip's copies 10-20 ns less), so
+    off-slot calls must wait long too, and then pay it alike.
 
 The metric is the median (p50) of per-op latency of each engine session (median over
 its repeats): a constant per-op delay shifts every per-op latency by the same amount,
@@ -95,10 +95,12 @@ CPU_SLOT_DEFAULTS = {**SLOT_DEFAULTS, "duration": 2.0, "warmup": 0.3, "repeats":
 # the GPU's 0.5 pp with some room; on the CPU an arm's CI half-width counts where it is larger
 # (others' load on a shared machine widened it to 2.4 pp in one run of a quiet 0.2 pp)
 CPU_SLOT_TOLERANCE_PP = 1.0
-# CPU slots: every call waits this long, on or off, before the delay (engine/cpu_delay.py: a
-# Python loop that ran long costs 50-90 ns more than its turns once it stops; with both states
-# waiting long that is paid alike)
-CPU_BASE_WAIT_NS = 2000
+# CPU slots: every call waits this long, on or off, before the delay (engine/cpu_delay.py): long
+# enough that what a long wait changes has settled in off-slot calls too. With none, an on-slot
+# launch cost 50-90 ns more than its turns (its loop's exit, cooled predictors); with 2 us, an
+# on-slot roundtrip still cost 10-20 ns less (its 64 KiB copies' write-backs drain meanwhile):
+# both beyond the CIs of a quiet machine (+-0.2 pp)
+CPU_BASE_WAIT_NS = 10_000
 SESSION_DEFAULTS = {"trials": 10, "duration": 0.5, "warmup": 0.2, "repeats": 2,
                     "calibration_trials": 3, "sample_interval": 0.1}
 DELAY_PLACEMENTS = ("sync", "launch", "h2d", "copy")

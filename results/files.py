@@ -8,6 +8,8 @@ import os
 import re
 from pathlib import Path
 
+from .schema import DocumentError, RunNotFound
+
 SAFE_NAME_MAX = 120
 
 
@@ -18,6 +20,17 @@ def why(exc: OSError) -> str:
     if exc.errno == errno.EDQUOT:
         return "disk quota exceeded"
     return exc.strerror or str(exc)
+
+
+def read_stored(path: Path, subject: str) -> bytes:
+    """A stored file's bytes; RunNotFound when it went meanwhile (another process deleted or
+    saved it), DocumentError (one line starting with `subject`) when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise RunNotFound(f"{subject} disappeared") from None
+    except OSError as exc:
+        raise DocumentError(f"{subject} cannot be read: {why(exc)}") from None
 
 
 def fsync_dir(path: Path) -> None:

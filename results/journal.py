@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .document import SessionRecord, build_document, session_details, summary_of
-from .files import fsync_dir, held_by_writer, why
-from .schema import DocumentError, RunNotFound, StoreError, check_document, is_run_id
+from .files import fsync_dir, held_by_writer, read_stored, why
+from .schema import DocumentError, StoreError, check_document, is_run_id
 from .store import JOURNAL_SUFFIX
 from .structure import JOURNAL_HEADER, JOURNAL_TRIAL
 
@@ -163,12 +163,7 @@ def read_journal(path: Path) -> Journal:
     if not is_run_id(run_id):
         raise DocumentError(f"{ascii(name)} is not a journal name (<run id>{JOURNAL_SUFFIX})")
     running = held_by_writer(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RunNotFound(f"journal {name} disappeared") from None
-    except OSError as exc:
-        raise DocumentError(f"journal cannot be read: {why(exc)}") from None
+    data = read_stored(path, f"journal {name}")
     lines = data.split(b"\n")
     header = _decode(lines[0])
     problem = JOURNAL_HEADER.problem(header, "header") if header is not None else \

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .document import summary_of
-from .files import atomic_write, fsync_dir, held_by_writer, why
+from .files import atomic_write, fsync_dir, held_by_writer, read_stored, why
 from .schema import (CANCELLED, INCOMPLETE, DocumentError, RunNotFound, StoreError,
                      check_document, is_run_id)
 from .structure import SUMMARY
@@ -235,12 +235,7 @@ class Store:
         label (the listing names the file itself)."""
         name = shown_name(path.name)
         subject = f"{label}: {name}" if label else "file"
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise RunNotFound(f"{subject} disappeared") from None
-        except OSError as exc:
-            raise DocumentError(f"{subject} cannot be read: {why(exc)}") from None
+        data = read_stored(path, subject)
         if not data.strip():
             raise DocumentError(f"{subject} is empty")
         try:

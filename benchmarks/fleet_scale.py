@@ -83,7 +83,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.fleet_sim import Farm, HostProfile, PrivateSshd, emulator_python, host_python  # noqa: E402
 from engine.protocol import ProtocolError, parse_line  # noqa: E402
-from gpubench.config import HostConfig  # noqa: E402
+from scenarios.config import HostConfig  # noqa: E402
 from scenarios import aio  # noqa: E402
 from scenarios.base import LaunchRequest  # noqa: E402
 from scenarios.events import Sample  # noqa: E402

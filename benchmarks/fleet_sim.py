@@ -652,7 +652,7 @@ class Farm:
 
         `extra_dead` adds hosts on ports where nothing listens (connection refused)."""
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from gpubench.config import HostConfig
+        from scenarios.config import HostConfig
         labels = labels or {}
         ports = [(n, p) for n, p in self.ports.items() if names is None or n in names]
         ports += [(n, unused_port()) for n in extra_dead]

@@ -43,7 +43,7 @@ def _serve(conn, lines: list[str], interval: float) -> None:
 
 
 async def bench(url: str, pods: int, lines: list[str]) -> int:
-    from gpubench.config import ClusterConfig, ScenarioConfig
+    from scenarios.config import ClusterConfig, ScenarioConfig
     from scenarios.base import LaunchRequest
     from scenarios.k8s import K8sLauncher, _make_api, run_on_nodes
     from scenarios.k8s_spec import MANAGED_SELECTOR

@@ -217,7 +217,7 @@ async def run_sessions(args, arms) -> dict[str, list[dict]]:
 
 
 async def bench(args) -> int:
-    from gpubench.config import HostConfig, ProxyLayer, ScenarioConfig
+    from scenarios.config import HostConfig, ProxyLayer, ScenarioConfig
     from scenarios.base import LaunchRequest
     from scenarios.layers import verify
     from scenarios.local import LocalLauncher

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from textual import events  # noqa: E402
 
-from gpubench.config import load_config  # noqa: E402
+from scenarios.config import load_config  # noqa: E402
 from scenarios.base import LaunchRequest, Launcher, Session  # noqa: E402
 from scenarios.events import Sample, Telemetry  # noqa: E402
 from scenarios.replay import hello_line, sample_line, telemetry_line  # noqa: E402

@@ -254,7 +254,7 @@ class Proxy:
 
 
 def parse_bytes(text: str) -> int:
-    from gpubench.config import parse_size
+    from scenarios.config import parse_size
     s = str(text).strip().lower()
     if s.isdigit():
         return int(s)
@@ -769,7 +769,7 @@ def main(args, config=None) -> int:
     if not args.no_save:
         data_dir = config.data_dir if config is not None else None
         if data_dir is None:
-            from gpubench.config import load_config
+            from scenarios.config import load_config
             data_dir = load_config().data_dir
         run_id = save_checks(summary, Path(data_dir), args.scenario or "interposer")
         print(f"saved run {run_id}")

@@ -134,7 +134,7 @@ def _iso_date(text: str, end: bool = False) -> str:
 # ---- run ------------------------------------------------------------------------------------
 
 def cmd_run(args, config) -> int:
-    from gpubench.config import WORKLOADS
+    from scenarios.config import WORKLOADS
     from gpubench.interrupts import drop_output, stop_on_signals
     from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
                                  SaveFailed, TrialEvent, TrialFinished, TrialStarted)
@@ -150,7 +150,7 @@ def cmd_run(args, config) -> int:
             raise UsageError(f"unknown workload {bad[0]!r}; choose from {', '.join(WORKLOADS)}")
     gpus = None
     if args.gpus is not None:
-        from gpubench.config import check_gpu_select
+        from scenarios.config import check_gpu_select
         try:
             gpus = check_gpu_select(args.gpus)
         except ValueError as exc:
@@ -653,8 +653,8 @@ def cmd_cleanup(args, config) -> int:
 # ---- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from gpubench import limits
-    from gpubench.limits import cli_number
+    from scenarios import limits
+    from scenarios.limits import cli_number
     p = _Parser(prog="gpubench", description="Measure what GPU isolation costs: run benchmark "
                 "scenarios, store results, compare them with confidence intervals and verdicts.",
                 epilog="A RUN is a run id, a unique prefix of one, or @SCENARIO (its newest run). "
@@ -783,7 +783,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from gpubench.config import ConfigError, load_config
+    from scenarios.config import ConfigError, load_config
     from results.schema import ResultError
     from scenarios.base import LaunchError
     parser = build_parser()

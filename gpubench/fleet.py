@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from gpubench.config import Config, HostConfig, ScenarioConfig
+from scenarios.config import Config, HostConfig, ScenarioConfig
 from results.fleet import (HostSummary, analyze_fleet, fleet_overhead, format_fleet_table,
                            format_overhead_table, summarize_host)
 from scenarios import aio
@@ -37,8 +37,8 @@ PROGRESS_EVERY_S = 5.0
 
 
 def register(subparsers) -> None:
-    from gpubench import limits
-    from gpubench.limits import cli_number
+    from scenarios import limits
+    from scenarios.limits import cli_number
     p = subparsers.add_parser(
         "fleet", help="run one plan on many hosts at once; per-host table with outliers",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,7 +18,7 @@ from results.journal import RunJournals
 from results.schema import StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gpubench.config import ScenarioConfig
+    from scenarios.config import ScenarioConfig
     from gpubench.runner import PlanRunner, TrialSlot
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence, Union
 
-from gpubench.config import BenchDefaults, Config, ScenarioConfig
+from scenarios.config import BenchDefaults, Config, ScenarioConfig
 from gpubench.plan_runs import PlanRuns
 from gpubench.trial_order import TrialOrder, TrialSlot, interleave_order  # noqa: F401 (API)
 from results.document import SessionRecord, utc_now

@@ -748,7 +748,7 @@ class Selftest:
         from results.store import Store
         data_dir = self.opts.data_dir
         if data_dir is None:
-            from gpubench.config import load_config
+            from scenarios.config import load_config
             data_dir = load_config().data_dir
         store = Store(data_dir)
         group = {"id": f"selftest-{secrets.token_hex(4)}", "seed": self.opts.seed,
@@ -850,8 +850,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def register(subparsers) -> None:
-    from gpubench import limits
-    from gpubench.limits import cli_number
+    from scenarios import limits
+    from scenarios.limits import cli_number
     p = subparsers.add_parser(
         "selftest", help="inject known overheads (1/5/10 %%) and prove they are measured",
         description="Measure a baseline, inject delays sized to 1, 5 and 10 %% overhead on the "

@@ -200,7 +200,7 @@ class FleetTarget:
 
     @classmethod
     def for_host(cls, host, launcher: Launcher, request: LaunchRequest | None = None) -> "FleetTarget":
-        """A target for a config.toml [hosts.X] (gpubench.config.HostConfig)."""
+        """A target for a config.toml [hosts.X] (scenarios.config.HostConfig)."""
         address = f"{host.address}:{host.port or 22}" if getattr(host, "address", None) else None
         return cls(host.name, launcher, request, address, tuple(getattr(host, "labels", ()) or ()))
 

@@ -43,7 +43,7 @@ import socket
 import threading
 from typing import Any, Callable
 
-from gpubench.config import ClusterConfig, ScenarioConfig
+from scenarios.config import ClusterConfig, ScenarioConfig
 
 from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
 from .events import FAILED, Hello, Sample

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from gpubench.config import ClusterConfig
+from scenarios.config import ClusterConfig
 
 from .k8s import K8sError, _make_api
 from .k8s_heartbeat import Verdict, judge, this_machine

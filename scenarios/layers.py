@@ -26,7 +26,7 @@ import posixpath
 import re
 from typing import Any, Iterable, Mapping
 
-from gpubench.config import ScenarioConfig
+from scenarios.config import ScenarioConfig
 
 PROXY_NOT_ACTIVE = "proxy not active: {lib} not loaded in the engine process"
 HYPERVISOR_NOT_DETECTED = "hypervisor not detected in the guest"

@@ -5,7 +5,7 @@ machine where the kubernetes client is broken.
 """
 from __future__ import annotations
 
-from gpubench.config import Config, ScenarioConfig
+from scenarios.config import Config, ScenarioConfig
 
 from .base import LaunchRequest, Launcher
 

@@ -47,7 +47,7 @@ from typing import Any
 
 from .asyncssh_import import asyncssh
 
-from gpubench.config import HostConfig
+from scenarios.config import HostConfig
 
 from .aio import within
 from .base import LaunchError, LaunchRequest, Launcher, Session

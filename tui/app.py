@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from gpubench.config import Config, ConfigError, ScenarioConfig, load_config
+from scenarios.config import Config, ConfigError, ScenarioConfig, load_config
 from scenarios.base import LaunchRequest, Launcher
 
 from . import messages as m

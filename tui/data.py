@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from gpubench.config import Config, ScenarioConfig
+from scenarios.config import Config, ScenarioConfig
 
 
 @dataclass(frozen=True)

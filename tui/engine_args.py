@@ -5,7 +5,7 @@ plan with one short roundtrip workload.
 """
 from __future__ import annotations
 
-from gpubench.config import BenchDefaults
+from scenarios.config import BenchDefaults
 from gpubench.runner import PlanOptions, engine_args
 
 QUICK_OPTIONS = PlanOptions(workloads=("roundtrip",), duration_s=1.0, warmup_s=0.2, repeats=1)

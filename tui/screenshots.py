@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpubench.config import load_config
+from scenarios.config import load_config
 from results.document import SessionRecord, build_document
 from results.store import Store
 from scenarios.base import LaunchRequest

@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from gpubench.config import parse_config
+from scenarios.config import parse_config
 from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
                              SaveFailed, TrialEvent, TrialFinished, TrialStarted, engine_args,
                              interleave_order)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from gpubench import limits
+from scenarios import limits
 from gpubench.runner import PlanOptions, PlanRunner, TrialFinished, interleave_order
 from gpubench.trial_order import TrialSlot
 from results.store import Store

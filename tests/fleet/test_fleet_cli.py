@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gpubench.config import parse_config
+from scenarios.config import parse_config
 from gpubench.fleet import register
 from tests.own_lines import own_lines
 

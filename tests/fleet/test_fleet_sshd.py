@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.fleet_sim import PrivateSshd, emulator_python, host_python, write_keys
-from gpubench.config import HostConfig
+from scenarios.config import HostConfig
 from scenarios.base import LaunchRequest
 from scenarios.fleet import CANCELLED, COMPLETED, FleetRun, FleetTarget, close_launchers
 from scenarios.ssh import SshLauncher

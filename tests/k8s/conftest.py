@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gpubench.config import ClusterConfig, HypervisorLayer, ProxyLayer, ScenarioConfig
+from scenarios.config import ClusterConfig, HypervisorLayer, ProxyLayer, ScenarioConfig
 from tests.k8s.emulator import EmulatorThread, engine_stream_lines
 
 FIXTURES = Path(__file__).parent / "fixtures"

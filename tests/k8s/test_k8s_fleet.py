@@ -103,7 +103,7 @@ async def test_cancel_all_nodes_removes_every_pod(emu, cluster, pod_scenario, st
 
 
 async def test_unreachable_cluster_fails_each_node_not_the_caller(pod_scenario):
-    from gpubench.config import ClusterConfig
+    from scenarios.config import ClusterConfig
     cluster = ClusterConfig(name="gone", api_url="http://127.0.0.1:9", namespace="gpubench")
     sessions = await run_on_nodes(cluster, pod_scenario, REQUEST, ["a", "b"])
     ends = [await s.wait() for s in sessions]

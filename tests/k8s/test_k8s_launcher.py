@@ -245,7 +245,7 @@ async def test_unreachable_api_server_is_one_clear_line(pod_scenario, caplog):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]        # closed again: nothing listens there
-    from gpubench.config import ClusterConfig
+    from scenarios.config import ClusterConfig
     cluster = ClusterConfig(name="gone", api_url=f"http://127.0.0.1:{port}", namespace="gpubench")
     launcher = K8sLauncher.from_config(cluster, pod_scenario)
     with pytest.raises(K8sError) as info:
@@ -260,7 +260,7 @@ async def test_unreachable_api_server_is_one_clear_line(pod_scenario, caplog):
 
 
 async def test_missing_kubeconfig_is_one_clear_line(tmp_path, pod_scenario):
-    from gpubench.config import ClusterConfig
+    from scenarios.config import ClusterConfig
     cluster = ClusterConfig(name="prod", kubeconfig=str(tmp_path / "nope.yaml"))
     with pytest.raises(K8sError) as info:
         await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
@@ -296,7 +296,7 @@ async def test_task_cancelled_on_app_exit_still_deletes_pod(emu, cluster, pod_sc
 
 async def test_registry_builds_k8s_launcher_from_config_toml(emu, stream_lines, tmp_path):
     """config.toml's k8s scenarios, with api_url pointed at the emulator, through the registry."""
-    from gpubench.config import load_config
+    from scenarios.config import load_config
     from scenarios.registry import launcher_for
     text = (Path(__file__).resolve().parents[2] / "config.toml").read_text()
     text = text.replace('kubeconfig = "~/.kube/config"', f'api_url = "{emu.url}"')
@@ -442,7 +442,7 @@ async def test_resume_skips_lines_with_equal_timestamps(stream_lines):
 
 async def test_kubeconfig_context_reaches_the_cluster(emu, pod_scenario, stream_lines, tmp_path):
     """The kubeconfig path (not api_url): context picked by name, namespace from config."""
-    from gpubench.config import ClusterConfig
+    from scenarios.config import ClusterConfig
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(f"""apiVersion: v1
 kind: Config
@@ -498,7 +498,7 @@ async def test_startup_timing_is_saved_with_the_run_and_shown(emu, cluster, pod_
     import types
 
     from gpubench import cli
-    from gpubench.config import parse_config
+    from scenarios.config import parse_config
     from gpubench.runner import PlanOptions, PlanRunner
     from results.store import Store
     config = parse_config({"store": {"data_dir": str(tmp_path / "data")},

@@ -105,7 +105,7 @@ def test_p2p_matrix_peer_and_nopeer_with_bandwidth_and_latency(two_gpus):
 
 
 def test_concurrent_per_gpu_runs_tagged_and_aggregated(two_gpus, tmp_path):
-    from gpubench.config import load_config
+    from scenarios.config import load_config
     from gpubench.runner import PlanOptions, PlanRunner
     from results.document import aggregate_workloads, gpu_workloads
     from results.store import Store

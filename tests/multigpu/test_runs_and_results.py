@@ -6,7 +6,7 @@ import json
 import pytest
 
 from gpubench.cli import main
-from gpubench.config import ConfigError, load_config
+from scenarios.config import ConfigError, load_config
 from results.document import (SessionRecord, aggregate_workloads, build_document, doc_gpus,
                               gpu_workloads, is_per_gpu)
 from results.report import columns_for, comparison_table, to_csv

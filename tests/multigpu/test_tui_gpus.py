@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 
-from gpubench.config import load_config  # noqa: E402
+from scenarios.config import load_config  # noqa: E402
 from tui.app import GpubenchApp  # noqa: E402
 from tui.live import AggregateState, HostState, LiveBoard  # noqa: E402
 from tui.widgets.host_grid import HostGrid  # noqa: E402

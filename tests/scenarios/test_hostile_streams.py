@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gpubench.config import parse_config
+from scenarios.config import parse_config
 from gpubench.runner import PlanOptions, PlanRunner
 from results.store import Store
 from scenarios.base import LaunchRequest

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from gpubench.config import HypervisorLayer, ProxyLayer, ScenarioConfig
+from scenarios.config import HypervisorLayer, ProxyLayer, ScenarioConfig
 from scenarios.base import LaunchRequest
 from scenarios.events import COMPLETED, Hello
 from scenarios.layers import (HYPERVISOR_NOT_DETECTED, library_mapped, verify)

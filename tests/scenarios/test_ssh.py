@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gpubench.config import HostConfig, ProxyLayer, ScenarioConfig
+from scenarios.config import HostConfig, ProxyLayer, ScenarioConfig
 from scenarios.base import LaunchError, LaunchRequest
 from scenarios.deploy import MANIFEST_NAME, engine_bundle
 from scenarios.events import (CANCELLED, COMPLETED, INCOMPLETE, Done, Hello, Result, Sample,
@@ -406,7 +406,7 @@ async def test_racing_deploys_install_one_complete_copy(sshd, cache):
 EMFILE_SCRIPT = r"""
 import asyncio, os, resource, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
-from gpubench.config import HostConfig
+from scenarios.config import HostConfig
 from scenarios.base import LaunchError, LaunchRequest
 from scenarios.ssh import SshLauncher
 host = HostConfig(name="testhost", kind="ssh", address="127.0.0.1", port=int(sys.argv[1]),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gpubench.config import HostConfig
+from scenarios.config import HostConfig
 from scenarios.base import LaunchError, LaunchRequest
 from scenarios.deploy import MANIFEST_NAME, engine_bundle
 from scenarios.events import COMPLETED, FAILED, Status

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from gpubench.config import HostConfig
+from scenarios.config import HostConfig
 from scenarios.base import LaunchError, LaunchRequest, Session
 from scenarios.deploy import Bundle, engine_bundle
 from scenarios.events import CANCELLED, COMPLETED, FAILED, Hello, SessionEnded, Status

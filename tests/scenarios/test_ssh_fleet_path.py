@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from gpubench.config import HostConfig
+from scenarios.config import HostConfig
 from scenarios import deploy as deploy_mod
 from scenarios.base import LaunchRequest
 from scenarios.deploy import current_bundle, engine_bundle

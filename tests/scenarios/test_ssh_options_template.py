@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncssh
 import pytest
 
-from gpubench.config import HostConfig
+from scenarios.config import HostConfig
 from scenarios import ssh, ssh_lean
 from scenarios.ssh import SshLauncher, _HostKeyJudge
 

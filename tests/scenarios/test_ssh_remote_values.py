@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gpubench.config import HostConfig, ProxyLayer, ScenarioConfig
+from scenarios.config import HostConfig, ProxyLayer, ScenarioConfig
 from scenarios.base import LaunchError, LaunchRequest
 from scenarios.deploy import engine_bundle
 from scenarios.events import COMPLETED, Hello

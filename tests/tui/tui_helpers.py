@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from gpubench.config import Config, ScenarioConfig, load_config
+from scenarios.config import Config, ScenarioConfig, load_config
 from scenarios.base import LaunchError, LaunchRequest, Launcher, Session
 from scenarios.replay import ReplayLauncher, synthetic_stream
 

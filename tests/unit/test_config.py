@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpubench.config import ConfigError, load_config, parse_size
+from scenarios.config import ConfigError, load_config, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
-from gpubench.config import Config
+from scenarios.config import Config
 
 
 def _hello_summary(hello: dict | None) -> str:

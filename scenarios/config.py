@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpubench import limits
-from gpubench.limits import Range, shown
+from scenarios import limits
+from scenarios.limits import Range, shown
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,5 +1,5 @@
 """The ranges of the numbers a plan takes and the names it passes on, shared by config.toml
-(gpubench.config) and the command line (`gpubench run --trials ...`), so both refuse the same
+(scenarios.config) and the command line (`gpubench run --trials ...`), so both refuse the same
 values with the same words.
 
 An upper bound is where a value stops being a plan and becomes a typo (or an attack): the

@@ -1,0 +1,78 @@
+"""The house rules that keep the layers apart, checked two ways: statically by import-linter
+(every contract in pyproject.toml) and at run time by importing every module a layer has, found
+on disk rather than listed by hand, so a new module is checked the day it is added."""
+from __future__ import annotations
+
+import ast
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 only
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What each layer must never load, even indirectly or through importlib with a string.
+FORBIDDEN_AT_RUN_TIME = {
+    "engine": {"scenarios", "results", "gpubench", "tui", "textual", "asyncssh", "kubernetes"},
+    "results": {"scenarios", "gpubench", "tui", "textual", "asyncssh", "kubernetes"},
+    "scenarios": {"gpubench", "tui", "textual"},
+}
+
+
+def modules_of(package: str) -> list[str]:
+    """Every importable module of a top-level package, found on disk (entry points excluded:
+    importing a __main__ runs it)."""
+    found = [package]
+    for info in pkgutil.walk_packages([str(ROOT / package)], prefix=f"{package}."):
+        if not info.name.endswith("__main__"):
+            found.append(info.name)
+    return sorted(found)
+
+
+def test_every_import_linter_contract_is_kept():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    count = len(contracts["contracts"])
+    lint = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Contracts: {count} kept, 0 broken." in proc.stdout
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN_AT_RUN_TIME))
+def test_importing_every_module_of_a_layer_loads_nothing_forbidden(package):
+    names = modules_of(package)
+    assert len(names) > 3, names                # the walk found the package's modules
+    code = ("import importlib, json, sys\n"
+            f"for name in {names!r}:\n"
+            "    importlib.import_module(name)\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = json.loads(proc.stdout)
+    assert set(names) <= set(loaded)
+    bad = sorted(m for m in loaded if m.split(".")[0] in FORBIDDEN_AT_RUN_TIME[package])
+    assert bad == []
+
+
+def test_the_app_imports_from_the_engine_only_its_version():
+    """The TUI shows the engine's version; everything else of the engine reaches it through
+    gpubench and scenarios (its events, its arguments), so the views never depend on it."""
+    found = []
+    for path in sorted((ROOT / "tui").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found += [(path.name, a.name) for a in node.names
+                          if a.name.split(".")[0] == "engine"]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                    and node.module.split(".")[0] == "engine":
+                found += [(path.name, f"{node.module}.{a.name}") for a in node.names]
+    assert found, "the app shows the engine's version, so one import is expected"
+    assert {name for _, name in found} == {"engine.__version__"}, found

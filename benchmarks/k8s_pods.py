@@ -45,8 +45,8 @@ def _serve(conn, lines: list[str], interval: float) -> None:
 async def bench(url: str, pods: int, lines: list[str]) -> int:
     from scenarios.config import ClusterConfig, ScenarioConfig
     from scenarios.base import LaunchRequest
-    from scenarios.k8s import K8sLauncher, _make_api, run_on_nodes
-    from scenarios.k8s_spec import MANAGED_SELECTOR
+    from scenarios.k8s.session import K8sLauncher, _make_api, run_on_nodes
+    from scenarios.k8s.spec import MANAGED_SELECTOR
 
     cluster = ClusterConfig(name="emulated", api_url=url, namespace="gpubench",
                             image="registry.example/gpubench-engine:1", pod_timeout_s=60)

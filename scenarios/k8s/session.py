@@ -45,13 +45,13 @@ from typing import Any, Callable
 
 from scenarios.config import ClusterConfig, ScenarioConfig
 
-from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
-from .events import FAILED, Hello, Sample
-from .k8s_heartbeat import RENEW_TIMEOUT_S, Heartbeat
-from .k8s_spec import (CONFIGMAP_LIMIT_BYTES, CONTAINER, NODE_LABEL, RUN_LABEL, SCENARIO_LABEL,
+from ..base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
+from ..events import FAILED, Hello, Sample
+from .heartbeat import RENEW_TIMEOUT_S, Heartbeat
+from .spec import (CONFIGMAP_LIMIT_BYTES, CONTAINER, NODE_LABEL, RUN_LABEL, SCENARIO_LABEL,
                        EngineBundle, label_value, job_manifest, new_run_id, pod_manifest,
                        pod_name)
-from .stream import LineSplitter
+from ..stream import LineSplitter
 
 CONNECT_TIMEOUT_S = 10.0
 CALL_TIMEOUT_S = 30.0          # one ordinary API call

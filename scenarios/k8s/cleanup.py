@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from scenarios.config import ClusterConfig
 
-from .k8s import K8sError, _make_api
-from .k8s_heartbeat import Verdict, judge, this_machine
-from .k8s_spec import MANAGED_SELECTOR
+from .session import K8sError, _make_api
+from .heartbeat import Verdict, judge, this_machine
+from .spec import MANAGED_SELECTOR
 
 NAMES_SHOWN = 5     # a kept line names this many objects, then counts the rest
 GONE = Verdict(False, "--all", "")

@@ -1,0 +1,1 @@
+"""The `k8s` launcher: the engine as a Kubernetes pod."""

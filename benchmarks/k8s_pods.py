@@ -45,7 +45,9 @@ def _serve(conn, lines: list[str], interval: float) -> None:
 async def bench(url: str, pods: int, lines: list[str]) -> int:
     from scenarios.config import ClusterConfig, ScenarioConfig
     from scenarios.base import LaunchRequest
-    from scenarios.k8s.session import K8sLauncher, _make_api, run_on_nodes
+    from scenarios.k8s.api import make_api
+    from scenarios.k8s.launcher import K8sLauncher
+    from scenarios.k8s.nodes import run_on_nodes
     from scenarios.k8s.spec import MANAGED_SELECTOR
 
     cluster = ClusterConfig(name="emulated", api_url=url, namespace="gpubench",
@@ -91,7 +93,7 @@ async def bench(url: str, pods: int, lines: list[str]) -> int:
     stop_sampling = True
     await sampler
 
-    api = await asyncio.to_thread(_make_api, cluster)
+    api = await asyncio.to_thread(make_api, cluster)
     left = (await asyncio.to_thread(api.list_pods, "gpubench", MANAGED_SELECTOR)
             + await asyncio.to_thread(api.list_configmaps, "gpubench", MANAGED_SELECTOR))
     await launcher.close()

@@ -2,7 +2,7 @@
 
 Every Job, pod and ConfigMap labelled `app.kubernetes.io/managed-by=gpubench` in the
 cluster's namespace is judged by its own owner and heartbeat annotations
-(k8s_heartbeat.judge): a gone run's objects are removed; a live run's are kept and
+(heartbeat.judge): a gone run's objects are removed; a live run's are kept and
 reported, one line per run; an object whose liveness cannot be told (no heartbeat, or
 one that does not parse) is kept and reported, one line each. A ConfigMap that a kept
 pod mounts is kept too. `everything=True` (`--all`) removes all of them regardless.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from scenarios.config import ClusterConfig
 
-from .session import K8sError, _make_api
+from .api import K8sError, make_api
 from .heartbeat import Verdict, judge, this_machine
 from .spec import MANAGED_SELECTOR
 
@@ -46,7 +46,7 @@ def cleanup_leftovers(cluster: ClusterConfig, *, everything: bool = False,
     cluster's namespace. Blocking (for the CLI); raises K8sError (one line) when the API
     cannot be reached."""
     try:
-        api = _make_api(cluster)
+        api = make_api(cluster)
     except K8sError as exc:
         raise K8sError(f"k8s {cluster.name}: {exc}") from None
     ns = cluster.namespace
@@ -105,5 +105,3 @@ def cleanup_leftovers(cluster: ClusterConfig, *, everything: bool = False,
         api.client.close()
     return report
 
-
-__all__ = ["CleanupReport", "cleanup_leftovers"]

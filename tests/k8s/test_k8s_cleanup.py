@@ -22,7 +22,7 @@ import pytest
 from gpubench import cli
 from scenarios.base import LaunchRequest
 from scenarios.events import CANCELLED, COMPLETED, Hello, Status
-from scenarios.k8s.session import K8sLauncher
+from scenarios.k8s.launcher import K8sLauncher
 from scenarios.k8s.cleanup import cleanup_leftovers
 from scenarios.k8s.heartbeat import (HEARTBEAT, HEARTBEAT_TTL, OWNER, OWNER_PROCESS, this_machine,
                                      process_start, judge, owner_annotations, parse_stamp,

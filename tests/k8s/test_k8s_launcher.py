@@ -12,7 +12,8 @@ from engine.protocol import parse_line
 from scenarios.base import LaunchRequest
 from scenarios.events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Done, Hello, Result,
                               SessionEnded, Status)
-from scenarios.k8s.session import K8sError, K8sLauncher
+from scenarios.k8s.api import K8sError
+from scenarios.k8s.launcher import K8sLauncher
 from scenarios.k8s.cleanup import cleanup_leftovers
 from scenarios.k8s.spec import EngineBundle, MANAGED_BY
 from scenarios.base import ENGINE_DIR

@@ -45,6 +45,7 @@ def _serve(conn, lines: list[str], interval: float) -> None:
 async def bench(url: str, pods: int, lines: list[str]) -> int:
     from scenarios.config import ClusterConfig, ScenarioConfig
     from scenarios.base import LaunchRequest
+    from scenarios.events import Hello
     from scenarios.k8s.api import make_api
     from scenarios.k8s.launcher import K8sLauncher
     from scenarios.k8s.nodes import run_on_nodes
@@ -82,7 +83,7 @@ async def bench(url: str, pods: int, lines: list[str]) -> int:
 
     async def drain(s):
         async for ev in s.events():
-            if type(ev).__name__ == "Hello":
+            if isinstance(ev, Hello):
                 first_hello.append(time.perf_counter() - t0)
         ended_at.append(time.perf_counter() - t0)
         return s.ended

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+from typing import TYPE_CHECKING
 
-from ..base import LaunchError
+from ..base import LaunchError, LaunchRequest
 from ..events import Hello, Sample
 from ..stream import LineSplitter
 from .api import K8sError, describe_error, is_timeout
 from .pods import INTERRUPT_GRACE_S, PodSession, condition, phase, terminated
 from .streams import HttpStream, stamp_key
+
+if TYPE_CHECKING:
+    from .launcher import K8sLauncher
 
 LOG_DRAIN_S = 5.0              # pod ended or gone: time for its log stream to finish
 FINAL_STATE_WAIT_S = 10.0      # log ended: time for the pod's status to show how it ended
@@ -22,8 +26,9 @@ MAX_LOG_RESUMES = 5            # log stream dropped while the pod runs: reopen t
 
 
 class K8sSession(PodSession):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, launcher: "K8sLauncher", request: LaunchRequest, pod: str, run_id: str,
+                 node_name: str | None = None, job: str | None = None):
+        super().__init__(launcher, request, pod, run_id, node_name, job)
         self._log: HttpStream | None = None
         self._log_done: asyncio.Future | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")

@@ -55,6 +55,26 @@ def _post_threadsafe(loop: asyncio.AbstractEventLoop, fn, *args) -> None:
         pass
 
 
+def _pump(resp, stopped: Callable[[], bool], loop: asyncio.AbstractEventLoop,
+          on_chunk: Callable[[bytes], None]) -> None:
+    """Post each chunk of `resp` to the loop until it ends or `stopped()` (in the reader thread)."""
+    for chunk in resp.stream(65536, decode_content=True):
+        if stopped():
+            break
+        if chunk:
+            _post_threadsafe(loop, on_chunk, chunk)
+
+
+def _release(resp) -> None:
+    """Give a finished response's connection back to the pool (in the reader thread)."""
+    if resp is not None:
+        try:
+            resp.close()
+            resp.release_conn()
+        except Exception:
+            pass
+
+
 class HttpStream:
     """Read one streaming HTTP response in a thread; post its chunks to the loop.
 
@@ -87,20 +107,11 @@ class HttpStream:
                 self._resp = resp
                 closed = self._closed
             if not closed:
-                for chunk in resp.stream(65536, decode_content=True):
-                    if self._closed:
-                        break
-                    if chunk:
-                        _post_threadsafe(self._loop, self._on_chunk, chunk)
+                _pump(resp, lambda: self._closed, self._loop, self._on_chunk)
         except BaseException as exc:  # noqa: BLE001 - reported to the loop
             error = None if self._closed else exc
         finally:
-            if resp is not None:
-                try:
-                    resp.close()
-                    resp.release_conn()
-                except Exception:
-                    pass
+            _release(resp)
             _post_threadsafe(self._loop, self._on_end, error)
 
     def close(self) -> None:
@@ -146,22 +157,13 @@ class PodWatch:
                     self._resp = resp
                 if self._stop.is_set():
                     break
-                for chunk in resp.stream(65536, decode_content=True):
-                    if self._stop.is_set():
-                        break
-                    if chunk:
-                        _post_threadsafe(self._loop, self._on_chunk, chunk)
-            except BaseException as exc:  # noqa: BLE001
+                _pump(resp, self._stop.is_set, self._loop, self._on_chunk)
+            except BaseException as exc:  # noqa: BLE001 - reported to the loop
                 error = exc
             finally:
                 with self._lock:
                     self._resp = None
-                if resp is not None:
-                    try:
-                        resp.close()
-                        resp.release_conn()
-                    except Exception:
-                        pass
+                _release(resp)
             if self._stop.is_set():
                 break
             failures = failures + 1 if error is not None else 0

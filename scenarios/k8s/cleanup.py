@@ -104,4 +104,3 @@ def cleanup_leftovers(cluster: ClusterConfig, *, everything: bool = False,
     finally:
         api.client.close()
     return report
-

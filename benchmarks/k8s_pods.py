@@ -45,8 +45,11 @@ def _serve(conn, lines: list[str], interval: float) -> None:
 async def bench(url: str, pods: int, lines: list[str]) -> int:
     from scenarios.config import ClusterConfig, ScenarioConfig
     from scenarios.base import LaunchRequest
-    from scenarios.k8s import K8sLauncher, _make_api, run_on_nodes
-    from scenarios.k8s_spec import MANAGED_SELECTOR
+    from scenarios.events import Hello
+    from scenarios.k8s.api import make_api
+    from scenarios.k8s.launcher import K8sLauncher
+    from scenarios.k8s.nodes import run_on_nodes
+    from scenarios.k8s.spec import MANAGED_SELECTOR
 
     cluster = ClusterConfig(name="emulated", api_url=url, namespace="gpubench",
                             image="registry.example/gpubench-engine:1", pod_timeout_s=60)
@@ -80,7 +83,7 @@ async def bench(url: str, pods: int, lines: list[str]) -> int:
 
     async def drain(s):
         async for ev in s.events():
-            if type(ev).__name__ == "Hello":
+            if isinstance(ev, Hello):
                 first_hello.append(time.perf_counter() - t0)
         ended_at.append(time.perf_counter() - t0)
         return s.ended
@@ -91,7 +94,7 @@ async def bench(url: str, pods: int, lines: list[str]) -> int:
     stop_sampling = True
     await sampler
 
-    api = await asyncio.to_thread(_make_api, cluster)
+    api = await asyncio.to_thread(make_api, cluster)
     left = (await asyncio.to_thread(api.list_pods, "gpubench", MANAGED_SELECTOR)
             + await asyncio.to_thread(api.list_configmaps, "gpubench", MANAGED_SELECTOR))
     await launcher.close()

@@ -635,7 +635,7 @@ def cmd_cleanup(args, config) -> int:
         print("no enabled cluster in the configuration: nothing to clean", file=sys.stderr)
         return EXIT_OK
     try:
-        from scenarios.k8s_cleanup import cleanup_leftovers
+        from scenarios.k8s.cleanup import cleanup_leftovers
     except ImportError as exc:
         raise UsageError(f"cleanup needs the Kubernetes launcher: {exc}") from None
     for name in names:

@@ -18,7 +18,7 @@ def launcher_for(scenario: ScenarioConfig, config: Config) -> Launcher:
         from .ssh import SshLauncher
         return SshLauncher.from_config(config.hosts[scenario.host or "local"])
     if scenario.launcher == "k8s":
-        from .k8s import K8sLauncher
+        from .k8s.launcher import K8sLauncher
         return K8sLauncher.from_config(config.clusters[scenario.cluster or ""], scenario)
     raise ValueError(f"unknown launcher {scenario.launcher!r}")
 

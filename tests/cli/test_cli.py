@@ -334,10 +334,10 @@ def test_cleanup_calls_the_k8s_helper_per_enabled_cluster(tmp_path, capsys, monk
     cfg = tmp_path / "c.toml"
     cfg.write_text('[clusters.lab]\nnamespace = "gpubench"\n[clusters.off]\nenabled = false\n')
     calls = []
-    fake = types.ModuleType("scenarios.k8s_cleanup")
+    fake = types.ModuleType("scenarios.k8s.cleanup")
     fake.cleanup_leftovers = lambda cluster, **kw: calls.append((cluster.name, kw)) or \
         types.SimpleNamespace(removed=["pod/gpubench-abc"], kept=[], kept_objects=0)
-    monkeypatch.setitem(sys.modules, "scenarios.k8s_cleanup", fake)
+    monkeypatch.setitem(sys.modules, "scenarios.k8s.cleanup", fake)
     code, out, err = run(capsys, "--config", str(cfg), "cleanup")
     assert code == 0 and out == "lab\tpod/gpubench-abc\n"
     assert calls == [("lab", {"everything": False, "dry_run": False})]

@@ -22,12 +22,12 @@ import pytest
 from gpubench import cli
 from scenarios.base import LaunchRequest
 from scenarios.events import CANCELLED, COMPLETED, Hello, Status
-from scenarios.k8s import K8sLauncher
-from scenarios.k8s_cleanup import cleanup_leftovers
-from scenarios.k8s_heartbeat import (HEARTBEAT, HEARTBEAT_TTL, OWNER, OWNER_PROCESS, this_machine,
+from scenarios.k8s.launcher import K8sLauncher
+from scenarios.k8s.cleanup import cleanup_leftovers
+from scenarios.k8s.heartbeat import (HEARTBEAT, HEARTBEAT_TTL, OWNER, OWNER_PROCESS, this_machine,
                                      process_start, judge, owner_annotations, parse_stamp,
                                      stamp)
-from scenarios.k8s_spec import MANAGED_BY
+from scenarios.k8s.spec import MANAGED_BY
 from tests.hostile import case_id, cases
 from tests.k8s.conftest import scenario
 from tests.k8s.emulator import CONFIGMAPS, JOBS, PODS, PodScript
@@ -216,7 +216,7 @@ def test_heartbeat_boundaries():
 def test_owner_on_this_host_hidden_by_proc_is_judged_by_its_heartbeat(monkeypatch):
     """/proc mounted with hidepid hides another user's live process: it exists (kill 0 says
     so), its start time cannot be read, so the heartbeat decides, not "exited"."""
-    from scenarios import k8s_heartbeat
+    from scenarios.k8s import heartbeat as k8s_heartbeat
     me = os.getpid()
     monkeypatch.setattr(k8s_heartbeat, "process_start", lambda pid: None)
     assert judge({"annotations": here(me, "1", age_s=5)}, time.time()).alive is True

@@ -13,7 +13,8 @@ import pytest
 
 from scenarios.base import LaunchRequest
 from scenarios.events import COMPLETED, FAILED, INCOMPLETE, Hello
-from scenarios.k8s import K8sError, run_on_nodes
+from scenarios.k8s.api import K8sError
+from scenarios.k8s.nodes import run_on_nodes
 from tests.k8s.emulator import CONFIGMAPS, PODS, PodScript
 
 pytestmark = pytest.mark.k8s

@@ -12,9 +12,10 @@ from engine.protocol import parse_line
 from scenarios.base import LaunchRequest
 from scenarios.events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Done, Hello, Result,
                               SessionEnded, Status)
-from scenarios.k8s import K8sError, K8sLauncher
-from scenarios.k8s_cleanup import cleanup_leftovers
-from scenarios.k8s_spec import EngineBundle, MANAGED_BY
+from scenarios.k8s.api import K8sError
+from scenarios.k8s.launcher import K8sLauncher
+from scenarios.k8s.cleanup import cleanup_leftovers
+from scenarios.k8s.spec import EngineBundle, MANAGED_BY
 from scenarios.base import ENGINE_DIR
 from scenarios.registry import request_for
 from tests.k8s.emulator import CONFIGMAPS, JOBS, PODS, PodScript
@@ -396,7 +397,7 @@ async def test_evicted_through_the_api_mid_run(emu, cluster, pod_scenario, strea
 def test_engine_bundle_fits_a_configmap():
     """The whole engine travels in one ConfigMap: it must stay under the API's ~1 MiB limit,
     and the names of its keys must be valid (no '/')."""
-    from scenarios.k8s_spec import CONFIGMAP_LIMIT_BYTES
+    from scenarios.k8s.spec import CONFIGMAP_LIMIT_BYTES
     bundle = EngineBundle.from_dir(ENGINE_DIR)
     assert 0 < bundle.size < CONFIGMAP_LIMIT_BYTES
     assert {"__init__.py", "__main__.py", "protocol.py"} <= set(bundle.sources)
@@ -424,7 +425,7 @@ async def test_log_stream_dropped_mid_run_resumes_without_repeats(emu, cluster, 
 async def test_resume_skips_lines_with_equal_timestamps(stream_lines):
     """Several lines can share one kubelet timestamp: the resume skips exactly as many."""
     from types import SimpleNamespace
-    from scenarios.k8s import K8sSession
+    from scenarios.k8s.session import K8sSession
     fake = SimpleNamespace(cluster=SimpleNamespace(name="c"), namespace="ns")
     session = K8sSession(fake, REQUEST, "p", "r")
     ts = ["2026-11-25T20:50:35.5Z", "2026-11-25T20:50:35.5Z", "2026-11-25T20:50:35.500000001Z",

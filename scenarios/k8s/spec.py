@@ -4,7 +4,7 @@ Pure functions over plain dicts (the JSON the API server receives), so the spec
 can be checked without a cluster. Everything carries the label
 `app.kubernetes.io/managed-by=gpubench` and `gpubench/run=<id>`, which is how
 `gpubench cleanup` finds leftovers (and the owner and heartbeat annotations of
-k8s_heartbeat.py, which is how it tells a live run's objects from leftovers).
+heartbeat.py, which is how it tells a live run's objects from leftovers).
 """
 from __future__ import annotations
 

@@ -255,8 +255,3 @@ def judge(metadata: dict, now: float, machine: str | None = None) -> Verdict:
     if age <= int(ttl):
         return Verdict(True, f"heartbeat {max(0.0, age):.0f} s ago", owner)
     return Verdict(False, f"heartbeat expired {age - int(ttl):.0f} s ago", owner)
-
-
-__all__ = ["Heartbeat", "Verdict", "judge", "owner_annotations", "parse_stamp", "stamp",
-           "OWNER", "OWNER_PROCESS", "HEARTBEAT", "HEARTBEAT_TTL", "HEARTBEAT_INTERVAL_S",
-           "HEARTBEAT_TTL_S"]

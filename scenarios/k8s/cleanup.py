@@ -2,7 +2,7 @@
 
 Every Job, pod and ConfigMap labelled `app.kubernetes.io/managed-by=gpubench` in the
 cluster's namespace is judged by its own owner and heartbeat annotations
-(k8s_heartbeat.judge): a gone run's objects are removed; a live run's are kept and
+(heartbeat.judge): a gone run's objects are removed; a live run's are kept and
 reported, one line per run; an object whose liveness cannot be told (no heartbeat, or
 one that does not parse) is kept and reported, one line each. A ConfigMap that a kept
 pod mounts is kept too. `everything=True` (`--all`) removes all of them regardless.
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from scenarios.config import ClusterConfig
 
-from .k8s import K8sError, _make_api
-from .k8s_heartbeat import Verdict, judge, this_machine
-from .k8s_spec import MANAGED_SELECTOR
+from .api import K8sError, make_api
+from .heartbeat import Verdict, judge, this_machine
+from .spec import MANAGED_SELECTOR
 
 NAMES_SHOWN = 5     # a kept line names this many objects, then counts the rest
 GONE = Verdict(False, "--all", "")
@@ -46,7 +46,7 @@ def cleanup_leftovers(cluster: ClusterConfig, *, everything: bool = False,
     cluster's namespace. Blocking (for the CLI); raises K8sError (one line) when the API
     cannot be reached."""
     try:
-        api = _make_api(cluster)
+        api = make_api(cluster)
     except K8sError as exc:
         raise K8sError(f"k8s {cluster.name}: {exc}") from None
     ns = cluster.namespace
@@ -104,6 +104,3 @@ def cleanup_leftovers(cluster: ClusterConfig, *, everything: bool = False,
     finally:
         api.client.close()
     return report
-
-
-__all__ = ["CleanupReport", "cleanup_leftovers"]

@@ -6,9 +6,8 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
-from .vocabulary import BACKEND_CHOICES
+from .vocabulary import BACKEND_CHOICES, WORKLOADS
 
-WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p")
 LAUNCH_MODES = ("sync", "async")
 # alloc before gemm: cuBLAS keeps a workspace allocated, which turns a cold 1 MiB
 # cudaMalloc (a fresh chunk mapped, ~67 us on an H200) into a sub-allocation (~3 us)

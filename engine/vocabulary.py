@@ -1,4 +1,4 @@
-"""Words every layer shares with the engine: how a session ended, which backend a run asks for.
+"""Words every layer shares with the engine: the workloads, the backends, how a session ended.
 
 Defined here because the engine stands alone (it ships to GPU hosts without the rest of
 gpubench) while scenarios/, results/, gpubench/ and tui/ all speak these words: they import
@@ -7,6 +7,8 @@ them from here instead of spelling them again.
 from __future__ import annotations
 
 from .protocol import BACKENDS
+
+WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p")
 
 # How an engine session ended (scenarios.events.SessionEnded.outcome, stored in documents).
 COMPLETED = "completed"      # the engine said done/ok

@@ -9,7 +9,7 @@ from . import __version__, signals
 from .facts import format_cpu_list
 from .plan import UsageError, build_variants, parse_args
 from .protocol import Emitter
-from .runner import Runner, StopFlag
+from .measure import Runner, StopFlag
 
 
 def _note(message: str) -> None:

@@ -26,20 +26,23 @@ from typing import Sequence
 
 from engine.engine_args import EngineArgs
 from engine.vocabulary import BACKEND_CHOICES
-from scenarios.config import Config, HostConfig, ScenarioConfig
+from results.document import SessionRecord, archive_lines, build_document
 from results.fleet import (HostSummary, analyze_fleet, fleet_overhead, format_fleet_table,
                            format_overhead_table, summarize_host)
-from scenarios import aio
+from results.store import Store
+from scenarios import aio, limits
 from scenarios.base import LaunchRequest, Launcher
+from scenarios.config import Config, HostConfig, ScenarioConfig
 from scenarios.fleet import (COMPLETED, FleetError, FleetRun, FleetTarget, check_descriptor_budget,
                              close_launchers, new_group_id, raise_nofile_limit)
+from scenarios.limits import cli_number
+from scenarios.local import LocalLauncher
+from scenarios.registry import request_for
 
 PROGRESS_EVERY_S = 5.0
 
 
 def register(subparsers) -> None:
-    from scenarios import limits
-    from scenarios.limits import cli_number
     p = subparsers.add_parser(
         "fleet", help="run one plan on many hosts at once; per-host table with outliers",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,14 +109,12 @@ def engine_args(config: Config, args: argparse.Namespace) -> EngineArgs:
 
 def launcher_for_host(host: HostConfig) -> Launcher:
     if host.kind == "local":
-        from scenarios.local import LocalLauncher
         return LocalLauncher()
-    from scenarios.ssh import SshLauncher
+    from scenarios.ssh import SshLauncher  # asyncssh: loaded only when a host needs it
     return SshLauncher.from_config(host)
 
 
 def scenario_requests(config: Config, names: Sequence[str], eargs: list[str]) -> list[tuple[ScenarioConfig | None, LaunchRequest]]:
-    from scenarios.registry import request_for
     if not names:
         return [(None, LaunchRequest(engine_args=tuple(eargs), label="fleet"))]
     out = []
@@ -190,11 +191,6 @@ def summaries_of(per_host: dict[str, dict]) -> list[HostSummary]:
 def save_runs(config: Config, group: str, scenario: ScenarioConfig | None, name: str,
               per_host: dict[str, dict], hosts: dict[str, HostConfig]) -> tuple[int, str | None]:
     """Each host's sessions as one run document in the store, all with the fleet's group id."""
-    try:
-        from results.document import SessionRecord, archive_lines, build_document
-        from results.store import Store
-    except ImportError as exc:  # the store is optional for a fleet run
-        return 0, f"runs not saved: result store unavailable ({exc})"
     store = Store(config.data_dir)
     saved = 0
     for host, rec in per_host.items():

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from scenarios.config import parse_config
-from gpubench.fleet import register
+from engine.engine_args import EngineArgs
+from gpubench.fleet import engine_args, register
+from scenarios.config import BenchDefaults, Config, parse_config
 from tests.own_lines import own_lines
 
 
@@ -95,12 +96,6 @@ def test_fleet_scale_spreads_the_sshd_hosts_through_the_fleet_order():
 
 
 def test_fleet_engine_args_are_the_defaults_with_this_commands_overrides(tmp_path):
-    import argparse
-
-    from engine.engine_args import EngineArgs
-    from gpubench.fleet import engine_args
-    from scenarios.config import BenchDefaults, Config
-
     config = Config(path=None, data_dir=tmp_path, targets={}, hosts={}, clusters={}, scenarios={},
                     defaults=BenchDefaults(workloads=("roundtrip",), repeats=5, cpus="4-7",
                                            copy_sizes=("4KiB",)))

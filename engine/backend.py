@@ -297,7 +297,7 @@ class CupyBackend:
     # ---- memory ------------------------------------------------------------------
     def host_buffer(self, nbytes: int, pinned: bool) -> np.ndarray:
         if pinned:
-            import cupyx
+            import cupyx  # only with CuPy, which the CPU backend never loads
             buf = cupyx.empty_pinned((nbytes,), dtype=np.uint8)
         else:
             buf = np.empty(nbytes, dtype=np.uint8)
@@ -394,6 +394,8 @@ def _cuda_version(v: int | None) -> str | None:
 
 
 def _virt_name(mode: int | None) -> str | None:
+    # lazy: the init child imports this module inside its timed phase (for KERNEL_SOURCE),
+    # and facts brings subprocess and socket with it
     from .facts import VIRT_MODES
     return None if mode is None else VIRT_MODES.get(mode, str(mode))
 

@@ -5,7 +5,7 @@
     gpubench fleet --label rack-7 --workloads roundtrip,h2d --duration 2
     gpubench fleet --scenario bare-metal --scenario bare-metal-proxy   # overhead across the fleet
 
-Each host runs the engine through its own SSH launcher (scenarios/fleet.py bounds the
+Each host runs the engine through its own SSH launcher (scenarios/fleet_run bounds the
 connects and sessions, isolates failures, times out hung hosts). The figures are compared
 across hosts with results/fleet.py: side by side, robust outliers (median/MAD) with the
 likely cause, hosts of another GPU model left out of the statistics, and — with two or
@@ -30,8 +30,12 @@ from results.fleet import (HostSummary, analyze_fleet, fleet_overhead, format_fl
                            format_overhead_table, summarize_host)
 from scenarios import aio
 from scenarios.base import LaunchRequest, Launcher
-from scenarios.fleet import (COMPLETED, FleetError, FleetRun, FleetTarget, check_descriptor_budget,
-                             close_launchers, new_group_id, raise_nofile_limit)
+from scenarios.descriptors import raise_nofile_limit
+from scenarios.events import COMPLETED
+from scenarios.fleet_run.close import close_launchers
+from scenarios.fleet_run.failures import FleetError, check_descriptor_budget
+from scenarios.fleet_run.hosts import FleetTarget, new_group_id
+from scenarios.fleet_run.run import FleetRun
 
 PROGRESS_EVERY_S = 5.0
 
@@ -109,7 +113,7 @@ def launcher_for_host(host: HostConfig) -> Launcher:
     if host.kind == "local":
         from scenarios.local import LocalLauncher
         return LocalLauncher()
-    from scenarios.ssh import SshLauncher
+    from scenarios.ssh.launcher import SshLauncher
     return SshLauncher.from_config(host)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .asyncssh_import import asyncssh
 
-from .aio import within
+from scenarios.aio import within
 
 
 def key_auth_first(conn: Any) -> None:

@@ -74,11 +74,16 @@ class FleetResult:
     descriptor_exhausted: bool = False
 
     def counts(self) -> dict[str, int]:
-        return dict(collections.Counter(s.state for s in self.statuses.values()))
+        return state_counts(self.statuses)
 
     @property
     def ok(self) -> bool:
         return all(s.state == COMPLETED for s in self.statuses.values())
+
+
+def state_counts(statuses: dict[str, HostStatus]) -> dict[str, int]:
+    """How many hosts are in each state."""
+    return dict(collections.Counter(s.state for s in statuses.values()))
 
 
 def new_group_id(prefix: str = "fleet") -> str:

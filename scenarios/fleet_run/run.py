@@ -37,7 +37,6 @@ out mid-run ends with descriptor_message(). Large fleets hold the garbage collec
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import time
 from typing import Callable, Sequence
@@ -52,7 +51,7 @@ from scenarios.stream import hello_facts
 from .failures import is_transient
 from .gc_pause import FREEZE_GC_HOSTS, GcPause
 from .hosts import (CONNECTING, OUTCOMES, QUEUED, RUNNING, FleetResult, FleetTarget, HostStatus,
-                    new_group_id)
+                    new_group_id, state_counts)
 
 FLEET_KEEPALIVE_S = 60.0     # SSH keepalive for a fleet's connections (one host alone: 15 s)
 
@@ -124,7 +123,7 @@ class FleetRun:
         self._status_listeners.append(listener)
 
     def counts(self) -> dict[str, int]:
-        return dict(collections.Counter(s.state for s in self.statuses.values()))
+        return state_counts(self.statuses)
 
     # -- running ---------------------------------------------------------------------------
     async def run(self) -> FleetResult:

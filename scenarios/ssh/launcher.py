@@ -128,7 +128,7 @@ class SshLauncher(Connector, Launcher):
                                      if d.uploaded else "already deployed (cache hit)")
                                   + f" in {one_line(d.path)}")
 
-    def _record_check(self, slot: Connection, check: RemoteCheck, bundle: Any) -> None:
+    def _record_check(self, slot: Connection, check: RemoteCheck, bundle: Bundle) -> None:
         if slot.checked is not None:      # two sessions checked the same connection at once
             return
         slot.checked = check

@@ -27,7 +27,7 @@ _CIPHERS: list[str] | None = None
 
 def shared_client_keys(path: str) -> Any:
     """The loaded key pair(s) of an identity file; the path itself when they cannot be loaded
-    here (asyncssh then tries, and reports, as it always did)."""
+    here (asyncssh then tries them itself and reports what fails)."""
     stamp = file_stamp(path)
     cached = _SHARED_KEYS.get(path)
     if cached is not None and cached[0] == stamp:

@@ -10,7 +10,7 @@ numpy-cpu`, or synthetic protocol v1 lines when the engine cannot run) at `--rat
 per second per host, each sample stamped with its send time. `--sshd-hosts` more hosts go
 through a real OpenSSH sshd started here with a private config; their remote "python" is the
 replay script behind the product's real check, SFTP deployment and supervisor. The app side
-is this process: one SshLauncher per host driven by scenarios/fleet.py FleetRun — the code
+is this process: one SshLauncher per host driven by scenarios/fleet_run FleetRun — the code
 `gpubench fleet` runs. Host keys are verified against a known_hosts built from the keys
 generated for this run.
 
@@ -39,7 +39,7 @@ simulated + 20 via OpenSSH at 2 samples/s, unless said):
   round 3 (option templates, no "none" probe, no full collection while connecting, SHLVL for
     sshd sessions): connect-all 10.1-10.4 s, 4.2-4.3 / 4.0-4.2 ms app / farm CPU per host start,
     113-115 us per sample, RSS 70-71 MB connected, p99 3.5-4.6 ms.
-  round 4 (this one; scenarios/ssh_lean.py, scenarios/aio.py, protocol fast check; benchmark side:
+  round 4 (this one; scenarios/ssh/lean.py, scenarios/aio.py, protocol fast check; benchmark side:
     the sshd hosts spread through the order, on a bare venv python, niced on any CPU; the farm
     keeps its listener's options per connection). Each figure is a range over the runs named,
     03:27-04:45, with the previous commit's benchmark (db1f8fe, from a worktree) interleaved:
@@ -86,10 +86,13 @@ from engine.protocol import ProtocolError, parse_line  # noqa: E402
 from scenarios.config import HostConfig  # noqa: E402
 from scenarios import aio  # noqa: E402
 from scenarios.base import LaunchRequest  # noqa: E402
-from scenarios.events import Sample  # noqa: E402
-from scenarios.fleet import (CANCELLED, COMPLETED, RUNNING, FleetError, FleetRun, FleetTarget,  # noqa: E402
-                             check_descriptor_budget, close_launchers, raise_nofile_limit)
-from scenarios.ssh import SshLauncher  # noqa: E402
+from scenarios.descriptors import raise_nofile_limit  # noqa: E402
+from scenarios.events import CANCELLED, COMPLETED, Sample  # noqa: E402
+from scenarios.fleet_run.close import close_launchers  # noqa: E402
+from scenarios.fleet_run.failures import FleetError, check_descriptor_budget  # noqa: E402
+from scenarios.fleet_run.hosts import RUNNING, FleetTarget  # noqa: E402
+from scenarios.fleet_run.run import FleetRun  # noqa: E402
+from scenarios.ssh.launcher import SshLauncher  # noqa: E402
 
 CPU_TARGET_PCT = 50.0
 RSS_TARGET_MB = 100.0

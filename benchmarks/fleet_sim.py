@@ -551,19 +551,12 @@ class Worker:
             s.close()
 
 
-def _raise_nofile() -> None:
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 # ---- the farm (runs in the test / benchmark process) ---------------------------------------
 
 def write_keys(folder: Path) -> dict[str, Path]:
     """Farm host key, client key, authorized_keys and a known_hosts that pins the farm key."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from scenarios.asyncssh_import import asyncssh   # quiet: this runs in the user's process
+    from scenarios.ssh.asyncssh_import import asyncssh   # quiet: this runs in the user's process
     folder.mkdir(parents=True, exist_ok=True)
     host = asyncssh.generate_private_key("ssh-ed25519")
     client = asyncssh.generate_private_key("ssh-ed25519")
@@ -674,7 +667,8 @@ class Farm:
 def preseed_engine(home: Path) -> Path:
     """Put the current engine bundle in the hosts' cache, as a previous run would have."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from scenarios.deploy import CACHE_ROOT, MANIFEST_NAME, engine_bundle
+    from scenarios.ssh.bundle import engine_bundle
+    from scenarios.ssh.deploy import CACHE_ROOT, MANIFEST_NAME
     bundle = engine_bundle()
     target = home / CACHE_ROOT / bundle.dir_name
     for rel, data in bundle.files:
@@ -867,7 +861,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["emulate"]:
         return emulate(argv[1:])
     if len(argv) == 2 and argv[0] == "serve":
-        _raise_nofile()
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from scenarios.descriptors import raise_nofile_limit
+        raise_nofile_limit()
         spec = json.loads(Path(argv[1]).read_text())
         import asyncio
         where = os.environ.get("GPUBENCH_SIM_PROFILE")     # fleet_scale.py --profile

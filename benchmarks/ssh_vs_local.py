@@ -80,7 +80,7 @@ def serve(directory: Path, port_file: Path) -> None:
     """Child process: an SSH server that runs exec requests with /bin/sh and serves SFTP."""
     import warnings
 
-    from scenarios.asyncssh_import import asyncssh
+    from scenarios.ssh.asyncssh_import import asyncssh
 
     # asyncssh's redirect leaves a cleanup coroutine unawaited when a client goes away first
     warnings.filterwarnings("ignore", message="coroutine 'Queue.join' was never awaited")
@@ -221,7 +221,7 @@ async def bench(args) -> int:
     from scenarios.base import LaunchRequest
     from scenarios.layers import verify
     from scenarios.local import LocalLauncher
-    from scenarios.ssh import SshLauncher
+    from scenarios.ssh.launcher import SshLauncher
 
     if args.design == "alternate":
         # one long window per engine: stopped time counts against it, the run is cancelled

@@ -48,7 +48,7 @@ import random  # noqa: E402
 
 class Feeder:
     """Delivers every simulated session's due lines from one timer, the way the SSH channel's
-    data_received callbacks deliver a real host's (scenarios/ssh.py): no task wakes up per
+    data_received callbacks deliver a real host's (scenarios/ssh/session.py): no task wakes up per
     sample. A heap of (next due time, session)."""
 
     TICK_S = 0.005

@@ -5,7 +5,7 @@
     gpubench fleet --label rack-7 --workloads roundtrip,h2d --duration 2
     gpubench fleet --scenario bare-metal --scenario bare-metal-proxy   # overhead across the fleet
 
-Each host runs the engine through its own SSH launcher (scenarios/fleet.py bounds the
+Each host runs the engine through its own SSH launcher (scenarios/fleet_run bounds the
 connects and sessions, isolates failures, times out hung hosts). The figures are compared
 across hosts with results/fleet.py: side by side, robust outliers (median/MAD) with the
 likely cause, hosts of another GPU model left out of the statistics, and — with two or
@@ -33,8 +33,12 @@ from results.store import Store
 from scenarios import aio, limits
 from scenarios.base import LaunchRequest, Launcher
 from scenarios.config import Config, HostConfig, ScenarioConfig
-from scenarios.fleet import (COMPLETED, FleetError, FleetRun, FleetTarget, check_descriptor_budget,
-                             close_launchers, new_group_id, raise_nofile_limit)
+from scenarios.descriptors import raise_nofile_limit
+from scenarios.events import COMPLETED
+from scenarios.fleet_run.close import close_launchers
+from scenarios.fleet_run.failures import FleetError, check_descriptor_budget
+from scenarios.fleet_run.hosts import FleetTarget, new_group_id
+from scenarios.fleet_run.run import FleetRun
 from scenarios.limits import cli_number
 from scenarios.local import LocalLauncher
 from scenarios.registry import request_for
@@ -110,7 +114,7 @@ def engine_args(config: Config, args: argparse.Namespace) -> EngineArgs:
 def launcher_for_host(host: HostConfig) -> Launcher:
     if host.kind == "local":
         return LocalLauncher()
-    from scenarios.ssh import SshLauncher  # asyncssh: loaded only when a host needs it
+    from scenarios.ssh.launcher import SshLauncher  # asyncssh: loaded only when a host needs it
     return SshLauncher.from_config(host)
 
 

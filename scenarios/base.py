@@ -268,7 +268,7 @@ class Launcher(ABC):
 
     def use_fleet_settings(self, *, max_connects: int | None = None,
                            keepalive_s: float | None = None) -> None:
-        """A fleet (scenarios/fleet.py) bounds connects itself and holds many connections:
+        """A fleet (scenarios/fleet_run) bounds connects itself and holds many connections:
         launchers with their own limits or keepalives adopt these. The default ignores them."""
 
     async def close(self) -> None:

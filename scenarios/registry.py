@@ -15,7 +15,7 @@ def launcher_for(scenario: ScenarioConfig, config: Config) -> Launcher:
         from .local import LocalLauncher
         return LocalLauncher()
     if scenario.launcher == "ssh":
-        from .ssh import SshLauncher
+        from .ssh.launcher import SshLauncher
         return SshLauncher.from_config(config.hosts[scenario.host or "local"])
     if scenario.launcher == "k8s":
         from .k8s.launcher import K8sLauncher

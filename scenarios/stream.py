@@ -95,7 +95,7 @@ class StreamParser:
 
     def keep_hello_facts_only(self) -> None:
         """From now on `hello` holds only hello_facts() of the hello line (the event passed on
-        is whole): for a process holding thousands of sessions (scenarios/fleet.py)."""
+        is whole): for a process holding thousands of sessions (scenarios/fleet_run)."""
         self.hello_facts_only = True
         if self.hello is not None:
             self.hello = Hello(hello_facts(self.hello.data))

@@ -363,7 +363,7 @@ class GpubenchApp(App):
                 self.post_message(m.HostProbed(h.name, True, "this machine"))
                 return
             try:
-                from scenarios.ssh import SshLauncher
+                from scenarios.ssh.launcher import SshLauncher
                 launcher = SshLauncher.from_config(h)
             except Exception as exc:
                 self.post_message(m.HostProbed(h.name, False, f"{type(exc).__name__}: {exc}"))

@@ -1,4 +1,4 @@
-"""scenarios/fleet.py semantics with in-process launchers (fast; the SSH path is in test_fleet_ssh.py)."""
+"""scenarios/fleet_run semantics with in-process launchers (fast; the SSH path is in test_fleet_ssh.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +9,11 @@ import pytest
 
 from benchmarks.fleet_sim import HostProfile, complete_stream
 from scenarios.base import LaunchError, LaunchRequest, Launcher
-from scenarios.events import Sample
-from scenarios.fleet import (COMPLETED, FAILED, INCOMPLETE, CANCELLED, FleetError, FleetRun,
-                             FleetTarget, check_descriptor_budget, is_descriptor_exhaustion,
-                             is_transient, new_group_id, raise_nofile_limit)
+from scenarios.descriptors import is_descriptor_exhaustion, raise_nofile_limit
+from scenarios.events import CANCELLED, COMPLETED, FAILED, INCOMPLETE, Sample
+from scenarios.fleet_run.failures import FleetError, check_descriptor_budget, is_transient
+from scenarios.fleet_run.hosts import FleetTarget, new_group_id
+from scenarios.fleet_run.run import FleetRun
 from scenarios.replay import ReplayLauncher
 
 REQ = LaunchRequest(engine_args=("--workloads", "roundtrip"))
@@ -229,7 +230,7 @@ async def test_gc_is_frozen_while_every_host_runs_and_unfrozen_after():
 
 async def test_no_full_collection_while_connecting_threshold_restored_after():
     import gc
-    from scenarios.fleet import CONNECT_GC_THRESHOLD2
+    from scenarios.fleet_run.gc_pause import CONNECT_GC_THRESHOLD2
     original = gc.get_threshold()
     held, after_all = [], []
     targets = [FleetTarget(f"h{i}", ReplayLauncher(stream(f"h{i}"), speed=1)) for i in range(3)]

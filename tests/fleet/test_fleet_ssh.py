@@ -1,5 +1,5 @@
 """The fleet over real SSH: 20 simulated hosts (asyncssh servers on 127.0.0.1 in other
-processes) plus a dead one, through the product's SshLauncher and scenarios/fleet.py."""
+processes) plus a dead one, through the product's SshLauncher and scenarios/fleet_run."""
 from __future__ import annotations
 
 import asyncio
@@ -10,10 +10,11 @@ import pytest
 
 from results.fleet import analyze_fleet, summarize_host
 from scenarios.base import LaunchRequest
-from scenarios.events import Sample
-from scenarios.fleet import (COMPLETED, FAILED, INCOMPLETE, FleetRun, FleetTarget,
-                             close_launchers)
-from scenarios.ssh import SshLauncher
+from scenarios.events import COMPLETED, FAILED, INCOMPLETE, Sample
+from scenarios.fleet_run.close import close_launchers
+from scenarios.fleet_run.hosts import FleetTarget
+from scenarios.fleet_run.run import FleetRun
+from scenarios.ssh.launcher import SshLauncher
 
 ARGS = ("--workloads", "roundtrip", "--duration", "0.5", "--repeats", "3")
 

@@ -16,8 +16,11 @@ import pytest
 from benchmarks.fleet_sim import PrivateSshd, emulator_python, host_python, write_keys
 from scenarios.config import HostConfig
 from scenarios.base import LaunchRequest
-from scenarios.fleet import CANCELLED, COMPLETED, FleetRun, FleetTarget, close_launchers
-from scenarios.ssh import SshLauncher
+from scenarios.events import CANCELLED, COMPLETED
+from scenarios.fleet_run.close import close_launchers
+from scenarios.fleet_run.hosts import FleetTarget
+from scenarios.fleet_run.run import FleetRun
+from scenarios.ssh.launcher import SshLauncher
 
 pytestmark = [pytest.mark.sshd,
               pytest.mark.skipif(shutil.which("sshd") is None and not os.path.exists("/usr/sbin/sshd"),

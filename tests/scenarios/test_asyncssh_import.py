@@ -1,4 +1,4 @@
-"""asyncssh's import through scenarios/asyncssh_import.py: cryptography's DSA deprecation (printed
+"""asyncssh's import through scenarios/ssh/asyncssh_import.py: cryptography's DSA deprecation (printed
 by every import of asyncssh with cryptography 51) never reaches our users' stderr, and the filter
 is narrow: any other warning still shows."""
 from __future__ import annotations
@@ -24,11 +24,11 @@ def _stderr_of(code: str) -> str:
 
 
 def test_importing_the_ssh_launcher_prints_no_dsa_deprecation():
-    for module in ("scenarios.ssh", "scenarios.ssh_lean", "scenarios.fleet"):
+    for module in ("scenarios.ssh.launcher", "scenarios.ssh.lean", "scenarios.fleet_run.run"):
         assert "DSA is deprecated" not in _stderr_of(f"import {module}"), module
 
 
 def test_the_filter_silences_only_asyncssh_s_dsa_warning():
-    err = _stderr_of("import scenarios.ssh\n" + OTHER_WARNINGS)
+    err = _stderr_of("import scenarios.ssh.launcher\n" + OTHER_WARNINGS)
     assert "DSA is deprecated (from our own code)" in err
     assert "something else is deprecated" in err

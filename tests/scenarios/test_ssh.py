@@ -19,12 +19,13 @@ import pytest
 
 from scenarios.config import HostConfig, ProxyLayer, ScenarioConfig
 from scenarios.base import LaunchError, LaunchRequest
-from scenarios.deploy import MANIFEST_NAME, engine_bundle
+from scenarios.ssh.bundle import engine_bundle
+from scenarios.ssh.deploy import MANIFEST_NAME
 from scenarios.events import (CANCELLED, COMPLETED, INCOMPLETE, Done, Hello, Result, Sample,
                               SessionEnded, Status)
 from scenarios.layers import verify
 from scenarios.registry import request_for
-from scenarios.ssh import SshLauncher
+from scenarios.ssh.launcher import SshLauncher
 from tests.sshd import REMOTE_PYTHON, OpenSshServer, free_port, keygen
 
 pytestmark = pytest.mark.sshd
@@ -367,7 +368,7 @@ async def test_proxy_jump_from_ssh_config(sshd, tmp_path, cache):
 
 
 async def test_many_concurrent_sessions_share_connections(sshd, cache):
-    from scenarios.ssh import SESSIONS_PER_CONNECTION
+    from scenarios.ssh.connection import SESSIONS_PER_CONNECTION
     n = SESSIONS_PER_CONNECTION + 2
     tiny = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.1",
             "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0")
@@ -385,7 +386,7 @@ async def test_many_concurrent_sessions_share_connections(sshd, cache):
 
 async def test_racing_deploys_install_one_complete_copy(sshd, cache):
     import asyncssh
-    from scenarios.deploy import deploy
+    from scenarios.ssh.deploy import deploy
     bundle = engine_bundle()
     conns = [await asyncssh.connect("127.0.0.1", sshd.port, username=sshd.user,
                                     client_keys=[str(sshd.user_key)],
@@ -408,7 +409,7 @@ import asyncio, os, resource, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
 from scenarios.config import HostConfig
 from scenarios.base import LaunchError, LaunchRequest
-from scenarios.ssh import SshLauncher
+from scenarios.ssh.launcher import SshLauncher
 host = HostConfig(name="testhost", kind="ssh", address="127.0.0.1", port=int(sys.argv[1]),
                   user=sys.argv[2], identity_file=sys.argv[3], known_hosts=sys.argv[4])
 async def main():
@@ -444,7 +445,7 @@ def test_descriptor_exhaustion_is_reported_plainly(sshd, cache, loop, monkeypatc
 
 async def test_stale_upload_folders_are_pruned(sshd, cache):
     import asyncssh
-    from scenarios.deploy import deploy
+    from scenarios.ssh.deploy import deploy
     stale = Path(cache) / ".tmp-engine-0123456789abcdef-dead"
     fresh = Path(cache) / ".tmp-engine-0123456789abcdef-beef"  # maybe a client uploading now
     for d in (stale, fresh):

@@ -4,7 +4,7 @@ Against the real sshd (conftest.py): a cache folder another user could write, or
 the user's, is refused in one line; a bundle whose files are not the client's (a tampered file,
 a symlinked folder or file) never runs and is replaced by a fresh upload; a fresh upload is
 private. The tampered code in these tests writes a marker file when it runs: the marker must
-never appear. Then the check script itself (scenarios/remote_check.py) on local folders, for
+never appear. Then the check script itself (scenarios/ssh/remote_check.py) on local folders, for
 the cases that need no SSH.
 """
 from __future__ import annotations
@@ -21,10 +21,12 @@ import pytest
 
 from scenarios.config import HostConfig
 from scenarios.base import LaunchError, LaunchRequest
-from scenarios.deploy import MANIFEST_NAME, engine_bundle
+from scenarios.ssh.bundle import engine_bundle
+from scenarios.ssh.deploy import MANIFEST_NAME
 from scenarios.events import COMPLETED, FAILED, Status
-from scenarios.remote_check import NOT_STARTED
-from scenarios.ssh import CHECK_SCRIPT, SshLauncher
+from scenarios.ssh.launcher import SshLauncher
+from scenarios.ssh.remote_check import NOT_STARTED
+from scenarios.ssh.remote_cmd import CHECK_SCRIPT
 from tests.sshd import REMOTE_PYTHON, OpenSshServer
 
 QUICK = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.3",
@@ -458,6 +460,6 @@ host = "other"
 def test_remote_scripts_keep_to_old_syntax():
     """They run on whatever python3 the host has, before its version is known."""
     import ast
-    from scenarios.deploy import SUPERVISOR_SOURCE
+    from scenarios.ssh.bundle import SUPERVISOR_SOURCE
     for source in (CHECK_SCRIPT, SUPERVISOR_SOURCE):
         ast.parse(source, feature_version=(3, 6))

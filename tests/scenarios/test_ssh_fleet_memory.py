@@ -15,11 +15,13 @@ import pytest
 
 from scenarios.config import HostConfig
 from scenarios.base import LaunchError, LaunchRequest, Session
-from scenarios.deploy import Bundle, engine_bundle
 from scenarios.events import CANCELLED, COMPLETED, FAILED, Hello, SessionEnded, Status
-from scenarios.fleet import FleetRun, FleetTarget
-from scenarios.ssh import CHECK_SCRIPT, SshLauncher
-from scenarios.ssh_lean import drop_handshake_state
+from scenarios.fleet_run.hosts import FleetTarget
+from scenarios.fleet_run.run import FleetRun
+from scenarios.ssh.bundle import Bundle, engine_bundle
+from scenarios.ssh.launcher import SshLauncher
+from scenarios.ssh.lean import drop_handshake_state
+from scenarios.ssh.remote_cmd import CHECK_SCRIPT
 from scenarios.stream import StreamParser, hello_facts
 from tests.sshd import REMOTE_PYTHON, OpenSshServer
 

@@ -12,11 +12,16 @@ from dataclasses import replace
 import pytest
 
 from scenarios.config import HostConfig
-from scenarios import deploy as deploy_mod
 from scenarios.base import LaunchRequest
-from scenarios.deploy import current_bundle, engine_bundle
 from scenarios.events import COMPLETED, Sample, SessionEnded, Status
-from scenarios.ssh import CHECK_SCRIPT, CONNECTS_TOTAL, SshLauncher, _preferred_ciphers
+from scenarios.ssh import bundle as bundle_mod
+from scenarios.ssh import deploy as deploy_mod
+from scenarios.ssh import launcher as ssh_mod
+from scenarios.ssh.bundle import current_bundle, engine_bundle
+from scenarios.ssh.connection import CONNECTS_TOTAL
+from scenarios.ssh.launcher import SshLauncher
+from scenarios.ssh.options import preferred_ciphers
+from scenarios.ssh.remote_cmd import CHECK_SCRIPT
 from tests.sshd import REMOTE_PYTHON, OpenSshServer
 
 QUICK = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.6",
@@ -47,8 +52,8 @@ def test_engine_bundle_is_cached_until_a_file_changes(tmp_path):
     (eng / "c.py").write_text("")
     assert current_bundle(eng) is third
     key = str(eng)
-    sig, bundle, _ = deploy_mod._BUNDLES[key]
-    deploy_mod._BUNDLES[key] = (sig, bundle, time.monotonic() - 60)
+    sig, bundle, _ = bundle_mod._BUNDLES[key]
+    bundle_mod._BUNDLES[key] = (sig, bundle, time.monotonic() - 60)
     assert current_bundle(eng).digest != third.digest
 
 
@@ -71,7 +76,7 @@ def test_check_script_reports_a_deployed_bundle(tmp_path):
 
 
 def test_aes_gcm_is_preferred():
-    ciphers = _preferred_ciphers()
+    ciphers = preferred_ciphers()
     assert ciphers[0] == "aes128-gcm@openssh.com"
     assert "chacha20-poly1305@openssh.com" in ciphers                 # still offered
 
@@ -103,7 +108,6 @@ async def test_cache_hit_needs_no_sftp_and_cipher_follows_config(sshd, tmp_path)
     async def spy(*args, **kwargs):
         calls.append(args)
         return await original(*args, **kwargs)
-    import scenarios.ssh as ssh_mod
     ssh_mod.deploy = spy
     try:
         session = await again.start(LaunchRequest(engine_args=QUICK))
@@ -172,7 +176,6 @@ def test_check_script_start_mode_runs_the_command_only_when_the_engine_can_run(t
 async def test_fleet_prepare_only_connects_and_start_checks_and_runs_in_one_command(sshd, tmp_path):
     """In a fleet, prepare() is the handshake alone; start() sends one command that checks the
     host and becomes the engine: a cold cache is uploaded first, a warm one needs no SFTP."""
-    import scenarios.ssh as ssh_mod
     cache = str(tmp_path / "engine-cache")
     calls: list = []
     original = ssh_mod.deploy

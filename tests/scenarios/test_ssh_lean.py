@@ -1,4 +1,4 @@
-"""scenarios/ssh_lean.py against real asyncssh: a client and server on 127.0.0.1 in this process.
+"""scenarios/ssh/lean.py against real asyncssh: a client and server on 127.0.0.1 in this process.
 
 Key auth sends its signature in the first request (the server sees one signed request, not a
 query and then a signed one); no empty SSH_MSG_IGNORE goes before packets under AES-GCM, and
@@ -10,7 +10,7 @@ import pytest
 from asyncssh.constants import MSG_IGNORE
 from asyncssh.packet import String
 
-from scenarios import ssh_lean
+from scenarios.ssh import lean as ssh_lean
 
 
 class _Server(asyncssh.SSHServer):

@@ -8,8 +8,10 @@ import asyncssh
 import pytest
 
 from scenarios.config import HostConfig
-from scenarios import ssh, ssh_lean
-from scenarios.ssh import SshLauncher, _HostKeyJudge
+from scenarios.ssh import lean as ssh_lean
+from scenarios.ssh.host_keys import HostKeyJudge
+from scenarios.ssh.launcher import SshLauncher
+from scenarios.ssh.options import preferred_ciphers
 
 
 def _host(tmp_path, name: str, port: int | None, **extra) -> HostConfig:
@@ -31,7 +33,7 @@ async def test_each_host_gets_its_own_name_port_and_judge(tmp_path, monkeypatch)
     ssh_lean.OPTION_TEMPLATES.clear()
     a = SshLauncher(_host(tmp_path, "a", 2201), ssh_config=())
     b = SshLauncher(_host(tmp_path, "b", None), ssh_config=())
-    ja, jb = _HostKeyJudge(a, tmp_path), _HostKeyJudge(b, tmp_path)
+    ja, jb = HostKeyJudge(a.host, tmp_path), HostKeyJudge(b.host, tmp_path)
     oa, ob = await a._connect_options(ja), await b._connect_options(jb)
     assert len(ssh_lean.OPTION_TEMPLATES) == 1              # one template, two copies
     assert (oa.host, oa.port, oa.protocol_factory()) == ("gpu-a", 2201, ja)
@@ -39,7 +41,7 @@ async def test_each_host_gets_its_own_name_port_and_judge(tmp_path, monkeypatch)
     assert oa.username == ob.username == "gpu"
     fresh = asyncssh.SSHClientConnectionOptions(
         None, config=[], host="gpu-b", port=22, username="gpu", client_keys=ob.client_keys,
-        known_hosts=ob.known_hosts, client_factory=lambda: jb, encryption_algs=ssh._preferred_ciphers(),
+        known_hosts=ob.known_hosts, client_factory=lambda: jb, encryption_algs=preferred_ciphers(),
         connect_timeout=b.connect_timeout, keepalive_interval=b.keepalive_s, keepalive_count_max=4)
     assert _compared(ob) == _compared(fresh)
     assert (fresh.host, fresh.port) == (ob.host, ob.port)
@@ -54,7 +56,7 @@ async def test_no_template_when_an_ssh_config_is_read(tmp_path, monkeypatch):
     launcher.host = HostConfig(name="c", kind="ssh", address="10.0.0.5", user="gpu",
                                identity_file=launcher.host.identity_file,
                                known_hosts=launcher.host.known_hosts)
-    options = await launcher._connect_options(_HostKeyJudge(launcher, tmp_path))
+    options = await launcher._connect_options(HostKeyJudge(launcher.host, tmp_path))
     assert options.port == 2299 and not ssh_lean.OPTION_TEMPLATES
 
 
@@ -82,12 +84,12 @@ def test_key_auth_first_only_where_publickey_is_preferred():
 async def test_judge_key_first_needs_an_identity_file_and_no_config(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     launcher = SshLauncher(_host(tmp_path, "d", 2202), ssh_config=())
-    judge = _HostKeyJudge(launcher, tmp_path)
+    judge = HostKeyJudge(launcher.host, tmp_path)
     await launcher._connect_options(judge)
     assert judge.key_first
     cfg = tmp_path / "cfg"
     cfg.write_text("Host *\n  PreferredAuthentications password\n")
     launcher = SshLauncher(_host(tmp_path, "e", 2203), ssh_config=[str(cfg)])
-    judge = _HostKeyJudge(launcher, tmp_path)
+    judge = HostKeyJudge(launcher.host, tmp_path)
     await launcher._connect_options(judge)
     assert not judge.key_first

@@ -19,11 +19,11 @@ import pytest
 
 from scenarios.config import HostConfig, ProxyLayer, ScenarioConfig
 from scenarios.base import LaunchError, LaunchRequest
-from scenarios.deploy import engine_bundle
+from scenarios.ssh.bundle import engine_bundle
 from scenarios.events import COMPLETED, Hello
 from scenarios.registry import request_for
-from scenarios.remote_cmd import check_command, engine_argv
-from scenarios.ssh import SshLauncher
+from scenarios.ssh.launcher import SshLauncher
+from scenarios.ssh.remote_cmd import check_command, engine_argv
 from tests.hostile import Case, case_id, cases
 from tests.sshd import REMOTE_PYTHON, OpenSshServer
 
@@ -160,7 +160,7 @@ async def test_launcher_refuses_a_bad_name_before_connecting(name):
 def test_supervisor_reads_its_environment_words_exactly(tmp_path, args, code, out):
     import subprocess
     import sys
-    from scenarios.deploy import SUPERVISOR_NAME, SUPERVISOR_SOURCE
+    from scenarios.ssh.bundle import SUPERVISOR_NAME, SUPERVISOR_SOURCE
     (tmp_path / SUPERVISOR_NAME).write_text(SUPERVISOR_SOURCE)
     argv = [a.replace("{py}", sys.executable) for a in args]
     # stdin stays open while it runs: its end is the supervisor's sign that the client is gone

@@ -14,14 +14,14 @@ from typing import Any
 
 from .asyncssh_import import asyncssh
 
-from .aio import within
+from scenarios.aio import within
 
 
 def key_auth_first(conn: Any) -> None:
     """Authenticate with the host's key at once instead of asking first with a "none" request
     what the server accepts (RFC 4252 lets the client skip it): one round trip, two packets
     less per connection, same key and same checks. If the server refuses the key, its answer
-    lists its methods and asyncssh goes on from there as before. Only for a host with an
+    lists its methods and asyncssh goes on from there as usual. Only for a host with an
     identity file and no ssh config (whose PreferredAuthentications would order methods);
     left alone if this asyncssh's internals differ."""
     if getattr(conn, "_auth_methods", None) == [b"none"] and \

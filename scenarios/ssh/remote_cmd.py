@@ -3,7 +3,7 @@
 Every value (the python path, the cache folder, environment values, the LD_PRELOAD path, engine
 arguments) is one shell word (`shlex.quote`; the command word quoted even where shlex would not,
 so that `A=b` is not an assignment of the shell), so the remote shell reads no `;`, `$(...)`,
-quote or newline in it. The engine's environment is set by the supervisor (deploy.py), from
+quote or newline in it. The engine's environment is set by the supervisor (gpubench_supervise.py), from
 `-u NAME -- NAME=value ... -- COMMAND`: `--` before the assignments, so none is read as an option,
 and `--` after them, so no word of the command is read as an assignment (env(1) would take a
 python path holding "=" for one). A name that is not a shell variable name is refused before
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from engine.redact import ENV_NAME
 
-from .deploy import SUPERVISOR_NAME, Bundle
+from .bundle import SUPERVISOR_NAME, Bundle
 
 CHECK_SCRIPT = (Path(__file__).parent / "remote_check.py").read_text()
 

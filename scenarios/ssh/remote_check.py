@@ -1,4 +1,4 @@
-"""gpubench's remote check: scenarios/ssh.py sends this file's text as `python -c TEXT ARGS`.
+"""gpubench's remote check: remote_cmd.py sends this file's text as `python -c TEXT ARGS`.
 
     (no ARGS)                             what the interpreter has: GPUBENCH_CHECK {json} on stdout
     ROOT NAME DIGEST                      ... and whether the engine bundle NAME in the cache folder
@@ -12,10 +12,12 @@ A bundle is used only as found on disk by this process, the one that then execs 
 cache folder is ours and private (0700) with nothing above it that another user could rename; the
 bundle is a real folder (no symlink anywhere in it), ours, and the SHA-256 of its files equals
 DIGEST, the one the client computed from its own engine/ (bundle_digest() below, shared with
-scenarios/deploy.py). A bundle that fails is set aside and removed, so the client uploads a fresh
+bundle.py). A bundle that fails is set aside and removed, so the client uploads a fresh
 copy; a cache folder that fails is refused in one line. The engine runs in the folder this check
 opened (fchdir), never in whatever a path names a moment later. Old syntax on purpose: it runs
-on any python3, before the version check. Imported only for bundle_digest().
+on any python3, before the version check. Modules a mode has no use for are imported where they
+are needed: each start on the host pays for its imports. The client imports this module for
+bundle_digest(), MANIFEST, NOT_STARTED and one_line().
 """
 import sys
 

@@ -13,7 +13,8 @@ MaxStartups — and `max_sessions` engine sessions running at once. When every h
 (`Launcher.prepare()`: for SSH connect, check the remote and deploy or find the engine) and
 then starts all engines together, so the hosts measure over the same time span and the
 handshake storm is over before the first sample (a host still retrying holds the others back
-for at most `start_timeout_s`); otherwise each host prepares right before its session. Each launcher gets the fleet's settings (`Launcher.use_fleet_settings`): the
+for at most `start_timeout_s`); otherwise each host prepares right before its session. Each
+launcher gets the fleet's settings (`Launcher.use_fleet_settings`): the
 fleet's connect limit replaces the SSH launcher's process-wide one, and the SSH keepalive is
 `keepalive_s` (60 s: at 15 s, 2,000 hosts make ~130 round trips a second). A failure
 (refused, unreachable, bad key, engine crash) ends only its own host; a transient connect
@@ -27,235 +28,35 @@ costs nothing per event. Events go from each session's parser straight to the fl
 bookkeeping and listeners through `Session.add_listener(..., queue_events=False)` (no queue
 hop, no task wake-up per sample: about 20 % less CPU per sample at 1,000 hosts);
 `direct_events=False` reads `Session.events()` instead. Each session keeps holding one file
-descriptor (its connection): `raise_nofile_limit()` lifts the soft RLIMIT_NOFILE to the hard
-limit, and `check_descriptor_budget()` refuses a fleet that cannot fit, with a plain message
-instead of the misleading errors asyncssh raises when descriptors run out ("Unknown local
-username": getpwuid cannot open /etc/passwd).
+descriptor (its connection): scenarios.descriptors lifts the open-files limit, and
+failures.check_descriptor_budget() refuses a fleet that cannot fit, with a plain message
+instead of the misleading errors asyncssh raises when descriptors run out; a host that runs
+out mid-run ends with descriptor_message(). Large fleets hold the garbage collector back
+(gc_pause.py).
 """
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import datetime as _dt
-import errno
-import gc
-import os
-import secrets
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-from .aio import within
-from .base import LaunchError, LaunchRequest, Launcher, Session
-from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, Hello, Result, Sample,
-                     SessionEnded, Status, Telemetry)
-from .stream import hello_facts
+from scenarios.aio import within
+from scenarios.base import LaunchError, LaunchRequest, Session
+from scenarios.descriptors import descriptor_message, is_descriptor_exhaustion
+from scenarios.events import (CANCELLED, FAILED, INCOMPLETE, Event, Hello, Result, Sample,
+                              SessionEnded, Status, Telemetry)
+from scenarios.stream import hello_facts
 
-try:  # not on Windows
-    import resource
-except ImportError:  # pragma: no cover
-    resource = None  # type: ignore[assignment]
+from .failures import is_transient
+from .gc_pause import FREEZE_GC_HOSTS, GcPause
+from .hosts import (CONNECTING, OUTCOMES, QUEUED, RUNNING, FleetResult, FleetTarget, HostStatus,
+                    new_group_id, state_counts)
 
-# Host states before an outcome.
-PENDING, QUEUED, CONNECTING, RUNNING = "pending", "queued", "connecting", "running"
-OUTCOMES = (COMPLETED, FAILED, INCOMPLETE, CANCELLED)
-
-FD_PER_SESSION = 1           # one TCP connection per SSH host
 FLEET_KEEPALIVE_S = 60.0     # SSH keepalive for a fleet's connections (one host alone: 15 s)
-# From this many hosts on, once every host is running the objects alive then (connections,
-# sessions, hellos: ~1.5 M at 2,000 hosts) are moved out of the cyclic GC's reach
-# (gc.freeze) until the run ends: otherwise each full collection walks them all, 250-350 ms
-# with the event loop stopped, a few times a minute (delivery p99 ~70 ms, ~10 % of the CPU).
-FREEZE_GC_HOSTS = 256
-# ... and while they connect, no automatic full (generation 2) collection: each walks every
-# object of the hosts connected so far (up to ~200 ms at 2,000 hosts, five of them during one
-# connect-all) with the event loop stopped. Young collections go on; the one full collection
-# before the freeze frees what the handshakes left.
-CONNECT_GC_THRESHOLD2 = 1_000_000
-FD_RESERVE = 64              # stdio, event loop, logs, store writes, sshd pipes
 
-
-_FAILED = object()
-_NO_LIMIT = contextlib.nullcontext()            # _attempt(): the host has been finished as failed or cancelled
-
-
-class FleetError(Exception):
-    """The fleet as a whole cannot run (e.g. not enough file descriptors); one line for the user."""
-
-
-# ---- file descriptors ---------------------------------------------------------------------
-
-def raise_nofile_limit() -> tuple[int, int]:
-    """Raise the soft open-files limit to the hard limit; return (soft, hard) afterwards."""
-    if resource is None:  # pragma: no cover
-        return (-1, -1)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    return soft, hard
-
-
-def open_descriptors() -> int | None:
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return None
-
-
-def descriptors_needed(hosts: int) -> int:
-    return hosts * FD_PER_SESSION + FD_RESERVE
-
-
-def check_descriptor_budget(hosts: int, max_sessions: int | None = None) -> None:
-    """Raise FleetError when this many concurrent sessions cannot get a descriptor each."""
-    if resource is None:  # pragma: no cover
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return
-    concurrent = min(hosts, max_sessions or hosts)
-    in_use = open_descriptors() or 0
-    need = descriptors_needed(concurrent) + in_use
-    if need > soft:
-        raise FleetError(
-            f"{concurrent} concurrent host sessions need about {need} open files, but the limit is "
-            f"{soft} (hard limit {hard}): raise it (e.g. `ulimit -n {max(need, 4096)}`, or "
-            f"LimitNOFILE= for a service) or lower --max-sessions to about {max(1, soft - in_use - FD_RESERVE)}")
-
-
-def is_descriptor_exhaustion(exc: BaseException) -> bool:
-    """True when an error (or anything in its cause chain) comes from running out of files."""
-    seen = 0
-    e: BaseException | None = exc
-    while e is not None and seen < 10:
-        if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
-            return True
-        text = str(e)
-        if "Too many open files" in text:
-            return True
-        if "Unknown local username" in text and _near_descriptor_limit():
-            return True
-        e = e.__cause__ or e.__context__
-        seen += 1
-    return False
-
-
-def _near_descriptor_limit(margin: int = 16) -> bool:
-    if resource is None:  # pragma: no cover
-        return False
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    n = open_descriptors()
-    return n is not None and soft != resource.RLIM_INFINITY and n >= soft - margin
-
-
-def descriptor_message() -> str:
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0] if resource is not None else "?"
-    return (f"out of file descriptors (open-files limit {soft}, {open_descriptors()} open): "
-            f"raise `ulimit -n` or lower --max-sessions")
-
-
-# ---- transient connect failures ------------------------------------------------------------
-
-_TRANSIENT_TEXT = ("connection lost", "connection reset", "reset by peer", "maxstartups",
-                   "kex_exchange_identification", "timed out", "timeout", "broken pipe",
-                   "temporarily unavailable")
-_PERMANENT_TEXT = ("refused", "host key", "permission denied", "auth", "no route",
-                   "name or service not known", "not known", "unreachable")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure worth retrying: dropped during the handshake, not refused or rejected."""
-    e: BaseException | None = exc
-    texts = []
-    depth = 0
-    while e is not None and depth < 10:
-        if isinstance(e, (ConnectionResetError, BrokenPipeError)):
-            return True
-        if isinstance(e, ConnectionRefusedError):
-            return False
-        texts.append(f"{type(e).__name__}: {e}".lower())
-        e = e.__cause__ or e.__context__
-        depth += 1
-    joined = " | ".join(texts)
-    if any(word in joined for word in _PERMANENT_TEXT):
-        return False
-    return any(word in joined for word in _TRANSIENT_TEXT)
-
-
-# ---- per-host state ------------------------------------------------------------------------
-
-@dataclass
-class FleetTarget:
-    name: str
-    launcher: Launcher
-    request: LaunchRequest | None = None      # per-host override of the fleet's request
-    address: str | None = None                # "host:port" of the sshd, for the per-address connect limit
-    labels: tuple[str, ...] = ()
-
-    @classmethod
-    def for_host(cls, host, launcher: Launcher, request: LaunchRequest | None = None) -> "FleetTarget":
-        """A target for a config.toml [hosts.X] (scenarios.config.HostConfig)."""
-        address = f"{host.address}:{host.port or 22}" if getattr(host, "address", None) else None
-        return cls(host.name, launcher, request, address, tuple(getattr(host, "labels", ()) or ()))
-
-
-@dataclass(slots=True)
-class HostStatus:
-    """One host's state in a fleet. `hello` holds the hello's facts a fleet needs
-    (scenarios.stream.hello_facts: backend, engine version, device name/uuid/PCIe link,
-    hostname), not the whole line: that is in `raw_lines` with the rest of the stream."""
-    name: str
-    state: str = PENDING
-    message: str = ""
-    attempts: int = 0
-    queued_at: float | None = None
-    connect_started: float | None = None
-    running_since: float | None = None
-    ended_at: float | None = None
-    last_event_at: float | None = None
-    samples: int = 0
-    telemetry: int = 0
-    results: int = 0
-    hello: dict | None = None
-    last_ops_per_s: float | None = None
-    ended: SessionEnded | None = None
-    raw_lines: list[str] = field(default_factory=list)
-
-    @property
-    def outcome(self) -> str | None:
-        return self.state if self.state in OUTCOMES else None
-
-    @property
-    def gpu_model(self) -> str | None:
-        return (self.hello or {}).get("device", {}).get("name") if self.hello else None
-
-
-@dataclass
-class FleetResult:
-    group: str
-    started_at: float
-    ended_at: float
-    statuses: dict[str, HostStatus]
-    descriptor_exhausted: bool = False
-
-    def counts(self) -> dict[str, int]:
-        return dict(collections.Counter(s.state for s in self.statuses.values()))
-
-    @property
-    def ok(self) -> bool:
-        return all(s.state == COMPLETED for s in self.statuses.values())
-
-
-def new_group_id(prefix: str = "fleet") -> str:
-    """A run group id: time-sortable and unique, e.g. fleet-20261125T203112Z-3f9a2c."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{prefix}-{stamp}-{secrets.token_hex(3)}"
+_FAILED = object()           # _attempt(): the host has been finished as failed or cancelled
+_NO_LIMIT = contextlib.nullcontext()
 
 
 Listener = Callable[[str, Event], None]
@@ -292,8 +93,7 @@ class FleetRun:
         self.prepare_first = prepare_first
         self.freeze_gc = len(targets) >= FREEZE_GC_HOSTS if freeze_gc is None else freeze_gc
         self._settled: set[str] = set()      # hosts running or ended
-        self._frozen = False
-        self._gc_threshold: tuple[int, int, int] | None = None   # held while connecting
+        self._gc = GcPause()
         self.keepalive_s = keepalive_s
         self.statuses: dict[str, HostStatus] = {t.name: HostStatus(t.name) for t in self.targets}
         self.sessions: dict[str, Session] = {}
@@ -323,7 +123,7 @@ class FleetRun:
         self._status_listeners.append(listener)
 
     def counts(self) -> dict[str, int]:
-        return dict(collections.Counter(s.state for s in self.statuses.values()))
+        return state_counts(self.statuses)
 
     # -- running ---------------------------------------------------------------------------
     async def run(self) -> FleetResult:
@@ -343,10 +143,8 @@ class FleetRun:
         self._all_prepared = asyncio.Event()
         if not self.targets:
             self._all_prepared.set()
-        if self.freeze_gc and self._gc_threshold is None and self.targets:
-            self._gc_threshold = gc.get_threshold()
-            gc.set_threshold(self._gc_threshold[0], self._gc_threshold[1],
-                             max(self._gc_threshold[2], CONNECT_GC_THRESHOLD2))
+        if self.freeze_gc and self.targets:
+            self._gc.hold()
         for t in self.targets:
             self._set(self.statuses[t.name], QUEUED)
         watchdog = asyncio.create_task(self._watchdog(), name="fleet-watchdog")
@@ -359,10 +157,7 @@ class FleetRun:
             raise
         finally:
             watchdog.cancel()
-            self._restore_gc_threshold()
-            if self._frozen:
-                gc.unfreeze()
-                self._frozen = False
+            self._gc.end()
         for name, task in self._tasks.items():  # a bug in one host's task still ends that host
             status = self.statuses[name]
             if status.state not in OUTCOMES:
@@ -583,9 +378,9 @@ class FleetRun:
                 # After this status has reached the listeners (the host is running now; the
                 # collection, ~0.2 s at 2,000 hosts, is no part of starting it).
                 try:
-                    asyncio.get_running_loop().call_soon(self._all_settled)
+                    asyncio.get_running_loop().call_soon(self._gc.settle)
                 except RuntimeError:
-                    self._all_settled()
+                    self._gc.settle()
         if state == QUEUED:
             status.queued_at = time.monotonic()
         if message is not None:
@@ -596,21 +391,6 @@ class FleetRun:
             except Exception:
                 pass
 
-    def _all_settled(self) -> None:
-        if self.freeze_gc and not self._frozen and self._gc_threshold is not None:
-            # Collect first: the handshakes' garbage cycles would otherwise be frozen with
-            # the live objects and never freed; collected, their memory is reused (by the
-            # archived stream lines) instead of growing the process.
-            gc.collect()
-            gc.freeze()
-            self._frozen = True
-        self._restore_gc_threshold()
-
-    def _restore_gc_threshold(self) -> None:
-        if self._gc_threshold is not None:
-            gc.set_threshold(*self._gc_threshold)
-            self._gc_threshold = None
-
     def _finish(self, status: HostStatus, outcome: str, message: str,
                 ended: SessionEnded | None = None) -> None:
         if status.state in OUTCOMES:
@@ -618,34 +398,3 @@ class FleetRun:
         status.ended = ended or SessionEnded(outcome, message)
         status.ended_at = time.monotonic()
         self._set(status, outcome, message)
-
-
-def labelled(targets: Iterable[FleetTarget], label: str | None) -> list[FleetTarget]:
-    return [t for t in targets if label is None or label in t.labels]
-
-
-async def close_launchers(launchers: Iterable[Launcher], timeout_s: float = 10.0) -> None:
-    """Close every launcher's connections concurrently; a slow one cannot hold the rest.
-
-    A launcher whose close() has not finished after `timeout_s` (its sessions' cancel waits
-    for grace periods on a hung host) gets its connections aborted."""
-    launchers = list(launchers)
-
-    async def one(launcher: Launcher) -> None:
-        try:
-            await launcher.close()
-        except Exception:
-            pass
-    tasks = {asyncio.create_task(one(launcher)): launcher for launcher in launchers}
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(set(tasks), timeout=timeout_s)
-    for task in pending:
-        for slot in list(getattr(tasks[task], "conns", ()) or ()):
-            conn = getattr(slot, "conn", slot)
-            try:
-                conn.abort()
-            except Exception:
-                pass
-    if pending:
-        await asyncio.wait(pending, timeout=2.0)

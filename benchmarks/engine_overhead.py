@@ -12,7 +12,7 @@ Prints, measured in one run on one device:
      whole groups
 and the absolute figures with the device name and driver.
 
-Method: the engine side is the engine's own code path (engine.runner.Runner.measure
+Method: the engine side is the engine's own code path (engine.measure.Runner.measure
 on the workload's prepared op, emitting its sample and result lines as JSON to
 /dev/null, telemetry thread running unless said otherwise); the bare side is the
 same kernel object / the same buffers in a plain Python loop with no
@@ -60,7 +60,7 @@ from engine.backend import D2H, H2D, NumpyBackend  # noqa: E402
 from engine.inline import make_bare  # noqa: E402
 from engine.plan import Variant, parse_args  # noqa: E402
 from engine.protocol import Emitter  # noqa: E402
-from engine.runner import Runner, StopFlag  # noqa: E402
+from engine.measure import Runner, StopFlag  # noqa: E402
 from engine.workloads import copy as copy_wl  # noqa: E402
 from engine.workloads import launch as launch_wl  # noqa: E402
 from engine.workloads import roundtrip as roundtrip_wl  # noqa: E402

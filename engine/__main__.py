@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--init-child" in argv:
         from .child import child_main
         return child_main(argv, _T_MAIN_NS)
-    from .run import run_engine
+    from .lifecycle import run_engine
     return run_engine(argv, t0=_T_MAIN_NS / 1e9)
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .cpu_delay import CpuDelay
+from .devices import fake_gpu, format_uuid
 
 Op = Callable[[], Any]
 
@@ -37,19 +38,6 @@ H2D, D2H, D2D = 1, 2, 3  # cudaMemcpyKind
 
 class NoGPU(RuntimeError):
     """--backend cupy was asked for, but CuPy or a CUDA device is missing."""
-
-
-def format_uuid(raw: Any) -> str | None:
-    """CUDA's 16-byte uuid as NVML spells it: GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx."""
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        return raw if raw.startswith(("GPU-", "MIG-")) else f"GPU-{raw}"
-    b = bytes(raw)[:16]
-    if len(b) != 16:
-        return None
-    h = b.hex()
-    return f"GPU-{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 class CpuTimer:
@@ -90,13 +78,11 @@ class NumpyBackend:
     # ---- facts -----------------------------------------------------------------
     def gpus(self) -> list[dict]:
         """host.gpus: the fake devices (empty without GPUBENCH_FAKE_DEVICES)."""
-        from .devices import fake_gpu
         mem = _meminfo_total_mib()
         return [fake_gpu(i, mem) for i in range(self.device_count)]
 
     def device_facts(self, cpu_model: str | None) -> dict:
         if self.fake_index is not None:
-            from .devices import fake_gpu
             fake = fake_gpu(self.fake_index)
             return {**self._cpu_facts(cpu_model), "name": fake["name"], "uuid": fake["uuid"],
                     "index": self.fake_index, "visible_devices": self.device_count,
@@ -311,7 +297,7 @@ class CupyBackend:
     # ---- memory ------------------------------------------------------------------
     def host_buffer(self, nbytes: int, pinned: bool) -> np.ndarray:
         if pinned:
-            import cupyx
+            import cupyx  # only with CuPy, which the CPU backend never loads
             buf = cupyx.empty_pinned((nbytes,), dtype=np.uint8)
         else:
             buf = np.empty(nbytes, dtype=np.uint8)
@@ -408,6 +394,8 @@ def _cuda_version(v: int | None) -> str | None:
 
 
 def _virt_name(mode: int | None) -> str | None:
+    # lazy: the init child imports this module inside its timed phase (for KERNEL_SOURCE),
+    # and facts brings subprocess and socket with it
     from .facts import VIRT_MODES
     return None if mode is None else VIRT_MODES.get(mode, str(mode))
 

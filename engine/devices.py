@@ -82,9 +82,21 @@ def nvml_handle(nv: Any, uuid: str | None, pci_bus_id: str | None) -> tuple[Any,
     return None, False
 
 
+def format_uuid(raw: Any) -> str | None:
+    """CUDA's 16-byte uuid as NVML spells it: GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return raw if raw.startswith(("GPU-", "MIG-")) else f"GPU-{raw}"
+    b = bytes(raw)[:16]
+    if len(b) != 16:
+        return None
+    h = b.hex()
+    return f"GPU-{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
 def cupy_gpus(cupy: Any, nv: Any = None) -> list[dict]:
     """One entry per CUDA-visible device (no context is created)."""
-    from .backend import format_uuid
     rt = cupy.cuda.runtime
     out = []
     for i in range(rt.getDeviceCount()):

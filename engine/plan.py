@@ -6,7 +6,8 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
-WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p")
+from .vocabulary import BACKEND_CHOICES, WORKLOADS
+
 LAUNCH_MODES = ("sync", "async")
 # alloc before gemm: cuBLAS keeps a workspace allocated, which turns a cold 1 MiB
 # cudaMalloc (a fresh chunk mapped, ~67 us on an H200) into a sub-allocation (~3 us)
@@ -46,7 +47,8 @@ def format_size(n: int) -> str:
     return f"{n}B"
 
 
-def _csv(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
+    """"a, b,,c" -> ["a", "b", "c"]: how every comma-list option is read."""
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.3, help="warm-up seconds per variant (excluded)")
     p.add_argument("--repeats", type=int, default=3, help="results per variant (trials)")
     p.add_argument("--device", default=None, help="CUDA device index (among CUDA_VISIBLE_DEVICES) or UUID")
-    p.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     p.add_argument("--telemetry-interval", type=float, default=0.5,
                    help="seconds between NVML readings; 0 turns telemetry off")
     p.add_argument("--gemm-size", type=int, default=None,
@@ -128,7 +130,7 @@ def parse_cpu_list(text: str) -> tuple[int, ...]:
     """"4-7,9" -> (4, 5, 6, 7, 9): the taskset/cpuset list syntax."""
     cpus: set[int] = set()
     try:
-        for part in _csv(text):
+        for part in split_list(text):
             lo, _, hi = part.partition("-")
             first, last = int(lo), int(hi or lo)
             if first < 0 or last < first or last > MAX_CPU:
@@ -141,33 +143,40 @@ def parse_cpu_list(text: str) -> tuple[int, ...]:
     return tuple(sorted(cpus))
 
 
-def parse_args(argv: list[str]) -> Plan:
-    ns, extra = build_parser().parse_known_args(argv)
+def read_argv(argv: list[str] | tuple[str, ...]) -> argparse.Namespace:
+    """The command line as the parser reads it (types and choices checked, nothing more);
+    UsageError for an unknown option or a value of the wrong type."""
+    ns, extra = build_parser().parse_known_args(list(argv))
     if extra:
         raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
-    workloads = _csv(ns.workloads)
+    return ns
+
+
+def parse_args(argv: list[str]) -> Plan:
+    ns = read_argv(argv)
+    workloads = split_list(ns.workloads)
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown or not workloads:
         raise UsageError(f"unknown workload {', '.join(unknown) or '(none)'}; "
                          f"choose from {', '.join(WORKLOADS)}")
-    sizes = [parse_size(s) for s in _csv(ns.sizes)]
+    sizes = [parse_size(s) for s in split_list(ns.sizes)]
     if not sizes:
         raise UsageError("--sizes is empty")
     for s in sizes:
         if not MIN_COPY <= s <= MAX_COPY:
             raise UsageError(f"copy size {format_size(s)} outside 4KiB..256MiB")
-    memory = _csv(ns.memory)
+    memory = split_list(ns.memory)
     if not memory or any(m not in MEMORY_KINDS for m in memory):
         raise UsageError(f"--memory takes pinned and/or pageable, not {ns.memory!r}")
     cpus = parse_cpu_list(ns.cpus) if ns.cpus is not None else None
-    launch_modes = _csv(ns.launch_modes)
+    launch_modes = split_list(ns.launch_modes)
     if not launch_modes or any(m not in LAUNCH_MODES for m in launch_modes):
         raise UsageError(f"--launch-modes takes sync and/or async, not {ns.launch_modes!r}")
     rt = parse_size(ns.roundtrip_size)
     if rt > MAX_COPY:
         raise UsageError("--roundtrip-size above 256MiB")
     try:
-        procs = [int(x) for x in _csv(ns.init_procs)]
+        procs = [int(x) for x in split_list(ns.init_procs)]
     except ValueError:
         raise UsageError(f"--init-procs takes whole numbers, not {ns.init_procs!r}") from None
     if not procs or any(not 1 <= n <= 256 for n in procs):

@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the engine's first import (die_with_parent) must not pull in numpy
-    from .runner import StopFlag
+    from .measure import StopFlag
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 PARENT_PID_ENV = "GPUBENCH_PARENT_PID"

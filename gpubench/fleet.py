@@ -21,24 +21,28 @@ import json
 import random
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from scenarios.config import Config, HostConfig, ScenarioConfig
+from engine.engine_args import EngineArgs
+from engine.vocabulary import BACKEND_CHOICES
+from results.document import SessionRecord, archive_lines, build_document
 from results.fleet import (HostSummary, analyze_fleet, fleet_overhead, format_fleet_table,
                            format_overhead_table, summarize_host)
-from scenarios import aio
+from results.store import Store
+from scenarios import aio, limits
 from scenarios.base import LaunchRequest, Launcher
+from scenarios.config import Config, HostConfig, ScenarioConfig
 from scenarios.fleet import (COMPLETED, FleetError, FleetRun, FleetTarget, check_descriptor_budget,
                              close_launchers, new_group_id, raise_nofile_limit)
+from scenarios.limits import cli_number
+from scenarios.local import LocalLauncher
+from scenarios.registry import request_for
 
 PROGRESS_EVERY_S = 5.0
 
 
 def register(subparsers) -> None:
-    from scenarios import limits
-    from scenarios.limits import cli_number
     p = subparsers.add_parser(
         "fleet", help="run one plan on many hosts at once; per-host table with outliers",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,7 +62,7 @@ def register(subparsers) -> None:
                       help="results per workload per host")
     plan.add_argument("--trials", type=cli_number(int, limits.TRIALS), default=1,
                       help="rounds over the fleet (scenarios interleaved)")
-    plan.add_argument("--backend", choices=("auto", "cupy", "numpy-cpu"))
+    plan.add_argument("--backend", choices=BACKEND_CHOICES)
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-connects", type=int, default=64, help="SSH handshakes in flight (default 64)")
     lim.add_argument("--max-per-address", type=int, default=8,
@@ -90,31 +94,27 @@ def select_hosts(config: Config, hosts: str | None, label: str | None) -> list[H
     return chosen
 
 
-def engine_args(config: Config, args: argparse.Namespace) -> list[str]:
+def engine_args(config: Config, args: argparse.Namespace) -> EngineArgs:
+    """The plan every host runs: [defaults] with this command's overrides, for the options
+    a fleet takes from there; sizes and CPU pinning are the engine's own."""
     d = config.defaults
-    d = replace(d, workloads=tuple(args.workloads.split(",")) if args.workloads else d.workloads,
-                duration_s=args.duration if args.duration is not None else d.duration_s,
-                warmup_s=args.warmup if args.warmup is not None else d.warmup_s,
-                repeats=args.repeats if args.repeats is not None else d.repeats,
-                backend=args.backend or d.backend)
-    out = ["--workloads", ",".join(d.workloads), "--duration", f"{d.duration_s:g}",
-           "--warmup", f"{d.warmup_s:g}", "--repeats", str(d.repeats),
-           "--telemetry-interval", f"{d.telemetry_interval_s:g}"]
-    if d.backend != "auto":
-        out += ["--backend", d.backend]
-    return out
+    return EngineArgs(
+        backend=args.backend or d.backend,
+        workloads=tuple(args.workloads.split(",")) if args.workloads else d.workloads,
+        duration=args.duration if args.duration is not None else d.duration_s,
+        warmup=args.warmup if args.warmup is not None else d.warmup_s,
+        repeats=args.repeats if args.repeats is not None else d.repeats,
+        telemetry_interval=d.telemetry_interval_s)
 
 
 def launcher_for_host(host: HostConfig) -> Launcher:
     if host.kind == "local":
-        from scenarios.local import LocalLauncher
         return LocalLauncher()
-    from scenarios.ssh import SshLauncher
+    from scenarios.ssh import SshLauncher  # asyncssh: loaded only when a host needs it
     return SshLauncher.from_config(host)
 
 
 def scenario_requests(config: Config, names: Sequence[str], eargs: list[str]) -> list[tuple[ScenarioConfig | None, LaunchRequest]]:
-    from scenarios.registry import request_for
     if not names:
         return [(None, LaunchRequest(engine_args=tuple(eargs), label="fleet"))]
     out = []
@@ -191,11 +191,6 @@ def summaries_of(per_host: dict[str, dict]) -> list[HostSummary]:
 def save_runs(config: Config, group: str, scenario: ScenarioConfig | None, name: str,
               per_host: dict[str, dict], hosts: dict[str, HostConfig]) -> tuple[int, str | None]:
     """Each host's sessions as one run document in the store, all with the fleet's group id."""
-    try:
-        from results.document import SessionRecord, archive_lines, build_document
-        from results.store import Store
-    except ImportError as exc:  # the store is optional for a fleet run
-        return 0, f"runs not saved: result store unavailable ({exc})"
     store = Store(config.data_dir)
     saved = 0
     for host, rec in per_host.items():
@@ -224,7 +219,7 @@ def run_fleet_command(args: argparse.Namespace, config: Config) -> int:
         where = f"with label {args.label!r}" if args.label else "(no enabled ssh hosts in config.toml)"
         print(f"gpubench fleet: no hosts {where}; name them with --hosts a,b,c", file=sys.stderr)
         return 2
-    eargs = engine_args(config, args)
+    eargs = engine_args(config, args).to_argv()
     try:
         check_descriptor_budget(len(hosts), args.max_sessions)
         plans = scenario_requests(config, args.scenario, eargs)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from .events import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, Event, SessionEnded, Status)
+from engine.vocabulary import CANCELLED, COMPLETED, FAILED, INCOMPLETE
+
+from .events import Event, SessionEnded, Status
 from .stream import StreamParser
 
 ENGINE_DIR = Path(__file__).resolve().parent.parent / "engine"  # shipped as source

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.engine_args import EngineArgs
+from engine.plan import MAX_COPY, MIN_COPY, UsageError, format_size, parse_cpu_list
+from engine.plan import parse_size as engine_parse_size
+from engine.vocabulary import BACKEND_CHOICES, WORKLOADS
 from scenarios import limits
 from scenarios.limits import Range, shown
 
@@ -23,8 +27,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 LAUNCHERS = ("local", "ssh", "k8s")
-BACKENDS = ("auto", "cupy", "numpy-cpu")
-WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p")
 TARGET_KINDS = ("none", "k8s", "proxy", "hypervisor")
 DEFAULT_TARGETS = {"k8s": 1.0, "proxy": 5.0, "hypervisor": 10.0}
 CONFIG_ENV = "GPUBENCH_CONFIG"
@@ -46,6 +48,14 @@ class BenchDefaults:
     roundtrip_size: str = "64KiB"
     copy_sizes: tuple[str, ...] = ("4KiB", "1MiB", "256MiB")
     cpus: str | None = None               # engine CPU pinning (taskset list), None: as started
+
+    def engine_args(self) -> EngineArgs:
+        """These defaults as the engine's options; a plan's overrides go on with replace()."""
+        return EngineArgs(backend=self.backend, workloads=self.workloads,
+                          duration=self.duration_s, warmup=self.warmup_s, repeats=self.repeats,
+                          telemetry_interval=self.telemetry_interval_s,
+                          roundtrip_size=self.roundtrip_size, sizes=self.copy_sizes,
+                          cpus=self.cpus)
 
 
 @dataclass(frozen=True)
@@ -230,7 +240,7 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
         warmup_s=r.get("warmup_s", float, base.warmup_s, bounds=limits.WARMUP_S),
         repeats=r.get("repeats", int, base.repeats, bounds=limits.REPEATS),
         trials=r.get("trials", int, base.trials, bounds=limits.TRIALS),
-        backend=r.get("backend", str, base.backend, choices=BACKENDS),
+        backend=r.get("backend", str, base.backend, choices=BACKEND_CHOICES),
         telemetry_interval_s=r.get("telemetry_interval_s", float, base.telemetry_interval_s,
                                    bounds=limits.TELEMETRY_INTERVAL_S),
         roundtrip_size=r.get("roundtrip_size", str, base.roundtrip_size),
@@ -238,12 +248,10 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
         cpus=r.get("cpus", str, base.cpus),
     )
     if d.cpus is not None:
-        from engine.plan import UsageError, parse_cpu_list
         try:
             parse_cpu_list(d.cpus)
         except UsageError:
             raise r.fail("cpus", f"must be a CPU list like \"4\" or \"4-7,9\" (got {d.cpus!r})") from None
-    from engine.plan import MAX_COPY, MIN_COPY, format_size
     sizes = [("roundtrip_size", d.roundtrip_size, 1), *(("copy_sizes", s, MIN_COPY)
                                                        for s in d.copy_sizes)]
     for key, value, smallest in sizes:
@@ -261,7 +269,6 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
 def parse_size(text: str) -> int:
     """'64KiB' -> 65536: the engine's size syntax (B, KiB, MiB, GiB; KB/MB/GB are powers of
     1024 too); ValueError with the reason."""
-    from engine.plan import UsageError, parse_size as engine_parse_size
     try:
         return engine_parse_size(str(text))
     except UsageError:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+# SessionEnded.outcome is one of these (engine/vocabulary.py defines them for every layer)
+from engine.vocabulary import CANCELLED, COMPLETED, FAILED, INCOMPLETE  # noqa: F401
+
 
 @dataclass(frozen=True)
 class Hello:
@@ -85,17 +88,10 @@ class StreamWarning:
     message: str
 
 
-# Outcomes of SessionEnded.
-COMPLETED = "completed"      # engine said done/ok
-FAILED = "failed"            # launch failed or engine ended with a fatal error
-CANCELLED = "cancelled"      # cancel() was called
-INCOMPLETE = "incomplete"    # the stream stopped early (connection dropped, pod evicted, ...)
-
-
 @dataclass(frozen=True)
 class SessionEnded:
     """Always the last event of a session."""
-    outcome: str
+    outcome: str                  # engine.vocabulary: COMPLETED, FAILED, INCOMPLETE, CANCELLED
     message: str = ""
     exit_code: int | None = None
     details: dict[str, Any] = field(default_factory=dict)

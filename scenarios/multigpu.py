@@ -20,8 +20,11 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Sequence
 
+from engine.engine_args import EngineArgs
+from engine.plan import UsageError
+
 from .base import LaunchError, LaunchRequest, Launcher, Session
-from .events import Hello, SessionEnded
+from .collect import collect
 
 LIST_TIMEOUT_S = 120.0
 
@@ -106,59 +109,29 @@ def select(gpus: Sequence[GpuInfo], selection: str | list[str]) -> list[GpuInfo]
     return out
 
 
-def _without(args: Sequence[str], option: str) -> list[str]:
-    out, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a == option:
-            skip = True
-            continue
-        if a.startswith(option + "="):
-            continue
-        out.append(a)
-    return out
-
-
-def _workloads(args: Sequence[str]) -> list[str] | None:
-    for i, a in enumerate(args):
-        if a == "--workloads" and i + 1 < len(args):
-            return [w for w in args[i + 1].split(",") if w]
-        if a.startswith("--workloads="):
-            return [w for w in a.split("=", 1)[1].split(",") if w]
-    return None
+def _engine_args(request: LaunchRequest) -> EngineArgs:
+    try:
+        return EngineArgs.from_argv(request.engine_args)
+    except UsageError as exc:  # what the engine would end with: say it before starting one
+        raise LaunchError(f"bad_args: {exc}") from None
 
 
 async def list_gpus(launcher: Launcher, request: LaunchRequest,
                     timeout: float = LIST_TIMEOUT_S) -> list[GpuInfo]:
     """Run the engine with --list-devices through `launcher`; its hello's host.gpus."""
-    args = _without(request.engine_args, "--device") + ["--list-devices"]
-    session = await launcher.start(replace(request, engine_args=tuple(args),
-                                           label=f"{request.label} (list devices)".strip()))
-    hello: Hello | None = None
-    ended: SessionEnded | None = None
-
-    async def drain() -> None:
-        nonlocal hello, ended
-        async for ev in session.events():
-            if isinstance(ev, Hello):
-                hello = ev
-            elif isinstance(ev, SessionEnded):
-                ended = ev
-
     try:
-        await asyncio.wait_for(drain(), timeout)
-    except asyncio.TimeoutError:
-        await session.cancel()
+        args = replace(_engine_args(request), device=None, list_devices=True)
+    except LaunchError as exc:
+        raise LaunchError(f"could not list the GPUs: {exc}") from None
+    session = await launcher.start(replace(request, engine_args=tuple(args.to_argv()),
+                                           label=f"{request.label} (list devices)".strip()))
+    try:
+        got = await asyncio.wait_for(collect(session), timeout)
+    except asyncio.TimeoutError:   # collect() has cancelled the session
         raise LaunchError(f"listing the GPUs took over {timeout:g} s") from None
-    except asyncio.CancelledError:
-        await session.cancel()
-        raise
-    if hello is None:
-        why = ended.message if ended is not None else "no hello"
-        raise LaunchError(f"could not list the GPUs: {why}")
-    return [GpuInfo.from_fact(g) for g in (hello.host.get("gpus") or [])
+    if got.hello is None:
+        raise LaunchError(f"could not list the GPUs: {got.message}")
+    return [GpuInfo.from_fact(g) for g in (got.hello.host.get("gpus") or [])
             if isinstance(g, dict)]
 
 
@@ -177,17 +150,13 @@ async def resolve_gpus(launcher: Launcher, request: LaunchRequest,
 
 def gpu_request(request: LaunchRequest, gpu: GpuInfo, first: bool = True) -> LaunchRequest:
     """The request for one GPU's session: --device <uuid or index>; p2p only in the first."""
-    args = _without(request.engine_args, "--device")
-    workloads = _workloads(args)
-    if workloads is not None and "p2p" in workloads and not first:
-        rest = [w for w in workloads if w != "p2p"]
-        args = _without(args, "--workloads")
-        if rest:
-            args += ["--workloads", ",".join(rest)]
-        else:  # nothing left to measure on this GPU: a short launch loop keeps the stream whole
-            args += ["--workloads", "launch"]
+    args = replace(_engine_args(request), device=gpu.device_arg)
+    if "p2p" in args.workloads and not first:
+        # nothing else to measure on this GPU: a short launch loop keeps the stream whole
+        rest = tuple(w for w in args.workloads if w != "p2p") or ("launch",)
+        args = replace(args, workloads=rest)
     label = f"{request.label} gpu{gpu.index}".strip()
-    return replace(request, engine_args=tuple(args) + ("--device", gpu.device_arg), label=label)
+    return replace(request, engine_args=tuple(args.to_argv()), label=label)
 
 
 async def _start(launcher: Launcher, request: LaunchRequest, gpu: GpuInfo, first: bool
@@ -232,11 +201,3 @@ async def gpu_sessions(launcher: Launcher, request: LaunchRequest, gpus: Sequenc
         yield gs
         if gs.session is not None:
             await gs.session.wait_ended()
-
-
-async def start_per_gpu(launcher: Launcher, request: LaunchRequest, selection: str,
-                        *, sequential: bool = False) -> AsyncIterator[GpuSession]:
-    """resolve_gpus + gpu_sessions in one call."""
-    gpus = await resolve_gpus(launcher, request, selection)
-    async for gs in gpu_sessions(launcher, request, gpus, sequential=sequential):
-        yield gs

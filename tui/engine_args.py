@@ -1,15 +1,15 @@
-"""Engine command-line arguments for a plan or a quick test, from config defaults.
+"""Engine command-line arguments for the dashboard's quick test, from the config's defaults.
 
-The runner's `engine_args` is the single source of truth; the quick test is a
-plan with one short roundtrip workload.
+The quick test is the configured plan cut down to one short roundtrip workload, so it measures
+with the same backend, sizes and CPU pinning as a plan run does.
 """
 from __future__ import annotations
 
-from scenarios.config import BenchDefaults
-from gpubench.runner import PlanOptions, engine_args
+from dataclasses import replace
 
-QUICK_OPTIONS = PlanOptions(workloads=("roundtrip",), duration_s=1.0, warmup_s=0.2, repeats=1)
+from scenarios.config import BenchDefaults
 
 
 def quick_engine_args(d: BenchDefaults) -> list[str]:
-    return engine_args(d, QUICK_OPTIONS)
+    return replace(d.engine_args(), workloads=("roundtrip",), duration=1.0, warmup=0.2,
+                   repeats=1).to_argv()

@@ -11,7 +11,7 @@ every page, then release.
 """
 from __future__ import annotations
 
-from ..runner import Prepared
+from ..measure import Prepared
 
 
 def prepare(b, variant, plan) -> Prepared:

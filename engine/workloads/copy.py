@@ -9,7 +9,7 @@ np.copyto between host arrays and the timer is the wall clock.
 from __future__ import annotations
 
 from ..backend import D2D, D2H, H2D
-from ..runner import Prepared
+from ..measure import Prepared
 
 
 def prepare(b, variant, plan) -> Prepared:

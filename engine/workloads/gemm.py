@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from ..runner import Prepared
+from ..measure import Prepared
 
 
 def prepare(b, variant, plan) -> Prepared:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runner import Prepared
+from ..measure import Prepared
 
 CHILD_TIMEOUT_S = 180.0
 ENGINE_PARENT = str(Path(__file__).resolve().parent.parent.parent)

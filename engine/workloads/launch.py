@@ -9,7 +9,7 @@ On numpy-cpu the "kernel" is a trivial NumPy call (plus GPUBENCH_CPU_DELAY_NS).
 from __future__ import annotations
 
 from ..inline import make_bare
-from ..runner import Prepared
+from ..measure import Prepared
 
 
 def prepare(b, variant, plan) -> Prepared:

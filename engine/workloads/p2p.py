@@ -10,7 +10,7 @@ a non-fatal `error` with code `not_applicable`, and the run goes on.
 from __future__ import annotations
 
 from ..plan import Variant
-from ..runner import Prepared
+from ..measure import Prepared
 
 PEER_ALREADY_ENABLED, PEER_NOT_ENABLED = 704, 705
 

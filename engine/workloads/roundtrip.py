@@ -9,7 +9,7 @@ On numpy-cpu: copy in, a small NumPy op (+ GPUBENCH_CPU_DELAY_NS), copy out.
 from __future__ import annotations
 
 from ..backend import D2H, H2D
-from ..runner import Prepared
+from ..measure import Prepared
 
 
 def calls_for(b, host_in, host_out, dev, n: int) -> list:

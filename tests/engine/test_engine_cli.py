@@ -203,7 +203,7 @@ def test_runs_from_a_plain_copy_of_the_folder(tmp_path, run_engine):
     assert run.done["status"] == "ok"
     assert len(run.of("result")) == 3
     # and nothing of ours beyond the engine is imported, even where it could be
-    probe = ("import sys, engine.run, engine.workloads, engine.telemetry, engine.facts, "
+    probe = ("import sys, engine.lifecycle, engine.workloads, engine.telemetry, engine.facts, "
              "engine.child; bad = sorted(m for m in sys.modules if m.split('.')[0] in "
              "('scenarios', 'results', 'tui', 'gpubench', 'textual')); print(bad); "
              "sys.exit(1 if bad else 0)")

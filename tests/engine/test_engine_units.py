@@ -9,12 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from engine import facts, plan as plan_mod, run as run_mod, telemetry
-from engine.backend import NumpyBackend, format_uuid
+from engine import facts, lifecycle, plan as plan_mod, telemetry
+from engine.backend import NumpyBackend
 from engine.cpu_delay import CpuDelay
+from engine.devices import format_uuid
 from engine.plan import UsageError, Variant, build_variants, format_size, parse_args, parse_size
 from engine.protocol import Emitter, parse_line
-from engine.runner import Runner, StopFlag
+from engine.measure import Runner, StopFlag
 from engine.timing import LatencyRecorder, latency_stats
 from engine.workloads import launch
 
@@ -380,7 +381,7 @@ def test_measure_emits_samples_and_a_result_whose_latencies_add_up():
 def _run_in_process(argv, capsys):
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = run_mod.run_engine(argv, t0=time.monotonic())
+        code = lifecycle.run_engine(argv, t0=time.monotonic())
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from scenarios.config import parse_config
-from gpubench.fleet import register
+from engine.engine_args import EngineArgs
+from gpubench.fleet import engine_args, register
+from scenarios.config import BenchDefaults, Config, parse_config
 from tests.own_lines import own_lines
 
 
@@ -92,3 +93,16 @@ def test_fleet_scale_spreads_the_sshd_hosts_through_the_fleet_order():
     assert sorted(order) == sorted(hosts.values())
     assert [order.index(f"sshd-{i}") for i in range(3)] == [0, 4, 9]
     assert interleaved({"a": "a", "b": "b"}, 0) == ["a", "b"]
+
+
+def test_fleet_engine_args_are_the_defaults_with_this_commands_overrides(tmp_path):
+    config = Config(path=None, data_dir=tmp_path, targets={}, hosts={}, clusters={}, scenarios={},
+                    defaults=BenchDefaults(workloads=("roundtrip",), repeats=5, cpus="4-7",
+                                           copy_sizes=("4KiB",)))
+    given = argparse.Namespace(workloads="launch,h2d", duration=2.0, warmup=None, repeats=None,
+                               backend="numpy-cpu")
+    assert engine_args(config, given) == EngineArgs(
+        backend="numpy-cpu", workloads=("launch", "h2d"), duration=2.0, warmup=0.3, repeats=5)
+    none = argparse.Namespace(workloads=None, duration=None, warmup=None, repeats=None,
+                              backend=None)
+    assert engine_args(config, none).to_argv() == ["--workloads", "roundtrip", "--repeats", "5"]

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from scenarios.base import LaunchRequest
+from scenarios.base import LaunchError, LaunchRequest
 from scenarios.events import Hello, Result, SessionEnded
 from scenarios.local import LocalLauncher
 from scenarios.multigpu import (GpuInfo, GpuSelectionError, gpu_request, gpu_sessions,
-                                list_gpus, parse_selection, resolve_gpus, select, start_per_gpu)
+                                list_gpus, parse_selection, resolve_gpus, select)
 
 ARGS = ("--backend", "numpy-cpu", "--workloads", "launch", "--duration", "0.3", "--warmup", "0",
         "--repeats", "1", "--min-window", "0", "--telemetry-interval", "0")
@@ -41,7 +41,8 @@ async def test_list_devices_through_the_launcher(fake_gpus):
 async def test_concurrent_sessions_one_per_gpu_tagged_and_overlapping(fake_gpus):
     fake_gpus(3)
     launcher, request = LocalLauncher(), LaunchRequest(engine_args=ARGS, label="t")
-    sessions = [gs async for gs in start_per_gpu(launcher, request, "0,2")]
+    gpus = await resolve_gpus(launcher, request, "0,2")
+    sessions = [gs async for gs in gpu_sessions(launcher, request, gpus)]
     assert [gs.gpu.index for gs in sessions] == [0, 2]
     assert all(gs.session is not None and gs.error is None for gs in sessions)
     log: list = []
@@ -124,3 +125,20 @@ async def test_sequential_generator_waits_for_the_end_even_when_nobody_reads(fak
             assert prev.session.ended is not None and prev.session.ended.outcome == "completed"
         prev = gs
     await prev.session.wait()
+
+
+def test_a_p2p_only_plan_measures_launch_on_the_other_gpus():
+    req = LaunchRequest(engine_args=("--backend", "numpy-cpu", "--workloads=p2p"))
+    second = gpu_request(req, GpuInfo(1, "GPU-b"), first=False)
+    assert second.engine_args == ("--backend", "numpy-cpu", "--workloads", "launch",
+                                  "--device", "GPU-b")
+
+
+async def test_engine_arguments_the_engine_would_refuse_are_one_line_before_any_launch():
+    class NoLaunch(LocalLauncher):
+        async def start(self, request):
+            raise AssertionError("nothing may start")
+
+    with pytest.raises(LaunchError) as info:
+        await list_gpus(NoLaunch(), LaunchRequest(engine_args=("--nope",)))
+    assert str(info.value) == "could not list the GPUs: bad_args: unrecognized arguments: --nope"

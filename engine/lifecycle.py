@@ -6,10 +6,15 @@ import sys
 import traceback
 
 from . import __version__, signals
-from .facts import format_cpu_list
+from .backend import CupyBackend, NoGPU, NumpyBackend, import_cupy, resolve_device
+from .devices import (DeviceNotFound, cupy_gpus, cupy_p2p_matrix, fake_device_count,
+                      nvml_handle, resolve_fake_device)
+from .facts import cpu_model, format_cpu_list, host_facts
+from .measure import Runner, StopFlag
 from .plan import UsageError, build_variants, parse_args
 from .protocol import Emitter
-from .runner import Runner, StopFlag
+from .telemetry import NVML, TelemetryThread
+from .workloads import PREPARE, RUN
 
 
 def _note(message: str) -> None:
@@ -32,12 +37,10 @@ def _requested_backend(argv: list[str]) -> str:
 
 def select_backend(plan, t0: float):
     """(backend, emitter, None) or (None, emitter, exit code) after a fatal error."""
-    from .backend import CupyBackend, NoGPU, NumpyBackend, import_cupy
     if plan.backend in ("auto", "cupy"):
         cupy, why = import_cupy()
         if cupy is not None:
             try:
-                from .backend import resolve_device
                 backend = CupyBackend(cupy, resolve_device(cupy, plan.device), plan.seed)
                 return backend, Emitter("cupy", t0=t0), None
             except NoGPU as exc:
@@ -48,7 +51,6 @@ def select_backend(plan, t0: float):
             em = Emitter("cupy", t0=t0)
             return None, em, _fatal(em, "no_gpu", f"--backend cupy: {why}", 2)
         _note(f"--backend auto: using numpy-cpu (CPU figures, not GPU): {why}")
-    from .devices import DeviceNotFound, fake_device_count, resolve_fake_device
     fakes = fake_device_count()
     index = None
     if fakes:
@@ -96,7 +98,6 @@ def _gpu_facts(backend, nv) -> tuple[list[dict], list | None, int | None]:
     """(host.gpus, host.p2p, host.nvml_gpu_count): every visible device, never raising."""
     if backend.name != "cupy":
         return backend.gpus(), None, None
-    from .devices import cupy_gpus, cupy_p2p_matrix
     try:
         gpus = cupy_gpus(backend.cp, nv)
     except Exception as exc:
@@ -110,10 +111,6 @@ def _gpu_facts(backend, nv) -> tuple[list[dict], list | None, int | None]:
 
 
 def _run(plan, backend, em: Emitter, stop: StopFlag) -> int:
-    from .devices import nvml_handle
-    from .facts import cpu_model, host_facts
-    from .telemetry import NVML, TelemetryThread
-    from .workloads import PREPARE, RUN
 
     nv = handle = None
     virt_mode = nvml_version = None

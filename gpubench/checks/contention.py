@@ -11,41 +11,36 @@ import asyncio
 import math
 from typing import Any
 
+from engine.engine_args import EngineArgs
+from engine.vocabulary import COMPLETED
 from results.checks import MEASURED, NOT_APPLICABLE
 from scenarios.base import LaunchRequest
-from scenarios.events import Hello, Result, SessionEnded
+from scenarios.collect import collect
 from scenarios.local import LocalLauncher
 
 from .proxy import Proxy
 from .settings import Settings
 
 
-def _engine_args(settings: Settings, workloads: str, extra: list[str] | None = None) -> list[str]:
-    return ["--backend", settings.backend, "--workloads", workloads,
-            "--duration", f"{settings.duration:g}", "--warmup", "0.2",
-            "--repeats", str(settings.repeats), "--telemetry-interval", "0",
-            "--min-window", f"{min(0.5, settings.duration * 0.8):g}", "--cv-limit", "1000000",
-            *(extra or [])]
+def _engine_args(settings: Settings, workloads: str, **extra) -> EngineArgs:
+    return EngineArgs(backend=settings.backend, workloads=workloads, duration=settings.duration,
+                      warmup=0.2, repeats=settings.repeats, telemetry_interval=0,
+                      min_window=min(0.5, settings.duration * 0.8), cv_limit=1_000_000, **extra)
 
 
-async def _run_engines(requests: list, python: str | None) -> list[dict]:
+async def _run_engines(requests: list[LaunchRequest], python: str | None) -> list[dict]:
     """Start the sessions together; per session its results by variant and raw lines."""
     launcher = LocalLauncher(python)
     sessions = [await launcher.start(r) for r in requests]
 
-    async def drain(s) -> dict:
+    async def drain(session) -> dict:
+        got = await collect(session)
         res: dict[str, list[dict]] = {}
-        hello, ended = None, None
-        async for ev in s.events():
-            if isinstance(ev, Hello):
-                hello = ev.data
-            elif isinstance(ev, Result):
-                res.setdefault(f"{ev.workload}/{ev.variant}", []).append(ev.data)
-            elif isinstance(ev, SessionEnded):
-                ended = ev
-        return {"results": res, "hello": hello, "outcome": ended.outcome if ended else "failed",
-                "message": ended.message if ended else "", "lines": list(s.raw_lines),
-                "stderr": list(s.stderr_tail)}
+        for ev in got.results:
+            res.setdefault(f"{ev.workload}/{ev.variant}", []).append(ev.data)
+        return {"results": res, "hello": got.hello.data if got.hello else None,
+                "outcome": got.outcome, "message": got.message, "lines": got.lines,
+                "stderr": got.stderr_tail}
     return list(await asyncio.gather(*(drain(s) for s in sessions)))
 
 
@@ -67,18 +62,18 @@ def _summ(results: list[dict]) -> dict:
 
 def check_interference(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict]]:
     k = max(2, settings.instances)
-    args = _engine_args(settings, settings.interference_workloads,
-                        ["--gemm-size", str(settings.gemm_n)] if settings.backend != "numpy-cpu"
-                        else ["--gemm-size", "256"])
+    argv = tuple(_engine_args(settings, settings.interference_workloads,
+                              gemm_size=settings.gemm_n if settings.backend != "numpy-cpu"
+                              else 256).to_argv())
     env = dict(proxy.env) if proxy else {}
-    req = LaunchRequest(engine_args=tuple(args), env=env,
+    req = LaunchRequest(engine_args=argv, env=env,
                         preload=proxy.preload if proxy else None, label="interference")
     alone = []
     for _ in range(k):   # each instance alone, one after another
         alone += asyncio.run(_run_engines([req], settings.python))
     together = asyncio.run(_run_engines([req] * k, settings.python))
     sessions = alone + together
-    failed = [s for s in sessions if s["outcome"] != "completed"]
+    failed = [s for s in sessions if s["outcome"] != COMPLETED]
     out: dict[str, Any] = {"check": "interference", "proxy": proxy.name if proxy else "bare",
                            "instances": k, "workloads": settings.interference_workloads}
     if failed:
@@ -109,24 +104,23 @@ def check_interference(proxy: Proxy | None, settings: Settings) -> tuple[dict, l
 
 
 def check_init(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict]]:
-    args = _engine_args(settings, "init", ["--init-procs", settings.init_procs])
+    argv = tuple(_engine_args(settings, "init", init_procs=settings.init_procs).to_argv())
     out: dict[str, Any] = {"check": "init", "proxy": proxy.name if proxy else None,
                            "procs": settings.init_procs}
-    bare_req = LaunchRequest(engine_args=tuple(args), label="init bare")
+    bare_req = LaunchRequest(engine_args=argv, label="init bare")
     runs = {"bare": asyncio.run(_run_engines([bare_req], settings.python))[0]}
     if proxy is not None and proxy.preload:
-        preq = LaunchRequest(engine_args=tuple(args), env=dict(proxy.env), preload=proxy.preload,
+        preq = LaunchRequest(engine_args=argv, env=dict(proxy.env), preload=proxy.preload,
                              label="init proxy")
         runs["proxy"] = asyncio.run(_run_engines([preq], settings.python))[0]
     sessions = list(runs.values())
-    failed = [(k, s) for k, s in runs.items() if s["outcome"] != "completed"]
+    failed = [(k, s) for k, s in runs.items() if s["outcome"] != COMPLETED]
     if failed:
         k, s = failed[0]
         return ({**out, "verdict": NOT_APPLICABLE,
                  "reasons": [f"init {k}: {s['outcome']}: {s['message']}"]}, sessions)
     rows = []
-    for variant in sorted({v for s in sessions for v in s["results"]},
-                          key=lambda v: int(v.split("/n")[-1]) if v.split("/n")[-1].isdigit() else 0):
+    for variant in sorted({v for s in sessions for v in s["results"]}, key=_procs):
         row: dict[str, Any] = {"variant": variant}
         for k, s in runs.items():
             res = s["results"].get(variant, [])
@@ -147,6 +141,12 @@ def check_init(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict
             txt += f", under {proxy.name} {r['proxy']['p50_ms']}/{r['proxy']['p99_ms']} ms"
         reasons.append(txt)
     return {**out, "verdict": MEASURED, "rows": rows, "reasons": reasons}, sessions
+
+
+def _procs(variant: str) -> int:
+    """The process count of an init variant ("init/n8" -> 8), 0 for any other."""
+    n = variant.split("/n")[-1]
+    return int(n) if n.isdigit() else 0
 
 
 def _ms(us: float | None) -> float | None:

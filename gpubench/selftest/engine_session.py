@@ -2,7 +2,6 @@
 figures the self-test judges: per-variant p50 and ops/s, the samples, the delay's report."""
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -10,8 +9,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.engine_args import EngineArgs
+from engine.vocabulary import COMPLETED
 from scenarios.base import LaunchRequest
-from scenarios.events import Hello, Result, Sample, SessionEnded
+from scenarios.collect import collect
+from scenarios.events import Sample
 from scenarios.local import PACKAGES_DIR, LocalLauncher
 
 from .judging import _median
@@ -38,68 +40,64 @@ class SessionData:
     device: dict | None = None        # the hello's device
 
 
-def engine_args(opts: Options, backend: str, workload: str) -> list[str]:
-    args = ["--sample-interval", f"{opts.sample_interval:g}", "--backend", backend,
-            "--workloads", workload, "--duration", f"{opts.duration:g}",
-            "--warmup", f"{opts.warmup:g}", "--repeats", str(opts.repeats),
-            "--telemetry-interval", "0", "--roundtrip-size", opts.roundtrip_size,
-            "--min-window", f"{min(0.5, opts.duration * 0.8):g}", "--seed", str(opts.seed),
-            # the p50 shrugs off the tail that the CV rule guards ops/s against
-            "--cv-limit", "1000000"]
-    if workload == "launch":
-        args += ["--launch-modes", WORKLOAD_VARIANTS["launch"]]
-    return args
+def engine_args(opts: Options, backend: str, workload: str) -> EngineArgs:
+    """One workload of an arm's engine session, as the options ask."""
+    only_primary = {"launch_modes": (WORKLOAD_VARIANTS["launch"],)} if workload == "launch" else {}
+    return EngineArgs(sample_interval=opts.sample_interval, backend=backend,
+                      workloads=(workload,), duration=opts.duration, warmup=opts.warmup,
+                      repeats=opts.repeats, telemetry_interval=0,
+                      roundtrip_size=opts.roundtrip_size,
+                      min_window=min(0.5, opts.duration * 0.8), seed=opts.seed,
+                      # the p50 shrugs off the tail that the CV rule guards ops/s against
+                      cv_limit=1_000_000, **only_primary)
 
 
-async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path | None,
+async def run_session(arm: Arm, trial: int, args: EngineArgs, report_path: Path | None,
                       python: str | None = None) -> SessionData:
     env = dict(arm.env)
     if report_path is not None and arm.report_env:
         env[arm.report_env] = str(report_path)
     t0 = time.monotonic()
     session = await LocalLauncher(python).start(LaunchRequest(
-        engine_args=tuple(args), env=env, preload=arm.preload, label=f"selftest {arm.key}"))
+        engine_args=tuple(args.to_argv()), env=env, preload=arm.preload,
+        label=f"selftest {arm.key}"))
+    samples: list[dict] = []
+    t0_ns: int | None = None
+
+    def on_event(ev) -> None:
+        nonlocal t0_ns
+        t0_ns = engine_start_bound(ev, t0_ns)
+        if isinstance(ev, Sample):
+            smp = sample_record(ev)
+            if smp is not None:
+                samples.append(smp)
+    got = await collect(session, on_event)   # cancelled (the TUI's `x`, Ctrl-C): engine ended too
     p50s: dict[str, list[float]] = {}
     opss: dict[str, list[float]] = {}
-    samples: list[dict] = []
-    backend, device, mapped, ended = None, None, [], None
-    t0_ns: int | None = None
-    try:
-        async for ev in session.events():
-            t0_ns = engine_start_bound(ev, t0_ns)
-            if isinstance(ev, Sample):
-                smp = sample_record(ev)
-                if smp is not None:
-                    samples.append(smp)
-            elif isinstance(ev, Hello):
-                backend = ev.backend
-                device = ev.data.get("device")
-                mapped = list(((ev.host or {}).get("preload") or {}).get("mapped") or [])
-            elif isinstance(ev, Result):
-                lat = ev.latency_us or {}
-                if ev.valid and isinstance(lat.get("p50"), (int, float)) and lat["p50"] > 0:
-                    p50s.setdefault(ev.variant, []).append(float(lat["p50"]))
-                    opss.setdefault(ev.variant, []).append(float(ev.ops_per_s))
-            elif isinstance(ev, SessionEnded):
-                ended = ev
-    except asyncio.CancelledError:      # stopped (the TUI's `x`, Ctrl-C): end the engine too
-        await asyncio.shield(session.cancel())
-        raise
+    for res in got.results:
+        lat = res.latency_us or {}
+        if res.valid and isinstance(lat.get("p50"), (int, float)) and lat["p50"] > 0:
+            p50s.setdefault(res.variant, []).append(float(lat["p50"]))
+            opss.setdefault(res.variant, []).append(float(res.ops_per_s))
+    hello = got.hello
     report = None
     if report_path is not None and report_path.is_file():
         try:
             report = json.loads(report_path.read_text())
         except (OSError, ValueError):
             report = None
-    message = ended.message if ended else ""
-    if ended and ended.outcome != "completed" and session.stderr_tail:
-        message = f"{message} [{session.stderr_tail[-1]}]"
-    return SessionData(arm=arm, trial=trial, outcome=ended.outcome if ended else "failed",
-                       message=message, lines=list(session.raw_lines),
+    message = got.message
+    if got.outcome != COMPLETED and got.stderr_tail:
+        message = f"{message} [{got.stderr_tail[-1]}]"
+    return SessionData(arm=arm, trial=trial, outcome=got.outcome, message=message,
+                       lines=got.lines,
                        p50={v: _median(x) for v, x in p50s.items()},
                        ops={v: _median(x) for v, x in opss.items()}, report=report,
-                       backend=backend, mapped=mapped, elapsed_s=time.monotonic() - t0,
-                       samples=samples, t0_ns=t0_ns, seed=_schedule_seed(env), device=device)
+                       backend=hello.backend if hello else None,
+                       mapped=list(((hello.host or {}).get("preload") or {}).get("mapped") or [])
+                       if hello else [],
+                       elapsed_s=time.monotonic() - t0, samples=samples, t0_ns=t0_ns,
+                       seed=_schedule_seed(env), device=hello.data.get("device") if hello else None)
 
 
 def _schedule_seed(env: dict[str, str]) -> int | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.protocol import finite
+from engine.vocabulary import COMPLETED
 
 from . import design_sessions, design_slots
 from .engine_session import SessionData, detect_backend, engine_args, run_session
@@ -41,7 +42,7 @@ class Selftest:
         report = self.tmp / f"r{self._n}.json" if arm.report_env else None
         args = engine_args(self.opts, backend, arm.workload)
         data = await run_session(arm, trial, args, report, self.opts.python)
-        if data.outcome != "completed":
+        if data.outcome != COMPLETED:
             raise SelftestError(f"engine session {arm.key} failed: {data.outcome}: {data.message}")
         if not data.p50:
             raise SelftestError(f"engine session {arm.key} produced no valid result")

@@ -199,8 +199,8 @@ def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: fl
         base = int(env.get("GPUBENCH_CPU_DELAY_BASE_NS", 0))
         spent_off = -(-base // cpu_turn_ns) * cpu_turn_ns if cpu_turn_ns else 0
         spent_on = -(-(base + delay) // cpu_turn_ns) * cpu_turn_ns if cpu_turn_ns else delay
-        every = float(args[args.index("--sample-interval") + 1])
-        span = float(args[args.index("--duration") + 1]) * int(args[args.index("--repeats") + 1])
+        every = args.sample_interval
+        span = args.duration * args.repeats
         t0 = rng.randrange(10**12, 10**13)
         level = 1 + rng.uniform(-level_shift, level_shift)
         samples, delayed, p50, wander = [], 0, {}, 0.0

@@ -48,7 +48,7 @@ def parse_bytes(text: str) -> int:
 def limits_from_env(env: dict[str, str]) -> Limits:
     """The limits a proxy's environment asks for (HAMi's names and the interposer's)."""
     lim = Limits()
-    for key in ("GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES", "CUDA_DEVICE_MEMORY_LIMIT",
+    for key in (interposer.ENV_MEM_LIMIT, "CUDA_DEVICE_MEMORY_LIMIT",
                 "CUDA_DEVICE_MEMORY_LIMIT_0"):
         if env.get(key):
             try:
@@ -63,9 +63,9 @@ def limits_from_env(env: dict[str, str]) -> Limits:
                 lim.compute_fraction = pct / 100
         except ValueError:
             pass
-    if env.get("GPUBENCH_INTERPOSE_LAUNCH_RATE"):
+    if env.get(interposer.ENV_LAUNCH_RATE):
         try:
-            lim.launch_rate = float(env["GPUBENCH_INTERPOSE_LAUNCH_RATE"])
+            lim.launch_rate = float(env[interposer.ENV_LAUNCH_RATE])
         except ValueError:
             pass
     return lim

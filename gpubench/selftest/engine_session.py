@@ -9,8 +9,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine import cpu_delay
 from engine.engine_args import EngineArgs
 from engine.vocabulary import COMPLETED
+from gpubench import interposer
 from scenarios.base import LaunchRequest
 from scenarios.collect import collect
 from scenarios.events import Sample
@@ -102,7 +104,7 @@ async def run_session(arm: Arm, trial: int, args: EngineArgs, report_path: Path 
 
 def _schedule_seed(env: dict[str, str]) -> int | None:
     """The seed of the session's slot schedule (interposer or CPU wait), None without one."""
-    for name in ("GPUBENCH_INTERPOSE_DELAY_SEED", "GPUBENCH_CPU_DELAY_SEED"):
+    for name in (interposer.ENV_SEED, cpu_delay.SEED_ENV):
         if env.get(name):
             return int(env[name])
     return None

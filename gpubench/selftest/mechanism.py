@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+from engine import cpu_delay
 from gpubench import interposer
 
 from .options import Arm, Options, SelftestError
@@ -28,10 +29,8 @@ class Mechanism:
     (GPU) and the engine's wait (CPU) time their delays and write a report, in every session
     of every arm (delay 0 in the baseline), read back through the arm's `report_env`."""
 
-    ENV_KEYS = {"sync": "GPUBENCH_INTERPOSE_SYNC_DELAY_NS",
-                "launch": "GPUBENCH_INTERPOSE_LAUNCH_DELAY_NS",
-                "h2d": "GPUBENCH_INTERPOSE_H2D_DELAY_NS",
-                "copy": "GPUBENCH_INTERPOSE_COPY_DELAY_NS"}
+    ENV_KEYS = {"sync": interposer.ENV_SYNC_DELAY, "launch": interposer.ENV_LAUNCH_DELAY,
+                "h2d": interposer.ENV_H2D_DELAY, "copy": interposer.ENV_COPY_DELAY}
 
     def __init__(self, backend: str, opts: Options):
         self.backend = backend
@@ -51,7 +50,7 @@ class Mechanism:
 
     def delay_on(self, workload: str) -> str:
         """Where the delay sits, for the summary: the interposer's category, or the CPU wait."""
-        return self.category(workload) if self.gpu else "GPUBENCH_CPU_DELAY_NS"
+        return self.category(workload) if self.gpu else cpu_delay.DELAY_ENV
 
     def category(self, workload: str) -> str:
         if self.placement == "copy" and workload == "launch":
@@ -60,21 +59,22 @@ class Mechanism:
 
     @property
     def report_env(self) -> str:
-        return "GPUBENCH_INTERPOSE_REPORT" if self.gpu else "GPUBENCH_CPU_DELAY_REPORT"
+        return interposer.ENV_REPORT if self.gpu else cpu_delay.REPORT_ENV
 
     def env_for(self, workload: str, delay_ns: int, slot_ns: int = 0,
                 seed: int | None = None) -> dict[str, str]:
         # the baseline runs the delay too (at 0): arms differ by the delay only
         if not self.gpu:
-            env, prefix = {"GPUBENCH_CPU_DELAY_NS": str(int(delay_ns))}, "GPUBENCH_CPU_DELAY"
+            env = {cpu_delay.DELAY_ENV: str(int(delay_ns))}
+            slot_env, seed_env = cpu_delay.SLOT_ENV, cpu_delay.SEED_ENV
             if self.cpu_base_ns:
-                env["GPUBENCH_CPU_DELAY_BASE_NS"] = str(int(self.cpu_base_ns))
+                env[cpu_delay.BASE_ENV] = str(int(self.cpu_base_ns))
         else:
             env = {self.ENV_KEYS[self.category(workload)]: str(int(delay_ns))}
-            prefix = "GPUBENCH_INTERPOSE_DELAY"
+            slot_env, seed_env = interposer.ENV_SLOT, interposer.ENV_SEED
         if slot_ns:
-            env[f"{prefix}_SLOT_NS"] = str(int(slot_ns))
-            env[f"{prefix}_SEED"] = str(int(seed or 0))
+            env[slot_env] = str(int(slot_ns))
+            env[seed_env] = str(int(seed or 0))
         return env
 
     def arm(self, workload: str, name: str, level: float | None, delay_ns: int) -> Arm:

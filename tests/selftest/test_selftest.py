@@ -327,7 +327,7 @@ def test_cpu_slots_design_recovers_what_the_wait_spent(monkeypatch):
 def test_slots_truth_is_the_same_statistic_as_the_measurement(monkeypatch):
     """Noise-free sessions whose levels differ by up to 10 %: the measured median pair ratio
     and the truth (the median over the same pairs of spent / off-slot p50) agree exactly at
-    200 %. (A pair-weighted mean of per-session truths missed by up to 6 pp.)"""
+    200 %. (A pair-weighted mean of per-session truths would miss by up to 6 pp.)"""
     fake = _fake_session_factory(0.10, 0.0, 3, drift=0.0, cpu_turn_ns=70)
     monkeypatch.setattr(experiment, "run_session", fake)
     opts = st.Options(backend="numpy-cpu", n_boot=200, save=False, levels=(200.0,))
@@ -426,8 +426,8 @@ def test_cpu_truth_is_what_the_wait_reported_spending(monkeypatch):
     """The truth of a CPU arm is the wait's own report (the delay rounded up to whole turns of
     its loop), over a baseline that runs the same wait at 0 ns: measured and injected agree
     at every level. (Sized from the configured delay plus a fixed cost calibrated once at
-    another delay, the truth was off by the rounding, identically in every session, so each
-    CI excluded it: the launch rows of the 2-core machine's failed self-tests.)"""
+    another delay, the truth would be off by the rounding, identically in every session, so
+    each CI would exclude it.)"""
     monkeypatch.setattr(experiment, "run_session", _fake_cpu_engine(2))
     opts = st.Options(backend="numpy-cpu", design="sessions", trials=6, calibration_trials=1,
                       save=False, n_boot=500)

@@ -81,7 +81,7 @@ async def run_session(arm: Arm, trial: int, args: EngineArgs, report_path: Path 
         if res.valid and isinstance(lat.get("p50"), (int, float)) and lat["p50"] > 0:
             p50s.setdefault(res.variant, []).append(float(lat["p50"]))
             opss.setdefault(res.variant, []).append(float(res.ops_per_s))
-    hello = got.hello
+    hello = got.hello.data if got.hello else {}
     report = None
     if report_path is not None and report_path.is_file():
         try:
@@ -95,11 +95,11 @@ async def run_session(arm: Arm, trial: int, args: EngineArgs, report_path: Path 
                        lines=got.lines,
                        p50={v: _median(x) for v, x in p50s.items()},
                        ops={v: _median(x) for v, x in opss.items()}, report=report,
-                       backend=hello.backend if hello else None,
-                       mapped=list(((hello.host or {}).get("preload") or {}).get("mapped") or [])
-                       if hello else [],
+                       backend=hello.get("backend"),
+                       mapped=list(((hello.get("host") or {}).get("preload") or {}).get("mapped")
+                                   or []),
                        elapsed_s=time.monotonic() - t0, samples=samples, t0_ns=t0_ns,
-                       seed=_schedule_seed(env), device=hello.data.get("device") if hello else None)
+                       seed=_schedule_seed(env), device=hello.get("device"))
 
 
 def _schedule_seed(env: dict[str, str]) -> int | None:

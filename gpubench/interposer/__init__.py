@@ -46,15 +46,7 @@ ENV_SLOT = "GPUBENCH_INTERPOSE_DELAY_SLOT_NS"
 ENV_SEED = "GPUBENCH_INTERPOSE_DELAY_SEED"
 ENV_UNHOOK = "GPUBENCH_INTERPOSE_UNHOOK"
 ENV_REPORT = "GPUBENCH_INTERPOSE_REPORT"
-ALL_ENV = (ENV_DELAY, ENV_LAUNCH_DELAY, ENV_COPY_DELAY, ENV_H2D_DELAY, ENV_D2H_DELAY,
-           ENV_ALLOC_DELAY, ENV_SYNC_DELAY, ENV_SLOT, ENV_SEED, ENV_MEM_LIMIT, ENV_LAUNCH_RATE,
-           ENV_LAUNCH_BURST, ENV_UNHOOK, ENV_REPORT)
-
 CUDA_ERROR_OUT_OF_MEMORY = 2
-LAUNCH_FUNCTIONS = ("cuLaunchKernel", "cuLaunchKernelEx", "cuLaunchCooperativeKernel")
-COPY_FUNCTIONS = ("cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuMemcpyDtoD_v2", "cuMemcpyHtoDAsync_v2",
-                  "cuMemcpyDtoHAsync_v2", "cuMemcpyDtoDAsync_v2", "cuMemcpy", "cuMemcpyAsync")
-ALLOC_FUNCTIONS = ("cuMemAlloc_v2", "cuMemFree_v2", "cuMemAllocAsync", "cuMemFreeAsync")
 
 
 class InterposerBuildError(RuntimeError):

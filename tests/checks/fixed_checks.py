@@ -7,6 +7,7 @@ from __future__ import annotations
 from unittest import mock
 
 from gpubench import checks
+from gpubench.checks import contention, enforcement
 
 MIB = 1 << 20
 BARE_LAUNCHES = {"kernel": 250_000.0, "ex": 251_000.0}
@@ -42,8 +43,8 @@ def fixed_check_summary(proxy_name: str = "bare-metal-proxy") -> dict:
                           "GPUBENCH_INTERPOSE_LAUNCH_RATE": "2000"},
                          checks.Limits(mem_bytes=64 * MIB, launch_rate=2000.0))
     settings = checks.Settings(backend="numpy-cpu", mem_step=8 * MIB)
-    with mock.patch.object(checks, "run_probe", _fake_probe), \
-            mock.patch.object(checks, "_run_engines", _failed_engines):
+    with mock.patch.object(enforcement, "run_probe", _fake_probe), \
+            mock.patch.object(contention, "_run_engines", _failed_engines):
         summary = checks.run_checks(["memory", "compute", "interference"], proxy, settings,
                                     progress=lambda message: None)
     summary["elapsed_s"] = 3.0

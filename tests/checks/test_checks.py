@@ -11,6 +11,8 @@ import pytest
 
 from gpubench import checks
 from gpubench.checks import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
+from gpubench.checks.contention import check_init, check_interference
+from gpubench.checks.enforcement import check_compute, check_memory
 
 MIB = 1 << 20
 
@@ -24,7 +26,7 @@ def settings(fake_driver, interposer_lib, monkeypatch):
 
 def test_memory_cap_enforced_with_cap_on(settings):
     proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB), caps_on=True)
-    r = checks.check_memory(proxy, settings)
+    r = check_memory(proxy, settings)
     assert r["verdict"] == ENFORCED, r
     assert r["probe"]["refused"] and r["probe"]["rc"] == 2
     assert r["observed_ceiling_bytes"] <= 64 * MIB and r["ceiling_ratio"] > 0.8
@@ -32,19 +34,19 @@ def test_memory_cap_enforced_with_cap_on(settings):
 
 def test_memory_cap_not_enforced_with_cap_off(settings):
     proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB), caps_on=False)
-    r = checks.check_memory(proxy, settings)
+    r = check_memory(proxy, settings)
     assert r["verdict"] == NOT_ENFORCED, r
     assert r["probe"]["allocated"] > 64 * MIB and not r["probe"]["refused"]
 
 
 def test_memory_without_a_limit_is_not_applicable(settings):
-    r = checks.check_memory(checks.interposer_proxy(checks.Limits()), settings)
+    r = check_memory(checks.interposer_proxy(checks.Limits()), settings)
     assert r["verdict"] == NOT_APPLICABLE and "no memory limit" in r["reasons"][0]
 
 
 def test_rate_cap_enforced_on_both_entry_points(settings):
     proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=True)
-    r = checks.check_compute(proxy, settings, gpu=False)
+    r = check_compute(proxy, settings, gpu=False)
     assert r["verdict"] == ENFORCED, r["reasons"]
     paths = {p["path"]: p for p in r["paths"]}
     assert set(paths) == {"cuLaunchKernel", "cuLaunchKernelEx"}
@@ -55,7 +57,7 @@ def test_rate_cap_enforced_on_both_entry_points(settings):
 
 def test_rate_cap_not_enforced_with_cap_off(settings):
     proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=False)
-    r = checks.check_compute(proxy, settings, gpu=False)
+    r = check_compute(proxy, settings, gpu=False)
     assert r["verdict"] == NOT_ENFORCED
     assert all(not p["within"] for p in r["paths"])
 
@@ -64,7 +66,7 @@ def test_an_unhooked_cuLaunchKernelEx_is_caught(settings):
     """The failure users reported: a compute cap with no effect on the newer entry point."""
     proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=True,
                                     unhook="cuLaunchKernelEx")
-    r = checks.check_compute(proxy, settings, gpu=False)
+    r = check_compute(proxy, settings, gpu=False)
     assert r["verdict"] == NOT_ENFORCED
     paths = {p["path"]: p for p in r["paths"]}
     assert paths["cuLaunchKernel"]["within"] and not paths["cuLaunchKernelEx"]["within"]
@@ -72,7 +74,7 @@ def test_an_unhooked_cuLaunchKernelEx_is_caught(settings):
 
 
 def test_no_compute_limit_is_not_applicable(settings):
-    r = checks.check_compute(checks.interposer_proxy(checks.Limits()), settings, gpu=False)
+    r = check_compute(checks.interposer_proxy(checks.Limits()), settings, gpu=False)
     assert r["verdict"] == NOT_APPLICABLE
 
 
@@ -87,7 +89,7 @@ def test_limits_read_from_a_proxy_environment():
 def test_a_probe_that_cannot_load_a_driver_says_so(settings):
     settings.libcuda = "/nonexistent/libcuda.so.1"
     proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB))
-    r = checks.check_memory(proxy, settings)
+    r = check_memory(proxy, settings)
     assert r["verdict"] == NOT_APPLICABLE and "cannot load the CUDA driver" in r["reasons"][0]
 
 
@@ -96,7 +98,7 @@ def test_init_contention_with_concurrent_processes_on_cpu(settings):
     settings.init_procs = "1,4"
     settings.repeats = 1
     proxy = checks.interposer_proxy(checks.Limits())
-    r, sessions = checks.check_init(proxy, settings)
+    r, sessions = check_init(proxy, settings)
     assert r["verdict"] == MEASURED, r
     rows = {row["variant"]: row for row in r["rows"]}
     assert set(rows) == {"init/n1", "init/n4"}
@@ -112,7 +114,7 @@ def test_interference_of_two_instances_on_cpu(settings):
     settings.duration = 0.2
     settings.repeats = 1
     settings.interference_workloads = "launch"
-    r, sessions = checks.check_interference(None, settings)
+    r, sessions = check_interference(None, settings)
     assert r["verdict"] == MEASURED and r["instances"] == 2
     assert len(sessions) == 4                      # 2 alone, 2 together
     row = next(x for x in r["rows"] if x["variant"] == "launch/sync")

@@ -6,6 +6,7 @@ import json
 from unittest import mock
 
 from gpubench import checks
+from gpubench.checks import contention, enforcement
 from tests.checks.fixed_checks import MIB, _failed_engines, _fake_probe
 
 
@@ -15,8 +16,8 @@ def test_a_check_document_keeps_no_secret_of_the_proxy_env():
                           "VGPU_LICENSE_TOKEN": "lic-hunter2"},
                          checks.Limits(mem_bytes=64 * MIB))
     settings = checks.Settings(backend="numpy-cpu", mem_step=8 * MIB)
-    with mock.patch.object(checks, "run_probe", _fake_probe), \
-            mock.patch.object(checks, "_run_engines", _failed_engines):
+    with mock.patch.object(enforcement, "run_probe", _fake_probe), \
+            mock.patch.object(contention, "_run_engines", _failed_engines):
         summary = checks.run_checks(["memory"], proxy, settings, progress=lambda m: None)
     doc, _ = checks.checks_document(summary, "p")
     assert "hunter2" not in json.dumps(doc) and "hunter2" not in json.dumps(summary, default=str)

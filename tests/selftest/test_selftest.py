@@ -12,7 +12,13 @@ import pytest
 
 from engine.cpu_delay import slot_on
 from gpubench import selftest as st
-from gpubench import selftest_judging as sj
+from gpubench.selftest import experiment
+from gpubench.selftest import judging as sj
+from gpubench.selftest.command import options_from_args
+from gpubench.selftest.engine_session import SessionData, engine_args, run_session
+from gpubench.selftest.mechanism import Mechanism
+from gpubench.selftest.options import CPU_BASE_WAIT_NS, Arm
+from gpubench.selftest.samples import classify_samples, sample_span_ns
 from results.stats import FAIL, INCONCLUSIVE, PASS
 
 
@@ -38,7 +44,7 @@ def test_slots_come_in_pairs_one_on_one_off_in_random_order():
 def test_classify_keeps_whole_slots_and_drops_straddlers():
     slot, t0 = 500_000_000, 10_000_000_000_000
     samples = [{"t": 0.1 * i, "secs": 0.1} for i in range(1, 101)]
-    got = st.classify_samples(samples, t0, slot)
+    got = classify_samples(samples, t0, slot)
     assert 60 <= len(got) <= 80                      # ~3 of 5 per slot fit with the margins
     for smp, k in got:
         end = t0 + int(smp["t"] * 1e9)
@@ -193,8 +199,8 @@ def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: fl
         base = int(env.get("GPUBENCH_CPU_DELAY_BASE_NS", 0))
         spent_off = -(-base // cpu_turn_ns) * cpu_turn_ns if cpu_turn_ns else 0
         spent_on = -(-(base + delay) // cpu_turn_ns) * cpu_turn_ns if cpu_turn_ns else delay
-        every = float(args[args.index("--sample-interval") + 1])
-        span = float(args[args.index("--duration") + 1]) * int(args[args.index("--repeats") + 1])
+        every = args.sample_interval
+        span = args.duration * args.repeats
         t0 = rng.randrange(10**12, 10**13)
         level = 1 + rng.uniform(-level_shift, level_shift)
         samples, delayed, p50, wander = [], 0, {}, 0.0
@@ -216,7 +222,7 @@ def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: fl
                       "delayed_calls": delayed, "timed_calls": delayed,
                       "spent_ns_total": delayed * spent_on, "off_calls": delayed + 1,
                       "off_timed_calls": delayed + 1, "off_spent_ns_total": (delayed + 1) * spent_off}
-            return st.SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
+            return SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
                                   p50=p50, ops={v: 1e6 / x for v, x in p50.items()},
                                   report=report, backend="numpy-cpu", mapped=[], elapsed_s=0.0,
                                   samples=samples, t0_ns=t0, seed=sd if slot else None)
@@ -225,7 +231,7 @@ def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: fl
                                           "delay_ns_total": delayed * delay},
                                  "launch": {"calls": 10000, "delayed_calls": 0,
                                             "delay_ns_total": 0}}}
-        return st.SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
+        return SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
                               p50=p50, ops={v: 1e6 / x for v, x in p50.items()}, report=report,
                               backend="cupy", mapped=[arm.preload], elapsed_s=0.0,
                               samples=samples, t0_ns=t0, seed=sd if slot else None)
@@ -235,7 +241,7 @@ def _fake_session_factory(level_shift: float, noise: float, seed: int, drift: fl
 def test_slots_design_recovers_1_5_10_pct_despite_session_shifts_and_drift(monkeypatch,
                                                                           interposer_lib):
     monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
-    monkeypatch.setattr(st, "run_session", _fake_session_factory(0.10, 0.004, 1))
+    monkeypatch.setattr(experiment, "run_session", _fake_session_factory(0.10, 0.004, 1))
     opts = st.Options(backend="cupy", design="slots", save=False, n_boot=2000)
     summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
     primary = [r for r in summary["rows"] if r["primary"]]
@@ -266,7 +272,7 @@ def test_cpu_selftest_end_to_end(tmp_path):
                          "--levels", "100,400", "--trials", "3", "--duration", "0.15", "--warmup", "0.05",
                          "--repeats", "1", "--calibration-trials", "3", "--tolerance-pp", "40",
                          "--json", str(tmp_path / "s.json")])
-    opts = st.options_from_args(args)
+    opts = options_from_args(args)
     opts.data_dir = tmp_path / "data"
     summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
     assert summary["design"] == "sessions" and summary["backend"] == "numpy-cpu"
@@ -299,7 +305,7 @@ def test_cpu_slots_design_recovers_what_the_wait_spent(monkeypatch):
     calls spent beyond its off-slot ones (base + delay and base, each rounded up to 70 ns
     turns), over the pair's off-slot p50."""
     fake = _fake_session_factory(0.10, 0.002, 2, drift=0.002, cpu_turn_ns=70)
-    monkeypatch.setattr(st, "run_session", fake)
+    monkeypatch.setattr(experiment, "run_session", fake)
     opts = st.Options(backend="numpy-cpu", n_boot=1000, save=False)
     summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
     assert summary["design"] == "slots" and summary["plan"]["mechanism"] == "engine busy-wait"
@@ -308,7 +314,7 @@ def test_cpu_slots_design_recovers_what_the_wait_spent(monkeypatch):
     primary = [r for r in summary["rows"] if r["primary"]]
     assert {(r["workload"], r["arm"]) for r in primary} == {
         (w, a) for w in ("roundtrip", "launch") for a in ("aa", "L1", "L5", "L10")}
-    base = st.CPU_BASE_WAIT_NS
+    base = CPU_BASE_WAIT_NS
     for r in primary:
         if r["arm"] != "aa":
             turns = -(-(base + r["delay_ns"]) // 70) - (-(-base // 70))
@@ -321,9 +327,9 @@ def test_cpu_slots_design_recovers_what_the_wait_spent(monkeypatch):
 def test_slots_truth_is_the_same_statistic_as_the_measurement(monkeypatch):
     """Noise-free sessions whose levels differ by up to 10 %: the measured median pair ratio
     and the truth (the median over the same pairs of spent / off-slot p50) agree exactly at
-    200 %. (A pair-weighted mean of per-session truths missed by up to 6 pp.)"""
+    200 %. (A pair-weighted mean of per-session truths would miss by up to 6 pp.)"""
     fake = _fake_session_factory(0.10, 0.0, 3, drift=0.0, cpu_turn_ns=70)
-    monkeypatch.setattr(st, "run_session", fake)
+    monkeypatch.setattr(experiment, "run_session", fake)
     opts = st.Options(backend="numpy-cpu", n_boot=200, save=False, levels=(200.0,))
     summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
     for r in summary["rows"]:
@@ -354,9 +360,9 @@ def test_real_engine_samples_carry_what_the_slots_design_needs():
     import time as _time
     opts = st.Options(backend="numpy-cpu", duration=1.0, warmup=0.05, repeats=1,
                       sample_interval=0.05)
-    arm = st.Arm("launch", "probe", None)
+    arm = Arm("launch", "probe", None)
     before = _time.monotonic_ns()
-    data = asyncio.run(st.run_session(arm, 0, st.engine_args(opts, "numpy-cpu", "launch"), None))
+    data = asyncio.run(run_session(arm, 0, engine_args(opts, "numpy-cpu", "launch"), None))
     after = _time.monotonic_ns()
     assert data.outcome == "completed"
     assert before <= data.t0_ns <= after
@@ -368,16 +374,16 @@ def test_real_engine_samples_carry_what_the_slots_design_needs():
     # sample intervals end before the estimated t0 + t, never after the session ended
     assert all(data.t0_ns + x["t"] * 1e9 <= after for x in smp)
     slot = 250_000_000
-    kept = st.classify_samples(smp, data.t0_ns, slot)
+    kept = classify_samples(smp, data.t0_ns, slot)
     assert len(kept) < len(smp)                 # a 1 s window crosses a slot boundary
     for x, k in kept:
-        start, end = st.sample_span_ns(x, data.t0_ns)
+        start, end = sample_span_ns(x, data.t0_ns)
         assert k * slot <= start and end < (k + 1) * slot
 
 
 def test_slots_design_saves_each_arm_in_the_store(monkeypatch, interposer_lib, tmp_path):
     monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
-    monkeypatch.setattr(st, "run_session", _fake_session_factory(0.05, 0.004, 5))
+    monkeypatch.setattr(experiment, "run_session", _fake_session_factory(0.05, 0.004, 5))
     opts = st.Options(backend="cupy", design="slots", trials=2, workloads=("launch",),
                       levels=(5.0,), data_dir=tmp_path, n_boot=500)
     summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
@@ -410,7 +416,7 @@ def _fake_cpu_engine(seed: int):
         report = ({"delay_ns": delay, "calls": 10_000, "timed_calls": 9_990,
                    "spent_ns_total": 9_990 * spent} if report_path is not None else None)
         variant = "sync" if arm.workload == "launch" else "pinned-64KiB"
-        return st.SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
+        return SessionData(arm=arm, trial=trial, outcome="completed", message="", lines=[],
                               p50={variant: p50}, ops={variant: 1 / p50}, report=report,
                               backend="numpy-cpu", mapped=[], elapsed_s=0.0)
     return fake
@@ -420,9 +426,9 @@ def test_cpu_truth_is_what_the_wait_reported_spending(monkeypatch):
     """The truth of a CPU arm is the wait's own report (the delay rounded up to whole turns of
     its loop), over a baseline that runs the same wait at 0 ns: measured and injected agree
     at every level. (Sized from the configured delay plus a fixed cost calibrated once at
-    another delay, the truth was off by the rounding, identically in every session, so each
-    CI excluded it: the launch rows of the 2-core machine's failed self-tests.)"""
-    monkeypatch.setattr(st, "run_session", _fake_cpu_engine(2))
+    another delay, the truth would be off by the rounding, identically in every session, so
+    each CI would exclude it.)"""
+    monkeypatch.setattr(experiment, "run_session", _fake_cpu_engine(2))
     opts = st.Options(backend="numpy-cpu", design="sessions", trials=6, calibration_trials=1,
                       save=False, n_boot=500)
     summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
@@ -440,7 +446,7 @@ def test_cpu_truth_is_what_the_wait_reported_spending(monkeypatch):
 
 
 def test_every_cpu_session_runs_the_wait_and_reports_it():
-    mech = st.Mechanism("numpy-cpu", st.Options())
+    mech = Mechanism("numpy-cpu", st.Options())
     base, level = mech.arm("launch", "baseline", None, 0), mech.arm("launch", "L50", 50.0, 613)
     assert base.env == {"GPUBENCH_CPU_DELAY_NS": "0"} and level.env == {"GPUBENCH_CPU_DELAY_NS": "613"}
     assert base.report_env == level.report_env == "GPUBENCH_CPU_DELAY_REPORT"

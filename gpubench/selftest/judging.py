@@ -1,6 +1,6 @@
 """The self-test's judging: an arm's measured overhead and CI against the injected one, and the
 verdicts against each target (results/stats.py's PASS/FAIL/INCONCLUSIVE) that a correct
-measurement must give. gpubench/selftest.py runs the sessions; this module only reads numbers."""
+measurement must give. The designs run the sessions; this module only reads numbers."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,8 @@ import zlib
 
 from engine.cpu_delay import slot_on
 
+# results.stats and numpy are imported inside the functions: they load numpy, and the CLI
+# imports this package to register its command, for every command.
 
 def _median(values: list[float]) -> float:
     s = sorted(values)
@@ -15,7 +17,6 @@ def _median(values: list[float]) -> float:
     if not n:
         return math.nan
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
 
 
 def expected_verdict(injected: float, target: float, tol: float, half_width: float = 0.0) -> str:
@@ -50,7 +51,8 @@ def verdict_ok(got: str, injected: float, target: float, tol: float, half_width:
 
 def _judged(measured: float, lo: float, hi: float, p: float, n: int, *, injected_pct: float,
             targets: tuple[float, ...], tol: float, aa: bool, shared_machine: bool = False) -> dict:
-    """Verdicts against each target and the acceptance of issue 6 for one estimate.
+    """Verdicts against each target and whether the estimate is acceptable: within the
+    tolerance of the truth, every verdict right, and a CI that holds the truth (A/A: never FAIL).
     `shared_machine` (the CPU self-test): others' load widens the CI, so the error is judged
     against the CI's half-width where that is the larger and INCONCLUSIVE is no failure; the
     CI must still hold the truth."""

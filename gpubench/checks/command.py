@@ -1,0 +1,93 @@
+"""`gpubench check` on the command line: its flags, the proxy and settings they make, the text
+it prints and the run it saves."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from scenarios.config import load_config
+
+from .proxy import Limits, interposer_proxy, parse_bytes, scenario_proxy
+from .settings import CHECKS, DEFAULT_TOLERANCE, CheckError, Settings
+from .suite import run_checks, save_checks
+
+
+def format_checks(summary: dict) -> str:
+    out = [f"gpubench check: {summary['proxy']['name']} on {summary['backend']} "
+           f"({summary['elapsed_s']:.0f} s)"]
+    for c in summary["checks"]:
+        out.append(f"  {c['check']:<13}{c['verdict']}")
+        for r in c.get("reasons", []):
+            out.append(f"      {r}")
+    return "\n".join(out)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "check", help="isolation checks: memory/compute limit enforced? init cost? interference?",
+        description="Verdicts ENFORCED / NOT ENFORCED / NOT APPLICABLE for a GPU proxy's memory "
+                    "and compute limits, plus init contention and interference figures.")
+    p.add_argument("--checks", default="memory,compute,interference,init",
+                   help=f"comma list of {', '.join(CHECKS)}")
+    p.add_argument("--scenario", default=None,
+                   help="a local scenario with a proxy layer (its preload, env and limits)")
+    p.add_argument("--proxy", default="interposer", choices=("interposer",),
+                   help="without --scenario: gpubench's interposer as the stand-in proxy")
+    p.add_argument("--caps", default="on", choices=("on", "off"),
+                   help="interposer: apply the limits (on) or only claim them (off)")
+    p.add_argument("--unhook", default=None,
+                   help="interposer: leave these entry points unhooked (e.g. cuLaunchKernelEx) "
+                        "to see the checks catch a proxy that misses one")
+    p.add_argument("--mem-limit", default=None, help="memory limit to check, e.g. 4G")
+    p.add_argument("--launch-rate", type=float, default=None, help="launch cap to check (/s)")
+    p.add_argument("--compute-fraction", type=float, default=None,
+                   help="expected fraction of unlimited throughput (e.g. 0.5 for SM limit 50)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    p.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
+    p.add_argument("--libcuda", default="libcuda.so.1", help="driver library the probes load")
+    p.add_argument("--seconds", type=float, default=1.0, help="per launch/GEMM probe")
+    p.add_argument("--gemm-n", type=int, default=4096)
+    p.add_argument("--mem-step", default="256M")
+    p.add_argument("--instances", type=int, default=2, help="interference: engines at once")
+    p.add_argument("--interference-workloads", default="launch,gemm")
+    p.add_argument("--init-procs", default="1,8,32")
+    p.add_argument("--duration", type=float, default=1.0)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", dest="json_out", default=None)
+    p.add_argument("--no-save", action="store_true")
+    p.set_defaults(func=main)
+
+
+def main(args, config=None) -> int:
+    try:
+        overrides = Limits(mem_bytes=parse_bytes(args.mem_limit) if args.mem_limit else None,
+                           compute_fraction=args.compute_fraction, launch_rate=args.launch_rate)
+        if args.scenario:
+            if config is None or args.scenario not in config.scenarios:
+                raise CheckError(f"no scenario named {args.scenario!r} in the configuration")
+            proxy = scenario_proxy(config.scenarios[args.scenario], overrides)
+        else:
+            proxy = interposer_proxy(overrides, caps_on=args.caps == "on", unhook=args.unhook)
+        settings = Settings(backend=args.backend, libcuda=args.libcuda, seconds=args.seconds,
+                            gemm_n=args.gemm_n, mem_step=parse_bytes(args.mem_step),
+                            tolerance=args.tolerance, instances=args.instances,
+                            interference_workloads=args.interference_workloads,
+                            init_procs=args.init_procs, duration=args.duration,
+                            repeats=args.repeats)
+        checks = [c.strip() for c in args.checks.split(",") if c.strip()]
+        summary = run_checks(checks, proxy, settings)
+    except (CheckError, ValueError) as exc:
+        print(f"gpubench check: {exc}", file=sys.stderr)
+        return 2
+    print(format_checks(summary))
+    if not args.no_save:
+        data_dir = config.data_dir if config is not None else None
+        if data_dir is None:
+            data_dir = load_config().data_dir
+        run_id = save_checks(summary, Path(data_dir), args.scenario or "interposer")
+        print(f"saved run {run_id}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(
+            {k: v for k, v in summary.items() if not k.startswith("_")}, indent=1, default=str))
+    return 0

@@ -1,0 +1,156 @@
+"""Is a limit enforced? The memory and compute checks, each a driver probe process (driver.py)
+under the proxy, judged against the configured limit:
+
+  memory   allocate in steps (cuMemAlloc_v2) until refused; the observed ceiling against the
+           configured limit. NOT ENFORCED when allocation passes it.
+  compute  launch throughput through cuLaunchKernel AND cuLaunchKernelEx (and GEMM through
+           CuPy on a GPU) with the limit against the same workload unlimited; the achieved
+           fraction against the configured one, within a stated tolerance. A path that is not
+           slowed (an unhooked entry point) is caught.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from results.checks import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED
+
+from .proxy import Limits, Proxy
+from .settings import Settings
+
+MEMORY_SLACK_STEPS = 1            # memory: ceiling may pass the limit by under one step
+
+
+def run_probe(proxy: Proxy | None, args: list[str], settings: Settings,
+              timeout: float = 300) -> dict:
+    """One probe process, under the proxy (or bare when proxy is None)."""
+    env = proxy.process_env() if proxy is not None else dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])   # the checkout: gpubench importable
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [settings.python or sys.executable, "-m", "gpubench.checks", "--probe", *args,
+           "--libcuda", settings.libcuda, "--device", str(settings.device)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                              cwd=root)
+    except subprocess.TimeoutExpired:
+        return {"error": f"probe {args[0]} timed out after {timeout:g} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        return {"error": f"probe {args[0]} gave no result: {tail}"}
+    return json.loads(lines[-1])
+
+
+def check_memory(proxy: Proxy, settings: Settings) -> dict:
+    limit = proxy.limits.mem_bytes
+    out: dict[str, Any] = {"check": "memory", "proxy": proxy.name, "configured_bytes": limit}
+    if limit is None:
+        return {**out, "verdict": NOT_APPLICABLE,
+                "reasons": ["no memory limit is configured for this proxy"]}
+    step = max(1 << 20, min(settings.mem_step, limit // 8 or 1 << 20))
+    stop_at = limit + (MEMORY_SLACK_STEPS + 2) * step   # enough to see it pass the limit
+    res = run_probe(proxy, ["memory", "--step", str(step), "--stop-at", str(stop_at)], settings)
+    out["probe"] = res
+    if "error" in res:
+        return {**out, "verdict": NOT_APPLICABLE, "reasons": [res["error"]]}
+    got = res["allocated"]
+    out["observed_ceiling_bytes"] = got if res["refused"] else None
+    out["ceiling_ratio"] = got / limit
+    if got > limit:
+        verdict, why = NOT_ENFORCED, (f"allocated {_gib(got)} in {_gib(step)} steps, past the "
+                                      f"configured {_gib(limit)}" +
+                                      ("" if res["refused"] else " without one refusal"))
+    elif res["refused"]:
+        verdict, why = ENFORCED, (f"refused (CUDA error {res['rc']}) at {_gib(got)} of the "
+                                  f"configured {_gib(limit)} (step {_gib(step)})")
+    else:
+        verdict, why = NOT_APPLICABLE, "the probe stopped before reaching the limit"
+    reasons = [why]
+    if res.get("meminfo_total") and res["meminfo_total"] <= limit:
+        reasons.append(f"cuMemGetInfo reports a total of {_gib(res['meminfo_total'])}")
+    return {**out, "verdict": verdict, "reasons": reasons}
+
+
+def check_compute(proxy: Proxy, settings: Settings, gpu: bool) -> dict:
+    lim = proxy.limits
+    out: dict[str, Any] = {"check": "compute", "proxy": proxy.name,
+                           "configured_fraction": lim.compute_fraction,
+                           "configured_launch_rate": lim.launch_rate,
+                           "tolerance": settings.tolerance}
+    if lim.compute_fraction is None and lim.launch_rate is None:
+        return {**out, "verdict": NOT_APPLICABLE,
+                "reasons": ["no compute limit (SM fraction or launch rate) is configured"]}
+    paths = []
+    secs = str(settings.seconds)
+    for api, name in (("kernel", "cuLaunchKernel"), ("ex", "cuLaunchKernelEx")):
+        bare = run_probe(None, ["launch", "--api", api, "--seconds", secs], settings)
+        limited = run_probe(proxy, ["launch", "--api", api, "--seconds", secs], settings)
+        paths.append(_path_result(name, bare, limited, "launches_per_s", lim, settings))
+    if gpu:
+        gargs = ["gemm", "--seconds", secs, "--gemm-n", str(settings.gemm_n)]
+        bare, limited = run_probe(None, gargs, settings), run_probe(proxy, gargs, settings)
+        row = _path_result("GEMM (CuPy)", bare, limited, "tflops", lim, settings)
+        if lim.compute_fraction is None:   # a launch-rate cap sets no GEMM fraction
+            row["judged"] = False
+            row["note"] = "a launch-rate cap defines no GEMM throughput fraction: figures only"
+        paths.append(row)
+    out["paths"] = paths
+    judged = [p for p in paths if p.get("judged", True)]
+    errors = [p for p in judged if p.get("error")]
+    if errors and len(errors) == len(judged):
+        return {**out, "verdict": NOT_APPLICABLE, "reasons": [e["error"] for e in errors]}
+    bad = [p for p in judged if not p.get("error") and not p["within"]]
+    reasons = [p["summary"] for p in judged if not p.get("error")]
+    reasons += [f"{p['path']}: {p['error']}" for p in errors]
+    if bad:
+        return {**out, "verdict": NOT_ENFORCED, "reasons": [p["summary"] for p in bad] +
+                [r for r in reasons if r not in [p["summary"] for p in bad]]}
+    return {**out, "verdict": ENFORCED, "reasons": reasons}
+
+
+def _path_result(name: str, bare: dict, limited: dict, key: str, lim: Limits,
+                 settings: Settings) -> dict:
+    row: dict[str, Any] = {"path": name, "bare": bare, "limited": limited}
+    if "error" in bare or "error" in limited:
+        row["error"] = bare.get("error") or limited.get("error")
+        return row
+    b, c = bare.get(key), limited.get(key)
+    if not b or c is None:
+        row["error"] = f"no {key} measured"
+        return row
+    achieved = c / b
+    if lim.compute_fraction is not None:
+        expected = lim.compute_fraction
+    else:   # a launch-rate cap: the expected fraction of the unlimited launch rate
+        expected = min(1.0, lim.launch_rate / b) if key == "launches_per_s" else None
+    row.update({"unlimited": b, "limited_value": c, "achieved_fraction": achieved,
+                "expected_fraction": expected})
+    if lim.compute_fraction is None and key == "launches_per_s" and lim.launch_rate >= b:
+        row.update({"within": True, "judged": False,
+                    "summary": f"{name}: the cap {lim.launch_rate:,.0f}/s is above the unlimited "
+                               f"rate {b:,.0f}/s: nothing to enforce"})
+        return row
+    if expected is None:
+        row["within"] = True
+        row["summary"] = f"{name}: {achieved:.3f} of unlimited"
+        return row
+    row["within"] = abs(achieved - expected) <= settings.tolerance * max(expected, 0.05) \
+        if expected < 0.2 else abs(achieved - expected) <= settings.tolerance
+    unit = "launches/s" if key == "launches_per_s" else "TFLOP/s"
+    row["summary"] = (f"{name}: {c:,.0f} vs {b:,.0f} {unit} unlimited = {achieved:.3f}, "
+                      f"configured {expected:.3f} (±{settings.tolerance:g}"
+                      f"{' relative' if expected < 0.2 else ''})"
+                      f"{'' if row['within'] else ' — NOT within tolerance'}")
+    return row
+
+
+def _gib(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.2f} GiB"
+    return f"{n / (1 << 20):.0f} MiB"

@@ -1,0 +1,105 @@
+"""The proxy under test: a configured local scenario's proxy layer (its preload and env; limits
+read from CUDA_DEVICE_MEMORY_LIMIT, CUDA_DEVICE_SM_LIMIT, GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES,
+GPUBENCH_INTERPOSE_LAUNCH_RATE) or gpubench's own interposer as a stand-in proxy, whose caps
+can be switched off to prove that the checks say NOT ENFORCED."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gpubench import interposer
+from scenarios.base import LaunchRequest
+from scenarios.config import parse_size
+from scenarios.local import engine_environment
+
+from .settings import CheckError
+
+
+@dataclass
+class Limits:
+    mem_bytes: int | None = None          # memory limit the proxy should apply
+    compute_fraction: float | None = None # fraction of unlimited throughput (SM limit %)
+    launch_rate: float | None = None      # launches/s cap
+
+
+@dataclass
+class Proxy:
+    name: str
+    preload: str | None
+    env: dict[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+
+    def process_env(self) -> dict[str, str]:
+        """The environment of a process under this proxy (its env and preload)."""
+        return engine_environment(LaunchRequest(env=dict(self.env), preload=self.preload))
+
+
+def parse_bytes(text: str) -> int:
+    """Bytes from a plain number, HAMi's k/m/g/t suffixes (powers of 1024, e.g. 4g) or the
+    engine's size syntax (4GiB); ValueError otherwise."""
+    s = str(text).strip().lower()
+    if s.isdigit():
+        return int(s)
+    if s.endswith(("k", "m", "g", "t")) and s[:-1].replace(".", "", 1).isdigit():
+        mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[s[-1]]
+        return int(float(s[:-1]) * mult)
+    return parse_size(text)
+
+
+def limits_from_env(env: dict[str, str]) -> Limits:
+    """The limits a proxy's environment asks for (HAMi's names and the interposer's)."""
+    lim = Limits()
+    for key in (interposer.ENV_MEM_LIMIT, "CUDA_DEVICE_MEMORY_LIMIT",
+                "CUDA_DEVICE_MEMORY_LIMIT_0"):
+        if env.get(key):
+            try:
+                lim.mem_bytes = parse_bytes(env[key])
+                break
+            except ValueError:
+                pass
+    if env.get("CUDA_DEVICE_SM_LIMIT"):
+        try:
+            pct = float(env["CUDA_DEVICE_SM_LIMIT"])
+            if 0 < pct < 100:
+                lim.compute_fraction = pct / 100
+        except ValueError:
+            pass
+    if env.get(interposer.ENV_LAUNCH_RATE):
+        try:
+            lim.launch_rate = float(env[interposer.ENV_LAUNCH_RATE])
+        except ValueError:
+            pass
+    return lim
+
+
+def interposer_proxy(limits: Limits, caps_on: bool = True, unhook: str | None = None) -> Proxy:
+    """gpubench's interposer as a stand-in GPU proxy; with caps off it applies nothing;
+    `unhook` leaves entry points alone (a proxy that misses cuLaunchKernelEx, say)."""
+    try:
+        lib = str(interposer.library_path())
+    except interposer.InterposerBuildError as exc:
+        raise CheckError(str(exc)) from None
+    env: dict[str, str] = {}
+    if caps_on:
+        env = interposer.interposer_env(mem_limit_bytes=limits.mem_bytes,
+                                        launch_rate=limits.launch_rate)
+    if unhook:
+        env[interposer.ENV_UNHOOK] = unhook
+    name = f"interposer (caps {'on' if caps_on else 'off'}" + (f", {unhook} unhooked)"
+                                                               if unhook else ")")
+    return Proxy(name, lib, env, limits)
+
+
+def scenario_proxy(scenario, overrides: Limits) -> Proxy:
+    if scenario.launcher != "local":
+        raise CheckError(f"scenario {scenario.name}: the enforcement probes run on local "
+                         f"scenarios only (launcher is {scenario.launcher})")
+    env = dict(scenario.env)
+    preload = None
+    if scenario.proxy is not None:
+        env.update(scenario.proxy.env)
+        preload = scenario.proxy.preload
+    lim = limits_from_env(env)
+    for name in ("mem_bytes", "compute_fraction", "launch_rate"):
+        if getattr(overrides, name) is not None:
+            setattr(lim, name, getattr(overrides, name))
+    return Proxy(scenario.name, preload, env, lim)

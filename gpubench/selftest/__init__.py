@@ -1,0 +1,34 @@
+"""`gpubench selftest`: prove the tool resolves a known, injected overhead.
+
+Plan
+  1. Calibrate: per workload (roundtrip, launch), engine sessions without delay give the
+     baseline p50 per-op latency.
+  2. Size the delays: delay = level % x baseline p50 (per delayed call on the timed path).
+  3. Verify: blocks of sessions, each block holding every arm once (A/A twin, each injected
+     level, per workload) in a seeded random order, so drift hits every arm alike.
+  4. Judge each arm with results/stats.py (median, seeded bootstrap CI, PASS/FAIL/INCONCLUSIVE
+     against each target) and check every verdict against the injected truth.
+
+The modules, each one job:
+  options.py          options, defaults per design and backend, arms
+  mechanism.py        how a delay is injected (interposer on the GPU, the engine's wait on
+                      the CPU) and what it really cost: the truth
+  engine_session.py   one engine session of an arm, read into p50s, samples and the report
+  samples.py          samples on CLOCK_MONOTONIC and the slot that holds each
+  experiment.py       the run: sessions checked, blocks of arms, the summary
+  design_slots.py     the default design: the delay toggles within each session
+  design_sessions.py  one delay per session
+  judging.py          an arm's measured overhead and CI against its truth; the verdicts
+  store.py            every arm saved as a run
+  report.py           the summary as text
+  command.py          the `gpubench selftest` command
+"""
+from .command import main, register
+from .engine_session import detect_backend
+from .experiment import Selftest
+from .options import Options, SelftestError
+from .report import format_summary
+from .samples import engine_start_bound, sample_record, sample_span_ns
+
+__all__ = ["Options", "Selftest", "SelftestError", "detect_backend", "engine_start_bound",
+           "format_summary", "main", "register", "sample_record", "sample_span_ns"]

@@ -1,0 +1,99 @@
+"""`gpubench selftest` on the command line: its flags, the options they make, the exit code."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from scenarios import limits
+from scenarios.limits import cli_number
+
+from .experiment import Selftest
+from .options import DELAY_PLACEMENTS, Options, SelftestError
+from .report import format_summary
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of numbers: {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise argparse.ArgumentTypeError("levels must be positive percentages")
+    return vals
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "selftest", help="inject known overheads (1/5/10 %%) and prove they are measured",
+        description="Measure a baseline, inject delays sized to 1, 5 and 10 %% overhead on the "
+                    "roundtrip and launch workloads (interposer on the GPU, engine busy-wait on "
+                    "the CPU), run interleaved trials and check every measured overhead "
+                    "against the injected one.")
+    p.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
+    p.add_argument("--workloads", default="roundtrip,launch")
+    p.add_argument("--levels", type=_floats, default=None,
+                   help="injected overheads and targets in %% (default 1,5,10; 50,100,200 for "
+                        "the CPU's sessions design)")
+    p.add_argument("--design", default="auto", choices=("auto", "slots", "sessions"),
+                   help="slots (default): the delay toggles on and off within each engine "
+                        "session; sessions: one delay per session")
+    p.add_argument("--trials", type=cli_number(int, limits.TRIALS), default=None,
+                   help="engine sessions per arm (default 4 slots, 10 sessions)")
+    p.add_argument("--calibration-trials", type=int, default=None,
+                   help="sessions per calibration point (default 1 slots, 3 sessions)")
+    p.add_argument("--duration", type=cli_number(float, limits.DURATION_S), default=None,
+                   help="seconds per window (default 3.0 slots, 2.0 slots on the CPU, "
+                        "0.5 sessions)")
+    p.add_argument("--warmup", type=cli_number(float, limits.WARMUP_S), default=None)
+    p.add_argument("--repeats", type=cli_number(int, limits.REPEATS), default=None)
+    p.add_argument("--slot", type=float, default=0.25,
+                   help="slots: length of one on or off slot in s (default 0.25)")
+    p.add_argument("--sample-interval", type=float, default=None,
+                   help="engine sample interval in s (default 0.05 slots, 0.1 sessions)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tolerance-pp", type=float, default=None,
+                   help="allowed |measured - injected| (default 0.5 on the GPU, 1 on the CPU, "
+                        "15 for the CPU's sessions design)")
+    p.add_argument("--roundtrip-size", default="64KiB")
+    p.add_argument("--delay-on", default="sync", choices=DELAY_PLACEMENTS,
+                   help="GPU: the call that carries the delay (default sync: after the stream "
+                        "synchronise returns)")
+    p.add_argument("--json", dest="json_out", default=None, help="also write the summary here")
+    p.add_argument("--no-save", action="store_true", help="do not save the arms in the store")
+    p.set_defaults(func=main)
+
+
+def options_from_args(args, config=None) -> Options:
+    workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
+    return Options(backend=args.backend, workloads=workloads,
+                   levels=tuple(args.levels) if args.levels else None,
+                   design=args.design,
+                   trials=max(2, args.trials) if args.trials is not None else None,
+                   calibration_trials=max(1, args.calibration_trials)
+                   if args.calibration_trials is not None else None,
+                   duration=args.duration, warmup=args.warmup,
+                   repeats=max(1, args.repeats) if args.repeats is not None else None,
+                   slot_s=args.slot, sample_interval=args.sample_interval,
+                   seed=args.seed, tolerance_pp=args.tolerance_pp,
+                   roundtrip_size=args.roundtrip_size, delay_on=args.delay_on,
+                   save=not args.no_save,
+                   data_dir=getattr(config, "data_dir", None) if config is not None else None)
+
+
+def main(args, config=None) -> int:
+    try:
+        opts = options_from_args(args, config)
+        summary = asyncio.run(Selftest(opts).run())
+    except SelftestError as exc:
+        print(f"gpubench selftest: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gpubench selftest: interrupted", file=sys.stderr)
+        return 130
+    print(format_summary(summary))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(summary, indent=1, default=str))
+    return 0 if summary["ok"] else 1

@@ -1,0 +1,93 @@
+"""The self-test's options, the defaults that fill what they leave open (per design and
+backend), and its arms."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WORKLOAD_VARIANTS = {"roundtrip": None, "launch": "sync"}   # primary variant (None: the only one)
+DEFAULT_LEVELS = (1.0, 5.0, 10.0)
+# The CPU's sessions design compares separate processes, whose p50 a shared machine moves by
+# tens of %: it checks the logic at coarse levels, within a wide tolerance.
+CPU_SESSION_LEVELS = (50.0, 100.0, 200.0)
+CPU_SESSION_TOLERANCE_PP = 15.0
+GPU_TOLERANCE_PP = 0.5
+SLOT_DEFAULTS = {"trials": 4, "duration": 3.0, "warmup": 0.5, "repeats": 3,
+                 "calibration_trials": 1, "sample_interval": 0.05}
+# the CPU's ops are 10x as many per sample: 8 slot pairs per session, under 3 min in all
+CPU_SLOT_DEFAULTS = {**SLOT_DEFAULTS, "duration": 2.0, "warmup": 0.3, "repeats": 2}
+# the GPU's 0.5 pp with some room; on the CPU an arm's CI half-width counts where it is larger
+# (others' load on a shared machine widened it to 2.4 pp in one run of a quiet 0.2 pp)
+CPU_SLOT_TOLERANCE_PP = 1.0
+# CPU slots: every call waits this long, on or off, before the delay (engine/cpu_delay.py): long
+# enough that what a long wait changes has settled in off-slot calls too. With none, an on-slot
+# launch cost 50-90 ns more than its turns (its loop's exit, cooled predictors); with 2 us, an
+# on-slot roundtrip still cost 10-20 ns less (its 64 KiB copies' write-backs drain meanwhile):
+# both beyond the CIs of a quiet machine (+-0.2 pp)
+CPU_BASE_WAIT_NS = 10_000
+SESSION_DEFAULTS = {"trials": 10, "duration": 0.5, "warmup": 0.2, "repeats": 2,
+                    "calibration_trials": 3, "sample_interval": 0.1}
+DELAY_PLACEMENTS = ("sync", "launch", "h2d", "copy")
+
+
+class SelftestError(Exception):
+    """The self-test could not run; one line for the user."""
+
+
+@dataclass
+class Options:
+    backend: str = "auto"                    # auto | cupy | numpy-cpu
+    workloads: tuple[str, ...] = ("roundtrip", "launch")
+    levels: tuple[float, ...] | None = None  # None: 1,5,10 (50,100,200: CPU sessions design)
+    design: str = "auto"                     # auto (slots) | slots | sessions
+    trials: int | None = None                # sessions per arm (slots 4, sessions 10)
+    calibration_trials: int | None = None    # (slots 1, sessions 3)
+    duration: float | None = None            # per window (slots 3.0, CPU 2.0, sessions 0.5)
+    warmup: float | None = None              # (slots 0.5, CPU 0.3, sessions 0.2)
+    repeats: int | None = None               # (slots 3, CPU 2, sessions 2)
+    slot_s: float = 0.25
+    sample_interval: float | None = None     # (slots 0.05, sessions 0.1)
+    seed: int = 0
+    tolerance_pp: float | None = None        # None: 0.5 on GPU, wider on the CPU
+    roundtrip_size: str = "64KiB"
+    delay_on: str = "sync"                   # GPU: sync (after it returns) | launch | copy
+    python: str | None = None
+    save: bool = True
+    data_dir: Path | None = None
+    n_boot: int = 4000
+
+
+def settle(opts: Options, gpu: bool) -> tuple[str, float]:
+    """Check the workloads and fill the options left open (None) with the defaults of the
+    design and backend, in place; returns the design and the tolerance in pp."""
+    design = "slots" if opts.design == "auto" else opts.design
+    for w in opts.workloads:
+        if w not in WORKLOAD_VARIANTS:
+            raise SelftestError(f"selftest workloads are roundtrip and launch, not {w!r}")
+    defaults = SESSION_DEFAULTS if design == "sessions" else \
+        SLOT_DEFAULTS if gpu else CPU_SLOT_DEFAULTS
+    cpu_sessions = design == "sessions" and not gpu
+    if opts.levels is None:
+        opts.levels = CPU_SESSION_LEVELS if cpu_sessions else DEFAULT_LEVELS
+    for name, value in defaults.items():
+        if getattr(opts, name) is None:
+            setattr(opts, name, value)
+    tol = opts.tolerance_pp if opts.tolerance_pp is not None else \
+        GPU_TOLERANCE_PP if gpu else \
+        CPU_SESSION_TOLERANCE_PP if cpu_sessions else CPU_SLOT_TOLERANCE_PP
+    return design, tol
+
+
+@dataclass
+class Arm:
+    workload: str
+    name: str                 # baseline | aa | L1 | L5 | ...
+    level: float | None       # nominal injected %, None for baseline/aa
+    delay_ns: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    preload: str | None = None
+    report_env: str | None = None   # the variable that names the delay report file, if any
+
+    @property
+    def key(self) -> str:
+        return f"{self.workload}/{self.name}"

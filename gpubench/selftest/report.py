@@ -1,0 +1,41 @@
+"""The self-test's summary as text: one row per arm, the resolution, the overall verdict."""
+from __future__ import annotations
+
+
+def format_summary(s: dict) -> str:
+    out = []
+    dev = s.get("device") or {}
+    out.append(f"gpubench selftest on {s['backend']} ({dev.get('name', '?')}, driver "
+               f"{dev.get('driver', '-')}): {s['trials_per_arm']} trials per arm, "
+               f"{s['sessions']} engine sessions, {s['elapsed_s']:.0f} s")
+    out.append(f"metric: {s['metric']}; delay via {s['plan']['mechanism']}; "
+               f"tolerance ±{s['tolerance_pp']:g} pp")
+    out.append(f"design: {s.get('design')}")
+    conf = s.get("ci_confidence_pct", 95.0)
+    if conf != 95.0:
+        out.append(f"CIs: {conf:g} % each, 95 % for all injected arms at once (Bonferroni)")
+    hdr = (f"{'workload/variant':<24}{'arm':<6}{'n off/on':>10}{'injected':>9}{'measured':>10}"
+           f"{f'{conf:g}% CI':>19}{'error':>8}  "
+           f"{'verdicts vs ' + '/'.join(f'{t:g}%' for t in s['targets_pct']):<28}ok")
+    out.append(hdr)
+    for r in s["rows"]:
+        ci = (f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if r["ci_low"] is not None else "-")
+        v = " ".join(f"{x['verdict'][:4]}{'' if x['ok'] else '!'}" for x in r["verdicts"].values())
+        tag = "" if r["primary"] else " (info)"
+        n = f"{r['n_base']}/{r['n_cand']}"
+        out.append(f"{r['workload'] + '/' + r['variant']:<24}{r['arm']:<6}{n:>10}"
+                   f"{r['injected_pct']:>8.2f}%{r['measured_pct']:>+9.2f}%{ci:>19}"
+                   f"{r['error_pp']:>+7.2f}  {v:<28}{'yes' if r['ok'] else 'NO'}{tag}")
+    for w, res in s["resolution"].items():
+        hw = res["aa_ci_half_width_pp"]
+        out.append(f"{w}: A/A CI half-width {hw:.2f} pp" if hw is not None else f"{w}: -")
+        if res["smallest_injected_resolved_pct"] is not None:
+            out[-1] += f"; smallest injected overhead resolved (CI excludes 0): " \
+                       f"{res['smallest_injected_resolved_pct']:.2f} %"
+    for sk in s.get("skipped") or []:
+        out.append(f"skipped {sk['workload']} {sk['level']:g} %: {sk['reason']}")
+    if not any(r["primary"] for r in s["rows"]):
+        out.append("no injected arm could run: see 'skipped'")
+    out.append("SELFTEST " + ("PASSED" if s["ok"] else "FAILED") +
+               (f" — saved {len(s['saved'])} runs" if s.get("saved") else ""))
+    return "\n".join(out)

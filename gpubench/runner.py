@@ -15,8 +15,8 @@ and at the end one result document per scenario is saved, all sharing a group id
 records the seed and the executed order. Events of the plan (gpubench/plan_events.py) go to
 the `progress` callback; the sessions' own events go to the `read_session` hook when there
 is one (it reads each session to its end and hands every event to the runner's `take`), or
-else to `progress` as TrialEvents. A failed session is recorded, never
-fatal to the plan; a cancelled plan saves what was measured, marked incomplete.
+else to `progress` as TrialEvents. A failed session is recorded, never fatal to the plan; a
+cancelled plan saves what was measured, marked incomplete.
 """
 from __future__ import annotations
 
@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from engine.engine_args import EngineArgs
-from gpubench.plan_events import (PlanFinished, PlanStarted, RunnerEvent, RunSaved,  # noqa: F401
-                                  SaveFailed, TrialEvent, TrialFinished, TrialSession,
-                                  TrialStarted)  # (API: subscribers import them from here too)
+from gpubench.plan_events import (PlanFinished, PlanStarted, RunnerEvent, RunSaved, SaveFailed,
+                                  TrialEvent, TrialFinished, TrialSession, TrialStarted)
 from gpubench.plan_runs import PlanRuns
 from gpubench.trial_order import TrialOrder, TrialSlot, interleave_order
 from results.document import SessionRecord, utc_now

@@ -75,7 +75,7 @@ class GpubenchApp(App):
         self.seed = seed
         self.plan_running = False
         self.compare_selection = CompareSelection()
-        self.runner = None
+        self.runner: PlanRunner | None = None
         self.theme = DARK
 
     # -- command palette: every action ---------------------------------------------------

@@ -8,6 +8,7 @@ import json
 from gpubench.plan_events import TrialEvent, TrialFinished
 from gpubench.runner import PlanOptions, PlanRunner
 from results.store import Store
+from scenarios.config import ScenarioConfig
 from scenarios.multigpu import GpuInfo
 from scenarios.replay import ReplayLauncher, synthetic_stream
 from tui import messages as m
@@ -119,4 +120,7 @@ async def test_a_plan_trial_that_never_starts_is_a_failed_row_and_one_notificati
 def test_host_of_names_the_host_or_the_cluster(tmp_path):
     config = write_config(tmp_path)
     assert host_of(config.scenarios["bare-metal"]) == "local"
+    assert host_of(ScenarioConfig(name="s", title="s", launcher="ssh", host="gpu-node-1")) \
+        == "gpu-node-1"
+    assert host_of(ScenarioConfig(name="p", title="p", launcher="k8s", cluster="lab")) == "k8s:lab"
     assert host_of(None) == "local"

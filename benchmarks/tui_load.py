@@ -1,14 +1,17 @@
-"""TUI under load: N simulated hosts each stream S samples/s into the running app.
+"""TUI under load: one plan whose trial streams N sessions at S samples/s into the running app.
 
-    .venv/bin/python benchmarks/tui_load.py                  # 256 hosts × 20 samples/s, 10 s
+    .venv/bin/python benchmarks/tui_load.py                  # 256 sessions × 20 samples/s, 10 s
     .venv/bin/python benchmarks/tui_load.py --parse          # samples as JSON lines through the parser
     .venv/bin/python benchmarks/tui_load.py --hosts 64 --seconds 5
 
-Each host is a Session (scenarios.base) whose lines one shared timer delivers when due
-(Feeder), as the SSH channel's callbacks deliver a real host's; the app consumes them with
-its ordinary workers
-(tui/sessions.py) and the dashboard applies the board at 10 Hz. Every sample is
-taken in (the count is checked). Printed:
+The load takes the route of a plan run (`r`): the app's action_run_plan builds a
+gpubench.runner.PlanRunner for one scenario with gpu_select = "all" on a simulated host with
+N GPUs, so one trial starts N sessions at once; the runner hands each to the app's pump
+(tui/plan_feed.py → tui/sessions.py), which takes every session's events into the board while
+the runner records them; the dashboard applies the board at 10 Hz (N GPU rows and the trial's
+all-GPU row). Each session is a Session (scenarios.base) whose lines one shared timer delivers
+when due (Feeder), as the SSH channel's callbacks deliver a real host's. Every sample is taken
+in (the count is checked). Printed:
 
   * the app process's CPU time as % of one core over the window (producers
     included: in the real app the session readers run in this process too);
@@ -17,9 +20,9 @@ taken in (the count is checked). Printed:
     its effect (call_after_refresh); pilot.press would wait for idle instead;
   * samples taken in per second and grid rows re-rendered per second.
 
-Targets (issue 7): CPU <= 35 % of one core, key latency p50 <= 50 ms, p99 <= 100 ms,
-on a 2-core machine at 256 hosts × 20 samples/s. Other load on the machine inflates
-latency far more than CPU time, so the load average is printed beside the figures.
+Targets: CPU <= 35 % of one core, key latency p50 <= 50 ms, p99 <= 100 ms, on a 2-core
+machine at 256 sessions × 20 samples/s. Other load on the machine inflates latency far more
+than CPU time, so the load average is printed beside the figures.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import asyncio
 import heapq
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -37,13 +41,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from textual import events  # noqa: E402
 
-from scenarios.config import load_config  # noqa: E402
 from scenarios.base import LaunchRequest, Launcher, Session  # noqa: E402
+from scenarios.config import load_config  # noqa: E402
 from scenarios.events import Sample, Telemetry  # noqa: E402
 from scenarios.replay import hello_line, sample_line, telemetry_line  # noqa: E402
 from tui.app import GpubenchApp  # noqa: E402
+from tui.live import AggregateState  # noqa: E402
 
-import random  # noqa: E402
+CONFIG = """
+[store]
+data_dir = "{data}"
+[defaults]
+trials = 1
+[scenarios.load]
+title = "TUI load"
+launcher = "local"
+host = "local"
+gpu_select = "all"
+"""
 
 
 class Feeder:
@@ -124,40 +139,69 @@ class SimSession(Session):
         self._stop.set()
 
 
+class ListSession(Session):
+    """The engine's --list-devices on the simulated host: a hello naming its GPUs."""
+
+    def __init__(self, request: LaunchRequest, gpus: int):
+        super().__init__(request, "sim-list")
+        hello = json.loads(hello_line(0.0, "cupy", "sim-host"))
+        hello["host"]["gpus"] = [{"index": i, "uuid": f"GPU-SIM-{i:04d}", "name": "sim"}
+                                 for i in range(gpus)]
+        self._hello = json.dumps(hello)
+
+    async def _run(self) -> int | None:
+        self._line(self._hello)
+        return 0
+
+    async def _terminate(self) -> None:
+        pass
+
+
 class SimLauncher(Launcher):
-    def __init__(self, index: int, rate: float, parse: bool, registry: list, feeder: Feeder):
-        self.index, self.rate, self.parse, self.registry, self.feeder = index, rate, parse, registry, feeder
+    """A host with `gpus` simulated GPUs: lists them, then starts one streaming session per
+    start (the plan's per-GPU trial starts one per GPU)."""
+
+    def __init__(self, gpus: int, rate: float, parse: bool, feeder: Feeder):
+        self.gpus, self.rate, self.parse, self.feeder = gpus, rate, parse, feeder
+        self.sessions: list[SimSession] = []
 
     async def start(self, request: LaunchRequest) -> Session:
-        s = SimSession(self.index, self.rate, self.parse, self.feeder)
-        self.registry.append(s)
+        if "--list-devices" in request.engine_args:
+            s: Session = ListSession(request, self.gpus)
+        else:
+            s = SimSession(len(self.sessions), self.rate, self.parse, self.feeder)
+            self.sessions.append(s)
         s._begin()
         return s
+
+
+def session_rows(app: GpubenchApp) -> list:
+    """The board's rows of sessions (not the trial's all-GPU row, which sums them)."""
+    return [h for h in app.board.hosts.values() if not isinstance(h, AggregateState)]
 
 
 async def run(hosts: int, rate: float, seconds: float, warmup: float, parse: bool,
               size: tuple[int, int], stage: str = "full") -> dict:
     tmp = tempfile.mkdtemp(prefix="gpubench-tui-load-")
     cfg_path = Path(tmp, "config.toml")
-    cfg_path.write_text(f'[store]\ndata_dir = "{tmp}/data"\n')
-    app = GpubenchApp(load_config(cfg_path))
-    sessions: list[SimSession] = []
+    cfg_path.write_text(CONFIG.format(data=f"{tmp}/data"))
+    feeder = Feeder()
+    launcher = SimLauncher(hosts, rate, parse, feeder)
+    app = GpubenchApp(load_config(cfg_path), launcher_factory=lambda scenario: launcher, seed=1)
+    sessions = launcher.sessions
     latencies: list[float] = []
     async with app.run_test(size=size) as pilot:
         app.switch_mode("dashboard")
         await pilot.pause()
         screen = app.screen
+        if stage == "produce":         # sessions stream, nobody takes their events in
+            for _ in range(hosts):
+                await launcher.start(LaunchRequest())
+        else:
+            app.action_run_plan()      # what `r` does: the plan's sessions go to the pump
         if stage != "full":            # diagnostics: the app idles on the Hosts screen
             app.switch_mode("hosts")
             await pilot.pause()
-        feeder = Feeder()
-        for i in range(hosts):
-            launcher = SimLauncher(i, rate, parse, sessions, feeder)
-            if stage == "produce":     # sessions stream, nobody takes their events in
-                asyncio.get_running_loop().create_task(launcher.start(LaunchRequest()))
-                continue
-            app.run_worker(app.manager.run_session(
-                f"sim-{i}", f"node-{i:03d}", "load", launcher, LaunchRequest()), group="sim")
         await asyncio.sleep(warmup)
         grid = screen.grid
         pending: list[float] = []
@@ -171,7 +215,7 @@ async def run(hosts: int, rate: float, seconds: float, warmup: float, parse: boo
 
         grid.watch_cursor = hooked   # instance attribute: Textual looks watchers up by name
         driver = app._driver
-        samples0 = sum(h.samples for h in app.board.hosts.values())
+        samples0 = sum(h.samples for h in session_rows(app))
         sent0 = sum(s.sent for s in sessions)
         rows0 = grid.rows_rendered
         prof = None
@@ -192,16 +236,17 @@ async def run(hosts: int, rate: float, seconds: float, warmup: float, parse: boo
         if prof is not None:
             prof.disable()
             prof.dump_stats(os.environ["TUI_LOAD_PROFILE"])
-        samples1 = sum(h.samples for h in app.board.hosts.values())
+        samples1 = sum(h.samples for h in session_rows(app))
         sent1 = sum(s.sent for s in sessions)
         if stage == "produce":
             samples0, samples1 = sent0, sent1
         rows1 = grid.rows_rendered
         load1 = os.getloadavg()
-        running = sum(1 for h in app.board.hosts.values() if h.status == "running")
+        running = sum(1 for h in session_rows(app) if h.status == "running")
         for s in sessions:
             await s._terminate()
-        await asyncio.sleep(0.1)
+        while app.plan_running:        # the runner records and saves what the sessions sent
+            await asyncio.sleep(0.1)
     wall = wall1 - wall0
     lat_ms = sorted(x * 1000 for x in latencies)
 
@@ -226,7 +271,8 @@ async def run(hosts: int, rate: float, seconds: float, warmup: float, parse: boo
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hosts", type=int, default=256)
+    ap.add_argument("--hosts", type=int, default=256,
+                    help="sessions of the plan's trial (simulated GPUs of one host)")
     ap.add_argument("--rate", type=float, default=20.0, help="samples per second per host")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)
@@ -234,8 +280,8 @@ def main() -> int:
                     help="feed JSON text lines through the stream parser instead of typed events")
     ap.add_argument("--size", default="160x48", help="terminal size, COLSxROWS")
     ap.add_argument("--stage", choices=("full", "consume", "produce"), default="full",
-                    help="diagnostics: 'produce' = simulated sessions only, 'consume' = the app "
-                         "takes samples in but shows the Hosts screen, 'full' = dashboard")
+                    help="diagnostics: 'produce' = simulated sessions only, 'consume' = the plan "
+                         "runs but the app shows the Hosts screen, 'full' = dashboard")
     ap.add_argument("--json", action="store_true", help="print one JSON object only")
     args = ap.parse_args()
     cols, rows = (int(x) for x in args.size.split("x"))
@@ -250,7 +296,8 @@ def main() -> int:
     mode = "JSON lines through the parser" if r["parse"] else "typed events"
     if args.stage != "full":
         mode += f", stage {args.stage}"
-    print(f"gpubench-tui load: {r['hosts']} hosts × {r['rate_per_host']:g} samples/s ({mode}), "
+    print(f"gpubench-tui load: a plan of {r['hosts']} sessions × {r['rate_per_host']:g} samples/s "
+          f"({mode}), "
           f"{r['seconds']} s, terminal {args.size}, {r['cpus']} CPUs, "
           f"load avg {r['loadavg_1m_before_after'][0]} → {r['loadavg_1m_before_after'][1]}")
     print(f"  app CPU            {r['cpu_pct_one_core']:6.1f} % of one core   (target ≤ 35 %)  "

@@ -1,18 +1,22 @@
 """Run plans: scenarios × trials, interleaved in a seeded random order, saved as documents.
 
-Headless (no Textual): the CLI drives it and the TUI will too.
+Headless (no Textual): the CLI and the TUI drive it.
 
     runner = PlanRunner(config, [config.scenarios["bare-metal"], config.scenarios["k8s-pod"]],
                         PlanOptions(trials=10, seed=7), Store(config.data_dir))
     result = await runner.run(progress=print)        # or: async for ev in runner.events(): ...
+    PlanRunner(..., read_session=pump)                # who shows sessions reads them (the TUI)
     runner.cancel()                                   # from a signal handler or a button
 
-Each trial is one engine session (scenarios.registry.launcher_for / request_for);
-its stream is collected, its layers verified from the engine's `hello`, written to
-the run's journal (gpubench/plan_runs.py), and at the end one result document per
-scenario is saved, all sharing a group id that
-records the seed and the executed order. A failed session is recorded, never
-fatal to the plan; a cancelled plan saves what was measured, marked incomplete.
+Each trial is one engine session (scenarios.registry.launcher_for / request_for), or one
+per GPU (scenarios.multigpu); its stream is collected (scenarios.collect), its layers
+verified from the engine's `hello`, written to the run's journal (gpubench/plan_runs.py),
+and at the end one result document per scenario is saved, all sharing a group id that
+records the seed and the executed order. Events of the plan (gpubench/plan_events.py) go to
+the `progress` callback; the sessions' own events go to the `read_session` hook when there
+is one (it reads each session to its end and hands every event to the runner's `take`), or
+else to `progress` as TrialEvents. A failed session is recorded, never fatal to the plan; a
+cancelled plan saves what was measured, marked incomplete.
 """
 from __future__ import annotations
 
@@ -20,16 +24,25 @@ import asyncio
 import random
 import secrets
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Sequence, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
-from scenarios.config import BenchDefaults, Config, ScenarioConfig
+from engine.engine_args import EngineArgs
+from gpubench.plan_events import (PlanFinished, PlanStarted, RunnerEvent, RunSaved, SaveFailed,
+                                  TrialEvent, TrialFinished, TrialSession, TrialStarted)
 from gpubench.plan_runs import PlanRuns
-from gpubench.trial_order import TrialOrder, TrialSlot, interleave_order  # noqa: F401 (API)
+from gpubench.trial_order import TrialOrder, TrialSlot, interleave_order
 from results.document import SessionRecord, utc_now
-from results.schema import CANCELLED, COMPLETED, FAILED, ResultError
+from results.schema import CANCELLED, FAILED, ResultError
 from results.store import Store
+from scenarios.base import Session
+from scenarios.collect import Collected, collect
+from scenarios.config import BenchDefaults, Config, ScenarioConfig
+from scenarios.events import Event
+from scenarios.layers import verify
+from scenarios.multigpu import gpu_request, resolve_gpus, start_concurrent
+from scenarios.registry import launcher_for, request_for
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,74 +58,8 @@ class PlanOptions:
     duration_s: float | None = None
     warmup_s: float | None = None
     repeats: int | None = None
-    extra_engine_args: tuple[str, ...] = ()
     gpus: str | None = None                # "all", "0,2", UUIDs: overrides scenario gpu_select
     gpus_sequential: bool | None = None    # None: the scenario's gpus_sequential
-
-
-# ---- events (what progress callbacks and events() receive) ---------------------------------
-
-@dataclass(frozen=True)
-class PlanStarted:
-    group_id: str
-    seed: int
-    order: TrialOrder
-
-
-@dataclass(frozen=True)
-class TrialStarted:
-    index: int            # 0-based position in the plan
-    total: int
-    slot: TrialSlot
-
-
-@dataclass(frozen=True)
-class TrialEvent:
-    """An event of the running session (scenarios.events: Hello, Sample, Result, Status...).
-    `gpu` is the GPU's tag ({index, uuid, name, ...}) when the trial runs one session per GPU."""
-    index: int
-    slot: TrialSlot
-    event: Any
-    gpu: dict | None = None
-
-
-@dataclass(frozen=True)
-class TrialFinished:
-    index: int
-    total: int
-    slot: TrialSlot
-    outcome: str
-    message: str
-    results: int
-    layer_reasons: tuple[str, ...] = ()
-    gpus: tuple[int, ...] = ()             # the GPUs of a per-GPU trial (their indexes)
-
-
-@dataclass(frozen=True)
-class RunSaved:
-    scenario: str
-    run_id: str
-    path: str
-    validity: str
-    complete: bool
-
-
-@dataclass(frozen=True)
-class SaveFailed:
-    scenario: str
-    message: str
-
-
-@dataclass(frozen=True)
-class PlanFinished:
-    group_id: str
-    run_ids: tuple[str, ...]
-    complete: bool
-    failed_sessions: int
-
-
-RunnerEvent = Union[PlanStarted, TrialStarted, TrialEvent, TrialFinished, RunSaved, SaveFailed,
-                    PlanFinished]
 
 
 @dataclass
@@ -130,20 +77,15 @@ class PlanResult:
 
 # ---- plan pieces ----------------------------------------------------------------------------
 
-def engine_args(defaults: BenchDefaults, options: PlanOptions) -> list[str]:
-    """Engine command-line arguments from config defaults and the plan's overrides."""
-    workloads = options.workloads or defaults.workloads
-    args = ["--backend", options.backend or defaults.backend,
-            "--workloads", ",".join(workloads),
-            "--duration", f"{options.duration_s or defaults.duration_s:g}",
-            "--warmup", f"{options.warmup_s if options.warmup_s is not None else defaults.warmup_s:g}",
-            "--repeats", str(options.repeats or defaults.repeats),
-            "--telemetry-interval", f"{defaults.telemetry_interval_s:g}",
-            "--roundtrip-size", defaults.roundtrip_size,
-            "--sizes", ",".join(defaults.copy_sizes)]
-    if defaults.cpus:
-        args += ["--cpus", defaults.cpus]
-    return args + list(options.extra_engine_args)
+def engine_args(defaults: BenchDefaults, options: PlanOptions) -> EngineArgs:
+    """The engine's options for every session of a plan: the config's defaults with the
+    plan's overrides."""
+    return replace(
+        defaults.engine_args(), backend=options.backend or defaults.backend,
+        workloads=options.workloads or defaults.workloads,
+        duration=options.duration_s or defaults.duration_s,
+        warmup=options.warmup_s if options.warmup_s is not None else defaults.warmup_s,
+        repeats=options.repeats or defaults.repeats)
 
 
 def scenario_record(s: ScenarioConfig, config: Config) -> dict:
@@ -189,24 +131,21 @@ def verify_layers(scenario: ScenarioConfig, hello_data: dict | None) -> list[str
     if hello_data is None:
         return []
     try:
-        from scenarios.layers import verify
-    except ImportError:  # pragma: no cover - scenarios/layers.py (issue 5) has landed
-        # TODO(integration): the guard predates scenarios/layers.py; it can become a plain
-        # import now that verify(scenario, hello_data) -> list[str] exists.
-        return []
-    try:
         return [str(r) for r in verify(scenario, hello_data)]
     except Exception as exc:  # a verifier bug must not lose the measurements
         return [f"layer verification failed: {type(exc).__name__}: {exc}"]
 
 
 LauncherFactory = Callable[[ScenarioConfig, Config], Any]
+# Reads one started session to its end, handing each event to the third argument (`take`).
+SessionReader = Callable[[Session, TrialSession, Callable[[Event], Any]], Awaitable[Any]]
 
 
 class PlanRunner:
     def __init__(self, config: Config, scenarios: Sequence[ScenarioConfig],
                  options: PlanOptions | None = None, store: Store | None = None,
-                 launcher_factory: LauncherFactory | None = None):
+                 launcher_factory: LauncherFactory | None = None,
+                 read_session: SessionReader | None = None):
         if not scenarios:
             raise ValueError("a plan needs at least one scenario")
         self.config = config
@@ -214,14 +153,17 @@ class PlanRunner:
         self.options = options or PlanOptions()
         self.store = store if store is not None else Store(config.data_dir)
         self._launcher_factory = launcher_factory
+        self._read_session = read_session
         self.trials = self.options.trials or config.defaults.trials
         self.seed = self.options.seed if self.options.seed is not None \
             else random.SystemRandom().randrange(2 ** 31)
         self.group_id = f"g-{utc_now().replace(':', '').replace('-', '')}-{secrets.token_hex(3)}"
         self.order = interleave_order([s.name for s in self.scenarios], self.trials, self.seed)
-        self.args = engine_args(config.defaults, self.options)
+        # every option written out: the group records exactly what the engine was told
+        self.args = engine_args(config.defaults, self.options).to_argv(full=True)
         self._cancelled = False
-        self._sessions: set = set()
+        self._sessions: set[Session] = set()
+        self._trial_results = 0                # results the running trial's sessions gave
         self._starting: asyncio.Future | None = None
         self.gpus: dict[str, list] = {}        # scenario -> resolved GPUs (scenarios.multigpu)
 
@@ -243,11 +185,8 @@ class PlanRunner:
 
     def _launcher(self, scenario: ScenarioConfig, cache: dict) -> Any:
         if scenario.name not in cache:
-            if self._launcher_factory is not None:
-                cache[scenario.name] = self._launcher_factory(scenario, self.config)
-            else:
-                from scenarios.registry import launcher_for
-                cache[scenario.name] = launcher_for(scenario, self.config)
+            factory = self._launcher_factory or launcher_for
+            cache[scenario.name] = factory(scenario, self.config)
         return cache[scenario.name]
 
     # -- GPU selection ----------------------------------------------------------------------
@@ -261,8 +200,6 @@ class PlanRunner:
     async def resolve_gpus(self, launchers: dict | None = None) -> dict[str, list]:
         """Resolve every scenario's GPU selection once (the engine's --list-devices through the
         scenario's launcher). Raises scenarios.multigpu.GpuSelectionError (one line)."""
-        from scenarios.multigpu import resolve_gpus
-        from scenarios.registry import request_for
         own = launchers is None
         launchers = {} if launchers is None else launchers
         try:
@@ -317,6 +254,7 @@ class PlanRunner:
                     break
                 scenario = by_name[slot.scenario]
                 emit(TrialStarted(index, len(self.order), slot))
+                self._trial_results = 0
                 if self.gpu_selection(scenario)[0] is not None:
                     recs = await self._per_gpu_trial(index, slot, scenario, launchers, emit)
                 else:
@@ -336,7 +274,7 @@ class PlanRunner:
                 message = "; ".join(f"GPU {r.gpu['index']}: {r.message}" if r.gpu else r.message
                                     for r in recs if r.message)
                 emit(TrialFinished(index, len(self.order), slot, outcome, message,
-                                   sum(_count_results(r) for r in recs),
+                                   self._trial_results,
                                    tuple(x for r in recs for x in r.layer_reasons),
                                    tuple(r.gpu["index"] for r in recs if r.gpu)))
         except asyncio.CancelledError:
@@ -360,7 +298,6 @@ class PlanRunner:
                          launchers: dict, emit: Callable) -> SessionRecord:
         started = utc_now()
         try:
-            from scenarios.registry import request_for
             launcher = self._launcher(scenario, launchers)
             request = request_for(scenario, self.args, label=self.options.label)
             self._starting = asyncio.ensure_future(launcher.start(request))
@@ -378,45 +315,38 @@ class PlanRunner:
             self._starting = None
         return await self._consume(session, index, slot, scenario, emit, started)
 
-    async def _consume(self, session: Any, index: int, slot: TrialSlot, scenario: ScenarioConfig,
-                       emit: Callable, started: str | None, gpu: dict | None = None,
-                       gpu_mode: str | None = None) -> SessionRecord:
-        """Read one session to its end (events go to `emit`) and record it."""
+    async def _consume(self, session: Session, index: int, slot: TrialSlot,
+                       scenario: ScenarioConfig, emit: Callable, started: str | None,
+                       gpu: dict | None = None, gpu_mode: str | None = None) -> SessionRecord:
+        """Have one session read to its end (by the read_session hook, or here with its events
+        going to `emit`) and record it."""
         self._sessions.add(session)
         if self._cancelled:  # cancelled while starting
             await session.cancel()
-        ended = None
-        hello = None
+        got = Collected(session)
         try:
-            async for event in session.events():
-                emit(TrialEvent(index, slot, event, gpu))
-                name = type(event).__name__
-                if name == "Hello":
-                    hello = event.data
-                elif name == "SessionEnded":
-                    ended = event
+            if self._read_session is not None:
+                await self._read_session(session, TrialSession(index, slot, gpu), got.take)
+            else:
+                await collect(session, lambda ev: emit(TrialEvent(index, slot, ev, gpu)),
+                              into=got)
         except asyncio.CancelledError:
             self._cancelled = True
             await session.cancel()
-            ended = session.ended
+            if got.ended is None:
+                got.ended = session.ended
         finally:
             self._sessions.discard(session)
-        outcome = ended.outcome if ended is not None else CANCELLED
-        parser = getattr(session, "parser", None)
+        self._trial_results += len(got.results)
         return SessionRecord(
-            list(session.raw_lines), outcome=outcome,
-            message=ended.message if ended is not None else "cancelled",
-            exit_code=ended.exit_code if ended is not None else None, trial=slot.trial,
-            layer_reasons=verify_layers(scenario, hello), started=started,
-            warnings=[w.message for w in getattr(parser, "warnings", [])],
-            gpu=gpu, gpu_mode=gpu_mode,
-            details=dict(ended.details or {}) if ended is not None else None)
+            got.lines, outcome=got.outcome, message=got.message, exit_code=got.exit_code,
+            trial=slot.trial, started=started, warnings=got.warnings, gpu=gpu, gpu_mode=gpu_mode,
+            layer_reasons=verify_layers(scenario, got.hello.data if got.hello else None),
+            details=got.details)
 
     async def _per_gpu_trial(self, index: int, slot: TrialSlot, scenario: ScenarioConfig,
                              launchers: dict, emit: Callable) -> list[SessionRecord]:
         """One session per selected GPU (scenarios.multigpu), concurrent or sequential."""
-        from scenarios.multigpu import gpu_request, start_concurrent
-        from scenarios.registry import request_for
         started = utc_now()
         _, sequential = self.gpu_selection(scenario)
         mode = "sequential" if sequential else "concurrent"
@@ -496,13 +426,3 @@ class PlanRunner:
 
 async def _done(value):
     return value
-
-
-def _count_results(rec: SessionRecord) -> int:
-    n = 0
-    for text in rec.lines:
-        if isinstance(text, str) and '"type":"result"' in text.replace(" ", ""):
-            n += 1
-        elif isinstance(text, dict) and text.get("type") == "result":
-            n += 1
-    return n

@@ -1,9 +1,10 @@
 """gpubench-tui: pick hosts and scenarios, watch runs live, compare saved runs.
 
-Views only. Sessions (scenarios/) deliver typed events; asyncio workers consume
-them (tui/sessions.py) into the LiveBoard and post small messages
-(tui/messages.py); the dashboard applies the board at 10 Hz. Saved runs come
-from the results store through tui/data.py.
+Views only. Sessions (scenarios/) deliver typed events; one pump (tui/sessions.py) takes
+them into the LiveBoard and posts small messages (tui/messages.py), for quick tests,
+replays and plan runs alike (a plan's sessions come from gpubench.runner through
+tui/plan_feed.py); the dashboard applies the board at 10 Hz. Saved runs come from the
+results store through tui/data.py.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import argparse
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import Iterable
 
 from textual import on, work
@@ -20,19 +20,26 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from scenarios.config import Config, ConfigError, ScenarioConfig, load_config
+from gpubench import selftest as st
+from gpubench.runner import PlanOptions, PlanRunner
 from scenarios.base import LaunchRequest, Launcher
+from scenarios.config import Config, ConfigError, ScenarioConfig, load_config
+from scenarios.registry import launcher_for
+from scenarios.replay import ReplayLauncher
 
 from . import messages as m
 from .data import CompareSelection, RunStore
 from .engine_args import quick_engine_args
 from .live import LiveBoard
+from .plan_feed import PlanFeed
 from .screens.compare import CompareScreen
 from .screens.dashboard import DashboardScreen
 from .screens.history import HistoryScreen
 from .screens.hosts import HostsScreen
 from .screens.modals import ConfirmScreen, HelpScreen
+from .screens.selftest import SelftestScreen
 from .sessions import SessionManager
+from .widgets.host_grid import HostGrid
 
 DARK, LIGHT = "textual-dark", "textual-light"
 PROBE_TIMEOUT_S = 20.0
@@ -68,7 +75,7 @@ class GpubenchApp(App):
         self.seed = seed
         self.plan_running = False
         self.compare_selection = CompareSelection()
-        self.runner = None
+        self.runner: PlanRunner | None = None
         self.theme = DARK
 
     # -- command palette: every action ---------------------------------------------------
@@ -101,7 +108,7 @@ class GpubenchApp(App):
 
     # -- app actions ------------------------------------------------------------------------
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(key_map()))
 
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT if self.theme == DARK else DARK
@@ -109,7 +116,6 @@ class GpubenchApp(App):
     def launcher(self, scenario: ScenarioConfig) -> Launcher:
         if self.launcher_factory is not None:
             return self.launcher_factory(scenario)
-        from scenarios.registry import launcher_for
         return launcher_for(scenario, self.config)
 
     def action_run_plan(self) -> None:
@@ -121,12 +127,13 @@ class GpubenchApp(App):
         if not scenarios:
             self.notify("No enabled scenario in the config.", severity="error")
             return
-        from gpubench.runner import PlanOptions, PlanRunner
         factory = None
         if self.launcher_factory is not None:
             factory = lambda scenario, config: self.launcher_factory(scenario)  # noqa: E731
+        feed = PlanFeed(self, self.manager, self.config)
         runner = PlanRunner(self.config, scenarios, PlanOptions(seed=self.seed),
-                            self.store.backend_store(), launcher_factory=factory)
+                            self.store.backend_store(), launcher_factory=factory,
+                            read_session=feed.read_session)
         self.runner = runner
         self.plan_running = True
         self.board.clear()
@@ -135,72 +142,13 @@ class GpubenchApp(App):
         self.board.plan_title = (f"Plan: {len(scenarios)} scenario(s) × {runner.trials} "
                                  f"trial(s) = {len(runner.order)} runs, interleaved")
         self.switch_mode("dashboard")
-        self.run_plan_worker(runner)
+        self.run_plan_worker(feed, runner)
 
     @work(group="plan", exclusive=True, name="run plan")
-    async def run_plan_worker(self, runner) -> None:
-        """gpubench.runner.PlanRunner runs and saves the plan; its events feed the board."""
-        from gpubench import runner as r
-        states: dict[int, object] = {}
-        gpu_states: dict[tuple[int, object], object] = {}
-        groups: dict[int, str] = {}          # per-GPU trial -> its aggregate row's key
-        hosts: dict[int, str] = {}
-
-        def progress(ev) -> None:
-            if isinstance(ev, r.TrialStarted):
-                sc = self.config.scenarios.get(ev.slot.scenario)
-                if sc is not None and sc.launcher == "k8s":
-                    host = f"k8s:{sc.cluster}"
-                else:
-                    host = (sc.host if sc is not None else None) or "local"
-                hosts[ev.index] = host
-                if sc is not None and runner.gpu_selection(sc)[0] is not None:
-                    return       # per-GPU trial: its rows come with the GPUs' first events
-                key = self.manager.new_key(ev.slot.scenario, host)
-                states[ev.index] = self.board.add_new(key, host, ev.slot.scenario)
-                self.post_message(m.SessionStarted(key))
-            elif isinstance(ev, r.TrialEvent):
-                if ev.gpu is not None:   # one row per GPU session, plus the aggregate row
-                    gk = (ev.index, ev.gpu.get("index"))
-                    state = gpu_states.get(gk)
-                    if state is None:
-                        host = hosts.get(ev.index, "local")
-                        if ev.index not in groups:
-                            groups[ev.index] = self.manager.new_key(ev.slot.scenario, host)
-                        group = groups[ev.index]
-                        state = gpu_states[gk] = self.board.add_gpu(
-                            group, f"{group}/gpu{gk[1]}", host, ev.slot.scenario, str(gk[1]))
-                        self.post_message(m.SessionStarted(state.key))
-                else:
-                    state = states.get(ev.index)
-                if state is not None:
-                    self.manager._handle(state, ev.event)
-            elif isinstance(ev, r.TrialFinished):
-                self.board.plan_done_runs += 1
-                if ev.gpus:
-                    return       # GPU sessions ended with their own SessionEnded events
-                if ev.index not in states and ev.index not in groups:   # failed before any GPU
-                    host = hosts.get(ev.index, "local")
-                    states[ev.index] = self.board.add_new(
-                        self.manager.new_key(ev.slot.scenario, host), host, ev.slot.scenario)
-                state = states.get(ev.index)
-                if state is not None and state.status in ("starting", "running"):
-                    # the session never started (launch failed): no SessionEnded came
-                    state.status, state.message = ev.outcome, ev.message
-                    self.board.dirty.add(state.key)
-                    if ev.outcome == "failed":
-                        self.post_message(m.LaunchFailed(state.key, state.host, ev.message))
-            elif isinstance(ev, r.RunSaved):
-                self.post_message(m.RunSaved(ev.run_id, ev.scenario))
-            elif isinstance(ev, r.SaveFailed):
-                self.notify(f"Could not save {ev.scenario}: {ev.message}", severity="error",
-                            timeout=10)
-            elif isinstance(ev, r.PlanFinished):
-                self.post_message(m.PlanFinished(len(runner.order), ev.failed_sessions,
-                                                 list(ev.run_ids)))
-
+    async def run_plan_worker(self, feed: PlanFeed, runner: PlanRunner) -> None:
+        """gpubench.runner.PlanRunner runs and saves the plan; its sessions feed the board."""
         try:
-            await runner.run(progress=progress)
+            await feed.run(runner)
         finally:
             self.plan_running = False
             self.runner = None
@@ -260,7 +208,7 @@ class GpubenchApp(App):
         try:
             launcher = self.launcher(scenario)
         except Exception as exc:
-            self.manager._fail(self.board.add_new(key, host, "quick-test"), f"{host}: {exc}")
+            self.manager.fail(self.board.add_new(key, host, "quick-test"), f"{host}: {exc}")
             self.board.plan_done_runs += 1
             return
         request = LaunchRequest(engine_args=tuple(quick_engine_args(self.config.defaults)),
@@ -296,7 +244,6 @@ class GpubenchApp(App):
                         severity="warning")
             return
         summary = self.store.summary(run_id)
-        from scenarios.replay import ReplayLauncher
         self.board.clear()
         self.board.replay = True
         self.board.plan_total_runs = 1
@@ -327,14 +274,12 @@ class GpubenchApp(App):
         if any(w.name == "selftest" and w.is_running for w in self.workers):
             self.notify("The self-test is already running.", severity="warning")
             return
-        from .screens.selftest import SelftestScreen
         self.push_screen(SelftestScreen("Self-test: injected overheads vs what is measured "
                                         "(local)", start=self.selftest_worker))
 
     @work(group="selftest", exclusive=True, name="selftest")
     async def selftest_worker(self, screen) -> None:
         """gpubench.selftest (the CLI's code) on this machine; arms saved in the store."""
-        from gpubench import selftest as st
         opts = st.Options(data_dir=self.config.data_dir, **self.selftest_overrides)
         if opts.backend == "auto":   # its probe is a blocking subprocess: off the UI loop
             opts.backend = await asyncio.to_thread(st.detect_backend, opts.python)
@@ -362,7 +307,7 @@ class GpubenchApp(App):
             if h.kind == "local":
                 self.post_message(m.HostProbed(h.name, True, "this machine"))
                 return
-            try:
+            try:   # asyncssh is loaded only when there is an SSH host to probe
                 from scenarios.ssh.launcher import SshLauncher
                 launcher = SshLauncher.from_config(h)
             except Exception as exc:
@@ -444,6 +389,21 @@ class GpubenchApp(App):
         if self.runner is not None:
             self.runner.cancel()
         await self.manager.cancel_all()
+
+
+def key_map() -> list[tuple[str, str, str]]:
+    """(where, keys, what) for every binding of the app and its screens (the help screen)."""
+    rows: list[tuple[str, str, str]] = []
+    for where, cls in (("everywhere", GpubenchApp), ("Hosts", HostsScreen),
+                       ("Dashboard", DashboardScreen), ("Dashboard grid", HostGrid),
+                       ("History", HistoryScreen), ("Compare", CompareScreen)):
+        for b in cls.BINDINGS:
+            if isinstance(b, Binding):
+                desc = b.description or b.action.replace("_", " ")
+                rows.append((where, b.key_display or b.key, desc))
+    rows.append(("everywhere", "ctrl+p", "Command palette (every action)"))
+    rows.append(("everywhere", "ctrl+q", "Quit"))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

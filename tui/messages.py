@@ -12,20 +12,9 @@ from textual.message import Message
 
 
 @dataclass
-class SessionStarted(Message):
-    key: str
-
-
-@dataclass
 class HelloReceived(Message):
     key: str
     hello: dict[str, Any]
-
-
-@dataclass
-class ResultReceived(Message):
-    key: str
-    result: dict[str, Any]
 
 
 @dataclass

@@ -1,19 +1,21 @@
-"""Runs sessions for the app: one asyncio worker per session consumes its events.
+"""The one way a session reaches the dashboard: `watch` puts it in the pump.
 
-Samples and telemetry go straight into the LiveBoard (plain stores, no message
-per sample); everything else becomes a small message from tui/messages.py.
-No widget is touched here. Sessions are started from launchers (scenarios/),
-so the same code serves local, ssh, k8s and replayed runs.
+Quick tests and replays start their sessions here (`run_session`); a plan run's sessions
+are started by gpubench.runner.PlanRunner and handed over by tui/plan_feed.py. Either way
+one pump takes every session's queued events in: samples and telemetry go straight into
+the LiveBoard (plain stores, no message per sample); everything else becomes a small
+message from tui/messages.py. No widget is touched here. Sessions come from launchers
+(scenarios/), so the same code serves local, ssh, k8s and replayed runs.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from scenarios.base import LaunchError, LaunchRequest, Launcher, Session
-from scenarios.events import (Done, EngineError, Hello, Result, Sample, SessionEnded, Status,
-                              StreamWarning, Telemetry)
+from scenarios.events import (FAILED, Done, EngineError, Event, Hello, Result, Sample,
+                              SessionEnded, Status, StreamWarning, Telemetry)
 
 from . import messages as m
 from .live import HostState, LiveBoard
@@ -26,56 +28,59 @@ PUMP_HZ = 20.0     # how often queued events are taken in (samples are shown at 
 
 
 class _Active:
-    __slots__ = ("state", "session", "done")
+    __slots__ = ("state", "session", "done", "take")
 
-    def __init__(self, state: HostState, session: Session, done: asyncio.Future) -> None:
+    def __init__(self, state: HostState, session: Session, done: asyncio.Future,
+                 take: Callable[[Event], Any] | None) -> None:
         # One pump drains the sessions that have events with Session.drain_nowait(),
         # instead of one task wake-up per sample per session (see benchmarks/tui_load.py).
-        self.state, self.session, self.done = state, session, done
+        self.state, self.session, self.done, self.take = state, session, done, take
 
 
 class SessionManager:
     def __init__(self, app: "App", board: LiveBoard) -> None:
         self.app = app
         self.board = board
-        self.sessions: dict[str, Session] = {}
+        self.sessions: dict[str, Session] = {}     # the sessions run_session started
         self._active: dict[str, _Active] = {}
         self._serial = itertools.count(1)
         self._pump_task: asyncio.Task | None = None
         self._ready: set[str] = set()     # keys of sessions with events queued since the last pump
-        self.events_taken = 0
 
     def new_key(self, scenario: str, host: str) -> str:
         return f"{scenario}@{host}#{next(self._serial)}"
 
     async def run_session(self, key: str, host: str, scenario: str, launcher: Launcher,
-                          request: LaunchRequest,
-                          on_session: Callable[[Session], None] | None = None
-                          ) -> tuple[Session | None, SessionEnded]:
+                          request: LaunchRequest) -> tuple[Session | None, SessionEnded]:
         """Start one session and wait until it has ended (call from a worker)."""
         state = self.board.add(HostState(key=key, host=host, scenario=scenario))
-        self.app.post_message(m.SessionStarted(key))
         try:
             session = await launcher.start(request)
         except LaunchError as exc:
-            return None, self._fail(state, str(exc))
+            return None, self.fail(state, str(exc))
         except Exception as exc:  # a launcher bug must not take the app down
-            return None, self._fail(state, f"{host}: {type(exc).__name__}: {exc}")
+            return None, self.fail(state, f"{host}: {type(exc).__name__}: {exc}")
         self.sessions[key] = session
-        if on_session is not None:
-            on_session(session)
-        done: asyncio.Future = asyncio.get_running_loop().create_future()
-        active = _Active(state, session, done)
         try:
-            self._active[key] = active
+            return session, await self.watch(state, session)
+        finally:
+            self.sessions.pop(key, None)
+
+    async def watch(self, state: HostState, session: Session,
+                    take: Callable[[Event], Any] | None = None) -> SessionEnded:
+        """Take a started session's events into `state` (its row) through the pump until it
+        has ended; each event also goes to `take` (a plan's runner records the session).
+        Cancelling the session is its owner's: run_session's or the plan's runner."""
+        key = state.key
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._active[key] = _Active(state, session, done, take)
+        try:
             self._ready.add(key)          # whatever was queued before the listener
             session.add_listener(lambda _event, k=key: self._ready.add(k))
             self._ensure_pump()
-            ended = await done
+            return await done
         finally:
             self._active.pop(key, None)
-            self.sessions.pop(key, None)
-        return session, ended
 
     def _ensure_pump(self) -> None:
         if self._pump_task is None or self._pump_task.done():
@@ -89,27 +94,27 @@ class SessionManager:
             await asyncio.sleep(period)
         self.pump_once()
 
-    def pump_once(self) -> int:
-        taken = 0
+    def pump_once(self) -> None:
         ready, self._ready = self._ready, set()
         for key in ready:                 # only sessions that received events: cheap at 2,000 hosts
             active = self._active.get(key)
             if active is None:
                 continue
             for ev in active.session.drain_nowait():
-                taken += 1
+                if active.take is not None:
+                    active.take(ev)
                 if self._handle(active.state, ev):
                     if not active.done.done():
                         active.done.set_result(ev)
                     break
-        self.events_taken += taken
-        return taken
 
-    def _fail(self, state: HostState, message: str) -> SessionEnded:
-        state.status, state.message = "failed", message
+    def fail(self, state: HostState, message: str, outcome: str = FAILED) -> SessionEnded:
+        """A row whose session never started (the launch failed, or was cancelled)."""
+        state.status, state.message = outcome, message
         self.board.dirty.add(state.key)
-        self.app.post_message(m.LaunchFailed(state.key, state.host, message))
-        return SessionEnded("failed", message)
+        if outcome == FAILED:
+            self.app.post_message(m.LaunchFailed(state.key, state.host, message))
+        return SessionEnded(outcome, message)
 
     def _handle(self, state: HostState, ev) -> bool:
         """Apply one event; True when it is the session's last (SessionEnded)."""
@@ -127,7 +132,6 @@ class SessionManager:
         elif isinstance(ev, Result):
             state.on_result(ev.data)
             self.board.dirty.add(key)
-            self.app.post_message(m.ResultReceived(key, ev.data))
         elif isinstance(ev, EngineError):
             state.warnings.append(f"{ev.code}: {ev.message}")
             self.app.post_message(m.EngineErrorReceived(key, ev.code, ev.message, ev.fatal))

@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import asyncio
-import sys
+import dataclasses
 import time
 import types
 
 import numpy as np
-import pytest
 
 from scenarios.config import parse_config
-from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
-                             SaveFailed, TrialEvent, TrialFinished, TrialStarted, engine_args,
-                             interleave_order)
+from gpubench.plan_events import (PlanFinished, PlanStarted, TrialEvent, TrialFinished,
+                                  TrialStarted)
+from gpubench import runner as runner_module
+from gpubench.runner import PlanOptions, PlanRunner, engine_args
+from gpubench.trial_order import interleave_order
 from results.store import Store
 from scenarios.base import LaunchError
+from scenarios.events import Result
 from scenarios.replay import ReplayLauncher, ReplaySession
 from tests.results import synth
 
@@ -60,14 +62,17 @@ def test_interleave_order_is_seeded_complete_and_mixed():
 def test_engine_args_from_defaults_and_overrides(tmp_path):
     cfg = make_config(tmp_path)
     args = engine_args(cfg.defaults, PlanOptions(workloads=("launch", "h2d"), duration_s=2.0,
-                                                 backend="numpy-cpu"))
+                                                 backend="numpy-cpu")).to_argv(full=True)
     assert args[:10] == ["--backend", "numpy-cpu", "--workloads", "launch,h2d", "--duration", "2",
                          "--warmup", "0.3", "--repeats", "2"]
     assert "--sizes" in args and args[args.index("--sizes") + 1] == "4KiB,1MiB,256MiB"
     assert "--cpus" not in args
-    import dataclasses
     pinned = engine_args(dataclasses.replace(cfg.defaults, cpus="4-7"), PlanOptions())
-    assert pinned[pinned.index("--cpus") + 1] == "4-7"
+    assert pinned.cpus == "4-7"
+    argv = pinned.to_argv(full=True)
+    assert argv[argv.index("--cpus") + 1] == "4-7"
+    runner = PlanRunner(cfg, [cfg.scenarios["a"]], PlanOptions(seed=1), Store(cfg.data_dir))
+    assert runner.args == engine_args(cfg.defaults, PlanOptions()).to_argv(full=True)
 
 
 async def test_plan_runs_interleaved_and_saves_one_document_per_scenario(tmp_path):
@@ -81,7 +86,7 @@ async def test_plan_runs_interleaved_and_saves_one_document_per_scenario(tmp_pat
     started = [e.slot for e in events if isinstance(e, TrialStarted)]
     assert started == interleave_order(["a", "b"], 3, 11) == result.order
     assert isinstance(events[0], PlanStarted) and isinstance(events[-1], PlanFinished)
-    assert any(isinstance(e, TrialEvent) and type(e.event).__name__ == "Result" for e in events)
+    assert any(isinstance(e, TrialEvent) and isinstance(e.event, Result) for e in events)
     store = Store(cfg.data_dir)
     docs = [store.load(i) for i in result.run_ids]
     assert {d["group"]["id"] for d in docs} == {runner.group_id}
@@ -117,7 +122,7 @@ async def test_cancel_saves_what_was_measured_marked_incomplete(tmp_path):
                         launcher_factory=replay_factory(speed=1.0, lines_for=lambda s: slow))
 
     def progress(ev):
-        if isinstance(ev, TrialEvent) and type(ev.event).__name__ == "Result":
+        if isinstance(ev, TrialEvent) and isinstance(ev.event, Result):
             runner.cancel()
 
     result = await runner.run(progress)
@@ -131,13 +136,11 @@ async def test_cancel_saves_what_was_measured_marked_incomplete(tmp_path):
 
 async def test_layer_verification_reasons_make_the_run_invalid(tmp_path, monkeypatch):
     seen = []
-    fake = types.ModuleType("scenarios.layers")
 
     def verify(scenario, hello_data):
         seen.append((scenario.name, hello_data["type"]))
         return ["proxy library /usr/local/vgpu/libvgpu.so is not mapped"] if scenario.name == "b" else []
-    fake.verify = verify
-    monkeypatch.setitem(sys.modules, "scenarios.layers", fake)
+    monkeypatch.setattr(runner_module, "verify", verify)
     cfg = make_config(tmp_path)
     runner = PlanRunner(cfg, [cfg.scenarios["a"], cfg.scenarios["b"]], PlanOptions(trials=1, seed=0),
                         Store(cfg.data_dir), launcher_factory=replay_factory())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import tracemalloc
 
 from scenarios import limits
-from gpubench.runner import PlanOptions, PlanRunner, TrialFinished, interleave_order
-from gpubench.trial_order import TrialSlot
+from gpubench.plan_events import TrialFinished
+from gpubench.runner import PlanOptions, PlanRunner
+from gpubench.trial_order import TrialSlot, interleave_order
 from results.store import Store
 from tests.cli.test_cli_runner import make_config, replay_factory
 

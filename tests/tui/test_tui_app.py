@@ -329,7 +329,7 @@ async def test_compare_shows_not_comparable_plainly(config):
 
 
 async def test_compare_shows_the_candidates_check_verdicts_coloured_and_exports_them(config):
-    """Issue 9: the newest `check-<candidate scenario>` run's verdicts under the overheads."""
+    """The newest `check-<candidate scenario>` run's verdicts under the overheads."""
     from textual.widgets import Static
 
     from tests.checks.fixed_checks import fixed_check_document

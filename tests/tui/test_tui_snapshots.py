@@ -88,7 +88,7 @@ def test_snapshot_compare(tmp_path, snap_compare):
 
 
 def test_snapshot_compare_with_checks(tmp_path, snap_compare):
-    """Issue 9: the candidate's isolation-check verdicts (the newest `check-bare-metal-proxy`
+    """The candidate's isolation-check verdicts (the newest `check-bare-metal-proxy`
     run, as gpubench.checks writes it) under the overheads: ENFORCED green, NOT ENFORCED red,
     NOT APPLICABLE dim."""
     from tests.checks.fixed_checks import fixed_check_document

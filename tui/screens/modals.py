@@ -1,6 +1,8 @@
 """Modal dialogs: help, confirm, text input."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,37 +11,21 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 
-def key_map() -> list[tuple[str, str, str]]:
-    """(where, keys, what) for every binding of the app and its screens."""
-    from ..app import GpubenchApp
-    from .compare import CompareScreen
-    from .dashboard import DashboardScreen
-    from .history import HistoryScreen
-    from .hosts import HostsScreen
-    from ..widgets.host_grid import HostGrid
-
-    rows: list[tuple[str, str, str]] = []
-    for where, cls in (("everywhere", GpubenchApp), ("Hosts", HostsScreen),
-                       ("Dashboard", DashboardScreen), ("Dashboard grid", HostGrid),
-                       ("History", HistoryScreen), ("Compare", CompareScreen)):
-        for b in cls.BINDINGS:
-            if isinstance(b, Binding):
-                desc = b.description or b.action.replace("_", " ")
-                rows.append((where, b.key_display or b.key, desc))
-    rows.append(("everywhere", "ctrl+p", "Command palette (every action)"))
-    rows.append(("everywhere", "ctrl+q", "Quit"))
-    return rows
-
-
 class HelpScreen(ModalScreen[None]):
+    """The key map: (where, keys, what) rows, which the app gathers from its own and its
+    screens' bindings (a screen never imports the app)."""
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+
+    def __init__(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = list(rows)
 
     def compose(self) -> ComposeResult:
         table = Table(title="gpubench-tui key map", expand=True, header_style="bold")
         table.add_column("Where")
         table.add_column("Key")
         table.add_column("Action")
-        for where, key, what in key_map():
+        for where, key, what in self.rows:
             table.add_row(where, key, what)
         with VerticalScroll(id="help-body", classes="dialog"):
             yield Static(table)

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 from engine.plausibility import judge_session
 from engine.protocol import ProtocolError, validate_line
 from engine.redact import redact_env_tables, redact_hello
+from engine.throttle import BENIGN_THROTTLE
 
 from .schema import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, INVALID, SCHEMA_VERSION, VALID)
 
@@ -29,9 +30,6 @@ try:  # the engine package ships beside us; its version is the tool's measuring 
 except Exception:  # pragma: no cover - engine always importable in this repo
     ENGINE_VERSION = None
 
-# NVML throttle names that do not slow a busy GPU (idle, display clock, sync boost).
-BENIGN_THROTTLE = {"gpu_idle", "idle", "sync_boost", "display_clock_setting", "none",
-                   "applications_clocks_setting"}
 MAX_THROTTLE_EVENTS = 200
 TRIAL_FIELDS = ("repeat", "ops", "duration_s", "ops_per_s", "latency_us", "gbps", "tflops",
                 "bytes", "valid", "validity_reasons", "interrupted", "t")

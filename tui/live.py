@@ -12,11 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.throttle import BENIGN_THROTTLE
+
 CPU_LABEL = "CPU (numpy-cpu) — not a GPU figure"
 HISTORY_POINTS = 240          # per workload, for the charts
-# Clock-event reasons that are not a slowdown of a busy GPU (as results/fleet.py).
-BENIGN_THROTTLE = {"gpu_idle", "idle", "sync_boost", "display_clock_setting", "none",
-                   "applications_clocks_setting"}
 
 
 def fmt_num(value: Any, digits: int = 0, unit: str = "") -> str:

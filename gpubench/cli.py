@@ -281,7 +281,7 @@ def _device_line(doc: dict) -> str:
     dev = (doc.get("hello") or {}).get("device") or {}
     if doc.get("backend") == "numpy-cpu":
         return f"{dev.get('name')} (CPU backend numpy-cpu: not a GPU figure)"
-    from results.stats import cuda_version_text
+    from results.comparison import cuda_version_text
     return (f"{dev.get('name')} (driver {dev.get('driver') or '?'}, CUDA "
             f"{cuda_version_text(dev.get('cuda_driver')) or '?'}, backend {doc.get('backend')})")
 
@@ -447,7 +447,7 @@ def cmd_show(args, config) -> int:
 
 def _comparisons(args, config, store) -> list:
     from results.checks import comparison_checks, latest_check_run
-    from results.stats import compare_runs
+    from results.comparison import compare_runs
     base = _load(store, args.base)
     comps = []
     runs = None
@@ -507,7 +507,7 @@ def cmd_compare(args, config) -> int:
 
 def cmd_report(args, config) -> int:
     from results.report import ReportScenario, comparison_report
-    from results.stats import compare_runs
+    from results.comparison import compare_runs
     store = _store(args, config)
     listing = store.list_runs()
     for w in listing.warnings:

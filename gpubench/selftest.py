@@ -78,8 +78,9 @@ from pathlib import Path
 from typing import Callable
 
 from engine.protocol import finite
+from results.stats import median
 
-from .selftest_judging import _median, family_confidence, judge_arm, judge_pairs, pair_ratios, slot_pairs
+from .selftest_judging import family_confidence, judge_arm, judge_pairs, pair_ratios, slot_pairs
 
 WORKLOAD_VARIANTS = {"roundtrip": None, "launch": "sync"}   # primary variant (None: the only one)
 DEFAULT_LEVELS = (1.0, 5.0, 10.0)
@@ -263,8 +264,8 @@ async def run_session(arm: Arm, trial: int, args: list[str], report_path: Path |
         message = f"{message} [{session.stderr_tail[-1]}]"
     return SessionData(arm=arm, trial=trial, outcome=ended.outcome if ended else "failed",
                        message=message, lines=list(session.raw_lines),
-                       p50={v: _median(x) for v, x in p50s.items()},
-                       ops={v: _median(x) for v, x in opss.items()}, report=report,
+                       p50={v: median(x) for v, x in p50s.items()},
+                       ops={v: median(x) for v, x in opss.items()}, report=report,
                        backend=backend, mapped=mapped, elapsed_s=time.monotonic() - t0,
                        samples=samples, t0_ns=t0_ns,
                        seed=_schedule_seed(env))
@@ -512,7 +513,7 @@ class Selftest:
             resolution[w] = {
                 "aa_ci_half_width_pp": aa["ci_half_width"] if aa else None,
                 "smallest_injected_resolved_pct": min(resolved) if resolved else None,
-                "median_ci_half_width_pp": _median([r["ci_half_width"] for r in primary_rows
+                "median_ci_half_width_pp": median([r["ci_half_width"] for r in primary_rows
                                                     if r["workload"] == w
                                                     and r["ci_half_width"] is not None]),
             }
@@ -582,7 +583,7 @@ class Selftest:
                 mech.placement = "launch"   # the runtime's synchronise was not seen: fall back
                 self.progress("selftest: no cuStreamSynchronize/cuCtxSynchronize seen; "
                               "delaying the launch instead")
-            base_p50 = _median([r.p50[primary[w]] for r in runs])
+            base_p50 = median([r.p50[primary[w]] for r in runs])
             k = mech.calls_per_op(w, reports)
             if mech.gpu and mech.category(w) == "sync":
                 k = sync_per_op.setdefault("k", _sync_calls_per_op(w, reports))
@@ -633,7 +634,7 @@ class Selftest:
                 truths += [k * sess_spent / (off * 1000) * 100 for _, off in pairs]
             if sum(len(x) for x in lat_pairs) < 2:
                 continue
-            injected_pct = _median(truths)
+            injected_pct = median(truths)
             key = f"selftest/{w}/{variant}/{arm.name}"
             common = dict(injected_pct=injected_pct, targets=tuple(opts.levels), tol=tol,
                           aa=arm.name == "aa", seed=opts.seed, n_boot=opts.n_boot,
@@ -663,7 +664,7 @@ class Selftest:
             base_runs = [await self._session(base_arm, i, backend)
                          for i in range(opts.calibration_trials)]
             primary[w] = WORKLOAD_VARIANTS[w] or next(iter(base_runs[0].p50))
-            base_p50 = _median([s.p50[primary[w]] for s in base_runs])
+            base_p50 = median([s.p50[primary[w]] for s in base_runs])
             k = mech.calls_per_op(w, [s.report for s in base_runs if s.report])
             if not (k > 0):
                 raise SelftestError(f"{w}: the interposer saw no delayed calls "
@@ -672,7 +673,7 @@ class Selftest:
             cal_arm = mech.arm(w, "calibration-delay", None, int(cal_delay))
             cal_runs = [await self._session(cal_arm, i, backend)
                         for i in range(opts.calibration_trials)]
-            cal_p50 = _median([s.p50[primary[w]] for s in cal_runs])
+            cal_p50 = median([s.p50[primary[w]] for s in cal_runs])
             added_ns = (cal_p50 - base_p50) * 1000
             spent = mech.spent_per_call_ns(w, [s.report for s in cal_runs if s.report],
                                            int(cal_delay))
@@ -708,7 +709,7 @@ class Selftest:
                 base_ops = [s.ops[variant] for s in base_runs if variant in s.ops]
                 if not base_vals:
                     continue
-                base_med_us = _median(base_vals)
+                base_med_us = median(base_vals)
                 for arm in arms:
                     if arm.workload != w or arm.name == "baseline":
                         continue

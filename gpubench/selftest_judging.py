@@ -7,15 +7,7 @@ import math
 import zlib
 
 from engine.cpu_delay import slot_on
-
-
-def _median(values: list[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    if not n:
-        return math.nan
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
+from results.stats import median
 
 
 def expected_verdict(injected: float, target: float, tol: float, half_width: float = 0.0) -> str:
@@ -87,9 +79,9 @@ def judge_arm(base_vals: list[float], cand_vals: list[float], *, injected_pct: f
               n_boot: int, higher_is_better: bool = False, shared_machine: bool = False,
               confidence: float = 0.95) -> dict:
     """One arm against a baseline of separate sessions (the sessions design)."""
-    from results.stats import bootstrap_overhead_ci, cv_pct, mann_whitney_u, overhead_pct
-    import numpy as np
-    bm, cm = float(np.median(base_vals)), float(np.median(cand_vals))
+    from results.inference import bootstrap_overhead_ci, mann_whitney_u
+    from results.stats import cv_pct, overhead_pct
+    bm, cm = median(base_vals), median(cand_vals)
     measured = overhead_pct(bm, cm, higher_is_better)
     if len(base_vals) >= 2 and len(cand_vals) >= 2:
         # a reproducible seed per row (the row's key folded into the run's seed)
@@ -120,7 +112,7 @@ def slot_pairs(classified: list[tuple[dict, int]], seed: int,
         a, b = by_slot.get(2 * pair), by_slot.get(2 * pair + 1)
         if a and b:
             on, off = (a, b) if slot_on(2 * pair, seed) else (b, a)
-            out.append((_median(on), _median(off)))
+            out.append((median(on), median(off)))
     return out
 
 

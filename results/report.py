@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 
 from .checks import CHECK_COLUMNS, check_table
 from .comparable import INVALID, NOT_COMPARABLE, usable
-from .stats import FAIL, INCONCLUSIVE, NO_TARGET, PASS, Comparison, MetricComparison
+from .comparison import Comparison, MetricComparison
+from .stats import FAIL, INCONCLUSIVE, NO_TARGET, PASS
 
 COLUMNS = ("workload", "variant", "metric", "n", "baseline", "candidate", "overhead",
            "95% CI", "p", "target", "verdict", "note")

@@ -169,10 +169,10 @@ class RunStore:
 
     # -- comparing ------------------------------------------------------------------------
     def compare(self, baseline_id: str, candidate_id: str) -> ComparisonView:
-        stats = _import("results.stats")
+        stats = _import("results.comparison")
         if stats is None or self._store is None:
             return ComparisonView(baseline_id, candidate_id,
-                                  warnings=["statistics (results/stats.py) not available yet"])
+                                  warnings=["statistics (results/comparison.py) not available yet"])
         base, cand = self._store.load(baseline_id), self._store.load(candidate_id)
         view = _compare(stats, base, cand, self.config)
         view.baseline, view.candidate = baseline_id, candidate_id   # names, not content
@@ -312,7 +312,7 @@ def _comparison_md(report, store: "RunStore") -> str:
     """comparison.md over the configured scenarios, as `gpubench report` writes it."""
     from datetime import datetime, timezone
 
-    from results.stats import compare_runs
+    from results.comparison import compare_runs
     config = store.config
     runs = store._store.list_runs().runs
     latest: dict[str, dict | None] = {}

@@ -17,7 +17,7 @@ import types
 import pytest
 
 from gpubench import cli
-from results import checks, legacy, report, stats
+from results import checks, comparison, legacy, report
 from results.document import (SessionRecord, aggregate_workloads, build_document, doc_gpus,
                               gpu_workloads, summary_of)
 from results.schema import DocumentError, ResultError, check_document
@@ -96,7 +96,7 @@ def read_everything(doc: dict, good: dict) -> None:
         gpu_workloads(doc, index)
     for base, cand in ((good, doc), (doc, good)):
         try:
-            comp = stats.compare_runs(base, cand, target_pct=5.0, n_boot=50)
+            comp = comparison.compare_runs(base, cand, target_pct=5.0, n_boot=50)
         except ResultError:
             continue
         comp.checks = checks.comparison_checks(base, cand, doc)
@@ -111,7 +111,7 @@ def read_everything(doc: dict, good: dict) -> None:
     scenario = (doc.get("scenario") or {}).get("name") or "x"
     report.comparison_report(
         [report.ReportScenario(scenario, "t", None, None)], {scenario: doc},
-        lambda b, c, sc: stats.compare_runs(b, c, n_boot=50), generated="now",
+        lambda b, c, sc: comparison.compare_runs(b, c, n_boot=50), generated="now",
         tool_version="1", checks={scenario: doc})
     show(doc)
 

@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import ctypes
 import json
-import math
 import os
 import subprocess
 import sys
@@ -43,8 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from results.checks import (ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED,  # noqa: F401
-                            check_scenario_name)
+from results.check_verdicts import (ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED,  # noqa: F401
+                                    check_scenario_name)
+from results.format import fmt_size
+from results.stats import finite_median
 
 CHECKS = ("memory", "compute", "interference", "init")
 DEFAULT_TOLERANCE = 0.15          # compute: |achieved - configured fraction| allowed
@@ -382,17 +383,17 @@ def check_memory(proxy: Proxy, settings: Settings) -> dict:
     out["observed_ceiling_bytes"] = got if res["refused"] else None
     out["ceiling_ratio"] = got / limit
     if got > limit:
-        verdict, why = NOT_ENFORCED, (f"allocated {_gib(got)} in {_gib(step)} steps, past the "
-                                      f"configured {_gib(limit)}" +
+        verdict, why = NOT_ENFORCED, (f"allocated {fmt_size(got)} in {fmt_size(step)} steps, past the "
+                                      f"configured {fmt_size(limit)}" +
                                       ("" if res["refused"] else " without one refusal"))
     elif res["refused"]:
-        verdict, why = ENFORCED, (f"refused (CUDA error {res['rc']}) at {_gib(got)} of the "
-                                  f"configured {_gib(limit)} (step {_gib(step)})")
+        verdict, why = ENFORCED, (f"refused (CUDA error {res['rc']}) at {fmt_size(got)} of the "
+                                  f"configured {fmt_size(limit)} (step {fmt_size(step)})")
     else:
         verdict, why = NOT_APPLICABLE, "the probe stopped before reaching the limit"
     reasons = [why]
     if res.get("meminfo_total") and res["meminfo_total"] <= limit:
-        reasons.append(f"cuMemGetInfo reports a total of {_gib(res['meminfo_total'])}")
+        reasons.append(f"cuMemGetInfo reports a total of {fmt_size(res['meminfo_total'])}")
     return {**out, "verdict": verdict, "reasons": reasons}
 
 
@@ -469,14 +470,6 @@ def _path_result(name: str, bare: dict, limited: dict, key: str, lim: Limits,
     return row
 
 
-def _gib(n: int | None) -> str:
-    if n is None:
-        return "-"
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.2f} GiB"
-    return f"{n / (1 << 20):.0f} MiB"
-
-
 # =============================================================================================
 # engine-based checks: interference and init contention
 
@@ -512,20 +505,12 @@ async def _run_engines(requests: list, python: str | None) -> list[dict]:
     return list(await asyncio.gather(*(drain(s) for s in sessions)))
 
 
-def _med(values: list[float]) -> float | None:
-    vals = sorted(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
-    if not vals:
-        return None
-    n = len(vals)
-    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
-
-
 def _summ(results: list[dict]) -> dict:
     key = "tflops" if any(r.get("tflops") for r in results) else "ops_per_s"
-    return {"metric": key, "value": _med([r.get(key) for r in results]),
-            "ops_per_s": _med([r.get("ops_per_s") for r in results]),
-            "p50_us": _med([(r.get("latency_us") or {}).get("p50") for r in results]),
-            "p99_us": _med([(r.get("latency_us") or {}).get("p99") for r in results])}
+    return {"metric": key, "value": finite_median([r.get(key) for r in results]),
+            "ops_per_s": finite_median([r.get("ops_per_s") for r in results]),
+            "p50_us": finite_median([(r.get("latency_us") or {}).get("p50") for r in results]),
+            "p99_us": finite_median([(r.get("latency_us") or {}).get("p99") for r in results])}
 
 
 def check_interference(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict]]:
@@ -595,8 +580,8 @@ def check_init(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict
         row: dict[str, Any] = {"variant": variant}
         for k, s in runs.items():
             res = s["results"].get(variant, [])
-            row[k] = {"p50_ms": _ms(_med([(r.get("latency_us") or {}).get("p50") for r in res])),
-                      "p99_ms": _ms(_med([(r.get("latency_us") or {}).get("p99") for r in res])),
+            row[k] = {"p50_ms": _ms(finite_median([(r.get("latency_us") or {}).get("p50") for r in res])),
+                      "p99_ms": _ms(finite_median([(r.get("latency_us") or {}).get("p99") for r in res])),
                       "processes": sum(int(r.get("ops") or 0) for r in res),
                       "failed": sum(int((r.get("params") or {}).get("failed") or 0) for r in res),
                       "phases": (res[-1].get("params") or {}) if res else {}}

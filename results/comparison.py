@@ -147,7 +147,7 @@ class Comparison:
     seed: int
     base_validity: str | None = None
     cand_validity: str | None = None
-    # isolation-check verdicts shown beside the overhead ones (results.checks.check_rows):
+    # isolation-check verdicts shown beside the overhead ones (results.check_verdicts.check_rows):
     # the runs' own and the newest check run of the candidate's scenario; set by the caller
     checks: list[dict] = field(default_factory=list)
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from gpubench import cli
-from results.checks import check_rows, comparison_checks, latest_check_run
+from results.check_verdicts import check_rows, comparison_checks, latest_check_run
 from results.document import archive_lines
 from results.report import (ReportScenario, comparison_report, to_csv, to_json, to_markdown,
                             to_tsv)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ["results.schema", "results.document", "results.store", "results.stats",
-           "results.legacy", "results.report", "results.checks"]
+           "results.inference", "results.comparison", "results.format", "results.legacy",
+           "results.report", "results.check_verdicts", "results.fleet_analysis",
+           "results.fleet_table"]
 
 
 def test_results_modules_import_nothing_forbidden():

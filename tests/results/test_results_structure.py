@@ -17,7 +17,7 @@ import types
 import pytest
 
 from gpubench import cli
-from results import checks, comparison, legacy, report
+from results import check_verdicts, comparison, legacy, report
 from results.document import (SessionRecord, aggregate_workloads, build_document, doc_gpus,
                               gpu_workloads, summary_of)
 from results.schema import DocumentError, ResultError, check_document
@@ -99,7 +99,7 @@ def read_everything(doc: dict, good: dict) -> None:
             comp = comparison.compare_runs(base, cand, target_pct=5.0, n_boot=50)
         except ResultError:
             continue
-        comp.checks = checks.comparison_checks(base, cand, doc)
+        comp.checks = check_verdicts.comparison_checks(base, cand, doc)
         for fmt in (report.to_markdown, report.to_tsv, report.to_csv, report.to_json):
             fmt([comp])
     try:
@@ -107,7 +107,7 @@ def read_everything(doc: dict, good: dict) -> None:
     except ResultError:
         pass
     legacy.export_csv(doc)
-    checks.check_table(checks.check_rows(doc, "candidate"))
+    check_verdicts.check_table(check_verdicts.check_rows(doc, "candidate"))
     scenario = (doc.get("scenario") or {}).get("name") or "x"
     report.comparison_report(
         [report.ReportScenario(scenario, "t", None, None)], {scenario: doc},

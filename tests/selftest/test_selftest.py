@@ -13,7 +13,7 @@ import pytest
 from engine.cpu_delay import slot_on
 from gpubench import selftest as st
 from gpubench import selftest_judging as sj
-from results.stats import FAIL, INCONCLUSIVE, PASS
+from results.stats import FAIL, INCONCLUSIVE, PASS, median
 
 
 # ---- the schedule --------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def _ar1_session(rng, n_pairs: int, shift: float, per_sample: int = 4, rho: floa
                 level = rho * level + rng.gauss(0, sd)
                 vals.append(20.0 * (1 + level) * (1 + rng.gauss(0, 0.003))
                             * (1 + shift if slot_on(k, seed) else 1))
-            slots[k] = sj._median(vals)
+            slots[k] = median(vals)
         on = 2 * pair if slot_on(2 * pair, seed) else 2 * pair + 1
         ratios.append(slots[on] / slots[on ^ 1])
     return ratios

@@ -54,7 +54,7 @@ class ComparisonView:
     not_comparable: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     raw: Any = None             # the stats module's own object, for exports
-    # isolation-check verdicts beside the overheads (results.checks.check_rows): the runs'
+    # isolation-check verdicts beside the overheads (results.check_verdicts.check_rows): the runs'
     # own and the newest `gpubench check` run of the candidate's scenario
     checks: list[dict] = field(default_factory=list)
 
@@ -182,7 +182,7 @@ class RunStore:
         return view
 
     def comparison_checks(self, base: dict, cand: dict) -> list[dict]:
-        checks = _import("results.checks")
+        checks = _import("results.check_verdicts")
         if checks is None or self._store is None:
             return []
         try:
@@ -330,7 +330,7 @@ def _comparison_md(report, store: "RunStore") -> str:
         from engine import __version__ as version
     except Exception:
         version = None
-    from results.checks import latest_check_run
+    from results.check_verdicts import latest_check_run
     checks = {name: latest_check_run(store._store, name, runs) for name in config.scenarios}
     return report.comparison_report(
         scen, latest, lambda b, c, sc: compare_runs(b, c, target_pct=sc.target_pct),

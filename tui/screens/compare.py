@@ -15,7 +15,7 @@ from ..widgets.charts import BarChart
 
 VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
                  "NOT COMPARABLE": "bold white on red"}
-# isolation-check verdicts (gpubench check; results.checks)
+# isolation-check verdicts (gpubench check; results.check_verdicts)
 CHECK_STYLE = {"ENFORCED": "bold green", "NOT ENFORCED": "bold red", "NOT APPLICABLE": "dim",
                "MEASURED": "cyan"}
 

@@ -13,23 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.throttle import BENIGN_THROTTLE
+from results.stats import median
 
 CPU_LABEL = "CPU (numpy-cpu) — not a GPU figure"
 HISTORY_POINTS = 240          # per workload, for the charts
-
-
-def fmt_num(value: Any, digits: int = 0, unit: str = "") -> str:
-    if value is None:
-        return "–"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if abs(v) >= 10_000:
-        text = f"{v:,.0f}"
-    else:
-        text = f"{v:,.{digits}f}"
-    return f"{text}{unit}"
 
 
 @dataclass
@@ -160,10 +147,9 @@ class AggregateState(HostState):
         self.gbps = sum(gb) if gb else None
         lat: dict = {}
         for key in ("p50", "p99"):
-            vals = sorted(v for v in (m.latency_us.get(key) for m in live) if v is not None)
+            vals = [v for v in (m.latency_us.get(key) for m in live) if v is not None]
             if vals:
-                mid = len(vals) // 2
-                lat[key] = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+                lat[key] = median(vals)
         self.latency_us = lat
         first = members[0] if members else None
         if first is not None:

@@ -396,7 +396,7 @@ def cmd_show(args, config) -> int:
     for k, v in lines:
         print(f"{k:<{width}}  {v}")
     print()
-    from results.document import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
+    from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
     if is_per_gpu(doc):
         gpus = doc_gpus(doc)
         print(f"GPUs: {len(gpus)}, run {doc.get('gpu_mode') or 'concurrently'}: "

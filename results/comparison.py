@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .comparable import NOT_COMPARABLE, SideValues, planned_variants, side_values
-from .document import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
+from .per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
 from .inference import N_BOOT, bootstrap_overhead_ci, mann_whitney_u
 from .schema import INVALID, NotComparable
 from .stats import (INCONCLUSIVE, MIN_TRIALS, NO_TARGET, VERDICT_RANK, change_word, cv_pct,

@@ -7,8 +7,8 @@ import pytest
 
 from gpubench.cli import main
 from scenarios.config import ConfigError, load_config
-from results.document import (SessionRecord, aggregate_workloads, build_document, doc_gpus,
-                              gpu_workloads, is_per_gpu)
+from results.document import SessionRecord, build_document
+from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
 from results.report import columns_for, comparison_table, to_csv
 from results.schema import NotComparable
 from results.comparison import compare_runs

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = ["results.schema", "results.document", "results.store", "results.stats",
            "results.inference", "results.comparison", "results.format", "results.legacy",
            "results.report", "results.check_verdicts", "results.fleet_analysis",
-           "results.fleet_table"]
+           "results.fleet_table", "results.per_gpu"]
 
 
 def test_results_modules_import_nothing_forbidden():

@@ -18,8 +18,8 @@ import pytest
 
 from gpubench import cli
 from results import check_verdicts, comparison, legacy, report
-from results.document import (SessionRecord, aggregate_workloads, build_document, doc_gpus,
-                              gpu_workloads, summary_of)
+from results.document import SessionRecord, build_document, summary_of
+from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads
 from results.schema import DocumentError, ResultError, check_document
 from scenarios.replay import synthetic_stream
 from tests.checks.fixed_checks import fixed_check_document

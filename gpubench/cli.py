@@ -344,7 +344,6 @@ def _startup_lines(sessions: list, launcher: str | None) -> list[tuple[str, str]
 
 def cmd_show(args, config) -> int:
     from results.format import EMPTY, fmt_value
-    from results.stats import cv_pct, mad_outliers
     store = _store(args, config)
     doc = _load(store, args.run)
     if args.json:

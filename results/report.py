@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .check_verdicts import CHECK_COLUMNS, check_rows, check_table
-from .comparable import INVALID, NOT_COMPARABLE, usable
+from .comparable import usable
 from .comparison import Comparison, MetricComparison
 from .format import EMPTY, fmt_ci, fmt_p, fmt_pct, fmt_value
 from .legacy import headline_workload, valid_trials
-from .stats import FAIL, INCONCLUSIVE, NO_TARGET, PASS, finite_median
+from .stats import INCONCLUSIVE, finite_median
 
 COLUMNS = ("workload", "variant", "metric", "n", "baseline", "candidate", "overhead",
            "95% CI", "p", "target", "verdict", "note")
@@ -283,5 +283,3 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
         out += ["## Details", ""] + details
     return "\n".join(out).rstrip() + "\n"
 
-
-VERDICTS = (PASS, INCONCLUSIVE, FAIL, NO_TARGET, NOT_COMPARABLE, INVALID)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from engine.throttle import BENIGN_THROTTLE
 from results.stats import median

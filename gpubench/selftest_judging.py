@@ -7,14 +7,14 @@ import math
 import zlib
 
 from engine.cpu_delay import slot_on
-from results.stats import median
+from results.stats import (FAIL, INCONCLUSIVE, PASS, change_word, cv_pct, median,
+                           more_trials_needed, overhead_pct, verdict_for)
 
 
 def expected_verdict(injected: float, target: float, tol: float, half_width: float = 0.0) -> str:
     """The verdict a correct measurement must give: PASS/FAIL when the truth is farther
     from the target than the tolerance plus the CI half-width, else INCONCLUSIVE (any
     verdict but the wrong-side one is then fair)."""
-    from results.stats import FAIL, INCONCLUSIVE, PASS
     if injected < target - tol - half_width:
         return PASS
     if injected > target + tol + half_width:
@@ -27,7 +27,6 @@ def verdict_ok(got: str, injected: float, target: float, tol: float, half_width:
     """A decisive verdict on the wrong side is wrong; so is INCONCLUSIVE where the CI was
     narrow enough to decide, except on a shared machine (the CPU self-test), where others'
     load sets the CI's width and INCONCLUSIVE is what a CI that holds the target says."""
-    from results.stats import FAIL, INCONCLUSIVE, PASS
     if aa:                           # no difference: PASS or INCONCLUSIVE, never FAIL
         return got != FAIL
     if got == PASS and injected > target + tol:      # decisive and wrong
@@ -46,7 +45,6 @@ def _judged(measured: float, lo: float, hi: float, p: float, n: int, *, injected
     `shared_machine` (the CPU self-test): others' load widens the CI, so the error is judged
     against the CI's half-width where that is the larger and INCONCLUSIVE is no failure; the
     CI must still hold the truth."""
-    from results.stats import change_word, more_trials_needed, verdict_for
     finite = math.isfinite(lo) and math.isfinite(hi)
     half = (hi - lo) / 2 if finite else math.inf
     verdicts = {}
@@ -80,7 +78,6 @@ def judge_arm(base_vals: list[float], cand_vals: list[float], *, injected_pct: f
               confidence: float = 0.95) -> dict:
     """One arm against a baseline of separate sessions (the sessions design)."""
     from results.inference import bootstrap_overhead_ci, mann_whitney_u
-    from results.stats import cv_pct, overhead_pct
     bm, cm = median(base_vals), median(cand_vals)
     measured = overhead_pct(bm, cm, higher_is_better)
     if len(base_vals) >= 2 and len(cand_vals) >= 2:

@@ -1,19 +1,17 @@
 """Two engines take turns on one GPU: a paired A/B comparison that the machine's drift cannot bias.
 
-On the GPU test machine an engine's speed wanders between states that last from a fraction
-of a second to a whole run (the roundtrip p50 moved between ~15, ~17.5 and ~21.5 us within
-one process on an H200), so separate runs of arm A and arm B differ by several per cent
-whatever the arms are. Here both arms' engines run at once and take turns: SIGSTOP one,
-SIGCONT the other, `slot_s` each, in pairs of windows whose order is random. A window's
-figure is the median of its engine's own `sample` lines that lie wholly inside it (the
-sample spanning a stop is dropped); each pair gives B / A; the result is the median pair
-ratio. This cancels drift in time, but not a process's own speed state: on the GPU test
-machine (H100, 2026-11-26) each engine kept its state for its lifetime, so within one
-process pair the ratio held within about 3 % for 20 s while six process pairs gave
-0.99, 1.09, 1.14, 1.16, 1.24 and 1.26 for ssh/local (and 0.80-1.08 for a second local
-engine under the interposer with no delay). The CI therefore resamples process pairs
-(then pairs within them): more process pairs, not longer ones, narrow it. Both engines
-must run on this machine: the pids come from their `hello` lines.
+An engine's speed wanders between states that last from a fraction of a second to a whole
+run (the roundtrip p50 of one process can move between ~15, ~17.5 and ~21.5 us on an H200),
+so separate runs of arm A and arm B differ by several per cent whatever the arms are. Here
+both arms' engines run at once and take turns: SIGSTOP one, SIGCONT the other, `slot_s` each,
+in pairs of windows whose order is random. A window's figure is the median of its engine's
+own `sample` lines that lie wholly inside it (the sample spanning a stop is dropped); each
+pair gives B / A; the result is the median pair ratio. This cancels drift in time, but not a
+process's own speed state, which an engine keeps for its lifetime: within one process pair
+the ratio holds within about 3 % while process pairs differ by up to 25 %. The CI therefore
+resamples process pairs, then pairs within them (results.inference.cluster_median_ci): more
+process pairs, not longer ones, narrow it. Both engines must run on this machine: the pids
+come from their `hello` lines.
 """
 from __future__ import annotations
 
@@ -21,9 +19,12 @@ import asyncio
 import os
 import random
 import signal
-import statistics
 import time
 from dataclasses import dataclass, field
+
+from results.inference import cluster_median_ci
+from results.stats import median
+
 
 @dataclass
 class Engine:
@@ -57,8 +58,8 @@ class Engine:
                 inside.append(smp)
         if not inside:
             return None
-        return (statistics.median(x["ops_per_s"] for x in inside),
-                statistics.median(x["p50"] for x in inside))
+        return (median(x["ops_per_s"] for x in inside),
+                median(x["p50"] for x in inside))
 
 
 class AlternationError(Exception):
@@ -142,32 +143,9 @@ async def alternate(arm_a, arm_b, *, pairs: int, slot_s: float, rng: random.Rand
             p50_ratios.append(lb / la)
     return {"pairs_scheduled": pairs, "pairs_complete": len(ops_ratios),
             "ops_ratios": ops_ratios, "p50_ratios": p50_ratios,
-            "sample_ops_median": {e.name: statistics.median(x["ops_per_s"] for x in e.samples)
+            "sample_ops_median": {e.name: median(x["ops_per_s"] for x in e.samples)
                                   for e in engines},
             "hello": {e.name: e.hello for e in engines}}
-
-
-def cluster_median_ci(groups: list[list[float]], *, seed: int, n_boot: int = 4000
-                      ) -> tuple[float, float, float]:
-    """(median, CI low, CI high) of the pooled values, the CI from a two-stage bootstrap:
-    process pairs resampled, then pairs within each. The two engines of a process pair
-    each keep their own speed state for their lifetime (on the GPU test machine the pair
-    ratio held within about 3 % for 20 s while process pairs ranged 0.99-1.26), so the
-    process pair, not the window pair, is the independent unit."""
-    import numpy as np
-    gs = [np.asarray(g, dtype=float) for g in groups if len(g)]
-    pooled = np.concatenate(gs) if gs else np.empty(0)
-    if len(gs) < 2:
-        m = float(np.median(pooled)) if pooled.size else float("nan")
-        return m, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    meds = np.empty(n_boot)
-    for i in range(n_boot):
-        pick = rng.integers(0, len(gs), len(gs))
-        meds[i] = np.median(np.concatenate([gs[j][rng.integers(0, gs[j].size, gs[j].size)]
-                                            for j in pick]))
-    lo, hi = np.percentile(meds, [2.5, 97.5])
-    return float(np.median(pooled)), float(lo), float(hi)
 
 
 def summarise(runs: list[dict], seed: int = 1, n_boot: int = 4000) -> dict:
@@ -180,5 +158,5 @@ def summarise(runs: list[dict], seed: int = 1, n_boot: int = 4000) -> dict:
         out[key.replace("_ratios", "")] = {
             "ratio": ratio, "ci95": [lo, hi], "pairs": sum(len(g) for g in groups),
             "process_pairs": len(groups),
-            "per_process_pair": [statistics.median(g) for g in groups]}
+            "per_process_pair": [median(g) for g in groups]}
     return out

@@ -193,7 +193,7 @@ class StreamBuilder:
 
 def complete_stream(profile: HostProfile, plan: dict | None = None, samples_per_window: int = 2,
                     telemetry_every: int = 2) -> list[dict]:
-    """A whole stream as dicts, for tests of results/fleet.py that need no network."""
+    """A whole stream as dicts, for tests of results/fleet_analysis.py that need no network."""
     plan = plan or {"workloads": ["roundtrip"], "duration_s": 1.0, "repeats": 5, "warmup_s": 0.0}
     b = StreamBuilder(profile, plan)
     out = [b.hello()]

@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from results import stats  # noqa: E402
+from results import inference  # noqa: E402
 from results.document import SessionRecord, build_document  # noqa: E402
 from results.store import Store  # noqa: E402
 
@@ -171,7 +171,7 @@ def main() -> int:
     from gpubench import cli
 
     def compare():
-        stats._cached_indices.cache_clear()
+        inference._cached_indices.cache_clear()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             code = cli.main(["--data-dir", str(data), "compare", base, *cands, "--format",
                              "json"])

@@ -19,27 +19,7 @@ import threading
 import time
 from typing import Any, Callable
 
-# Clock-event (throttle) reason bits, as nvml.h defines them.
-THROTTLE_BITS = {
-    0x1: "gpu_idle",
-    0x2: "applications_clocks_setting",
-    0x4: "sw_power_cap",
-    0x8: "hw_slowdown",
-    0x10: "sync_boost",
-    0x20: "sw_thermal_slowdown",
-    0x40: "hw_thermal_slowdown",
-    0x80: "hw_power_brake_slowdown",
-    0x100: "display_clock_setting",
-}
-# The reasons that make a measurement INVALID: the GPU was slowed by hardware,
-# heat or a power brake. Idle, application clocks and the power cap are not.
-INVALIDATING_MASK = 0x8 | 0x20 | 0x40 | 0x80
-
-
-def throttle_names(mask: int | None) -> list[str] | None:
-    if mask is None:
-        return None
-    return [name for bit, name in THROTTLE_BITS.items() if mask & bit]
+from .throttle import INVALIDATING_MASK, throttle_names
 
 
 class NVML:

@@ -269,27 +269,19 @@ def cmd_list(args, config) -> int:
     return EXIT_OK
 
 
-def _median(values):
-    vals = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
-    if not vals:
-        return None
-    m = len(vals) // 2
-    return vals[m] if len(vals) % 2 else (vals[m - 1] + vals[m]) / 2
-
-
 def _device_line(doc: dict) -> str:
     dev = (doc.get("hello") or {}).get("device") or {}
     if doc.get("backend") == "numpy-cpu":
         return f"{dev.get('name')} (CPU backend numpy-cpu: not a GPU figure)"
-    from results.stats import cuda_version_text
+    from results.comparison import cuda_version_text
     return (f"{dev.get('name')} (driver {dev.get('driver') or '?'}, CUDA "
             f"{cuda_version_text(dev.get('cuda_driver')) or '?'}, backend {doc.get('backend')})")
 
 
 def _show_rows(workloads: list, gpu: str) -> list[list]:
     """`show` rows (workload, variant, gpu, valid/trials, ops/s, mean, p99, GB/s, CV, outliers)."""
-    from results.report import fmt_value
-    from results.stats import cv_pct, mad_outliers
+    from results.format import EMPTY, fmt_value
+    from results.stats import cv_pct, finite_median, mad_outliers
     rows = []
     for wl in workloads:
         trials = wl.get("trials") or []
@@ -300,11 +292,13 @@ def _show_rows(workloads: list, gpu: str) -> list[list]:
         ops = [t.get("ops_per_s") for t in valid if t.get("ops_per_s")]
         cv = cv_pct(ops) if len(ops) >= 2 else None
         rows.append([wl["workload"], wl.get("variant"), gpu, shown,
-                     fmt_value(_median(ops)),
-                     fmt_value(_median([(t.get("latency_us") or {}).get("mean") for t in valid])),
-                     fmt_value(_median([(t.get("latency_us") or {}).get("p99") for t in valid])),
-                     fmt_value(_median([t.get("gbps") for t in valid])),
-                     "—" if cv is None else f"{cv:.1f}%",
+                     fmt_value(finite_median(ops)),
+                     fmt_value(finite_median([(t.get("latency_us") or {}).get("mean")
+                                              for t in valid])),
+                     fmt_value(finite_median([(t.get("latency_us") or {}).get("p99")
+                                              for t in valid])),
+                     fmt_value(finite_median([t.get("gbps") for t in valid])),
+                     EMPTY if cv is None else f"{cv:.1f}%",
                      len(mad_outliers(ops)) if len(ops) >= 3 else 0])
     return rows
 
@@ -317,6 +311,7 @@ def _startup_lines(sessions: list, launcher: str | None) -> list[tuple[str, str]
     """`show` lines for the sessions' start-up timings (sessions[].details.startup, k8s):
     from the pod's creation to Running, the engine's hello and its first sample; the median
     and range when there are several sessions; the nodes the pods ran on."""
+    from results.stats import median
     startups = [((s.get("details") or {}).get("startup") or {}) for s in sessions]
     startups = [st for st in startups if isinstance(st, dict) and st]
     out: list[tuple[str, str]] = []
@@ -327,7 +322,7 @@ def _startup_lines(sessions: list, launcher: str | None) -> list[tuple[str, str]
             vals = sorted(v for v in (st.get(key) for st in startups)
                           if isinstance(v, (int, float)) and not isinstance(v, bool))
             if vals:
-                parts.append(f"{name} {_median(vals):.2f} s")
+                parts.append(f"{name} {median(vals):.2f} s")
                 last = (name, vals)
         if parts:
             text = f"{origin} → " + " → ".join(parts)
@@ -348,8 +343,7 @@ def _startup_lines(sessions: list, launcher: str | None) -> list[tuple[str, str]
 
 
 def cmd_show(args, config) -> int:
-    from results.report import fmt_value
-    from results.stats import cv_pct, mad_outliers
+    from results.format import EMPTY, fmt_value
     store = _store(args, config)
     doc = _load(store, args.run)
     if args.json:
@@ -368,20 +362,20 @@ def cmd_show(args, config) -> int:
                      f"(launcher {scen.get('launcher')}, target {scen.get('target')}"
                      + (f" < {scen['target_pct']:g}%" if scen.get("target_pct") is not None else "")
                      + ")"),
-        ("host", host.get("hostname") or scen.get("host") or scen.get("cluster") or "—"),
+        ("host", host.get("hostname") or scen.get("host") or scen.get("cluster") or EMPTY),
         ("device", _device_line(doc) if hello else "unknown (imported)"),
         ("tool", f"gpubench {tool.get('version')}, engine {tool.get('engine_version')}, "
                  f"commit {(tool.get('git_commit') or 'unknown')[:12]}"),
         ("group", f"{group.get('id')} (seed {group.get('seed')}, "
                   f"{group.get('executed')}/{group.get('planned', len(group.get('order') or []))}"
                   f" trials run)"
-         if group else "—"),
+         if group else EMPTY),
         ("outcome", f"{doc.get('outcome')}" + (
             f", incomplete: {doc['incomplete_reason']}" if doc.get("incomplete_reason") else
             ", plan interrupted" if doc.get("complete") is False else "")),
         ("validity", val.get("status") + (": " + "; ".join(val.get("reasons") or [])
                                           if val.get("reasons") else "")),
-        ("label", doc.get("label") or "—"), ("notes", doc.get("notes") or "—"),
+        ("label", doc.get("label") or EMPTY), ("notes", doc.get("notes") or EMPTY),
     ]
     if doc.get("imported"):
         lines.append(("imported", f"yes, from {doc.get('source') or 'legacy text'}"))
@@ -401,7 +395,7 @@ def cmd_show(args, config) -> int:
     for k, v in lines:
         print(f"{k:<{width}}  {v}")
     print()
-    from results.document import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
+    from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
     if is_per_gpu(doc):
         gpus = doc_gpus(doc)
         print(f"GPUs: {len(gpus)}, run {doc.get('gpu_mode') or 'concurrently'}: "
@@ -425,7 +419,7 @@ def cmd_show(args, config) -> int:
         _print_table(("workload", "variant", "valid/trials", "ops/s", "mean µs", "p99 µs", "GB/s",
                       "CV", "outliers"), [r[:2] + r[3:] for r in _show_rows(
                           doc.get("workloads") or [], "")])
-    from results.checks import CHECK_COLUMNS, check_rows, check_table
+    from results.check_verdicts import CHECK_COLUMNS, check_rows, check_table
     checks = check_rows(doc)
     if checks:
         print()
@@ -446,8 +440,8 @@ def cmd_show(args, config) -> int:
 # ---- compare / report -----------------------------------------------------------------------
 
 def _comparisons(args, config, store) -> list:
-    from results.checks import comparison_checks, latest_check_run
-    from results.stats import compare_runs
+    from results.check_verdicts import comparison_checks, latest_check_run
+    from results.comparison import compare_runs
     base = _load(store, args.base)
     comps = []
     runs = None
@@ -483,7 +477,7 @@ def cmd_compare(args, config) -> int:
             _print_table(report.columns_for(comp), report.comparison_table(comp),
                          styles=VERDICT_STYLES)
             if comp.checks:
-                from results.checks import CHECK_COLUMNS, check_table
+                from results.check_verdicts import CHECK_COLUMNS, check_table
                 _print_table(CHECK_COLUMNS, check_table(comp.checks),
                              title=report.CHECKS_TITLE, styles=VERDICT_STYLES)
             for w in comp.warnings:
@@ -507,7 +501,7 @@ def cmd_compare(args, config) -> int:
 
 def cmd_report(args, config) -> int:
     from results.report import ReportScenario, comparison_report
-    from results.stats import compare_runs
+    from results.comparison import compare_runs
     store = _store(args, config)
     listing = store.list_runs()
     for w in listing.warnings:
@@ -530,7 +524,7 @@ def cmd_report(args, config) -> int:
                             include_invalid=args.include_invalid, force=args.force,
                             seed=args.seed)
 
-    from results.checks import latest_check_run
+    from results.check_verdicts import latest_check_run
     checks = {name: latest_check_run(store, name, listing.runs) for name in config.scenarios}
     text = comparison_report(scen, latest, compare,
                              generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

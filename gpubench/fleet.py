@@ -7,7 +7,7 @@
 
 Each host runs the engine through its own SSH launcher (scenarios/fleet_run bounds the
 connects and sessions, isolates failures, times out hung hosts). The figures are compared
-across hosts with results/fleet.py: side by side, robust outliers (median/MAD) with the
+across hosts with results/fleet_analysis.py: side by side, robust outliers (median/MAD) with the
 likely cause, hosts of another GPU model left out of the statistics, and — with two or
 more --scenario — each candidate's overhead against its baseline, per host, across the fleet.
 Exit code: 0 when every host completed, 1 when some did not, 2 on a usage/config error,
@@ -27,8 +27,8 @@ from typing import Sequence
 from engine.engine_args import EngineArgs
 from engine.vocabulary import BACKEND_CHOICES
 from results.document import SessionRecord, archive_lines, build_document
-from results.fleet import (HostSummary, analyze_fleet, fleet_overhead, format_fleet_table,
-                           format_overhead_table, summarize_host)
+from results.fleet_analysis import HostSummary, analyze_fleet, fleet_overhead, summarize_host
+from results.fleet_table import format_fleet_table, format_overhead_table
 from results.store import Store
 from scenarios import aio, limits
 from scenarios.base import LaunchRequest, Launcher

@@ -14,28 +14,33 @@ import json
 import math
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from engine.plausibility import judge_session
 from engine.protocol import ProtocolError, validate_line
 from engine.redact import redact_env_tables, redact_hello
+from engine.throttle import BENIGN_THROTTLE
 
 from .schema import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, INVALID, SCHEMA_VERSION, VALID)
+from .stats import finite_median, finite_number
 
 try:  # the engine package ships beside us; its version is the tool's measuring version
     from engine import __version__ as ENGINE_VERSION
 except Exception:  # pragma: no cover - engine always importable in this repo
     ENGINE_VERSION = None
 
-# NVML throttle names that do not slow a busy GPU (idle, display clock, sync boost).
-BENIGN_THROTTLE = {"gpu_idle", "idle", "sync_boost", "display_clock_setting", "none",
-                   "applications_clocks_setting"}
 MAX_THROTTLE_EVENTS = 200
 TRIAL_FIELDS = ("repeat", "ops", "duration_s", "ops_per_s", "latency_us", "gbps", "tflops",
                 "bytes", "valid", "validity_reasons", "interrupted", "t")
 IDENTITY_DEVICE_KEYS = ("name", "uuid", "driver", "cuda_driver", "cuda_runtime")
+
+
+def harmful_throttle(names) -> list[str]:
+    """The throttle reasons among `names` that slow a measurement (sorted, each once): idle,
+    boost and clock-setting reasons are the GPU's normal states, not a threat to the figure."""
+    return sorted({str(n) for n in names or () if str(n) not in BENIGN_THROTTLE})
 
 
 @dataclass
@@ -98,16 +103,6 @@ def decode_lines(lines: Iterable[str | dict]) -> tuple[list[dict], list[str], li
     return decoded, texts, warnings
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:   # an integer beyond any float (Python's json reads any size)
-        return None
-    return number if math.isfinite(number) else None
-
-
 def device_identity(hello: dict | None) -> dict[str, Any]:
     """The facts that decide whether two runs are comparable."""
     if not hello:
@@ -133,7 +128,7 @@ class _TelemetryAccumulator:
         for name, value in readings.items():
             if name == "throttle_reasons":
                 continue
-            x = _num(value)
+            x = finite_number(value)
             if x is None:
                 continue
             s = self.stats.get(name)
@@ -145,7 +140,7 @@ class _TelemetryAccumulator:
                 s[2] = max(s[2], x)
                 s[3] += 1
         names = readings.get("throttle_names") or []
-        slow = sorted({str(n) for n in names if str(n) not in BENIGN_THROTTLE})
+        slow = harmful_throttle(names)
         if slow:
             self.throttle_total += 1
             if len(self.throttle_events) < MAX_THROTTLE_EVENTS:
@@ -390,86 +385,6 @@ def partition_facts(hello: dict | None, launcher: str | None, gpus: Sequence[dic
             else None}
 
 
-# ---- per-GPU views of a document --------------------------------------------------------------
-
-def is_per_gpu(doc: dict) -> bool:
-    """True when the run measured one session per GPU (its trials carry `gpu`)."""
-    return any("gpu" in t for wl in doc.get("workloads") or [] for t in wl.get("trials") or [])
-
-
-def doc_gpus(doc: dict) -> dict[int, dict]:
-    """index -> GPU tag, for a per-GPU run; for a single-GPU run its one device (index 0 when
-    the engine did not say)."""
-    if is_per_gpu(doc):
-        out: dict[int, dict] = {}
-        for wl in doc.get("workloads") or []:
-            for t in wl.get("trials") or []:
-                g = t.get("gpu")
-                if g is not None:
-                    out.setdefault(g.get("index"), g)
-        return dict(sorted(out.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
-    device = (doc.get("hello") or {}).get("device") or {}
-    index = device.get("index") if isinstance(device.get("index"), int) else 0
-    return {index: {"index": index, "uuid": device.get("uuid"), "name": device.get("name"),
-                    "mig_instance": bool(device.get("mig_instance"))}}
-
-
-def gpu_workloads(doc: dict, index: int) -> list[dict]:
-    """The document's workloads restricted to one GPU's trials (the whole run if single-GPU)."""
-    if not is_per_gpu(doc):
-        return list(doc.get("workloads") or [])
-    out = []
-    for wl in doc.get("workloads") or []:
-        trials = [t for t in wl.get("trials") or [] if (t.get("gpu") or {}).get("index") == index]
-        if trials:
-            out.append({**wl, "trials": trials})
-    return out
-
-
-AGGREGATE_SUM = ("ops_per_s", "gbps", "tflops", "ops", "bytes")
-
-
-def aggregate_workloads(doc: dict) -> list[dict]:
-    """All-GPU trials of a per-GPU run: for every (trial, repeat) measured on every GPU,
-    throughput summed across the GPUs when they ran concurrently (null when sequential: one
-    GPU at a time is no aggregate throughput) and each latency statistic the median across
-    GPUs. Valid only when every GPU's trial is valid. [] for a single-GPU run."""
-    if not is_per_gpu(doc):
-        return []
-    n_gpus = len(doc_gpus(doc))
-    concurrent = doc.get("gpu_mode") != "sequential"
-    out = []
-    for wl in doc.get("workloads") or []:
-        groups: dict[tuple, list[dict]] = {}
-        for t in wl.get("trials") or []:
-            groups.setdefault((t.get("trial"), t.get("repeat")), []).append(t)
-        trials = []
-        for (trial, repeat), ts in sorted(groups.items(), key=lambda kv: str(kv[0])):
-            if len({(t.get("gpu") or {}).get("index") for t in ts}) < n_gpus:
-                continue   # a GPU failed or was cut short: no honest aggregate
-            agg: dict[str, Any] = {"trial": trial, "repeat": repeat, "gpus": len(ts),
-                                   "gpu": {"index": "all"}}
-            for key in AGGREGATE_SUM:
-                vals = [_num(t.get(key)) for t in ts]
-                agg[key] = (sum(vals) if concurrent and all(v is not None for v in vals)
-                            else None)
-            lat: dict[str, Any] = {}
-            for key in {k for t in ts for k in (t.get("latency_us") or {})}:
-                vals = sorted(v for v in (_num((t.get("latency_us") or {}).get(key)) for t in ts)
-                              if v is not None)
-                if vals:
-                    m = len(vals) // 2
-                    lat[key] = vals[m] if len(vals) % 2 else (vals[m - 1] + vals[m]) / 2.0
-            agg["latency_us"] = lat
-            reasons = sorted({r for t in ts for r in t.get("validity_reasons") or []})
-            agg["valid"] = all(t.get("valid", True) for t in ts)
-            agg["validity_reasons"] = reasons
-            trials.append(agg)
-        if trials:
-            out.append({**wl, "trials": trials})
-    return out
-
-
 def archive_lines(sessions: Sequence[SessionRecord]) -> list[str]:
     """The raw stream to keep beside the document: every session's valid lines, in order
     (each session starts with its own `hello`, so a replay sees the boundaries)."""
@@ -489,12 +404,9 @@ def summary_of(doc: dict) -> dict:
     headline = None
     for wl in doc.get("workloads") or []:
         wl_trials = wl.get("trials") or []
-        vals = sorted(float(t["ops_per_s"]) for t in (
-            [t for t in wl_trials if t.get("valid", True)] or wl_trials)
-            if _num(t.get("ops_per_s")) is not None)
-        if vals and (headline is None or wl["workload"] == "roundtrip"):
-            mid = len(vals) // 2
-            med = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
+        med = finite_median(t.get("ops_per_s") for t in (
+            [t for t in wl_trials if t.get("valid", True)] or wl_trials))
+        if med is not None and (headline is None or wl["workload"] == "roundtrip"):
             headline = {"workload": wl["workload"], "variant": wl.get("variant"), "ops_per_s": med}
             if wl["workload"] == "roundtrip":
                 break

@@ -22,8 +22,9 @@ import json
 import re
 from typing import Any
 
-from .document import _num, build_document, utc_now
+from .document import build_document, utc_now
 from .schema import ResultError
+from .stats import finite_median
 
 LEGACY_VARIANT = "legacy"
 _NUMBER = r"([0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+)"
@@ -120,23 +121,15 @@ def import_legacy(text: str, scenario: dict, *, source: str = "", label: str = "
 
 # ---- export --------------------------------------------------------------------------------
 
-def _median(values: list[float]) -> float | None:
-    vals = sorted(v for v in map(_num, values) if v is not None)
-    if not vals:
-        return None
-    mid = len(vals) // 2
-    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
-
-
-def _valid_trials(wl: dict) -> list[dict]:
+def valid_trials(wl: dict) -> list[dict]:
     trials = wl.get("trials") or []
     valid = [t for t in trials if t.get("valid", True)]
     return valid or trials
 
 
-def _headline_workload(doc: dict) -> dict | None:
+def headline_workload(doc: dict) -> dict | None:
     wls = [w for w in doc.get("workloads") or []
-           if _median([t.get("ops_per_s") for t in _valid_trials(w)]) is not None]
+           if finite_median([t.get("ops_per_s") for t in valid_trials(w)]) is not None]
     for name in ("roundtrip", "launch"):
         for w in wls:
             if w["workload"] == name:
@@ -147,7 +140,7 @@ def _headline_workload(doc: dict) -> dict | None:
 def _bandwidth_workload(doc: dict, kind: str) -> dict | None:
     best, best_key = None, None
     for w in doc.get("workloads") or []:
-        if w["workload"] != kind or _median([t.get("gbps") for t in _valid_trials(w)]) is None:
+        if w["workload"] != kind or finite_median([t.get("gbps") for t in valid_trials(w)]) is None:
             continue
         params = w.get("params") or {}
         key = (params.get("memory", "pinned") == "pinned", params.get("size_bytes") or 0)
@@ -159,16 +152,16 @@ def _bandwidth_workload(doc: dict, kind: str) -> dict | None:
 def export_text(doc: dict) -> str:
     """Seed-format text: one `Throughput: N ops/sec` line (the headline: round trip if
     measured), average and p99 latency in ms, H2D/D2H bandwidth, then details."""
-    head = _headline_workload(doc)
+    head = headline_workload(doc)
     if head is None:
         raise ResultError(f"run {doc.get('id')}: no throughput figure to export")
     scen = doc.get("scenario") or {}
     hello = doc.get("hello") or {}
     device = hello.get("device") or {}
-    trials = _valid_trials(head)
-    ops = _median([t.get("ops_per_s") for t in trials])
-    mean = _median([(t.get("latency_us") or {}).get("mean") for t in trials])
-    p99 = _median([(t.get("latency_us") or {}).get("p99") for t in trials])
+    trials = valid_trials(head)
+    ops = finite_median([t.get("ops_per_s") for t in trials])
+    mean = finite_median([(t.get("latency_us") or {}).get("mean") for t in trials])
+    p99 = finite_median([(t.get("latency_us") or {}).get("p99") for t in trials])
     out = ["=== GPU Benchmark Results (gpubench export) ===",
            f"Run: {doc.get('id')}",
            f"Scenario: {scen.get('title') or scen.get('name')} ({scen.get('name')})",
@@ -186,23 +179,23 @@ def export_text(doc: dict) -> str:
     for kind in ("h2d", "d2h"):
         w = _bandwidth_workload(doc, kind)
         if w is not None:
-            bw.append(f"{_median([t.get('gbps') for t in _valid_trials(w)]):.2f} GB/s "
+            bw.append(f"{finite_median([t.get('gbps') for t in valid_trials(w)]):.2f} GB/s "
                       f"({kind.upper()})")
     if bw:
         out.append(f"Memory Bandwidth: {', '.join(bw)}")
     out += ["", "Details (median over valid trials):"]
     for w in doc.get("workloads") or []:
-        t = _valid_trials(w)
+        t = valid_trials(w)
         parts = [f"  {w['workload']}/{w.get('variant', '')}: {len(t)} trials"]
-        if (v := _median([x.get("ops_per_s") for x in t])) is not None:
+        if (v := finite_median([x.get("ops_per_s") for x in t])) is not None:
             parts.append(f"{v:,.1f} ops/s")
-        if (v := _median([(x.get("latency_us") or {}).get("p50") for x in t])) is not None:
+        if (v := finite_median([(x.get("latency_us") or {}).get("p50") for x in t])) is not None:
             parts.append(f"p50 {v:.1f} us")
-        if (v := _median([(x.get("latency_us") or {}).get("p99") for x in t])) is not None:
+        if (v := finite_median([(x.get("latency_us") or {}).get("p99") for x in t])) is not None:
             parts.append(f"p99 {v:.1f} us")
-        if (v := _median([x.get("gbps") for x in t])) is not None:
+        if (v := finite_median([x.get("gbps") for x in t])) is not None:
             parts.append(f"{v:.2f} GB/s")
-        if (v := _median([x.get("tflops") for x in t])) is not None:
+        if (v := finite_median([x.get("tflops") for x in t])) is not None:
             parts.append(f"{v:.2f} TFLOP/s")
         out.append(", ".join(parts))
     return "\n".join(out) + "\n"

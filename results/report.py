@@ -8,48 +8,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .checks import CHECK_COLUMNS, check_table
-from .comparable import INVALID, NOT_COMPARABLE, usable
-from .stats import FAIL, INCONCLUSIVE, NO_TARGET, PASS, Comparison, MetricComparison
+from .check_verdicts import CHECK_COLUMNS, check_rows, check_table
+from .comparable import usable
+from .comparison import Comparison, MetricComparison
+from .format import EMPTY, fmt_ci, fmt_p, fmt_pct, fmt_value
+from .legacy import headline_workload, valid_trials
+from .stats import INCONCLUSIVE, finite_median
 
 COLUMNS = ("workload", "variant", "metric", "n", "baseline", "candidate", "overhead",
            "95% CI", "p", "target", "verdict", "note")
-
-
-def fmt_value(x: float | None, unit: str = "") -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    if abs(x) >= 1000:
-        s = f"{x:,.0f}"
-    elif abs(x) >= 100:
-        s = f"{x:.1f}"
-    elif abs(x) >= 1:
-        s = f"{x:.2f}"
-    else:
-        s = f"{x:.3g}"
-    return f"{s} {unit}".strip()
-
-
-def fmt_pct(x: float | None, signed: bool = True) -> str:
-    if x is None or not math.isfinite(x):
-        return "—"
-    return f"{x:+.2f}%" if signed else f"{x:.2f}%"
-
-
-def fmt_ci(lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
-        return "—"
-    return f"[{lo:+.2f}%, {hi:+.2f}%]"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def row_note(r: MetricComparison) -> str:
@@ -85,7 +55,7 @@ def comparison_table(comp: Comparison) -> list[list[str]]:
         rows.append([r.workload, r.variant, *([r.gpu] if gpu else []), f"{r.label} ({r.unit})", f"{r.n_base}/{r.n_cand}",
                      fmt_value(r.base_median), fmt_value(r.cand_median), fmt_pct(r.overhead_pct),
                      fmt_ci(r.ci_low, r.ci_high), fmt_p(r.p_value),
-                     "—" if r.target_pct is None else f"<{r.target_pct:g}%", r.verdict,
+                     EMPTY if r.target_pct is None else f"<{r.target_pct:g}%", r.verdict,
                      row_note(r)])
     return rows
 
@@ -215,24 +185,22 @@ def headline(comp: Comparison) -> MetricComparison | None:
 
 
 def _doc_headline(doc: dict) -> str:
-    from .legacy import _headline_workload, _median, _valid_trials
-    w = _headline_workload(doc)
+    w = headline_workload(doc)
     if w is None:
-        return "—"
-    return fmt_value(_median([t.get("ops_per_s") for t in _valid_trials(w)
-                              if usable(t.get("ops_per_s"))]))
+        return EMPTY
+    return fmt_value(finite_median([t.get("ops_per_s") for t in valid_trials(w)
+                                    if usable(t.get("ops_per_s"))]))
 
 
 def checks_report_rows(scenarios: Sequence[ReportScenario],
                        checks: dict[str, dict | None]) -> list[list[str]]:
     """comparison.md's isolation-check table: per scenario the newest check run's verdicts,
     or one row saying plainly that no isolation check ran."""
-    from .checks import check_rows
     rows = []
     for i, sc in enumerate(scenarios, 1):
         found = check_rows(checks.get(sc.name))
         if not found:
-            rows.append([str(i), sc.title, "no isolation check run", "—", "—", "—", "—",
+            rows.append([str(i), sc.title, "no isolation check run", EMPTY, EMPTY, EMPTY, EMPTY,
                          f"`gpubench check --scenario {sc.name}`" if sc.baseline else ""])
             continue
         for r in found:
@@ -248,40 +216,40 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
     """comparison.md: a summary table over the scenarios (in their order), then every
     metric of every comparison. `latest` maps scenario name to its newest run (or None);
     `compare(base_doc, cand_doc, scenario)` returns a Comparison or raises ResultError.
-    `checks` maps scenario name to its newest check run (results.checks.latest_check_run,
+    `checks` maps scenario name to its newest check run (results.check_verdicts.latest_check_run,
     or None): given, an "Isolation checks" table follows the summary."""
     from .schema import ResultError
     summary_rows = []
     details = []
     for i, sc in enumerate(scenarios, 1):
         doc = latest.get(sc.name)
-        target = "—" if sc.target_pct is None else f"< {sc.target_pct:g}%"
+        target = EMPTY if sc.target_pct is None else f"< {sc.target_pct:g}%"
         if doc is None:
-            summary_rows.append([str(i), sc.title, "no run yet", "—", "—", "—", target,
+            summary_rows.append([str(i), sc.title, "no run yet", EMPTY, EMPTY, EMPTY, target,
                                  f"run `gpubench run {sc.name}`"])
             continue
         run = doc["id"] + (" (imported)" if doc.get("imported") else "")
         validity = (doc.get("validity") or {}).get("status", "")
         if sc.baseline is None:
-            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "baseline", "—",
+            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "baseline", EMPTY,
                                  target, validity])
             continue
         base = latest.get(sc.baseline)
         if base is None:
-            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "—", "—", target,
+            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), EMPTY, EMPTY, target,
                                  f"no run of baseline {sc.baseline}"])
             continue
         try:
             comp = compare(base, doc, sc)
         except ResultError as exc:
-            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "—", "—", target,
+            summary_rows.append([str(i), sc.title, run, _doc_headline(doc), EMPTY, EMPTY, target,
                                  str(exc)])
             continue
         h = headline(comp)
         verdict = comp.verdict + (" (forced)" if comp.forced else "")
         summary_rows.append([str(i), sc.title, run, _doc_headline(doc),
-                             fmt_pct(h.overhead_pct) if h else "—",
-                             fmt_ci(h.ci_low, h.ci_high) if h else "—", target,
+                             fmt_pct(h.overhead_pct) if h else EMPTY,
+                             fmt_ci(h.ci_low, h.ci_high) if h else EMPTY, target,
                              verdict if validity != "INVALID" else f"{verdict}, run INVALID"])
         details += [f"### {sc.title} vs {sc.baseline}", ""]
         details += [f"> {line}" for line in header_lines(comp)] + [""]
@@ -315,5 +283,3 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
         out += ["## Details", ""] + details
     return "\n".join(out).rstrip() + "\n"
 
-
-VERDICTS = (PASS, INCONCLUSIVE, FAIL, NO_TARGET, NOT_COMPARABLE, INVALID)

@@ -250,7 +250,7 @@ TELEMETRY = Obj({"count": Opt(INT),
                  "throttle_events": Opt(ListOf(Obj({"names": ListOf(STR)},
                                                    required=("names",)))),
                  "throttle_event_count": Opt(INT)})
-# isolation checks (results/checks.py formats these figures)
+# isolation checks (results/check_verdicts.py formats these figures)
 _CHECK_ROW = Obj({"fairness": Opt(NUM), "variant": Opt(STR),
                   "bare": Opt(MapOf(Opt(NUM))), "proxy_over_bare_p50": Opt(NUM)})
 CHECK = Obj({"check": Opt(STR), "verdict": Opt(STR), "reasons": TEXTS,

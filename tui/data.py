@@ -54,7 +54,7 @@ class ComparisonView:
     not_comparable: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     raw: Any = None             # the stats module's own object, for exports
-    # isolation-check verdicts beside the overheads (results.checks.check_rows): the runs'
+    # isolation-check verdicts beside the overheads (results.check_verdicts.check_rows): the runs'
     # own and the newest `gpubench check` run of the candidate's scenario
     checks: list[dict] = field(default_factory=list)
 
@@ -169,10 +169,10 @@ class RunStore:
 
     # -- comparing ------------------------------------------------------------------------
     def compare(self, baseline_id: str, candidate_id: str) -> ComparisonView:
-        stats = _import("results.stats")
+        stats = _import("results.comparison")
         if stats is None or self._store is None:
             return ComparisonView(baseline_id, candidate_id,
-                                  warnings=["statistics (results/stats.py) not available yet"])
+                                  warnings=["statistics (results/comparison.py) not available yet"])
         base, cand = self._store.load(baseline_id), self._store.load(candidate_id)
         view = _compare(stats, base, cand, self.config)
         view.baseline, view.candidate = baseline_id, candidate_id   # names, not content
@@ -182,7 +182,7 @@ class RunStore:
         return view
 
     def comparison_checks(self, base: dict, cand: dict) -> list[dict]:
-        checks = _import("results.checks")
+        checks = _import("results.check_verdicts")
         if checks is None or self._store is None:
             return []
         try:
@@ -312,7 +312,7 @@ def _comparison_md(report, store: "RunStore") -> str:
     """comparison.md over the configured scenarios, as `gpubench report` writes it."""
     from datetime import datetime, timezone
 
-    from results.stats import compare_runs
+    from results.comparison import compare_runs
     config = store.config
     runs = store._store.list_runs().runs
     latest: dict[str, dict | None] = {}
@@ -330,7 +330,7 @@ def _comparison_md(report, store: "RunStore") -> str:
         from engine import __version__ as version
     except Exception:
         version = None
-    from results.checks import latest_check_run
+    from results.check_verdicts import latest_check_run
     checks = {name: latest_check_run(store._store, name, runs) for name in config.scenarios}
     return report.comparison_report(
         scen, latest, lambda b, c, sc: compare_runs(b, c, target_pct=sc.target_pct),

@@ -10,27 +10,12 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
-from typing import Any
+
+from results.document import harmful_throttle
+from results.stats import median
 
 CPU_LABEL = "CPU (numpy-cpu) — not a GPU figure"
 HISTORY_POINTS = 240          # per workload, for the charts
-# Clock-event reasons that are not a slowdown of a busy GPU (as results/fleet.py).
-BENIGN_THROTTLE = {"gpu_idle", "idle", "sync_boost", "display_clock_setting", "none",
-                   "applications_clocks_setting"}
-
-
-def fmt_num(value: Any, digits: int = 0, unit: str = "") -> str:
-    if value is None:
-        return "–"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if abs(v) >= 10_000:
-        text = f"{v:,.0f}"
-    else:
-        text = f"{v:,.{digits}f}"
-    return f"{text}{unit}"
 
 
 @dataclass
@@ -133,8 +118,7 @@ class HostState:
         """Throttling and downtrained PCIe, from telemetry (or hello when no telemetry yet)."""
         out: list[str] = []
         r = self.telemetry
-        names = r.get("throttle_names") or []
-        names = [n for n in names if n not in BENIGN_THROTTLE]
+        names = harmful_throttle(r.get("throttle_names"))
         if names:
             out.append("THROTTLING: " + ", ".join(names))
         gen, gmax = r.get("pcie_gen"), r.get("pcie_gen_max")
@@ -161,10 +145,9 @@ class AggregateState(HostState):
         self.gbps = sum(gb) if gb else None
         lat: dict = {}
         for key in ("p50", "p99"):
-            vals = sorted(v for v in (m.latency_us.get(key) for m in live) if v is not None)
+            vals = [v for v in (m.latency_us.get(key) for m in live) if v is not None]
             if vals:
-                mid = len(vals) // 2
-                lat[key] = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+                lat[key] = median(vals)
         self.latency_us = lat
         first = members[0] if members else None
         if first is not None:

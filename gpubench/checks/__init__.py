@@ -8,7 +8,7 @@ test (proxy.py) is a configured local scenario's proxy layer or gpubench's own i
 stand-in, whose caps can be switched off to prove that the checks say NOT ENFORCED. suite.py
 runs the chosen checks and makes the result document; command.py is `gpubench check`.
 """
-from results.checks import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
+from results.check_verdicts import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
 
 from .command import format_checks, main, register
 from .driver import Driver, probe_launch

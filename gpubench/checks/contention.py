@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any
 
 from engine.engine_args import EngineArgs
 from engine.vocabulary import COMPLETED
-from results.checks import MEASURED, NOT_APPLICABLE
+from results.check_verdicts import MEASURED, NOT_APPLICABLE
+from results.stats import finite_median
 from scenarios.base import LaunchRequest
 from scenarios.collect import collect
 from scenarios.local import LocalLauncher
@@ -44,20 +44,12 @@ async def _run_engines(requests: list[LaunchRequest], python: str | None) -> lis
     return list(await asyncio.gather(*(drain(s) for s in sessions)))
 
 
-def _med(values: list[float]) -> float | None:
-    vals = sorted(v for v in values if isinstance(v, (int, float)) and math.isfinite(v))
-    if not vals:
-        return None
-    n = len(vals)
-    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
-
-
 def _summ(results: list[dict]) -> dict:
     key = "tflops" if any(r.get("tflops") for r in results) else "ops_per_s"
-    return {"metric": key, "value": _med([r.get(key) for r in results]),
-            "ops_per_s": _med([r.get("ops_per_s") for r in results]),
-            "p50_us": _med([(r.get("latency_us") or {}).get("p50") for r in results]),
-            "p99_us": _med([(r.get("latency_us") or {}).get("p99") for r in results])}
+    return {"metric": key, "value": finite_median([r.get(key) for r in results]),
+            "ops_per_s": finite_median([r.get("ops_per_s") for r in results]),
+            "p50_us": finite_median([(r.get("latency_us") or {}).get("p50") for r in results]),
+            "p99_us": finite_median([(r.get("latency_us") or {}).get("p99") for r in results])}
 
 
 def check_interference(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict]]:
@@ -124,8 +116,8 @@ def check_init(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict
         row: dict[str, Any] = {"variant": variant}
         for k, s in runs.items():
             res = s["results"].get(variant, [])
-            row[k] = {"p50_ms": _ms(_med([(r.get("latency_us") or {}).get("p50") for r in res])),
-                      "p99_ms": _ms(_med([(r.get("latency_us") or {}).get("p99") for r in res])),
+            row[k] = {"p50_ms": _ms(finite_median([(r.get("latency_us") or {}).get("p50") for r in res])),
+                      "p99_ms": _ms(finite_median([(r.get("latency_us") or {}).get("p99") for r in res])),
                       "processes": sum(int(r.get("ops") or 0) for r in res),
                       "failed": sum(int((r.get("params") or {}).get("failed") or 0) for r in res),
                       "phases": (res[-1].get("params") or {}) if res else {}}

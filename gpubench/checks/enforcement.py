@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from results.checks import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED
+from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED
+from results.format import fmt_size
 
 from .proxy import Limits, Proxy
 from .settings import Settings
@@ -61,17 +62,17 @@ def check_memory(proxy: Proxy, settings: Settings) -> dict:
     out["observed_ceiling_bytes"] = got if res["refused"] else None
     out["ceiling_ratio"] = got / limit
     if got > limit:
-        verdict, why = NOT_ENFORCED, (f"allocated {_gib(got)} in {_gib(step)} steps, past the "
-                                      f"configured {_gib(limit)}" +
+        verdict, why = NOT_ENFORCED, (f"allocated {fmt_size(got)} in {fmt_size(step)} steps, past the "
+                                      f"configured {fmt_size(limit)}" +
                                       ("" if res["refused"] else " without one refusal"))
     elif res["refused"]:
-        verdict, why = ENFORCED, (f"refused (CUDA error {res['rc']}) at {_gib(got)} of the "
-                                  f"configured {_gib(limit)} (step {_gib(step)})")
+        verdict, why = ENFORCED, (f"refused (CUDA error {res['rc']}) at {fmt_size(got)} of the "
+                                  f"configured {fmt_size(limit)} (step {fmt_size(step)})")
     else:
         verdict, why = NOT_APPLICABLE, "the probe stopped before reaching the limit"
     reasons = [why]
     if res.get("meminfo_total") and res["meminfo_total"] <= limit:
-        reasons.append(f"cuMemGetInfo reports a total of {_gib(res['meminfo_total'])}")
+        reasons.append(f"cuMemGetInfo reports a total of {fmt_size(res['meminfo_total'])}")
     return {**out, "verdict": verdict, "reasons": reasons}
 
 
@@ -146,11 +147,3 @@ def _path_result(name: str, bare: dict, limited: dict, key: str, lim: Limits,
                       f"{' relative' if expected < 0.2 else ''})"
                       f"{'' if row['within'] else ' — NOT within tolerance'}")
     return row
-
-
-def _gib(n: int | None) -> str:
-    if n is None:
-        return "-"
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.2f} GiB"
-    return f"{n / (1 << 20):.0f} MiB"

@@ -9,7 +9,7 @@ from typing import Callable
 
 from engine.redact import redact_env
 from gpubench.selftest import detect_backend
-from results.checks import NOT_APPLICABLE, check_scenario_name
+from results.check_verdicts import NOT_APPLICABLE, check_scenario_name
 from results.document import SessionRecord, archive_lines, build_document
 from results.schema import INVALID, VALID
 from results.store import Store

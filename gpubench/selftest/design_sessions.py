@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .judging import _median, judge_arm
+from results.stats import median
+
+from .judging import judge_arm
 from .mechanism import Mechanism, sum_counts
 from .options import WORKLOAD_VARIANTS, Arm, SelftestError
 
@@ -72,7 +74,7 @@ async def _calibrate(st: "Selftest", mech: Mechanism, backend: str, w: str,
     base_arm = mech.arm(w, "calibration-base", None, 0)
     base_runs = [await st.session(base_arm, i, backend) for i in range(opts.calibration_trials)]
     primary[w] = WORKLOAD_VARIANTS[w] or next(iter(base_runs[0].p50))
-    base_p50 = _median([s.p50[primary[w]] for s in base_runs])
+    base_p50 = median([s.p50[primary[w]] for s in base_runs])
     k = mech.calls_per_op(w, [s.report for s in base_runs if s.report])
     if not (k > 0):
         raise SelftestError(f"{w}: the interposer saw no delayed calls "
@@ -80,7 +82,7 @@ async def _calibrate(st: "Selftest", mech: Mechanism, backend: str, w: str,
     cal_delay = CALIBRATION_PCT / 100 * base_p50 * 1000 / k
     cal_arm = mech.arm(w, "calibration-delay", None, int(cal_delay))
     cal_runs = [await st.session(cal_arm, i, backend) for i in range(opts.calibration_trials)]
-    cal_p50 = _median([s.p50[primary[w]] for s in cal_runs])
+    cal_p50 = median([s.p50[primary[w]] for s in cal_runs])
     added_ns = (cal_p50 - base_p50) * 1000
     spent = mech.spent_per_call_ns(w, [s.report for s in cal_runs if s.report], int(cal_delay))
     slope = added_ns / (k * spent) if spent else math.nan
@@ -98,7 +100,7 @@ def _judge(st: "Selftest", mech: Mechanism, arm: Arm, runs: list, variant: str,
     """One arm's row: its sessions' p50s (and ops/s) against the baseline's."""
     opts = st.opts
     w = arm.workload
-    base_med_us = _median(base_vals)
+    base_med_us = median(base_vals)
     reports = [s.report for s in runs if s.report]
     k = mech.calls_per_op(w, reports) if arm.delay_ns else 0.0
     spent = mech.spent_per_call_ns(w, reports, arm.delay_ns) if arm.delay_ns else 0.0

@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import random
 from typing import TYPE_CHECKING
+from results.stats import median
 
-from .judging import _median, judge_pairs, pair_ratios, slot_pairs
+from .judging import judge_pairs, pair_ratios, slot_pairs
 from .mechanism import Mechanism, report_category, sum_counts, sync_calls_per_op
 from .options import WORKLOAD_VARIANTS, Arm
 from .samples import classify_samples
@@ -52,7 +53,7 @@ async def run(st: "Selftest", mech: Mechanism, backend: str, tol: float, t_start
             mech.placement = "launch"   # the runtime's synchronise was not seen: fall back
             st.progress("selftest: no cuStreamSynchronize/cuCtxSynchronize seen; "
                         "delaying the launch instead")
-        base_p50 = _median([r.p50[primary[w]] for r in runs])
+        base_p50 = median([r.p50[primary[w]] for r in runs])
         k = mech.calls_per_op(w, reports)
         if mech.gpu and mech.category(w) == "sync":
             k = sync_per_op.setdefault("k", sync_calls_per_op(w, reports))
@@ -112,7 +113,7 @@ def _judge(st: "Selftest", mech: Mechanism, arm: Arm, runs: list, variant: str, 
     if sum(len(x) for x in lat_pairs) < 2:
         return None
     key = f"selftest/{w}/{variant}/{arm.name}"
-    common = dict(injected_pct=_median(truths), targets=tuple(opts.levels), tol=tol,
+    common = dict(injected_pct=median(truths), targets=tuple(opts.levels), tol=tol,
                   aa=arm.name == "aa", seed=opts.seed, n_boot=opts.n_boot,
                   # the CPU self-test runs where others load the machine
                   shared_machine=not mech.gpu, confidence=st.ci_confidence)

@@ -13,12 +13,12 @@ from engine import cpu_delay
 from engine.engine_args import EngineArgs
 from engine.vocabulary import COMPLETED
 from gpubench import interposer
+from results.stats import median
 from scenarios.base import LaunchRequest
 from scenarios.collect import collect
 from scenarios.events import Sample
 from scenarios.local import PACKAGES_DIR, LocalLauncher
 
-from .judging import _median
 from .options import WORKLOAD_VARIANTS, Arm, Options
 from .samples import engine_start_bound, sample_record
 
@@ -93,8 +93,8 @@ async def run_session(arm: Arm, trial: int, args: EngineArgs, report_path: Path 
         message = f"{message} [{got.stderr_tail[-1]}]"
     return SessionData(arm=arm, trial=trial, outcome=got.outcome, message=message,
                        lines=got.lines,
-                       p50={v: _median(x) for v, x in p50s.items()},
-                       ops={v: _median(x) for v, x in opss.items()}, report=report,
+                       p50={v: median(x) for v, x in p50s.items()},
+                       ops={v: median(x) for v, x in opss.items()}, report=report,
                        backend=hello.get("backend"),
                        mapped=list(((hello.get("host") or {}).get("preload") or {}).get("mapped")
                                    or []),

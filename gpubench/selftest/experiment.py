@@ -18,10 +18,11 @@ from typing import Callable
 
 from engine.protocol import finite
 from engine.vocabulary import COMPLETED
+from results.stats import median
 
 from . import design_sessions, design_slots
 from .engine_session import SessionData, detect_backend, engine_args, run_session
-from .judging import _median, family_confidence
+from .judging import family_confidence
 from .mechanism import Mechanism
 from .options import CPU_BASE_WAIT_NS, Arm, Options, SelftestError, settle
 from .store import save_arms
@@ -136,7 +137,7 @@ def _resolution(primary_rows: list[dict], workloads: tuple[str, ...]) -> dict[st
         resolution[w] = {
             "aa_ci_half_width_pp": aa["ci_half_width"] if aa else None,
             "smallest_injected_resolved_pct": min(resolved) if resolved else None,
-            "median_ci_half_width_pp": _median([r["ci_half_width"] for r in primary_rows
+            "median_ci_half_width_pp": median([r["ci_half_width"] for r in primary_rows
                                                 if r["workload"] == w
                                                 and r["ci_half_width"] is not None]),
         }

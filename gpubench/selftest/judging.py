@@ -7,23 +7,13 @@ import math
 import zlib
 
 from engine.cpu_delay import slot_on
-
-# results.stats and numpy are imported inside the functions: they load numpy, and the CLI
-# imports this package to register its command, for every command.
-
-def _median(values: list[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    if not n:
-        return math.nan
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
+from results.stats import (FAIL, INCONCLUSIVE, PASS, change_word, cv_pct, median,
+                           more_trials_needed, overhead_pct, verdict_for)
 
 def expected_verdict(injected: float, target: float, tol: float, half_width: float = 0.0) -> str:
     """The verdict a correct measurement must give: PASS/FAIL when the truth is farther
     from the target than the tolerance plus the CI half-width, else INCONCLUSIVE (any
     verdict but the wrong-side one is then fair)."""
-    from results.stats import FAIL, INCONCLUSIVE, PASS
     if injected < target - tol - half_width:
         return PASS
     if injected > target + tol + half_width:
@@ -36,7 +26,6 @@ def verdict_ok(got: str, injected: float, target: float, tol: float, half_width:
     """A decisive verdict on the wrong side is wrong; so is INCONCLUSIVE where the CI was
     narrow enough to decide, except on a shared machine (the CPU self-test), where others'
     load sets the CI's width and INCONCLUSIVE is what a CI that holds the target says."""
-    from results.stats import FAIL, INCONCLUSIVE, PASS
     if aa:                           # no difference: PASS or INCONCLUSIVE, never FAIL
         return got != FAIL
     if got == PASS and injected > target + tol:      # decisive and wrong
@@ -56,7 +45,6 @@ def _judged(measured: float, lo: float, hi: float, p: float, n: int, *, injected
     `shared_machine` (the CPU self-test): others' load widens the CI, so the error is judged
     against the CI's half-width where that is the larger and INCONCLUSIVE is no failure; the
     CI must still hold the truth."""
-    from results.stats import change_word, more_trials_needed, verdict_for
     finite = math.isfinite(lo) and math.isfinite(hi)
     half = (hi - lo) / 2 if finite else math.inf
     verdicts = {}
@@ -89,9 +77,8 @@ def judge_arm(base_vals: list[float], cand_vals: list[float], *, injected_pct: f
               n_boot: int, higher_is_better: bool = False, shared_machine: bool = False,
               confidence: float = 0.95) -> dict:
     """One arm against a baseline of separate sessions (the sessions design)."""
-    from results.stats import bootstrap_overhead_ci, cv_pct, mann_whitney_u, overhead_pct
-    import numpy as np
-    bm, cm = float(np.median(base_vals)), float(np.median(cand_vals))
+    from results.inference import bootstrap_overhead_ci, mann_whitney_u
+    bm, cm = median(base_vals), median(cand_vals)
     measured = overhead_pct(bm, cm, higher_is_better)
     if len(base_vals) >= 2 and len(cand_vals) >= 2:
         # a reproducible seed per row (the row's key folded into the run's seed)
@@ -122,7 +109,7 @@ def slot_pairs(classified: list[tuple[dict, int]], seed: int,
         a, b = by_slot.get(2 * pair), by_slot.get(2 * pair + 1)
         if a and b:
             on, off = (a, b) if slot_on(2 * pair, seed) else (b, a)
-            out.append((_median(on), _median(off)))
+            out.append((median(on), median(off)))
     return out
 
 

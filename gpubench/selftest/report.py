@@ -1,6 +1,8 @@
 """The self-test's summary as text: one row per arm, the resolution, the overall verdict."""
 from __future__ import annotations
 
+from results.format import EMPTY
+
 
 def format_summary(s: dict) -> str:
     out = []
@@ -19,7 +21,7 @@ def format_summary(s: dict) -> str:
            f"{'verdicts vs ' + '/'.join(f'{t:g}%' for t in s['targets_pct']):<28}ok")
     out.append(hdr)
     for r in s["rows"]:
-        ci = (f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if r["ci_low"] is not None else "-")
+        ci = (f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if r["ci_low"] is not None else EMPTY)
         v = " ".join(f"{x['verdict'][:4]}{'' if x['ok'] else '!'}" for x in r["verdicts"].values())
         tag = "" if r["primary"] else " (info)"
         n = f"{r['n_base']}/{r['n_cand']}"
@@ -28,7 +30,7 @@ def format_summary(s: dict) -> str:
                    f"{r['error_pp']:>+7.2f}  {v:<28}{'yes' if r['ok'] else 'NO'}{tag}")
     for w, res in s["resolution"].items():
         hw = res["aa_ci_half_width_pp"]
-        out.append(f"{w}: A/A CI half-width {hw:.2f} pp" if hw is not None else f"{w}: -")
+        out.append(f"{w}: A/A CI half-width {hw:.2f} pp" if hw is not None else f"{w}: {EMPTY}")
         if res["smallest_injected_resolved_pct"] is not None:
             out[-1] += f"; smallest injected overhead resolved (CI excludes 0): " \
                        f"{res['smallest_injected_resolved_pct']:.2f} %"

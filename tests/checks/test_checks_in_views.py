@@ -11,11 +11,11 @@ import json
 import pytest
 
 from gpubench import cli
-from results.checks import check_rows, comparison_checks, latest_check_run
+from results.check_verdicts import check_rows, comparison_checks, latest_check_run
 from results.document import archive_lines
 from results.report import (ReportScenario, comparison_report, to_csv, to_json, to_markdown,
                             to_tsv)
-from results.stats import compare_runs
+from results.comparison import compare_runs
 from results.store import Store
 from tests.checks.fixed_checks import fixed_check_document
 from tests.results.synth import make_doc

@@ -1,4 +1,4 @@
-"""results/fleet.py on synthetic fleets: outliers, causes, exclusions, fleet overhead."""
+"""results/fleet_analysis.py on synthetic fleets: outliers, causes, exclusions, fleet overhead."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,9 @@ import json
 import pytest
 
 from benchmarks.fleet_sim import HostProfile, complete_stream
-from results.fleet import (analyze_fleet, fleet_overhead, format_fleet_table,
-                           format_overhead_table, robust_z, summarize_host)
+from results.fleet_analysis import MAD_FLOOR_REL, analyze_fleet, fleet_overhead, summarize_host
+from results.fleet_table import format_fleet_table, format_overhead_table
+from results.stats import robust_z
 
 PLAN = {"workloads": ["roundtrip", "launch"], "duration_s": 1.0, "repeats": 5, "warmup_s": 0.0}
 RT = "roundtrip/pinned-64KiB ops/s"
@@ -131,9 +132,9 @@ def test_hosts_without_results_are_listed_with_their_outcome():
 
 
 def test_robust_z_survives_identical_values():
-    med, mad, zs = robust_z([100.0] * 10)
+    med, mad, zs = robust_z([100.0] * 10, MAD_FLOOR_REL)
     assert med == 100.0 and mad == 0.0 and zs == [0.0] * 10
-    _, _, zs = robust_z([100.0] * 9 + [90.0])
+    _, _, zs = robust_z([100.0] * 9 + [90.0], MAD_FLOOR_REL)
     assert zs[-1] < -3.5                                 # floored MAD: a 10 % drop still stands out
 
 
@@ -151,3 +152,19 @@ def test_incomplete_host_shows_partial_figures_but_is_not_in_the_statistics():
     assert report.excluded["node-cut"].startswith("incomplete: no output for 60 s (partial figures from 1 trial")
     assert report.outliers == []
     assert next(m for m in report.metrics if m.metric == RT).hosts == 8
+
+
+def test_application_clocks_are_benign_as_in_show_and_the_dashboard():
+    """Clocks an administrator set (applications_clocks_setting) are no slowdown: the fleet
+    leaves them out of a host's throttling like the stored run (`show`) and the dashboard do
+    (engine/throttle.py's one BENIGN_THROTTLE); a real slowdown beside them still counts."""
+    s = summaries([HostProfile("node-appclk", throttle_mask=0x2)])[0]
+    assert s.telemetry_readings and s.throttle == {}
+    assert not [f for f in s.findings if f.kind == "throttle"]
+    hot = summaries([HostProfile("node-hot", throttle_mask=0x2 | 0x20)])[0]
+    assert set(hot.throttle) == {"sw_thermal_slowdown"}
+    # a reading with the mask alone (no names) is judged the same way
+    masked = summarize_host("m", "completed", [
+        {"type": "telemetry", "readings": {"throttle_reasons": 0x2}},
+        {"type": "telemetry", "readings": {"throttle_reasons": 0x2 | 0x4 | 0x400}}])
+    assert masked.throttle == {"sw_power_cap": 1, "0x400": 1}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from results.fleet import analyze_fleet, summarize_host
+from results.fleet_analysis import analyze_fleet, summarize_host
 from scenarios.base import LaunchRequest
 from scenarios.events import COMPLETED, FAILED, INCOMPLETE, Sample
 from scenarios.fleet_run.close import close_launchers

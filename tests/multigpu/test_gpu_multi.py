@@ -107,7 +107,7 @@ def test_p2p_matrix_peer_and_nopeer_with_bandwidth_and_latency(two_gpus):
 def test_concurrent_per_gpu_runs_tagged_and_aggregated(two_gpus, tmp_path):
     from scenarios.config import load_config
     from gpubench.runner import PlanOptions, PlanRunner
-    from results.document import aggregate_workloads, gpu_workloads
+    from results.per_gpu import aggregate_workloads, gpu_workloads
     from results.store import Store
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text('[store]\ndata_dir = "data"\n[defaults]\nworkloads = ["launch", "h2d"]\n'

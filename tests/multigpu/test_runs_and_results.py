@@ -7,11 +7,11 @@ import pytest
 
 from gpubench.cli import main
 from scenarios.config import ConfigError, load_config
-from results.document import (SessionRecord, aggregate_workloads, build_document, doc_gpus,
-                              gpu_workloads, is_per_gpu)
+from results.document import SessionRecord, build_document
+from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
 from results.report import columns_for, comparison_table, to_csv
 from results.schema import NotComparable
-from results.stats import compare_runs
+from results.comparison import compare_runs
 from results.store import Store
 from scenarios.replay import synthetic_stream
 

@@ -5,11 +5,9 @@ import csv
 import io
 import json
 
-import numpy as np
-
+from results.comparison import compare_runs
 from results.report import (ReportScenario, comparison_report, to_csv, to_json, to_markdown,
                             to_tsv)
-from results.stats import compare_runs
 from tests.results.synth import make_doc
 
 REFERENCE = [ReportScenario("bare-metal", "1. Baseline (Bare Metal)"),

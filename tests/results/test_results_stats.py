@@ -1,4 +1,5 @@
-"""results.stats on synthetic data with a known truth (issue 4's correctness tests)."""
+"""The statistics (results/stats.py, results/inference.py, results/comparison.py) on synthetic
+data with a known truth."""
 from __future__ import annotations
 
 import itertools
@@ -9,8 +10,9 @@ import pytest
 
 from results.comparable import NOT_COMPARABLE
 from results.schema import NotComparable
-from results.stats import (FAIL, INCONCLUSIVE, NO_TARGET, PASS, bootstrap_medians, bootstrap_overhead_ci,
-                           compare_runs, cv_pct, mad_outliers, mann_whitney_u,
+from results.comparison import compare_runs
+from results.inference import bootstrap_medians, bootstrap_overhead_ci, mann_whitney_u
+from results.stats import (FAIL, INCONCLUSIVE, NO_TARGET, PASS, cv_pct, mad_outliers,
                            more_trials_needed, verdict_for)
 from tests.results.synth import make_doc, trial_doc
 

@@ -17,9 +17,9 @@ import types
 import pytest
 
 from gpubench import cli
-from results import checks, legacy, report, stats
-from results.document import (SessionRecord, aggregate_workloads, build_document, doc_gpus,
-                              gpu_workloads, summary_of)
+from results import check_verdicts, comparison, legacy, report
+from results.document import SessionRecord, build_document, summary_of
+from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads
 from results.schema import DocumentError, ResultError, check_document
 from scenarios.replay import synthetic_stream
 from tests.checks.fixed_checks import fixed_check_document
@@ -96,10 +96,10 @@ def read_everything(doc: dict, good: dict) -> None:
         gpu_workloads(doc, index)
     for base, cand in ((good, doc), (doc, good)):
         try:
-            comp = stats.compare_runs(base, cand, target_pct=5.0, n_boot=50)
+            comp = comparison.compare_runs(base, cand, target_pct=5.0, n_boot=50)
         except ResultError:
             continue
-        comp.checks = checks.comparison_checks(base, cand, doc)
+        comp.checks = check_verdicts.comparison_checks(base, cand, doc)
         for fmt in (report.to_markdown, report.to_tsv, report.to_csv, report.to_json):
             fmt([comp])
     try:
@@ -107,11 +107,11 @@ def read_everything(doc: dict, good: dict) -> None:
     except ResultError:
         pass
     legacy.export_csv(doc)
-    checks.check_table(checks.check_rows(doc, "candidate"))
+    check_verdicts.check_table(check_verdicts.check_rows(doc, "candidate"))
     scenario = (doc.get("scenario") or {}).get("name") or "x"
     report.comparison_report(
         [report.ReportScenario(scenario, "t", None, None)], {scenario: doc},
-        lambda b, c, sc: stats.compare_runs(b, c, n_boot=50), generated="now",
+        lambda b, c, sc: comparison.compare_runs(b, c, n_boot=50), generated="now",
         tool_version="1", checks={scenario: doc})
     show(doc)
 

@@ -77,8 +77,7 @@ def test_cluster_ci_treats_the_process_pair_as_the_unit():
     """Tight pairs inside each process pair, process pairs far apart: the CI must span the
     process pairs' spread, not the (tiny) spread of pairs within one."""
     import random
-    sys.path.insert(0, str(REPO))
-    from benchmarks.alternating import cluster_median_ci
+    from results.inference import cluster_median_ci
     rng = random.Random(4)
     groups = [[level * (1 + rng.gauss(0, 0.005)) for _ in range(40)]
               for level in (0.95, 1.0, 1.05, 0.97, 1.03, 1.08, 0.92, 1.01)]

@@ -19,7 +19,7 @@ from gpubench.selftest.engine_session import SessionData, engine_args, run_sessi
 from gpubench.selftest.mechanism import Mechanism
 from gpubench.selftest.options import CPU_BASE_WAIT_NS, Arm
 from gpubench.selftest.samples import classify_samples, sample_span_ns
-from results.stats import FAIL, INCONCLUSIVE, PASS
+from results.stats import FAIL, INCONCLUSIVE, PASS, median
 
 
 # ---- the schedule --------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def _ar1_session(rng, n_pairs: int, shift: float, per_sample: int = 4, rho: floa
                 level = rho * level + rng.gauss(0, sd)
                 vals.append(20.0 * (1 + level) * (1 + rng.gauss(0, 0.003))
                             * (1 + shift if slot_on(k, seed) else 1))
-            slots[k] = sj._median(vals)
+            slots[k] = median(vals)
         on = 2 * pair if slot_on(2 * pair, seed) else 2 * pair + 1
         ratios.append(slots[on] / slots[on ^ 1])
     return ratios

@@ -9,23 +9,20 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from results.format import EMPTY, fmt_ci, fmt_num, fmt_pct
+
 from ..data import ComparisonView
-from ..live import fmt_num
 from ..widgets.charts import BarChart
 
 VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
                  "NOT COMPARABLE": "bold white on red"}
-# isolation-check verdicts (gpubench check; results.checks)
+# isolation-check verdicts (gpubench check; results.check_verdicts)
 CHECK_STYLE = {"ENFORCED": "bold green", "NOT ENFORCED": "bold red", "NOT APPLICABLE": "dim",
                "MEASURED": "cyan"}
 
 
 def verdict_text(verdict: str) -> Text:
     return Text(verdict, style=VERDICT_STYLE.get(verdict.upper(), "bold"))
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:+.2f} %"
 
 
 def check_verdict_text(verdict: str) -> Text:
@@ -53,7 +50,7 @@ def checks_table(views: list[ComparisonView]) -> Table | None:
         for c in v.checks:
             role = c.get("role") or ""
             table.add_row(f"C{n}", c.get("check") or "", check_verdict_text(c.get("verdict") or ""),
-                          c.get("observed") or "–", c.get("configured") or "–", role,
+                          c.get("observed") or EMPTY, c.get("configured") or EMPTY, role,
                           c.get("reason") or "")
             sources[f"C{n} {role} {c.get('run') or '?'}"] = None
     table.caption = "from: " + ";  ".join(sources)
@@ -151,8 +148,8 @@ class CompareScreen(Screen):
         sel = self.selection
         cands = "  ".join(f"C{i + 1} {c}" for i, c in enumerate(sel.candidates))
         self.query_one("#compare-selection", Label).update(
-            f"B {sel.baseline or '– (press b on a run)'}   ·   "
-            f"{cands or 'candidates: – (press space on a run)'}")
+            f"B {sel.baseline or EMPTY + ' (press b on a run)'}   ·   "
+            f"{cands or 'candidates: ' + EMPTY + ' (press space on a run)'}")
         banner = Text()
         for v in self.views:
             for reason in v.not_comparable:
@@ -171,11 +168,10 @@ class CompareScreen(Screen):
         target = None
         for n, v in enumerate(self.views, 1):
             for r in v.rows:
-                ci = ("–" if r.ci_low is None or r.ci_high is None
-                      else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}] %")
                 table.add_row(f"C{n}", r.metric, fmt_num(r.baseline, 1),
-                              fmt_num(r.candidate, 1), _pct(r.overhead_pct), ci,
-                              "–" if r.target_pct is None else f"< {r.target_pct:g} %",
+                              fmt_num(r.candidate, 1), fmt_pct(r.overhead_pct),
+                              fmt_ci(r.ci_low, r.ci_high),
+                              EMPTY if r.target_pct is None else f"< {r.target_pct:g} %",
                               verdict_text(r.verdict), r.note)
                 if r.overhead_pct is not None:
                     workload = r.metric.split("/", 1)[0]

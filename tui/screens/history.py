@@ -9,8 +9,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
+from results.format import fmt_num
+
 from ..data import RunSummary
-from ..live import fmt_num
 from .modals import ConfirmScreen, InputScreen
 
 SORTS = (("created", True), ("created", False), ("scenario", False), ("host", False),

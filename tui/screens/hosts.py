@@ -8,12 +8,13 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
+from results.format import EMPTY
 from scenarios.config import Config
 
 
 def _hello_summary(hello: dict | None) -> str:
     if not hello:
-        return "–"
+        return EMPTY
     dev = hello.get("device") or {}
     if hello.get("backend") == "numpy-cpu":
         return "CPU (numpy-cpu) — not a GPU figure"
@@ -82,14 +83,14 @@ class HostsScreen(Screen):
             reach_text = (Text("?", style="dim") if reach is None else
                           Text("yes", style="green") if reach[0] else
                           Text(f"no: {reach[1]}"[:60], style="red"))
-            hosts.add_row(name, h.kind, h.address or ("this machine" if h.kind == "local" else "–"),
+            hosts.add_row(name, h.kind, h.address or ("this machine" if h.kind == "local" else EMPTY),
                           "yes" if h.enabled else "no", reach_text,
-                          _hello_summary(app.last_hello.get(name)), ", ".join(scen) or "–", key=name)
+                          _hello_summary(app.last_hello.get(name)), ", ".join(scen) or EMPTY, key=name)
         for name, c in cfg.clusters.items():
             scen = [s.name for s in cfg.scenarios.values() if s.cluster == name]
-            hosts.add_row(f"{name} (cluster)", "k8s", c.api_url or c.kubeconfig or "–",
+            hosts.add_row(f"{name} (cluster)", "k8s", c.api_url or c.kubeconfig or EMPTY,
                           "yes" if c.enabled else "no", Text("?", style="dim"),
-                          _hello_summary(app.last_hello.get(f"k8s:{name}")), ", ".join(scen) or "–",
+                          _hello_summary(app.last_hello.get(f"k8s:{name}")), ", ".join(scen) or EMPTY,
                           key=f"k8s:{name}")
         if row is not None and hosts.row_count:
             hosts.move_cursor(row=min(row, hosts.row_count - 1))
@@ -97,8 +98,8 @@ class HostsScreen(Screen):
         sc.clear()
         for s in cfg.scenarios.values():
             where = s.cluster if s.launcher == "k8s" else (s.host or "local")
-            target = f"{s.target} < {s.target_pct:g} %" if s.target_pct is not None else "–"
-            sc.add_row(s.name, s.title, s.launcher, where, target, s.baseline or "–",
+            target = f"{s.target} < {s.target_pct:g} %" if s.target_pct is not None else EMPTY
+            sc.add_row(s.name, s.title, s.launcher, where, target, s.baseline or EMPTY,
                        Text("yes", style="green") if s.enabled else Text("no", style="dim"),
                        key=s.name)
         enabled = cfg.enabled_scenarios()

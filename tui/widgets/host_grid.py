@@ -20,7 +20,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..live import HostState, fmt_num
+from results.format import fmt_num
+
+from ..live import HostState
 
 
 @dataclass(frozen=True)

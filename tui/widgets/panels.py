@@ -6,7 +6,9 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
-from ..live import CPU_LABEL, HostState, fmt_num
+from results.format import EMPTY, fmt_num
+
+from ..live import CPU_LABEL, HostState
 
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p999", "max")
 
@@ -99,7 +101,7 @@ class PercentileTable(_Panel):
 
 def _pair(cur, mx, unit="") -> str:
     if cur is None and mx is None:
-        return "–"
+        return EMPTY
     return f"{fmt_num(cur, 0)}{unit} / {fmt_num(mx, 0)}{unit}"
 
 
@@ -144,7 +146,7 @@ def _mb(kbps):
 
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
-        return "–"
+        return EMPTY
     seconds = int(round(seconds))
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -6,7 +6,7 @@ plus how its session ended. Three steps:
 
     summaries = [summarize_host(name, outcome, lines, message) for ...]
     report = analyze_fleet(summaries)              # outliers + likely causes
-    print(format_fleet_table(report))
+    print(format_fleet_table(report))              # results/fleet_table.py
     rows = fleet_overhead(baseline_summaries, candidate_summaries, target_pct=5.0)
 
 Outliers are found per metric with a robust z-score, z = (x - median) / (1.4826 * MAD),
@@ -15,16 +15,22 @@ or another backend, are reported and left out of every statistic). A host is fla
 |z| >= `z_threshold` (3.5, Iglewicz & Hoaglin) *and* it is at least `min_deviation_pct`
 away from the median, so a homogeneous fleet whose MAD is tiny raises no false alarms.
 The likely cause comes from the host's own facts: PCIe link below its maximum under
-load, throttle reasons, SM clocks below the maximum, other processes on the GPU.
+load, throttle reasons other than the benign ones (engine/throttle.py: idle, application
+clocks, sync boost, display clock; the same set `show` and the dashboard use), SM clocks
+below the maximum, other processes on the GPU. The statistics are results/stats.py's and
+results/inference.py's.
 """
 from __future__ import annotations
 
-import math
-import random
-import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
+
+from engine.throttle import BENIGN_MASK, BENIGN_THROTTLE, KNOWN_MASK, THROTTLE_BITS
+
+from .inference import median_ci
+from .schema import COMPLETED
+from .stats import finite_number, median, overhead_pct, robust_z, verdict_for
 
 Z_THRESHOLD = 3.5
 MIN_DEVIATION_PCT = 5.0
@@ -33,18 +39,7 @@ MAD_FLOOR_REL = 0.005           # scale never below 0.5 % of the median (identic
 CLOCK_LOW_FRACTION = 0.90       # SM clock under load below 90 % of max is worth a note
 UNDER_LOAD_UTIL_PCT = 10.0      # telemetry with less GPU utilisation counts as idle
 
-# NVML clocks-event (throttle) reason bits. Idle, display clock and sync boost are not
-# slowdowns of a busy GPU, so they never count as a cause.
-THROTTLE_BITS = {
-    0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap",
-    0x8: "hw_slowdown", 0x10: "sync_boost", 0x20: "sw_thermal_slowdown",
-    0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting",
-}
-BENIGN_THROTTLE = {"gpu_idle", "idle", "sync_boost", "display_clock_setting", "none"}
-BENIGN_MASK = 0x1 | 0x10 | 0x100
-
-# Outcomes (the same words as scenarios.events, repeated so this module stays pure).
-COMPLETED, FAILED, INCOMPLETE, CANCELLED = "completed", "failed", "incomplete", "cancelled"
+NO_DATA = "NO DATA"
 
 
 # ---- per-host summary ---------------------------------------------------------------------
@@ -94,12 +89,6 @@ def higher_is_better(metric: str) -> bool:
     return not metric.endswith(" us")
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _throttle_names(readings: Mapping[str, Any]) -> list[str]:
     names = readings.get("throttle_names")
     if isinstance(names, list) and names:
@@ -108,7 +97,7 @@ def _throttle_names(readings: Mapping[str, Any]) -> list[str]:
     if isinstance(mask, int) and not isinstance(mask, bool):
         mask &= ~BENIGN_MASK
         return [name for bit, name in THROTTLE_BITS.items() if mask & bit] + (
-            [f"0x{mask & ~0x1FF:x}"] if mask & ~0x1FF else [])
+            [f"0x{mask & ~KNOWN_MASK:x}"] if mask & ~KNOWN_MASK else [])
     return []
 
 
@@ -141,7 +130,7 @@ def summarize_host(host: str, outcome: str, lines: Iterable[Mapping[str, Any]],
             s.gpu_model = device.get("name") or s.gpu_model
             s.driver = device.get("driver") or s.driver
             hello_pcie = device.get("pcie") or hello_pcie
-            s.sm_clock_max_mhz = _num((device.get("clocks_max") or {}).get("sm_mhz")) or s.sm_clock_max_mhz
+            s.sm_clock_max_mhz = finite_number((device.get("clocks_max") or {}).get("sm_mhz")) or s.sm_clock_max_mhz
             procs = _other_processes(device)
             if procs is not None:
                 s.other_processes = max(procs, s.other_processes or 0)
@@ -150,18 +139,18 @@ def summarize_host(host: str, outcome: str, lines: Iterable[Mapping[str, Any]],
         elif kind == "telemetry":
             r = line.get("readings") or {}
             s.telemetry_readings += 1
-            util = _num(r.get("gpu_util_pct"))
+            util = finite_number(r.get("gpu_util_pct"))
             loaded = util is None or util >= UNDER_LOAD_UTIL_PCT
-            gen, width = _num(r.get("pcie_gen")), _num(r.get("pcie_width"))
+            gen, width = finite_number(r.get("pcie_gen")), finite_number(r.get("pcie_width"))
             for value, every, under in ((gen, any_gen, loaded_gen), (width, any_width, loaded_width)):
                 if value is not None:
                     every.append(value)
                     if loaded:
                         under.append(value)
             for key, target in (("pcie_gen_max", "gen_max"), ("pcie_width_max", "width_max")):
-                if _num(r.get(key)) is not None:
+                if finite_number(r.get(key)) is not None:
                     hello_pcie = {**hello_pcie, target: int(r[key])}
-            if loaded and _num(r.get("sm_clock_mhz")) is not None:
+            if loaded and finite_number(r.get("sm_clock_mhz")) is not None:
                 clocks.append(float(r["sm_clock_mhz"]))
             for name in _throttle_names(r):
                 s.throttle[name] = s.throttle.get(name, 0) + 1
@@ -170,20 +159,20 @@ def summarize_host(host: str, outcome: str, lines: Iterable[Mapping[str, Any]],
                 s.other_processes = max(procs, s.other_processes or 0)
         elif kind == "result":
             ops, lat = metric_names(str(line.get("workload")), str(line.get("variant")))
-            if (v := _num(line.get("ops_per_s"))) is not None:
+            if (v := finite_number(line.get("ops_per_s"))) is not None:
                 per_metric.setdefault(ops, []).append(v)
-            if (v := _num((line.get("latency_us") or {}).get("p50"))) is not None:
+            if (v := finite_number((line.get("latency_us") or {}).get("p50"))) is not None:
                 per_metric.setdefault(lat, []).append(v)
     # The link as trained under load: the best seen while busy (idle GPUs downshift).
-    gen = max(loaded_gen or any_gen) if (loaded_gen or any_gen) else _num(hello_pcie.get("gen_current"))
+    gen = max(loaded_gen or any_gen) if (loaded_gen or any_gen) else finite_number(hello_pcie.get("gen_current"))
     width = (max(loaded_width or any_width) if (loaded_width or any_width)
-             else _num(hello_pcie.get("width_current")))
+             else finite_number(hello_pcie.get("width_current")))
     s.pcie = {"gen": None if gen is None else int(gen),
               "width": None if width is None else int(width),
               "gen_max": hello_pcie.get("gen_max"), "width_max": hello_pcie.get("width_max"),
               "under_load": bool(loaded_gen or loaded_width)}
-    s.sm_clock_mhz = statistics.median(clocks) if clocks else None
-    s.metrics = {k: MetricValue(statistics.median(v), len(v)) for k, v in per_metric.items()}
+    s.sm_clock_mhz = median(clocks) if clocks else None
+    s.metrics = {k: MetricValue(median(v), len(v)) for k, v in per_metric.items()}
     s.findings = host_findings(s)
     return s
 
@@ -252,14 +241,6 @@ class FleetReport:
         return asdict(self)
 
 
-def robust_z(values: Sequence[float], floor_rel: float = MAD_FLOOR_REL) -> tuple[float, float, list[float]]:
-    """(median, MAD, z-scores) with z = (x - median) / (1.4826 * MAD), MAD floored."""
-    med = statistics.median(values)
-    mad = statistics.median([abs(v - med) for v in values])
-    scale = max(1.4826 * mad, floor_rel * abs(med), 1e-12)
-    return med, mad, [(v - med) / scale for v in values]
-
-
 def _fleet_findings(s: HostSummary, typical_width_max: int | None, typical_clock: float | None) -> list[Finding]:
     extra: list[Finding] = []
     wmax = s.pcie.get("width_max")
@@ -300,7 +281,7 @@ def analyze_fleet(summaries: Sequence[HostSummary], group: str = "",
     widths = [s.pcie.get("width_max") for s in included if s.pcie.get("width_max")]
     typical_width = Counter(widths).most_common(1)[0][0] if widths else None
     clocks_seen = [s.sm_clock_mhz for s in included if s.sm_clock_mhz]
-    typical_clock = statistics.median(clocks_seen) if len(clocks_seen) >= min_hosts else None
+    typical_clock = median(clocks_seen) if len(clocks_seen) >= min_hosts else None
     for s in included:
         s.findings = host_findings(s) + _fleet_findings(s, typical_width, typical_clock)
 
@@ -316,7 +297,7 @@ def analyze_fleet(summaries: Sequence[HostSummary], group: str = "",
         values = [s.metrics[metric].value for s in hosts]
         if not values:
             continue
-        med, mad, zs = robust_z(values)
+        med, mad, zs = robust_z(values, MAD_FLOOR_REL)
         stats.append(MetricStats(metric, len(values), med, mad, min(values), max(values)))
         if len(values) < min_hosts:
             continue
@@ -353,22 +334,6 @@ class FleetOverhead:
     excluded: dict[str, str]
 
 
-def overhead_pct(metric: str, baseline: float, candidate: float) -> float:
-    """(b - c)/b for throughput, (c - b)/b for latency, in percent: positive costs."""
-    if higher_is_better(metric):
-        return 100.0 * (baseline - candidate) / baseline
-    return 100.0 * (candidate - baseline) / baseline
-
-
-def _bootstrap_median_ci(values: Sequence[float], seed: int, n_boot: int = 2000) -> tuple[float, float]:
-    if len(values) == 1:
-        return values[0], values[0]
-    rng = random.Random(seed)
-    n = len(values)
-    meds = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(n_boot))
-    return meds[int(0.025 * n_boot)], meds[min(n_boot - 1, int(0.975 * n_boot))]
-
-
 def fleet_overhead(baseline: Sequence[HostSummary], candidate: Sequence[HostSummary],
                    target_pct: float | None = None, seed: int = 0) -> list[FleetOverhead]:
     """Per metric, each host's candidate against its own baseline, summarised over the fleet.
@@ -397,125 +362,19 @@ def fleet_overhead(baseline: Sequence[HostSummary], candidate: Sequence[HostSumm
                 metrics.append(m)
     rows = []
     for metric in metrics:
-        per_host = {h: overhead_pct(metric, base[h].metrics[metric].value, cand[h].metrics[metric].value)
+        per_host = {h: overhead_pct(base[h].metrics[metric].value, cand[h].metrics[metric].value,
+                                    higher_is_better(metric))
                     for h in paired if metric in base[h].metrics and metric in cand[h].metrics
                     and base[h].metrics[metric].value}
         if not per_host:
-            rows.append(FleetOverhead(metric, 0, None, None, None, None, None, None, [], "NO DATA", excluded))
+            rows.append(FleetOverhead(metric, 0, None, None, None, None, None, None, [], NO_DATA,
+                                      excluded))
             continue
         values = list(per_host.values())
-        lo, hi = _bootstrap_median_ci(values, seed)
+        lo, hi = median_ci(values, seed=seed)
         worst = max(per_host, key=per_host.get)
         over = sorted(h for h, v in per_host.items() if target_pct is not None and v > target_pct)
-        if target_pct is None:
-            verdict = "NO TARGET"
-        elif hi < target_pct:
-            verdict = "PASS"
-        elif lo > target_pct:
-            verdict = "FAIL"
-        else:
-            verdict = "INCONCLUSIVE"
-        rows.append(FleetOverhead(metric, len(values), statistics.median(values), lo, hi,
-                                  min(values), max(values), worst, over, verdict, excluded))
+        rows.append(FleetOverhead(metric, len(values), median(values), lo, hi,
+                                  min(values), max(values), worst, over,
+                                  verdict_for(lo, hi, target_pct), excluded))
     return rows
-
-
-# ---- text -----------------------------------------------------------------------------------
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def _pcie_text(s: HostSummary) -> str:
-    p = s.pcie
-    if p.get("gen") is None and p.get("width") is None:
-        return "-"
-    text = f"Gen{p.get('gen')} x{p.get('width')}"
-    if (p.get("gen_max") and p.get("gen") is not None and p["gen"] < p["gen_max"]) or (
-            p.get("width_max") and p.get("width") is not None and p["width"] < p["width_max"]):
-        text += f" (max {p.get('gen_max')}x{p.get('width_max')})"
-    return text
-
-
-def format_fleet_table(report: FleetReport, max_metrics: int = 4, only_metrics: Sequence[str] = ()) -> str:
-    """The per-host table: figures side by side, status, flags; then outliers and exclusions."""
-    metrics = [m.metric for m in report.metrics if not only_metrics or m.metric in only_metrics]
-    ops_first = [m for m in metrics if higher_is_better(m)] + [m for m in metrics if not higher_is_better(m)]
-    shown = ops_first[:max_metrics]
-    flagged = {o.host for o in report.outliers if o.direction == "slow"}
-    header = ["host", "status", "GPU", "PCIe", *shown, "flag"]
-    rows = []
-    for s in sorted(report.hosts, key=lambda h: h.host):
-        flag = ""
-        if s.host in report.excluded and s.metrics:
-            flag = "excluded"
-        elif s.host in flagged:
-            flag = "OUTLIER"
-        elif any(o.host == s.host for o in report.outliers):
-            flag = "fast"
-        rows.append([s.host, s.outcome, (s.gpu_model or "-")[:28], _pcie_text(s),
-                     *(_fmt(s.metrics[m].value) if m in s.metrics else "-" for m in shown), flag])
-    med_row = ["fleet median", "", report.reference_model and report.reference_model[:28] or "", "",
-               *(_fmt(next(ms.median for ms in report.metrics if ms.metric == m)) for m in shown), ""]
-    widths = [max(len(str(r[i])) for r in [header, med_row, *rows]) for i in range(len(header))]
-
-    def line(cells: list) -> str:
-        return "  ".join(str(c).rjust(w) if 4 <= i < 4 + len(shown) else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [line(header), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
-    out.append(line(med_row))
-    counts = Counter(s.outcome for s in report.hosts)
-    out.append("")
-    out.append(f"{len(report.hosts)} hosts: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-               + (f"  (run group {report.group})" if report.group else ""))
-    if report.outliers:
-        out.append("")
-        out.append("Outliers (robust z = (x - median) / (1.4826 MAD)):")
-        for o in sorted(report.outliers, key=lambda o: (o.direction != "slow", o.host, o.metric)):
-            what = f"{o.deviation_pct:+.1f}% vs median {_fmt(o.median)}, z {o.z:+.1f}"
-            cause = ("; likely cause: " + "; ".join(o.causes)) if o.causes else (
-                "; no cause in its telemetry" if o.direction == "slow" else "")
-            out.append(f"  {o.host}: {o.direction} on {o.metric} = {_fmt(o.value)} ({what}){cause}")
-    else:
-        out.append("No outliers.")
-    if report.excluded:
-        out.append("")
-        out.append("Left out of the statistics:")
-        for host, why in sorted(report.excluded.items()):
-            out.append(f"  {host}: {why}")
-    noted = [(s.host, f.text) for s in report.hosts for f in s.findings
-             if s.host not in flagged and s.host not in report.excluded]
-    if noted:
-        out.append("")
-        out.append("Notes on hosts not flagged:")
-        out += [f"  {h}: {t}" for h, t in noted[:50]]
-        if len(noted) > 50:
-            out.append(f"  ... and {len(noted) - 50} more")
-    for note in report.notes:
-        out.append(f"Note: {note}")
-    return "\n".join(out)
-
-
-def format_overhead_table(rows: Sequence[FleetOverhead], baseline: str, candidate: str,
-                          target_pct: float | None = None) -> str:
-    tgt = f", target {target_pct:g}%" if target_pct is not None else ""
-    out = [f"Overhead of {candidate} vs {baseline} across the fleet (per host, paired{tgt}):"]
-    for r in rows:
-        if r.median_pct is None:
-            out.append(f"  {r.metric}: no paired hosts")
-            continue
-        out.append(f"  {r.metric}: median {r.median_pct:+.2f}% [95% CI {r.ci_low_pct:+.2f}, "
-                   f"{r.ci_high_pct:+.2f}] over {r.hosts} hosts, range {r.min_pct:+.2f}..{r.max_pct:+.2f}% "
-                   f"(worst {r.worst_host}) -> {r.verdict}"
-                   + (f"; {len(r.over_target)} host(s) over target" if r.over_target else ""))
-    if rows and rows[0].excluded:
-        out.append("  excluded: " + "; ".join(f"{h} ({why})" for h, why in sorted(rows[0].excluded.items())))
-    return "\n".join(out)

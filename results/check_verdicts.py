@@ -1,5 +1,5 @@
-"""Isolation-check verdicts as stored by `gpubench check` (gpubench/checks.py), read back for
-`compare`, `report` (comparison.md) and the TUI's compare view (issue 9).
+"""Isolation-check verdicts as stored by `gpubench check` (gpubench/checks), read back for
+`compare`, `report` (comparison.md) and the TUI's compare view.
 
 A check run is a result document whose scenario is `check-<scenario>` and which carries
 `checks` (one dict per check: `check`, `verdict`, `reasons` and the check's own figures),
@@ -11,11 +11,12 @@ preload, env, limits). Any document may carry `checks`; check runs are the ones 
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
+
+from .format import EMPTY, fmt_size, fmt_spec
 
 ENFORCED, NOT_ENFORCED, NOT_APPLICABLE, MEASURED = (
     "ENFORCED", "NOT ENFORCED", "NOT APPLICABLE", "MEASURED")
-CHECK_VERDICTS = (ENFORCED, NOT_ENFORCED, NOT_APPLICABLE, MEASURED)
 CHECK_SCENARIO_PREFIX = "check-"
 CHECK_COLUMNS = ("role", "run", "check", "verdict", "observed", "configured", "reason")
 
@@ -29,20 +30,6 @@ def has_checks(doc: dict | None) -> bool:
     return bool(doc) and isinstance(doc.get("checks"), list) and bool(doc["checks"])
 
 
-def _size(n: Any) -> str:
-    if not isinstance(n, (int, float)) or isinstance(n, bool):
-        return "—"
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.2f} GiB"
-    return f"{n / (1 << 20):.0f} MiB"
-
-
-def _num(x: Any, fmt: str = "{:.2f}") -> str:
-    if not isinstance(x, (int, float)) or isinstance(x, bool):
-        return "—"
-    return fmt.format(x)
-
-
 def _short_path(path: str) -> str:
     return {"GEMM (CuPy)": "GEMM"}.get(path, path)
 
@@ -51,21 +38,21 @@ def observed_configured(c: dict) -> tuple[str, str]:
     """(observed, configured) of one stored check, as short text."""
     name = c.get("check")
     if name == "memory":
-        configured = _size(c.get("configured_bytes"))
+        configured = fmt_size(c.get("configured_bytes"))
         probe = c.get("probe") or {}
         if c.get("observed_ceiling_bytes") is not None:
-            observed = f"refused at {_size(c['observed_ceiling_bytes'])}"
+            observed = f"refused at {fmt_size(c['observed_ceiling_bytes'])}"
         elif isinstance(probe.get("allocated"), (int, float)) and "error" not in probe:
-            observed = (f"{_size(probe['allocated'])} allocated"
+            observed = (f"{fmt_size(probe['allocated'])} allocated"
                         + ("" if probe.get("refused") else ", never refused"))
         else:
-            observed = "—"
+            observed = EMPTY
         return observed, configured
     if name == "compute":
         parts = []
         fraction = c.get("configured_fraction")
         if fraction is not None:
-            parts.append(f"{_num(fraction)} of unlimited"
+            parts.append(f"{fmt_spec(fraction)} of unlimited"
                          + (f" (±{c['tolerance']:g})" if c.get("tolerance") is not None else ""))
         if c.get("configured_launch_rate") is not None:
             parts.append(f"{c['configured_launch_rate']:,.0f} launches/s")
@@ -77,28 +64,28 @@ def observed_configured(c: dict) -> tuple[str, str]:
             elif fraction is None and name != "GEMM" and p.get("limited_value") is not None:
                 shown.append(f"{name} {p['limited_value']:,.0f}/s")   # against a launch cap
             elif p.get("achieved_fraction") is not None:
-                shown.append(f"{name} {_num(p['achieved_fraction'])}")
-        return ", ".join(shown) or "—", "; ".join(parts) or "—"
+                shown.append(f"{name} {fmt_spec(p['achieved_fraction'])}")
+        return ", ".join(shown) or EMPTY, "; ".join(parts) or EMPTY
     if name == "interference":
         rows = [r for r in c.get("rows") or [] if r.get("fairness") is not None]
         if rows:
             worst = min(rows, key=lambda r: r["fairness"])
             observed = f"fairness {worst['fairness']:.2f} ({worst.get('variant')})"
         else:
-            observed = "—"
+            observed = EMPTY
         return observed, f"{c.get('instances', '?')} instances"
     if name == "init":
         rows = c.get("rows") or []
-        observed = "—"
+        observed = EMPTY
         if rows:
             r = rows[-1]                       # the largest N
             bare = r.get("bare") or {}
             observed = (f"{str(r.get('variant', '')).split('/')[-1]} p50/p99 "
-                        f"{_num(bare.get('p50_ms'), '{:g}')}/{_num(bare.get('p99_ms'), '{:g}')} ms")
+                        f"{fmt_spec(bare.get('p50_ms'), 'g')}/{fmt_spec(bare.get('p99_ms'), 'g')} ms")
             if r.get("proxy_over_bare_p50") is not None:
                 observed += f", proxy x{r['proxy_over_bare_p50']:.2f}"
         return observed, f"N = {c.get('procs', '?')}"
-    return "—", "—"
+    return EMPTY, EMPTY
 
 
 def check_rows(doc: dict | None, role: str = "") -> list[dict]:
@@ -149,5 +136,5 @@ def latest_check_run(store, scenario: str, runs: Sequence[dict] | None = None) -
 def check_table(rows: Iterable[dict]) -> list[list[str]]:
     """Rows of strings under CHECK_COLUMNS."""
     return [[r.get("role") or "", r.get("run") or "", r.get("check") or "",
-             r.get("verdict") or "", r.get("observed") or "—", r.get("configured") or "—",
+             r.get("verdict") or "", r.get("observed") or EMPTY, r.get("configured") or EMPTY,
              r.get("reason") or ""] for r in rows]

@@ -130,7 +130,7 @@ class Server:
         """(port, user, client key, known_hosts)."""
         import getpass
         if self.kind == "openssh":
-            from tests.sshd import OpenSshServer
+            from tests.support.sshd import OpenSshServer
             self.openssh = OpenSshServer.start(self.dir)
             s = self.openssh
             return s.port, s.user, s.user_key, s.known_hosts

@@ -16,7 +16,7 @@ from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted,
 from results.store import Store
 from scenarios.base import LaunchError
 from scenarios.replay import ReplayLauncher, ReplaySession
-from tests.results import synth
+from tests.support import synth
 
 
 def make_config(tmp_path, **defaults):

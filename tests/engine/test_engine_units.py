@@ -430,7 +430,7 @@ def test_format_uuid_matches_nvml_spelling():
 def test_engine_overhead_quick_mode_prints_the_table_on_cpu(tmp_path):
     import subprocess
     import sys
-    from engine_testlib import REPO, engine_env
+    from tests.support.engine_run import REPO, engine_env
     out = tmp_path / "eo.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "engine_overhead.py"),
                            "--quick", "--backend", "numpy-cpu", "--rounds", "2",
@@ -457,7 +457,7 @@ def test_launch_modes_pick_the_launch_variants():
 
 def test_overhead_cv_is_pooled_within_groups_and_the_added_cv_is_in_quadrature():
     import importlib.util
-    from engine_testlib import REPO
+    from tests.support.engine_run import REPO
     spec = importlib.util.spec_from_file_location("eo", REPO / "benchmarks" / "engine_overhead.py")
     eo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(eo)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks.fleet_sim import HostProfile, complete_stream
+from tests.support.fleet_stream import HostProfile, complete_stream
 from results.fleet import (analyze_fleet, fleet_overhead, format_fleet_table,
                            format_overhead_table, robust_z, summarize_host)
 

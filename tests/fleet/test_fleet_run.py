@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.fleet_sim import HostProfile, complete_stream
+from tests.support.fleet_stream import HostProfile, complete_stream
 from scenarios.base import LaunchError, LaunchRequest, Launcher
 from scenarios.events import Sample
 from scenarios.fleet import (COMPLETED, FAILED, INCOMPLETE, CANCELLED, FleetError, FleetRun,

@@ -14,7 +14,7 @@ import pytest
 from scenarios.base import LaunchRequest
 from scenarios.events import COMPLETED, FAILED, INCOMPLETE, Hello
 from scenarios.k8s import K8sError, run_on_nodes
-from tests.k8s.emulator import CONFIGMAPS, PODS, PodScript
+from tests.support.k8s_emulator import CONFIGMAPS, PODS, PodScript
 
 pytestmark = pytest.mark.k8s
 

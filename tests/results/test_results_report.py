@@ -10,7 +10,7 @@ import numpy as np
 from results.report import (ReportScenario, comparison_report, to_csv, to_json, to_markdown,
                             to_tsv)
 from results.stats import compare_runs
-from tests.results.synth import make_doc
+from tests.support.synth import make_doc
 
 REFERENCE = [ReportScenario("bare-metal", "1. Baseline (Bare Metal)"),
              ReportScenario("k8s-pod", "2. Kubernetes Pod (Bare Metal)", 1.0, "bare-metal"),

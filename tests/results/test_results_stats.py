@@ -12,7 +12,7 @@ from results.schema import NotComparable
 from results.stats import (FAIL, INCONCLUSIVE, NO_TARGET, PASS, bootstrap_medians, bootstrap_overhead_ci,
                            compare_runs, cv_pct, mad_outliers, mann_whitney_u,
                            more_trials_needed, verdict_for)
-from tests.results.synth import make_doc, trial_doc
+from tests.support.synth import make_doc, trial_doc
 
 CV = 0.04            # per-trial noise, GPU-FACTS.md "Noise" (3.8 % measured)
 SHIFT = 0.03         # a 3 % throughput overhead

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sshd import REPO, OpenSshServer, sshd_missing_reason
+from tests.support.sshd import REPO, OpenSshServer, sshd_missing_reason
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Helpers for the engine's tests: run `python -m engine` as a subprocess and parse its stream."""
+"""Run `python -m engine` as a subprocess and read its protocol v1 stream."""
 from __future__ import annotations
 
 import json
@@ -31,9 +31,19 @@ class EngineRun:
         return self.lines[-1]
 
 
-def engine_env(extra: dict | None = None, pythonpath: Path = REPO) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUBENCH_CPU_DELAY")}
+def engine_env(extra: dict | None = None, pythonpath: Path = REPO, drop: str = "GPUBENCH_CPU_DELAY") -> dict:
+    """This process's environment for an engine, less the variables whose names start with
+    `drop` (the multi-GPU tests drop every GPUBENCH_ one: a fake device count set for the
+    launcher must not reach an engine they start themselves)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env["PYTHONPATH"] = str(pythonpath)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
+
+
+def run_engine(*args: str, env: dict | None = None, timeout: float = 120, drop: str = "GPUBENCH_"):
+    """(the finished process, its stdout lines as dicts) of `python -m engine ARGS`."""
+    proc = subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True,
+                          env=engine_env(env, drop=drop), cwd=REPO, timeout=timeout)
+    return proc, [json.loads(t) for t in proc.stdout.splitlines() if t.strip()]

@@ -342,19 +342,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hosts = farm.host_configs()
         if args.sshd_hosts:
-            sshd = OpenSshServer.start(folder / "sshd", client_key=farm.client_key, options=FLEET_SSHD_OPTIONS)
+            sshd = OpenSshServer.start(folder / "sshd", client_key=farm.client_key, options=FLEET_SSHD_OPTIONS,
+                                       own_session=False)
             if pin:     # its session processes inherit both
                 # These hosts' remote side (sshd's sessions, the check, the supervisor, the
                 # emulated engine: ~50 ms of CPU each at start) would run on the hosts in a
                 # real fleet: here it runs at the lowest priority on any CPU, so it takes only
                 # time that neither the app nor the farm wants (on the farm's core alone it
                 # waited for the simulated hosts' servers, ~1 s at the end of connect-all).
-                # With sched autogroup only a session's nice counts between sessions: the
-                # listener runs in a session of its own (its autogroup niced here), and each
-                # sshd session's "python" (sshd_hosts.emulator_python nice=) sets its own.
+                # sshd's sessions are sessions of their own: with sched autogroup only the
+                # session's nice counts, which their "python" (emulator_python nice=) sets.
                 os.sched_setaffinity(sshd.proc.pid, set(allowed))
                 os.setpriority(os.PRIO_PROCESS, sshd.proc.pid, SSHD_NICE)
-                _nice_autogroup(sshd.proc.pid, SSHD_NICE)
             remote_python = host_python(folder)
             hosts.update(sshd_host_configs(
                 sshd, [f"sshd-{i:02d}" for i in range(args.sshd_hosts)], folder, python=remote_python,
@@ -450,14 +449,6 @@ def report(args, r: dict) -> None:
         print("\nhosts that did not complete (first 5):")
         for k, v in list(r["failures"].items())[:5]:
             print(f"  {k}: {v}")
-
-
-def _nice_autogroup(pid: int, nice: int) -> None:
-    """Give the autogroup (session) of `pid` the weight of `nice` (where the kernel has them)."""
-    try:
-        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
-    except OSError:
-        pass
 
 
 def _cpus(cpus: set[int]) -> str:

@@ -67,7 +67,10 @@ class OpenSshServer:
 
     @classmethod
     def start(cls, directory: Path, max_startups: str = "200:30:400", *,
-              client_key: Path | None = None, options: dict[str, str] | None = None) -> "OpenSshServer":
+              client_key: Path | None = None, options: dict[str, str] | None = None,
+              own_session: bool = True) -> "OpenSshServer":
+        """`own_session=False` keeps sshd in this process's session, and so in its scheduling
+        autogroup (fleet_scale.py weighs the sshd hosts' remote side against the app)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         os.makedirs("/run/sshd", exist_ok=True)
@@ -90,7 +93,7 @@ class OpenSshServer:
         log = directory / "sshd.log"
         proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config_file)],
                                 stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
-                                start_new_session=True)
+                                start_new_session=own_session)
         server = cls(directory, port, getpass.getuser(), host_key, user_key, known_hosts, proc, log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

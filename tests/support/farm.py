@@ -134,12 +134,6 @@ class Farm:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
-    def __enter__(self) -> "Farm":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
 
 def preseed_engine(home: Path) -> Path:
     """Put the current engine bundle in the hosts' cache, as a previous run would have."""

@@ -75,7 +75,7 @@ def test_sparkline_scales_the_latest_points_between_min_and_max():
 
 
 async def test_fleet_grid_of_2000_hosts_draws_only_visible_rows_with_trends(config):
-    """Issue 8's fleet view: 2,000 rows, each with a sparkline; only what is on screen is drawn."""
+    """The fleet view: 2,000 rows, each with a sparkline; only what is on screen is drawn."""
     from tui.live import HostState
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:

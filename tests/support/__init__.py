@@ -7,5 +7,6 @@ sshd_hosts.py    simulated hosts behind the private sshd, whose "python" is sim_
 synth.py         result documents and session lines with a known truth
 k8s_emulator.py  the Kubernetes API emulator (kmock) with a scripted kubelet
 engine_run.py    run `python -m engine` as a subprocess and read its stream
+fake_cuda.py     fixtures: the interposer, a fake CUDA driver and harness (C sources in csrc/)
 own_lines.py     what our code wrote on stderr, less dependencies' warnings
 """

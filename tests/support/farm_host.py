@@ -35,7 +35,8 @@ from asyncssh.constants import MSG_IGNORE
 from asyncssh.packet import String
 
 from scenarios.fleet import raise_nofile_limit
-from tests.support.fleet_stream import HostProfile, RecordedStream, StreamBuilder, parse_plan
+from tests.support.fleet_stream import (HostProfile, RecordedStream, StreamBuilder, parse_plan,
+                                         samples_per_window, steps)
 
 CHECK_REPLY = ("GPUBENCH_CHECK " + json.dumps({
     "python": "3.11.7", "executable": "/usr/bin/python3",
@@ -118,49 +119,48 @@ class Replay:
             hello = {**rec.hello, "plan": plan, "host": {**rec.hello.get("host", {}), "hostname": self.p.name}}
         self.write(hello, t0)
         period = 1.0 / self.w.rate
-        per_window = max(1, round(plan["duration_s"] * self.w.rate))
         await asyncio.sleep(self.w.rng.random() * period)   # random phase: hosts do not tick together
-        next_at = time.monotonic()
-        n = 0
+        start = time.monotonic()
         chan = self.proc.channel
-        for w in plan["workloads"]:
-            for r in range(plan["repeats"]):
-                for _ in range(per_window):
-                    next_at += period
-                    delay = next_at - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    if chan.is_closing():
-                        return
-                    elapsed = time.monotonic() - t0
-                    if self.p.behavior != "normal" and elapsed >= self.p.behave_after_s:
-                        if self.p.behavior == "hang":
-                            await chan.wait_closed()          # silent, channel open, until the client gives up
-                            return
-                        if self.p.behavior == "drop":
-                            self.proc.get_extra_info("connection").abort()
-                            return
-                        if self.p.behavior == "fail":
-                            self.write({"v": 1, "type": "error", "t": 0.0, "backend": self.p.backend,
-                                        "code": "workload_failed", "message": "simulated failure",
-                                        "fatal": True}, t0)
-                            self.write(b.done("error", 1), t0)
-                            self.proc.exit(1)
-                            return
-                    line = dict(rec.samples[n % len(rec.samples)]) if rec else b.sample(w)
-                    self.write(line, t0, stamp=True)
-                    n += 1
-                    if self.w.telemetry_every and n % self.w.telemetry_every == 0:
-                        if not rec:
-                            self.write(b.telemetry(), t0)
-                        elif rec.telemetry:   # a CPU-backend recording has none: send none
-                            self.write(dict(rec.telemetry[n % len(rec.telemetry)]), t0)
+        for kind, w, r, n in steps(plan, samples_per_window(plan, self.w.rate), self.w.telemetry_every):
+            if kind == "telemetry":
+                if not rec:
+                    self.write(b.telemetry(), t0)
+                elif rec.telemetry:   # a CPU-backend recording has none: send none
+                    self.write(dict(rec.telemetry[n % len(rec.telemetry)]), t0)
+                continue
+            if kind == "result":
                 res = b.result(w, r)
                 if rec and rec.results:
                     res = {**rec.results[0], "repeat": r}
                 self.write(res, t0)
+                continue
+            delay = start + (n + 1) * period - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if chan.is_closing() or await self._misbehaved(b, t0):
+                return
+            line = dict(rec.samples[n % len(rec.samples)]) if rec else b.sample(w)
+            self.write(line, t0, stamp=True)
         self.write(b.done(), t0)
         self.proc.exit(0)
+
+    async def _misbehaved(self, b: StreamBuilder, t0: float) -> bool:
+        """Play the profile's misbehaviour once it is due; True when the stream ends with it."""
+        if self.p.behavior == "normal" or time.monotonic() - t0 < self.p.behave_after_s:
+            return False
+        if self.p.behavior == "hang":
+            await self.proc.channel.wait_closed()    # silent, channel open, until the client gives up
+        elif self.p.behavior == "drop":
+            self.proc.get_extra_info("connection").abort()
+        elif self.p.behavior == "fail":
+            self.write({"v": 1, "type": "error", "t": 0.0, "backend": self.p.backend,
+                        "code": "workload_failed", "message": "simulated failure", "fatal": True}, t0)
+            self.write(b.done("error", 1), t0)
+            self.proc.exit(1)
+        else:
+            return False
+        return True
 
 
 def _like_openssh_on_the_wire() -> None:

@@ -166,21 +166,34 @@ class StreamBuilder:
         return line
 
 
+def steps(plan: dict, per_window: int, telemetry_every: int):
+    """What follows the hello, in order: ("sample", workload, repeat, n) `per_window` times per
+    workload x repeat, ("telemetry", w, r, n) after every `telemetry_every`-th sample, then
+    ("result", w, r, n); n counts the samples before this step (a sample's own index)."""
+    n = 0
+    for w in plan["workloads"]:
+        for r in range(plan["repeats"]):
+            for _ in range(per_window):
+                yield "sample", w, r, n
+                n += 1
+                if telemetry_every and n % telemetry_every == 0:
+                    yield "telemetry", w, r, n
+            yield "result", w, r, n
+
+
+def samples_per_window(plan: dict, rate: float) -> int:
+    return max(1, round(plan["duration_s"] * rate))
+
+
 def complete_stream(profile: HostProfile, plan: dict | None = None, samples_per_window: int = 2,
                     telemetry_every: int = 2) -> list[dict]:
     """A whole stream as dicts, stamped every 0.25 s (for tests that need no network)."""
     plan = plan or {"workloads": ["roundtrip"], "duration_s": 1.0, "repeats": 5, "warmup_s": 0.0}
     b = StreamBuilder(profile, plan)
     out = [b.hello()]
-    n = 0
-    for w in plan["workloads"]:
-        for r in range(plan["repeats"]):
-            for _ in range(samples_per_window):
-                out.append(b.sample(w))
-                n += 1
-                if n % telemetry_every == 0:
-                    out.append(b.telemetry())
-            out.append(b.result(w, r))
+    for kind, w, r, _ in steps(plan, samples_per_window, telemetry_every):
+        out.append(b.sample(w) if kind == "sample" else b.telemetry() if kind == "telemetry"
+                   else b.result(w, r))
     out.append(b.done())
     t = 0.0
     for line in out:

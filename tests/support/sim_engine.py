@@ -20,7 +20,7 @@ from pathlib import Path
 if __name__ == "__main__":      # run by path on a bare interpreter: find tests.support and engine
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.fleet_stream import HostProfile, StreamBuilder, parse_plan  # noqa: E402
+from tests.support.fleet_stream import HostProfile, StreamBuilder, parse_plan, samples_per_window, steps  # noqa: E402
 
 
 def emulate(argv: list[str], rate: float = 2.0, telemetry_every: int = 4) -> int:
@@ -47,24 +47,21 @@ def emulate(argv: list[str], rate: float = 2.0, telemetry_every: int = 4) -> int
     try:
         out(b.hello())
         period = 1.0 / rate
-        per_window = max(1, round(plan["duration_s"] * rate))
-        next_at = time.monotonic()
-        n = 0
-        for w in plan["workloads"]:
-            for r in range(plan["repeats"]):
-                for _ in range(per_window):
-                    next_at += period
-                    while not stop["sig"] and time.monotonic() < next_at:
-                        time.sleep(max(0.0, min(0.05, next_at - time.monotonic())))
-                    if stop["sig"]:
-                        out(b.result(w, r, interrupted=True))
-                        out(b.done("interrupted", 130))
-                        return 130
-                    out(b.sample(w), stamp=True)
-                    n += 1
-                    if telemetry_every and n % telemetry_every == 0:
-                        out(b.telemetry())
+        start = time.monotonic()
+        for kind, w, r, n in steps(plan, samples_per_window(plan, rate), telemetry_every):
+            if kind == "telemetry":
+                out(b.telemetry())
+            elif kind == "result":
                 out(b.result(w, r))
+            else:
+                due = start + (n + 1) * period
+                while not stop["sig"] and time.monotonic() < due:
+                    time.sleep(max(0.0, min(0.05, due - time.monotonic())))
+                if stop["sig"]:
+                    out(b.result(w, r, interrupted=True))
+                    out(b.done("interrupted", 130))
+                    return 130
+                out(b.sample(w), stamp=True)
         out(b.done())
     except BrokenPipeError:
         return 141

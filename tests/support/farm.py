@@ -57,7 +57,7 @@ class Farm:
 
     def __init__(self, folder: str | os.PathLike, profiles: Sequence[HostProfile], *,
                  workers: int | None = None, rate: float = 2.0, telemetry_every: int = 4,
-                 recording: str | None = None, python: str | None = None, preseed: bool = False):
+                 recording: str | None = None, preseed: bool = False):
         self.folder = Path(folder)
         self.home = self.folder / "home"          # every simulated host's SFTP root (shared)
         self.preseed = preseed
@@ -66,7 +66,6 @@ class Farm:
         self.rate = rate
         self.telemetry_every = telemetry_every
         self.recording = recording
-        self.python = python or sys.executable
         self.procs: list[subprocess.Popen] = []
         self.ports: dict[str, int] = {}
         self.keys: dict[str, Path] = {}
@@ -93,7 +92,7 @@ class Farm:
                     "recording": self.recording, "sftp_root": str(self.home), "hosts": [asdict(p) for p in chunk]}
             path = self.folder / f"worker-{i}.json"
             path.write_text(json.dumps(spec))
-            proc = subprocess.Popen([self.python, "-m", "tests.support.farm_host", "serve", str(path)],
+            proc = subprocess.Popen([sys.executable, "-m", "tests.support.farm_host", "serve", str(path)],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO,
                                     stderr=open(self.folder / f"worker-{i}.log", "w"), text=True)
             self.procs.append(proc)

@@ -23,6 +23,7 @@ PASS (CI above target), FAIL (CI below), or INCONCLUSIVE (CI straddles it).
 
   python benchmarks/engine_overhead.py                 # GPU (CuPy), about 7 min
   python benchmarks/engine_overhead.py --quick         # smoke test; runs on numpy-cpu too
+  python benchmarks/engine_overhead.py --reanalyse run.json    # the table again from a --json file
 
 Measured on the project's GPU machines (driver 580.159.04, CUDA 13.0 driver / 13.2 runtime,
 CuPy 14.2.0, Python 3.12.3, Firecracker guests), `python3 benchmarks/engine_overhead.py`:
@@ -48,6 +49,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,11 +58,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.backend import D2H, H2D, NumpyBackend  # noqa: E402
+from engine.backend import D2H, H2D, CupyBackend, NumpyBackend, import_cupy, resolve_device  # noqa: E402
+from engine.facts import cpu_model  # noqa: E402
 from engine.inline import make_bare  # noqa: E402
 from engine.plan import Variant, parse_args  # noqa: E402
 from engine.protocol import Emitter  # noqa: E402
 from engine.measure import Runner, StopFlag  # noqa: E402
+from engine.telemetry import NVML, TelemetryThread  # noqa: E402
 from engine.workloads import copy as copy_wl  # noqa: E402
 from engine.workloads import launch as launch_wl  # noqa: E402
 from engine.workloads import roundtrip as roundtrip_wl  # noqa: E402
@@ -231,7 +235,6 @@ class Harness:
         self.stop = StopFlag()
         self.nv = self.handle = None
         if backend.name == "cupy":
-            from engine.telemetry import NVML
             self.nv = NVML()
             self.handle = (self.nv.handle_for_uuid(backend.uuid, backend.pci_bus_id)
                            if self.nv.available else None)
@@ -240,7 +243,6 @@ class Harness:
         """(runner, thread or None): the engine as `python -m engine` would run it."""
         thread = None
         if telemetry and self.handle is not None:
-            from engine.telemetry import TelemetryThread
             thread = TelemetryThread(self.nv, self.handle, self.em.emit, 0.5)
             thread.start()
             time.sleep(0.05)
@@ -270,7 +272,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="groups of 5 roundtrip repeats for the CV (default 12)")
     ap.add_argument("--trial-s", type=float, default=None, help="seconds per trial (default 1.0)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--reanalyse", metavar="JSON", default=None,
+                    help="measure nothing: print the table again from the per-trial figures of an "
+                         "earlier run's --json file (e.g. a GPU run, read on another machine)")
     args = ap.parse_args(argv)
+    if args.reanalyse:
+        try:
+            out = json.loads(Path(args.reanalyse).read_text())
+            return finish(out, args.json)
+        except OSError as exc:
+            problem = exc.strerror
+        except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError) as exc:
+            problem = f"not the figures of an engine_overhead --json file ({type(exc).__name__}: {exc})"
+        print(f"engine_overhead: --reanalyse {args.reanalyse}: {problem}", file=sys.stderr)
+        return 2
     rounds = args.rounds or (3 if args.quick else 120)
     trial_s = args.trial_s or (0.2 if args.quick else 1.0)
     launch_s = trial_s if args.quick else min(trial_s, 0.4)  # many short interleaved trials
@@ -281,7 +296,6 @@ def main(argv: list[str] | None = None) -> int:
 
     backend = None
     if args.backend in ("auto", "cupy"):
-        from engine.backend import CupyBackend, import_cupy, resolve_device
         cupy, why = import_cupy()
         if cupy is not None:
             backend = CupyBackend(cupy, resolve_device(cupy, os.environ.get("GPUBENCH_DEVICE")))
@@ -302,15 +316,14 @@ def main(argv: list[str] | None = None) -> int:
                  f"runtime {dev['cuda_runtime']}, CuPy {backend.cp.__version__}, "
                  f"PCIe gen {dev['pcie']['gen_current']} x{dev['pcie']['width_current']}")
     else:
-        from engine.facts import cpu_model
         where = f"{cpu_model()}, {os.cpu_count()} CPUs"
     clock = clock_cost_ns()
     print(f"# engine_overhead — {label}\n\ndevice: {where}\npython {sys.version.split()[0]}, "
           f"numpy {np.__version__}; {rounds} rounds × {launch_s} s (launch), {copy_rounds} rounds "
           f"(copies), {rt_repeats} repeats × {trial_s} s (roundtrip); perf_counter_ns read "
           f"{clock['perf_counter_ns_ns']} ns, int64 store {clock['int64_store_ns']} ns\n", flush=True)
-    out: dict = {"label": label, "device": where, "trial_s": trial_s, "clock": clock, "rows": []}
-    rows = out["rows"]
+    out: dict = {"label": label, "device": where, "trial_s": trial_s, "clock": clock,
+                 "telemetry": h.handle is not None}
 
     # ---- 1+2: launch sync: bare vs engine (telemetry on) vs engine (telemetry off)
     v_launch = Variant("launch", "sync", {"kernel": "empty", "launches_per_sync": 1})
@@ -326,19 +339,6 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 res = h.engine_trial(v_launch, prep, telemetry=(kind == "on"), duration=launch_s)
                 series[kind].append(res["ops_per_s"])
-    r_eng = [e / b for e, b in zip(series["on"], series["bare"])]
-    r_tel = [on / off for on, off in zip(series["on"], series["off"])]
-    med_on, med_bare = statistics.median(series["on"]), statistics.median(series["bare"])
-    rows.append(_row("launch sync ops/s: engine ÷ bare loop", r_eng, 0.95,
-                     f"engine {med_on:,.0f} vs bare {med_bare:,.0f} ops/s (medians); best trials "
-                     f"{max(series['on']) / max(series['bare']):.3f}; implied cost "
-                     f"{(1 / med_on - 1 / med_bare) * 1e9:,.0f} ns per op; one clock read "
-                     f"{clock['perf_counter_ns_ns']} ns"))
-    tel_note = ("telemetry thread active" if h.handle is not None
-                else "NO telemetry available here: on = off, ratio is noise only")
-    rows.append(_row("launch sync ops/s: telemetry on ÷ off", r_tel, 0.99,
-                     f"on {med_on:,.0f} vs off {statistics.median(series['off']):,.0f} ops/s; "
-                     f"best trials {max(series['on']) / max(series['off']):.3f}; {tel_note}"))
     out["launch"] = series
     del prep, bare
 
@@ -359,9 +359,6 @@ def main(argv: list[str] | None = None) -> int:
                     eng.append(h.engine_trial(v, prep, duration=copy_s)["gbps"])
                 else:
                     bare.append(bare_copy_gbps(backend, copy, nbytes, copy_s, per_copy_s))
-        rows.append(_row(f"pinned 256 MiB {wl.upper()} GB/s: engine ÷ bare loop",
-                         [e / b for e, b in zip(eng, bare)], 0.97,
-                         f"engine {statistics.median(eng):.2f} vs bare {statistics.median(bare):.2f} GB/s"))
         out[wl] = {"engine": eng, "bare": bare}
         del prep, src, dst, copy
         backend.release()
@@ -379,7 +376,6 @@ def main(argv: list[str] | None = None) -> int:
                 rt["bare"].append(bare_rate(bare, trial_s))
             else:
                 rt[side].append(h.engine_trial(v_rt, prep, telemetry=(side == "engine"))["ops_per_s"])
-    rows.extend(cv_rows(rt, rt_repeats, trial_s))
     out["roundtrip"] = dict(rt, group_size=rt_repeats)
     del prep, bare
 
@@ -388,13 +384,53 @@ def main(argv: list[str] | None = None) -> int:
         rt_ops = run_engine_subprocess(backend.name, trial_s, rt_repeats, tel).get(
             ("roundtrip", "pinned-64KiB"), [])
         if len(rt_ops) > 1:
+            out[f"subprocess_roundtrip_tel_{'on' if tel else 'off'}"] = rt_ops
+    return finish(out, args.json)
+
+
+def analyse(out: dict) -> list[dict]:
+    """The table's rows from a run's per-trial figures (what --json writes)."""
+    rows = []
+    series = out.get("launch")
+    if series:
+        r_eng = [e / b for e, b in zip(series["on"], series["bare"])]
+        r_tel = [on / off for on, off in zip(series["on"], series["off"])]
+        med_on, med_bare = statistics.median(series["on"]), statistics.median(series["bare"])
+        rows.append(_row("launch sync ops/s: engine ÷ bare loop", r_eng, 0.95,
+                         f"engine {med_on:,.0f} vs bare {med_bare:,.0f} ops/s (medians); best trials "
+                         f"{max(series['on']) / max(series['bare']):.3f}; implied cost "
+                         f"{(1 / med_on - 1 / med_bare) * 1e9:,.0f} ns per op; one clock read "
+                         f"{out['clock']['perf_counter_ns_ns']} ns"))
+        tel_note = ("telemetry thread active" if out.get("telemetry")
+                    else "NO telemetry available here: on = off, ratio is noise only")
+        rows.append(_row("launch sync ops/s: telemetry on ÷ off", r_tel, 0.99,
+                         f"on {med_on:,.0f} vs off {statistics.median(series['off']):,.0f} ops/s; "
+                         f"best trials {max(series['on']) / max(series['off']):.3f}; {tel_note}"))
+    for wl in ("h2d", "d2h"):
+        if wl in out:
+            eng, bare = out[wl]["engine"], out[wl]["bare"]
+            rows.append(_row(f"pinned 256 MiB {wl.upper()} GB/s: engine ÷ bare loop",
+                             [e / b for e, b in zip(eng, bare)], 0.97,
+                             f"engine {statistics.median(eng):.2f} vs bare {statistics.median(bare):.2f} GB/s"))
+    if "roundtrip" in out:
+        rt = {k: out["roundtrip"][k] for k in ("engine", "engine_tel_off", "bare")}
+        rows.extend(cv_rows(rt, out["roundtrip"]["group_size"], out["trial_s"]))
+    for tel in ("on", "off"):
+        rt_ops = out.get(f"subprocess_roundtrip_tel_{tel}") or []
+        if len(rt_ops) > 1:
             c = cv(rt_ops)
             rows.append({"what": f"`python -m engine` roundtrip ops/s CV over {len(rt_ops)} repeats"
-                                 f" (telemetry {'on' if tel else 'off'})",
+                                 f" (telemetry {tel})",
                          "value": c, "target": "<= 1 %", "verdict": "PASS" if c <= 0.01 else "FAIL",
                          "detail": "subprocess, warm-up 1 s; ops/s "
                                    + ", ".join(f"{x:,.0f}" for x in rt_ops)})
-            out[f"subprocess_roundtrip_tel_{'on' if tel else 'off'}"] = rt_ops
+    return rows
+
+
+def finish(out: dict, json_path: str | None) -> int:
+    """Print the table of `out`'s figures; write them, rows included, to `json_path` if given."""
+    rows = out["rows"] = analyse(out)
+    label = out["label"]
 
     # ---- report
     print("| measurement | median ratio | 95 % CI | target | verdict | detail |")
@@ -412,14 +448,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['verdict']} | {row['detail']} |")
     print(f"\n{label}. Each ratio is engine ÷ bare per interleaved round; the 1 % targets are "
           "below one trial's noise (see GPU-FACTS), so read the CI, not only the median.")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+    if json_path:
+        Path(json_path).write_text(json.dumps(out, indent=1))
     return 0
 
 
 def run_engine_subprocess(backend: str, trial_s: float, repeats: int, telemetry: bool) -> dict:
     """ops/s per repeat of roundtrip from a real `python -m engine` run."""
-    import subprocess
     repo = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(repo))
     cmd = [sys.executable, "-m", "engine", "--backend", backend, "--workloads", "roundtrip",

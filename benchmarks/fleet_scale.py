@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/fleet_scale.py --stretch       # 4,000 hosts at 1 sample/s
     .venv/bin/python benchmarks/fleet_scale.py --hosts 200 --window 5     # a quick look
 
-The simulated hosts are asyncssh servers on 127.0.0.1 in worker processes (fleet_sim.py),
+The simulated hosts are asyncssh servers on 127.0.0.1 in worker processes (tests/support/farm.py),
 one port each, replaying lines recorded from the real engine (`python -m engine --backend
 numpy-cpu`, or synthetic protocol v1 lines when the engine cannot run) at `--rate` samples
 per second per host, each sample stamped with its send time. `--sshd-hosts` more hosts go
@@ -24,43 +24,10 @@ status but do not gate, since other load on 2 cores inflates p99 and connect tim
 so the farm does not preempt the app; the sshd and its session processes (the sshd hosts' remote
 side, which a real fleet runs on the hosts) run at nice 10, their sessions' autogroups at 19, on
 any CPU: they take only time nobody else wants. Their remote "python" is a bare venv of this
-interpreter with numpy linked in (fleet_sim.host_python), as on a GPU host, not this machine's
+interpreter with numpy linked in (tests/support/sshd_hosts.py host_python), as on a GPU host, not this machine's
 dev venv (whose editable-install finder costs ~25 ms a start). They are spread evenly through
 the fleet's order, as a real config mixes its hosts. Delivery delay is printed for all samples
 and per host group.
-
-How it got here (2026-11-26, the 2-core development machine: Debian 12, Python 3.11.7, asyncssh
-2.24.1, AES-GCM, mlkem768x25519 key exchange; `--pin` auto; `fleet_scale.py --quiet`, 2,000
-simulated + 20 via OpenSSH at 2 samples/s, unless said):
-  unpinned start: connect-all 28-31 s, p99 21-107 ms, 116-117 us per sample, RSS 102 MB.
-  round 1 (pinning, check-and-start in one command): connect-all 20.6-22.9 s, 101-118 us,
-    p99 1.5-3.0 ms, RSS 103-104 MB (52 KB a connection).
-  round 2 (memory, remote start cost): connect-all 14.4-14.7 s, RSS 76-79 MB (~38 KB a host).
-  round 3 (option templates, no "none" probe, no full collection while connecting, SHLVL for
-    sshd sessions): connect-all 10.1-10.4 s, 4.2-4.3 / 4.0-4.2 ms app / farm CPU per host start,
-    113-115 us per sample, RSS 70-71 MB connected, p99 3.5-4.6 ms.
-  round 4 (this one; scenarios/ssh/lean.py, scenarios/aio.py, protocol fast check; benchmark side:
-    the sshd hosts spread through the order, on a bare venv python, niced on any CPU; the farm
-    keeps its listener's options per connection). Each figure is a range over the runs named,
-    03:27-04:45, with the previous commit's benchmark (db1f8fe, from a worktree) interleaved:
-      previous commit, 11 runs: connect-all 9.8-11.0 s (4.2-4.6 ms app CPU per host start),
-        106-126 us per sample (FAIL at 124.x and 126), RSS 74.7-76.3 MB, p99 1.3-27.9 ms.
-      this commit on asyncio's loop (GPUBENCH_LOOP=asyncio), 11 runs: connect-all 7.6-8.4 s
-        (3.5-3.9 ms), 112-128 us per sample (FAIL at 128 once), RSS 74.7-77.6 MB, p99 6.9-34 ms.
-      this commit on uvloop (the default), 7 runs: connect-all 7.3-9.1 s (3.1-3.6 ms), 106-114 us
-        per sample (PASS in all), RSS 82.4-86.0 MB (~42 KB a host), p99 4.3-45.6 ms; in three
-        pairs run back to back with asyncio: 108-110 vs 118-122 us, p99 4.3-19.5 vs 6.9-27.9 ms.
-    Delivery p99 was 1.3-6.2 ms for old and new in the quieter half hour (03:17-03:45) and
-    6.9-45 ms for both after 04:00, with the other processes at 0-9 % of a core: it follows the
-    machine, not the code (the sshd hosts' own samples went from ~1 ms to 0.6-23 ms alike).
-    05:05-05:12, final code on uvloop: `--quiet` p99 6.7 and 12.8 ms (others 2-3 % of a core);
-    `--quiet --window 10`, 4 runs: p99 3.9-5.4 ms, connect-all 7.7-8.2 s, and no difference
-    with the sshd hosts' remote side pinned to the farm's core instead (3.9/4.2 vs 4.3/5.4 ms).
-    `--sshd-hosts 0 --window 3` (uvloop): all 2,000 streaming by 6.9 s, 112 us per sample.
-    `--stretch` (4,000 + 20 at 1 sample/s): uvloop, 2 runs: gate PASS at 115-119 us per sample
-    (46-48 % of one core), connect-all 15.7-16.7 s, RSS 159-165 MB (the 100 MB is meant for
-    2,000), p99 18-123 ms; asyncio, 5 runs of this round's code as it grew: 110-127 us (FAIL at
-    127 once), 14.9-15.5 s, RSS 145-148 MB, p99 3.3-38 ms.
 """
 from __future__ import annotations
 
@@ -81,9 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fleet_sim import Farm, HostProfile, PrivateSshd, emulator_python, host_python  # noqa: E402
 from engine.protocol import ProtocolError, parse_line  # noqa: E402
-from scenarios.config import HostConfig  # noqa: E402
 from scenarios import aio  # noqa: E402
 from scenarios.base import LaunchRequest  # noqa: E402
 from scenarios.descriptors import raise_nofile_limit  # noqa: E402
@@ -93,6 +58,10 @@ from scenarios.fleet_run.failures import FleetError, check_descriptor_budget  # 
 from scenarios.fleet_run.hosts import RUNNING, FleetTarget  # noqa: E402
 from scenarios.fleet_run.run import FleetRun  # noqa: E402
 from scenarios.ssh.launcher import SshLauncher  # noqa: E402
+from tests.support.farm import Farm, interleaved  # noqa: E402
+from tests.support.fleet_stream import HostProfile  # noqa: E402
+from tests.support.sshd import OpenSshServer  # noqa: E402
+from tests.support.sshd_hosts import FLEET_SSHD_OPTIONS, host_python, sshd_host_configs  # noqa: E402
 
 CPU_TARGET_PCT = 50.0
 RSS_TARGET_MB = 100.0
@@ -376,8 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hosts = farm.host_configs()
         if args.sshd_hosts:
-            sshd = PrivateSshd(folder / "sshd", farm.keys["authorized_keys"]).start()
-            if pin and sshd.proc is not None:     # its session processes inherit both
+            sshd = OpenSshServer.start(folder / "sshd", client_key=farm.client_key, options=FLEET_SSHD_OPTIONS,
+                                       own_session=False)
+            if pin:     # its session processes inherit both
                 # These hosts' remote side (sshd's sessions, the check, the supervisor, the
                 # emulated engine: ~50 ms of CPU each at start) would run on the hosts in a
                 # real fleet: here it runs at the lowest priority on any CPU, so it takes only
@@ -387,16 +357,11 @@ def main(argv: list[str] | None = None) -> int:
                 # session's nice counts, which their "python" (emulator_python nice=) sets.
                 os.sched_setaffinity(sshd.proc.pid, set(allowed))
                 os.setpriority(os.PRIO_PROCESS, sshd.proc.pid, SSHD_NICE)
-            user = os.environ.get("USER") or "root"
             remote_python = host_python(folder)
-            for i in range(args.sshd_hosts):
-                name = f"sshd-{i:02d}"
-                hosts[name] = HostConfig(
-                    name=name, kind="ssh", address="127.0.0.1", port=sshd.port, user=user,
-                    identity_file=str(farm.client_key), known_hosts=str(sshd.known_hosts),
-                    python=str(emulator_python(folder, python=remote_python, name=name, rate=args.rate,
-                                               telemetry_every=args.telemetry_every,
-                                               nice=SSHD_SESSION_NICE if pin else None)))
+            hosts.update(sshd_host_configs(
+                sshd, [f"sshd-{i:02d}" for i in range(args.sshd_hosts)], folder, python=remote_python,
+                rate=args.rate, telemetry_every=args.telemetry_every,
+                nice=SSHD_SESSION_NICE if pin else None))
             print(f"sshd: OpenSSH on 127.0.0.1:{sshd.port} for {args.sshd_hosts} hosts; their python: {remote_python}")
         duration = 3600        # hosts stream until the benchmark stops them (fleet.cancel())
         engine_args = ("--workloads", "roundtrip", "--duration", f"{duration:.0f}", "--repeats", "1")
@@ -433,21 +398,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"(keys, sshd config and worker logs kept in {folder})")
     return 0 if ok else 1
-
-
-def interleaved(hosts: dict[str, HostConfig], n_sshd: int) -> list[HostConfig]:
-    """The fleet's order: the sshd hosts (added last) spread evenly among the simulated ones,
-    as a real fleet's config mixes its hosts, not all of one kind at the end."""
-    every = list(hosts.values())
-    sims, sshd = every[:len(every) - n_sshd], every[len(every) - n_sshd:]
-    if not sshd:
-        return sims
-    step = len(sims) / len(sshd)
-    order: list[HostConfig] = []
-    for i, host in enumerate(sshd):
-        order.append(host)
-        order.extend(sims[round(i * step):round((i + 1) * step)])
-    return order
 
 
 def report(args, r: dict) -> None:

@@ -1,7 +1,7 @@
 """Scale evidence for issue 8 on Kubernetes: N engine pods (default 100), one per node,
 created, streamed and cleaned up through the real `kubernetes` client.
 
-The API server is an *emulator* (kmock 0.8, patched in tests/k8s/emulator.py) running
+The API server is an *emulator* (kmock 0.8, patched in tests/support/k8s_emulator.py) running
 in a child process: it has no scheduler, kubelet or GPU device plugin, so each pod's
 phases and log (a recorded engine stream) are scripted. What this measures is the app
 side: gpubench's API calls, one shared watch, N log streams and cleanup.
@@ -32,7 +32,7 @@ FIXTURE = ROOT / "tests" / "k8s" / "fixtures" / "engine_stream.jsonl"
 
 def _serve(conn, lines: list[str], interval: float) -> None:
     """Child process: run the emulator until the parent closes the pipe."""
-    from tests.k8s.emulator import EmulatorThread, PodScript
+    from tests.support.k8s_emulator import EmulatorThread, PodScript
     with EmulatorThread() as emu:
         emu.kubelet.default = PodScript(lines=lines, line_interval_s=interval)
         conn.send(emu.url)
@@ -128,7 +128,7 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.05,
                         help="seconds between a pod's log lines (default 0.05)")
     args = parser.parse_args()
-    from tests.k8s.emulator import engine_stream_lines
+    from tests.support.k8s_emulator import engine_stream_lines
     lines = engine_stream_lines(FIXTURE)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()

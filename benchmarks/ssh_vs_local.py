@@ -61,27 +61,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.alternating import AlternationError, alternate, summarise  # noqa: E402
+from scenarios.ssh.asyncssh_import import asyncssh  # noqa: E402
+from scenarios.base import LaunchRequest  # noqa: E402
+from scenarios.config import HostConfig, ProxyLayer, ScenarioConfig  # noqa: E402
+from scenarios.events import Hello, Result, SessionEnded  # noqa: E402
+from scenarios.layers import verify  # noqa: E402
+from scenarios.local import LocalLauncher  # noqa: E402
+from scenarios.ssh.launcher import SshLauncher  # noqa: E402
+from tests.support.sshd import OpenSshServer  # noqa: E402
+
 
 # --------------------------------------------------------------------------- asyncssh server
 def serve(directory: Path, port_file: Path) -> None:
     """Child process: an SSH server that runs exec requests with /bin/sh and serves SFTP."""
-    import warnings
-
-    from scenarios.ssh.asyncssh_import import asyncssh
-
     # asyncssh's redirect leaves a cleanup coroutine unawaited when a client goes away first
     warnings.filterwarnings("ignore", message="coroutine 'Queue.join' was never awaited")
     host_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -128,9 +137,7 @@ class Server:
 
     def start(self) -> tuple[int, str, Path, Path]:
         """(port, user, client key, known_hosts)."""
-        import getpass
         if self.kind == "openssh":
-            from tests.sshd import OpenSshServer
             self.openssh = OpenSshServer.start(self.dir)
             s = self.openssh
             return s.port, s.user, s.user_key, s.known_hosts
@@ -163,7 +170,6 @@ class Server:
 
 # --------------------------------------------------------------------------- the benchmark
 async def one_trial(launcher, request) -> dict:
-    from scenarios.events import Hello, Result, SessionEnded
     session = await launcher.start(request)
     hello, results, ended = None, [], None
     async for event in session.events():
@@ -187,7 +193,6 @@ async def one_trial(launcher, request) -> dict:
 def bootstrap_ratio_ci(cand: list[float], ref: list[float], n: int = 4000,
                        seed: int = 1) -> tuple[float, float]:
     """95 % percentile-bootstrap CI of median(cand) / median(ref), trials resampled per arm."""
-    import random
     rng = random.Random(seed)
     ratios = sorted(statistics.median(rng.choices(cand, k=len(cand))) /
                     statistics.median(rng.choices(ref, k=len(ref))) for _ in range(n))
@@ -217,12 +222,6 @@ async def run_sessions(args, arms) -> dict[str, list[dict]]:
 
 
 async def bench(args) -> int:
-    from scenarios.config import HostConfig, ProxyLayer, ScenarioConfig
-    from scenarios.base import LaunchRequest
-    from scenarios.layers import verify
-    from scenarios.local import LocalLauncher
-    from scenarios.ssh.launcher import SshLauncher
-
     if args.design == "alternate":
         # one long window per engine: stopped time counts against it, the run is cancelled
         # once its pairs are done
@@ -337,9 +336,6 @@ def target_verdict(lo: float, hi: float) -> tuple[str, int]:
 
 async def bench_alternating(args, arms, proxy_scenario, kind: str, engine_args: list[str]) -> int:
     """Each comparison B vs local: `--trials` process pairs, `--pairs` window pairs each."""
-    import random
-    from benchmarks.alternating import AlternationError, alternate, summarise
-    from scenarios.layers import verify
     rng = random.Random(args.seed)
     local = arms[0]
     status, report = 0, {}

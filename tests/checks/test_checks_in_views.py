@@ -18,7 +18,7 @@ from results.report import (ReportScenario, comparison_report, to_csv, to_json, 
 from results.comparison import compare_runs
 from results.store import Store
 from tests.checks.fixed_checks import fixed_check_document
-from tests.results.synth import make_doc
+from tests.support.synth import make_doc
 
 MIB = 1 << 20
 CONFIG = """

@@ -15,8 +15,8 @@ import pytest
 from gpubench import cli
 from results.document import archive_lines
 from results.store import Store
-from tests.results.synth import make_doc, trial_doc
-from tests.own_lines import own_lines
+from tests.support.synth import make_doc, trial_doc
+from tests.support.own_lines import own_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """

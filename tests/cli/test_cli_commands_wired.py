@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.own_lines import own_lines
+from tests.support.own_lines import own_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from results.schema import StoreError
 from results.store import Store
 from tests.cli.test_cli_e2e import ROOT, gpubench_cmd
 from tests.cli.test_cli_runner import make_config, replay_factory
-from tests.results import synth
+from tests.support import synth
 
 CONFIG = """
 [store]

@@ -18,7 +18,7 @@ from results.store import Store
 from scenarios.base import LaunchError
 from scenarios.events import Result
 from scenarios.replay import ReplayLauncher, ReplaySession
-from tests.results import synth
+from tests.support import synth
 
 
 def make_config(tmp_path, **defaults):

@@ -1,4 +1,4 @@
-"""Fixtures for the engine's tests (helpers live in engine_testlib.py)."""
+"""Fixtures for the engine's tests (helpers live in tests/support/engine_run.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_testlib import REPO, EngineRun, engine_env
+from tests.support.engine_run import REPO, EngineRun, engine_env
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from engine.protocol import validate_line
-from tests.own_lines import own_lines
+from tests.support.own_lines import own_lines
 
-from engine_testlib import REPO, EngineRun, engine_env
+from tests.support.engine_run import REPO, EngineRun, engine_env
 
 FAST = ["--backend", "numpy-cpu", "--duration", "0.05", "--warmup", "0.01", "--min-window", "0"]
 ALL = ("roundtrip,launch,h2d,d2h,d2d,gemm,alloc,init,p2p")

@@ -431,7 +431,7 @@ def test_format_uuid_matches_nvml_spelling():
 def test_engine_overhead_quick_mode_prints_the_table_on_cpu(tmp_path):
     import subprocess
     import sys
-    from engine_testlib import REPO, engine_env
+    from tests.support.engine_run import REPO, engine_env
     out = tmp_path / "eo.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "engine_overhead.py"),
                            "--quick", "--backend", "numpy-cpu", "--rounds", "2",
@@ -456,22 +456,37 @@ def test_launch_modes_pick_the_launch_variants():
     assert names(["--workloads", "launch", "--launch-modes", "async,sync"]) == ["async", "sync"]
 
 
-def test_overhead_cv_is_pooled_within_groups_and_the_added_cv_is_in_quadrature():
-    import importlib.util
-    from engine_testlib import REPO
-    spec = importlib.util.spec_from_file_location("eo", REPO / "benchmarks" / "engine_overhead.py")
-    eo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(eo)
-    # two groups far apart (drift between runs) with the same spread inside each
-    g = eo.grouped([99.0, 101.0, 100.0, 99.0, 101.0, 199.0, 201.0, 200.0, 199.0, 201.0, 7.0], 5)
-    assert g.shape == (2, 5)                      # the trailing partial group is dropped
-    assert abs(eo.pooled_cv(g) - np.sqrt(1.0) / 150.0) < 1e-12
-    assert abs(eo.added_cv(0.05, 0.03) - 0.04) < 1e-12 and eo.added_cv(0.02, 0.03) == 0.0
+def _reanalysed_rows(tmp_path, roundtrip: dict) -> list[dict]:
+    """benchmarks/engine_overhead.py --reanalyse on per-trial figures: its rows, as it writes them."""
+    import subprocess
+    import sys
+    from tests.support.engine_run import REPO, engine_env
+    figures, out = tmp_path / "figures.json", tmp_path / "rows.json"
+    figures.write_text(json.dumps({"label": "test", "trial_s": 1.0, "roundtrip": dict(roundtrip, group_size=5)}))
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "engine_overhead.py"),
+                           "--reanalyse", str(figures), "--json", str(out)],
+                          capture_output=True, text=True, env=engine_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "roundtrip CV the engine adds beyond the bare loop's (quadrature)" in proc.stdout
+    return json.loads(out.read_text())["rows"]
+
+
+def test_overhead_cv_is_pooled_within_groups_and_the_added_cv_is_in_quadrature(tmp_path):
+    # two groups far apart (drift between runs) with the same spread inside each; the trailing
+    # partial group is dropped
+    drift = [99.0, 101.0, 100.0, 99.0, 101.0, 199.0, 201.0, 200.0, 199.0, 201.0, 7.0]
+    steady = [98.0, 102.0, 98.0, 102.0, 100.0] * 2
+    cv_engine, cv_bare = np.sqrt(1.0) / 150.0, np.sqrt(4.0) / 100.0   # within-group variances 1 and 4
+    rows = _reanalysed_rows(tmp_path, {"engine": drift, "engine_tel_off": drift, "bare": steady})
+    assert abs(rows[0]["value"] - cv_engine) < 1e-12
+    assert rows[1]["value"] == 0.0                  # less noise than the bare loop adds none
+    rows = _reanalysed_rows(tmp_path, {"engine": steady, "engine_tel_off": steady, "bare": drift})
+    assert abs(rows[1]["value"] - np.sqrt(cv_bare ** 2 - cv_engine ** 2)) < 1e-12
     rng = np.random.default_rng(3)
     bare = list(100 * (1 + 0.02 * rng.standard_normal(30)))
     noisy = list(100 * (1 + 0.05 * rng.standard_normal(30)))
-    quiet = eo.cv_rows({"engine": bare, "engine_tel_off": bare, "bare": bare}, 5, 1.0)
-    loud = eo.cv_rows({"engine": noisy, "engine_tel_off": noisy, "bare": bare}, 5, 1.0)
+    quiet = _reanalysed_rows(tmp_path, {"engine": bare, "engine_tel_off": bare, "bare": bare})
+    loud = _reanalysed_rows(tmp_path, {"engine": noisy, "engine_tel_off": noisy, "bare": bare})
     assert quiet[1]["value"] == 0.0 and quiet[1]["verdict"] == "PASS"
     assert loud[1]["value"] > 0.03 and loud[1]["verdict"] == "FAIL"
     assert loud[0]["verdict"] == "FAIL" and loud[0]["ci"][0] > 0.01

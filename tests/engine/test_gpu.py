@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_testlib import REPO, EngineRun, engine_env
+from tests.support.engine_run import REPO, EngineRun, engine_env
 
 from engine.plausibility import judge_session
 from engine.protocol import validate_line

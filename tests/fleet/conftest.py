@@ -1,11 +1,12 @@
 """Fixtures for fleet tests: a farm of simulated SSH hosts (asyncssh servers in other
-processes, see benchmarks/fleet_sim.py) and host configs that reach them through the
+processes, see tests/support/farm.py) and host configs that reach them through the
 product's SSH launcher, host keys checked against a known_hosts built from the farm's key."""
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.fleet_sim import Farm, HostProfile
+from tests.support.farm import Farm
+from tests.support.fleet_stream import HostProfile
 
 
 FLEET_PROFILES = (

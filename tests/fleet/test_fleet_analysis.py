@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from benchmarks.fleet_sim import HostProfile, complete_stream
 from results.fleet_analysis import MAD_FLOOR_REL, analyze_fleet, fleet_overhead, summarize_host
 from results.fleet_table import format_fleet_table, format_overhead_table
 from results.stats import robust_z
+from tests.support.fleet_stream import HostProfile, complete_stream
 
 PLAN = {"workloads": ["roundtrip", "launch"], "duration_s": 1.0, "repeats": 5, "warmup_s": 0.0}
 RT = "roundtrip/pinned-64KiB ops/s"

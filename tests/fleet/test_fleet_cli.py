@@ -9,7 +9,8 @@ import pytest
 from engine.engine_args import EngineArgs
 from gpubench.fleet import engine_args, register
 from scenarios.config import BenchDefaults, Config, parse_config
-from tests.own_lines import own_lines
+from tests.support.farm import interleaved
+from tests.support.own_lines import own_lines
 
 
 def make_config(farm, tmp_path, labelled=(), dead=()):
@@ -85,8 +86,8 @@ def test_fleet_scale_pin_on_one_cpu_is_one_line():
 
 
 def test_fleet_scale_spreads_the_sshd_hosts_through_the_fleet_order():
-    """The real-sshd hosts (added last) go evenly among the simulated ones, all of each kept once."""
-    from benchmarks.fleet_scale import interleaved
+    """The real-sshd hosts (added last) go evenly among the simulated ones, all of each kept once
+    (fleet_scale.py orders its fleet with tests/support/farm.py's interleaved())."""
     hosts = {f"sim-{i}": f"sim-{i}" for i in range(10)}
     hosts.update({f"sshd-{i}": f"sshd-{i}" for i in range(3)})
     order = interleaved(hosts, 3)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.fleet_sim import HostProfile, complete_stream
+from tests.support.fleet_stream import HostProfile, complete_stream
 from scenarios.base import LaunchError, LaunchRequest, Launcher
 from scenarios.descriptors import is_descriptor_exhaustion, raise_nofile_limit
 from scenarios.events import CANCELLED, COMPLETED, FAILED, INCOMPLETE, Sample

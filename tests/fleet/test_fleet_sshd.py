@@ -1,29 +1,30 @@
 """The fleet through a real OpenSSH sshd on 127.0.0.1 (private config, TEST-FACTS recipe):
 the product's real check, SFTP deployment and remote supervisor; the remote "python" is a
-wrapper that replays a stream (benchmarks/fleet_sim.py emulate) instead of spinning an engine."""
+wrapper that replays a stream (tests/support/sim_engine.py) instead of spinning an engine."""
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
-import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks.fleet_sim import PrivateSshd, emulator_python, host_python, write_keys
-from scenarios.config import HostConfig
 from scenarios.base import LaunchRequest
 from scenarios.events import CANCELLED, COMPLETED
 from scenarios.fleet_run.close import close_launchers
 from scenarios.fleet_run.hosts import FleetTarget
 from scenarios.fleet_run.run import FleetRun
 from scenarios.ssh.launcher import SshLauncher
+from tests.support.farm import write_keys
+from tests.support.sshd import SSHD, OpenSshServer
+from tests.support.sshd_hosts import FLEET_SSHD_OPTIONS, host_python, sshd_host_configs
 
 pytestmark = [pytest.mark.sshd,
-              pytest.mark.skipif(shutil.which("sshd") is None and not os.path.exists("/usr/sbin/sshd"),
+              pytest.mark.skipif(not os.path.exists(SSHD),
                                  reason="needs openssh-server (apt-get install -y openssh-server)"),
               pytest.mark.skipif(os.geteuid() != 0, reason="the private sshd runs as root")]
 
@@ -31,18 +32,15 @@ pytestmark = [pytest.mark.sshd,
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sshd")
-    keys = write_keys(folder)
-    server = PrivateSshd(folder, keys["authorized_keys"]).start()
-    yield server, keys, folder
+    keys = write_keys(folder / "keys")
+    server = OpenSshServer.start(folder / "sshd", client_key=keys["client_key"], options=FLEET_SSHD_OPTIONS)
+    yield server, folder
     server.stop()
 
 
 def hosts(sshd, names, rate=4.0, python=None):
-    server, keys, folder = sshd
-    return {n: HostConfig(name=n, kind="ssh", address="127.0.0.1", port=server.port, user="root",
-                          identity_file=str(keys["client_key"]), known_hosts=str(server.known_hosts),
-                          python=str(emulator_python(folder, python=python, name=n, rate=rate)))
-            for n in names}
+    server, folder = sshd
+    return sshd_host_configs(server, names, folder, python=python, rate=rate)
 
 
 def remote_processes(token: str) -> list[int]:
@@ -86,7 +84,6 @@ def test_hosts_behind_a_real_sshd_complete(sshd):
 def test_bare_host_python_sees_numpy_and_nothing_of_this_project(sshd, tmp_path):
     """fleet_scale.py's sshd hosts run a bare venv with numpy linked in (as on a GPU host):
     the product's check finds numpy there, and the project's own packages are not importable."""
-    import subprocess
     py = host_python(tmp_path)
     assert py != sys.executable and Path(py).parent.parent == tmp_path / "host-python"
     probe = subprocess.run([py, "-c", "import numpy, importlib.util as u; "

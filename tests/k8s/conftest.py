@@ -1,6 +1,6 @@
 """Fixtures for the Kubernetes tests.
 
-They talk to a Kubernetes API *emulator* (kmock 0.8, patched in emulator.py) through
+They talk to a Kubernetes API *emulator* (kmock 0.8, patched in tests/support/k8s_emulator.py) through
 the real `kubernetes` client over HTTP on 127.0.0.1. The emulator has no
 scheduler, kubelet or GPU device plugin: pod phases, events and logs are scripted
 per test by its FakeKubelet (a `PodScript`), and the logs replay a recorded engine
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scenarios.config import ClusterConfig, HypervisorLayer, ProxyLayer, ScenarioConfig
-from tests.k8s.emulator import EmulatorThread, engine_stream_lines
+from tests.support.k8s_emulator import EmulatorThread, engine_stream_lines
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -30,7 +30,7 @@ from scenarios.k8s.heartbeat import (HEARTBEAT, HEARTBEAT_TTL, OWNER, OWNER_PROC
 from scenarios.k8s.spec import MANAGED_BY
 from tests.hostile import case_id, cases
 from tests.k8s.conftest import scenario
-from tests.k8s.emulator import CONFIGMAPS, JOBS, PODS, PodScript
+from tests.support.k8s_emulator import CONFIGMAPS, JOBS, PODS, PodScript
 
 pytestmark = pytest.mark.k8s
 

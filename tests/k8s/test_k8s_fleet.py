@@ -15,7 +15,7 @@ from scenarios.base import LaunchRequest
 from scenarios.events import COMPLETED, FAILED, INCOMPLETE, Hello
 from scenarios.k8s.api import K8sError
 from scenarios.k8s.nodes import run_on_nodes
-from tests.k8s.emulator import CONFIGMAPS, PODS, PodScript
+from tests.support.k8s_emulator import CONFIGMAPS, PODS, PodScript
 
 pytestmark = pytest.mark.k8s
 

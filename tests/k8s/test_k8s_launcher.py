@@ -18,7 +18,7 @@ from scenarios.k8s.cleanup import cleanup_leftovers
 from scenarios.k8s.spec import EngineBundle, MANAGED_BY
 from scenarios.base import ENGINE_DIR
 from scenarios.registry import request_for
-from tests.k8s.emulator import CONFIGMAPS, JOBS, PODS, PodScript
+from tests.support.k8s_emulator import CONFIGMAPS, JOBS, PODS, PodScript
 
 pytestmark = pytest.mark.k8s
 
@@ -370,7 +370,7 @@ async def test_evicted_through_the_api_mid_run(emu, cluster, pod_scenario, strea
                                                 sigterm_lines):
     """`kubectl drain`: the pod is marked DisruptionTarget and deleted by someone else; the
     engine gets SIGTERM and writes its partial result. Incomplete, saying why."""
-    from tests.k8s.emulator import PODS as PODS_RES
+    from tests.support.k8s_emulator import PODS as PODS_RES
     emu.kubelet.default = PodScript(lines=stream_lines, line_interval_s=0.5,
                                     on_delete=sigterm_lines)
     session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)

@@ -1,4 +1,4 @@
-"""Fixtures of the multi-GPU tests (helpers live in mgpu_lib.py)."""
+"""Fixtures of the multi-GPU tests."""
 from __future__ import annotations
 
 import pytest

@@ -1,7 +1,7 @@
 """The engine's device facts: --list-devices, fake CPU devices, host.gpus/p2p, NVLink readings."""
 from __future__ import annotations
 
-from mgpu_lib import run_engine
+from tests.support.engine_run import run_engine
 
 from engine import telemetry
 from engine.protocol import validate_line

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mgpu_lib import REPO, engine_env
+from tests.support.engine_run import REPO, engine_env
 
 pytestmark = pytest.mark.gpu
 
@@ -55,7 +55,7 @@ def _save_figures() -> None:
 
 def test_list_devices_on_real_gpus(two_gpus):
     proc = subprocess.run([sys.executable, "-m", "engine", "--backend", "cupy", "--list-devices"],
-                          capture_output=True, text=True, env=engine_env(), cwd=REPO, timeout=120)
+                          capture_output=True, text=True, env=engine_env(drop="GPUBENCH_"), cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     hello, done = [json.loads(t) for t in proc.stdout.splitlines() if t.strip()]
     gpus = hello["host"]["gpus"]
@@ -74,7 +74,7 @@ def test_p2p_matrix_peer_and_nopeer_with_bandwidth_and_latency(two_gpus):
         [sys.executable, "-m", "engine", "--backend", "cupy", "--workloads", "p2p",
          "--sizes", "256MiB", "--duration", "0.5", "--warmup", "0.1", "--repeats", "2",
          "--min-window", "0", "--telemetry-interval", "0.1"],
-        capture_output=True, text=True, env=engine_env(), cwd=REPO, timeout=500)
+        capture_output=True, text=True, env=engine_env(drop="GPUBENCH_"), cwd=REPO, timeout=500)
     _log("p2p.jsonl", proc.stdout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(t) for t in proc.stdout.splitlines() if t.strip()]

@@ -13,7 +13,7 @@ import pytest
 from gpubench import cli
 from results.store import Store
 from tests.hostile import case_id, cases
-from tests.results.synth import trial_doc
+from tests.support.synth import trial_doc
 
 CASES = cases("compare", "*.json")
 CONFIG = """

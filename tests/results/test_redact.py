@@ -11,7 +11,7 @@ import pytest
 from engine import facts
 from engine.redact import REDACTED, is_secret_name, redact_env
 from results.document import SessionRecord, archive_lines, build_document
-from tests.results import synth
+from tests.support import synth
 
 SECRET = ["API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HF_TOKEN", "GITHUB_TOKEN",
           "NVIDIA_API_KEY", "NGC_API_KEY", "PGPASSWORD", "DB_PASS", "MYSQL_PWD", "apiKey",

@@ -7,7 +7,7 @@ import numpy as np
 
 from results.document import SessionRecord, archive_lines, build_document, summary_of
 from results.schema import SCHEMA_VERSION, check_document
-from tests.results import synth
+from tests.support import synth
 
 SCENARIO = {"name": "bare-metal-proxy", "title": "3. With GPU Proxy", "launcher": "local",
             "host": "local", "target": "proxy", "target_pct": 5.0, "baseline": "bare-metal",

@@ -10,7 +10,7 @@ from results.document import archive_lines
 from results.store import Store
 from tests.hostile import case_id, cases
 from tests.results.hostile import plant
-from tests.results.synth import make_doc
+from tests.support.synth import make_doc
 
 CONFIG = """
 [store]

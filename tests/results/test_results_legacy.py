@@ -9,7 +9,7 @@ import pytest
 
 from results.legacy import LegacyFormatError, export_csv, export_text, import_legacy
 from results.schema import check_document
-from tests.results.synth import make_doc
+from tests.support.synth import make_doc
 
 SEED = """=== GPU Benchmark ===
 Device: NVIDIA L4

@@ -8,7 +8,7 @@ import json
 from results.comparison import compare_runs
 from results.report import (ReportScenario, comparison_report, to_csv, to_json, to_markdown,
                             to_tsv)
-from tests.results.synth import make_doc
+from tests.support.synth import make_doc
 
 REFERENCE = [ReportScenario("bare-metal", "1. Baseline (Bare Metal)"),
              ReportScenario("k8s-pod", "2. Kubernetes Pod (Bare Metal)", 1.0, "bare-metal"),

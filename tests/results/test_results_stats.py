@@ -14,7 +14,7 @@ from results.comparison import compare_runs
 from results.inference import bootstrap_medians, bootstrap_overhead_ci, mann_whitney_u
 from results.stats import (FAIL, INCONCLUSIVE, NO_TARGET, PASS, cv_pct, mad_outliers,
                            more_trials_needed, verdict_for)
-from tests.results.synth import make_doc, trial_doc
+from tests.support.synth import make_doc, trial_doc
 
 CV = 0.04            # per-trial noise, GPU-FACTS.md "Noise" (3.8 % measured)
 SHIFT = 0.03         # a 3 % throughput overhead

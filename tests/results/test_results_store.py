@@ -17,7 +17,7 @@ from results import store as store_mod
 from results.document import archive_lines
 from results.schema import DocumentError, RunNotFound, StoreError
 from results.store import Store, filter_runs
-from tests.results.synth import make_doc
+from tests.support.synth import make_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,7 +151,7 @@ WRITER = r"""
 import sys
 sys.path.insert(0, {root!r})
 from results.store import Store
-from tests.results.synth import make_doc
+from tests.support.synth import make_doc
 doc, _ = make_doc(0, sessions=4)
 doc["notes"] = "x" * 6_000_000          # a big document: a long write + fsync window
 store = Store({data!r})

@@ -23,7 +23,7 @@ from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads
 from results.schema import DocumentError, ResultError, check_document
 from scenarios.replay import synthetic_stream
 from tests.checks.fixed_checks import fixed_check_document
-from tests.results.synth import make_doc
+from tests.support.synth import make_doc
 from tui.data import _summary
 from tui.screens.hosts import _hello_summary
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.sshd import REPO, OpenSshServer, sshd_missing_reason
+from tests.support.sshd import REPO, OpenSshServer, sshd_missing_reason
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +42,6 @@ def engine_processes():
 
 def _build_probe(tmp_path_factory, folder: str, name: str) -> Path:
     """tests/data/preload_probe.c built with `cc -shared -fPIC` (skips without a compiler)."""
-    import shutil
-    import subprocess
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler (cc) to build the test preload library")

@@ -5,7 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.sshd import REMOTE_PYTHON
+from tests.support.sshd import REMOTE_PYTHON
 
 BASE_PYTHON = "/usr/bin/python3"
 

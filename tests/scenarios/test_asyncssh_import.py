@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.sshd import REPO
+from tests.support.sshd import REPO
 
 OTHER_WARNINGS = """
 import warnings

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.sshd import REMOTE_PYTHON, REPO
+from tests.support.sshd import REMOTE_PYTHON, REPO
 
 
 def test_ssh_vs_local_benchmark_smoke(tmp_path, preload_lib):

@@ -16,7 +16,7 @@ from scenarios.events import COMPLETED, Hello
 from scenarios.layers import (HYPERVISOR_NOT_DETECTED, library_mapped, verify)
 from scenarios.local import LocalLauncher
 from scenarios.registry import request_for
-from tests.sshd import REMOTE_PYTHON
+from tests.support.sshd import REMOTE_PYTHON
 
 QUICK = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.05",
          "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0", "--min-window", "0.01")

@@ -26,7 +26,7 @@ from scenarios.events import (CANCELLED, COMPLETED, INCOMPLETE, Done, Hello, Res
 from scenarios.layers import verify
 from scenarios.registry import request_for
 from scenarios.ssh.launcher import SshLauncher
-from tests.sshd import REMOTE_PYTHON, OpenSshServer, free_port, keygen
+from tests.support.sshd import REMOTE_PYTHON, OpenSshServer, free_port, keygen
 
 pytestmark = pytest.mark.sshd
 

@@ -27,7 +27,7 @@ from scenarios.events import COMPLETED, FAILED, Status
 from scenarios.ssh.launcher import SshLauncher
 from scenarios.ssh.remote_check import NOT_STARTED
 from scenarios.ssh.remote_cmd import CHECK_SCRIPT
-from tests.sshd import REMOTE_PYTHON, OpenSshServer
+from tests.support.sshd import REMOTE_PYTHON, OpenSshServer
 
 QUICK = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.3",
          "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0")
@@ -380,7 +380,7 @@ def other_user(tmp_path_factory):
     import secrets
     import shutil
     import tempfile
-    from tests.sshd import sshd_missing_reason
+    from tests.support.sshd import sshd_missing_reason
     if sshd_missing_reason() or shutil.which("useradd") is None:
         pytest.skip("needs root, sshd and useradd to make a second user")
     base = Path(tempfile.mkdtemp(prefix="gpubench-user-", dir="/tmp"))

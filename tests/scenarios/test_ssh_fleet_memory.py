@@ -23,7 +23,7 @@ from scenarios.ssh.launcher import SshLauncher
 from scenarios.ssh.lean import drop_handshake_state
 from scenarios.ssh.remote_cmd import CHECK_SCRIPT
 from scenarios.stream import StreamParser, hello_facts
-from tests.sshd import REMOTE_PYTHON, OpenSshServer
+from tests.support.sshd import REMOTE_PYTHON, OpenSshServer
 
 QUICK = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.6",
          "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0")
@@ -100,7 +100,7 @@ def test_parser_keeps_only_the_facts_but_passes_the_whole_hello_on():
 
 
 async def test_fleet_status_holds_the_hello_facts_once_and_no_ops_history():
-    from benchmarks.fleet_sim import HostProfile, complete_stream
+    from tests.support.fleet_stream import HostProfile, complete_stream
     from scenarios.replay import ReplayLauncher
     lines = [json.dumps(l) for l in complete_stream(HostProfile("h1"))]
     fleet = FleetRun([FleetTarget("h1", ReplayLauncher(lines, speed=0))], LaunchRequest())

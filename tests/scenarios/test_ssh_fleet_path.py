@@ -22,7 +22,7 @@ from scenarios.ssh.connection import CONNECTS_TOTAL
 from scenarios.ssh.launcher import SshLauncher
 from scenarios.ssh.options import preferred_ciphers
 from scenarios.ssh.remote_cmd import CHECK_SCRIPT
-from tests.sshd import REMOTE_PYTHON, OpenSshServer
+from tests.support.sshd import REMOTE_PYTHON, OpenSshServer
 
 QUICK = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.6",
          "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0")
@@ -58,7 +58,7 @@ def test_engine_bundle_is_cached_until_a_file_changes(tmp_path):
 
 
 def test_check_script_reports_a_deployed_bundle(tmp_path):
-    from benchmarks.fleet_sim import preseed_engine
+    from tests.support.farm import preseed_engine
     home = tmp_path / "home"
     home.mkdir()
     bundle = engine_bundle()
@@ -129,7 +129,7 @@ async def test_cache_hit_needs_no_sftp_and_cipher_follows_config(sshd, tmp_path)
 
 async def test_session_listener_errors_are_recorded_not_raised():
     from scenarios.replay import ReplayLauncher
-    from benchmarks.fleet_sim import HostProfile, complete_stream
+    from tests.support.fleet_stream import HostProfile, complete_stream
     lines = [json.dumps(l) for l in complete_stream(HostProfile("h"))]
     session = await ReplayLauncher(lines, speed=0).start(LaunchRequest())
     got = []
@@ -149,7 +149,7 @@ def test_check_script_start_mode_runs_the_command_only_when_the_engine_can_run(t
     """`SCRIPT ROOT NAME DIGEST --start NEED_CUPY ARGV...`: the verdict on stderr first; ARGV runs
     in the bundle's folder (in place of the script) only when the bundle is there (and cupy,
     when asked for)."""
-    from benchmarks.fleet_sim import preseed_engine
+    from tests.support.farm import preseed_engine
     home = tmp_path / "home"
     home.mkdir()
     bundle = engine_bundle()

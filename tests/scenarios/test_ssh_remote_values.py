@@ -25,7 +25,7 @@ from scenarios.registry import request_for
 from scenarios.ssh.launcher import SshLauncher
 from scenarios.ssh.remote_cmd import check_command, engine_argv
 from tests.hostile import Case, case_id, cases
-from tests.sshd import REMOTE_PYTHON, OpenSshServer
+from tests.support.sshd import REMOTE_PYTHON, OpenSshServer
 
 CASES = cases("remote_values", "*.txt")
 BAD_NAMES = ["-i", "--unset=PATH", "-u", "A B", "A=B", "", "1A", "A\nB", "A;B", "$(id)", "PATH-X"]

@@ -19,7 +19,7 @@ from tui.screens.dashboard import DashboardScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.modals import ConfirmScreen, HelpScreen, InputScreen
 from tui.widgets.host_grid import HostGrid
-from tests.own_lines import own_lines
+from tests.support.own_lines import own_lines
 
 from tui_helpers import (REAL_CPU_STREAM, SIZE, FailingLauncher, replay_factory, wait_for,
                        write_config)

@@ -14,7 +14,7 @@ from results.journal import JournalWriter
 from results.store import Store
 from scenarios.replay import synthetic_stream
 from tests.hostile import cases
-from tests.results import synth
+from tests.support import synth
 from tests.results.hostile import plant
 from tui.app import GpubenchApp
 from tui.data import ComparisonView, RunStore, export_name

@@ -1,7 +1,9 @@
 """The dashboard under a stream: every sample taken in, only visible changed rows redrawn."""
 from __future__ import annotations
 
-import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from scenarios.base import LaunchRequest
@@ -13,16 +15,14 @@ from tui_helpers import SIZE, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("tui_load", ROOT / "benchmarks" / "tui_load.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-async def test_small_load_run_takes_in_every_sample_and_answers_keys():
-    bench = _load_benchmark()
-    r = await bench.run(hosts=32, rate=20.0, seconds=1.5, warmup=0.5, parse=True, size=SIZE)
+def test_small_load_run_takes_in_every_sample_and_answers_keys():
+    """benchmarks/tui_load.py, run as a user runs it, with its figures as one JSON object."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tui_load.py"), "--hosts", "32",
+                           "--rate", "20", "--seconds", "1.5", "--warmup", "0.5", "--parse",
+                           "--size", f"{SIZE[0]}x{SIZE[1]}", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
     assert r["sessions_running"] == 32
     assert r["keys_timed"] == r["keys_sent"] >= 4
     assert r["samples_sent_per_s"] > 0.8 * 32 * 20

@@ -1,7 +1,7 @@
 """tests/own_lines.py: our line survives, a dependency's warning record does not."""
 from __future__ import annotations
 
-from tests.own_lines import own_lines
+from tests.support.own_lines import own_lines
 
 # what importing asyncssh printed with cryptography 51.0.1, above a script's one-line error
 ASYNCSSH_DSA = """\

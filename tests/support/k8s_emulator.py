@@ -630,4 +630,4 @@ def engine_stream_lines(path) -> list[str]:
 
 
 __all__ = ["GpubenchEmulator", "EmulatorThread", "FakeKubelet", "PodScript", "PODS", "EVENTS",
-           "CONFIGMAPS", "NODES", "JOBS", "parse_selector", "engine_stream_lines", "json"]
+           "CONFIGMAPS", "NODES", "JOBS", "parse_selector", "engine_stream_lines"]

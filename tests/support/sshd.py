@@ -5,10 +5,11 @@
     server.stop()
 
 Everything lives in `tmp_dir`: the ed25519 host key, a client key authorised
-through a private AuthorizedKeysFile, a known_hosts file that trusts the host
-key, the config and the pid file. Nothing of the machine's own ssh set-up is
-read or changed. MaxStartups is raised so that parallel connects are not
-throttled by the test server (the client's retry is tested separately).
+through a private AuthorizedKeysFile (a new one, or the `client_key` given), a
+known_hosts file that trusts the host key, the config and the pid file. Nothing
+of the machine's own ssh set-up is read or changed. MaxStartups is raised so
+that parallel connects are not throttled by the test server (the client's retry
+is tested separately); `options` replace or add sshd_config keywords.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # The "remote" interpreter of the tests: the project's venv (it has numpy), else this one.
 REMOTE_PYTHON = str(REPO / ".venv" / "bin" / "python") \
     if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
@@ -65,31 +66,34 @@ class OpenSshServer:
     log: Path
 
     @classmethod
-    def start(cls, directory: Path, max_startups: str = "200:30:400",
-              extra_config: str = "") -> "OpenSshServer":
+    def start(cls, directory: Path, max_startups: str = "200:30:400", *,
+              client_key: Path | None = None, options: dict[str, str] | None = None,
+              own_session: bool = True) -> "OpenSshServer":
+        """`own_session=False` keeps sshd in this process's session, and so in its scheduling
+        autogroup (fleet_scale.py weighs the sshd hosts' remote side against the app)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         os.makedirs("/run/sshd", exist_ok=True)
         host_key = keygen(directory / "host_ed25519", "gpubench-test-host")
-        user_key = keygen(directory / "user_ed25519", "gpubench-test-user")
+        user_key = client_key or keygen(directory / "user_ed25519", "gpubench-test-user")
         authorized = directory / "authorized_keys"
-        authorized.write_text((directory / "user_ed25519.pub").read_text())
+        authorized.write_text(Path(f"{user_key}.pub").read_text())
         port = free_port()
         known_hosts = directory / "known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{port} {(directory / 'host_ed25519.pub').read_text()}")
-        config = directory / "sshd_config"
-        config.write_text("\n".join([
-            f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
-            f"AuthorizedKeysFile {authorized}", "StrictModes no", "UsePAM no",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PubkeyAuthentication yes", "PermitRootLogin prohibit-password",
-            f"PidFile {directory / 'sshd.pid'}", f"MaxStartups {max_startups}",
-            "MaxSessions 64", "Subsystem sftp internal-sftp", "LogLevel VERBOSE",
-            "PrintMotd no", "ClientAliveInterval 0", extra_config, ""]))
+        config = {"Port": str(port), "ListenAddress": "127.0.0.1", "HostKey": str(host_key),
+                  "AuthorizedKeysFile": str(authorized), "StrictModes": "no", "UsePAM": "no",
+                  "PasswordAuthentication": "no", "KbdInteractiveAuthentication": "no",
+                  "PubkeyAuthentication": "yes", "PermitRootLogin": "prohibit-password",
+                  "PidFile": str(directory / "sshd.pid"), "MaxStartups": max_startups,
+                  "MaxSessions": "64", "Subsystem": "sftp internal-sftp", "LogLevel": "VERBOSE",
+                  "PrintMotd": "no", "ClientAliveInterval": "0", **(options or {})}
+        config_file = directory / "sshd_config"
+        config_file.write_text("".join(f"{key} {value}\n" for key, value in config.items()))
         log = directory / "sshd.log"
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config_file)],
                                 stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
-                                start_new_session=True)
+                                start_new_session=own_session)
         server = cls(directory, port, getpass.getuser(), host_key, user_key, known_hosts, proc, log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -15,8 +15,7 @@ import numpy as np
 
 from engine.protocol import validate_line
 from results.document import SessionRecord, build_document
-
-H100 = "NVIDIA H100 80GB HBM3"
+from tests.support.fleet_stream import H100
 # workload -> (variant, ops/s, mean µs, p99 µs, GB/s or None, params)
 SHAPES = {
     "roundtrip": ("pinned-64KiB", 18600.0, 51.0, 144.0, 9.2, {"size_bytes": 65536, "memory": "pinned"}),

@@ -11,6 +11,7 @@ from gpubench.cli.plan_flags import add_plan_flags
 from gpubench.interrupts import drop_output, stop_on_signals
 from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
                              SaveFailed, TrialEvent, TrialFinished, TrialStarted)
+from gpubench.services.runs import check_scenario
 from scenarios.config import WORKLOADS, check_gpu_select
 from scenarios.events import Sample
 from scenarios.multigpu import GpuSelectionError
@@ -59,11 +60,8 @@ def plan_options(args, config, names: list[str]) -> PlanOptions:
 
 
 def cmd_run(args, config) -> int:
-    names = args.scenarios or [s.name for s in config.enabled_scenarios()]
-    unknown = [n for n in names if n not in config.scenarios]
-    if unknown:
-        raise UsageError(f"unknown scenario {unknown[0]!r}; configured: "
-                         f"{', '.join(config.scenarios)}")
+    names = [check_scenario(config, n) for n in args.scenarios] or [
+        s.name for s in config.enabled_scenarios()]
     options = plan_options(args, config, names)
     runner = PlanRunner(config, [config.scenarios[n] for n in names], options,
                         open_store(args, config))

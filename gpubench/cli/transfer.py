@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from gpubench.cli.base import EXIT_OK, UsageError, open_store
-from gpubench.services.legacy import check_scenario, import_legacy_text, read_legacy_file
-from gpubench.services.runs import resolve_run
+from gpubench.services.legacy import import_legacy_text, read_legacy_file
+from gpubench.services.runs import check_scenario, resolve_run
 from results.files import atomic_write, path_in, safe_file_name
 from results.legacy import export_csv, export_json, export_text
 

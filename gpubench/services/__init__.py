@@ -1,7 +1,8 @@
 """The services both faces call, the CLI (gpubench.cli) and the app (tui/data.py), so that a
 stored run is found, imported, compared and reported one way whichever face asks.
 
-    runs.py        ServiceError; a RUN reference (id, prefix, @scenario); a scenario's newest run
+    runs.py        ServiceError; a configured scenario; a RUN reference (id, prefix, @scenario);
+                   a scenario's newest run
     legacy.py      import a seed-format text result into the store
     comparison.py  compare runs with the isolation-check verdicts beside them; comparison.md
 

@@ -5,18 +5,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gpubench.runner import scenario_record
-from gpubench.services.runs import ServiceError
+from gpubench.services.runs import ServiceError, check_scenario
 from results.legacy import import_legacy
 from results.store import Store
 from scenarios.config import Config
-
-
-def check_scenario(config: Config, name: str) -> str:
-    """`name` when it is a configured scenario; ServiceError naming the configured ones."""
-    if name not in config.scenarios:
-        raise ServiceError(f"unknown scenario {name!r}; configured: "
-                           f"{', '.join(config.scenarios)}")
-    return name
 
 
 def legacy_scenario_for(path: Path, config: Config, explicit: str | None = None) -> str:

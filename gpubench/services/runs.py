@@ -1,15 +1,25 @@
-"""Finding stored runs: what a RUN reference names, and each scenario's newest run."""
+"""Finding stored runs: what a RUN reference names, each scenario's newest run, and whether a
+scenario named on the command line is configured."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 from results.schema import RunNotFound
 from results.store import Store
+from scenarios.config import Config
 
 
 class ServiceError(ValueError):
     """A problem the user can fix (a file that cannot be read, an unknown scenario), as one
     line: the CLI prints it and exits 2, the app shows it in a notification."""
+
+
+def check_scenario(config: Config, name: str) -> str:
+    """`name` when it is a configured scenario; ServiceError naming the configured ones."""
+    if name not in config.scenarios:
+        raise ServiceError(f"unknown scenario {name!r}; configured: "
+                           f"{', '.join(config.scenarios)}")
+    return name
 
 
 def resolve_run(store: Store, ref: str) -> str:

@@ -9,7 +9,6 @@ the user can cause ends as one line on stderr and a non-zero exit code, never a 
     entry.py       main() (the console script): the parser of every command, errors → exit codes
     base.py        exit codes, UsageError, one-line messages, the store, RUN references
     tables.py      rich table on a terminal, tab-separated lines in a pipe
-    plan_flags.py  --trials --workloads --backend --duration --warmup --repeats, declared once
     run.py         run
     show.py        list, show (run_view.py: how `show` prints a run)
     compare.py     compare
@@ -18,7 +17,7 @@ the user can cause ends as one line on stderr and a non-zero exit code, never a 
     remove.py      delete, cleanup
     recover.py     recover
 selftest, check and fleet are registered from gpubench.selftest, gpubench.checks and
-gpubench.fleet. What the app does too (newest run, legacy import, comparison.md, compare with
+gpubench.fleet; the plan flags all these commands share are declared in gpubench/plan_flags.py. What the app does too (newest run, legacy import, comparison.md, compare with
 checks) is in gpubench.services.
 """
 from gpubench.cli.entry import main

@@ -7,7 +7,7 @@ import sys
 
 from gpubench.cli.base import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, \
     csv_list, err, open_store
-from gpubench.cli.plan_flags import add_plan_flags
+from gpubench.plan_flags import add_plan_flags
 from gpubench.interrupts import drop_output, stop_on_signals
 from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
                              SaveFailed, TrialEvent, TrialFinished, TrialStarted)

@@ -1,4 +1,4 @@
-"""The plan flags declared once (gpubench/cli/plan_flags.py): every command that takes them
+"""The plan flags declared once (gpubench/plan_flags.py): every command that takes them
 gets the same types, ranges and choices, with its own defaults and help where it has them."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from gpubench.cli.base import Parser, UsageError
-from gpubench.cli.plan_flags import PLAN_FLAGS, add_plan_flags
+from gpubench.plan_flags import PLAN_FLAGS, add_plan_flags
 
 
 def parser(**kwargs) -> argparse.ArgumentParser:

@@ -7,7 +7,9 @@ with the same types, ranges (scenarios.limits, the ranges config.toml refuses) a
                    help_text={"duration": "seconds per window"})
 
 A command passes its own defaults where it has them and its own help where the default help
-does not fit it; in --help they come in PLAN_FLAGS's order.
+does not fit it; in --help they come in PLAN_FLAGS's order. This module stands beside the
+commands, not in gpubench/cli/: gpubench.cli imports selftest, checks and fleet to register
+them, and they import this.
 """
 from __future__ import annotations
 

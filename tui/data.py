@@ -167,8 +167,7 @@ class RunStore:
         """Write a comparison export into `folder` (default: the data directory) under a
         name made from the baseline's run id, never a path taken from a document."""
         folder = Path(folder or self.data_dir)
-        path = path_in(folder, export_name(views, fmt)) if views else path_in(folder,
-                                                                               "comparison.md")
+        path = path_in(folder, export_name(views, fmt) if views else "comparison.md")
         comps = [v.raw for v in views if v.raw is not None]
         if fmt == "md":
             text = report.to_markdown(comps)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class PlanRuns:
     def __init__(self, runner: "PlanRunner") -> None:
+        # gpubench.runner imports this module for PlanRuns: importing it back at the top
+        # would be an import cycle
         from gpubench.runner import git_commit, scenario_record
         self.runner = runner
         self.created = utc_now()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from gpubench import cli
+from gpubench.cli import entry, remove, show, tables
 from results.document import archive_lines
 from results.store import Store
 from tests.support.synth import make_doc, trial_doc
@@ -309,7 +310,7 @@ def test_config_error_is_its_one_line(tmp_path, capsys):
 def test_unexpected_exception_is_one_line_with_a_debug_hint(env, capsys, monkeypatch):
     def boom(args, config):
         raise RuntimeError("kaboom")
-    monkeypatch.setattr(cli, "cmd_list", boom)
+    monkeypatch.setattr(show, "cmd_list", boom)
     code, _, err = run(capsys, "list")
     assert code == 2 and one_line_error(err) == \
         "gpubench: unexpected error: RuntimeError: kaboom (run with --debug for details)"
@@ -317,16 +318,12 @@ def test_unexpected_exception_is_one_line_with_a_debug_hint(env, capsys, monkeyp
         cli.main(["--debug", "list"])
 
 
-def test_command_modules_register_subcommands(env, capsys, monkeypatch):
-    mod = types.ModuleType("fake_selftest")
-
+def test_registered_commands_get_their_args_and_the_config(env, capsys, monkeypatch):
     def register(subparsers):
         p = subparsers.add_parser("selftest", help="fake")
         p.add_argument("--n", type=int, default=3)
         p.set_defaults(func=lambda args, config: args.n + (0 if config.scenarios else 100))
-    mod.register = register
-    monkeypatch.setitem(sys.modules, "fake_selftest", mod)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("fake_selftest",))
+    monkeypatch.setattr(entry, "COMMANDS", (register,))
     assert cli.main(["selftest", "--n", "4"]) == 4
 
 
@@ -334,10 +331,9 @@ def test_cleanup_calls_the_k8s_helper_per_enabled_cluster(tmp_path, capsys, monk
     cfg = tmp_path / "c.toml"
     cfg.write_text('[clusters.lab]\nnamespace = "gpubench"\n[clusters.off]\nenabled = false\n')
     calls = []
-    fake = types.ModuleType("scenarios.k8s.cleanup")
-    fake.cleanup_leftovers = lambda cluster, **kw: calls.append((cluster.name, kw)) or \
-        types.SimpleNamespace(removed=["pod/gpubench-abc"], kept=[], kept_objects=0)
-    monkeypatch.setitem(sys.modules, "scenarios.k8s.cleanup", fake)
+    monkeypatch.setattr(remove, "cleanup_leftovers", lambda cluster, **kw: calls.append(
+        (cluster.name, kw)) or types.SimpleNamespace(removed=["pod/gpubench-abc"], kept=[],
+                                                    kept_objects=0))
     code, out, err = run(capsys, "--config", str(cfg), "cleanup")
     assert code == 0 and out == "lab\tpod/gpubench-abc\n"
     assert calls == [("lab", {"everything": False, "dry_run": False})]
@@ -363,7 +359,7 @@ def test_full_disk_on_import_is_one_line(env, capsys, monkeypatch):
 
 
 def test_terminal_output_is_a_rich_table(env, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_is_tty", lambda: True)
+    monkeypatch.setattr(tables, "is_tty", lambda: True)
     monkeypatch.setenv("COLUMNS", "220")
     code, out, _ = run(capsys, "list")
     assert code == 0 and "\t" not in out

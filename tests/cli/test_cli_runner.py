@@ -201,7 +201,7 @@ class _StartupReplayLauncher(ReplayLauncher):
 
 
 async def test_session_details_reach_the_saved_document_and_show(tmp_path, capsys):
-    from gpubench import cli
+    from gpubench.cli.show import cmd_show
     cfg = make_config(tmp_path)
 
     def factory(scenario, config):
@@ -221,11 +221,11 @@ async def test_session_details_reach_the_saved_document_and_show(tmp_path, capsy
     assert all("details" not in s for s in docs["a"]["sessions"])   # local: nothing changes
 
     args = types.SimpleNamespace(run=docs["b"]["id"], json=False, data_dir=str(cfg.data_dir))
-    assert cli.cmd_show(args, cfg) == 0
+    assert cmd_show(args, cfg) == 0
     out = capsys.readouterr().out
     assert ("startup   launch → Running 1.50 s → engine hello 2.25 s → first sample 4.20 s "
             "(medians of 2 sessions; first sample 4.20–4.20 s)") in out
     assert "nodes     gpu-node-7 (2 sessions)" in out
     args.run = docs["a"]["id"]
-    cli.cmd_show(args, cfg)
+    cmd_show(args, cfg)
     assert "startup" not in capsys.readouterr().out

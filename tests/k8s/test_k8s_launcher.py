@@ -498,7 +498,7 @@ async def test_startup_timing_is_saved_with_the_run_and_shown(emu, cluster, pod_
     import dataclasses
     import types
 
-    from gpubench import cli
+    from gpubench.cli.show import cmd_show
     from scenarios.config import parse_config
     from gpubench.runner import PlanOptions, PlanRunner
     from results.store import Store
@@ -520,8 +520,8 @@ async def test_startup_timing_is_saved_with_the_run_and_shown(emu, cluster, pod_
     assert startup["to_running_s"] >= 0.3
     assert startup["to_running_s"] <= startup["to_hello_s"] < startup["to_first_sample_s"]
     assert details["pod"] and details["node"] == "gpu-node-3"
-    assert cli.cmd_show(types.SimpleNamespace(run=doc["id"], json=False, data_dir=None),
-                        config) == 0
+    assert cmd_show(types.SimpleNamespace(run=doc["id"], json=False, data_dir=None),
+                    config) == 0
     out = capsys.readouterr().out
     assert f"pod creation → Running {startup['to_running_s']:.2f} s" in out
     assert f"→ first sample {startup['to_first_sample_s']:.2f} s" in out

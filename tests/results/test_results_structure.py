@@ -16,7 +16,7 @@ import types
 
 import pytest
 
-from gpubench import cli
+from gpubench.cli import show as cli_show
 from results import check_verdicts, comparison, legacy, report
 from results.document import SessionRecord, build_document, summary_of
 from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads
@@ -77,13 +77,13 @@ def mutated(doc: dict, path: tuple, value) -> dict:
 
 def show(doc: dict) -> None:
     fake = types.SimpleNamespace(load=lambda ref: doc, resolve=lambda ref: ref)
-    real = cli._store
-    cli._store = lambda args, config: fake
+    real = cli_show.open_store
+    cli_show.open_store = lambda args, config: fake
     try:
         with contextlib.redirect_stdout(io.StringIO()):   # (--json prints any JSON as is)
-            cli.cmd_show(types.SimpleNamespace(run="x", json=False), None)
+            cli_show.cmd_show(types.SimpleNamespace(run="x", json=False), None)
     finally:
-        cli._store = real
+        cli_show.open_store = real
 
 
 def read_everything(doc: dict, good: dict) -> None:

@@ -62,9 +62,10 @@ def test_importing_every_module_of_a_layer_loads_nothing_forbidden(package):
     assert bad == []
 
 
-def test_the_app_imports_from_the_engine_only_its_version():
-    """The TUI shows the engine's version; everything else of the engine reaches it through
-    gpubench and scenarios (its events, its arguments), so the views never depend on it."""
+def test_the_app_imports_at_most_the_engines_version():
+    """The views never depend on the engine: its events, arguments and version reach them
+    through gpubench, scenarios and results (the import-linter contract says the same; this
+    also catches an import import-linter would not see, such as one under TYPE_CHECKING)."""
     found = []
     for path in sorted((ROOT / "tui").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -74,5 +75,4 @@ def test_the_app_imports_from_the_engine_only_its_version():
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
                     and node.module.split(".")[0] == "engine":
                 found += [(path.name, f"{node.module}.{a.name}") for a in node.names]
-    assert found, "the app shows the engine's version, so one import is expected"
-    assert {name for _, name in found} == {"engine.__version__"}, found
+    assert {name for _, name in found} <= {"engine.__version__"}, found

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpubench.cli.base import EXIT_GATE, EXIT_OK, UsageError, confirm, open_store
+from gpubench.cli.tables import print_table
 from results.document import archive_lines
 from results.journal import read_journal
 from results.store import summary_flags
@@ -35,17 +37,16 @@ def register(subparsers) -> None:
 
 
 def cmd_recover(args, config) -> int:
-    from gpubench.cli import UsageError, _print_table, _store
-    store = _store(args, config)
+    store = open_store(args, config)
     if not args.runs:
         unfinished = store.list_runs().unfinished
         if not unfinished:
             print(f"nothing to recover in {store.dir}", file=sys.stderr)
-            return 0
-        _print_table(("id", "created (UTC)", "scenario", "state"),
-                     [[u["id"], u.get("created"), u.get("scenario"), summary_flags(u)[-1]]
-                      for u in unfinished])
-        return 0
+            return EXIT_OK
+        print_table(("id", "created (UTC)", "scenario", "state"),
+                    [[u["id"], u.get("created"), u.get("scenario"), summary_flags(u)[-1]]
+                     for u in unfinished])
+        return EXIT_OK
     journals = []
     for ref in args.runs:        # every name checked before anything is changed
         journal = read_journal(store.journal_path(store.resolve_unfinished(ref)))
@@ -58,7 +59,6 @@ def cmd_recover(args, config) -> int:
                              f"`gpubench recover --discard {journal.run_id}` removes it")
         journals.append(journal)
     if args.discard and not args.yes:
-        from gpubench.cli import EXIT_GATE, confirm
         names = ", ".join(f"{j.run_id} ({j.trials_done} finished trials)" for j in journals)
         if not confirm(f"discard {names}?"):
             return EXIT_GATE
@@ -75,4 +75,4 @@ def cmd_recover(args, config) -> int:
         print(f"saved {journal.run_id} ({doc['scenario']['name']}, "
               f"{doc['validity']['status']}, incomplete: {journal.reason}{note})",
               file=sys.stderr)
-    return 0
+    return EXIT_OK

@@ -1,0 +1,134 @@
+"""`gpubench run`: a plan of scenarios × trials, interleaved, one saved run per scenario.
+Progress goes to stderr, the saved run ids to stdout."""
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from gpubench.cli.base import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, \
+    csv_list, err, open_store
+from gpubench.plan_flags import add_plan_flags
+from gpubench.interrupts import drop_output, stop_on_signals
+from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
+                             SaveFailed, TrialEvent, TrialFinished, TrialStarted)
+from gpubench.services.runs import check_scenario
+from scenarios.config import WORKLOADS, check_gpu_select
+from scenarios.events import Sample
+from scenarios.multigpu import GpuSelectionError
+
+
+def register(subparsers) -> None:
+    r = subparsers.add_parser("run", help="run scenarios (trials interleaved) and save one run "
+                              "each")
+    r.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="configured scenarios (default: every enabled one)")
+    add_plan_flags(r)
+    r.add_argument("--seed", type=int, help="seed of the interleaved order (random if unset)")
+    r.add_argument("--label", help="label stored with the runs")
+    r.add_argument("--notes", help="free-text notes stored with the runs")
+    r.add_argument("--gpus", metavar="SEL",
+                   help="multi-GPU hosts: all, 0,2 or GPU UUIDs: one engine per GPU, results "
+                        "tagged per GPU (local/ssh scenarios; overrides gpu_select)")
+    r.add_argument("--gpus-sequential", action="store_true",
+                   help="with --gpus: one GPU after the other instead of concurrently")
+    r.set_defaults(func=cmd_run)
+
+
+def plan_options(args, config, names: list[str]) -> PlanOptions:
+    """The plan the flags ask for; UsageError for a workload or GPU selection that is not."""
+    workloads = csv_list(args.workloads)
+    if workloads:
+        bad = [w for w in workloads if w not in WORKLOADS]
+        if bad:
+            raise UsageError(f"unknown workload {bad[0]!r}; choose from {', '.join(WORKLOADS)}")
+    gpus = None
+    if args.gpus is not None:
+        try:
+            gpus = check_gpu_select(args.gpus)
+        except ValueError as exc:
+            raise UsageError(f"--gpus {exc}") from None
+        k8s = [n for n in names if config.scenarios[n].launcher == "k8s"]
+        if k8s:
+            raise UsageError(f"--gpus is for local and ssh scenarios; {k8s[0]!r} is a k8s "
+                             f"scenario (set its `gpus` in config.toml)")
+    elif args.gpus_sequential and not any(config.scenarios[n].gpu_select for n in names):
+        raise UsageError("--gpus-sequential needs --gpus (or a scenario's gpu_select)")
+    return PlanOptions(trials=args.trials, seed=args.seed, label=args.label or "",
+                       notes=args.notes or "", backend=args.backend, workloads=workloads,
+                       duration_s=args.duration, repeats=args.repeats, warmup_s=args.warmup,
+                       gpus=gpus, gpus_sequential=True if args.gpus_sequential else None)
+
+
+def cmd_run(args, config) -> int:
+    names = [check_scenario(config, n) for n in args.scenarios] or [
+        s.name for s in config.enabled_scenarios()]
+    options = plan_options(args, config, names)
+    runner = PlanRunner(config, [config.scenarios[n] for n in names], options,
+                        open_store(args, config))
+    tty = sys.stderr.isatty()
+
+    def progress(ev) -> None:
+        try:
+            report(ev)
+        except OSError:  # the terminal or pipe is gone: keep measuring, save, exit cleanly
+            drop_output()
+
+    def report(ev) -> None:
+        if isinstance(ev, PlanStarted):
+            print(f"plan {ev.group_id}: {len(ev.order)} trials of {', '.join(names)}, "
+                  f"interleaved (seed {ev.seed}); Ctrl-C stops and saves what was measured",
+                  file=sys.stderr)
+        elif isinstance(ev, TrialStarted):
+            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1} ...",
+                  file=sys.stderr, end="\r" if tty else "\n", flush=True)
+        elif isinstance(ev, TrialEvent) and tty and isinstance(ev.event, Sample):
+            s = ev.event
+            print(f"[{ev.index + 1}/{len(runner.order)}] {ev.slot.scenario} trial "
+                  f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s   ",
+                  file=sys.stderr, end="\r", flush=True)
+        elif isinstance(ev, TrialFinished):
+            extra = f": {ev.message}" if ev.message else ""
+            layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
+            on = f" on GPUs {','.join(map(str, ev.gpus))}" if ev.gpus else ""
+            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}"
+                  f"{on}: {ev.outcome}, {ev.results} results{extra}{layer}" + " " * 20,
+                  file=sys.stderr)
+        elif isinstance(ev, RunSaved):
+            state = "" if ev.complete else ", incomplete"
+            print(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state})", file=sys.stderr)
+        elif isinstance(ev, SaveFailed):
+            err(ev.message)
+        elif isinstance(ev, PlanFinished) and not ev.complete:
+            print("plan interrupted: saved the trials measured so far, marked incomplete",
+                  file=sys.stderr)
+
+    async def go():
+        with stop_on_signals(runner.cancel):  # SIGINT, SIGTERM, SIGHUP: stop and save
+            if any(runner.gpu_selection(s)[0] for s in runner.scenarios):
+                try:
+                    resolved = await runner.resolve_gpus()
+                except GpuSelectionError as exc:
+                    raise UsageError(str(exc)) from None
+                except Exception as exc:  # the engine could not list the GPUs
+                    raise UsageError(f"cannot list the GPUs: {exc}") from None
+                for name, gs in resolved.items():
+                    mode = "one after the other" if runner.gpu_selection(
+                        config.scenarios[name])[1] else "concurrently"
+                    print(f"{name}: {len(gs)} GPU(s) {mode}: "
+                          f"{'; '.join(g.describe() for g in gs)}", file=sys.stderr)
+            return await runner.run(progress)
+
+    result = asyncio.run(go())
+    try:
+        for run_id in result.run_ids:
+            print(run_id)
+        if len(result.run_ids) >= 2:
+            print(f"compare with: gpubench compare {result.run_ids[0]} "
+                  f"{' '.join(result.run_ids[1:])}", file=sys.stderr)
+    except OSError:
+        drop_output()
+    if result.save_errors:
+        return EXIT_USAGE
+    if not result.complete:
+        return EXIT_INTERRUPTED
+    return EXIT_GATE if result.failed_sessions else EXIT_OK

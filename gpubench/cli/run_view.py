@@ -1,0 +1,176 @@
+"""How `gpubench show` prints one stored run: its header lines, the per-workload figures (per
+GPU and summed when it ran one engine per GPU), its isolation checks and telemetry."""
+from __future__ import annotations
+
+from gpubench.cli.tables import VERDICT_STYLES, print_table
+from results.check_verdicts import CHECK_COLUMNS, check_rows, check_table
+from results.comparison import cuda_version_text
+from results.format import EMPTY, fmt_value
+from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
+from results.stats import cv_pct, finite_median, mad_outliers, median
+
+
+def _device_line(doc: dict) -> str:
+    dev = (doc.get("hello") or {}).get("device") or {}
+    if doc.get("backend") == "numpy-cpu":
+        return f"{dev.get('name')} (CPU backend numpy-cpu: not a GPU figure)"
+    return (f"{dev.get('name')} (driver {dev.get('driver') or '?'}, CUDA "
+            f"{cuda_version_text(dev.get('cuda_driver')) or '?'}, backend {doc.get('backend')})")
+
+
+def _show_rows(workloads: list, gpu: str) -> list[list]:
+    """`show` rows (workload, variant, gpu, valid/trials, ops/s, mean, p99, GB/s, CV, outliers)."""
+    rows = []
+    for wl in workloads:
+        trials = wl.get("trials") or []
+        valid = [t for t in trials if t.get("valid", True)]
+        shown = f"{len(valid)}/{len(trials)}"
+        if not valid and trials:  # all invalid: show their figures, marked
+            valid, shown = trials, f"0/{len(trials)} (figures of invalid trials)"
+        ops = [t.get("ops_per_s") for t in valid if t.get("ops_per_s")]
+        cv = cv_pct(ops) if len(ops) >= 2 else None
+        rows.append([wl["workload"], wl.get("variant"), gpu, shown,
+                     fmt_value(finite_median(ops)),
+                     fmt_value(finite_median([(t.get("latency_us") or {}).get("mean")
+                                              for t in valid])),
+                     fmt_value(finite_median([(t.get("latency_us") or {}).get("p99")
+                                              for t in valid])),
+                     fmt_value(finite_median([t.get("gbps") for t in valid])),
+                     EMPTY if cv is None else f"{cv:.1f}%",
+                     len(mad_outliers(ops)) if len(ops) >= 3 else 0])
+    return rows
+
+
+STARTUP_STEPS = (("to_running_s", "Running"), ("to_hello_s", "engine hello"),
+                 ("to_first_sample_s", "first sample"))
+
+
+def _startup_lines(sessions: list, launcher: str | None) -> list[tuple[str, str]]:
+    """`show` lines for the sessions' start-up timings (sessions[].details.startup, k8s):
+    from the pod's creation to Running, the engine's hello and its first sample; the median
+    and range when there are several sessions; the nodes the pods ran on."""
+    startups = [((s.get("details") or {}).get("startup") or {}) for s in sessions]
+    startups = [st for st in startups if isinstance(st, dict) and st]
+    out: list[tuple[str, str]] = []
+    if startups:
+        origin = "pod creation" if launcher == "k8s" else "launch"
+        parts, last = [], None
+        for key, name in STARTUP_STEPS:
+            vals = sorted(v for v in (st.get(key) for st in startups)
+                          if isinstance(v, (int, float)) and not isinstance(v, bool))
+            if vals:
+                parts.append(f"{name} {median(vals):.2f} s")
+                last = (name, vals)
+        if parts:
+            text = f"{origin} → " + " → ".join(parts)
+            if len(startups) > 1 and last is not None:
+                name, vals = last
+                text += (f" (medians of {len(vals)} sessions; {name} "
+                         f"{vals[0]:.2f}–{vals[-1]:.2f} s)")
+            out.append(("startup", text))
+    nodes: dict[str, int] = {}
+    for s in sessions:
+        node = (s.get("details") or {}).get("node")
+        if node:
+            nodes[str(node)] = nodes.get(str(node), 0) + 1
+    if nodes:
+        out.append(("nodes", ", ".join(f"{n} ({c} session{'s' if c > 1 else ''})"
+                                       for n, c in nodes.items())))
+    return out
+
+
+def print_run(doc: dict) -> None:
+    """The run's header lines, then its tables, on stdout."""
+    lines = header_lines(doc)
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+    print()
+    _print_workloads(doc)
+    checks = check_rows(doc)
+    if checks:
+        print()
+        print_table(CHECK_COLUMNS[2:], [r[2:] for r in check_table(checks)],
+                    title="isolation checks", styles=VERDICT_STYLES)
+    tel = doc.get("telemetry") or {}
+    if tel.get("count"):
+        print()
+        rows = [[name, fmt_value(r.get("min")), fmt_value(r.get("mean")), fmt_value(r.get("max"))]
+                for name, r in (tel.get("readings") or {}).items()]
+        print_table(("telemetry", "min", "mean", "max"), rows)
+        if tel.get("throttle_event_count"):
+            names = sorted({n for e in tel.get("throttle_events") or [] for n in e["names"]})
+            print(f"throttle events: {tel['throttle_event_count']} ({', '.join(names)})")
+
+
+def header_lines(doc: dict) -> list[tuple[str, str]]:
+    """(name, text) lines about the run: scenario, host, device, tool, plan, outcome,
+    validity, sessions and their start-up."""
+    scen = doc.get("scenario") or {}
+    hello = doc.get("hello") or {}
+    host = hello.get("host") or {}
+    val = doc.get("validity") or {}
+    tool = doc.get("tool") or {}
+    group = doc.get("group") or {}
+    lines = [
+        ("run", doc["id"]), ("created", doc.get("created")),
+        ("scenario", f"{scen.get('name')} — {scen.get('title') or ''} "
+                     f"(launcher {scen.get('launcher')}, target {scen.get('target')}"
+                     + (f" < {scen['target_pct']:g}%" if scen.get("target_pct") is not None else "")
+                     + ")"),
+        ("host", host.get("hostname") or scen.get("host") or scen.get("cluster") or EMPTY),
+        ("device", _device_line(doc) if hello else "unknown (imported)"),
+        ("tool", f"gpubench {tool.get('version')}, engine {tool.get('engine_version')}, "
+                 f"commit {(tool.get('git_commit') or 'unknown')[:12]}"),
+        ("group", f"{group.get('id')} (seed {group.get('seed')}, "
+                  f"{group.get('executed')}/{group.get('planned', len(group.get('order') or []))}"
+                  f" trials run)"
+         if group else EMPTY),
+        ("outcome", f"{doc.get('outcome')}" + (
+            f", incomplete: {doc['incomplete_reason']}" if doc.get("incomplete_reason") else
+            ", plan interrupted" if doc.get("complete") is False else "")),
+        ("validity", val.get("status") + (": " + "; ".join(val.get("reasons") or [])
+                                          if val.get("reasons") else "")),
+        ("label", doc.get("label") or EMPTY), ("notes", doc.get("notes") or EMPTY),
+    ]
+    if doc.get("imported"):
+        lines.append(("imported", f"yes, from {doc.get('source') or 'legacy text'}"))
+    for note in val.get("notes") or []:
+        lines.append(("note", note))
+    sessions = doc.get("sessions") or []
+    if sessions:
+        counts: dict[str, int] = {}
+        for s in sessions:
+            counts[s.get("outcome")] = counts.get(s.get("outcome"), 0) + 1
+        lines.append(("sessions", ", ".join(f"{n} {o}" for o, n in counts.items())))
+        for s in sessions:
+            if s.get("outcome") != "completed" and s.get("message"):
+                lines.append((f"session {s['index']}", f"{s['outcome']}: {s['message']}"))
+        lines += _startup_lines(sessions, scen.get("launcher"))
+    return lines
+
+
+def _print_workloads(doc: dict) -> None:
+    if is_per_gpu(doc):
+        gpus = doc_gpus(doc)
+        print(f"GPUs: {len(gpus)}, run {doc.get('gpu_mode') or 'concurrently'}: "
+              + "; ".join(f"{i} {g.get('uuid') or ''} ({g.get('name') or '?'}"
+                          + (", MIG instance" if g.get("mig_instance") else "") + ")"
+                          for i, g in gpus.items()))
+        part = doc.get("partition") or {}
+        if part.get("kind"):
+            print(f"partition: {part['kind']}, {part.get('visible_gpus')} GPU(s) visible"
+                  + (f", NVML sees {part['nvml_gpus']}" if part.get("nvml_gpus") else ""))
+        rows = []
+        for i in gpus:
+            rows += _show_rows(gpu_workloads(doc, i), str(i))
+        rows += _show_rows(aggregate_workloads(doc), "all")
+        print_table(("workload", "variant", "gpu", "valid/trials", "ops/s", "mean µs",
+                     "p99 µs", "GB/s", "CV", "outliers"),
+                    sorted(rows, key=lambda r: (r[0], r[1], r[2] == "all", r[2])))
+        print("gpu all: ops/s and GB/s summed across GPUs run concurrently (— when run one "
+              "after the other), latency the median across GPUs")
+    else:
+        print_table(("workload", "variant", "valid/trials", "ops/s", "mean µs", "p99 µs", "GB/s",
+                     "CV", "outliers"), [r[:2] + r[3:] for r in _show_rows(
+                         doc.get("workloads") or [], "")])

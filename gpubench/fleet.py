@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Sequence
 
 from engine.engine_args import EngineArgs
-from engine.vocabulary import BACKEND_CHOICES
+from gpubench.plan_flags import add_plan_flags
 from results.document import SessionRecord, archive_lines, build_document
 from results.fleet_analysis import HostSummary, analyze_fleet, fleet_overhead, summarize_host
 from results.fleet_table import format_fleet_table, format_overhead_table
 from results.store import Store
-from scenarios import aio, limits
+from scenarios import aio
 from scenarios.base import LaunchRequest, Launcher
 from scenarios.config import Config, HostConfig, ScenarioConfig
 from scenarios.descriptors import raise_nofile_limit
@@ -39,7 +39,6 @@ from scenarios.fleet_run.close import close_launchers
 from scenarios.fleet_run.failures import FleetError, check_descriptor_budget
 from scenarios.fleet_run.hosts import FleetTarget, new_group_id
 from scenarios.fleet_run.run import FleetRun
-from scenarios.limits import cli_number
 from scenarios.local import LocalLauncher
 from scenarios.registry import request_for
 
@@ -58,15 +57,10 @@ def register(subparsers) -> None:
     plan.add_argument("--scenario", action="append", default=[],
                       help="apply this scenario's layers (env, proxy preload); repeat to compare: "
                            "the first (or the scenario's baseline) is the baseline")
-    plan.add_argument("--workloads", help="comma-separated workloads")
-    plan.add_argument("--duration", type=cli_number(float, limits.DURATION_S),
-                      help="measured seconds per workload and repeat")
-    plan.add_argument("--warmup", type=cli_number(float, limits.WARMUP_S))
-    plan.add_argument("--repeats", type=cli_number(int, limits.REPEATS),
-                      help="results per workload per host")
-    plan.add_argument("--trials", type=cli_number(int, limits.TRIALS), default=1,
-                      help="rounds over the fleet (scenarios interleaved)")
-    plan.add_argument("--backend", choices=BACKEND_CHOICES)
+    add_plan_flags(plan, defaults={"trials": 1},
+                   help_text={"trials": "rounds over the fleet (scenarios interleaved)",
+                              "duration": "measured seconds per workload and repeat",
+                              "repeats": "results per workload per host"})
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-connects", type=int, default=64, help="SSH handshakes in flight (default 64)")
     lim.add_argument("--max-per-address", type=int, default=8,

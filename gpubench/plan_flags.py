@@ -16,16 +16,15 @@ from __future__ import annotations
 import argparse
 from typing import Any, Mapping, Sequence
 
+from engine.vocabulary import BACKEND_CHOICES
 from scenarios import limits
 from scenarios.limits import cli_number
-
-BACKENDS = ("auto", "cupy", "numpy-cpu")
 
 # flag -> keyword arguments of add_argument (the default help included)
 _FLAGS: dict[str, dict[str, Any]] = {
     "trials": dict(type=cli_number(int, limits.TRIALS),
                    help="engine sessions per scenario ([defaults] trials)"),
-    "backend": dict(choices=BACKENDS),
+    "backend": dict(choices=BACKEND_CHOICES),
     "workloads": dict(metavar="W1,W2", help="comma-separated workloads"),
     "duration": dict(type=cli_number(float, limits.DURATION_S), metavar="S",
                      help="measured seconds per repeat"),

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from gpubench.plan_flags import add_plan_flags
 from scenarios.config import load_config
 
 from .proxy import Limits, interposer_proxy, parse_bytes, scenario_proxy
@@ -44,7 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--compute-fraction", type=float, default=None,
                    help="expected fraction of unlimited throughput (e.g. 0.5 for SM limit 50)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
-    p.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
+    add_plan_flags(p, flags=("backend", "duration", "repeats"),
+                   defaults={"backend": "auto", "duration": 1.0, "repeats": 2})
     p.add_argument("--libcuda", default="libcuda.so.1", help="driver library the probes load")
     p.add_argument("--seconds", type=float, default=1.0, help="per launch/GEMM probe")
     p.add_argument("--gemm-n", type=int, default=4096)
@@ -52,8 +54,6 @@ def register(subparsers) -> None:
     p.add_argument("--instances", type=int, default=2, help="interference: engines at once")
     p.add_argument("--interference-workloads", default="launch,gemm")
     p.add_argument("--init-procs", default="1,8,32")
-    p.add_argument("--duration", type=float, default=1.0)
-    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", dest="json_out", default=None)
     p.add_argument("--no-save", action="store_true")
     p.set_defaults(func=main)

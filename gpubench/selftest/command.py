@@ -7,8 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from scenarios import limits
-from scenarios.limits import cli_number
+from gpubench.plan_flags import add_plan_flags
 
 from .experiment import Selftest
 from .options import DELAY_PLACEMENTS, Options, SelftestError
@@ -32,23 +31,18 @@ def register(subparsers) -> None:
                     "roundtrip and launch workloads (interposer on the GPU, engine busy-wait on "
                     "the CPU), run interleaved trials and check every measured overhead "
                     "against the injected one.")
-    p.add_argument("--backend", default="auto", choices=("auto", "cupy", "numpy-cpu"))
-    p.add_argument("--workloads", default="roundtrip,launch")
+    add_plan_flags(p, defaults={"backend": "auto", "workloads": "roundtrip,launch"},
+                   help_text={"trials": "engine sessions per arm (default 4 slots, 10 sessions)",
+                              "duration": "seconds per window (default 3.0 slots, 2.0 slots on "
+                                          "the CPU, 0.5 sessions)"})
     p.add_argument("--levels", type=_floats, default=None,
                    help="injected overheads and targets in %% (default 1,5,10; 50,100,200 for "
                         "the CPU's sessions design)")
     p.add_argument("--design", default="auto", choices=("auto", "slots", "sessions"),
                    help="slots (default): the delay toggles on and off within each engine "
                         "session; sessions: one delay per session")
-    p.add_argument("--trials", type=cli_number(int, limits.TRIALS), default=None,
-                   help="engine sessions per arm (default 4 slots, 10 sessions)")
     p.add_argument("--calibration-trials", type=int, default=None,
                    help="sessions per calibration point (default 1 slots, 3 sessions)")
-    p.add_argument("--duration", type=cli_number(float, limits.DURATION_S), default=None,
-                   help="seconds per window (default 3.0 slots, 2.0 slots on the CPU, "
-                        "0.5 sessions)")
-    p.add_argument("--warmup", type=cli_number(float, limits.WARMUP_S), default=None)
-    p.add_argument("--repeats", type=cli_number(int, limits.REPEATS), default=None)
     p.add_argument("--slot", type=float, default=0.25,
                    help="slots: length of one on or off slot in s (default 0.25)")
     p.add_argument("--sample-interval", type=float, default=None,

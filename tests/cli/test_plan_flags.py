@@ -54,3 +54,25 @@ def test_a_default_or_help_for_a_flag_not_taken_is_a_bug_caught_at_once():
         parser(flags=("backend",), defaults={"trials": 1})
     with pytest.raises(ValueError, match="not a plan flag of this command: seed"):
         parser(flags=("seed",))
+
+
+@pytest.mark.parametrize("command,flags", [
+    ("run", ("trials", "workloads", "backend", "duration", "warmup", "repeats")),
+    ("selftest", ("trials", "workloads", "backend", "duration", "warmup", "repeats")),
+    ("fleet", ("trials", "workloads", "backend", "duration", "warmup", "repeats")),
+    ("check", ("backend", "duration", "repeats")),
+])
+def test_every_planning_command_takes_the_shared_flags(command, flags, capsys):
+    """One declaration: each command's plan flags refuse what config.toml refuses, with the
+    same words, because they are the same arguments."""
+    from gpubench.cli.base import EXIT_USAGE
+    from gpubench.cli.entry import main
+    for flag in flags:
+        bad, words = {"trials": ("0", "must be at least 1"), "repeats": ("0", "must be at least 1"),
+                      "duration": ("0", "must be at least 0.01"),
+                      "warmup": ("-1", "must be at least 0"),
+                      "backend": ("gpu", "invalid choice"), "workloads": (None, None)}[flag]
+        if bad is None:
+            continue
+        assert main([command, f"--{flag}", bad]) == EXIT_USAGE
+        assert f"argument --{flag}: {words}" in capsys.readouterr().err

@@ -66,7 +66,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +84,8 @@ from scenarios.events import Hello, Result, SessionEnded  # noqa: E402
 from scenarios.layers import verify  # noqa: E402
 from scenarios.local import LocalLauncher  # noqa: E402
 from scenarios.ssh.launcher import SshLauncher  # noqa: E402
+from results.inference import bootstrap_overhead_ci  # noqa: E402
+from results.stats import cv_pct, median  # noqa: E402
 from tests.support.sshd import OpenSshServer  # noqa: E402
 
 
@@ -183,24 +184,18 @@ async def one_trial(launcher, request) -> dict:
         raise SystemExit(f"{launcher.name}: run ended {ended.outcome if ended else '?'}: "
                          f"{ended.message if ended else ''}")
     ops = [r.ops_per_s for r in results]
-    return {"ops_per_s": statistics.median(ops), "repeats": ops,
-            "p50_us": statistics.median(r.latency_us.get("p50") or 0 for r in results),
+    return {"ops_per_s": median(ops), "repeats": ops,
+            "p50_us": median(r.latency_us.get("p50") or 0 for r in results),
             "valid": all(r.valid for r in results),
             "reasons": sorted({x for r in results for x in r.validity_reasons}),
             "hello": hello.data if hello else {}}
 
 
-def bootstrap_ratio_ci(cand: list[float], ref: list[float], n: int = 4000,
-                       seed: int = 1) -> tuple[float, float]:
-    """95 % percentile-bootstrap CI of median(cand) / median(ref), trials resampled per arm."""
-    rng = random.Random(seed)
-    ratios = sorted(statistics.median(rng.choices(cand, k=len(cand))) /
-                    statistics.median(rng.choices(ref, k=len(ref))) for _ in range(n))
-    return ratios[int(0.025 * n)], ratios[int(0.975 * n) - 1]
-
-
-def cv(values: list[float]) -> float:
-    return statistics.stdev(values) / statistics.mean(values) * 100 if len(values) > 1 else 0.0
+def ratio_ci(cand: list[float], ref: list[float], seed: int) -> tuple[float, float]:
+    """95 % percentile-bootstrap CI of median(cand) / median(ref), trials resampled per arm:
+    results.inference's overhead CI, (1 - ratio) in percent, turned back into the ratio."""
+    lo, hi = bootstrap_overhead_ci(ref, cand, higher_is_better=True, seed=seed)
+    return 1 - hi / 100, 1 - lo / 100
 
 
 async def run_sessions(args, arms) -> dict[str, list[dict]]:
@@ -283,11 +278,11 @@ async def bench(args) -> int:
     summary: dict[str, dict] = {}
     for name, _, _ in arms:
         ops = [t["ops_per_s"] for t in trials[name]]
-        p50 = statistics.median(t["p50_us"] for t in trials[name])
-        summary[name] = {"median": statistics.median(ops), "ops": ops, "cv_pct": cv(ops),
-                         "p50_us": p50}
-        print(f"{name:12s} {len(ops):6d} {statistics.median(ops):14,.0f} {min(ops):12,.0f} "
-              f"{max(ops):12,.0f} {cv(ops):6.2f} {p50:8.2f}")
+        p50 = median(t["p50_us"] for t in trials[name])
+        cv = cv_pct(ops) or 0.0                 # one trial: no spread to speak of
+        summary[name] = {"median": median(ops), "ops": ops, "cv_pct": cv, "p50_us": p50}
+        print(f"{name:12s} {len(ops):6d} {median(ops):14,.0f} {min(ops):12,.0f} "
+              f"{max(ops):12,.0f} {cv:6.2f} {p50:8.2f}")
     print()
     status = 0
     base = summary["local"]["median"]
@@ -295,7 +290,7 @@ async def bench(args) -> int:
         cand = [t["ops_per_s"] for t in trials[name]]
         ref = [t["ops_per_s"] for t in trials["local"]]
         ratio = summary[name]["median"] / base
-        lo, hi = bootstrap_ratio_ci(cand, ref, seed=args.seed)
+        lo, hi = ratio_ci(cand, ref, seed=args.seed)
         p50_ratio = summary[name]["p50_us"] / summary["local"]["p50_us"]
         line = (f"{name}/local ops/s: ratio of medians {ratio:.4f} ({(ratio - 1) * 100:+.2f} %), "
                 f"95 % bootstrap CI [{lo:.4f}, {hi:.4f}]; per-op p50 latency ratio "
@@ -348,7 +343,7 @@ async def bench_alternating(args, arms, proxy_scenario, kind: str, engine_args: 
                 raise SystemExit(f"ssh_vs_local: {exc}") from None
             hellos = run.pop("hello")
             runs.append(run)
-            med = statistics.median(run["ops_ratios"]) if run["ops_ratios"] else float("nan")
+            med = median(run["ops_ratios"]) if run["ops_ratios"] else float("nan")
             ops = run["sample_ops_median"]
             print(f"process pair {i + 1:2d} {other[0]}/local: {run['pairs_complete']}/"
                   f"{run['pairs_scheduled']} pairs, median ops/s ratio {med:.4f} (median "

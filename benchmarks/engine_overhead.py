@@ -25,22 +25,10 @@ PASS (CI above target), FAIL (CI below), or INCONCLUSIVE (CI straddles it).
   python benchmarks/engine_overhead.py --quick         # smoke test; runs on numpy-cpu too
   python benchmarks/engine_overhead.py --reanalyse run.json    # the table again from a --json file
 
-Measured on the project's GPU machines (driver 580.159.04, CUDA 13.0 driver / 13.2 runtime,
-CuPy 14.2.0, Python 3.12.3, Firecracker guests), `python3 benchmarks/engine_overhead.py`:
-                               H200 (40 rnd)     H100 run E (120)    H100 run G (120, noisy)
-  launch engine ÷ bare         0.981 PASS        0.980 PASS          0.957 INCONCLUSIVE
-  telemetry on ÷ off           0.994 INCONCL.    1.003 PASS          0.993 INCONCLUSIVE
-  256 MiB H2D / D2H ÷ bare     1.000 / 0.999     0.997 / 1.000       0.965 / 0.991
-                               PASS / PASS       INCONCL. (11 rnd)   INCONCL. (31 rnd)
-  roundtrip CV, 5 repeats:     engine 3.2 %      engine 2.2 %        engine 6.9 %
-                               bare   4.9 %      bare   1.6 %        bare   6.8 %
-  CV the engine adds           0.0 [0.0, 1.3]    1.5 [0.0, 2.6]      1.0 [0.0, 4.3]
-The point estimates say the engine costs about 2 % of an empty launch (one or two clock reads
-and a store per op) and nothing measurable on copies or telemetry; the CIs are as wide as the
-machine's noise on the day (run G: 0.4 s launch trials ranged 0.70-1.32 of each other). The
-run-to-run CV target (<= 1 %) is not met by the bare CuPy loop on these VMs either (1.6-6.8 %),
-so it cannot be shown here; the engine's CV was at or below the bare loop's in two runs and
-0.6 points above it in one, with CIs that cannot tell.
+On the project's H100/H200 guests the engine costs about 2 % of an empty launch (one or two
+clock reads and a store per op) and nothing measurable on copies or telemetry; the CIs are as
+wide as the machine's noise, and the run-to-run CV target (<= 1 %) is not met by the bare CuPy
+loop there either (1.6-6.8 %). The figures are in the README's "Benchmarks" section.
 """
 from __future__ import annotations
 

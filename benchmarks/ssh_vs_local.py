@@ -24,38 +24,11 @@ like it would on a real host; the connection is reused across trials, as in a pl
 The third arm (--preload PATH [--proxy-env K=V ...]) is bare metal + a GPU proxy: the
 same local launch with LD_PRELOAD, verified active from the engine's hello.
 
-Design "sessions", measured 2026-11-25 on the GPU test machine (H100 80GB HBM3, driver
-580.159.04, Python 3.12, CuPy backend, asyncssh server), roundtrip 64 KiB, `--duration 1
---repeats 3`, ratio = ssh/local of the per-arm median ops/s (one figure per engine run):
-    8 trials  ABAB + proxy arm   0.9966                          (45,114 vs 45,270 ops/s)
-    16 trials ABAB + proxy arm   0.9482, 95 % CI [0.900, 1.062]  p50 latency ratio 1.118
-    30 trials ABBA, no proxy     0.9808, 95 % CI [0.954, 1.022]  p50 latency ratio 1.004
-Every CI contains 1.0: no SSH cost is detectable, but +-1 % is not resolved either. The noise
-is per process and bimodal: each engine run lands at a per-op p50 of about 17.5 us or about
-21 us and stays there (30-trial run: local 7 fast / 23 slow, ssh 5 / 25; within the slow mode
-ssh/local = 46,104 / 46,252 = 0.997). The medians move with the mix of modes, so resolving 1 %
-needs many more trials (or the cause of the two modes found and removed).
-Design "alternate", measured 2026-11-26 on the H100 (same driver; `--trials 6 --pairs 40
---warmup 1 --preload <interposer>`, 240 window pairs per comparison, 275 s in all):
-    ssh/local          per process pair 0.987, 1.138, 1.090, 1.260, 1.161, 1.236;
-                       median 1.138, CI over process pairs [1.029, 1.224]
-    local+proxy/local  per process pair 0.865, 1.079, 0.803, 1.069, 0.915, 0.802;
-                       median 0.915, CI [0.823, 1.064]
-Again with both engines pinned to one CPU (`--cpus 3`, `--trials 8 --pairs 30`, 302 s):
-    ssh/local          0.880-1.053 per process pair; median 0.987, CI [0.944, 1.012];
-                       per-op p50 ratio 1.006 [0.984, 1.037]
-    local+proxy/local  0.819-1.250; median 0.993, CI [0.927, 1.057]
-Inside one process pair the ratio held within about 3 % for all 40 pairs (20 s); across
-process pairs it moved by up to 26 %, in both directions for two arms that run the same
-code. Each engine process keeps a speed state for its lifetime, so "within 1 %" between
-two kinds of launch needs on the order of a hundred process pairs per comparison on this
-machine (or a host without such states); neither design decides it within our GPU time.
-The interposer counted 469,167-564,674 cuLaunchKernel, cuMemcpyHtoDAsync_v2 and
-cuMemcpyDtoHAsync_v2 calls per proxied engine.
-The sessions design's proxy arm used gpubench/interposer/interpose.c (no delay configured): it intercepted every
-launch and copy (about 147,000 cuLaunchKernel, cuMemcpyHtoDAsync_v2 and cuMemcpyDtoHAsync_v2
-each per run) and was verified active from hello; local+proxy/local = 1.0075 (8 trials) and
-0.9462, CI [0.897, 1.045] (16 trials).
+Neither design resolves 1 % on the project's H100/H200 guests: each engine process keeps a
+speed state for its lifetime (a roundtrip p50 near 17.5 or 21 us), so within one process pair
+the ratio holds within about 3 % while process pairs differ by up to 26 %, in both directions,
+for two arms that run the same code; "within 1 %" needs on the order of a hundred process
+pairs per comparison. The figures are in the README's "Benchmarks" section.
 """
 from __future__ import annotations
 

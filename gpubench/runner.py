@@ -325,7 +325,7 @@ class PlanRunner:
                                  gpu_mode=mode)
 
         records: list[SessionRecord] = []
-        if sequential:  # multigpu.gpu_sessions(sequential=True), inline so cancel() reaches starts
+        if sequential:  # each GPU once the previous ended; started here so cancel() reaches it
             for i, gpu in enumerate(gpus):
                 if self._cancelled:
                     break

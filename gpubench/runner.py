@@ -83,6 +83,15 @@ def engine_args(defaults: BenchDefaults, options: PlanOptions) -> EngineArgs:
         repeats=options.repeats or defaults.repeats)
 
 
+async def _close_all(launchers) -> None:
+    """Close each launcher in turn; one that fails to close does not keep the rest open."""
+    for launcher in launchers:
+        try:
+            await launcher.close()
+        except Exception:
+            pass
+
+
 def verify_layers(scenario: ScenarioConfig, hello_data: dict | None) -> list[str]:
     """Reasons the scenario's layers (proxy, hypervisor) were not in effect, from `hello`."""
     if hello_data is None:
@@ -169,11 +178,7 @@ class PlanRunner:
                     launcher, request_for(scenario, self.args, label=self.options.label), selection)
         finally:
             if own:
-                for launcher in launchers.values():
-                    try:
-                        await launcher.close()
-                    except Exception:
-                        pass
+                await _close_all(launchers.values())
         return self.gpus
 
     # -- running ----------------------------------------------------------------------------
@@ -237,11 +242,7 @@ class PlanRunner:
         except asyncio.CancelledError:
             self._cancelled = True
         finally:
-            for launcher in launchers.values():
-                try:
-                    await launcher.close()
-                except Exception:
-                    pass
+            await _close_all(launchers.values())
         result.complete = not self._cancelled and len(executed) == len(self.order)
         try:
             self._save_all(runs, records, executed, result, emit)

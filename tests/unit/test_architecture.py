@@ -124,3 +124,12 @@ def test_nothing_under_tests_imports_benchmarks():
              for line in benchmark_imports(ast.parse(path.read_text(), str(path)))]
     assert found == [], "tests import benchmarks/ (running them as a subprocess is fine): " \
                         + ", ".join(found)
+
+
+def test_the_cli_starts_without_numpy():
+    # `list`, `show --json`, `remove`... never need NumPy (~0.1 s to import): the statistics
+    # that use it are imported by the commands that compute them
+    code = "import sys, gpubench.cli\nprint('numpy' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"

@@ -28,7 +28,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from engine.throttle import BENIGN_MASK, BENIGN_THROTTLE, KNOWN_MASK, THROTTLE_BITS
 
-from .inference import median_ci
 from .schema import COMPLETED
 from .stats import finite_number, median, overhead_pct, robust_z, verdict_for
 
@@ -371,6 +370,7 @@ def fleet_overhead(baseline: Sequence[HostSummary], candidate: Sequence[HostSumm
                                       excluded))
             continue
         values = list(per_host.values())
+        from .inference import median_ci   # numpy: `gpubench --version` and `list` never pay it
         lo, hi = median_ci(values, seed=seed)
         worst = max(per_host, key=per_host.get)
         over = sorted(h for h, v in per_host.items() if target_pct is not None and v > target_pct)

@@ -76,3 +76,17 @@ def test_the_app_imports_at_most_the_engines_version():
                     and node.module.split(".")[0] == "engine":
                 found += [(path.name, f"{node.module}.{a.name}") for a in node.names]
     assert {name for _, name in found} <= {"engine.__version__"}, found
+
+
+def test_the_command_line_starts_without_heavy_dependencies():
+    """`gpubench --version`, `list`, `show` start in a fraction of a second because the modules
+    every start imports (the CLI registers all its commands) load no NumPy, SSH, Kubernetes,
+    rich or Textual: those come in with the command that uses them."""
+    code = ("import json, sys\nimport gpubench.cli\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    heavy = {"numpy", "asyncssh", "kubernetes", "urllib3", "rich", "textual", "cupy"}
+    loaded = json.loads(proc.stdout)
+    assert "gpubench.cli.entry" in loaded
+    assert sorted(m for m in loaded if m.split(".")[0] in heavy) == []

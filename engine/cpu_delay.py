@@ -18,7 +18,7 @@ its deadline is counted but not timed, as the per-op p50 never sees those ops ei
 
 GPUBENCH_CPU_DELAY_SLOT_NS / _SEED toggle the delay on and off in time slots of CLOCK_MONOTONIC
 (the wait's clock), in pairs, one on and one off in the order `slot_on` picks: the same schedule
-as the interposer's GPUBENCH_INTERPOSE_DELAY_SLOT_NS/SEED (interpose.c's delay_on), so the
+as the interposer's GPUBENCH_INTERPOSE_DELAY_SLOT_NS/SEED (delay_on in its delay.inc.c), so the
 self-test's slots design runs on the CPU too. On-slot calls are the `delayed_calls`, off-slot
 ones the `off_calls`; without slots every call is delayed.
 
@@ -60,7 +60,7 @@ def splitmix64(x: int) -> int:
 
 def slot_on(k: int, seed: int) -> bool:
     """Slots come in pairs (2p, 2p+1), one on and one off; splitmix64(p ^ seed) picks
-    which comes first (interpose.c's delay_on)."""
+    which comes first (delay_on in the interposer's delay.inc.c)."""
     return (k & 1) == (splitmix64(((k >> 1) ^ seed) & _MASK) & 1)
 
 

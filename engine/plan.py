@@ -21,7 +21,8 @@ ALLOC_SIZE = 1024 * 1024
 MAX_CPU = 65535             # no kernel numbers CPUs past this (NR_CPUS is at most 8192 today)
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1024, "m": 1024**2, "mib": 1024**2,
-          "mb": 1024**2, "g": 1024**3, "gib": 1024**3, "gb": 1024**3}
+          "mb": 1024**2, "g": 1024**3, "gib": 1024**3, "gb": 1024**3,
+          "t": 1024**4, "tib": 1024**4, "tb": 1024**4}
 
 
 class UsageError(Exception):

@@ -370,9 +370,7 @@ def fleet_overhead(baseline: Sequence[HostSummary], candidate: Sequence[HostSumm
                                       excluded))
             continue
         values = list(per_host.values())
-        # NumPy (results.inference) only here: the CLI imports this module for `gpubench fleet`
-        # at every start, and no other command needs NumPy to begin
-        from .inference import median_ci
+        from .inference import median_ci   # numpy: `gpubench --version` and `list` never pay it
         lo, hi = median_ci(values, seed=seed)
         worst = max(per_host, key=per_host.get)
         over = sorted(h for h, v in per_host.items() if target_pct is not None and v > target_pct)

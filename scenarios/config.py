@@ -268,8 +268,8 @@ def _bench_defaults(r: _Reader | None) -> BenchDefaults:
 
 
 def parse_size(text: str) -> int:
-    """'64KiB' -> 65536: the engine's size syntax (B, KiB, MiB, GiB; KB/MB/GB are powers of
-    1024 too); ValueError with the reason."""
+    """'64KiB' -> 65536: the engine's size syntax (B, KiB, MiB, GiB, TiB; KB/MB/GB/TB and HAMi's
+    k/m/g/t are powers of 1024 too); ValueError with the reason."""
     try:
         return engine_parse_size(str(text))
     except UsageError:

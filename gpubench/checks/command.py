@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from gpubench.plan_flags import add_plan_flags
-from scenarios.config import load_config
+from scenarios.config import load_config, parse_size
 
-from .proxy import Limits, interposer_proxy, parse_bytes, scenario_proxy
+from .proxy import Limits, interposer_proxy, scenario_proxy
 from .settings import CHECKS, DEFAULT_TOLERANCE, CheckError, Settings
 from .suite import run_checks, save_checks
 
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
 
 def main(args, config=None) -> int:
     try:
-        overrides = Limits(mem_bytes=parse_bytes(args.mem_limit) if args.mem_limit else None,
+        overrides = Limits(mem_bytes=parse_size(args.mem_limit) if args.mem_limit else None,
                            compute_fraction=args.compute_fraction, launch_rate=args.launch_rate)
         if args.scenario:
             if config is None or args.scenario not in config.scenarios:
@@ -70,7 +70,7 @@ def main(args, config=None) -> int:
         else:
             proxy = interposer_proxy(overrides, caps_on=args.caps == "on", unhook=args.unhook)
         settings = Settings(backend=args.backend, libcuda=args.libcuda, seconds=args.seconds,
-                            gemm_n=args.gemm_n, mem_step=parse_bytes(args.mem_step),
+                            gemm_n=args.gemm_n, mem_step=parse_size(args.mem_step),
                             tolerance=args.tolerance, instances=args.instances,
                             interference_workloads=args.interference_workloads,
                             init_procs=args.init_procs, duration=args.duration,

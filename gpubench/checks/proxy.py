@@ -34,18 +34,6 @@ class Proxy:
         return engine_environment(LaunchRequest(env=dict(self.env), preload=self.preload))
 
 
-def parse_bytes(text: str) -> int:
-    """Bytes from a plain number, HAMi's k/m/g/t suffixes (powers of 1024, e.g. 4g) or the
-    engine's size syntax (4GiB); ValueError otherwise."""
-    s = str(text).strip().lower()
-    if s.isdigit():
-        return int(s)
-    if s.endswith(("k", "m", "g", "t")) and s[:-1].replace(".", "", 1).isdigit():
-        mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[s[-1]]
-        return int(float(s[:-1]) * mult)
-    return parse_size(text)
-
-
 def limits_from_env(env: dict[str, str]) -> Limits:
     """The limits a proxy's environment asks for (HAMi's names and the interposer's)."""
     lim = Limits()
@@ -53,7 +41,7 @@ def limits_from_env(env: dict[str, str]) -> Limits:
                 "CUDA_DEVICE_MEMORY_LIMIT_0"):
         if env.get(key):
             try:
-                lim.mem_bytes = parse_bytes(env[key])
+                lim.mem_bytes = parse_size(env[key])
                 break
             except ValueError:
                 pass

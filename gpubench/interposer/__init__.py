@@ -13,7 +13,8 @@ stand-in GPU proxy with limits that can be switched on and off.
 
 Build: ``cc -shared -fPIC -O2 -fno-stack-protector interpose.c -ldl -lpthread``
 into ``$GPUBENCH_CACHE_DIR`` (default ``$XDG_CACHE_HOME/gpubench`` or
-``~/.cache/gpubench``), file ``libgpubench-interpose-<hash>.so``. No CUDA headers
+``~/.cache/gpubench``), file ``libgpubench-interpose-<hash>.so``; interpose.c
+#includes its parts (``*.inc.c``), so the hash covers them too. No CUDA headers
 are needed. ``$CC`` picks the compiler.
 """
 from __future__ import annotations
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 SOURCE = Path(__file__).resolve().parent / "interpose.c"
+# The parts interpose.c #includes into its one translation unit (see the note there).
+PARTS_GLOB = "*.inc.c"
 CFLAGS = ("-shared", "-fPIC", "-O2", "-fno-stack-protector", "-Wall")
 LIBS = ("-ldl", "-lpthread")
 
@@ -62,6 +65,8 @@ def cache_dir() -> Path:
 
 def source_hash(compiler: str | None = None) -> str:
     h = hashlib.sha256(SOURCE.read_bytes())
+    for part in sorted(SOURCE.parent.glob(PARTS_GLOB)):
+        h.update(part.name.encode() + b"\0" + part.read_bytes())
     h.update(" ".join((compiler or "", *CFLAGS, *LIBS)).encode())
     return h.hexdigest()[:16]
 

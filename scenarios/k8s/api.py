@@ -16,8 +16,6 @@ import re
 import socket
 from typing import Any, Callable
 
-import urllib3.exceptions as ue
-
 from scenarios.config import ClusterConfig
 
 from ..base import LaunchError
@@ -38,6 +36,7 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 def describe_error(exc: BaseException, server: str) -> str:
     """One line for an exception from the kubernetes client or urllib3."""
+    import urllib3.exceptions as ue   # with the kubernetes client: only where a cluster is used
     from kubernetes.client.exceptions import ApiException   # lazy: the client is heavy
 
     if isinstance(exc, ApiException):
@@ -71,6 +70,7 @@ def describe_error(exc: BaseException, server: str) -> str:
 
 def is_timeout(exc: BaseException) -> bool:
     """Whether a stream ended because its read timed out (the cause may be a few links down)."""
+    import urllib3.exceptions as ue   # with the kubernetes client: only where a cluster is used
     seen = 0
     while exc is not None and seen < 5:
         if isinstance(exc, (ue.ReadTimeoutError, socket.timeout, TimeoutError)):

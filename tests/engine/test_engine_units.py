@@ -277,7 +277,7 @@ def test_cpu_delay_from_env_and_its_report(tmp_path):
 
 def test_cpu_delay_slots_follow_the_interposers_schedule():
     """With a slot length, the wait is on exactly in the slots slot_on() names (the function
-    interpose.c's delay_on mirrors), and only on-slot calls count as delayed and spend."""
+    the interposer's delay_on mirrors), and only on-slot calls count as delayed and spend."""
     from engine.cpu_delay import slot_on
     slot_ns, seed, turn = 10_000, 99, 10
     delay = CpuDelay(30, slot_ns=slot_ns, seed=seed, clock=_stepping_clock(turn))

@@ -3,6 +3,7 @@ PLT), counts, delays, the memory cap and the launch rate cap, each switched on a
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -24,6 +25,20 @@ def test_builds_once_and_caches_by_source_hash(interposer_lib, monkeypatch):
         for sym in ("dlsym", "cuGetProcAddress", "cuGetProcAddress_v2", "cuLaunchKernel",
                     "cuLaunchKernelEx", "cuMemAlloc_v2", "gpubench_interpose_write_report"):
             assert f" {sym}\n" in nm.stdout
+
+
+def test_source_hash_covers_the_included_parts(tmp_path, monkeypatch):
+    """interpose.c #includes its parts: each is included, and editing one changes the cache key."""
+    parts = sorted(interposer.SOURCE.parent.glob(interposer.PARTS_GLOB))
+    text = interposer.SOURCE.read_text()
+    assert parts and all(f'#include "{p.name}"' in text for p in parts)
+    copy = tmp_path / "interposer"
+    shutil.copytree(interposer.SOURCE.parent, copy,
+                    ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    monkeypatch.setattr(interposer, "SOURCE", copy / "interpose.c")
+    before = interposer.source_hash("cc")
+    (copy / parts[0].name).write_text(parts[0].read_text() + "/* edited */\n")
+    assert interposer.source_hash("cc") != before
 
 
 def test_no_compiler_is_one_clear_line(monkeypatch, tmp_path):

@@ -78,6 +78,8 @@ def test_missing_explicit_file_and_non_utf8(tmp_path):
 
 
 @pytest.mark.parametrize("text, size", [("4KiB", 4096), ("64kib", 65536), ("1MiB", 1 << 20),
-                                        ("256MiB", 256 << 20), ("512", 512), ("1.5KiB", 1536)])
+                                        ("256MiB", 256 << 20), ("512", 512), ("1.5KiB", 1536),
+                                        # HAMi's limits (CUDA_DEVICE_MEMORY_LIMIT=4g)
+                                        ("4g", 4 << 30), ("32M", 32 << 20), ("1t", 1 << 40)])
 def test_parse_size(text, size):
     assert parse_size(text) == size

@@ -25,22 +25,10 @@ PASS (CI above target), FAIL (CI below), or INCONCLUSIVE (CI straddles it).
   python benchmarks/engine_overhead.py --quick         # smoke test; runs on numpy-cpu too
   python benchmarks/engine_overhead.py --reanalyse run.json    # the table again from a --json file
 
-Measured on the project's GPU machines (driver 580.159.04, CUDA 13.0 driver / 13.2 runtime,
-CuPy 14.2.0, Python 3.12.3, Firecracker guests), `python3 benchmarks/engine_overhead.py`:
-                               H200 (40 rnd)     H100 run E (120)    H100 run G (120, noisy)
-  launch engine ÷ bare         0.981 PASS        0.980 PASS          0.957 INCONCLUSIVE
-  telemetry on ÷ off           0.994 INCONCL.    1.003 PASS          0.993 INCONCLUSIVE
-  256 MiB H2D / D2H ÷ bare     1.000 / 0.999     0.997 / 1.000       0.965 / 0.991
-                               PASS / PASS       INCONCL. (11 rnd)   INCONCL. (31 rnd)
-  roundtrip CV, 5 repeats:     engine 3.2 %      engine 2.2 %        engine 6.9 %
-                               bare   4.9 %      bare   1.6 %        bare   6.8 %
-  CV the engine adds           0.0 [0.0, 1.3]    1.5 [0.0, 2.6]      1.0 [0.0, 4.3]
-The point estimates say the engine costs about 2 % of an empty launch (one or two clock reads
-and a store per op) and nothing measurable on copies or telemetry; the CIs are as wide as the
-machine's noise on the day (run G: 0.4 s launch trials ranged 0.70-1.32 of each other). The
-run-to-run CV target (<= 1 %) is not met by the bare CuPy loop on these VMs either (1.6-6.8 %),
-so it cannot be shown here; the engine's CV was at or below the bare loop's in two runs and
-0.6 points above it in one, with CIs that cannot tell.
+On the project's H100/H200 guests the engine costs about 2 % of an empty launch (one or two
+clock reads and a store per op) and nothing measurable on copies or telemetry; the CIs are as
+wide as the machine's noise, and the run-to-run CV target (<= 1 %) is not met by the bare CuPy
+loop there either (1.6-6.8 %). The figures are in the README's "Benchmarks" section.
 """
 from __future__ import annotations
 
@@ -48,7 +36,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -68,30 +55,21 @@ from engine.telemetry import NVML, TelemetryThread  # noqa: E402
 from engine.workloads import copy as copy_wl  # noqa: E402
 from engine.workloads import launch as launch_wl  # noqa: E402
 from engine.workloads import roundtrip as roundtrip_wl  # noqa: E402
+from results.inference import median_ci  # noqa: E402
+from results.stats import cv_pct, median  # noqa: E402
 
 MIB = 1024 * 1024
 
 
 # ---------------------------------------------------------------- statistics
-def bootstrap_median_ci(values: list[float], seed: int = 1, n: int = 4000) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    if arr.size < 2:
-        return float(arr[0]), float(arr[0])
-    rng = np.random.default_rng(seed)
-    meds = np.median(rng.choice(arr, size=(n, arr.size), replace=True), axis=1)
-    return float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))
-
-
+# The targets here are inclusive (ratio >= 0.95, CV <= 1 %), results.stats.verdict_for's
+# overhead targets strict: these two verdicts stay the benchmark's own.
 def verdict_at_least(lo: float, hi: float, target: float) -> str:
     if lo >= target:
         return "PASS"
     if hi < target:
         return "FAIL"
     return "INCONCLUSIVE"
-
-
-def cv(values: list[float]) -> float:
-    return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else 0.0
 
 
 def verdict_at_most(lo: float, hi: float, target: float) -> str:
@@ -141,7 +119,7 @@ def cv_rows(rt: dict[str, list[float]], group: int, trial_s: float, seed: int = 
     add = added_cv(cv_e, cv_b)
     e_lo, e_hi = np.percentile(boot_e, [2.5, 97.5])
     a_lo, a_hi = np.percentile(boot_add, [2.5, 97.5])
-    meds = {k: statistics.median(v) for k, v in rt.items()}
+    meds = {k: median(v) for k, v in rt.items()}
     detail = (f"{m} groups of {group} × {trial_s:g} s repeats, engine/telemetry-off/bare interleaved; CV "
               f"engine {cv_e * 100:.2f} %, telemetry off {cv_off * 100:.2f} %, bare loop "
               f"{cv_b * 100:.2f} %; medians engine {meds['engine']:,.0f}, telemetry off "
@@ -395,7 +373,7 @@ def analyse(out: dict) -> list[dict]:
     if series:
         r_eng = [e / b for e, b in zip(series["on"], series["bare"])]
         r_tel = [on / off for on, off in zip(series["on"], series["off"])]
-        med_on, med_bare = statistics.median(series["on"]), statistics.median(series["bare"])
+        med_on, med_bare = median(series["on"]), median(series["bare"])
         rows.append(_row("launch sync ops/s: engine ÷ bare loop", r_eng, 0.95,
                          f"engine {med_on:,.0f} vs bare {med_bare:,.0f} ops/s (medians); best trials "
                          f"{max(series['on']) / max(series['bare']):.3f}; implied cost "
@@ -404,21 +382,21 @@ def analyse(out: dict) -> list[dict]:
         tel_note = ("telemetry thread active" if out.get("telemetry")
                     else "NO telemetry available here: on = off, ratio is noise only")
         rows.append(_row("launch sync ops/s: telemetry on ÷ off", r_tel, 0.99,
-                         f"on {med_on:,.0f} vs off {statistics.median(series['off']):,.0f} ops/s; "
+                         f"on {med_on:,.0f} vs off {median(series['off']):,.0f} ops/s; "
                          f"best trials {max(series['on']) / max(series['off']):.3f}; {tel_note}"))
     for wl in ("h2d", "d2h"):
         if wl in out:
             eng, bare = out[wl]["engine"], out[wl]["bare"]
             rows.append(_row(f"pinned 256 MiB {wl.upper()} GB/s: engine ÷ bare loop",
                              [e / b for e, b in zip(eng, bare)], 0.97,
-                             f"engine {statistics.median(eng):.2f} vs bare {statistics.median(bare):.2f} GB/s"))
+                             f"engine {median(eng):.2f} vs bare {median(bare):.2f} GB/s"))
     if "roundtrip" in out:
         rt = {k: out["roundtrip"][k] for k in ("engine", "engine_tel_off", "bare")}
         rows.extend(cv_rows(rt, out["roundtrip"]["group_size"], out["trial_s"]))
     for tel in ("on", "off"):
         rt_ops = out.get(f"subprocess_roundtrip_tel_{tel}") or []
         if len(rt_ops) > 1:
-            c = cv(rt_ops)
+            c = cv_pct(rt_ops) / 100
             rows.append({"what": f"`python -m engine` roundtrip ops/s CV over {len(rt_ops)} repeats"
                                  f" (telemetry {tel})",
                          "value": c, "target": "<= 1 %", "verdict": "PASS" if c <= 0.01 else "FAIL",
@@ -472,8 +450,8 @@ def run_engine_subprocess(backend: str, trial_s: float, repeats: int, telemetry:
 
 
 def _row(what: str, ratios: list[float], target: float, detail: str) -> dict:
-    lo, hi = bootstrap_median_ci(ratios)
-    return {"what": what, "value": statistics.median(ratios), "ci": (lo, hi),
+    lo, hi = median_ci(ratios, seed=1)
+    return {"what": what, "value": median(ratios), "ci": (lo, hi),
             "target": f">= {target}", "verdict": verdict_at_least(lo, hi, target),
             "detail": f"{detail}; per-round ratios min {min(ratios):.3f} max {max(ratios):.3f}",
             "ratios": ratios}

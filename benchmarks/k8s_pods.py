@@ -1,4 +1,4 @@
-"""Scale evidence for issue 8 on Kubernetes: N engine pods (default 100), one per node,
+"""Scale on Kubernetes: N engine pods (default 100), one per node,
 created, streamed and cleaned up through the real `kubernetes` client.
 
 The API server is an *emulator* (kmock 0.8, patched in tests/support/k8s_emulator.py) running

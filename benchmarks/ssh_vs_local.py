@@ -24,38 +24,11 @@ like it would on a real host; the connection is reused across trials, as in a pl
 The third arm (--preload PATH [--proxy-env K=V ...]) is bare metal + a GPU proxy: the
 same local launch with LD_PRELOAD, verified active from the engine's hello.
 
-Design "sessions", measured 2026-11-25 on the GPU test machine (H100 80GB HBM3, driver
-580.159.04, Python 3.12, CuPy backend, asyncssh server), roundtrip 64 KiB, `--duration 1
---repeats 3`, ratio = ssh/local of the per-arm median ops/s (one figure per engine run):
-    8 trials  ABAB + proxy arm   0.9966                          (45,114 vs 45,270 ops/s)
-    16 trials ABAB + proxy arm   0.9482, 95 % CI [0.900, 1.062]  p50 latency ratio 1.118
-    30 trials ABBA, no proxy     0.9808, 95 % CI [0.954, 1.022]  p50 latency ratio 1.004
-Every CI contains 1.0: no SSH cost is detectable, but +-1 % is not resolved either. The noise
-is per process and bimodal: each engine run lands at a per-op p50 of about 17.5 us or about
-21 us and stays there (30-trial run: local 7 fast / 23 slow, ssh 5 / 25; within the slow mode
-ssh/local = 46,104 / 46,252 = 0.997). The medians move with the mix of modes, so resolving 1 %
-needs many more trials (or the cause of the two modes found and removed).
-Design "alternate", measured 2026-11-26 on the H100 (same driver; `--trials 6 --pairs 40
---warmup 1 --preload <interposer>`, 240 window pairs per comparison, 275 s in all):
-    ssh/local          per process pair 0.987, 1.138, 1.090, 1.260, 1.161, 1.236;
-                       median 1.138, CI over process pairs [1.029, 1.224]
-    local+proxy/local  per process pair 0.865, 1.079, 0.803, 1.069, 0.915, 0.802;
-                       median 0.915, CI [0.823, 1.064]
-Again with both engines pinned to one CPU (`--cpus 3`, `--trials 8 --pairs 30`, 302 s):
-    ssh/local          0.880-1.053 per process pair; median 0.987, CI [0.944, 1.012];
-                       per-op p50 ratio 1.006 [0.984, 1.037]
-    local+proxy/local  0.819-1.250; median 0.993, CI [0.927, 1.057]
-Inside one process pair the ratio held within about 3 % for all 40 pairs (20 s); across
-process pairs it moved by up to 26 %, in both directions for two arms that run the same
-code. Each engine process keeps a speed state for its lifetime, so "within 1 %" between
-two kinds of launch needs on the order of a hundred process pairs per comparison on this
-machine (or a host without such states); neither design decides it within our GPU time.
-The interposer counted 469,167-564,674 cuLaunchKernel, cuMemcpyHtoDAsync_v2 and
-cuMemcpyDtoHAsync_v2 calls per proxied engine.
-The sessions design's proxy arm used gpubench/interposer/interpose.c (no delay configured): it intercepted every
-launch and copy (about 147,000 cuLaunchKernel, cuMemcpyHtoDAsync_v2 and cuMemcpyDtoHAsync_v2
-each per run) and was verified active from hello; local+proxy/local = 1.0075 (8 trials) and
-0.9462, CI [0.897, 1.045] (16 trials).
+Neither design resolves 1 % on the project's H100/H200 guests: each engine process keeps a
+speed state for its lifetime (a roundtrip p50 near 17.5 or 21 us), so within one process pair
+the ratio holds within about 3 % while process pairs differ by up to 26 %, in both directions,
+for two arms that run the same code; "within 1 %" needs on the order of a hundred process
+pairs per comparison. The figures are in the README's "Benchmarks" section.
 """
 from __future__ import annotations
 
@@ -66,7 +39,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +57,8 @@ from scenarios.events import Hello, Result, SessionEnded  # noqa: E402
 from scenarios.layers import verify  # noqa: E402
 from scenarios.local import LocalLauncher  # noqa: E402
 from scenarios.ssh.launcher import SshLauncher  # noqa: E402
+from results.inference import bootstrap_overhead_ci  # noqa: E402
+from results.stats import cv_pct, median  # noqa: E402
 from tests.support.sshd import OpenSshServer  # noqa: E402
 
 
@@ -183,24 +157,18 @@ async def one_trial(launcher, request) -> dict:
         raise SystemExit(f"{launcher.name}: run ended {ended.outcome if ended else '?'}: "
                          f"{ended.message if ended else ''}")
     ops = [r.ops_per_s for r in results]
-    return {"ops_per_s": statistics.median(ops), "repeats": ops,
-            "p50_us": statistics.median(r.latency_us.get("p50") or 0 for r in results),
+    return {"ops_per_s": median(ops), "repeats": ops,
+            "p50_us": median(r.latency_us.get("p50") or 0 for r in results),
             "valid": all(r.valid for r in results),
             "reasons": sorted({x for r in results for x in r.validity_reasons}),
             "hello": hello.data if hello else {}}
 
 
-def bootstrap_ratio_ci(cand: list[float], ref: list[float], n: int = 4000,
-                       seed: int = 1) -> tuple[float, float]:
-    """95 % percentile-bootstrap CI of median(cand) / median(ref), trials resampled per arm."""
-    rng = random.Random(seed)
-    ratios = sorted(statistics.median(rng.choices(cand, k=len(cand))) /
-                    statistics.median(rng.choices(ref, k=len(ref))) for _ in range(n))
-    return ratios[int(0.025 * n)], ratios[int(0.975 * n) - 1]
-
-
-def cv(values: list[float]) -> float:
-    return statistics.stdev(values) / statistics.mean(values) * 100 if len(values) > 1 else 0.0
+def ratio_ci(cand: list[float], ref: list[float], seed: int) -> tuple[float, float]:
+    """95 % percentile-bootstrap CI of median(cand) / median(ref), trials resampled per arm:
+    results.inference's overhead CI, (1 - ratio) in percent, turned back into the ratio."""
+    lo, hi = bootstrap_overhead_ci(ref, cand, higher_is_better=True, seed=seed)
+    return 1 - hi / 100, 1 - lo / 100
 
 
 async def run_sessions(args, arms) -> dict[str, list[dict]]:
@@ -283,11 +251,11 @@ async def bench(args) -> int:
     summary: dict[str, dict] = {}
     for name, _, _ in arms:
         ops = [t["ops_per_s"] for t in trials[name]]
-        p50 = statistics.median(t["p50_us"] for t in trials[name])
-        summary[name] = {"median": statistics.median(ops), "ops": ops, "cv_pct": cv(ops),
-                         "p50_us": p50}
-        print(f"{name:12s} {len(ops):6d} {statistics.median(ops):14,.0f} {min(ops):12,.0f} "
-              f"{max(ops):12,.0f} {cv(ops):6.2f} {p50:8.2f}")
+        p50 = median(t["p50_us"] for t in trials[name])
+        cv = cv_pct(ops) or 0.0                 # one trial: no spread to speak of
+        summary[name] = {"median": median(ops), "ops": ops, "cv_pct": cv, "p50_us": p50}
+        print(f"{name:12s} {len(ops):6d} {median(ops):14,.0f} {min(ops):12,.0f} "
+              f"{max(ops):12,.0f} {cv:6.2f} {p50:8.2f}")
     print()
     status = 0
     base = summary["local"]["median"]
@@ -295,7 +263,7 @@ async def bench(args) -> int:
         cand = [t["ops_per_s"] for t in trials[name]]
         ref = [t["ops_per_s"] for t in trials["local"]]
         ratio = summary[name]["median"] / base
-        lo, hi = bootstrap_ratio_ci(cand, ref, seed=args.seed)
+        lo, hi = ratio_ci(cand, ref, seed=args.seed)
         p50_ratio = summary[name]["p50_us"] / summary["local"]["p50_us"]
         line = (f"{name}/local ops/s: ratio of medians {ratio:.4f} ({(ratio - 1) * 100:+.2f} %), "
                 f"95 % bootstrap CI [{lo:.4f}, {hi:.4f}]; per-op p50 latency ratio "
@@ -348,7 +316,7 @@ async def bench_alternating(args, arms, proxy_scenario, kind: str, engine_args: 
                 raise SystemExit(f"ssh_vs_local: {exc}") from None
             hellos = run.pop("hello")
             runs.append(run)
-            med = statistics.median(run["ops_ratios"]) if run["ops_ratios"] else float("nan")
+            med = median(run["ops_ratios"]) if run["ops_ratios"] else float("nan")
             ops = run["sample_ops_median"]
             print(f"process pair {i + 1:2d} {other[0]}/local: {run['pairs_complete']}/"
                   f"{run['pairs_scheduled']} pairs, median ops/s ratio {med:.4f} (median "

@@ -13,7 +13,7 @@ repeats = 450 trials each, telemetry, CV ~4 % noise), saves them through the sto
   compare x10   `gpubench compare BASE C1..C10 --format json` in process, bootstrap cache cold
   CLI list / CLI compare   the same through the console script: interpreter start included
 
-and prints each time with its ratio to read-all. Target (issue 4): list and compare
+and prints each time with its ratio to read-all. Target: list and compare
 each under 1 s on a 2-core machine.
 """
 from __future__ import annotations

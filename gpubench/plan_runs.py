@@ -13,20 +13,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from engine import __version__ as ENGINE_VERSION
+from gpubench.run_identity import git_commit, scenario_record
 from results.document import SessionRecord, archive_lines, build_document, new_run_id, utc_now
 from results.journal import RunJournals
 from results.schema import StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from scenarios.config import ScenarioConfig
-    from gpubench.runner import PlanRunner, TrialSlot
+    from gpubench.runner import PlanRunner
+    from gpubench.trial_order import TrialSlot
 
 
 class PlanRuns:
     def __init__(self, runner: "PlanRunner") -> None:
-        # gpubench.runner imports this module for PlanRuns: importing it back at the top
-        # would be an import cycle
-        from gpubench.runner import git_commit, scenario_record
         self.runner = runner
         self.created = utc_now()
         self.commit = git_commit()

@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-import subprocess
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from engine.engine_args import EngineArgs
@@ -43,9 +41,6 @@ from scenarios.events import Event
 from scenarios.layers import verify
 from scenarios.multigpu import gpu_request, resolve_gpus, start_concurrent
 from scenarios.registry import launcher_for, request_for
-
-REPO_DIR = Path(__file__).resolve().parent.parent
-
 
 @dataclass(frozen=True)
 class PlanOptions:
@@ -88,42 +83,13 @@ def engine_args(defaults: BenchDefaults, options: PlanOptions) -> EngineArgs:
         repeats=options.repeats or defaults.repeats)
 
 
-def scenario_record(s: ScenarioConfig, config: Config) -> dict:
-    """The scenario as the document stores it (plain data; results/ never sees config)."""
-    details: dict[str, Any] = {}
-    if s.proxy is not None:
-        details["proxy"] = {"preload": s.proxy.preload, "env": dict(s.proxy.env),
-                            "host_path": s.proxy.host_path, "mount_path": s.proxy.mount_path}
-    if s.hypervisor is not None:
-        details["hypervisor"] = {"runtime_class": s.hypervisor.runtime_class,
-                                 "require_detected": s.hypervisor.require_detected}
-    if s.env:
-        details["env"] = dict(s.env)
-    if s.launcher == "k8s" and s.cluster in config.clusters:
-        c = config.clusters[s.cluster]
-        details["cluster"] = {"name": c.name, "namespace": c.namespace, "image": c.image,
-                              "context": c.context}
-        if s.node_selector:
-            details["node_selector"] = dict(s.node_selector)
-    if s.launcher == "ssh" and s.host in config.hosts:
-        details["address"] = config.hosts[s.host].address
-    details["gpus"] = s.gpus
-    if s.gpu_select is not None:
-        details["gpu_select"] = s.gpu_select
-    return {"name": s.name, "title": s.title, "launcher": s.launcher,
-            "host": s.host if s.launcher != "k8s" else None, "cluster": s.cluster,
-            "target": s.target, "target_pct": s.target_pct, "baseline": s.baseline,
-            "details": details}
-
-
-def git_commit(repo: Path = REPO_DIR) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and len(commit) >= 7 else None
+async def _close_all(launchers) -> None:
+    """Close each launcher in turn; one that fails to close does not keep the rest open."""
+    for launcher in launchers:
+        try:
+            await launcher.close()
+        except Exception:
+            pass
 
 
 def verify_layers(scenario: ScenarioConfig, hello_data: dict | None) -> list[str]:
@@ -212,11 +178,7 @@ class PlanRunner:
                     launcher, request_for(scenario, self.args, label=self.options.label), selection)
         finally:
             if own:
-                for launcher in launchers.values():
-                    try:
-                        await launcher.close()
-                    except Exception:
-                        pass
+                await _close_all(launchers.values())
         return self.gpus
 
     # -- running ----------------------------------------------------------------------------
@@ -280,11 +242,7 @@ class PlanRunner:
         except asyncio.CancelledError:
             self._cancelled = True
         finally:
-            for launcher in launchers.values():
-                try:
-                    await launcher.close()
-                except Exception:
-                    pass
+            await _close_all(launchers.values())
         result.complete = not self._cancelled and len(executed) == len(self.order)
         try:
             self._save_all(runs, records, executed, result, emit)
@@ -368,7 +326,7 @@ class PlanRunner:
                                  gpu_mode=mode)
 
         records: list[SessionRecord] = []
-        if sequential:  # multigpu.gpu_sessions(sequential=True), inline so cancel() reaches starts
+        if sequential:  # each GPU once the previous ended; started here so cancel() reaches it
             for i, gpu in enumerate(gpus):
                 if self._cancelled:
                     break

@@ -28,9 +28,9 @@ from typing import Any, Sequence
 from .document import SessionRecord, build_document, session_details, summary_of
 from .files import fsync_dir, held_by_writer, read_stored, why
 from .schema import DocumentError, StoreError, check_document, is_run_id
-from .store import JOURNAL_SUFFIX
 from .structure import JOURNAL_HEADER, JOURNAL_TRIAL
 
+JOURNAL_SUFFIX = ".journal.jsonl"     # <run id><suffix>, beside the run's document in the store
 JOURNAL_VERSION = 1
 RECORD_FIELDS = tuple(f.name for f in fields(SessionRecord))
 

@@ -16,6 +16,7 @@ from .comparable import usable
 from .comparison import Comparison, MetricComparison
 from .format import EMPTY, fmt_ci, fmt_p, fmt_pct, fmt_value
 from .legacy import headline_workload, valid_trials
+from .schema import ResultError
 from .stats import INCONCLUSIVE, finite_median
 
 COLUMNS = ("workload", "variant", "metric", "n", "baseline", "candidate", "overhead",
@@ -218,7 +219,6 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
     `compare(base_doc, cand_doc, scenario)` returns a Comparison or raises ResultError.
     `checks` maps scenario name to its newest check run (results.check_verdicts.latest_check_run,
     or None): given, an "Isolation checks" table follows the summary."""
-    from .schema import ResultError
     summary_rows = []
     details = []
     for i, sc in enumerate(scenarios, 1):

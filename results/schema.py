@@ -93,6 +93,7 @@ def check_document(doc: Any, where: str = "document") -> dict:
             raise fail(f"schema version {version} is newer than this gpubench reads (up to "
                        f"{newest}); upgrade gpubench")
         raise fail(f"unknown schema version {version}")
+    # structure.py builds on this module (outcomes, run ids): a top-level import would be a cycle
     from .structure import DOCUMENT
     problem = DOCUMENT.problem(doc, "")
     if problem is not None:

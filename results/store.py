@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 
 from .document import summary_of
 from .files import atomic_write, fsync_dir, held_by_writer, read_stored, why
+from .journal import JOURNAL_SUFFIX, read_journal
 from .schema import (CANCELLED, INCOMPLETE, DocumentError, RunNotFound, StoreError,
                      check_document, is_run_id)
 from .structure import SUMMARY
@@ -41,7 +42,6 @@ STALE_TEMP_S = 3600.0     # temp files of a save that crashed are removed after 
 INDEX_VERSION = 1
 DOC_SUFFIX = ".json"
 RAW_SUFFIX = ".jsonl.gz"
-JOURNAL_SUFFIX = ".journal.jsonl"
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,6 @@ class Store:
         return Listing(runs, warnings, unfinished)
 
     def _unfinished(self, names: Sequence[str]) -> tuple[list[dict], list[str]]:
-        from .journal import read_journal
         present = set(names)
         runs, problems = [], []
         for name in sorted(names):

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from engine.engine_args import EngineArgs
 from engine.plan import MAX_COPY, MIN_COPY, UsageError, format_size, parse_cpu_list
@@ -313,7 +314,6 @@ def _api_url(r: _Reader) -> str | None:
     url = r.get("api_url", str)
     if url is None:
         return None
-    from urllib.parse import urlsplit
     try:
         parts = urlsplit(url)
         port = parts.port               # ValueError when out of 0..65535 or not a number

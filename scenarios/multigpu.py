@@ -1,10 +1,12 @@
 """Multi-GPU hosts: resolve a GPU selection, then one engine session per GPU.
 
     gpus = await resolve_gpus(launcher, request, "all")          # or "0,2", "GPU-ab12,GPU-cd34"
-    async for gs in gpu_sessions(launcher, request, gpus):       # concurrent: all started first
+    for gs in await start_concurrent(launcher, request, gpus):   # concurrent: all started first
         ...gs.gpu.index, gs.session.events()...
-    async for gs in gpu_sessions(launcher, request, gpus, sequential=True):
-        ...consume gs.session to its end; the next GPU starts after that...
+    session = await launcher.start(gpu_request(request, gpu, first=i == 0))   # one at a time
+
+Sequential runs start each GPU's session once the previous one has ended; the plan runner
+does that itself (gpubench/runner.py), so that cancelling a plan reaches a start in flight.
 
 The selection is resolved against the host's own GPU list: the engine runs once with
 `--list-devices` through the same launcher (so an SSH host lists its GPUs, and
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Sequence
+from typing import Sequence
 
 from engine.engine_args import EngineArgs
 from engine.plan import UsageError
@@ -185,19 +187,3 @@ async def start_concurrent(launcher: Launcher, request: LaunchRequest,
             else:
                 t.cancel()
         raise
-
-
-async def gpu_sessions(launcher: Launcher, request: LaunchRequest, gpus: Sequence[GpuInfo],
-                       *, sequential: bool = False) -> AsyncIterator[GpuSession]:
-    """One session per GPU, tagged with it. Concurrent (default): all are started before the
-    first is yielded. Sequential: each starts once the previous session has ended (the
-    consumer reads it to its end; the generator waits for that before the next launch)."""
-    if not sequential:
-        for gs in await start_concurrent(launcher, request, gpus):
-            yield gs
-        return
-    for i, gpu in enumerate(gpus):
-        gs = await _start(launcher, request, gpu, i == 0)
-        yield gs
-        if gs.session is not None:
-            await gs.session.wait_ended()

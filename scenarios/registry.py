@@ -23,13 +23,19 @@ def launcher_for(scenario: ScenarioConfig, config: Config) -> Launcher:
     raise ValueError(f"unknown launcher {scenario.launcher!r}")
 
 
+def layer_env(scenario: ScenarioConfig) -> tuple[dict[str, str], str | None]:
+    """The environment the scenario's engine runs in (its own env, then its proxy layer's)
+    and the proxy library to preload (None without a proxy layer)."""
+    env = dict(scenario.env)
+    if scenario.proxy is None:
+        return env, None
+    env.update(scenario.proxy.env)
+    return env, scenario.proxy.preload
+
+
 def request_for(scenario: ScenarioConfig, engine_args: list[str] | tuple[str, ...],
                 label: str = "") -> LaunchRequest:
     """The engine arguments plus the scenario's environment and GPU proxy layer."""
-    env = dict(scenario.env)
-    preload = None
-    if scenario.proxy is not None:
-        env.update(scenario.proxy.env)
-        preload = scenario.proxy.preload
+    env, preload = layer_env(scenario)
     return LaunchRequest(engine_args=tuple(engine_args), env=env, preload=preload,
                          label=label or scenario.name)

@@ -10,6 +10,7 @@ from gpubench import interposer
 from scenarios.base import LaunchRequest
 from scenarios.config import parse_size
 from scenarios.local import engine_environment
+from scenarios.registry import layer_env
 
 from .settings import CheckError
 
@@ -81,11 +82,7 @@ def scenario_proxy(scenario, overrides: Limits) -> Proxy:
     if scenario.launcher != "local":
         raise CheckError(f"scenario {scenario.name}: the enforcement probes run on local "
                          f"scenarios only (launcher is {scenario.launcher})")
-    env = dict(scenario.env)
-    preload = None
-    if scenario.proxy is not None:
-        env.update(scenario.proxy.env)
-        preload = scenario.proxy.preload
+    env, preload = layer_env(scenario)
     lim = limits_from_env(env)
     for name in ("mem_bytes", "compute_fraction", "launch_rate"):
         if getattr(overrides, name) is not None:

@@ -77,7 +77,7 @@ def judge_arm(base_vals: list[float], cand_vals: list[float], *, injected_pct: f
               n_boot: int, higher_is_better: bool = False, shared_machine: bool = False,
               confidence: float = 0.95) -> dict:
     """One arm against a baseline of separate sessions (the sessions design)."""
-    from results.inference import bootstrap_overhead_ci, mann_whitney_u
+    from results.inference import bootstrap_overhead_ci, mann_whitney_u  # NumPy: lazy, as below
     bm, cm = median(base_vals), median(cand_vals)
     measured = overhead_pct(bm, cm, higher_is_better)
     if len(base_vals) >= 2 and len(cand_vals) >= 2:
@@ -128,7 +128,7 @@ def pairs_overhead_ci(ratios_by_session: list[list[float]], higher_is_better: bo
     `resample_sessions`: the sessions too, then pairs within each drawn one (a two-stage
     bootstrap), where others' load on the machine comes in bursts of seconds that shift the
     pairs of one session together."""
-    import numpy as np
+    import numpy as np   # lazy: NumPy only once something is judged
     groups = [np.asarray(r, dtype=float) for r in ratios_by_session if len(r)]
     pooled = np.concatenate(groups) if groups else np.empty(0)
 

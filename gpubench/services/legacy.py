@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-from gpubench.runner import scenario_record
+from gpubench.run_identity import scenario_record
 from gpubench.services.runs import ServiceError, check_scenario
 from results.legacy import import_legacy
 from results.store import Store

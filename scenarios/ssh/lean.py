@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import os
 from typing import Any
 
@@ -249,9 +250,7 @@ def _direct_connect() -> Any:
     """asyncssh.connect() builds its options again from the ones it is given, in a thread
     (~1.3 ms of CPU per connection plus a thread hop): with options complete already, its
     inner step is enough. None when this asyncssh has no such step (connect() is used)."""
-    import inspect
-    from asyncssh import connection as mod
-    inner = getattr(mod, "_connect", None)
+    inner = getattr(asyncssh.connection, "_connect", None)
     try:
         params = list(inspect.signature(inner).parameters) if inner else []
     except (TypeError, ValueError):

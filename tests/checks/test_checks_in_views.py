@@ -1,4 +1,4 @@
-"""Issue 9: isolation-check verdicts sit beside the overhead verdicts. The check runs here
+"""Isolation-check verdicts sit beside the overhead verdicts. The check runs here
 come from the real `gpubench check --scenario X` (the ctypes probes against the fake libcuda,
 gpubench's interposer as the scenario's proxy layer); `compare` in every format, `report`'s
 comparison.md and `show` then read them from the store."""

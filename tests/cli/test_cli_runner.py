@@ -180,7 +180,7 @@ async def test_cancel_while_a_start_hangs_ends_the_plan_and_saves_nothing_empty(
     assert list(Store(cfg.data_dir).list_runs().runs) == []
 
 
-# ---- start-up details (issue 9) ----------------------------------------------------------------
+# ---- start-up details ----------------------------------------------------------------
 
 STARTUP = {"to_running_s": 1.5, "to_hello_s": 2.25, "to_first_sample_s": 4.2}
 

@@ -1,4 +1,4 @@
-"""Issue 8 on Kubernetes: one engine pod per GPU node, gathered and cleaned up.
+"""A fleet on Kubernetes: one engine pod per GPU node, gathered and cleaned up.
 
 Against the Kubernetes API emulator (conftest.py): no scheduler or kubelet, so
 `spec.nodeName` is simply recorded and the scripted FakeKubelet plays each pod.

@@ -479,7 +479,7 @@ current-context: other
 
 async def test_startup_time_from_pod_creation_to_first_sample(emu, cluster, pod_scenario,
                                                               stream_lines):
-    """Issue 9: the init cost of a Kubernetes layer, creation → Running → hello → first sample."""
+    """The init cost of a Kubernetes layer, creation → Running → hello → first sample."""
     emu.kubelet.default = PodScript(lines=stream_lines, start_delay_s=0.3, line_interval_s=0.05)
     session = await K8sLauncher.from_config(cluster, pod_scenario).start(REQUEST)
     events, end = await run_to_end(session)
@@ -493,7 +493,7 @@ async def test_startup_time_from_pod_creation_to_first_sample(emu, cluster, pod_
 
 async def test_startup_timing_is_saved_with_the_run_and_shown(emu, cluster, pod_scenario,
                                                               stream_lines, tmp_path, capsys):
-    """Issue 9: the runner keeps SessionEnded.details (startup, pod, node) in the document's
+    """The runner keeps SessionEnded.details (startup, pod, node) in the document's
     sessions; `gpubench show` prints pod creation → first sample."""
     import dataclasses
     import types

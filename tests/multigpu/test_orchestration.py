@@ -9,8 +9,13 @@ import pytest
 from scenarios.base import LaunchError, LaunchRequest
 from scenarios.events import Hello, Result, SessionEnded
 from scenarios.local import LocalLauncher
-from scenarios.multigpu import (GpuInfo, GpuSelectionError, gpu_request, gpu_sessions,
-                                list_gpus, parse_selection, resolve_gpus, select)
+from gpubench.plan_events import TrialEvent
+from gpubench.runner import PlanOptions, PlanRunner
+from results.store import Store
+from scenarios.config import load_config
+from scenarios.multigpu import (GpuInfo, GpuSelectionError, gpu_request, list_gpus,
+                                parse_selection, resolve_gpus, select, start_concurrent)
+from tests.multigpu.test_runs_and_results import write_config
 
 ARGS = ("--backend", "numpy-cpu", "--workloads", "launch", "--duration", "0.3", "--warmup", "0",
         "--repeats", "1", "--min-window", "0", "--telemetry-interval", "0")
@@ -42,7 +47,7 @@ async def test_concurrent_sessions_one_per_gpu_tagged_and_overlapping(fake_gpus)
     fake_gpus(3)
     launcher, request = LocalLauncher(), LaunchRequest(engine_args=ARGS, label="t")
     gpus = await resolve_gpus(launcher, request, "0,2")
-    sessions = [gs async for gs in gpu_sessions(launcher, request, gpus)]
+    sessions = await start_concurrent(launcher, request, gpus)
     assert [gs.gpu.index for gs in sessions] == [0, 2]
     assert all(gs.session is not None and gs.error is None for gs in sessions)
     log: list = []
@@ -58,20 +63,22 @@ async def test_concurrent_sessions_one_per_gpu_tagged_and_overlapping(fake_gpus)
     assert max(hellos) < min(ends)          # both engines were measuring at the same time
 
 
-async def test_sequential_sessions_start_after_the_previous_ended(fake_gpus):
+async def test_sequential_sessions_start_after_the_previous_ended(fake_gpus, tmp_path):
     fake_gpus(2)
-    launcher, request = LocalLauncher(), LaunchRequest(engine_args=ARGS)
-    gpus = await resolve_gpus(launcher, request, "all")
+    config = load_config(write_config(tmp_path))
+    runner = PlanRunner(config, [config.scenarios["bare-metal"]],
+                        PlanOptions(gpus="all", gpus_sequential=True, seed=1), Store(config.data_dir))
     log: list = []
-    seen = []
-    async for gs in gpu_sessions(launcher, request, gpus, sequential=True):
-        seen.append(gs.gpu.index)
-        out = await _consume(gs, log)
-        assert out["ended"].outcome == "completed"
-        assert out["hello"]["device"]["uuid"] == f"CPU-FAKE-{gs.gpu.index}"
-    assert seen == [0, 1]
-    order = [(kind, i) for kind, i, _ in log]
-    assert order == [("hello", 0), ("end", 0), ("hello", 1), ("end", 1)]
+
+    def progress(ev) -> None:
+        if isinstance(ev, TrialEvent) and isinstance(ev.event, (Hello, SessionEnded)):
+            log.append(("hello" if isinstance(ev.event, Hello) else "end", ev.gpu["index"]))
+            if isinstance(ev.event, Hello):
+                assert ev.event.data["device"]["uuid"] == f"CPU-FAKE-{ev.gpu['index']}"
+
+    res = await runner.run(progress)
+    assert res.failed_sessions == 0 and res.documents[0]["gpu_mode"] == "sequential"
+    assert log == [("hello", 0), ("end", 0), ("hello", 1), ("end", 1)]
 
 
 async def test_selection_by_uuid_and_unknown_gpu_errors_name_the_available_ones(fake_gpus):
@@ -113,18 +120,6 @@ def test_gpu_request_sets_device_and_keeps_p2p_in_the_first_session_only():
     assert first.engine_args == ("--workloads", "launch,p2p", "--device", "GPU-a")
     assert second.engine_args == ("--workloads", "launch", "--device", "1")
     assert second.label == "x gpu1"
-
-
-async def test_sequential_generator_waits_for_the_end_even_when_nobody_reads(fake_gpus):
-    fake_gpus(2)
-    launcher, request = LocalLauncher(), LaunchRequest(engine_args=ARGS)
-    gpus = await resolve_gpus(launcher, request, "all")
-    prev = None
-    async for gs in gpu_sessions(launcher, request, gpus, sequential=True):
-        if prev is not None:
-            assert prev.session.ended is not None and prev.session.ended.outcome == "completed"
-        prev = gs
-    await prev.session.wait()
 
 
 def test_a_p2p_only_plan_measures_launch_on_the_other_gpus():

@@ -78,6 +78,54 @@ def test_the_app_imports_at_most_the_engines_version():
     assert {name for _, name in found} <= {"engine.__version__"}, found
 
 
+# Calls that load code by module name or by file path rather than by an import statement.
+LOADERS = {"spec_from_file_location", "import_module", "run_path", "run_module",
+           "SourceFileLoader", "load_source", "__import__"}
+
+
+def benchmark_imports(tree: ast.AST) -> list[int]:
+    """Lines of `tree` that import benchmarks/: an import statement, or a loader call
+    (importlib, runpy) with "benchmarks" anywhere in its arguments (a name or a path)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            if any(a.name.split(".")[0] == "benchmarks" for a in node.names):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and (node.module or "").split(".")[0] == "benchmarks":
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in LOADERS and any(
+                    isinstance(c, ast.Constant) and isinstance(c.value, str) and "benchmarks" in c.value
+                    for arg in [*node.args, *(k.value for k in node.keywords)]
+                    for c in ast.walk(arg)):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_benchmark_import_scan_sees_every_way_in():
+    caught = ("import benchmarks.tui_load\n"
+              "from benchmarks import fleet_scale\n"
+              "spec = importlib.util.spec_from_file_location('b', ROOT / 'benchmarks' / 'x.py')\n"
+              "runpy.run_path(str(ROOT / 'benchmarks/x.py'))\n"
+              "importlib.import_module('benchmarks.store_scale')\n")
+    allowed = ("subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'x.py')])\n"
+               "from .benchmarks import helper\n")
+    assert benchmark_imports(ast.parse(caught)) == [1, 2, 3, 4, 5]
+    assert benchmark_imports(ast.parse(allowed)) == []
+
+
+def test_nothing_under_tests_imports_benchmarks():
+    files = sorted((ROOT / "tests").rglob("*.py"))
+    assert len(files) > 20, files               # the walk found the test files
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in files
+             for line in benchmark_imports(ast.parse(path.read_text(), str(path)))]
+    assert found == [], "tests import benchmarks/ (running them as a subprocess is fine): " \
+                        + ", ".join(found)
+
+
 def test_the_command_line_starts_without_heavy_dependencies():
     """`gpubench --version`, `list`, `show` start in a fraction of a second because the modules
     every start imports (the CLI registers all its commands) load no NumPy, SSH, Kubernetes,

@@ -187,11 +187,17 @@ def summaries_of(per_host: dict[str, dict]) -> list[HostSummary]:
 
 
 def save_runs(config: Config, group: str, scenario: ScenarioConfig | None, name: str,
-              per_host: dict[str, dict], hosts: dict[str, HostConfig]) -> tuple[int, str | None]:
-    """Each host's sessions as one run document in the store, all with the fleet's group id."""
+              per_host: dict[str, dict], hosts: dict[str, HostConfig]
+              ) -> tuple[int, list[str], str | None]:
+    """Each host's sessions as one run document in the store, all with the fleet's group id:
+    (runs saved, hosts whose engine never said a word (never connected or never started),
+    for which nothing is saved, the problem that stopped the saving)."""
     store = Store(config.data_dir)
     saved = 0
+    silent = [host for host, rec in per_host.items() if not rec["lines"]]
     for host, rec in per_host.items():
+        if host in silent:
+            continue
         sessions = [SessionRecord(lines=s["lines"], outcome=s["outcome"], message=s["message"],
                                   exit_code=s["exit_code"], trial=s["trial"]) for s in rec["sessions"]]
         scen = {"name": scenario.name if scenario else name, "title": scenario.title if scenario else name,
@@ -206,8 +212,8 @@ def save_runs(config: Config, group: str, scenario: ScenarioConfig | None, name:
             store.save(doc, raw_lines=archive_lines(sessions))
             saved += 1
         except Exception as exc:  # a full disk must not lose the table
-            return saved, f"runs not saved after {saved}: {type(exc).__name__}: {exc}"
-    return saved, None
+            return saved, silent, f"runs not saved after {saved}: {type(exc).__name__}: {exc}"
+    return saved, silent, None
 
 
 def run_fleet_command(args: argparse.Namespace, config: Config) -> int:
@@ -272,7 +278,11 @@ def run_fleet_command(args: argparse.Namespace, config: Config) -> int:
     if not args.no_save:
         hosts_by_name = {h.name: h for h in hosts}
         for (sc, _), name in zip(plans, names):
-            saved, problem = save_runs(config, group, sc, name, collected[name], hosts_by_name)
+            saved, silent, problem = save_runs(config, group, sc, name, collected[name],
+                                               hosts_by_name)
+            if silent:
+                print(f"gpubench fleet: nothing saved for {len(silent)} host(s) that never "
+                      f"started {name}: {', '.join(silent)}", file=sys.stderr)
             if problem:
                 print(f"gpubench fleet: {problem}", file=sys.stderr)
             elif not args.quiet:

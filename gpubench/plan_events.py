@@ -72,6 +72,13 @@ class SaveFailed:
 
 
 @dataclass(frozen=True)
+class RunNotSaved:
+    """No session of the scenario started: there is nothing to save (no document)."""
+    scenario: str
+    message: str          # one line: how many sessions failed, and the first one's error
+
+
+@dataclass(frozen=True)
 class PlanFinished:
     group_id: str
     run_ids: tuple[str, ...]

@@ -16,7 +16,8 @@ records the seed and the executed order. Events of the plan (gpubench/plan_event
 the `progress` callback; the sessions' own events go to the `read_session` hook when there
 is one (it reads each session to its end and hands every event to the runner's `take`), or
 else to `progress` as TrialEvents. A failed session is recorded, never fatal to the plan; a
-cancelled plan saves what was measured, marked incomplete.
+cancelled plan saves what was measured, marked incomplete; a scenario none of whose sessions
+started saves nothing (RunNotSaved says so).
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from engine.engine_args import EngineArgs
-from gpubench.plan_events import (PlanFinished, PlanStarted, RunnerEvent, RunSaved, SaveFailed,
-                                  TrialEvent, TrialFinished, TrialSession, TrialStarted)
+from gpubench.plan_events import (PlanFinished, PlanStarted, RunNotSaved, RunnerEvent,
+                                  RunSaved, SaveFailed, TrialEvent, TrialFinished, TrialSession,
+                                  TrialStarted)
 from gpubench.plan_runs import PlanRuns
 from gpubench.trial_order import TrialOrder, TrialSlot, interleave_order
 from results.document import SessionRecord, utc_now
@@ -367,9 +369,11 @@ class PlanRunner:
                   executed: list[TrialSlot], result: PlanResult, emit: Callable) -> None:
         for scenario in self.scenarios:
             recs = records[scenario.name]
-            if not recs or (not result.complete and not any(r.lines for r in recs)):
+            if not any(r.lines for r in recs):  # no engine said a word: no run to keep
                 runs.drop(scenario.name)
-                continue  # cancelled before this scenario measured anything
+                if recs and result.complete:
+                    emit(RunNotSaved(scenario.name, not_started(recs)))
+                continue
             try:
                 doc, path = runs.save(scenario, recs, executed, result.complete)
             except ResultError as exc:
@@ -380,6 +384,14 @@ class PlanRunner:
             result.documents.append(doc)
             emit(RunSaved(scenario.name, doc["id"], str(path), doc["validity"]["status"],
                           doc["complete"]))
+
+
+def not_started(recs: Sequence[SessionRecord]) -> str:
+    """One line for a scenario none of whose sessions started: how many, and why the first
+    did not (they usually fail alike)."""
+    why = next((r.message for r in recs if r.message), "")
+    return (f"nothing saved: none of its {len(recs)} session(s) started"
+            + (f" ({why})" if why else ""))
 
 
 async def _done(value):

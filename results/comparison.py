@@ -16,7 +16,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .comparable import NOT_COMPARABLE, SideValues, planned_variants, side_values
+from .comparable import NOT_COMPARABLE, SideValues, planned_variants, side_values, usable
+from .legacy_pairs import Unpaired, pair_legacy
 from .per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
 from .inference import N_BOOT, bootstrap_overhead_ci, mann_whitney_u
 from .schema import INVALID, NotComparable
@@ -273,13 +274,18 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
         if doc.get("imported"):
             warnings.append(f"{side} run {doc['id']} is an imported legacy result "
                             f"(one figure per metric, no trials)")
+    base, cand, unpaired = pair_legacy(base, cand)
     base_every, base_used, base_excl = _trials(base, include_invalid)
     cand_every, cand_used, cand_excl = _trials(cand, include_invalid)
     for excl, side in ((base_excl, "baseline"), (cand_excl, "candidate")):
         if excl:
             warnings.append(f"{excl} invalid {side} trials excluded (--include-invalid to use them)")
     wanted = [m for m in METRICS if metrics is None or m.key in metrics]
-    rows: list[MetricComparison] = []
+    rows = [_unpaired_metric(u, metric, base_every if u.side == "baseline" else cand_every,
+                             target_pct)
+            for u in unpaired for metric in wanted
+            if any(metric.get(t) is not None for t in
+                   (base_every if u.side == "baseline" else cand_every)[u.key])]
     few: set[str] = set()
     # A variant only one run measured is compared too when the other run planned it (and so
     # failed to measure it); one it never planned is a subset comparison, only warned about.
@@ -303,13 +309,15 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
             rows.append(row)
             if min(len(b.values), len(c.values)) < MIN_TRIALS:
                 few.add(f"{key[0]}/{key[1]}")
+    told = {u.key for u in unpaired}
     missing = sorted(f"{w}/{v}" for (w, v) in set(base_every) ^ set(cand_every)
-                     if (w, v) not in keys)
+                     if (w, v) not in keys and (w, v) not in told)
     if missing:
         warnings.append(f"measured by only one of the runs (not compared): {', '.join(missing)}")
     if bool(base.get("imported")) != bool(cand.get("imported")):
-        warnings.append("one run is an imported legacy result: its figures (variant 'legacy') "
-                        "were measured another way and compare only with other imported runs")
+        warnings.append("one run is an imported seed result: only its round trip compares, "
+                        "with the measured round trip of the same size (its memory kind and "
+                        "timing method are the seed's)")
     if few:
         warnings.append(f"fewer than {MIN_TRIALS} trials per side for {', '.join(sorted(few))}: "
                         f"CIs are wide and p-values unreliable (10+ trials recommended)")
@@ -338,6 +346,16 @@ def _unjudged_metric(key: tuple[str, str], metric: Metric, b: SideValues, c: Sid
         ci_high=None, p_value=None, target_pct=target, verdict=verdict, change="unknown",
         more_trials=None, base_cv_pct=None, cand_cv_pct=None, base_outliers=0,
         cand_outliers=0, warnings=[reason for _, reason in problems] + notes)
+
+
+def _unpaired_metric(u: Unpaired, metric: Metric, every: Trials,
+                     target: float | None) -> MetricComparison:
+    """The NOT COMPARABLE row of an imported figure the measured run has no match for."""
+    values = [float(v) for t in every[u.key] if usable(v := metric.get(t))]
+    side = SideValues(values, len(every[u.key]), 0, 0, True)
+    none = SideValues([], 0, 0, 0, False)
+    b, c = (side, none) if u.side == "baseline" else (none, side)
+    return _unjudged_metric(u.key, metric, b, c, [(NOT_COMPARABLE, u.reason)], [], target)
 
 
 def _compare_metric(key: tuple[str, str], metric: Metric, bv: list[float], cv: list[float],

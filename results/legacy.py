@@ -10,8 +10,8 @@ compared them with `grep "Throughput:"`. Its lines:
 
 `kubectl logs` output holding the same lines (with or without `--timestamps`, or
 with colour codes) imports too. Several `Throughput:` lines become several trials.
-An imported run has `imported: true`, workload variants named `legacy` and no
-engine facts; `export_text` writes the same lines back (plus details that never
+An imported run has `imported: true`, workload variants named `legacy` (the throughput
+is the round trip, with its copy size when the user gave it) and no engine facts; `export_text` writes the same lines back (plus details that never
 start with `Throughput:`), so the seed's script keeps working on exported runs.
 """
 from __future__ import annotations
@@ -84,9 +84,11 @@ def parse_legacy_text(text: str) -> dict[str, list[float]]:
 
 
 def import_legacy(text: str, scenario: dict, *, source: str = "", label: str = "",
-                  notes: str = "") -> dict:
+                  notes: str = "", roundtrip_size: tuple[int, str] | None = None) -> dict:
     """A result document (imported: true) from seed-format text; LegacyFormatError when
-    the text has no `Throughput: N ops/sec` line."""
+    the text has no `Throughput: N ops/sec` line. The throughput is the seed's round trip
+    (workload `roundtrip`); `roundtrip_size`, (bytes, as written) of each copy when known,
+    lets it pair with a measured round trip of that size (results/legacy_pairs.py)."""
     figures = parse_legacy_text(text)
     where = source or "input"
     if not figures["ops_per_s"]:
@@ -102,8 +104,11 @@ def import_legacy(text: str, scenario: dict, *, source: str = "", label: str = "
                 lat[name] = figures[key][i]
         trials.append({"session": None, "trial": 0, "repeat": i, "ops_per_s": ops,
                        "latency_us": lat, "valid": True, "validity_reasons": []})
+    params = {} if roundtrip_size is None else {"size_bytes": roundtrip_size[0],
+                                                "size": roundtrip_size[1]}
     workloads: list[dict[str, Any]] = [
-        {"workload": "roundtrip", "variant": LEGACY_VARIANT, "params": {}, "trials": trials}]
+        {"workload": "roundtrip", "variant": LEGACY_VARIANT, "params": params,
+         "trials": trials}]
     for kind in ("h2d", "d2h", "d2d"):
         if figures[kind]:
             workloads.append({"workload": kind, "variant": LEGACY_VARIANT, "params": {},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,9 @@ from engine.plan import MAX_COPY, MIN_COPY, UsageError, format_size, parse_cpu_l
 from engine.plan import parse_size as engine_parse_size
 from engine.vocabulary import BACKEND_CHOICES, WORKLOADS
 from scenarios import limits
+from scenarios.builtin_config import BUILTIN_NAME, builtin_data, tomllib
 from scenarios.limits import Range, shown
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 LAUNCHERS = ("local", "ssh", "k8s")
 TARGET_KINDS = ("none", "k8s", "proxy", "hypervisor")
@@ -473,11 +469,11 @@ def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Load and validate; with no file anywhere, the built-in local-only defaults."""
+    """Load and validate; with no file anywhere, the built-in defaults (the five reference
+    scenarios, only bare-metal enabled: scenarios/builtin_config.py)."""
     found = find_config(path)
     if found is None:
-        cfg = parse_config({}, "<defaults>", Path.cwd())
-        return cfg
+        return parse_config(builtin_data(), BUILTIN_NAME, Path.cwd())
     name = str(found)
     try:
         raw = found.read_bytes()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from gpubench.plan_events import (PlanFinished, RunnerEvent, RunSaved, SaveFailed,
+from gpubench.plan_events import (PlanFinished, RunNotSaved, RunnerEvent, RunSaved, SaveFailed,
                                   TrialFinished, TrialSession, TrialStarted)
 from scenarios.base import Session
 from scenarios.config import Config, ScenarioConfig
@@ -73,6 +73,8 @@ class PlanFeed:
         elif isinstance(ev, SaveFailed):
             self.app.notify(f"Could not save {ev.scenario}: {ev.message}", severity="error",
                             timeout=10)
+        elif isinstance(ev, RunNotSaved):
+            self.app.notify(f"{ev.scenario}: {ev.message}", severity="warning", timeout=10)
         elif isinstance(ev, PlanFinished):
             total = len(self.runner.order) if self.runner is not None else 0
             self.app.post_message(m.PlanFinished(total, ev.failed_sessions, list(ev.run_ids)))

@@ -50,8 +50,9 @@ def open_store(args, config) -> Store:
 
 
 def load_run(store: Store, ref: str) -> dict:
-    """The document a RUN argument names: a run id, a unique prefix of one, or @SCENARIO."""
-    return store.load(resolve_run(store, ref))
+    """The document a RUN argument names: a run id, a unique prefix of one, or @SCENARIO
+    (its newest complete run; a warning says when it falls back to another)."""
+    return store.load(resolve_run(store, ref, warn))
 
 
 def csv_list(text: str | None) -> tuple[str, ...] | None:

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from engine import __version__
 from gpubench import checks, fleet, selftest
-from gpubench.cli import compare, recover, remove, report, run, show, transfer
+from gpubench.cli import compare, init, recover, remove, report, run, show, transfer
 from gpubench.cli.base import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, \
     UsageError, err
 from gpubench.services.runs import ServiceError
@@ -21,7 +21,7 @@ from scenarios.config import ConfigError, load_config
 # them; in this order they are listed in --help.
 COMMANDS = (run.register, show.register, compare.register, transfer.register, report.register,
             remove.register, selftest.register, checks.register, fleet.register,
-            recover.register)
+            recover.register, init.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +75,7 @@ def run_command(argv: list[str]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        config = load_config(args.config)
+        config = load_config(args.config) if getattr(args, "needs_config", True) else None
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE

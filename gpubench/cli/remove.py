@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gpubench.cli.base import EXIT_GATE, EXIT_OK, UsageError, confirm, open_store
+from gpubench.cli.base import EXIT_GATE, EXIT_OK, UsageError, confirm, open_store, warn
 from gpubench.services.runs import resolve_run
 from scenarios.k8s.cleanup import cleanup_leftovers
 
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 def cmd_delete(args, config) -> int:
     store = open_store(args, config)
-    run_id = resolve_run(store, args.run)
+    run_id = resolve_run(store, args.run, warn)
     if not args.yes and not confirm(f"delete run {run_id} and its raw stream?"):
         return EXIT_GATE
     store.delete(run_id)

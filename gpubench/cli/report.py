@@ -1,4 +1,4 @@
-"""`gpubench report`: comparison.md over the configured scenarios, each its newest run."""
+"""`gpubench report`: comparison.md over the configured scenarios, each its newest complete run."""
 from __future__ import annotations
 
 import sys

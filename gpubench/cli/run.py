@@ -9,8 +9,8 @@ from gpubench.cli.base import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, 
     csv_list, err, open_store
 from gpubench.plan_flags import add_plan_flags
 from gpubench.interrupts import drop_output, stop_on_signals
-from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunSaved,
-                             SaveFailed, TrialEvent, TrialFinished, TrialStarted)
+from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunNotSaved,
+                             RunSaved, SaveFailed, TrialEvent, TrialFinished, TrialStarted)
 from gpubench.services.runs import check_scenario
 from scenarios.config import WORKLOADS, check_gpu_select
 from scenarios.events import Sample
@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     r.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help="configured scenarios (default: every enabled one)")
     add_plan_flags(r)
+    r.add_argument("--enable", action="store_true",
+                   help="run the named scenarios even where config.toml disables them")
     r.add_argument("--seed", type=int, help="seed of the interleaved order (random if unset)")
     r.add_argument("--label", help="label stored with the runs")
     r.add_argument("--notes", help="free-text notes stored with the runs")
@@ -59,9 +61,24 @@ def plan_options(args, config, names: list[str]) -> PlanOptions:
                        gpus=gpus, gpus_sequential=True if args.gpus_sequential else None)
 
 
+def chosen_scenarios(args, config) -> list[str]:
+    """The scenarios named (each configured, and enabled unless --enable), else every enabled
+    one; UsageError for a disabled one, before anything starts or is saved."""
+    names = [check_scenario(config, n) for n in args.scenarios]
+    off = [n for n in names if not config.scenarios[n].enabled]
+    if off and not args.enable:
+        raise UsageError(f"scenario {off[0]!r} is disabled (enabled = false in "
+                         f"{config.path or 'the built-in defaults'}): set it up there, or "
+                         f"pass --enable to run it anyway")
+    names = names or [s.name for s in config.enabled_scenarios()]
+    if not names:
+        raise UsageError("no scenario is enabled: name one (with --enable) or enable one in "
+                         f"{config.path or 'config.toml (`gpubench init` writes one)'}")
+    return names
+
+
 def cmd_run(args, config) -> int:
-    names = [check_scenario(config, n) for n in args.scenarios] or [
-        s.name for s in config.enabled_scenarios()]
+    names = chosen_scenarios(args, config)
     options = plan_options(args, config, names)
     runner = PlanRunner(config, [config.scenarios[n] for n in names], options,
                         open_store(args, config))
@@ -98,6 +115,8 @@ def cmd_run(args, config) -> int:
             print(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state})", file=sys.stderr)
         elif isinstance(ev, SaveFailed):
             err(ev.message)
+        elif isinstance(ev, RunNotSaved):
+            err(f"{ev.scenario}: {ev.message}")
         elif isinstance(ev, PlanFinished) and not ev.complete:
             print("plan interrupted: saved the trials measured so far, marked incomplete",
                   file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gpubench.cli.base import EXIT_OK, UsageError, open_store
+from gpubench.cli.base import EXIT_OK, UsageError, open_store, warn
 from gpubench.services.legacy import import_legacy_text, read_legacy_file
 from gpubench.services.runs import check_scenario, resolve_run
 from results.files import atomic_write, path_in, safe_file_name
@@ -18,6 +18,9 @@ EXPORTERS = {"text": (export_text, ".txt"), "json": (export_json, ".json"),
 def register(subparsers) -> None:
     im = subparsers.add_parser("import", help="import a seed-format text result or kubectl log")
     im.add_argument("file", metavar="FILE", help="text file ('-' for stdin)")
+    im.add_argument("--size", metavar="SIZE",
+                    help="bytes per copy of the seed's round trip (e.g. 64KiB): its throughput "
+                         "then compares with a measured round trip of that size")
     im.add_argument("--scenario", required=True, help="configured scenario it belongs to")
     im.add_argument("--label")
     im.add_argument("--notes")
@@ -37,7 +40,8 @@ def cmd_import(args, config) -> int:
     text = read_legacy_file(path, sys.stdin.buffer if args.file == "-" else None)
     doc = import_legacy_text(config, open_store(args, config), scenario, text,
                              source=path.name if args.file != "-" else "stdin",
-                             label=args.label or "", notes=args.notes or "")
+                             label=args.label or "", notes=args.notes or "",
+                             size=args.size)
     print(doc["id"])
     trials = doc["workloads"][0]["trials"]
     print(f"imported {len(trials)} throughput figure(s) from {path.name} as scenario "
@@ -47,7 +51,7 @@ def cmd_import(args, config) -> int:
 
 def cmd_export(args, config) -> int:
     store = open_store(args, config)
-    run_id = resolve_run(store, args.run)
+    run_id = resolve_run(store, args.run, warn)
     export, suffix = EXPORTERS[args.format]
     text = export(store.load(run_id))
     if args.out and args.out != "-":

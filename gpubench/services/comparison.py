@@ -48,8 +48,9 @@ class Report:
 def comparison_md(config: Config, store: Store, *, include_invalid: bool = False,
                   force: bool = False, seed: int = 0,
                   warn: Callable[[str], None] | None = None) -> Report:
-    """comparison.md over the configured scenarios, each its newest readable run; every
-    unreadable result file and every run skipped on the way is told to `warn`."""
+    """comparison.md over the configured scenarios, each its newest complete readable run
+    (services.runs.newest_readable); every unreadable result file, every run skipped on the
+    way and every fall-back to an incomplete or older run is told to `warn`."""
     listing = store.list_runs()
     if warn is not None:
         for w in listing.warnings:

@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
+from engine.plan import MAX_COPY, format_size
 from gpubench.run_identity import scenario_record
 from gpubench.services.runs import ServiceError, check_scenario
 from results.legacy import import_legacy
 from results.store import Store
-from scenarios.config import Config
+from scenarios.config import Config, parse_size
 
 
 def legacy_scenario_for(path: Path, config: Config, explicit: str | None = None) -> str:
@@ -36,11 +37,28 @@ def read_legacy_file(path: Path, stream: BinaryIO | None = None) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+def roundtrip_size(text: str | None) -> tuple[int, str] | None:
+    """The seed's round-trip copy size as (bytes, the engine's spelling), None when not
+    given; ServiceError for one that is not a size the engine's round trip takes."""
+    if text is None:
+        return None
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise ServiceError(f"--size: {exc}") from None
+    if size > MAX_COPY:
+        raise ServiceError(f"--size: {text} is above {format_size(MAX_COPY)}")
+    return size, format_size(size)
+
+
 def import_legacy_text(config: Config, store: Store, scenario: str, text: str, *,
-                       source: str, label: str = "", notes: str = "") -> dict:
+                       source: str, label: str = "", notes: str = "",
+                       size: str | None = None) -> dict:
     """Save `text` as a run of the configured `scenario` (imported: true) and return its
-    document; results.legacy.LegacyFormatError when the text holds no throughput figure."""
+    document; results.legacy.LegacyFormatError when the text holds no throughput figure.
+    `size`: the round trip's copy size (e.g. "64KiB"), so it compares with measured runs."""
     doc = import_legacy(text, scenario_record(config.scenarios[scenario], config),
-                        source=source, label=label, notes=notes)
+                        source=source, label=label, notes=notes,
+                        roundtrip_size=roundtrip_size(size))
     store.save(doc, [])
     return doc

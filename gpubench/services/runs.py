@@ -1,10 +1,10 @@
-"""Finding stored runs: what a RUN reference names, each scenario's newest run, and whether a
-scenario named on the command line is configured."""
+"""Finding stored runs: what a RUN reference names, the run that stands for each scenario
+(its newest complete one), and whether a scenario named on the command line is configured."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from results.schema import RunNotFound
+from results.schema import CANCELLED, INCOMPLETE, RunNotFound
 from results.store import Store
 from scenarios.config import Config
 
@@ -22,29 +22,67 @@ def check_scenario(config: Config, name: str) -> str:
     return name
 
 
-def resolve_run(store: Store, ref: str) -> str:
-    """The run id of a run id, a unique prefix of one, or `@scenario` (its newest run)."""
+def resolve_run(store: Store, ref: str, on_note: Callable[[str], None] | None = None) -> str:
+    """The run id of a run id, a unique prefix of one, or `@scenario` (its newest complete
+    run; `on_note` hears when it falls back to another)."""
     if ref.startswith("@"):
-        return newest_run_id(store, ref[1:])
+        return newest_run_id(store, ref[1:], on_note)
     return store.resolve(ref)
 
 
-def newest_run_id(store: Store, scenario: str) -> str:
-    """The id of the scenario's newest stored run; RunNotFound when it has none."""
+def is_complete(summary: dict) -> bool:
+    """A run that ran its whole plan: not cancelled, cut off or short of sessions."""
+    return summary.get("complete") is not False and \
+        summary.get("outcome") not in (INCOMPLETE, CANCELLED)
+
+
+def by_preference(summaries: Sequence[dict]) -> list[dict]:
+    """The newest complete run first, then older complete ones, then the incomplete ones
+    newest first: a cancelled one-trial partial never stands for a scenario while a
+    complete run of it exists. `summaries`: a store listing, oldest first."""
+    newest_first = list(reversed(summaries))
+    return [s for s in newest_first if is_complete(s)] + \
+        [s for s in newest_first if not is_complete(s)]
+
+
+def fallback_note(scenario: str, chosen: dict, newest: dict) -> str | None:
+    """What to tell when the run standing for `scenario` is not simply its newest complete
+    one; None when it is."""
+    if is_complete(chosen):
+        if chosen is newest:
+            return None
+        return (f"@{scenario}: its newest run {newest['id']} is incomplete; using "
+                f"{chosen['id']}, the newest complete run")
+    return f"@{scenario}: no complete run; using {chosen['id']}, which is incomplete"
+
+
+def newest_run_id(store: Store, scenario: str,
+                  on_note: Callable[[str], None] | None = None) -> str:
+    """The id of the scenario's newest complete run, else of its newest run (told to
+    `on_note`); RunNotFound when it has none."""
     runs = [r for r in store.list_runs().runs if r.get("scenario") == scenario]
     if not runs:
         raise RunNotFound(f"no stored run of scenario {scenario!r}")
-    return runs[-1]["id"]
+    chosen = by_preference(runs)[0]
+    if on_note is not None and (note := fallback_note(scenario, chosen, runs[-1])):
+        on_note(note)
+    return chosen["id"]
 
 
 def newest_readable(store: Store, scenario: str, runs: Sequence[dict],
-                    on_skip: Callable[[str], None] | None = None) -> dict | None:
-    """The document of the scenario's newest run that can be read, else None; `runs` is a
-    store listing (oldest first). Each run skipped on the way is told to `on_skip`."""
-    for summary in reversed([r for r in runs if r.get("scenario") == scenario]):
+                    on_note: Callable[[str], None] | None = None) -> dict | None:
+    """The document of the scenario's newest complete run that can be read, else of its
+    newest readable one, else None; `runs` is a store listing (oldest first). Each run
+    skipped on the way, and a fall-back to an incomplete or older run, is told to `on_note`."""
+    own = [r for r in runs if r.get("scenario") == scenario]
+    for summary in by_preference(own):
         try:
-            return store.load(summary["id"])
-        except Exception as exc:  # any unreadable run: the next older one may do
-            if on_skip is not None:
-                on_skip(f"skipped {summary['id']}: {exc}")
+            doc = store.load(summary["id"])
+        except Exception as exc:  # any unreadable run: the next one may do
+            if on_note is not None:
+                on_note(f"skipped {summary['id']}: {exc}")
+            continue
+        if on_note is not None and (note := fallback_note(scenario, summary, own[-1])):
+            on_note(note)
+        return doc
     return None

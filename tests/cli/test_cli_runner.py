@@ -9,8 +9,8 @@ import types
 import numpy as np
 
 from scenarios.config import parse_config
-from gpubench.plan_events import (PlanFinished, PlanStarted, TrialEvent, TrialFinished,
-                                  TrialStarted)
+from gpubench.plan_events import (PlanFinished, PlanStarted, RunNotSaved, TrialEvent,
+                                  TrialFinished, TrialStarted)
 from gpubench import runner as runner_module
 from gpubench.runner import PlanOptions, PlanRunner, engine_args
 from gpubench.trial_order import interleave_order
@@ -103,13 +103,18 @@ async def test_failed_session_is_recorded_and_the_plan_goes_on(tmp_path):
     cfg = make_config(tmp_path)
     runner = PlanRunner(cfg, [cfg.scenarios["a"], cfg.scenarios["b"]], PlanOptions(seed=1),
                         Store(cfg.data_dir), launcher_factory=replay_factory(fail={"b"}))
-    finished = []
-    result = await runner.run(lambda e: finished.append(e) if isinstance(e, TrialFinished) else None)
+    finished, not_saved = [], []
+    result = await runner.run(lambda e: finished.append(e) if isinstance(e, TrialFinished)
+                              else not_saved.append(e) if isinstance(e, RunNotSaved) else None)
     assert len(finished) == 4 and result.failed_sessions == 2
+    assert [f.message for f in finished if f.slot.scenario == "b"] == \
+        ["ssh: connection refused"] * 2
+    # b never started: nothing of it is stored, one event says so (a's run is kept)
     docs = {d["scenario"]["name"]: d for d in result.documents}
-    assert [s["outcome"] for s in docs["b"]["sessions"]] == ["failed", "failed"]
-    assert docs["b"]["sessions"][0]["message"] == "ssh: connection refused"
-    assert docs["b"]["validity"]["status"] == "INVALID" and docs["a"]["validity"]["status"] == "VALID"
+    assert list(docs) == ["a"] and docs["a"]["validity"]["status"] == "VALID"
+    assert [(e.scenario, e.message) for e in not_saved] == [
+        ("b", "nothing saved: none of its 2 session(s) started (ssh: connection refused)")]
+    assert [r["scenario"] for r in Store(cfg.data_dir).list_runs().runs] == ["a"]
 
 
 async def test_cancel_saves_what_was_measured_marked_incomplete(tmp_path):

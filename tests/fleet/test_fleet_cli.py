@@ -67,6 +67,18 @@ def test_fleet_with_a_dead_host_exits_1_and_names_it(farm, tmp_path, capsys):
     assert "outlier detection needs at least 5" in out
 
 
+def test_fleet_stores_nothing_for_a_host_that_never_connected(farm, tmp_path, capsys):
+    config = make_config(farm, tmp_path, dead=("sim-dead",))
+    rc = run_cli(["--hosts", "sim-00,sim-dead", "--quiet"], config)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert [ln for ln in own_lines(err) if "nothing saved" in ln] == [
+        "gpubench fleet: nothing saved for 1 host(s) that never started fleet: sim-dead"]
+    from results.store import Store
+    runs = Store(config.data_dir).list_runs().runs
+    assert len(runs) == 1 and runs[0]["host"] != "sim-dead"   # sim-00's run only
+
+
 def test_fleet_without_hosts_is_a_usage_error(farm, tmp_path, capsys):
     config = make_config(farm, tmp_path)
     assert run_cli(["--label", "no-such-label", "--quiet"], config) == 2

@@ -239,14 +239,34 @@ def test_invalid_run_is_excluded_unless_include_invalid():
         == {NO_TARGET}
 
 
-def test_imported_legacy_run_against_a_measured_one_says_why_nothing_matches():
+def test_imported_seed_figure_pairs_with_the_measured_round_trip_of_its_size():
+    """The seed's Throughput is the round trip: with its size it meets the measured
+    roundtrip variant of that size; without one, or for the bandwidths (no size, no memory
+    kind), each figure is a NOT COMPARABLE row with the reason, never an empty table."""
     from results.legacy import import_legacy
-    legacy = import_legacy("Throughput: 6,977 ops/sec\n", {"name": "bare-metal"})
-    cand, _ = make_doc(2, sessions=2)
-    comp = compare_runs(legacy, cand)
-    assert comp.rows == []
-    assert any("imported legacy result" in w and "compare only with other imported" in w
-               for w in comp.warnings)
+    seed = "Throughput: 6,977 ops/sec\nMemory Bandwidth: 4.31 GB/s (H2D), 4.53 GB/s (D2H)\n"
+    cand, _ = make_doc(2, sessions=2, workloads=("roundtrip", "h2d"))
+    sized = import_legacy(seed, {"name": "bare-metal"}, roundtrip_size=(65536, "64KiB"))
+    comp = compare_runs(sized, cand)
+    rows = {(r.workload, r.variant, r.metric): r for r in comp.rows}
+    paired = rows[("roundtrip", "pinned-64KiB", "ops_per_s")]
+    assert paired.base_median == 6977.0 and paired.verdict == NO_TARGET
+    assert rows[("h2d", "legacy", "gbps")].verdict == NOT_COMPARABLE
+    assert "baseline (imported): the seed's h2d bandwidth names no copy size or memory kind" \
+        in rows[("h2d", "legacy", "gbps")].warnings[0]
+    assert comp.verdict == NOT_COMPARABLE
+    unsized = compare_runs(import_legacy(seed, {"name": "bare-metal"}), cand)
+    rt = next(r for r in unsized.rows if r.workload == "roundtrip" and r.metric == "ops_per_s")
+    assert rt.variant == "legacy" and rt.verdict == NOT_COMPARABLE
+    assert "gives no round-trip size" in rt.warnings[0]
+    other = compare_runs(import_legacy(seed, {"name": "b"}, roundtrip_size=(1 << 20, "1MiB")),
+                         cand)
+    assert any("moved 1MiB per copy; the other run measured pinned-64KiB" in w
+               for r in other.rows for w in r.warnings)
+    cpu = dict(cand, backend="numpy-cpu")
+    assert {r.verdict for r in compare_runs(sized, cpu).rows} == {NOT_COMPARABLE}
+    # two imported runs compare as they are
+    assert {r.variant for r in compare_runs(sized, sized).rows} == {"legacy"}
 
 
 def test_unusable_values_of_included_invalid_trials_are_counted_not_hidden():

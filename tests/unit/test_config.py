@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from scenarios.builtin_config import template_text
 from scenarios.config import ConfigError, load_config, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +30,31 @@ def test_shipped_config_loads_with_five_reference_scenarios():
     assert cfg.data_dir == ROOT / "results" / "data"
 
 
-def test_missing_file_gives_built_in_local_defaults(tmp_path, monkeypatch):
+def test_missing_file_gives_the_five_reference_scenarios_only_bare_metal_enabled(
+        tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GPUBENCH_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = load_config()
-    assert list(cfg.hosts) == ["local"] and list(cfg.scenarios) == ["bare-metal"]
+    assert cfg.path is None and cfg.data_dir == tmp_path / "results" / "data"
+    assert list(cfg.scenarios) == ["bare-metal", "k8s-pod", "bare-metal-proxy", "k8s-proxy",
+                                   "k8s-hypervisor"]
+    assert [s.name for s in cfg.enabled_scenarios()] == ["bare-metal"]
+    assert [h.name for h in cfg.hosts.values() if h.enabled] == ["local"]
+
+
+def test_init_template_is_the_shipped_config_and_the_built_in_default(tmp_path, monkeypatch):
+    """What runs without a file, what `gpubench init` writes and the repository's config.toml
+    are one configuration: the template cannot drift from either."""
+    assert template_text() == (ROOT / "config.toml").read_text(encoding="utf-8")
+    monkeypatch.chdir(ROOT)
+    shipped = load_config(ROOT / "config.toml")
+    monkeypatch.delenv("GPUBENCH_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    builtin = load_config()
+    for part in ("scenarios", "hosts", "clusters", "targets", "defaults"):
+        assert getattr(builtin, part) == getattr(shipped, part), part
 
 
 @pytest.mark.parametrize("text, message", [

@@ -38,7 +38,7 @@ class EngineArgs:
     memory: tuple[str, ...] = ("pinned", "pageable")
     launch_modes: tuple[str, ...] = ("sync", "async")
     min_window: float = 0.5
-    cv_limit: float = 100.0
+    cv_limit: float | None = None
     gemm_size: int | None = None
     init_procs: tuple[str, ...] = ("1", "8", "32")
     seed: int = 0

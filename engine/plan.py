@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"matrix size n (default {GEMM_SIZE_GPU} on GPU, {GEMM_SIZE_CPU} on CPU)")
     p.add_argument("--min-window", type=float, default=0.5,
                    help="a measured window shorter than this is INVALID (s)")
-    p.add_argument("--cv-limit", type=float, default=100.0,
-                   help="a per-op latency CV above this percentage is INVALID")
+    p.add_argument("--cv-limit", type=float, default=None,
+                   help="also make a window INVALID when its per-op latency CV is above this "
+                        "percentage (default: off; the CV is recorded either way)")
     p.add_argument("--init-procs", default="1,8,32", help="process counts for the init workload")
     p.add_argument("--seed", type=int, default=0, help="seed for buffer and matrix contents")
     p.add_argument("--cpus", default=None,
@@ -110,7 +111,7 @@ class Plan:
     telemetry_interval: float
     gemm_size: int | None
     min_window: float
-    cv_limit: float
+    cv_limit: float | None
     init_procs: list[int]
     seed: int
     sample_interval: float = 0.25
@@ -190,7 +191,7 @@ def parse_args(argv: list[str]) -> Plan:
          "--telemetry-interval must be 0 (off) or >= 0.05"),
         (ns.gemm_size is None or 16 <= ns.gemm_size <= 32768, "--gemm-size must be 16..32768"),
         (ns.min_window >= 0, "--min-window must be >= 0"),
-        (ns.cv_limit > 0, "--cv-limit must be > 0 (percent)"),
+        (ns.cv_limit is None or ns.cv_limit > 0, "--cv-limit must be > 0 (percent)"),
         (ns.sample_interval > 0, "--sample-interval must be > 0"),
     ]
     for ok, message in checks:

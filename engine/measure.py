@@ -184,7 +184,8 @@ class Runner:
         if ops == 0:
             reasons.append("no operations completed")
         if check_window:
-            reasons += window_reasons(shape or {"calls": 0}, window_s, self.plan.min_window)
+            reasons += window_reasons(shape or {"calls": 0}, window_s, self.plan.min_window,
+                                      self.plan.stall_limit, self.plan.drift_limit)
             limit = self.plan.cv_limit
             if limit is not None and cv is not None and cv * 100 > limit:
                 reasons.append(f"cv {cv * 100:.1f}% > limit {limit:g}%")

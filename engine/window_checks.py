@@ -5,14 +5,16 @@ wide per-op spread does not threaten them: GPU launch tails are long (p99 2-5x p
 GPU-FACTS) and a CPU backend's are longer, while the median stays put. What does:
 
 - too short a window: fewer than `min_window` seconds or fewer than MIN_CALLS timed calls;
-- a stall: one call that took more than STALL_SHARE of the window beyond the median call
+- a stall: one call that took more than STALL_LIMIT_PCT of the window beyond the median call
   (the process was descheduled, the driver blocked): ops/s then counts the stall, not the op;
 - drift: the median per-call latency of the window's quarters differing by more than
   DRIFT_LIMIT_PCT (the state changed inside the window: a clock, a neighbour, a migration);
 - throttling and a changed memory clock, from the telemetry thread (engine/telemetry.py).
 
 The per-op CV and p99/p50 stay in the result as information (`latency_us.cv`, `window`);
-`--cv-limit` turns the old CV rule back on for whoever wants it. The bounds and why they
+`--cv-limit` turns the old CV rule back on for whoever wants it; `--stall-limit` and
+`--drift-limit` set (0: turn off) the two rules for callers that judge only medians and vary the
+load inside a window on purpose (the self-test's delay slots). The bounds and why they
 were chosen are in DESIGN.md ("Validity"). Everything here runs once per window on the
 latency array the hot loop already filled, never inside it.
 """
@@ -20,11 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .plan import DRIFT_LIMIT_PCT, STALL_LIMIT_PCT
+
 MIN_CALLS = 5               # a median of fewer timed calls is not a steady-state figure
-STALL_SHARE = 0.10          # 2.6x the 3.8 % trial-to-trial CV of a 1 s launch trial
 DRIFT_PARTS = 4             # the window is judged in quarters
 DRIFT_MIN_CALLS = 10        # per quarter: below that a quarter's median is itself noise
-DRIFT_LIMIT_PCT = 25.0      # about 5x the spread of 0.25 s medians; far above trial noise
 MEM_CLOCK_CHANGE_PCT = 5.0  # the memory clock does not move under load: any change is real
 
 
@@ -49,21 +51,24 @@ def window_shape(ns: np.ndarray, window_s: float) -> dict:
     return shape
 
 
-def window_reasons(shape: dict, window_s: float, min_window: float) -> list[str]:
-    """The INVALID reasons of a loop's window from its shape (window_shape)."""
+def window_reasons(shape: dict, window_s: float, min_window: float,
+                   stall_limit: float = STALL_LIMIT_PCT,
+                   drift_limit: float = DRIFT_LIMIT_PCT) -> list[str]:
+    """The INVALID reasons of a loop's window from its shape (window_shape); a limit of 0
+    turns its rule off."""
     reasons: list[str] = []
     if window_s < min_window:
         reasons.append(f"window {window_s:.3f} s < minimum {min_window:g} s")
     if 0 < shape["calls"] < MIN_CALLS:
         reasons.append(f"{shape['calls']} timed calls < minimum {MIN_CALLS}")
     stall = shape.get("stall_pct")
-    if stall is not None and stall > STALL_SHARE * 100:
+    if stall_limit and stall is not None and stall > stall_limit:
         reasons.append(f"stall: one call took {shape['longest_call_us'] / 1e3:.1f} ms, "
                        f"{stall:.0f}% of the window")
     drift = shape.get("drift_pct")
-    if drift is not None and drift > DRIFT_LIMIT_PCT:
+    if drift_limit and drift is not None and drift > drift_limit:
         reasons.append(f"drift: median latency moved {drift:.0f}% within the window "
-                       f"(limit {DRIFT_LIMIT_PCT:g}%)")
+                       f"(limit {drift_limit:g}%)")
     return reasons
 
 

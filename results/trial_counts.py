@@ -70,6 +70,35 @@ def validity_counts(workloads: list[dict], status: str) -> dict:
     return {"metrics": metrics, "headline": headline}
 
 
+def results_headline(results: Iterable[dict]) -> dict | None:
+    """The headline counts of a running session's `result` lines so far, with the first
+    reason one of its trials was invalid (`reason`, None when none was)."""
+    groups: dict[tuple, dict] = {}
+    for r in results:
+        key = (r.get("workload"), r.get("variant"))
+        groups.setdefault(key, {"workload": key[0], "variant": key[1], "trials": []})
+        groups[key]["trials"].append(r)
+    head = validity_counts(list(groups.values()), VALID)["headline"]
+    if head is None:
+        return None
+    trials = groups[(head["workload"], head["variant"])]["trials"]
+    reasons = [x for t in trials if t.get("valid") is False for x in t.get("validity_reasons") or []]
+    return {**head, "reason": reasons[0] if reasons else None}
+
+
+def live_alert(results: Iterable[dict]) -> str | None:
+    """The dashboard's warning while a session runs, once a trial of its headline was
+    invalid: `FEW TRIALS: roundtrip 1/3 trials count (too few for a CI): stall: ...`."""
+    head = results_headline(results)
+    if head is None or head["counted"] == head["trials"]:
+        return None
+    word = FEW_TRIALS if head["counted"] < MIN_FOR_CI else "INVALID TRIALS"
+    text = f"{word}: {head['workload']} {fraction(head)} trials count"
+    if head["counted"] < MIN_FOR_CI:
+        text += " (too few for a CI)"
+    return text + (f": {head['reason']}" if head["reason"] else "")
+
+
 def doc_counts(doc: dict) -> dict:
     """A document's `validity_counts`, stored or (older documents) worked out now."""
     val = doc.get("validity") or {}

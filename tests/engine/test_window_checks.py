@@ -90,3 +90,12 @@ def test_the_cv_rule_is_an_opt_in_extra():
     ns[::50] = 500_000
     assert result_of(ns)["valid"] is True
     assert result_of(ns, ["--cv-limit", "100"])["validity_reasons"][0].startswith("cv ")
+
+
+def test_the_stall_and_drift_rules_can_be_set_and_turned_off():
+    stalled = steady(10_000, 50) + [150_000_000] + steady(10_000, 50)
+    assert result_of(stalled, ["--stall-limit", "20"])["valid"] is True
+    drifting = steady(10_000, 50) + steady(10_000, 80)
+    assert result_of(drifting, ["--drift-limit", "0"])["valid"] is True
+    assert result_of(drifting, ["--drift-limit", "50"])["validity_reasons"] == [
+        "drift: median latency moved 60% within the window (limit 50%)"]

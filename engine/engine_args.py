@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Sequence
 
-from .plan import DEFAULT_WORKLOADS, read_argv, split_list
+from .plan import DEFAULT_WORKLOADS, DRIFT_LIMIT_PCT, STALL_LIMIT_PCT, read_argv, split_list
 
 # Fields that are comma lists on the command line.
 LIST_FIELDS = frozenset({"workloads", "sizes", "memory", "launch_modes", "init_procs"})
@@ -38,7 +38,9 @@ class EngineArgs:
     memory: tuple[str, ...] = ("pinned", "pageable")
     launch_modes: tuple[str, ...] = ("sync", "async")
     min_window: float = 0.5
-    cv_limit: float = 100.0
+    stall_limit: float = STALL_LIMIT_PCT
+    drift_limit: float = DRIFT_LIMIT_PCT
+    cv_limit: float | None = None
     gemm_size: int | None = None
     init_procs: tuple[str, ...] = ("1", "8", "32")
     seed: int = 0

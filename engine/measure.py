@@ -1,4 +1,4 @@
-"""The measurement loop, validity rules, and the `sample`/`result` lines.
+"""The measurement loop and the `sample`/`result` lines (validity rules: window_checks.py).
 
 The hot loop (compiled per variant by inline.py, with the operation's calls
 as its body) does per operation: the calls, one perf_counter_ns read stored
@@ -19,6 +19,7 @@ import numpy as np
 from .plan import Plan, Variant
 from .inline import make_hot, make_op
 from .timing import CHUNK_OPS, LatencyRecorder, latency_stats
+from .window_checks import clock_reasons, window_reasons, window_shape
 
 Op = Callable[[], Any]
 
@@ -174,33 +175,44 @@ class Runner:
         self._emit("sample", **fields)
 
     # ---- result and validity -------------------------------------------------------------
-    def validity(self, window_s: float, cv: float | None, t_start_s: float, t_end_s: float,
-                 interrupted: bool, ops: int, check_window: bool = True,
-                 check_cv: bool = True) -> list[str]:
+    def validity(self, window_s: float, t_start_s: float, t_end_s: float, interrupted: bool,
+                 ops: int, shape: dict | None = None, cv: float | None = None,
+                 check_window: bool = True) -> tuple[list[str], dict | None]:
+        """(the INVALID reasons of one window, the clocks read during it): what threatens the
+        figure (engine/window_checks.py); `check_window` False for a batch that is no loop."""
         reasons: list[str] = []
         if ops == 0:
             reasons.append("no operations completed")
-        if check_window and window_s < self.plan.min_window:
-            reasons.append(f"window {window_s:.3f} s < minimum {self.plan.min_window:g} s")
-        if check_cv and cv is not None and cv * 100 > self.plan.cv_limit:
-            reasons.append(f"cv {cv * 100:.1f}% > limit {self.plan.cv_limit:g}%")
+        if check_window:
+            reasons += window_reasons(shape or {"calls": 0}, window_s, self.plan.min_window,
+                                      self.plan.stall_limit, self.plan.drift_limit)
+            limit = self.plan.cv_limit
+            if limit is not None and cv is not None and cv * 100 > limit:
+                reasons.append(f"cv {cv * 100:.1f}% > limit {limit:g}%")
+        clocks = None
         if self.telemetry is not None:
             for name in self.telemetry.throttling_between(t_start_s, t_end_s):
                 reasons.append(f"throttled: {name}")
+            between = getattr(self.telemetry, "clocks_between", None)
+            clocks = between(t_start_s, t_end_s) if between is not None else None
+            reasons += clock_reasons(clocks)
         if interrupted:
             reasons.append("interrupted")
-        return reasons
+        return reasons, clocks
 
     def emit_result(self, variant: Variant, repeat: int, ns: np.ndarray, prep: Prepared,
                     t_start_ns: int, t_end_ns: int, interrupted: bool,
                     device_s: float | None = None, extra: dict | None = None,
-                    check_window: bool = True, check_cv: bool = True,
+                    check_window: bool = True,
                     extra_reasons: list[str] | None = None) -> dict:
         ops = int(ns.size) * prep.ops_per_call
         window_s = max(t_end_ns - t_start_ns, 0) * 1e-9
         lat = latency_stats(ns, prep.ops_per_call, full=True)
-        reasons = self.validity(window_s, lat.get("cv"), t_start_ns * 1e-9, t_end_ns * 1e-9,
-                                interrupted, ops, check_window, check_cv)
+        shape = window_shape(ns, window_s)
+        reasons, clocks = self.validity(window_s, t_start_ns * 1e-9, t_end_ns * 1e-9,
+                                        interrupted, ops, shape, lat.get("cv"), check_window)
+        if clocks is not None:
+            shape["clocks_mhz"] = clocks
         reasons[:0] = extra_reasons or []
         params = dict(variant.params)
         params.update(prep.params)
@@ -212,7 +224,7 @@ class Runner:
             "ops": ops, "duration_s": round(window_s, 6),
             "ops_per_s": (ops / window_s) if window_s > 0 else 0.0,
             "latency_us": lat, "valid": not reasons, "validity_reasons": reasons,
-            "interrupted": interrupted, "params": params,
+            "interrupted": interrupted, "params": params, "window": shape,
         }
         if device_s is not None:
             fields["device_time_s"] = round(device_s, 6)

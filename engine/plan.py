@@ -16,6 +16,9 @@ MEMORY_KINDS = ("pinned", "pageable")
 MIN_COPY, MAX_COPY = 4 * 1024, 256 * 1024 * 1024
 ASYNC_BATCH = 1000          # launches per synchronise in launch/async
 GEMM_SIZE_GPU, GEMM_SIZE_CPU = 8192, 1024
+# validity limits of a window (engine/window_checks.py; DESIGN.md "Validity" says why these)
+STALL_LIMIT_PCT = 10.0      # 2.6x the 3.8 % trial-to-trial CV of 1 s launch trials
+DRIFT_LIMIT_PCT = 25.0      # far above the 14 % range of twenty 1 s trials' ops/s
 GEMM_FP16_MAX_CPU = 128     # NumPy has no fp16 BLAS: keep the CPU's fp16 product small
 ALLOC_SIZE = 1024 * 1024
 MAX_CPU = 65535             # no kernel numbers CPUs past this (NR_CPUS is at most 8192 today)
@@ -82,8 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"matrix size n (default {GEMM_SIZE_GPU} on GPU, {GEMM_SIZE_CPU} on CPU)")
     p.add_argument("--min-window", type=float, default=0.5,
                    help="a measured window shorter than this is INVALID (s)")
-    p.add_argument("--cv-limit", type=float, default=100.0,
-                   help="a per-op latency CV above this percentage is INVALID")
+    p.add_argument("--stall-limit", type=float, default=STALL_LIMIT_PCT,
+                   help="a window where one call took more than this percentage of it beyond "
+                        "the median call is INVALID; 0 turns the rule off (default %(default)g)")
+    p.add_argument("--drift-limit", type=float, default=DRIFT_LIMIT_PCT,
+                   help="a window whose quarters' median latencies differ by more than this "
+                        "percentage is INVALID; 0 turns the rule off (default %(default)g)")
+    p.add_argument("--cv-limit", type=float, default=None,
+                   help="also make a window INVALID when its per-op latency CV is above this "
+                        "percentage (default: off; the CV is recorded either way)")
     p.add_argument("--init-procs", default="1,8,32", help="process counts for the init workload")
     p.add_argument("--seed", type=int, default=0, help="seed for buffer and matrix contents")
     p.add_argument("--cpus", default=None,
@@ -110,10 +120,12 @@ class Plan:
     telemetry_interval: float
     gemm_size: int | None
     min_window: float
-    cv_limit: float
+    cv_limit: float | None
     init_procs: list[int]
     seed: int
     sample_interval: float = 0.25
+    stall_limit: float = STALL_LIMIT_PCT
+    drift_limit: float = DRIFT_LIMIT_PCT
     launch_modes: tuple[str, ...] = LAUNCH_MODES
     cpus: tuple[int, ...] | None = None
     init_child: bool = False
@@ -190,7 +202,9 @@ def parse_args(argv: list[str]) -> Plan:
          "--telemetry-interval must be 0 (off) or >= 0.05"),
         (ns.gemm_size is None or 16 <= ns.gemm_size <= 32768, "--gemm-size must be 16..32768"),
         (ns.min_window >= 0, "--min-window must be >= 0"),
-        (ns.cv_limit > 0, "--cv-limit must be > 0 (percent)"),
+        (ns.cv_limit is None or ns.cv_limit > 0, "--cv-limit must be > 0 (percent)"),
+        (ns.stall_limit >= 0, "--stall-limit must be >= 0 (percent; 0 is off)"),
+        (ns.drift_limit >= 0, "--drift-limit must be >= 0 (percent; 0 is off)"),
         (ns.sample_interval > 0, "--sample-interval must be > 0"),
     ]
     for ok, message in checks:
@@ -201,6 +215,7 @@ def parse_args(argv: list[str]) -> Plan:
                 duration=ns.duration, warmup=ns.warmup, repeats=ns.repeats, device=ns.device,
                 backend=ns.backend, telemetry_interval=ns.telemetry_interval,
                 gemm_size=ns.gemm_size, min_window=ns.min_window, cv_limit=ns.cv_limit,
+                stall_limit=ns.stall_limit, drift_limit=ns.drift_limit,
                 init_procs=list(dict.fromkeys(procs)), seed=ns.seed,
                 sample_interval=ns.sample_interval,
                 launch_modes=tuple(dict.fromkeys(launch_modes)), cpus=cpus,

@@ -221,6 +221,8 @@ class TelemetryThread(threading.Thread):
         self._lock = threading.Lock()
         # (timestamp before the reading, timestamp after it, mask) for every reading.
         self.throttle_log: list[tuple[float, float, int]] = []
+        # (before, after, SM MHz, memory MHz) for every reading with both clocks.
+        self.clock_log: list[tuple[float, float, float, float]] = []
         self.readings = 0
         self._nvlink = NvLinkReader()
 
@@ -238,6 +240,10 @@ class TelemetryThread(threading.Thread):
                 if isinstance(mask, int):
                     with self._lock:
                         self.throttle_log.append((t_before, t_after, mask))
+                sm, mem = readings.get("sm_clock_mhz"), readings.get("mem_clock_mhz")
+                if isinstance(sm, (int, float)) and isinstance(mem, (int, float)):
+                    with self._lock:
+                        self.clock_log.append((t_before, t_after, float(sm), float(mem)))
                 self.readings += 1
                 self._emit("telemetry", readings=readings)
             self._stop_event.wait(self._interval)
@@ -255,3 +261,14 @@ class TelemetryThread(threading.Thread):
                 if t_after >= start and t_before <= end:
                     mask |= m
         return throttle_names(mask & INVALIDATING_MASK) or []
+
+    def clocks_between(self, start: float, end: float) -> dict | None:
+        """{"sm_mhz": [min, max], "mem_mhz": [min, max]} of readings that overlap [start,
+        end]; None without any."""
+        with self._lock:
+            seen = [(sm, mem) for t_before, t_after, sm, mem in self.clock_log
+                    if t_after >= start and t_before <= end]
+        if not seen:
+            return None
+        sms, mems = [s for s, _ in seen], [m for _, m in seen]
+        return {"sm_mhz": [min(sms), max(sms)], "mem_mhz": [min(mems), max(mems)]}

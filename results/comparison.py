@@ -132,6 +132,8 @@ class MetricComparison:
     cand_outliers: int
     warnings: list[str] = field(default_factory=list)
     gpu: str = ""          # per-GPU comparisons: "0", "1", ... or "all" (the aggregate); else ""
+    base_trials: int = 0   # every trial of the variant on each side; n_base/n_cand of them count
+    cand_trials: int = 0
 
 
 @dataclass
@@ -302,11 +304,14 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
             unjudged = [p for p in (b.problem("baseline", metric.label),
                                     c.problem("candidate", metric.label)) if p]
             if unjudged:
-                rows.append(_unjudged_metric(key, metric, b, c, unjudged, notes, target_pct))
-                continue
-            row = _compare_metric(key, metric, b.values, c.values, target_pct, seed, n_boot)
-            row.warnings += notes
+                row = _unjudged_metric(key, metric, b, c, unjudged, notes, target_pct)
+            else:
+                row = _compare_metric(key, metric, b.values, c.values, target_pct, seed, n_boot)
+                row.warnings += notes
+            row.base_trials, row.cand_trials = b.trials, c.trials
             rows.append(row)
+            if unjudged:
+                continue
             if min(len(b.values), len(c.values)) < MIN_TRIALS:
                 few.add(f"{key[0]}/{key[1]}")
     told = {u.key for u in unpaired}

@@ -25,6 +25,8 @@ from engine.throttle import BENIGN_THROTTLE
 
 from .schema import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, INVALID, SCHEMA_VERSION, VALID)
 from .stats import finite_median, finite_number
+from .trial_counts import (FEW_TRIALS, doc_counts, headline_workload, status_line, status_word,
+                           valid_trials, validity_counts)
 
 try:  # the engine package ships beside us; its version is the tool's measuring version
     from engine import __version__ as ENGINE_VERSION
@@ -33,7 +35,7 @@ except Exception:  # pragma: no cover - engine always importable in this repo
 
 MAX_THROTTLE_EVENTS = 200
 TRIAL_FIELDS = ("repeat", "ops", "duration_s", "ops_per_s", "latency_us", "gbps", "tflops",
-                "bytes", "valid", "validity_reasons", "interrupted", "t")
+                "bytes", "valid", "validity_reasons", "interrupted", "t", "window")
 IDENTITY_DEVICE_KEYS = ("name", "uuid", "driver", "cuda_driver", "cuda_runtime")
 
 
@@ -298,6 +300,11 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         notes_validity.append(f"{why_incomplete[0]}: results are incomplete")
     if cut_off:
         notes_validity.append(f"{why_incomplete[-1]}: results are incomplete")
+    status = INVALID if reasons else VALID
+    counts = validity_counts(list(workloads.values()), status)
+    if status_word(status, counts["headline"]) == FEW_TRIALS:
+        notes_validity.append(f"{status_line(status, counts['headline'])}: its median is "
+                              "one window's, not a figure to compare")
     gpus = sorted({json.dumps(gpu_tag(r.gpu), sort_keys=True) for r in sessions if r.gpu},
                   key=lambda t: json.loads(t)["index"])
     modes = sorted({r.gpu_mode for r in sessions if r.gpu and r.gpu_mode})
@@ -323,9 +330,8 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         "sessions": session_docs,
         "workloads": list(workloads.values()),
         "telemetry": telemetry.summary(),
-        "validity": {"status": INVALID if reasons else VALID, "reasons": reasons,
-                     "notes": notes_validity, "invalid_trials": invalid_trials,
-                     "trials": len(all_trials)},
+        "validity": {"status": status, "reasons": reasons, "notes": notes_validity,
+                     "invalid_trials": invalid_trials, "trials": len(all_trials), **counts},
         "stream_warnings": stream_warnings[:100],
         "complete": not why_incomplete,
         "incomplete_reason": "; ".join(why_incomplete) or None,
@@ -400,16 +406,13 @@ def summary_of(doc: dict) -> dict:
     device = hello.get("device") or {}
     host = hello.get("host") or {}
     scen = doc.get("scenario") or {}
-    trials = sum(len(wl.get("trials") or []) for wl in doc.get("workloads") or [])
+    workloads = doc.get("workloads") or []
+    trials = sum(len(wl.get("trials") or []) for wl in workloads)
     headline = None
-    for wl in doc.get("workloads") or []:
-        wl_trials = wl.get("trials") or []
-        med = finite_median(t.get("ops_per_s") for t in (
-            [t for t in wl_trials if t.get("valid", True)] or wl_trials))
-        if med is not None and (headline is None or wl["workload"] == "roundtrip"):
-            headline = {"workload": wl["workload"], "variant": wl.get("variant"), "ops_per_s": med}
-            if wl["workload"] == "roundtrip":
-                break
+    head = headline_workload(workloads)
+    if head is not None:
+        headline = {"workload": head["workload"], "variant": head.get("variant"),
+                    "ops_per_s": finite_median(t.get("ops_per_s") for t in valid_trials(head))}
     return {
         "id": doc.get("id"), "created": doc.get("created"),
         "scenario": scen.get("name"), "title": scen.get("title"),
@@ -423,5 +426,6 @@ def summary_of(doc: dict) -> dict:
         "imported": bool(doc.get("imported")),
         "group": (doc.get("group") or {}).get("id"),
         "trials": trials, "headline": headline,
+        "counted": doc_counts(doc)["headline"],
     }
 

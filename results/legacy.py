@@ -25,6 +25,7 @@ from typing import Any
 from .document import build_document, utc_now
 from .schema import ResultError
 from .stats import finite_median
+from .trial_counts import headline_workload, valid_trials
 
 LEGACY_VARIANT = "legacy"
 _NUMBER = r"([0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+)"
@@ -126,22 +127,6 @@ def import_legacy(text: str, scenario: dict, *, source: str = "", label: str = "
 
 # ---- export --------------------------------------------------------------------------------
 
-def valid_trials(wl: dict) -> list[dict]:
-    trials = wl.get("trials") or []
-    valid = [t for t in trials if t.get("valid", True)]
-    return valid or trials
-
-
-def headline_workload(doc: dict) -> dict | None:
-    wls = [w for w in doc.get("workloads") or []
-           if finite_median([t.get("ops_per_s") for t in valid_trials(w)]) is not None]
-    for name in ("roundtrip", "launch"):
-        for w in wls:
-            if w["workload"] == name:
-                return w
-    return wls[0] if wls else None
-
-
 def _bandwidth_workload(doc: dict, kind: str) -> dict | None:
     best, best_key = None, None
     for w in doc.get("workloads") or []:
@@ -157,7 +142,7 @@ def _bandwidth_workload(doc: dict, kind: str) -> dict | None:
 def export_text(doc: dict) -> str:
     """Seed-format text: one `Throughput: N ops/sec` line (the headline: round trip if
     measured), average and p99 latency in ms, H2D/D2H bandwidth, then details."""
-    head = headline_workload(doc)
+    head = headline_workload(doc.get("workloads") or [])
     if head is None:
         raise ResultError(f"run {doc.get('id')}: no throughput figure to export")
     scen = doc.get("scenario") or {}

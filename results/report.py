@@ -15,11 +15,12 @@ from .check_verdicts import CHECK_COLUMNS, check_rows, check_table
 from .comparable import usable
 from .comparison import Comparison, MetricComparison
 from .format import EMPTY, fmt_ci, fmt_p, fmt_pct, fmt_value
-from .legacy import headline_workload, valid_trials
-from .schema import ResultError
 from .stats import INCONCLUSIVE, finite_median
+from .schema import INVALID, ResultError
+from .trial_counts import (FEW_TRIALS, doc_counts, headline_workload, status_short,
+                           status_word, valid_trials)
 
-COLUMNS = ("workload", "variant", "metric", "n", "baseline", "candidate", "overhead",
+COLUMNS = ("workload", "variant", "metric", "counted", "baseline", "candidate", "overhead",
            "95% CI", "p", "target", "verdict", "note")
 
 
@@ -39,6 +40,11 @@ def row_note(r: MetricComparison) -> str:
     return "; ".join(parts)
 
 
+def counted_cell(r: MetricComparison) -> str:
+    """`1/30 · 28/30`: the baseline's and the candidate's trials that count, of all theirs."""
+    return f"{r.n_base}/{r.base_trials} · {r.n_cand}/{r.cand_trials}"
+
+
 def has_gpus(comp: Comparison) -> bool:
     return any(r.gpu for r in comp.rows)
 
@@ -53,7 +59,8 @@ def comparison_table(comp: Comparison) -> list[list[str]]:
     rows = []
     gpu = has_gpus(comp)
     for r in comp.rows:
-        rows.append([r.workload, r.variant, *([r.gpu] if gpu else []), f"{r.label} ({r.unit})", f"{r.n_base}/{r.n_cand}",
+        rows.append([r.workload, r.variant, *([r.gpu] if gpu else []), f"{r.label} ({r.unit})",
+                     counted_cell(r),
                      fmt_value(r.base_median), fmt_value(r.cand_median), fmt_pct(r.overhead_pct),
                      fmt_ci(r.ci_low, r.ci_high), fmt_p(r.p_value),
                      EMPTY if r.target_pct is None else f"<{r.target_pct:g}%", r.verdict,
@@ -186,7 +193,7 @@ def headline(comp: Comparison) -> MetricComparison | None:
 
 
 def _doc_headline(doc: dict) -> str:
-    w = headline_workload(doc)
+    w = headline_workload(doc.get("workloads") or [])
     if w is None:
         return EMPTY
     return fmt_value(finite_median([t.get("ops_per_s") for t in valid_trials(w)
@@ -229,7 +236,9 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
                                  f"run `gpubench run {sc.name}`"])
             continue
         run = doc["id"] + (" (imported)" if doc.get("imported") else "")
-        validity = (doc.get("validity") or {}).get("status", "")
+        status = (doc.get("validity") or {}).get("status", "")
+        counts = doc_counts(doc)["headline"]
+        validity = status_short(status, counts)     # VALID 28/30, FEW TRIALS 1/30, INVALID 0/30
         if sc.baseline is None:
             summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "baseline", EMPTY,
                                  target, validity])
@@ -250,7 +259,9 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
         summary_rows.append([str(i), sc.title, run, _doc_headline(doc),
                              fmt_pct(h.overhead_pct) if h else EMPTY,
                              fmt_ci(h.ci_low, h.ci_high) if h else EMPTY, target,
-                             verdict if validity != "INVALID" else f"{verdict}, run INVALID"])
+                             f"{verdict}, run {validity}"
+                             if status_word(status, counts) in (INVALID, FEW_TRIALS)
+                             else verdict])
         details += [f"### {sc.title} vs {sc.baseline}", ""]
         details += [f"> {line}" for line in header_lines(comp)] + [""]
         details.append(markdown_table(columns_for(comp), comparison_table(comp)))

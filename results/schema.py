@@ -15,7 +15,9 @@ A result document is one JSON object per run (see DESIGN.md, "Result document"):
                                "to_first_sample_s"}, "pod", "node", ...}}],  # the launcher said
      "workloads": [{"workload", "variant", "params", "trials": [{...one result line...}]}],
      "telemetry": {"count", "readings": {name: {"min", "mean", "max"}}, "throttle_events": [...]},
-     "validity": {"status": "VALID" | "INVALID", "reasons": [...]},
+     "validity": {"status": "VALID" | "INVALID", "reasons": [...], "notes": [...],
+                  "metrics": [{"workload", "variant", "counted", "trials"}],  # trials that
+                  "headline": {"workload", "variant", "counted", "trials"}},  # count, per metric
      "gpus": [{"index", "uuid", "name", "mig_instance"}] | null,   # per-GPU runs (--gpus)
      "gpu_mode": "concurrent" | "sequential" | null,               # trials then carry "gpu"
      "partition": {"kind": "full-gpu" | "mig-instance" | "cpu", "visible_gpus", ...},

@@ -224,7 +224,10 @@ TRIAL = Obj({"session": Opt(INT), "trial": Opt(INT), "repeat": Opt(INT), "ops": 
              "duration_s": Opt(NUM), "ops_per_s": Opt(NUM), "latency_us": Opt(LATENCY),
              "gbps": Opt(NUM), "tflops": Opt(NUM), "bytes": Opt(NUM), "valid": BOOL,
              "validity_reasons": TEXTS, "interrupted": Opt(BOOL), "t": Opt(NUM),
-             "gpu": Opt(GPU_TAG)})
+             "gpu": Opt(GPU_TAG), "window": Opt(OBJECT)})
+# how many of a workload variant's trials count (results/trial_counts.py)
+COUNTS = Obj({"workload": Opt(STR), "variant": Opt(STR), "counted": INT, "trials": INT},
+             required=("counted", "trials"))
 WORKLOAD = Obj({"workload": STR, "variant": Opt(STR),
                 "params": Opt(Obj({"memory": Opt(STR), "size_bytes": Opt(NUM)})),
                 "trials": ListOf(TRIAL)}, required=("workload", "trials"))
@@ -281,7 +284,9 @@ DOCUMENT = Obj({
     "sessions": Opt(ListOf(SESSION)), "workloads": ListOf(WORKLOAD),
     "telemetry": Opt(TELEMETRY),
     "validity": Obj({"status": STR, "reasons": TEXTS, "notes": TEXTS,
-                     "invalid_trials": Opt(INT), "trials": Opt(INT)}, required=("status",)),
+                     "invalid_trials": Opt(INT), "trials": Opt(INT),
+                     "metrics": Opt(ListOf(COUNTS)), "headline": Opt(COUNTS)},
+                    required=("status",)),
     "stream_warnings": TEXTS, "complete": Opt(BOOL), "outcome": Opt(Choice(*OUTCOMES)),
     "incomplete_reason": Opt(STR),
     "label": Opt(STR), "notes": Opt(STR), "imported": Opt(BOOL), "source": Opt(STR),
@@ -298,7 +303,10 @@ SUMMARY = Obj({
     "incomplete_reason": Opt(STR), "imported": Opt(BOOL), "group": Opt(STR),
     "trials": Opt(INT),
     "headline": Opt(Obj({"workload": Opt(STR), "variant": Opt(STR), "ops_per_s": Opt(NUM)})),
-}, required=("id",))
+    # the headline's trials that count (results/trial_counts.py); required, so that an index
+    # written before it existed is read again from the documents
+    "counted": Opt(COUNTS),
+}, required=("id", "counted"))
 
 # a run's journal (results/journal.py): its header line, then one line per finished trial
 JOURNAL_HEADER = Obj({

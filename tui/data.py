@@ -15,6 +15,7 @@ from results.files import atomic_write, path_in, safe_file_name
 from results.schema import NotComparable
 from results.comparison import compare_runs
 from results.store import Store, summary_flags
+from results.trial_counts import fraction, status_word
 from scenarios.config import Config
 
 
@@ -27,7 +28,7 @@ class RunSummary:
     backend: str
     device: str
     label: str
-    validity: str               # VALID | INVALID | IMPORTED | ...
+    validity: str               # VALID | FEW TRIALS | INVALID | IMPORTED | ...
     headline: float | None      # ops/s of the first workload (for the table)
     headline_name: str = ""
     trials: int = 0
@@ -35,6 +36,7 @@ class RunSummary:
     reasons: tuple[str, ...] = ()
     incomplete: bool = False    # cut off, interrupted, or sessions cut off (flags say why)
     flags: tuple[str, ...] = ()  # results.store.summary_flags
+    counted: str = ""           # the headline's trials that count, "28/30" (results.trial_counts)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class ComparisonRow:
     target_pct: float | None
     verdict: str                # PASS | FAIL | INCONCLUSIVE | NOT COMPARABLE | ...
     note: str = ""
+    counted: str = ""           # trials that count, baseline · candidate: "1/30 · 28/30"
 
 
 @dataclass
@@ -192,7 +195,9 @@ def _summary(s: dict) -> RunSummary:
         scenario=str(s.get("scenario") or ""), host=str(s.get("host") or ""),
         backend=str(s.get("backend") or "?"), device=str(s.get("device") or ""),
         label=str(s.get("label") or ""),
-        validity="IMPORTED" if s.get("imported") else str(s.get("validity") or "?"),
+        validity="IMPORTED" if s.get("imported") else status_word(s.get("validity"),
+                                                                  s.get("counted")),
+        counted="" if s.get("imported") else fraction(s.get("counted")),
         headline=headline.get("ops_per_s"),
         headline_name=f"{headline.get('workload')}/{headline.get('variant')}" if headline else "",
         trials=int(s.get("trials") or 0), imported=bool(s.get("imported")),
@@ -222,7 +227,8 @@ def _compare(base: dict, cand: dict, config: Config) -> ComparisonView:
             metric=f"{r.workload}/{r.variant}{_gpu_suffix(r.gpu)} {r.label}",
             baseline=r.base_median,
             candidate=r.cand_median, overhead_pct=r.overhead_pct, ci_low=r.ci_low,
-            ci_high=r.ci_high, target_pct=r.target_pct, verdict=r.verdict, note=report.row_note(r)))
+            ci_high=r.ci_high, target_pct=r.target_pct, verdict=r.verdict, note=report.row_note(r),
+            counted=report.counted_cell(r)))
     return view
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from results.document import harmful_throttle
 from results.stats import median
+from results.trial_counts import live_alert
 
 CPU_LABEL = "CPU (numpy-cpu) — not a GPU figure"
 HISTORY_POINTS = 240          # per workload, for the charts
@@ -115,7 +116,8 @@ class HostState:
         return min(1.0, len(self.results) / self.expected_results)
 
     def alerts(self) -> list[str]:
-        """Throttling and downtrained PCIe, from telemetry (or hello when no telemetry yet)."""
+        """Throttling and downtrained PCIe, from telemetry (or hello when no telemetry yet),
+        and invalid trials of the headline metric so far (results.trial_counts.live_alert)."""
         out: list[str] = []
         r = self.telemetry
         names = harmful_throttle(r.get("throttle_names"))
@@ -131,6 +133,8 @@ class HostState:
             out.append(f"PCIe DOWNTRAINED: gen {gen} of {gmax}")
         if isinstance(width, int) and isinstance(wmax, int) and width < wmax:
             out.append(f"PCIe DOWNTRAINED: x{width} of x{wmax}")
+        if self.results and (validity := live_alert(self.results)):
+            out.append(validity)
         return out
 
 

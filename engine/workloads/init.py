@@ -96,7 +96,7 @@ def run(runner, backend, variant) -> bool:
                  interval_ops=len(records), ops_per_s=len(records) / max((last - first) * 1e-9, 1e-9),
                  latency_us=_stats(lat))
         runner.emit_result(variant, repeat, lat, prep, first, last,
-                           interrupted=bool(runner.stop), check_window=False, check_cv=False,
+                           interrupted=bool(runner.stop), check_window=False,
                            extra_reasons=[f"{len(failures)} of {n} children failed"] if failures else None)
     return ok
 

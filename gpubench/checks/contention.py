@@ -25,7 +25,9 @@ from .settings import Settings
 def _engine_args(settings: Settings, workloads: str, **extra) -> EngineArgs:
     return EngineArgs(backend=settings.backend, workloads=workloads, duration=settings.duration,
                       warmup=0.2, repeats=settings.repeats, telemetry_interval=0,
-                      min_window=min(0.5, settings.duration * 0.8), cv_limit=1_000_000, **extra)
+                      min_window=min(0.5, settings.duration * 0.8),
+                      # a neighbour moves the median inside a window on purpose here
+                      stall_limit=0, drift_limit=0, **extra)
 
 
 async def _run_engines(requests: list[LaunchRequest], python: str | None) -> list[dict]:

@@ -8,6 +8,7 @@ from results.comparison import cuda_version_text
 from results.format import EMPTY, fmt_value
 from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
 from results.stats import cv_pct, finite_median, mad_outliers, median
+from results.trial_counts import doc_counts, metrics_line, status_line
 
 
 def _device_line(doc: dict) -> str:
@@ -110,6 +111,7 @@ def header_lines(doc: dict) -> list[tuple[str, str]]:
     hello = doc.get("hello") or {}
     host = hello.get("host") or {}
     val = doc.get("validity") or {}
+    counts = doc_counts(doc)
     tool = doc.get("tool") or {}
     group = doc.get("group") or {}
     lines = [
@@ -129,8 +131,9 @@ def header_lines(doc: dict) -> list[tuple[str, str]]:
         ("outcome", f"{doc.get('outcome')}" + (
             f", incomplete: {doc['incomplete_reason']}" if doc.get("incomplete_reason") else
             ", plan interrupted" if doc.get("complete") is False else "")),
-        ("validity", val.get("status") + (": " + "; ".join(val.get("reasons") or [])
-                                          if val.get("reasons") else "")),
+        ("validity", status_line(val.get("status"), counts["headline"]) + (
+            ": " + "; ".join(val.get("reasons") or []) if val.get("reasons") else "")),
+        ("counted", metrics_line(counts["metrics"]) or EMPTY),
         ("label", doc.get("label") or EMPTY), ("notes", doc.get("notes") or EMPTY),
     ]
     if doc.get("imported"):

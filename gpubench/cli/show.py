@@ -8,6 +8,7 @@ from gpubench.cli.base import EXIT_OK, iso_date, load_run, open_store, warn
 from gpubench.cli import tables
 from gpubench.cli.tables import VERDICT_STYLES, print_table
 from results.store import filter_runs, summary_flags
+from results.trial_counts import fraction, status_word
 
 
 def register(subparsers) -> None:
@@ -45,7 +46,9 @@ def cmd_list(args, config) -> int:
     for r in runs + unfinished:
         ops = (r.get("headline") or {}).get("ops_per_s")
         rows.append([r["id"], r.get("created"), r.get("scenario"), r.get("host") or "",
-                     r.get("label") or "", r.get("trials"), r.get("validity") or "",
+                     r.get("label") or "", r.get("trials"),
+                     status_word(r.get("validity"), r.get("counted")) if r.get("validity") else "",
+                     fraction(r.get("counted")),
                      f"{ops:,.0f}" if isinstance(ops, (int, float)) else "",
                      ", ".join(summary_flags(r))])
     if not rows and tables.is_tty():
@@ -53,7 +56,7 @@ def cmd_list(args, config) -> int:
               f"no stored runs in {store.dir} (start with `gpubench run`)", file=sys.stderr)
         return EXIT_OK
     print_table(("id", "created (UTC)", "scenario", "host", "label", "trials", "validity",
-                 "headline ops/s", "flags"), rows, styles=VERDICT_STYLES)
+                 "counted", "headline ops/s", "flags"), rows, styles=VERDICT_STYLES)
     return EXIT_OK
 
 

@@ -109,6 +109,26 @@ def test_show_prints_facts_and_workloads(env, capsys):
     assert json.loads(out)["id"] == env.ids["k8s-pod"]
 
 
+def test_list_and_show_say_how_many_trials_of_each_metric_count(env, capsys):
+    # one session, three round trips of which two are invalid: VALID, but one trial of the
+    # headline counts, too few for a confidence interval
+    doc, recs = make_doc(3, scenario="bare-metal", sessions=1, invalid_every=2,
+                         workloads=("h2d", "roundtrip"))
+    assert doc["validity"]["status"] == "VALID"
+    env.store.save(doc, archive_lines(recs))
+    _, out, _ = run(capsys, "list")
+    header, *rows = [r.split("\t") for r in out.splitlines()]
+    [row] = [r for r in rows if r[0] == doc["id"]]
+    assert row[header.index("validity")] == "FEW TRIALS"
+    assert row[header.index("counted")] == "1/3"
+    others = [r for r in rows if r[0] in env.ids.values()]
+    assert {(r[header.index("validity")], r[header.index("counted")]) for r in others} == \
+        {("VALID", "30/30")}
+    _, out, _ = run(capsys, "show", doc["id"])
+    assert "validity  FEW TRIALS (1/3 roundtrip trials count; too few for a CI)" in out
+    assert "counted   h2d/pinned-256MiB 2/3, roundtrip/pinned-64KiB 1/3" in out
+
+
 @pytest.mark.parametrize("argv, expected", [
     (("show", "nope"), "gpubench: no run 'nope' in "),
     (("show", "2026"), "gpubench: run id '2026' is ambiguous"),

@@ -120,6 +120,9 @@ def test_telemetry_thread_emits_valid_lines_and_records_throttling():
     assert set(lines[0]["readings"]) == DESIGN_READINGS
     assert thread.throttling_between(t0, t1) == ["hw_thermal_slowdown"]  # idle is not counted
     assert thread.throttling_between(t1 + 10, t1 + 20) == []
+    # the clocks read during a window, for the clock-change rule (engine/window_checks.py)
+    assert thread.clocks_between(t0, t1)["sm_mhz"] == [1980.0, 1980.0]
+    assert thread.clocks_between(t1 + 10, t1 + 20) is None
     assert not thread.is_alive()
 
 
@@ -349,14 +352,18 @@ class FakeTelemetry:
 
 
 def test_validity_rules():
-    p = parse_args(["--min-window", "0.5", "--cv-limit", "10"])
+    # the CV rule is off unless --cv-limit asks for it: a wide spread is no reason by itself
+    p = parse_args(["--min-window", "0.5"])
+    shape = {"calls": 10}
     r = Runner(p, None, StopFlag(), FakeTelemetry(["hw_slowdown"]))
-    reasons = r.validity(0.4, 0.12, 0.0, 0.4, interrupted=True, ops=10)
-    assert reasons == ["window 0.400 s < minimum 0.5 s", "cv 12.0% > limit 10%",
-                       "throttled: hw_slowdown", "interrupted"]
+    reasons, _ = r.validity(0.4, 0.0, 0.4, interrupted=True, ops=10, shape=shape, cv=12.0)
+    assert reasons == ["window 0.400 s < minimum 0.5 s", "throttled: hw_slowdown", "interrupted"]
+    limited = Runner(parse_args(["--cv-limit", "10"]), None, StopFlag(), FakeTelemetry([]))
+    assert limited.validity(1.0, 0.0, 1.0, False, 10, shape, cv=0.12)[0] == \
+        ["cv 12.0% > limit 10%"]
+    assert limited.validity(1.0, 0.0, 1.0, False, 10, shape, cv=0.5, check_window=False)[0] == []
     clean = Runner(p, None, StopFlag(), FakeTelemetry([]))
-    assert clean.validity(1.0, 0.05, 0.0, 1.0, interrupted=False, ops=10) == []
-    assert clean.validity(1.0, 0.5, 0.0, 1.0, False, 10, check_cv=False) == []
+    assert clean.validity(1.0, 0.0, 1.0, interrupted=False, ops=10, shape=shape, cv=5.0)[0] == []
 
 
 def test_measure_emits_samples_and_a_result_whose_latencies_add_up():

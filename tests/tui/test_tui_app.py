@@ -147,6 +147,35 @@ async def test_dashboard_grid_warnings_cpu_label_and_fleet_mode(config):
         assert screen.chart_ops.draws >= 1 and screen.chart_ops.builds >= 1
 
 
+def _with_invalid_results(lines: list[str], invalid: int) -> list[str]:
+    """The stream with its first `invalid` results INVALID by a stall."""
+    out = []
+    for text in lines:
+        obj = json.loads(text)
+        if obj["type"] == "result" and invalid > 0:
+            obj.update(valid=False, validity_reasons=["stall: one call took 150.0 ms, 13% of "
+                                                      "the window"])
+            invalid -= 1
+            text = json.dumps(obj)
+        out.append(text)
+    return out
+
+
+async def test_dashboard_warns_while_the_headline_has_too_few_valid_trials(config):
+    app = GpubenchApp(config)
+    stream = _with_invalid_results(synthetic_stream(repeats=3, duration_s=0.5), invalid=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await _start_replays(app, [stream])
+        await wait_for(pilot, lambda: app.board.hosts and all(
+            h.status == "completed" for h in app.board.hosts.values()))
+        await wait_for(pilot, lambda: "⚠ FEW TRIALS" in screen_text(app))
+        text = screen_text(app)
+        assert "⚠ FEW TRIALS: roundtrip 1/3 trials count" in text     # the host panel
+        assert "too few for a CI" in text
+        assert text.count("FEW TRIALS: roundtrip") == 2                # and the grid's Alerts
+
+
 async def test_real_cpu_stream_replays_with_results_and_percentiles(config):
     app = GpubenchApp(config)
     lines = REAL_CPU_STREAM.read_text().splitlines()

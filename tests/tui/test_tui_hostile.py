@@ -61,7 +61,7 @@ async def test_history_shows_the_good_run_and_one_line_per_bad_file(config):
 
 async def test_history_marks_an_incomplete_run(config):
     store = Store(config.data_dir)
-    lines = synthetic_stream(workloads=("roundtrip",), repeats=1, duration_s=0.5)
+    lines = synthetic_stream(workloads=("roundtrip",), repeats=2, duration_s=0.5)
     doc = build_document([SessionRecord(lines, trial=0),
                           SessionRecord(lines[:3], outcome="incomplete", trial=1)],
                          {"name": "bare-metal"})
@@ -71,7 +71,7 @@ async def test_history_marks_an_incomplete_run(config):
         await pilot.press("3")
         await pilot.pause()
         row = app.screen.query_one("#history-table", DataTable).get_row_at(0)
-        assert str(row[6]) == "VALID incomplete"
+        assert str(row[6]) == "VALID 2/2 incomplete"    # and how many headline trials count
     assert doc["complete"] is False and doc["incomplete_reason"] == "1 of 2 sessions cut off"
 
 

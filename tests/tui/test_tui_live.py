@@ -27,6 +27,22 @@ def test_hello_alone_reports_a_downtrained_link_and_the_cpu_label():
     assert cpu.is_cpu and cpu.backend_label == CPU_LABEL and cpu.alerts() == []
 
 
+def test_alerts_warn_when_the_headline_has_invalid_trials_so_far():
+    h = HostState(key="k", host="h")
+    h.on_hello(json.loads(hello_line(pcie_gen=5)))
+    ok = {"workload": "roundtrip", "variant": "pinned-64KiB", "valid": True,
+          "validity_reasons": [], "ops_per_s": 18600.0}
+    bad = {**ok, "valid": False, "validity_reasons": ["drift: median latency moved 60%"]}
+    h.on_result(ok)
+    assert h.alerts() == []                                  # every trial so far counts
+    h.on_result(bad)
+    assert h.alerts() == ["FEW TRIALS: roundtrip 1/2 trials count (too few for a CI): "
+                          "drift: median latency moved 60%"]
+    h.on_result(ok)
+    assert h.alerts() == ["INVALID TRIALS: roundtrip 2/3 trials count: "
+                          "drift: median latency moved 60%"]
+
+
 def test_progress_counts_results_against_plan_variants_and_plan_runs():
     board = LiveBoard()
     h = board.add(HostState(key="a", host="a"))

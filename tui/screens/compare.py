@@ -159,16 +159,17 @@ class CompareScreen(Screen):
                 banner.append(f"⚠ {v.candidate}: {w}\n", style="yellow")
         self.query_one("#compare-banner", Static).update(banner)
         table = Table(expand=True, header_style="bold", box=None)
-        for col, justify in (("", "left"), ("metric", "left"), ("baseline", "right"),
+        for col, justify in (("", "left"), ("metric", "left"), ("n", "right"),
+                             ("baseline", "right"),
                              ("candidate value", "right"), ("overhead", "right"),
                              ("95 % CI", "right"), ("target", "right"), ("verdict", "left"),
                              ("note", "left")):
-            table.add_column(col, justify=justify)
+            table.add_column(col, justify=justify, no_wrap=col in ("metric", "n"))
         labels, values = [], []
         target = None
         for n, v in enumerate(self.views, 1):
             for r in v.rows:
-                table.add_row(f"C{n}", r.metric, fmt_num(r.baseline, 1),
+                table.add_row(f"C{n}", r.metric, r.counted.replace(" ", ""), fmt_num(r.baseline, 1),
                               fmt_num(r.candidate, 1), fmt_pct(r.overhead_pct),
                               fmt_ci(r.ci_low, r.ci_high),
                               EMPTY if r.target_pct is None else f"< {r.target_pct:g} %",

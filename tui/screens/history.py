@@ -17,7 +17,8 @@ from .modals import ConfirmScreen, InputScreen
 SORTS = (("created", True), ("created", False), ("scenario", False), ("host", False),
          ("headline", True), ("validity", False))
 
-VALIDITY_STYLE = {"VALID": "green", "INVALID": "bold red", "IMPORTED": "cyan"}
+VALIDITY_STYLE = {"VALID": "green", "INVALID": "bold red", "IMPORTED": "cyan",
+                  "FEW TRIALS": "yellow"}
 
 
 class HistoryScreen(Screen):
@@ -96,6 +97,8 @@ class HistoryScreen(Screen):
         for r in runs:
             backend = Text(r.backend, style="yellow") if r.backend == "numpy-cpu" else r.backend
             validity = Text(r.validity, style=VALIDITY_STYLE.get(r.validity, ""))
+            if r.counted:   # the headline's trials that count
+                validity.append(f" {r.counted}")
             if r.incomplete:
                 validity.append(" incomplete", style="yellow")
             table.add_row(r.id, r.created, r.scenario, r.host, backend, r.device, validity,

@@ -218,8 +218,8 @@ def test_invalid_trials_excluded_unless_asked_and_few_trials_warned():
     row = next(r for r in comp.rows if r.workload == "roundtrip")
     all_base = sum(len(w["trials"]) for w in base["workloads"] if w["workload"] == "roundtrip")
     assert row.n_base < all_base
-    assert any("invalid baseline trials excluded" in w for w in comp.warnings)
-    assert any("fewer than 10 trials" in w for w in comp.warnings)
+    assert any("invalid baseline results excluded" in w for w in comp.warnings)
+    assert any("fewer than 10 results" in w for w in comp.warnings)
     comp2 = compare_runs(base, cand, metrics=["ops_per_s"], include_invalid=True)
     assert next(r for r in comp2.rows if r.workload == "roundtrip").n_base == all_base
 

@@ -13,7 +13,7 @@ from results.store import Store
 from scenarios.base import LaunchRequest
 from scenarios.replay import ReplayLauncher, synthetic_stream
 from tui.app import GpubenchApp, main
-from tui.live import CPU_LABEL
+from results.labels import CPU_MARK as CPU_LABEL
 from tui.screens.compare import CompareScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.history import HistoryScreen

@@ -8,6 +8,7 @@ the exports, comparison.md and the app.
     pair_mark("cupy", "numpy-cpu")             'MIXED backends: baseline GPU (cupy), candidate
                                                 CPU (numpy-cpu) — not a GPU figure'
     host_display("local", "vm")                'local (vm)'
+    doc_host(doc)                              the same, from a result document
     trial_count(doc), result_count(doc)        engine sessions' trials, result lines
 """
 from __future__ import annotations
@@ -71,13 +72,25 @@ def host_display(name: Any, hostname: Any = None) -> str:
 
 
 def doc_host(doc: dict) -> str:
-    """A run's host (host_display) from its document: the scenario's host or cluster (a local
-    scenario without one ran on `local`), the engine's hostname beside it."""
+    """A run's host as the live grid and Hosts name it, from its document: the scenario's
+    host (a local scenario without one ran on `local`) with the engine's hostname beside it,
+    or `k8s:CLUSTER` (a pod's hostname is its pod name, new for every session: left out)."""
     scen = doc.get("scenario") or {}
-    name = scen.get("host") or scen.get("cluster") or (
-        "local" if scen.get("launcher") == "local" else None)
+    name = configured_host(scen.get("launcher"), scen.get("host"), scen.get("cluster"))
+    if scen.get("launcher") == "k8s":
+        return name
     hostname = ((doc.get("hello") or {}).get("host") or {}).get("hostname")
     return host_display(name, hostname)
+
+
+def configured_host(launcher: Any, host: Any, cluster: Any) -> str | None:
+    """A scenario's host by its configured name: `k8s:CLUSTER`, its [hosts] name, or `local`
+    for a local scenario that names none (None for an imported run's scenario: unknown)."""
+    if launcher == "k8s":
+        return f"k8s:{cluster}" if cluster else None
+    if host:
+        return str(host)
+    return "local" if launcher == "local" else None
 
 
 def trial_count(doc: dict) -> int:

@@ -12,7 +12,7 @@ from gpubench.services.comparison import check_verdicts, comparison_md
 from gpubench.services.legacy import import_legacy_text, legacy_scenario_for, read_legacy_file
 from results import report
 from results.files import atomic_write, path_in, safe_file_name
-from results.labels import doc_backend, pair_mark, summary_counts
+from results.labels import configured_host, doc_backend, pair_mark, summary_counts
 from results.schema import NotComparable
 from results.comparison import compare_runs
 from results.store import Store, summary_flags
@@ -114,7 +114,7 @@ class RunStore:
             scen = self.config.scenarios.get(s.get("scenario") or "")
             if scen is None:
                 continue
-            key = f"k8s:{scen.cluster}" if scen.launcher == "k8s" else (scen.host or "local")
+            key = configured_host(scen.launcher, scen.host, scen.cluster) or "local"
             if key in seen:
                 continue
             try:

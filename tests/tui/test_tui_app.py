@@ -289,7 +289,8 @@ async def test_compare_two_runs_from_a_plan_with_verdicts_and_exports(tmp_path):
         await wait_for(pilot, lambda: not app.plan_running)
         runs = Store(config.data_dir).list_runs().runs
         assert sorted(r["scenario"] for r in runs) == ["bare-metal", "bare-metal-proxy"]
-        assert all(r["trials"] == 12 for r in runs)               # 4 sessions × 3 repeats
+        # trials count the plan's trials (as `run --trials`), results its result lines
+        assert all(r["trials"] == 4 and r["results"] == 12 for r in runs)  # 4 sessions × 3
         base = next(r["id"] for r in runs if r["scenario"] == "bare-metal")
         cand = next(r["id"] for r in runs if r["scenario"] == "bare-metal-proxy")
         await pilot.press("4")

@@ -103,7 +103,7 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-runs", DataTable)
-        table.add_columns("", "Run", "Scenario", "Host", "Backend", "ops/s", "Label")
+        table.add_columns("", "Run", "Scenario", "Backend", "Host", "ops/s", "Label")
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -121,8 +121,8 @@ class CompareScreen(Screen):
         for r in self.app.store.list_runs():
             mark = ("B" if r.id == sel.baseline else
                     f"C{sel.candidates.index(r.id) + 1}" if r.id in sel.candidates else "")
-            table.add_row(Text(mark, style="bold"), r.id, r.scenario, r.host,
-                          backend_text(r.backend),
+            table.add_row(Text(mark, style="bold"), r.id, r.scenario, backend_text(r.backend),
+                          r.host,
                           fmt_num(r.headline), r.label, key=r.id)
         if table.row_count:
             table.move_cursor(row=min(row or 0, table.row_count - 1))

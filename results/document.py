@@ -414,7 +414,6 @@ def summary_of(doc: dict) -> dict:
         "scenario": scen.get("name"), "title": scen.get("title"),
         "launcher": scen.get("launcher"),
         "host": doc_host(doc) or None,
-        "hostname": (hello.get("host") or {}).get("hostname"),
         "label": doc.get("label") or "", "backend": doc.get("backend"),
         "device": device.get("name"), "driver": device.get("driver"),
         "validity": (doc.get("validity") or {}).get("status"),

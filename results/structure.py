@@ -296,7 +296,7 @@ SUMMARY = Obj({
     "device": Opt(STR), "driver": Opt(STR), "validity": Opt(STR),
     "outcome": Opt(Choice(*OUTCOMES)), "complete": Opt(BOOL),
     "incomplete_reason": Opt(STR), "imported": Opt(BOOL), "group": Opt(STR),
-    "trials": Opt(INT), "results": Opt(INT), "hostname": Opt(STR),
+    "trials": Opt(INT), "results": Opt(INT),
     "headline": Opt(Obj({"workload": Opt(STR), "variant": Opt(STR), "ops_per_s": Opt(NUM)})),
 }, required=("id",))
 

@@ -3,8 +3,8 @@
 For each metric of each workload variant that both runs measured, the overhead of the
 candidate's median against the baseline's (results/stats.py), its 95 % bootstrap CI and a
 Mann-Whitney p-value (results/inference.py), and the verdict against the scenario's target.
-Fewer than 10 results (result lines) per side draws a warning, as in google/benchmark's compare.py; MAD
-outliers are counted, never dropped. Runs of different GPU models, drivers, CUDA or engine
+Fewer than 10 results (result lines) per side draws a warning, as in google/benchmark's
+compare.py; MAD outliers are counted, never dropped. Runs of different GPU models, drivers, CUDA or engine
 versions, or a MIG instance against a full GPU, are not compared unless forced; per-GPU
 runs are compared GPU by GPU.
 """

@@ -267,22 +267,22 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
         if comp.warnings:
             details += [""] + [f"- warning: {w}" for w in comp.warnings]
         details.append("")
-    out = ["# GPU isolation overhead: comparison", ""]
-    if cpu_rows:
-        out += [f"**Not all GPU figures:** runs marked {CPU_CELL} were measured by the NumPy "
-                f"CPU backend: {NOT_GPU}; they test gpubench, not GPU isolation.", ""]
-    out += [f"Generated {generated} by gpubench {tool_version or ''} from the newest stored run "
-            f"of each scenario.".replace("  ", " "), "",
-            "Overhead is (baseline − candidate) / baseline for throughput and (candidate − "
-            "baseline) / baseline for latency, from the medians of all valid results; the 95 % "
-            "CI is a seeded bootstrap. Verdict: PASS when the whole CI is under the target, "
-            "FAIL when it is wholly over, INCONCLUSIVE when it straddles the target (more "
-            "trials needed). NOT COMPARABLE when a side has no usable value for a metric (no "
-            "valid result, an INVALID run), INVALID when a side's valid results carry figures "
-            "that cannot be (negative, NaN): both fail `gpubench compare --fail-on`. The "
-            "overall verdict of a scenario is its worst metric's.", "",
-            markdown_table(("#", "Scenario", "Run", "Throughput (ops/s)", "Overhead", "95% CI",
-                            "Target", "Verdict"), summary_rows), ""]
+    # a CPU-made figure tests gpubench, never GPU isolation: said before anything is read
+    note = [f"**Not all GPU figures:** runs marked {CPU_CELL} were measured by the NumPy CPU "
+            f"backend: {NOT_GPU}; they test gpubench, not GPU isolation.", ""] if cpu_rows else []
+    out = ["# GPU isolation overhead: comparison", "", *note,
+           f"Generated {generated} by gpubench {tool_version or ''} from the newest stored run "
+           f"of each scenario.".replace("  ", " "), "",
+           "Overhead is (baseline − candidate) / baseline for throughput and (candidate − "
+           "baseline) / baseline for latency, from the medians of all valid results; the 95 % "
+           "CI is a seeded bootstrap. Verdict: PASS when the whole CI is under the target, "
+           "FAIL when it is wholly over, INCONCLUSIVE when it straddles the target (more "
+           "trials needed). NOT COMPARABLE when a side has no usable value for a metric (no "
+           "valid result, an INVALID run), INVALID when a side's valid results carry figures "
+           "that cannot be (negative, NaN): both fail `gpubench compare --fail-on`. The "
+           "overall verdict of a scenario is its worst metric's.", "",
+           markdown_table(("#", "Scenario", "Run", "Throughput (ops/s)", "Overhead", "95% CI",
+                           "Target", "Verdict"), summary_rows), ""]
     if checks is not None:
         out += [f"## {CHECKS_TITLE}", "",
                 "Newest `gpubench check` run of each scenario: is the isolation layer's limit "

@@ -103,8 +103,8 @@ def cmd_run(args, config) -> int:
             layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
             on = f" on GPUs {','.join(map(str, ev.gpus))}" if ev.gpus else ""
             print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}"
-                  f"{on}: {ev.outcome}, {ev.results} results{_made_by(backends, ev.slot.scenario)}"
-                  f"{extra}{layer}" + " " * 20,
+                  f"{on}: {ev.outcome}, {ev.results} results"
+                  f"{_made_by(backends, ev.slot.scenario)}{extra}{layer}" + " " * 20,
                   file=sys.stderr)
         elif isinstance(ev, RunSaved):
             state = "" if ev.complete else ", incomplete"

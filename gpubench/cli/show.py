@@ -58,7 +58,8 @@ def cmd_list(args, config) -> int:
               f"no stored runs in {store.dir} (start with `gpubench run`)", file=sys.stderr)
         return EXIT_OK
     print_table(("id", "created (UTC)", "scenario", "host", "backend", "label", "trials",
-                 "results", "validity", "headline ops/s", "flags"), rows, styles={**VERDICT_STYLES, CPU_CELL: "yellow"})
+                 "results", "validity", "headline ops/s", "flags"), rows,
+                styles={**VERDICT_STYLES, CPU_CELL: "yellow"})
     return EXIT_OK
 
 

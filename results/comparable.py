@@ -9,7 +9,7 @@ The statistics take a metric's finite positive values from the trials they may u
     NOT COMPARABLE   a side has no usable value for a metric the other side measured: no
                      valid trial, an INVALID run, or a variant it planned and never measured
 
-Either is one row with the reason ("candidate: 0 valid of 10 trials") and fails the
+Either is one row with the reason ("candidate: 0 valid of 10 results") and fails the
 `compare --fail-on` gate whatever the level asked (results.stats.VERDICT_RANK), because a
 gate that passes on what it could not judge is a gate that lies. Invalid trials used
 because of --include-invalid whose value is unusable are left out with a visible count.
@@ -45,17 +45,17 @@ class SideValues:
     def problem(self, side: str, label: str) -> tuple[str, str] | None:
         """(verdict, reason) when this side gives the metric nothing to compare, else None."""
         if self.impossible:
-            return INVALID, (f"{side}: {self.impossible} of {self.trials} trials say valid "
+            return INVALID, (f"{side}: {self.impossible} of {self.trials} results say valid "
                              f"beside a {label} that is not finite and positive")
         if not self.trials:
-            return NOT_COMPARABLE, f"{side}: planned, but no trial was measured"
+            return NOT_COMPARABLE, f"{side}: planned, but no result was measured"
         if not self.values:
-            return NOT_COMPARABLE, f"{side}: 0 valid of {self.trials} trials"
+            return NOT_COMPARABLE, f"{side}: 0 valid of {self.trials} results"
         return None
 
     def note(self, side: str) -> str | None:
         if self.left_out:
-            return f"{side}: {self.left_out} invalid trials without a usable value left out"
+            return f"{side}: {self.left_out} invalid results without a usable value left out"
         return None
 
 

@@ -3,8 +3,8 @@
 For each metric of each workload variant that both runs measured, the overhead of the
 candidate's median against the baseline's (results/stats.py), its 95 % bootstrap CI and a
 Mann-Whitney p-value (results/inference.py), and the verdict against the scenario's target.
-Fewer than 10 trials per side draws a warning, as in google/benchmark's compare.py; MAD
-outliers are counted, never dropped. Runs of different GPU models, drivers, CUDA or engine
+Fewer than 10 results (result lines) per side draws a warning, as in google/benchmark's
+compare.py; MAD outliers are counted, never dropped. Runs of different GPU models, drivers, CUDA or engine
 versions, or a MIG instance against a full GPU, are not compared unless forced; per-GPU
 runs are compared GPU by GPU.
 """
@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .comparable import NOT_COMPARABLE, SideValues, planned_variants, side_values, usable
+from .labels import doc_backend, pair_mark
 from .legacy_pairs import Unpaired, pair_legacy
 from .per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
 from .inference import N_BOOT, bootstrap_overhead_ci, mann_whitney_u
@@ -153,6 +154,13 @@ class Comparison:
     # isolation-check verdicts shown beside the overhead ones (results.check_verdicts.check_rows):
     # the runs' own and the newest check run of the candidate's scenario; set by the caller
     checks: list[dict] = field(default_factory=list)
+    base_backend: str | None = None    # what made each side's figures (results/labels.py)
+    cand_backend: str | None = None
+
+    @property
+    def backends(self) -> str:
+        """Which backend made the figures, one mark; MIXED when the sides differ."""
+        return pair_mark(self.base_backend, self.cand_backend)
 
     @property
     def verdict(self) -> str:
@@ -171,6 +179,7 @@ class Comparison:
         d["warnings"], d["forced"] = list(self.warnings), list(self.forced)
         d["checks"] = [dict(c) for c in self.checks]
         d["verdict"] = self.verdict
+        d["backends"] = self.backends
         return d
 
 
@@ -269,19 +278,20 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
                 warnings.append(f"{side} run {doc['id']} is INVALID ({reasons}); included "
                                 f"because of --include-invalid")
             else:
-                warnings.append(f"{side} run {doc['id']} is INVALID ({reasons}): its trials are "
-                                f"excluded (--include-invalid to use them)")
+                warnings.append(f"{side} run {doc['id']} is INVALID ({reasons}): its results "
+                                f"are excluded (--include-invalid to use them)")
         if doc.get("complete") is False:
             warnings.append(f"{side} run {doc['id']} is incomplete (interrupted or failed sessions)")
         if doc.get("imported"):
             warnings.append(f"{side} run {doc['id']} is an imported legacy result "
-                            f"(one figure per metric, no trials)")
+                            f"(one figure per metric, no engine trials)")
     base, cand, unpaired = pair_legacy(base, cand)
     base_every, base_used, base_excl = _trials(base, include_invalid)
     cand_every, cand_used, cand_excl = _trials(cand, include_invalid)
     for excl, side in ((base_excl, "baseline"), (cand_excl, "candidate")):
         if excl:
-            warnings.append(f"{excl} invalid {side} trials excluded (--include-invalid to use them)")
+            warnings.append(f"{excl} invalid {side} results excluded (--include-invalid to use "
+                            f"them)")
     wanted = [m for m in METRICS if metrics is None or m.key in metrics]
     rows = [_unpaired_metric(u, metric, base_every if u.side == "baseline" else cand_every,
                              target_pct)
@@ -324,8 +334,9 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
                         "with the measured round trip of the same size (its memory kind and "
                         "timing method are the seed's)")
     if few:
-        warnings.append(f"fewer than {MIN_TRIALS} trials per side for {', '.join(sorted(few))}: "
-                        f"CIs are wide and p-values unreliable (10+ trials recommended)")
+        warnings.append(f"fewer than {MIN_TRIALS} results per side for {', '.join(sorted(few))}: "
+                        f"CIs are wide and p-values unreliable (10+ results recommended: more "
+                        f"trials or repeats)")
     if not rows:
         warnings.append("no metric was measured (validly) by both runs")
     return Comparison(base_id=base["id"], cand_id=cand["id"],
@@ -334,7 +345,8 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
                       target_pct=target_pct, rows=rows, warnings=warnings,
                       forced=problems, include_invalid=include_invalid, seed=seed,
                       base_validity=(base.get("validity") or {}).get("status"),
-                      cand_validity=(cand.get("validity") or {}).get("status"))
+                      cand_validity=(cand.get("validity") or {}).get("status"),
+                      base_backend=doc_backend(base), cand_backend=doc_backend(cand))
 
 
 def _unjudged_metric(key: tuple[str, str], metric: Metric, b: SideValues, c: SideValues,
@@ -375,7 +387,7 @@ def _compare_metric(key: tuple[str, str], metric: Metric, bv: list[float], cv: l
     else:
         lo = hi = math.nan
         p = math.nan
-        row_warnings.append("one trial on a side: no confidence interval")
+        row_warnings.append("one result on a side: no confidence interval")
     verdict = verdict_for(lo, hi, target)
     more = more_trials_needed(lo, hi, min(b.size, c.size), target) \
         if verdict == INCONCLUSIVE else None

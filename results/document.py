@@ -23,6 +23,7 @@ from engine.protocol import ProtocolError, validate_line
 from engine.redact import redact_env_tables, redact_hello
 from engine.throttle import BENIGN_THROTTLE
 
+from .labels import doc_host, is_cpu, result_count, trial_count
 from .schema import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, INVALID, SCHEMA_VERSION, VALID)
 from .stats import finite_median, finite_number
 from .trial_counts import (FEW_TRIALS, doc_counts, headline_workload, status_line, status_word,
@@ -381,7 +382,7 @@ def partition_facts(hello: dict | None, launcher: str | None, gpus: Sequence[dic
     visible = host.get("gpus")
     n_visible = len(visible) if isinstance(visible, list) else device.get("visible_devices")
     mig = bool(device.get("mig_instance")) or any(bool(g.get("mig_instance")) for g in gpus)
-    if hello.get("backend") == "numpy-cpu":
+    if is_cpu(hello.get("backend")):
         kind = "cpu"
     else:
         kind = "mig-instance" if mig else "full-gpu"
@@ -404,10 +405,8 @@ def summary_of(doc: dict) -> dict:
     """The small record the store's index keeps per run (what `list` shows and filters on)."""
     hello = doc.get("hello") or {}
     device = hello.get("device") or {}
-    host = hello.get("host") or {}
     scen = doc.get("scenario") or {}
     workloads = doc.get("workloads") or []
-    trials = sum(len(wl.get("trials") or []) for wl in workloads)
     headline = None
     head = headline_workload(workloads)
     if head is not None:
@@ -417,7 +416,7 @@ def summary_of(doc: dict) -> dict:
         "id": doc.get("id"), "created": doc.get("created"),
         "scenario": scen.get("name"), "title": scen.get("title"),
         "launcher": scen.get("launcher"),
-        "host": host.get("hostname") or scen.get("host") or scen.get("cluster"),
+        "host": doc_host(doc) or None,
         "label": doc.get("label") or "", "backend": doc.get("backend"),
         "device": device.get("name"), "driver": device.get("driver"),
         "validity": (doc.get("validity") or {}).get("status"),
@@ -425,7 +424,8 @@ def summary_of(doc: dict) -> dict:
         "incomplete_reason": doc.get("incomplete_reason"),
         "imported": bool(doc.get("imported")),
         "group": (doc.get("group") or {}).get("id"),
-        "trials": trials, "headline": headline,
+        # trials are engine sessions' trials (as `run --trials` counts), results result lines
+        "trials": trial_count(doc), "results": result_count(doc), "headline": headline,
         "counted": doc_counts(doc)["headline"],
     }
 

@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from .document import build_document, utc_now
+from .labels import NOT_GPU, backend_mark, doc_backend, is_cpu
 from .schema import ResultError
 from .stats import finite_median
 from .trial_counts import headline_workload, valid_trials
@@ -152,14 +153,16 @@ def export_text(doc: dict) -> str:
     ops = finite_median([t.get("ops_per_s") for t in trials])
     mean = finite_median([(t.get("latency_us") or {}).get("mean") for t in trials])
     p99 = finite_median([(t.get("latency_us") or {}).get("p99") for t in trials])
-    out = ["=== GPU Benchmark Results (gpubench export) ===",
+    backend = doc_backend(doc)
+    title = f"CPU Benchmark Results ({NOT_GPU})" if is_cpu(backend) else "GPU Benchmark Results"
+    out = [f"=== {title} (gpubench export) ===",
            f"Run: {doc.get('id')}",
            f"Scenario: {scen.get('title') or scen.get('name')} ({scen.get('name')})",
            f"Date: {doc.get('created')}",
-           f"Device: {device.get('name') or 'unknown'} (backend {doc.get('backend') or 'unknown'})",
+           f"Device: {device.get('name') or 'unknown'} ({backend_mark(backend)})",
            f"Validity: {(doc.get('validity') or {}).get('status', 'unknown')}",
            f"Workload: {head['workload']} {head.get('variant', '')} "
-           f"(median of {len(trials)} trials)", "",
+           f"(median of {len(trials)} results)", "",
            f"Throughput: {ops:,.0f} ops/sec"]
     if mean is not None:
         out.append(f"Average Latency: {mean / 1000.0:.3f} ms ({mean:.1f} microseconds)")
@@ -173,10 +176,10 @@ def export_text(doc: dict) -> str:
                       f"({kind.upper()})")
     if bw:
         out.append(f"Memory Bandwidth: {', '.join(bw)}")
-    out += ["", "Details (median over valid trials):"]
+    out += ["", "Details (median over valid results):"]
     for w in doc.get("workloads") or []:
         t = valid_trials(w)
-        parts = [f"  {w['workload']}/{w.get('variant', '')}: {len(t)} trials"]
+        parts = [f"  {w['workload']}/{w.get('variant', '')}: {len(t)} results"]
         if (v := finite_median([x.get("ops_per_s") for x in t])) is not None:
             parts.append(f"{v:,.1f} ops/s")
         if (v := finite_median([(x.get("latency_us") or {}).get("p50") for x in t])) is not None:
@@ -193,22 +196,23 @@ def export_text(doc: dict) -> str:
 
 CSV_COLUMNS = ("run_id", "scenario", "workload", "variant", "session", "trial", "repeat",
                "valid", "ops_per_s", "lat_mean_us", "lat_p50_us", "lat_p99_us", "gbps",
-               "tflops", "validity_reasons")
+               "tflops", "validity_reasons", "backend")
 
 
 def export_csv(doc: dict) -> str:
-    """One row per trial (every `result` line) of every workload variant."""
+    """One row per result line of every workload variant, each with the backend that made it."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     scen = (doc.get("scenario") or {}).get("name")
+    backend = doc_backend(doc)
     for wl in doc.get("workloads") or []:
         for t in wl.get("trials") or []:
             lat = t.get("latency_us") or {}
             w.writerow([doc.get("id"), scen, wl["workload"], wl.get("variant"), t.get("session"),
                         t.get("trial"), t.get("repeat"), t.get("valid", True), t.get("ops_per_s"),
                         lat.get("mean"), lat.get("p50"), lat.get("p99"), t.get("gbps"),
-                        t.get("tflops"), "; ".join(t.get("validity_reasons") or [])])
+                        t.get("tflops"), "; ".join(t.get("validity_reasons") or []), backend])
     return buf.getvalue()
 
 

@@ -15,6 +15,7 @@ from .check_verdicts import CHECK_COLUMNS, check_rows, check_table
 from .comparable import usable
 from .comparison import Comparison, MetricComparison
 from .format import EMPTY, fmt_ci, fmt_p, fmt_pct, fmt_value
+from .labels import CPU_CELL, NOT_GPU, backend_cell, doc_backend, is_cpu, is_mixed
 from .stats import INCONCLUSIVE, finite_median
 from .schema import INVALID, ResultError
 from .trial_counts import (FEW_TRIALS, doc_counts, headline_workload, status_short,
@@ -27,9 +28,9 @@ COLUMNS = ("workload", "variant", "metric", "counted", "baseline", "candidate", 
 def row_note(r: MetricComparison) -> str:
     parts = []
     if r.verdict == INCONCLUSIVE and r.more_trials is not None:
-        parts.append(f"~{r.more_trials} more trials/side to decide")
+        parts.append(f"~{r.more_trials} more results/side to decide")
     elif r.verdict == INCONCLUSIVE:
-        parts.append("on the target: more trials will not decide")
+        parts.append("on the target: more results will not decide")
     if r.change != "unknown":
         parts.append(r.change)
     cvs = [f"{s} CV {v:.1f}%" for s, v in (("base", r.base_cv_pct), ("cand", r.cand_cv_pct))
@@ -71,7 +72,8 @@ def comparison_table(comp: Comparison) -> list[list[str]]:
 def header_lines(comp: Comparison) -> list[str]:
     target = "none" if comp.target_pct is None else f"{comp.target_pct:g}%"
     lines = [f"baseline {comp.base_id} ({comp.base_scenario}) vs candidate {comp.cand_id} "
-             f"({comp.cand_scenario}); target {target}; verdict {comp.verdict}"]
+             f"({comp.cand_scenario}); target {target}; verdict {comp.verdict}",
+             f"figures by {comp.backends}"]
     if comp.forced:
         lines.append(f"FORCED: runs are not comparable ({'; '.join(comp.forced)}); "
                      f"compared anyway because of --force")
@@ -133,7 +135,8 @@ def to_tsv(comps: Sequence[Comparison]) -> str:
 CSV_COLUMNS = ("base_id", "cand_id", "base_scenario", "cand_scenario", "workload", "variant",
                "metric", "unit", "n_base", "n_cand", "base_median", "cand_median",
                "overhead_pct", "ci_low", "ci_high", "p_value", "target_pct", "verdict", "change",
-               "more_trials", "base_cv_pct", "cand_cv_pct", "forced", "gpu")
+               "more_trials", "base_cv_pct", "cand_cv_pct", "forced", "gpu", "base_backend",
+               "cand_backend")
 # appended only when a comparison has isolation checks; their rows have workload
 # `isolation-check`, variant = the check, metric `verdict` and verdict = the check's verdict
 CSV_CHECK_COLUMNS = ("check_role", "check_run", "check_observed", "check_configured",
@@ -153,7 +156,8 @@ def to_csv(comps: Sequence[Comparison]) -> str:
                         r.workload, r.variant, r.metric, r.unit, r.n_base, r.n_cand,
                         r.base_median, r.cand_median, r.overhead_pct, r.ci_low, r.ci_high,
                         r.p_value, r.target_pct, r.verdict, r.change, r.more_trials,
-                        r.base_cv_pct, r.cand_cv_pct, "; ".join(comp.forced), r.gpu, *blank])
+                        r.base_cv_pct, r.cand_cv_pct, "; ".join(comp.forced), r.gpu,
+                        comp.base_backend, comp.cand_backend, *blank])
         for c in comp.checks:
             row = [""] * len(CSV_COLUMNS)
             row[:8] = [comp.base_id, comp.cand_id, comp.base_scenario, comp.cand_scenario,
@@ -228,6 +232,7 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
     or None): given, an "Isolation checks" table follows the summary."""
     summary_rows = []
     details = []
+    cpu_rows = False
     for i, sc in enumerate(scenarios, 1):
         doc = latest.get(sc.name)
         target = EMPTY if sc.target_pct is None else f"< {sc.target_pct:g}%"
@@ -239,6 +244,9 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
         status = (doc.get("validity") or {}).get("status", "")
         counts = doc_counts(doc)["headline"]
         validity = status_short(status, counts)     # VALID 28/30, FEW TRIALS 1/30, INVALID 0/30
+        if doc_backend(doc):
+            run += f" · {backend_cell(doc_backend(doc))}"
+            cpu_rows = cpu_rows or is_cpu(doc_backend(doc))
         if sc.baseline is None:
             summary_rows.append([str(i), sc.title, run, _doc_headline(doc), "baseline", EMPTY,
                                  target, validity])
@@ -255,28 +263,33 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
                                  str(exc)])
             continue
         h = headline(comp)
-        verdict = comp.verdict + (" (forced)" if comp.forced else "")
+        verdict = comp.verdict + (" (forced)" if comp.forced else "") + (
+            ", MIXED backends" if is_mixed(comp.base_backend, comp.cand_backend) else "")
         summary_rows.append([str(i), sc.title, run, _doc_headline(doc),
                              fmt_pct(h.overhead_pct) if h else EMPTY,
                              fmt_ci(h.ci_low, h.ci_high) if h else EMPTY, target,
                              f"{verdict}, run {validity}"
                              if status_word(status, counts) in (INVALID, FEW_TRIALS)
                              else verdict])
-        details += [f"### {sc.title} vs {sc.baseline}", ""]
+        details += [f"### {sc.title} vs {sc.baseline}"
+                    + (f" — {comp.backends}" if CPU_CELL in comp.backends else ""), ""]
         details += [f"> {line}" for line in header_lines(comp)] + [""]
         details.append(markdown_table(columns_for(comp), comparison_table(comp)))
         if comp.warnings:
             details += [""] + [f"- warning: {w}" for w in comp.warnings]
         details.append("")
-    out = ["# GPU isolation overhead: comparison", "",
+    # a CPU-made figure tests gpubench, never GPU isolation: said before anything is read
+    note = [f"**Not all GPU figures:** runs marked {CPU_CELL} were measured by the NumPy CPU "
+            f"backend: {NOT_GPU}; they test gpubench, not GPU isolation.", ""] if cpu_rows else []
+    out = ["# GPU isolation overhead: comparison", "", *note,
            f"Generated {generated} by gpubench {tool_version or ''} from the newest stored run "
            f"of each scenario.".replace("  ", " "), "",
            "Overhead is (baseline − candidate) / baseline for throughput and (candidate − "
-           "baseline) / baseline for latency, from the medians of all valid trials; the 95 % "
+           "baseline) / baseline for latency, from the medians of all valid results; the 95 % "
            "CI is a seeded bootstrap. Verdict: PASS when the whole CI is under the target, "
            "FAIL when it is wholly over, INCONCLUSIVE when it straddles the target (more "
            "trials needed). NOT COMPARABLE when a side has no usable value for a metric (no "
-           "valid trial, an INVALID run), INVALID when a side's valid trials carry figures "
+           "valid result, an INVALID run), INVALID when a side's valid results carry figures "
            "that cannot be (negative, NaN): both fail `gpubench compare --fail-on`. The "
            "overall verdict of a scenario is its worst metric's.", "",
            markdown_table(("#", "Scenario", "Run", "Throughput (ops/s)", "Overhead", "95% CI",

@@ -301,7 +301,7 @@ SUMMARY = Obj({
     "device": Opt(STR), "driver": Opt(STR), "validity": Opt(STR),
     "outcome": Opt(Choice(*OUTCOMES)), "complete": Opt(BOOL),
     "incomplete_reason": Opt(STR), "imported": Opt(BOOL), "group": Opt(STR),
-    "trials": Opt(INT),
+    "trials": Opt(INT), "results": Opt(INT),
     "headline": Opt(Obj({"workload": Opt(STR), "variant": Opt(STR), "ops_per_s": Opt(NUM)})),
     # the headline's trials that count (results/trial_counts.py); required, so that an index
     # written before it existed is read again from the documents

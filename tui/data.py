@@ -12,6 +12,7 @@ from gpubench.services.comparison import check_verdicts, comparison_md
 from gpubench.services.legacy import import_legacy_text, legacy_scenario_for, read_legacy_file
 from results import report
 from results.files import atomic_write, path_in, safe_file_name
+from results.labels import configured_host, doc_backend, pair_mark, summary_counts
 from results.schema import NotComparable
 from results.comparison import compare_runs
 from results.store import Store, summary_flags
@@ -31,7 +32,8 @@ class RunSummary:
     validity: str               # VALID | FEW TRIALS | INVALID | IMPORTED | ...
     headline: float | None      # ops/s of the first workload (for the table)
     headline_name: str = ""
-    trials: int = 0
+    trials: int = 0             # engine sessions' trials, as `run --trials` counts them
+    results: int = 0            # result lines
     imported: bool = False
     reasons: tuple[str, ...] = ()
     incomplete: bool = False    # cut off, interrupted, or sessions cut off (flags say why)
@@ -64,6 +66,7 @@ class ComparisonView:
     # isolation-check verdicts beside the overheads (results.check_verdicts.check_rows): the runs'
     # own and the newest `gpubench check` run of the candidate's scenario
     checks: list[dict] = field(default_factory=list)
+    backends: str = ""          # what made the figures (results.labels.pair_mark), MIXED or not
 
 
 class RunStore:
@@ -114,7 +117,7 @@ class RunStore:
             scen = self.config.scenarios.get(s.get("scenario") or "")
             if scen is None:
                 continue
-            key = f"k8s:{scen.cluster}" if scen.launcher == "k8s" else (scen.host or "local")
+            key = configured_host(scen.launcher, scen.host, scen.cluster) or "local"
             if key in seen:
                 continue
             try:
@@ -190,17 +193,18 @@ class RunStore:
 def _summary(s: dict) -> RunSummary:
     headline = s.get("headline") or {}
     flags = tuple(summary_flags(s))
+    trials, results = summary_counts(s)
     return RunSummary(
         id=str(s.get("id")), created=str(s.get("created") or "").replace("T", " ").rstrip("Z"),
         scenario=str(s.get("scenario") or ""), host=str(s.get("host") or ""),
-        backend=str(s.get("backend") or "?"), device=str(s.get("device") or ""),
+        backend=str(s.get("backend") or ""), device=str(s.get("device") or ""),
         label=str(s.get("label") or ""),
         validity="IMPORTED" if s.get("imported") else status_word(s.get("validity"),
                                                                   s.get("counted")),
         counted="" if s.get("imported") else fraction(s.get("counted")),
         headline=headline.get("ops_per_s"),
         headline_name=f"{headline.get('workload')}/{headline.get('variant')}" if headline else "",
-        trials=int(s.get("trials") or 0), imported=bool(s.get("imported")),
+        trials=trials or 0, results=results or 0, imported=bool(s.get("imported")),
         incomplete=any(not f.startswith("imported") for f in flags), flags=flags)
 
 
@@ -212,7 +216,8 @@ def _gpu_suffix(gpu: str) -> str:
 
 
 def _compare(base: dict, cand: dict, config: Config) -> ComparisonView:
-    view = ComparisonView(base["id"], cand["id"])
+    view = ComparisonView(base["id"], cand["id"],
+                          backends=pair_mark(doc_backend(base), doc_backend(cand)))
     scen = config.scenarios.get((cand.get("scenario") or {}).get("name") or "")
     target = scen.target_pct if scen is not None else None
     try:

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 
 from results.document import harmful_throttle
+from results.labels import backend_mark, is_cpu
 from results.stats import median
 from results.trial_counts import live_alert
 
-CPU_LABEL = "CPU (numpy-cpu) — not a GPU figure"
 HISTORY_POINTS = 240          # per workload, for the charts
 
 
@@ -87,13 +87,13 @@ class HostState:
     # -- reads for views ------------------------------------------------------------------
     @property
     def is_cpu(self) -> bool:
-        return self.backend == "numpy-cpu"
+        return is_cpu(self.backend)
 
     @property
     def backend_label(self) -> str:
         if self.backend is None:
             return "?"
-        return CPU_LABEL if self.is_cpu else f"GPU ({self.backend})"
+        return backend_mark(self.backend)
 
     @property
     def label(self) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from gpubench.plan_events import (PlanFinished, RunNotSaved, RunnerEvent, RunSaved, SaveFailed,
                                   TrialFinished, TrialSession, TrialStarted)
+from results.labels import configured_host
 from scenarios.base import Session
 from scenarios.config import Config, ScenarioConfig
 from scenarios.events import Event
@@ -28,10 +29,10 @@ if TYPE_CHECKING:
 
 
 def host_of(scenario: ScenarioConfig | None) -> str:
-    """The grid's host for a scenario's sessions: its host, or its cluster."""
-    if scenario is not None and scenario.launcher == "k8s":
-        return f"k8s:{scenario.cluster}"
-    return (scenario.host if scenario is not None else None) or "local"
+    """The grid's host for a scenario's sessions: its configured name, as History names it."""
+    if scenario is None:
+        return "local"
+    return configured_host(scenario.launcher, scenario.host, scenario.cluster) or "local"
 
 
 class PlanFeed:

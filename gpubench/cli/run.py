@@ -13,7 +13,8 @@ from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted,
                              RunSaved, SaveFailed, TrialEvent, TrialFinished, TrialStarted)
 from gpubench.services.runs import check_scenario
 from scenarios.config import WORKLOADS, check_gpu_select
-from scenarios.events import Sample
+from results.labels import backend_cell, backend_mark
+from scenarios.events import Hello, Sample
 from scenarios.multigpu import GpuSelectionError
 
 
@@ -76,6 +77,12 @@ def chosen_scenarios(args, config) -> list[str]:
                          f"{config.path or 'config.toml (`gpubench init` writes one)'}")
     return names
 
+def _made_by(backends: dict[str, str], scenario: str, mark: bool = False) -> str:
+    """', CPU (numpy-cpu)' (or the whole mark) once the scenario's engine said its backend."""
+    if scenario not in backends:
+        return ""
+    return ", " + (backend_mark if mark else backend_cell)(backends[scenario])
+
 
 def cmd_run(args, config) -> int:
     names = chosen_scenarios(args, config)
@@ -83,6 +90,7 @@ def cmd_run(args, config) -> int:
     runner = PlanRunner(config, [config.scenarios[n] for n in names], options,
                         open_store(args, config))
     tty = sys.stderr.isatty()
+    backends: dict[str, str] = {}   # per scenario, from its engine's hello: the progress mark
 
     def progress(ev) -> None:
         try:
@@ -98,21 +106,26 @@ def cmd_run(args, config) -> int:
         elif isinstance(ev, TrialStarted):
             print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1} ...",
                   file=sys.stderr, end="\r" if tty else "\n", flush=True)
+        elif isinstance(ev, TrialEvent) and isinstance(ev.event, Hello):
+            backends[ev.slot.scenario] = ev.event.data.get("backend")
         elif isinstance(ev, TrialEvent) and tty and isinstance(ev.event, Sample):
             s = ev.event
             print(f"[{ev.index + 1}/{len(runner.order)}] {ev.slot.scenario} trial "
-                  f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s   ",
+                  f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s "
+                  f"{backend_cell(s.data.get('backend'))}   ",
                   file=sys.stderr, end="\r", flush=True)
         elif isinstance(ev, TrialFinished):
             extra = f": {ev.message}" if ev.message else ""
             layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
             on = f" on GPUs {','.join(map(str, ev.gpus))}" if ev.gpus else ""
             print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}"
-                  f"{on}: {ev.outcome}, {ev.results} results{extra}{layer}" + " " * 20,
+                  f"{on}: {ev.outcome}, {ev.results} results"
+                  f"{_made_by(backends, ev.slot.scenario)}{extra}{layer}" + " " * 20,
                   file=sys.stderr)
         elif isinstance(ev, RunSaved):
             state = "" if ev.complete else ", incomplete"
-            print(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state})", file=sys.stderr)
+            print(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state}"
+                  f"{_made_by(backends, ev.scenario, mark=True)})", file=sys.stderr)
         elif isinstance(ev, SaveFailed):
             err(ev.message)
         elif isinstance(ev, RunNotSaved):

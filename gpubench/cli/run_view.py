@@ -6,6 +6,8 @@ from gpubench.cli.tables import VERDICT_STYLES, print_table
 from results.check_verdicts import CHECK_COLUMNS, check_rows, check_table
 from results.comparison import cuda_version_text
 from results.format import EMPTY, fmt_value
+from results.labels import (CPU_MARK, backend_mark, doc_backend, doc_host, is_cpu, result_count,
+                            trial_count)
 from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
 from results.stats import cv_pct, finite_median, mad_outliers, median
 from results.trial_counts import doc_counts, metrics_line, status_line
@@ -13,21 +15,21 @@ from results.trial_counts import doc_counts, metrics_line, status_line
 
 def _device_line(doc: dict) -> str:
     dev = (doc.get("hello") or {}).get("device") or {}
-    if doc.get("backend") == "numpy-cpu":
-        return f"{dev.get('name')} (CPU backend numpy-cpu: not a GPU figure)"
+    if is_cpu(doc_backend(doc)):
+        return f"{dev.get('name')} ({CPU_MARK})"
     return (f"{dev.get('name')} (driver {dev.get('driver') or '?'}, CUDA "
             f"{cuda_version_text(dev.get('cuda_driver')) or '?'}, backend {doc.get('backend')})")
 
 
 def _show_rows(workloads: list, gpu: str) -> list[list]:
-    """`show` rows (workload, variant, gpu, valid/trials, ops/s, mean, p99, GB/s, CV, outliers)."""
+    """`show` rows (workload, variant, gpu, valid/results, ops/s, mean, p99, GB/s, CV, outliers)."""
     rows = []
     for wl in workloads:
         trials = wl.get("trials") or []
         valid = [t for t in trials if t.get("valid", True)]
         shown = f"{len(valid)}/{len(trials)}"
         if not valid and trials:  # all invalid: show their figures, marked
-            valid, shown = trials, f"0/{len(trials)} (figures of invalid trials)"
+            valid, shown = trials, f"0/{len(trials)} (figures of invalid results)"
         ops = [t.get("ops_per_s") for t in valid if t.get("ops_per_s")]
         cv = cv_pct(ops) if len(ops) >= 2 else None
         rows.append([wl["workload"], wl.get("variant"), gpu, shown,
@@ -109,7 +111,6 @@ def header_lines(doc: dict) -> list[tuple[str, str]]:
     validity, sessions and their start-up."""
     scen = doc.get("scenario") or {}
     hello = doc.get("hello") or {}
-    host = hello.get("host") or {}
     val = doc.get("validity") or {}
     counts = doc_counts(doc)
     tool = doc.get("tool") or {}
@@ -120,8 +121,11 @@ def header_lines(doc: dict) -> list[tuple[str, str]]:
                      f"(launcher {scen.get('launcher')}, target {scen.get('target')}"
                      + (f" < {scen['target_pct']:g}%" if scen.get("target_pct") is not None else "")
                      + ")"),
-        ("host", host.get("hostname") or scen.get("host") or scen.get("cluster") or EMPTY),
+        ("host", doc_host(doc) or EMPTY),
         ("device", _device_line(doc) if hello else "unknown (imported)"),
+        ("backend", backend_mark(doc_backend(doc))),
+        ("trials", f"{trial_count(doc)} ({len(doc.get('sessions') or [])} engine sessions), "
+                   f"{result_count(doc)} results"),
         ("tool", f"gpubench {tool.get('version')}, engine {tool.get('engine_version')}, "
                  f"commit {(tool.get('git_commit') or 'unknown')[:12]}"),
         ("group", f"{group.get('id')} (seed {group.get('seed')}, "
@@ -154,6 +158,7 @@ def header_lines(doc: dict) -> list[tuple[str, str]]:
 
 
 def _print_workloads(doc: dict) -> None:
+    title = f"figures by {backend_mark(doc_backend(doc))}"
     if is_per_gpu(doc):
         gpus = doc_gpus(doc)
         print(f"GPUs: {len(gpus)}, run {doc.get('gpu_mode') or 'concurrently'}: "
@@ -168,12 +173,12 @@ def _print_workloads(doc: dict) -> None:
         for i in gpus:
             rows += _show_rows(gpu_workloads(doc, i), str(i))
         rows += _show_rows(aggregate_workloads(doc), "all")
-        print_table(("workload", "variant", "gpu", "valid/trials", "ops/s", "mean µs",
+        print_table(("workload", "variant", "gpu", "valid/results", "ops/s", "mean µs",
                      "p99 µs", "GB/s", "CV", "outliers"),
-                    sorted(rows, key=lambda r: (r[0], r[1], r[2] == "all", r[2])))
+                    sorted(rows, key=lambda r: (r[0], r[1], r[2] == "all", r[2])), title=title)
         print("gpu all: ops/s and GB/s summed across GPUs run concurrently (— when run one "
               "after the other), latency the median across GPUs")
     else:
-        print_table(("workload", "variant", "valid/trials", "ops/s", "mean µs", "p99 µs", "GB/s",
-                     "CV", "outliers"), [r[:2] + r[3:] for r in _show_rows(
-                         doc.get("workloads") or [], "")])
+        print_table(("workload", "variant", "valid/results", "ops/s", "mean µs", "p99 µs",
+                     "GB/s", "CV", "outliers"), [r[:2] + r[3:] for r in _show_rows(
+                         doc.get("workloads") or [], "")], title=title)

@@ -7,6 +7,8 @@ import sys
 from gpubench.cli.base import EXIT_OK, iso_date, load_run, open_store, warn
 from gpubench.cli import tables
 from gpubench.cli.tables import VERDICT_STYLES, print_table
+from results.format import EMPTY
+from results.labels import CPU_CELL, backend_cell, summary_counts
 from results.store import filter_runs, summary_flags
 from results.trial_counts import fraction, status_word
 
@@ -45,8 +47,10 @@ def cmd_list(args, config) -> int:
     rows = []
     for r in runs + unfinished:
         ops = (r.get("headline") or {}).get("ops_per_s")
+        trials, results = summary_counts(r)
         rows.append([r["id"], r.get("created"), r.get("scenario"), r.get("host") or "",
-                     r.get("label") or "", r.get("trials"),
+                     backend_cell(r.get("backend")), r.get("label") or "",
+                     EMPTY if trials is None else trials, EMPTY if results is None else results,
                      status_word(r.get("validity"), r.get("counted")) if r.get("validity") else "",
                      fraction(r.get("counted")),
                      f"{ops:,.0f}" if isinstance(ops, (int, float)) else "",
@@ -55,8 +59,9 @@ def cmd_list(args, config) -> int:
         print("no stored runs match" if listing.runs else
               f"no stored runs in {store.dir} (start with `gpubench run`)", file=sys.stderr)
         return EXIT_OK
-    print_table(("id", "created (UTC)", "scenario", "host", "label", "trials", "validity",
-                 "counted", "headline ops/s", "flags"), rows, styles=VERDICT_STYLES)
+    print_table(("id", "created (UTC)", "scenario", "host", "backend", "label", "trials",
+                 "results", "validity", "counted", "headline ops/s", "flags"), rows,
+                styles={**VERDICT_STYLES, CPU_CELL: "yellow"})
     return EXIT_OK
 
 

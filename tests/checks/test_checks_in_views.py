@@ -179,11 +179,11 @@ def test_report_functions_from_a_fixed_check_document():
     assert json.loads(to_json([comp]))["comparisons"][0]["checks"][2]["verdict"] == \
         "NOT APPLICABLE"
     assert "# isolation checks" in to_tsv([comp])
-    assert to_csv([comp]).splitlines()[0].endswith(",gpu," + ",".join(
+    assert to_csv([comp]).splitlines()[0].endswith(",gpu,base_backend,cand_backend," + ",".join(
         ("check_role", "check_run", "check_observed", "check_configured", "check_reason")))
     # a comparison without checks keeps the old shape exactly
     plain = compare_runs(base, cand, target_pct=5.0)
-    assert to_csv([plain]).splitlines()[0].endswith(",forced,gpu")
+    assert to_csv([plain]).splitlines()[0].endswith(",forced,gpu,base_backend,cand_backend")
     assert "isolation" not in to_tsv([plain]).lower() and "Isolation" not in to_markdown([plain])
     # a check run compared as a candidate itself is listed once, as the candidate's
     assert [c["role"] for c in comparison_checks(base, check, check)] == ["candidate"] * 3

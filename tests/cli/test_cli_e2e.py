@@ -69,7 +69,7 @@ def test_run_compare_export_report_on_the_cpu_backend(workdir):
     assert cmp_.returncode in (0, 1), cmp_.stderr
     comp = json.loads(cmp_.stdout)["comparisons"][0]
     assert comp["rows"] and comp["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
-    assert "fewer than 10 trials" in cmp_.stderr
+    assert "fewer than 10 results" in cmp_.stderr
     export = gb(workdir, "export", ids[0], "--format", "text")
     grep = subprocess.run(["grep", "Throughput:"], input=export.stdout, capture_output=True,
                           text=True)
@@ -78,6 +78,22 @@ def test_run_compare_export_report_on_the_cpu_backend(workdir):
     report = gb(workdir, "report", "--out", "comparison.md", "--include-invalid")
     text = (workdir / "comparison.md").read_text()
     assert report.returncode == 0 and "| 2. The same, again |" in text and "< 1%" in text
+
+
+def test_run_progress_marks_cpu_figures_and_list_counts_its_trials(workdir):
+    """The real engine on the CPU backend: every trial's progress line and the saved line say
+    it is no GPU figure; `list` counts the trials `run --trials` asked for."""
+    run = gb(workdir, "run", "bare-metal", "--trials", "2", "--repeats", "1")
+    assert run.returncode == 0, run.stderr
+    trials = [ln for ln in run.stderr.splitlines() if " bare-metal trial " in ln
+              and "results" in ln]
+    assert len(trials) == 2 and all("results, CPU (numpy-cpu)" in ln for ln in trials)
+    assert any(ln.startswith("saved ") and ln.endswith("CPU (numpy-cpu) — not a GPU figure)")
+               for ln in run.stderr.splitlines())
+    header, row = gb(workdir, "list").stdout.splitlines()
+    listed = dict(zip(header.split("\t"), row.split("\t")))
+    assert listed["trials"] == "2" and listed["results"] == "2"   # one workload, one repeat
+    assert listed["backend"] == "CPU (numpy-cpu)" and listed["host"].startswith("local")
 
 
 def test_ctrl_c_during_run_saves_what_was_measured_marked_incomplete(workdir):

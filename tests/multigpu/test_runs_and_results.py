@@ -160,7 +160,7 @@ def test_per_gpu_compare_pairs_gpus_and_adds_the_aggregate():
     assert agg.base_median == pytest.approx(sum(r.base_median for r in per), rel=0.1)
     assert columns_for(comp)[2] == "gpu"
     assert comparison_table(comp)[0][2] in ("0", "1", "all")
-    assert to_csv([comp]).splitlines()[0].endswith(",gpu")
+    assert to_csv([comp]).splitlines()[0].endswith(",gpu,base_backend,cand_backend")
 
 
 def test_per_gpu_compare_with_a_single_gpu_run_pairs_gpu_0_and_warns_about_the_rest():

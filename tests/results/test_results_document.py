@@ -106,7 +106,10 @@ def test_sessions_on_different_drivers_make_the_run_invalid():
 def test_summary_for_the_index():
     doc = build_document(records(2), SCENARIO, label="x")
     s = summary_of(doc)
-    assert s["scenario"] == "bare-metal-proxy" and s["host"] == "gpu-node-1"
-    assert s["validity"] == "VALID" and s["trials"] == 12 and s["label"] == "x"
+    # the host as every view names it: the configured name, the machine's hostname beside it
+    assert s["scenario"] == "bare-metal-proxy" and s["host"] == "local (gpu-node-1)"
+    # trials are engine sessions' trials (as `run --trials` counts), results the result lines
+    assert s["validity"] == "VALID" and s["trials"] == 2 and s["results"] == 12
+    assert s["label"] == "x"
     vals = sorted(t["ops_per_s"] for t in doc["workloads"][0]["trials"])
     assert s["headline"]["ops_per_s"] == (vals[2] + vals[3]) / 2

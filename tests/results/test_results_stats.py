@@ -218,8 +218,8 @@ def test_invalid_trials_excluded_unless_asked_and_few_trials_warned():
     row = next(r for r in comp.rows if r.workload == "roundtrip")
     all_base = sum(len(w["trials"]) for w in base["workloads"] if w["workload"] == "roundtrip")
     assert row.n_base < all_base
-    assert any("invalid baseline trials excluded" in w for w in comp.warnings)
-    assert any("fewer than 10 trials" in w for w in comp.warnings)
+    assert any("invalid baseline results excluded" in w for w in comp.warnings)
+    assert any("fewer than 10 results" in w for w in comp.warnings)
     comp2 = compare_runs(base, cand, metrics=["ops_per_s"], include_invalid=True)
     assert next(r for r in comp2.rows if r.workload == "roundtrip").n_base == all_base
 
@@ -233,7 +233,7 @@ def test_invalid_run_is_excluded_unless_include_invalid():
     # every metric stays a row, NOT COMPARABLE with the count, never dropped
     assert comp.rows and {r.verdict for r in comp.rows} == {NOT_COMPARABLE}
     n = len(cand["workloads"][0]["trials"])
-    assert all(f"candidate: 0 valid of {n} trials" in r.warnings for r in comp.rows)
+    assert all(f"candidate: 0 valid of {n} results" in r.warnings for r in comp.rows)
     assert comp.verdict == NOT_COMPARABLE
     assert {r.verdict for r in compare_runs(base, cand, include_invalid=True).rows} \
         == {NO_TARGET}
@@ -279,4 +279,4 @@ def test_unusable_values_of_included_invalid_trials_are_counted_not_hidden():
     row = next(r for r in compare_runs(base, cand, include_invalid=True).rows
                if r.metric == "ops_per_s")
     assert row.n_cand == 8 and row.verdict == NO_TARGET
-    assert "candidate: 2 invalid trials without a usable value left out" in row.warnings
+    assert "candidate: 2 invalid results without a usable value left out" in row.warnings

@@ -16,7 +16,7 @@ import pytest
 from results import store as store_mod
 from results.document import archive_lines
 from results.schema import DocumentError, RunNotFound, StoreError
-from results.store import Store, filter_runs
+from results.store import INDEX_VERSION, Store, filter_runs
 from tests.support.synth import make_doc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_list_notices_deleted_files_and_rebuilds_a_corrupt_index(store):
     assert [r["id"] for r in store.list_runs().runs] == [b["id"]]
     store.index_path.write_text("{garbage")
     assert [r["id"] for r in store.list_runs().runs] == [b["id"]]
-    assert json.loads(store.index_path.read_text())["version"] == 1
+    assert json.loads(store.index_path.read_text())["version"] == INDEX_VERSION
 
 
 @pytest.mark.parametrize("content, message", [
@@ -266,5 +266,6 @@ def test_scenario_and_host_names_never_reach_a_path(store, tmp_path, name):
     assert path.parent == store.dir and path.name == f"{doc['id']}.json"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     [summary] = store.list_runs().runs
-    assert summary["scenario"] == name and summary["label"] == name and summary["host"] == name
+    assert summary["scenario"] == name and summary["label"] == name
+    assert summary["host"] == f"local ({name})"
     assert store.load(doc["id"])["scenario"]["name"] == name

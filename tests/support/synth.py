@@ -49,11 +49,12 @@ def hello(backend: str = "cupy", hostname: str = "gpu-node-1", device: str = H10
                 plan=plan)
 
 
-def telemetry(t: float, throttle: Sequence[str] = (), power: float = 310.0) -> str:
+def telemetry(t: float, throttle: Sequence[str] = (), power: float = 310.0,
+              backend: str = "cupy") -> str:
     readings = {"gpu_util_pct": 97, "sm_clock_mhz": 1980, "power_w": power,
                 "temperature_c": 54, "throttle_reasons": 0x20 if throttle else 0,
                 "throttle_names": list(throttle), "pcie_gen": 5}
-    return line("telemetry", t, readings=readings)
+    return line("telemetry", t, backend, readings=readings)
 
 
 def result(t: float, workload: str, variant: str, repeat: int, ops: float, mean: float,
@@ -79,20 +80,21 @@ def session_lines(rng: np.random.Generator, *, workloads: Sequence[str] = ("roun
                   throttle: Sequence[str] = (), invalid_every: int = 0, status: str = "ok",
                   **hello_kw) -> list[str]:
     lines = [hello(**hello_kw)]
+    backend = hello_kw.get("backend", "cupy")     # every line from the hello's backend
     t = 0.1
     n = 0
     for wl in workloads:
         variant, ops, mean, p99, gbps, params = SHAPES[wl]
         for r in range(repeats):
             f = scale * math.exp(rng.normal(0.0, cv))
-            lines.append(telemetry(t, throttle))
+            lines.append(telemetry(t, throttle, backend=backend))
             n += 1
             reasons = ["cv 12.0% > limit 10%"] if invalid_every and n % invalid_every == 0 else []
             lines.append(result(t + 1.0, wl, variant, r, ops * f, mean / f, p99 / f,
-                                gbps * f if gbps else None, reasons, params))
+                                gbps * f if gbps else None, reasons, params, backend))
             t += 1.1
     if status != "cut":
-        lines.append(done(t, status))
+        lines.append(done(t, status, backend))
     return lines
 
 

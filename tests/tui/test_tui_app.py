@@ -13,7 +13,7 @@ from results.store import Store
 from scenarios.base import LaunchRequest
 from scenarios.replay import ReplayLauncher, synthetic_stream
 from tui.app import GpubenchApp, main
-from tui.live import CPU_LABEL
+from results.labels import CPU_MARK as CPU_LABEL
 from tui.screens.compare import CompareScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.history import HistoryScreen
@@ -318,7 +318,8 @@ async def test_compare_two_runs_from_a_plan_with_verdicts_and_exports(tmp_path):
         await wait_for(pilot, lambda: not app.plan_running)
         runs = Store(config.data_dir).list_runs().runs
         assert sorted(r["scenario"] for r in runs) == ["bare-metal", "bare-metal-proxy"]
-        assert all(r["trials"] == 12 for r in runs)               # 4 sessions × 3 repeats
+        # trials count the plan's trials (as `run --trials`), results its result lines
+        assert all(r["trials"] == 4 and r["results"] == 12 for r in runs)  # 4 sessions × 3
         base = next(r["id"] for r in runs if r["scenario"] == "bare-metal")
         cand = next(r["id"] for r in runs if r["scenario"] == "bare-metal-proxy")
         await pilot.press("4")

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 
 from scenarios.replay import hello_line, telemetry_line
-from tui.live import CPU_LABEL, HostState, LiveBoard
+from results.labels import CPU_MARK as CPU_LABEL
+from tui.live import HostState, LiveBoard
 
 
 def test_alerts_name_throttling_and_downtrained_pcie_but_not_benign_reasons():

@@ -10,8 +10,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from results.format import EMPTY, fmt_ci, fmt_num, fmt_pct
+from results.labels import CPU_CELL
 
 from ..data import ComparisonView
+from .history import backend_text
 from ..widgets.charts import BarChart
 
 VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
@@ -101,7 +103,7 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-runs", DataTable)
-        table.add_columns("", "Run", "Scenario", "Host", "Backend", "ops/s", "Label")
+        table.add_columns("", "Run", "Scenario", "Backend", "Host", "ops/s", "Label")
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -119,7 +121,8 @@ class CompareScreen(Screen):
         for r in self.app.store.list_runs():
             mark = ("B" if r.id == sel.baseline else
                     f"C{sel.candidates.index(r.id) + 1}" if r.id in sel.candidates else "")
-            table.add_row(Text(mark, style="bold"), r.id, r.scenario, r.host, r.backend,
+            table.add_row(Text(mark, style="bold"), r.id, r.scenario, backend_text(r.backend),
+                          r.host,
                           fmt_num(r.headline), r.label, key=r.id)
         if table.row_count:
             table.move_cursor(row=min(row or 0, table.row_count - 1))
@@ -151,7 +154,9 @@ class CompareScreen(Screen):
             f"B {sel.baseline or EMPTY + ' (press b on a run)'}   ·   "
             f"{cands or 'candidates: ' + EMPTY + ' (press space on a run)'}")
         banner = Text()
-        for v in self.views:
+        for n, v in enumerate(self.views, 1):
+            banner.append(f"C{n} figures by {v.backends}\n",
+                          style="yellow" if CPU_CELL in v.backends else "dim")
             for reason in v.not_comparable:
                 banner.append(f" NOT COMPARABLE: {v.candidate} vs {v.baseline}: {reason} \n",
                               style="bold white on red")

@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar
 
+from results.labels import CPU_CELL
+
 from ..live import HostState
 from ..widgets.charts import TimeChart
 from ..widgets.host_grid import HostGrid
@@ -135,7 +137,7 @@ class DashboardScreen(Screen):
         # the current workload's series (the one whose samples came last)
         series = h.series.get((h.workload, h.variant)) or next(iter(h.series.values()))
         name = f"{h.workload}/{h.variant}"
-        suffix = "· CPU (numpy-cpu)" if h.is_cpu else ""
+        suffix = f"· {CPU_CELL}" if h.is_cpu else ""
         self.chart_ops.show(series.t, {name: series.ops}, f"{name} {suffix}")
         self.chart_lat.show(series.t, {"p50": series.p50, "p99": series.p99}, f"{name} {suffix}")
 

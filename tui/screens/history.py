@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from results.format import fmt_num
+from results.labels import backend_cell, is_cpu
 
 from ..data import RunSummary
 from .modals import ConfirmScreen, InputScreen
@@ -19,6 +20,11 @@ SORTS = (("created", True), ("created", False), ("scenario", False), ("host", Fa
 
 VALIDITY_STYLE = {"VALID": "green", "INVALID": "bold red", "IMPORTED": "cyan",
                   "FEW TRIALS": "yellow"}
+
+
+def backend_text(backend: str) -> Text:
+    """A run's backend cell (results.labels.backend_cell), yellow for a CPU run."""
+    return Text(backend_cell(backend), style="yellow" if is_cpu(backend) else "")
 
 
 class HistoryScreen(Screen):
@@ -95,13 +101,13 @@ class HistoryScreen(Screen):
         table.clear()
         runs = self.visible_runs()
         for r in runs:
-            backend = Text(r.backend, style="yellow") if r.backend == "numpy-cpu" else r.backend
             validity = Text(r.validity, style=VALIDITY_STYLE.get(r.validity, ""))
             if r.counted:   # the headline's trials that count
                 validity.append(f" {r.counted}")
             if r.incomplete:
                 validity.append(" incomplete", style="yellow")
-            table.add_row(r.id, r.created, r.scenario, r.host, backend, r.device, validity,
+            table.add_row(r.id, r.created, r.scenario, r.host, backend_text(r.backend), r.device,
+                          validity,
                           fmt_num(r.headline), r.label, key=r.id)
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))

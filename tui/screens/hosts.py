@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
 from results.format import EMPTY
+from results.labels import CPU_MARK, is_cpu
 from scenarios.config import Config
 
 
@@ -16,8 +17,8 @@ def _hello_summary(hello: dict | None) -> str:
     if not hello:
         return EMPTY
     dev = hello.get("device") or {}
-    if hello.get("backend") == "numpy-cpu":
-        return "CPU (numpy-cpu) — not a GPU figure"
+    if is_cpu(hello.get("backend")):
+        return CPU_MARK
     parts = [str(dev.get("name") or "?")]
     if dev.get("driver"):
         parts.append(f"driver {dev['driver']}")

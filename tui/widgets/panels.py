@@ -7,8 +7,9 @@ from rich.text import Text
 from textual.widgets import Static
 
 from results.format import EMPTY, fmt_num
+from results.labels import CPU_MARK
 
-from ..live import CPU_LABEL, HostState
+from ..live import HostState
 
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p999", "max")
 
@@ -44,7 +45,7 @@ class HostHeader(_Panel):
             text.append(f" ({h.message})", style="italic")
         text.append("\n")
         if h.is_cpu:
-            text.append(f" {CPU_LABEL} ", style="bold black on yellow")
+            text.append(f" {CPU_MARK} ", style="bold black on yellow")
         elif h.backend:
             text.append(f"GPU ({h.backend})", style="bold")
         text.append(f"  {h.device_name}")

@@ -26,7 +26,7 @@ from engine.throttle import BENIGN_THROTTLE
 from .labels import doc_host, is_cpu, result_count, trial_count
 from .schema import (CANCELLED, COMPLETED, FAILED, INCOMPLETE, INVALID, SCHEMA_VERSION, VALID)
 from .stats import finite_median, finite_number
-from .trial_counts import (FEW_TRIALS, doc_counts, headline_workload, status_line, status_word,
+from .trial_counts import (FEW_RESULTS, doc_counts, headline_workload, status_line, status_word,
                            valid_trials, validity_counts)
 
 try:  # the engine package ships beside us; its version is the tool's measuring version
@@ -303,7 +303,7 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         notes_validity.append(f"{why_incomplete[-1]}: results are incomplete")
     status = INVALID if reasons else VALID
     counts = validity_counts(list(workloads.values()), status)
-    if status_word(status, counts["headline"]) == FEW_TRIALS:
+    if status_word(status, counts["headline"]) == FEW_RESULTS:
         notes_validity.append(f"{status_line(status, counts['headline'])}: its median is "
                               "one window's, not a figure to compare")
     gpus = sorted({json.dumps(gpu_tag(r.gpu), sort_keys=True) for r in sessions if r.gpu},

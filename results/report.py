@@ -18,7 +18,7 @@ from .format import EMPTY, fmt_ci, fmt_p, fmt_pct, fmt_value
 from .labels import CPU_CELL, NOT_GPU, backend_cell, doc_backend, is_cpu, is_mixed
 from .stats import INCONCLUSIVE, finite_median
 from .schema import INVALID, ResultError
-from .trial_counts import (FEW_TRIALS, doc_counts, headline_workload, status_short,
+from .trial_counts import (FEW_RESULTS, doc_counts, headline_workload, status_short,
                            status_word, valid_trials)
 
 COLUMNS = ("workload", "variant", "metric", "counted", "baseline", "candidate", "overhead",
@@ -42,7 +42,7 @@ def row_note(r: MetricComparison) -> str:
 
 
 def counted_cell(r: MetricComparison) -> str:
-    """`1/30 · 28/30`: the baseline's and the candidate's trials that count, of all theirs."""
+    """`1/30 · 28/30`: the baseline's and the candidate's results that count, of all theirs."""
     return f"{r.n_base}/{r.base_trials} · {r.n_cand}/{r.cand_trials}"
 
 
@@ -243,7 +243,7 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
         run = doc["id"] + (" (imported)" if doc.get("imported") else "")
         status = (doc.get("validity") or {}).get("status", "")
         counts = doc_counts(doc)["headline"]
-        validity = status_short(status, counts)     # VALID 28/30, FEW TRIALS 1/30, INVALID 0/30
+        validity = status_short(status, counts)     # VALID 28/30, FEW RESULTS 1/30, INVALID 0/30
         if doc_backend(doc):
             run += f" · {backend_cell(doc_backend(doc))}"
             cpu_rows = cpu_rows or is_cpu(doc_backend(doc))
@@ -269,7 +269,7 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
                              fmt_pct(h.overhead_pct) if h else EMPTY,
                              fmt_ci(h.ci_low, h.ci_high) if h else EMPTY, target,
                              f"{verdict}, run {validity}"
-                             if status_word(status, counts) in (INVALID, FEW_TRIALS)
+                             if status_word(status, counts) in (INVALID, FEW_RESULTS)
                              else verdict])
         details += [f"### {sc.title} vs {sc.baseline}"
                     + (f" — {comp.backends}" if CPU_CELL in comp.backends else ""), ""]

@@ -225,7 +225,7 @@ TRIAL = Obj({"session": Opt(INT), "trial": Opt(INT), "repeat": Opt(INT), "ops": 
              "gbps": Opt(NUM), "tflops": Opt(NUM), "bytes": Opt(NUM), "valid": BOOL,
              "validity_reasons": TEXTS, "interrupted": Opt(BOOL), "t": Opt(NUM),
              "gpu": Opt(GPU_TAG), "window": Opt(OBJECT)})
-# how many of a workload variant's trials count (results/trial_counts.py)
+# how many of a workload variant's results count (results/trial_counts.py)
 COUNTS = Obj({"workload": Opt(STR), "variant": Opt(STR), "counted": INT, "trials": INT},
              required=("counted", "trials"))
 WORKLOAD = Obj({"workload": STR, "variant": Opt(STR),
@@ -303,7 +303,7 @@ SUMMARY = Obj({
     "incomplete_reason": Opt(STR), "imported": Opt(BOOL), "group": Opt(STR),
     "trials": Opt(INT), "results": Opt(INT),
     "headline": Opt(Obj({"workload": Opt(STR), "variant": Opt(STR), "ops_per_s": Opt(NUM)})),
-    # the headline's trials that count (results/trial_counts.py); required, so that an index
+    # the headline's results that count (results/trial_counts.py); required, so that an index
     # written before it existed is read again from the documents
     "counted": Opt(COUNTS),
 }, required=("id", "counted"))

@@ -1,16 +1,19 @@
-"""How many trials of each metric count, and the run's validity as people read it.
+"""How many results (result lines: one per workload, variant and repeat of a trial) of each
+metric count, and the run's validity as people read it. The document keeps them under each
+workload's "trials" key, the schema's name for result lines; what people read says "results",
+as a trial is one engine session (`run --trials`).
 
 A run can be VALID (nothing threatens the run as a whole) while its headline metric has one
-trial, or none, that counts: its median is then one window and no confidence interval can be
+result, or none, that counts: its median is then one window and no confidence interval can be
 drawn. Every view shows the same words for that, made here from the counts the document
 carries (`validity.metrics`, `validity.headline`) or, for documents stored before those
-existed, from its trials:
+existed, from its results:
 
-    VALID       28/30      the headline metric has enough trials that count for a CI
-    FEW TRIALS  1/30       VALID, but fewer than MIN_FOR_CI of the headline's trials count
-    INVALID     0/30       the run is INVALID (its reasons say why)
+    VALID        28/30      the headline metric has enough results that count for a CI
+    FEW RESULTS   1/30      VALID, but fewer than MIN_FOR_CI of the headline's results count
+    INVALID       0/30      the run is INVALID (its reasons say why)
 
-A trial counts when it is valid and carries a finite, positive ops/s: the trials the
+A result counts when it is valid and carries a finite, positive ops/s: the results the
 comparison's statistics take (results/comparison.py; a run that is INVALID as a whole gives
 none). Pure Python: History and `list` read this without NumPy.
 """
@@ -22,12 +25,12 @@ from .comparable import usable
 from .schema import INVALID, VALID
 from .stats import finite_median
 
-FEW_TRIALS = "FEW TRIALS"
+FEW_RESULTS = "FEW RESULTS"
 MIN_FOR_CI = 2      # the bootstrap CI of a comparison needs two values on each side
 
 
 def trial_counts(trials: Iterable[dict], run_invalid: bool = False) -> dict:
-    """{"counted": trials that count, "trials": every trial} of one workload variant."""
+    """{"counted": results that count, "trials": every trial} of one workload variant."""
     trials = list(trials)
     counted = 0 if run_invalid else sum(
         1 for t in trials if t.get("valid", True) is not False and usable(t.get("ops_per_s")))
@@ -88,12 +91,12 @@ def results_headline(results: Iterable[dict]) -> dict | None:
 
 def live_alert(results: Iterable[dict]) -> str | None:
     """The dashboard's warning while a session runs, once a trial of its headline was
-    invalid: `FEW TRIALS: roundtrip 1/3 trials count (too few for a CI): stall: ...`."""
+    invalid: `FEW RESULTS: roundtrip 1/3 results count (too few for a CI): stall: ...`."""
     head = results_headline(results)
     if head is None or head["counted"] == head["trials"]:
         return None
-    word = FEW_TRIALS if head["counted"] < MIN_FOR_CI else "INVALID TRIALS"
-    text = f"{word}: {head['workload']} {fraction(head)} trials count"
+    word = FEW_RESULTS if head["counted"] < MIN_FOR_CI else "INVALID TRIALS"
+    text = f"{word}: {head['workload']} {fraction(head)} results count"
     if head["counted"] < MIN_FOR_CI:
         text += " (too few for a CI)"
     return text + (f": {head['reason']}" if head["reason"] else "")
@@ -108,34 +111,34 @@ def doc_counts(doc: dict) -> dict:
 
 
 def status_word(status: str | None, headline: dict | None) -> str:
-    """VALID, FEW TRIALS or INVALID (or whatever other word `status` is)."""
+    """VALID, FEW RESULTS or INVALID (or whatever other word `status` is)."""
     if status == VALID and headline is not None and headline.get("counted", 0) < MIN_FOR_CI:
-        return FEW_TRIALS
+        return FEW_RESULTS
     return status or "?"
 
 
 def fraction(counts: dict | None) -> str:
-    """`28/30`: trials that count of every trial; "" without counts."""
+    """`28/30`: results that count of every trial; "" without counts."""
     if not counts:
         return ""
     return f"{counts.get('counted', 0)}/{counts.get('trials', 0)}"
 
 
 def status_short(status: str | None, headline: dict | None) -> str:
-    """`VALID 28/30`, `FEW TRIALS 1/30`: the word and the headline's count, for tables."""
+    """`VALID 28/30`, `FEW RESULTS 1/30`: the word and the headline's count, for tables."""
     count = fraction(headline)
     word = status_word(status, headline)
     return f"{word} {count}" if count else word
 
 
 def status_line(status: str | None, headline: dict | None) -> str:
-    """The sentence `show` and the reports print: `VALID (1/30 roundtrip trials count; too
+    """The sentence `show` and the reports print: `VALID (1/30 roundtrip results count; too
     few for a CI)`."""
     word = status_word(status, headline)
     if not headline:
         return word
-    what = f"{fraction(headline)} {headline.get('workload')} trials count"
-    if word == FEW_TRIALS:
+    what = f"{fraction(headline)} {headline.get('workload')} results count"
+    if word == FEW_RESULTS:
         return f"{word} ({what}; too few for a CI)"
     return f"{word} ({what})"
 

@@ -29,7 +29,7 @@ class RunSummary:
     backend: str
     device: str
     label: str
-    validity: str               # VALID | FEW TRIALS | INVALID | IMPORTED | ...
+    validity: str               # VALID | FEW RESULTS | INVALID | IMPORTED | ...
     headline: float | None      # ops/s of the first workload (for the table)
     headline_name: str = ""
     trials: int = 0             # engine sessions' trials, as `run --trials` counts them
@@ -38,7 +38,7 @@ class RunSummary:
     reasons: tuple[str, ...] = ()
     incomplete: bool = False    # cut off, interrupted, or sessions cut off (flags say why)
     flags: tuple[str, ...] = ()  # results.store.summary_flags
-    counted: str = ""           # the headline's trials that count, "28/30" (results.trial_counts)
+    counted: str = ""           # the headline's results that count, "28/30" (results.trial_counts)
 
 
 @dataclass
@@ -52,7 +52,7 @@ class ComparisonRow:
     target_pct: float | None
     verdict: str                # PASS | FAIL | INCONCLUSIVE | NOT COMPARABLE | ...
     note: str = ""
-    counted: str = ""           # trials that count, baseline · candidate: "1/30 · 28/30"
+    counted: str = ""           # results that count, baseline · candidate: "1/30 · 28/30"
 
 
 @dataclass

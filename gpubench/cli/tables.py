@@ -7,7 +7,7 @@ from typing import Any, Sequence
 VERDICT_STYLES = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow",
                   "VALID": "green", "INVALID": "bold red", "NOT COMPARABLE": "bold red",
                   "ENFORCED": "green", "NOT ENFORCED": "bold red", "NOT APPLICABLE": "dim",
-                  "MEASURED": "cyan", "FEW TRIALS": "yellow"}
+                  "MEASURED": "cyan", "FEW RESULTS": "yellow"}
 
 
 def is_tty() -> bool:

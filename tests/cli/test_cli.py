@@ -119,13 +119,13 @@ def test_list_and_show_say_how_many_trials_of_each_metric_count(env, capsys):
     _, out, _ = run(capsys, "list")
     header, *rows = [r.split("\t") for r in out.splitlines()]
     [row] = [r for r in rows if r[0] == doc["id"]]
-    assert row[header.index("validity")] == "FEW TRIALS"
+    assert row[header.index("validity")] == "FEW RESULTS"
     assert row[header.index("counted")] == "1/3"
     others = [r for r in rows if r[0] in env.ids.values()]
     assert {(r[header.index("validity")], r[header.index("counted")]) for r in others} == \
         {("VALID", "30/30")}
     _, out, _ = run(capsys, "show", doc["id"])
-    assert "validity  FEW TRIALS (1/3 roundtrip trials count; too few for a CI)" in out
+    assert "validity  FEW RESULTS (1/3 roundtrip results count; too few for a CI)" in out
     assert "counted   h2d/pinned-256MiB 2/3, roundtrip/pinned-64KiB 1/3" in out
 
 

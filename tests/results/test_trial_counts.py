@@ -36,7 +36,7 @@ def test_the_validity_block_counts_the_trials_of_each_metric():
         {"workload": "launch", "variant": "sync", "counted": 3, "trials": 3}]
     assert val["headline"] == {"workload": "roundtrip", "variant": "pinned-64KiB",
                                "counted": 2, "trials": 3}
-    assert status_line(val["status"], val["headline"]) == "VALID (2/3 roundtrip trials count)"
+    assert status_line(val["status"], val["headline"]) == "VALID (2/3 roundtrip results count)"
     assert summary_of(doc)["counted"]["counted"] == 2
 
 
@@ -44,12 +44,12 @@ def test_a_valid_run_whose_headline_cannot_give_a_ci_is_not_plain_valid():
     doc = run_doc(roundtrip_valid=1)
     val = doc["validity"]
     assert val["status"] == "VALID"                     # nothing threatens the run as a whole
-    assert status_short(val["status"], val["headline"]) == "FEW TRIALS 1/3"
+    assert status_short(val["status"], val["headline"]) == "FEW RESULTS 1/3"
     assert status_line(val["status"], val["headline"]) == \
-        "FEW TRIALS (1/3 roundtrip trials count; too few for a CI)"
-    assert any(n.startswith("FEW TRIALS (1/3 roundtrip") for n in val["notes"])
+        "FEW RESULTS (1/3 roundtrip results count; too few for a CI)"
+    assert any(n.startswith("FEW RESULTS (1/3 roundtrip") for n in val["notes"])
     summary = summary_of(doc)
-    assert status_short(summary["validity"], summary["counted"]) == "FEW TRIALS 1/3"
+    assert status_short(summary["validity"], summary["counted"]) == "FEW RESULTS 1/3"
 
 
 def test_counts_of_an_older_document_are_worked_out_from_its_trials():

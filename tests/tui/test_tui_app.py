@@ -169,11 +169,11 @@ async def test_dashboard_warns_while_the_headline_has_too_few_valid_trials(confi
         await _start_replays(app, [stream])
         await wait_for(pilot, lambda: app.board.hosts and all(
             h.status == "completed" for h in app.board.hosts.values()))
-        await wait_for(pilot, lambda: "⚠ FEW TRIALS" in screen_text(app))
+        await wait_for(pilot, lambda: "⚠ FEW RESULTS" in screen_text(app))
         text = screen_text(app)
-        assert "⚠ FEW TRIALS: roundtrip 1/3 trials count" in text     # the host panel
+        assert "⚠ FEW RESULTS: roundtrip 1/3 results count" in text     # the host panel
         assert "too few for a CI" in text
-        assert text.count("FEW TRIALS: roundtrip") == 2                # and the grid's Alerts
+        assert text.count("FEW RESULTS: roundtrip") == 2                # and the grid's Alerts
 
 
 async def test_real_cpu_stream_replays_with_results_and_percentiles(config):
@@ -318,7 +318,7 @@ async def test_compare_two_runs_from_a_plan_with_verdicts_and_exports(tmp_path):
         await wait_for(pilot, lambda: not app.plan_running)
         runs = Store(config.data_dir).list_runs().runs
         assert sorted(r["scenario"] for r in runs) == ["bare-metal", "bare-metal-proxy"]
-        # trials count the plan's trials (as `run --trials`), results its result lines
+        # results count the plan's trials (as `run --trials`), results its result lines
         assert all(r["trials"] == 4 and r["results"] == 12 for r in runs)  # 4 sessions × 3
         base = next(r["id"] for r in runs if r["scenario"] == "bare-metal")
         cand = next(r["id"] for r in runs if r["scenario"] == "bare-metal-proxy")

@@ -71,7 +71,7 @@ async def test_history_marks_an_incomplete_run(config):
         await pilot.press("3")
         await pilot.pause()
         row = app.screen.query_one("#history-table", DataTable).get_row_at(0)
-        assert str(row[6]) == "VALID 2/2 incomplete"    # and how many headline trials count
+        assert str(row[6]) == "VALID 2/2 incomplete"    # and how many headline results count
     assert doc["complete"] is False and doc["incomplete_reason"] == "1 of 2 sessions cut off"
 
 

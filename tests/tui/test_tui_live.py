@@ -37,10 +37,10 @@ def test_alerts_warn_when_the_headline_has_invalid_trials_so_far():
     h.on_result(ok)
     assert h.alerts() == []                                  # every trial so far counts
     h.on_result(bad)
-    assert h.alerts() == ["FEW TRIALS: roundtrip 1/2 trials count (too few for a CI): "
+    assert h.alerts() == ["FEW RESULTS: roundtrip 1/2 results count (too few for a CI): "
                           "drift: median latency moved 60%"]
     h.on_result(ok)
-    assert h.alerts() == ["INVALID TRIALS: roundtrip 2/3 trials count: "
+    assert h.alerts() == ["INVALID TRIALS: roundtrip 2/3 results count: "
                           "drift: median latency moved 60%"]
 
 

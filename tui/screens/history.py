@@ -19,7 +19,7 @@ SORTS = (("created", True), ("created", False), ("scenario", False), ("host", Fa
          ("headline", True), ("validity", False))
 
 VALIDITY_STYLE = {"VALID": "green", "INVALID": "bold red", "IMPORTED": "cyan",
-                  "FEW TRIALS": "yellow"}
+                  "FEW RESULTS": "yellow"}
 
 
 def backend_text(backend: str) -> Text:
@@ -102,7 +102,7 @@ class HistoryScreen(Screen):
         runs = self.visible_runs()
         for r in runs:
             validity = Text(r.validity, style=VALIDITY_STYLE.get(r.validity, ""))
-            if r.counted:   # the headline's trials that count
+            if r.counted:   # the headline's results that count
                 validity.append(f" {r.counted}")
             if r.incomplete:
                 validity.append(" incomplete", style="yellow")

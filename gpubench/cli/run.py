@@ -59,48 +59,64 @@ def plan_options(args, config, names: list[str]) -> PlanOptions:
                        gpus=gpus, gpus_sequential=True if args.gpus_sequential else None)
 
 
+CLEAR_TO_EOL = "\x1b[K"
+
+
+class ProgressPrinter:
+    """The plan's progress on stderr. In a terminal the running trial has one line, rewritten
+    in place and cleared to its end each time, so a shorter line leaves nothing of a longer
+    one behind; elsewhere (a pipe, a log) one line per trial start and end."""
+
+    def __init__(self, names: list[str], total: int) -> None:
+        self.names, self.total = names, total
+        self.tty = sys.stderr.isatty()
+
+    def line(self, text: str, *, final: bool = True) -> None:
+        if self.tty:
+            text = f"\r{text}{CLEAR_TO_EOL}"
+        # sys.stderr at each write: drop_output() replaces it when the terminal is gone
+        print(text, file=sys.stderr, end="\n" if final or not self.tty else "", flush=True)
+
+    def __call__(self, ev) -> None:
+        if isinstance(ev, PlanStarted):
+            self.line(f"plan {ev.group_id}: {len(ev.order)} trials of {', '.join(self.names)}, "
+                      f"interleaved (seed {ev.seed}); Ctrl-C stops and saves what was measured")
+        elif isinstance(ev, TrialStarted):
+            self.line(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial "
+                      f"{ev.slot.trial + 1} ...", final=False)
+        elif isinstance(ev, TrialEvent) and self.tty and isinstance(ev.event, Sample):
+            s = ev.event
+            self.line(f"[{ev.index + 1}/{self.total}] {ev.slot.scenario} trial "
+                      f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s",
+                      final=False)
+        elif isinstance(ev, TrialFinished):
+            extra = f": {ev.message}" if ev.message else ""
+            layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
+            on = f" on GPUs {','.join(map(str, ev.gpus))}" if ev.gpus else ""
+            self.line(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}"
+                      f"{on}: {ev.outcome}, {ev.results} results{extra}{layer}")
+        elif isinstance(ev, RunSaved):
+            state = "" if ev.complete else ", incomplete"
+            self.line(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state})")
+        elif isinstance(ev, SaveFailed):
+            err(ev.message)
+        elif isinstance(ev, PlanFinished) and not ev.complete:
+            self.line("plan interrupted: saved the trials measured so far, marked incomplete")
+
+
 def cmd_run(args, config) -> int:
     names = [check_scenario(config, n) for n in args.scenarios] or [
         s.name for s in config.enabled_scenarios()]
     options = plan_options(args, config, names)
     runner = PlanRunner(config, [config.scenarios[n] for n in names], options,
                         open_store(args, config))
-    tty = sys.stderr.isatty()
+    printer = ProgressPrinter(names, len(runner.order))
 
     def progress(ev) -> None:
         try:
-            report(ev)
+            printer(ev)
         except OSError:  # the terminal or pipe is gone: keep measuring, save, exit cleanly
             drop_output()
-
-    def report(ev) -> None:
-        if isinstance(ev, PlanStarted):
-            print(f"plan {ev.group_id}: {len(ev.order)} trials of {', '.join(names)}, "
-                  f"interleaved (seed {ev.seed}); Ctrl-C stops and saves what was measured",
-                  file=sys.stderr)
-        elif isinstance(ev, TrialStarted):
-            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1} ...",
-                  file=sys.stderr, end="\r" if tty else "\n", flush=True)
-        elif isinstance(ev, TrialEvent) and tty and isinstance(ev.event, Sample):
-            s = ev.event
-            print(f"[{ev.index + 1}/{len(runner.order)}] {ev.slot.scenario} trial "
-                  f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s   ",
-                  file=sys.stderr, end="\r", flush=True)
-        elif isinstance(ev, TrialFinished):
-            extra = f": {ev.message}" if ev.message else ""
-            layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
-            on = f" on GPUs {','.join(map(str, ev.gpus))}" if ev.gpus else ""
-            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}"
-                  f"{on}: {ev.outcome}, {ev.results} results{extra}{layer}" + " " * 20,
-                  file=sys.stderr)
-        elif isinstance(ev, RunSaved):
-            state = "" if ev.complete else ", incomplete"
-            print(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state})", file=sys.stderr)
-        elif isinstance(ev, SaveFailed):
-            err(ev.message)
-        elif isinstance(ev, PlanFinished) and not ev.complete:
-            print("plan interrupted: saved the trials measured so far, marked incomplete",
-                  file=sys.stderr)
 
     async def go():
         with stop_on_signals(runner.cancel):  # SIGINT, SIGTERM, SIGHUP: stop and save

@@ -75,7 +75,8 @@ class PlanFeed:
                             timeout=10)
         elif isinstance(ev, PlanFinished):
             total = len(self.runner.order) if self.runner is not None else 0
-            self.app.post_message(m.PlanFinished(total, ev.failed_sessions, list(ev.run_ids)))
+            self.app.post_message(m.PlanFinished(total, ev.failed_sessions, list(ev.run_ids),
+                                                 ev.complete))
 
     def _trial_started(self, ev: TrialStarted) -> None:
         scenario = self.config.scenarios.get(ev.slot.scenario)

@@ -12,12 +12,16 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 from results.format import fmt_num
 
 from ..data import RunSummary
+from .hosts import HostsScreen
 from .modals import ConfirmScreen, InputScreen
 
 SORTS = (("created", True), ("created", False), ("scenario", False), ("host", False),
          ("headline", True), ("validity", False))
 
 VALIDITY_STYLE = {"VALID": "green", "INVALID": "bold red", "IMPORTED": "cyan"}
+# how often History looks at the store's listing stamp (two stat calls) for runs that another
+# process (the gpubench CLI) saved, relabelled or deleted
+STORE_POLL_S = 2.0
 
 
 class HistoryScreen(Screen):
@@ -48,6 +52,7 @@ class HistoryScreen(Screen):
         self.filter_text = ""
         self.sort_index = 0
         self.runs: list[RunSummary] = []
+        self._stamp: object = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -65,12 +70,22 @@ class HistoryScreen(Screen):
         table.add_columns("Run", "Created (UTC)", "Scenario", "Host", "Backend", "Device",
                           "Validity", "ops/s", "Label")
         self.reload()
+        self.set_interval(STORE_POLL_S, self.poll_store)
+
+    def on_screen_resume(self) -> None:
+        self.poll_store()
+
+    def poll_store(self) -> None:
+        """Reload when the store changed behind the app's back (a run the CLI saved)."""
+        if self.is_current and self.store.stamp() != self._stamp:
+            self.reload()
 
     @property
     def store(self):
         return self.app.store
 
     def reload(self) -> None:
+        self._stamp = self.store.stamp()
         try:
             self.runs = self.store.list_runs()
         except Exception as exc:
@@ -107,6 +122,10 @@ class HistoryScreen(Screen):
                   f"{' (desc)' if reverse else ''}")
         if self.filter_text:
             status += f" · filter {self.filter_text!r}"
+        if not self.runs:
+            status = (f"No saved runs yet. Press {HostsScreen.key_for('app.run_plan')} on the "
+                      f"Hosts screen to run the plan, or run `gpubench run`: runs saved from "
+                      f"the command line appear here by themselves.")
         if not self.store.available:
             status = "The results store (results/store.py) is not available: nothing saved yet."
         self.query_one("#history-status", Label).update(status)

@@ -8,22 +8,27 @@ CUDA_EXTRA := $(if $(filter 12,$(CUDA_MAJOR)),cuda12,$(if $(filter 13,$(CUDA_MAJ
 
 .PHONY: run test test-gpu cli clean
 
-$(VENV)/.installed: pyproject.toml
+# Two stamps: the app alone (what `make run` needs), and the test tools on top of it.
+$(VENV)/.installed-app: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".$(if $(CUDA_EXTRA),[$(CUDA_EXTRA)])"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-app
 	$(PY) -m pip install -q -e ".[dev$(if $(CUDA_EXTRA),$(comma)$(CUDA_EXTRA))]"
 	touch $@
 
 comma := ,
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed-app
 	$(VENV)/bin/gpubench-tui
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-dev
 	$(PY) -m pytest
 
 # GPU tests: on a machine with an NVIDIA GPU and CuPy (see README).
-test-gpu: $(VENV)/.installed
+test-gpu: $(VENV)/.installed-dev
 	GPUBENCH_REQUIRE_GPU=1 $(PY) -m pytest -m gpu
 
 clean:

@@ -24,7 +24,9 @@ from scenarios.limits import cli_number
 _FLAGS: dict[str, dict[str, Any]] = {
     "trials": dict(type=cli_number(int, limits.TRIALS),
                    help="engine sessions per scenario ([defaults] trials)"),
-    "backend": dict(choices=BACKEND_CHOICES),
+    "backend": dict(choices=BACKEND_CHOICES,
+                    help="engine backend: auto (CuPy if it finds a GPU), cupy or numpy-cpu "
+                         "(a CPU figure, not a GPU one)"),
     "workloads": dict(metavar="W1,W2", help="comma-separated workloads"),
     "duration": dict(type=cli_number(float, limits.DURATION_S), metavar="S",
                      help="measured seconds per repeat"),

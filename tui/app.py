@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 import time
+from pathlib import Path
 from typing import Iterable
 
 from textual import on, work
@@ -98,8 +100,9 @@ class GpubenchApp(App):
                             self.action_cancel_run)
         yield SystemCommand("Probe hosts", "Check that configured hosts are reachable",
                             self.action_probe_hosts)
-        yield SystemCommand("Self-test", "Inject known 1/5/10 % overheads on this machine and "
-                            "check they are measured (gpubench selftest)", self.action_selftest)
+        yield SystemCommand("Self-test", f"Inject known overheads ({self.selftest_injects()}) "
+                            "on this machine and check they are measured (gpubench selftest)",
+                            self.action_selftest)
         yield SystemCommand("Toggle dark/light theme", "", self.action_toggle_theme)
         yield SystemCommand("Help: key map", "Every binding", self.action_help)
         for title, action, help_text in HistoryScreen.PALETTE + CompareScreen.PALETTE:
@@ -266,6 +269,13 @@ class GpubenchApp(App):
 
     selftest_overrides: dict = {}     # tests: smaller gpubench.selftest.Options
 
+    def selftest_options(self) -> st.Options:
+        return st.Options(data_dir=self.config.data_dir, **self.selftest_overrides)
+
+    def selftest_injects(self) -> str:
+        """The overheads the self-test will inject, from gpubench.selftest's own defaults."""
+        return st.injected_text(self.selftest_options())
+
     def action_selftest(self) -> None:
         if self.plan_running or self.manager.sessions:
             self.notify("Something is running: the self-test needs the machine to itself.",
@@ -274,13 +284,14 @@ class GpubenchApp(App):
         if any(w.name == "selftest" and w.is_running for w in self.workers):
             self.notify("The self-test is already running.", severity="warning")
             return
-        self.push_screen(SelftestScreen("Self-test: injected overheads vs what is measured "
-                                        "(local)", start=self.selftest_worker))
+        self.push_screen(SelftestScreen(f"Self-test: injected overheads "
+                                        f"({self.selftest_injects()}) vs what is measured "
+                                        f"(local)", start=self.selftest_worker))
 
     @work(group="selftest", exclusive=True, name="selftest")
     async def selftest_worker(self, screen) -> None:
         """gpubench.selftest (the CLI's code) on this machine; arms saved in the store."""
-        opts = st.Options(data_dir=self.config.data_dir, **self.selftest_overrides)
+        opts = self.selftest_options()
         if opts.backend == "auto":   # its probe is a blocking subprocess: off the UI loop
             opts.backend = await asyncio.to_thread(st.detect_backend, opts.python)
         screen.progress(f"backend {opts.backend}")
@@ -360,10 +371,15 @@ class GpubenchApp(App):
             screen.reload()
 
     def on_plan_finished(self, msg: m.PlanFinished) -> None:
-        text = f"Plan finished: {msg.runs} run(s), {len(msg.saved)} saved"
+        if msg.complete:
+            text = f"Plan finished: {msg.runs} run(s), {len(msg.saved)} saved"
+        else:
+            text = (f"Plan cancelled: {len(msg.saved)} run(s) saved with what was measured, "
+                    f"marked incomplete")
         if msg.failed:
             text += f", {msg.failed} failed"
-        self.notify(text, severity="warning" if msg.failed else "information")
+        self.notify(text, severity="warning" if msg.failed or not msg.complete
+                    else "information")
 
     def _mode_screens(self, cls):
         for stack in self._screen_stacks.values():
@@ -410,12 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpubench-tui", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="config.toml (default: $GPUBENCH_CONFIG, ./config.toml, "
                                          "~/.config/gpubench/config.toml)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="result store (default: [store] data_dir), as for gpubench")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)      # the same one line as the gpubench CLI
         return 2
+    if args.data_dir:
+        config = dataclasses.replace(config, data_dir=Path(args.data_dir).expanduser())
     GpubenchApp(config).run()
     return 0
 

@@ -4,6 +4,7 @@ comparison.md). Screens call only this module, so the store's API is used in one
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -15,7 +16,7 @@ from results.files import atomic_write, path_in, safe_file_name
 from results.labels import configured_host, doc_backend, pair_mark, summary_counts
 from results.schema import NotComparable
 from results.comparison import compare_runs
-from results.store import Store, summary_flags
+from results.store import INDEX_NAME, Store, summary_flags
 from results.trial_counts import fraction, status_word
 from scenarios.config import Config
 
@@ -53,6 +54,11 @@ class ComparisonRow:
     verdict: str                # PASS | FAIL | INCONCLUSIVE | NOT COMPARABLE | ...
     note: str = ""
     counted: str = ""           # results that count, baseline · candidate: "1/30 · 28/30"
+    # the metric's parts, for labels shorter than `metric` (the overhead chart)
+    workload: str = ""
+    variant: str = ""
+    gpu: str = ""
+    what: str = ""              # throughput, bandwidth, p99 latency, ...
 
 
 @dataclass
@@ -90,6 +96,18 @@ class RunStore:
         self.unfinished = [_summary(s) for s in listing.unfinished]
         self._cache = [_summary(s) for s in listing.runs]
         return list(self._cache)
+
+    def stamp(self) -> tuple[int | None, int | None]:
+        """What changes when anyone (this app, the CLI) saves, relabels or deletes a run: the
+        data directory's mtime (documents arrive by rename) and the index's. Two stat calls;
+        no document is read."""
+        out: list[int | None] = []
+        for path in (self.data_dir, self.data_dir / INDEX_NAME):
+            try:
+                out.append(os.stat(path).st_mtime_ns)
+            except OSError:
+                out.append(None)
+        return out[0], out[1]
 
     def summary(self, run_id: str) -> RunSummary | None:
         for r in self._cache if self._cache is not None else self.list_runs():
@@ -208,6 +226,14 @@ def _summary(s: dict) -> RunSummary:
         incomplete=any(not f.startswith("imported") for f in flags), flags=flags)
 
 
+def chart_label(row: ComparisonRow, rows: list[ComparisonRow]) -> str:
+    """A row's short name on the overhead chart: its workload, and its variant only where the
+    workload has several among `rows` (h2d pinned and pageable), else the labels would repeat."""
+    variants = {r.variant for r in rows if r.workload == row.workload}
+    name = f"{row.workload}/{row.variant}" if len(variants) > 1 else row.workload
+    return f"{name}{_gpu_suffix(row.gpu)} {row.what}"
+
+
 def _gpu_suffix(gpu: str) -> str:
     """Per-GPU comparison rows: ' @gpu0', ' @all GPUs'."""
     if not gpu:
@@ -233,7 +259,8 @@ def _compare(base: dict, cand: dict, config: Config) -> ComparisonView:
             baseline=r.base_median,
             candidate=r.cand_median, overhead_pct=r.overhead_pct, ci_low=r.ci_low,
             ci_high=r.ci_high, target_pct=r.target_pct, verdict=r.verdict, note=report.row_note(r),
-            counted=report.counted_cell(r)))
+            counted=report.counted_cell(r),
+            workload=r.workload, variant=r.variant, gpu=r.gpu, what=r.label))
     return view
 
 

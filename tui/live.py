@@ -84,6 +84,29 @@ class HostState:
     def on_result(self, data: dict) -> None:
         self.results.append(data)
 
+    def show_headline(self) -> None:
+        """An ended session's row shows its headline figure (roundtrip first, as a saved run's
+        summary does; the median over its repeats), not whichever workload happened to run
+        last."""
+        by_unit: dict[tuple[str, str], list[dict]] = {}
+        for r in self.results:
+            if isinstance(r.get("ops_per_s"), (int, float)):
+                by_unit.setdefault((r.get("workload") or "", r.get("variant") or ""), []).append(r)
+        if not by_unit:
+            return
+        unit = next((u for u in by_unit if u[0] == "roundtrip"), next(iter(by_unit)))
+        rows = by_unit[unit]
+        self.workload, self.variant = unit
+        self.ops_per_s = median([r["ops_per_s"] for r in rows])
+        latency: dict = {}
+        for q in ("p50", "p99"):
+            vals = [v for v in ((r.get("latency_us") or {}).get(q) for r in rows) if v is not None]
+            if vals:
+                latency[q] = median(vals)
+        self.latency_us = latency
+        gbps = [r["gbps"] for r in rows if r.get("gbps") is not None]
+        self.gbps = median(gbps) if gbps else None
+
     # -- reads for views ------------------------------------------------------------------
     @property
     def is_cpu(self) -> bool:

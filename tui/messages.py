@@ -50,6 +50,7 @@ class PlanFinished(Message):
     runs: int
     failed: int = 0
     saved: list[str] = field(default_factory=list)
+    complete: bool = True       # False: cancelled; the saved runs are marked incomplete
 
 
 @dataclass

@@ -78,7 +78,8 @@ class PlanFeed:
             self.app.notify(f"{ev.scenario}: {ev.message}", severity="warning", timeout=10)
         elif isinstance(ev, PlanFinished):
             total = len(self.runner.order) if self.runner is not None else 0
-            self.app.post_message(m.PlanFinished(total, ev.failed_sessions, list(ev.run_ids)))
+            self.app.post_message(m.PlanFinished(total, ev.failed_sessions, list(ev.run_ids),
+                                                 ev.complete))
 
     def _trial_started(self, ev: TrialStarted) -> None:
         scenario = self.config.scenarios.get(ev.slot.scenario)

@@ -145,6 +145,7 @@ class SessionManager:
         elif isinstance(ev, SessionEnded):
             state.status = ev.outcome
             state.message = ev.message
+            state.show_headline()
             self.board.dirty.add(key)
             self.app.post_message(m.SessionFinished(key, ev.outcome, ev.message))
             return True

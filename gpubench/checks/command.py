@@ -44,18 +44,27 @@ def register(subparsers) -> None:
     p.add_argument("--launch-rate", type=float, default=None, help="launch cap to check (/s)")
     p.add_argument("--compute-fraction", type=float, default=None,
                    help="expected fraction of unlimited throughput (e.g. 0.5 for SM limit 50)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="compute: how far the achieved fraction may be from the configured "
+                        f"one and still count as enforced (default {DEFAULT_TOLERANCE:g})")
     add_plan_flags(p, flags=("backend", "duration", "repeats"),
                    defaults={"backend": "auto", "duration": 1.0, "repeats": 2})
     p.add_argument("--libcuda", default="libcuda.so.1", help="driver library the probes load")
-    p.add_argument("--seconds", type=float, default=1.0, help="per launch/GEMM probe")
-    p.add_argument("--gemm-n", type=int, default=4096)
-    p.add_argument("--mem-step", default="256M")
+    p.add_argument("--seconds", type=float, default=1.0,
+                   help="seconds each launch or GEMM probe runs (default 1.0)")
+    p.add_argument("--gemm-n", type=int, default=4096,
+                   help="compute probe: GEMM matrix size N (N x N, default 4096)")
+    p.add_argument("--mem-step", default="256M",
+                   help="memory probe: allocate in steps of this size (default 256M)")
     p.add_argument("--instances", type=int, default=2, help="interference: engines at once")
-    p.add_argument("--interference-workloads", default="launch,gemm")
-    p.add_argument("--init-procs", default="1,8,32")
-    p.add_argument("--json", dest="json_out", default=None)
-    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--interference-workloads", default="launch,gemm",
+                   help="interference: the workloads the engines run at once (default "
+                        "launch,gemm)")
+    p.add_argument("--init-procs", default="1,8,32",
+                   help="init: how many processes start a GPU context at once, per step "
+                        "(default 1,8,32)")
+    p.add_argument("--json", dest="json_out", default=None, help="also write the summary here")
+    p.add_argument("--no-save", action="store_true", help="do not save the checks as a run")
     p.set_defaults(func=main)
 
 

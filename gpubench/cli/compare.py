@@ -18,7 +18,8 @@ def register(subparsers) -> None:
                               "verdicts")
     c.add_argument("base", metavar="BASE", help="baseline run")
     c.add_argument("candidates", nargs="+", metavar="CAND", help="candidate run(s)")
-    c.add_argument("--format", choices=("table", "md", "json", "csv"), default="table")
+    c.add_argument("--format", choices=("table", "md", "json", "csv"), default="table",
+                   help="a table (default), markdown, JSON or CSV")
     c.add_argument("--fail-on", choices=("FAIL", "INCONCLUSIVE"), default="FAIL",
                    help="exit 1 when a verdict is at or worse than this (default FAIL); a "
                         "metric that is NOT COMPARABLE or INVALID always fails")

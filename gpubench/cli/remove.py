@@ -11,7 +11,7 @@ from scenarios.k8s.cleanup import cleanup_leftovers
 
 def register(subparsers) -> None:
     d = subparsers.add_parser("delete", help="delete a stored run (asks first)")
-    d.add_argument("run")
+    d.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or @SCENARIO")
     d.add_argument("--yes", "-y", action="store_true", help="do not ask")
     d.set_defaults(func=cmd_delete)
 

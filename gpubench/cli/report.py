@@ -12,9 +12,11 @@ def register(subparsers) -> None:
     rp = subparsers.add_parser("report", help="write comparison.md over the configured "
                                "scenarios")
     rp.add_argument("--out", default="comparison.md", metavar="FILE", help="'-' for stdout")
-    rp.add_argument("--force", action="store_true")
-    rp.add_argument("--include-invalid", action="store_true")
-    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--force", action="store_true",
+                    help="compare runs from different GPUs/drivers/CUDA/engine (stamped)")
+    rp.add_argument("--include-invalid", action="store_true",
+                    help="use INVALID runs and trials")
+    rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     rp.set_defaults(func=cmd_report)
 
 

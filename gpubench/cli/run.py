@@ -77,11 +77,65 @@ def chosen_scenarios(args, config) -> list[str]:
                          f"{config.path or 'config.toml (`gpubench init` writes one)'}")
     return names
 
-def _made_by(backends: dict[str, str], scenario: str, mark: bool = False) -> str:
-    """', CPU (numpy-cpu)' (or the whole mark) once the scenario's engine said its backend."""
-    if scenario not in backends:
-        return ""
-    return ", " + (backend_mark if mark else backend_cell)(backends[scenario])
+
+CLEAR_TO_EOL = "\x1b[K"
+
+
+class ProgressPrinter:
+    """The plan's progress on stderr. In a terminal the running trial has one line, rewritten
+    in place and cleared to its end each time, so a shorter line leaves nothing of a longer
+    one behind; elsewhere (a pipe, a log) one line per trial start and end. Each line says
+    which backend made its figures once the scenario's engine has said it."""
+
+    def __init__(self, names: list[str], total: int) -> None:
+        self.names, self.total = names, total
+        self.tty = sys.stderr.isatty()
+        self.backends: dict[str, str] = {}   # per scenario, from its engine's hello
+
+    def line(self, text: str, *, final: bool = True) -> None:
+        if self.tty:
+            text = f"\r{text}{CLEAR_TO_EOL}"
+        # sys.stderr at each write: drop_output() replaces it when the terminal is gone
+        print(text, file=sys.stderr, end="\n" if final or not self.tty else "", flush=True)
+
+    def made_by(self, scenario: str, mark: bool = False) -> str:
+        """', CPU (numpy-cpu)' (or the whole mark) once the scenario's engine said its backend."""
+        if scenario not in self.backends:
+            return ""
+        return ", " + (backend_mark if mark else backend_cell)(self.backends[scenario])
+
+    def __call__(self, ev) -> None:
+        if isinstance(ev, PlanStarted):
+            self.line(f"plan {ev.group_id}: {len(ev.order)} trials of {', '.join(self.names)}, "
+                      f"interleaved (seed {ev.seed}); Ctrl-C stops and saves what was measured")
+        elif isinstance(ev, TrialStarted):
+            self.line(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial "
+                      f"{ev.slot.trial + 1} ...", final=False)
+        elif isinstance(ev, TrialEvent) and isinstance(ev.event, Hello):
+            self.backends[ev.slot.scenario] = ev.event.data.get("backend")
+        elif isinstance(ev, TrialEvent) and self.tty and isinstance(ev.event, Sample):
+            s = ev.event
+            backend = s.data.get("backend")
+            self.line(f"[{ev.index + 1}/{self.total}] {ev.slot.scenario} trial "
+                      f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s"
+                      + (f" {backend_cell(backend)}" if backend else ""), final=False)
+        elif isinstance(ev, TrialFinished):
+            extra = f": {ev.message}" if ev.message else ""
+            layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
+            on = f" on GPUs {','.join(map(str, ev.gpus))}" if ev.gpus else ""
+            self.line(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}"
+                      f"{on}: {ev.outcome}, {ev.results} results"
+                      f"{self.made_by(ev.slot.scenario)}{extra}{layer}")
+        elif isinstance(ev, RunSaved):
+            state = "" if ev.complete else ", incomplete"
+            self.line(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state}"
+                      f"{self.made_by(ev.scenario, mark=True)})")
+        elif isinstance(ev, SaveFailed):
+            err(ev.message)
+        elif isinstance(ev, RunNotSaved):
+            err(f"{ev.scenario}: {ev.message}")
+        elif isinstance(ev, PlanFinished) and not ev.complete:
+            self.line("plan interrupted: saved the trials measured so far, marked incomplete")
 
 
 def cmd_run(args, config) -> int:
@@ -89,50 +143,13 @@ def cmd_run(args, config) -> int:
     options = plan_options(args, config, names)
     runner = PlanRunner(config, [config.scenarios[n] for n in names], options,
                         open_store(args, config))
-    tty = sys.stderr.isatty()
-    backends: dict[str, str] = {}   # per scenario, from its engine's hello: the progress mark
+    printer = ProgressPrinter(names, len(runner.order))
 
     def progress(ev) -> None:
         try:
-            report(ev)
+            printer(ev)
         except OSError:  # the terminal or pipe is gone: keep measuring, save, exit cleanly
             drop_output()
-
-    def report(ev) -> None:
-        if isinstance(ev, PlanStarted):
-            print(f"plan {ev.group_id}: {len(ev.order)} trials of {', '.join(names)}, "
-                  f"interleaved (seed {ev.seed}); Ctrl-C stops and saves what was measured",
-                  file=sys.stderr)
-        elif isinstance(ev, TrialStarted):
-            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1} ...",
-                  file=sys.stderr, end="\r" if tty else "\n", flush=True)
-        elif isinstance(ev, TrialEvent) and isinstance(ev.event, Hello):
-            backends[ev.slot.scenario] = ev.event.data.get("backend")
-        elif isinstance(ev, TrialEvent) and tty and isinstance(ev.event, Sample):
-            s = ev.event
-            print(f"[{ev.index + 1}/{len(runner.order)}] {ev.slot.scenario} trial "
-                  f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s "
-                  f"{backend_cell(s.data.get('backend'))}   ",
-                  file=sys.stderr, end="\r", flush=True)
-        elif isinstance(ev, TrialFinished):
-            extra = f": {ev.message}" if ev.message else ""
-            layer = f" [INVALID: {'; '.join(ev.layer_reasons)}]" if ev.layer_reasons else ""
-            on = f" on GPUs {','.join(map(str, ev.gpus))}" if ev.gpus else ""
-            print(f"[{ev.index + 1}/{ev.total}] {ev.slot.scenario} trial {ev.slot.trial + 1}"
-                  f"{on}: {ev.outcome}, {ev.results} results"
-                  f"{_made_by(backends, ev.slot.scenario)}{extra}{layer}" + " " * 20,
-                  file=sys.stderr)
-        elif isinstance(ev, RunSaved):
-            state = "" if ev.complete else ", incomplete"
-            print(f"saved {ev.run_id} ({ev.scenario}, {ev.validity}{state}"
-                  f"{_made_by(backends, ev.scenario, mark=True)})", file=sys.stderr)
-        elif isinstance(ev, SaveFailed):
-            err(ev.message)
-        elif isinstance(ev, RunNotSaved):
-            err(f"{ev.scenario}: {ev.message}")
-        elif isinstance(ev, PlanFinished) and not ev.complete:
-            print("plan interrupted: saved the trials measured so far, marked incomplete",
-                  file=sys.stderr)
 
     async def go():
         with stop_on_signals(runner.cancel):  # SIGINT, SIGTERM, SIGHUP: stop and save

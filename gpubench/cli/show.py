@@ -7,6 +7,7 @@ import sys
 from gpubench.cli.base import EXIT_OK, iso_date, load_run, open_store, warn
 from gpubench.cli import tables
 from gpubench.cli.tables import VERDICT_STYLES, print_table
+from gpubench.selftest.options import is_selftest_scenario
 from results.format import EMPTY
 from results.labels import CPU_CELL, backend_cell, summary_counts
 from results.store import filter_runs, summary_flags
@@ -15,18 +16,23 @@ from results.trial_counts import fraction, status_word
 
 def register(subparsers) -> None:
     ls = subparsers.add_parser("list", help="list stored runs")
-    ls.add_argument("--scenario")
+    ls.add_argument("--scenario", help="only runs of this scenario")
     ls.add_argument("--host", help="substring of the host name")
     ls.add_argument("--label", help="substring of the label")
     ls.add_argument("--since", metavar="DATE",
                     help="created at or after (UTC, YYYY-MM-DD[THH:MM])")
     ls.add_argument("--until", metavar="DATE",
                     help="created at or before (UTC; a day is inclusive)")
-    ls.add_argument("--format", choices=("table", "json"), default="table")
+    ls.add_argument("--selftest", action="store_true",
+                    help="also list the self-test's runs (scenarios selftest-*), which are "
+                         "left out otherwise")
+    ls.add_argument("--format", choices=("table", "json"), default="table",
+                    help="a table (default) or the runs' summaries as JSON")
     ls.set_defaults(func=cmd_list)
 
     sh = subparsers.add_parser("show", help="show one run (id, unique prefix or @scenario)")
-    sh.add_argument("run")
+    sh.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or @SCENARIO "
+                    "(its newest run)")
     sh.add_argument("--json", action="store_true", help="print the whole document")
     sh.set_defaults(func=cmd_show)
 
@@ -41,6 +47,13 @@ def cmd_list(args, config) -> int:
                    until=iso_date(args.until) if args.until else None)
     runs = filter_runs(listing.runs, **filters)
     unfinished = filter_runs(listing.unfinished, **filters)   # journal, no document yet
+    if not args.selftest and not is_selftest_scenario(args.scenario):
+        # one self-test saves a run per arm: they would bury the measured runs
+        kept = [r for r in runs if not is_selftest_scenario(r.get("scenario"))]
+        if len(kept) < len(runs):
+            print(f"{len(runs) - len(kept)} self-test run(s) not listed (gpubench list "
+                  f"--selftest lists them)", file=sys.stderr)
+        runs = kept
     if args.format == "json":
         print(json.dumps(runs + unfinished, indent=2, ensure_ascii=False))
         return EXIT_OK

@@ -22,13 +22,14 @@ def register(subparsers) -> None:
                     help="bytes per copy of the seed's round trip (e.g. 64KiB): its throughput "
                          "then compares with a measured round trip of that size")
     im.add_argument("--scenario", required=True, help="configured scenario it belongs to")
-    im.add_argument("--label")
-    im.add_argument("--notes")
+    im.add_argument("--label", help="label stored with the imported run")
+    im.add_argument("--notes", help="free-text notes stored with the imported run")
     im.set_defaults(func=cmd_import)
 
     ex = subparsers.add_parser("export", help="export a run as seed-format text, JSON or CSV")
-    ex.add_argument("run")
-    ex.add_argument("--format", choices=tuple(EXPORTERS), default="text")
+    ex.add_argument("run", metavar="RUN", help="a run id, a unique prefix of one, or @SCENARIO")
+    ex.add_argument("--format", choices=tuple(EXPORTERS), default="text",
+                    help="seed-format text (default), the whole document as JSON, or CSV")
     ex.add_argument("--out", metavar="PATH", help="write this file (or into this folder, "
                     "named <run id>.txt|json|csv) instead of stdout")
     ex.set_defaults(func=cmd_export)

@@ -26,9 +26,9 @@ The modules, each one job:
 from .command import main, register
 from .engine_session import detect_backend
 from .experiment import Selftest
-from .options import Options, SelftestError
+from .options import Options, SelftestError, injected_text
 from .report import format_summary
 from .samples import engine_start_bound, sample_record, sample_span_ns
 
 __all__ = ["Options", "Selftest", "SelftestError", "detect_backend", "engine_start_bound",
-           "format_summary", "main", "register", "sample_record", "sample_span_ns"]
+           "format_summary", "injected_text", "main", "register", "sample_record", "sample_span_ns"]

@@ -10,7 +10,8 @@ from pathlib import Path
 from gpubench.plan_flags import add_plan_flags
 
 from .experiment import Selftest
-from .options import DELAY_PLACEMENTS, Options, SelftestError
+from .options import (CPU_SESSION_LEVELS, DEFAULT_LEVELS, DELAY_PLACEMENTS, Options,
+                      SelftestError, levels_text)
 from .report import format_summary
 
 
@@ -24,20 +25,28 @@ def _floats(text: str) -> tuple[float, ...]:
     return vals
 
 
+def _escaped(text: str) -> str:
+    """argparse %-formats help texts (a % is written %%); descriptions it prints as they are."""
+    return text.replace("%", "%%")
+
+
 def register(subparsers) -> None:
+    gpu, cpu_sessions = levels_text(DEFAULT_LEVELS), levels_text(CPU_SESSION_LEVELS)
     p = subparsers.add_parser(
-        "selftest", help="inject known overheads (1/5/10 %%) and prove they are measured",
-        description="Measure a baseline, inject delays sized to 1, 5 and 10 %% overhead on the "
-                    "roundtrip and launch workloads (interposer on the GPU, engine busy-wait on "
-                    "the CPU), run interleaved trials and check every measured overhead "
-                    "against the injected one.")
+        "selftest", help=_escaped(f"inject known overheads ({gpu}) and prove they are "
+                                  "measured"),
+        description=f"Measure a baseline, inject delays sized to {gpu} overhead "
+                    f"({cpu_sessions} for the CPU's sessions design) on the roundtrip and launch "
+                    "workloads (interposer on the GPU, engine busy-wait on the CPU), run "
+                    "interleaved trials and check every measured overhead against the injected "
+                    "one.")
     add_plan_flags(p, defaults={"backend": "auto", "workloads": "roundtrip,launch"},
                    help_text={"trials": "engine sessions per arm (default 4 slots, 10 sessions)",
                               "duration": "seconds per window (default 3.0 slots, 2.0 slots on "
                                           "the CPU, 0.5 sessions)"})
     p.add_argument("--levels", type=_floats, default=None,
-                   help="injected overheads and targets in %% (default 1,5,10; 50,100,200 for "
-                        "the CPU's sessions design)")
+                   help=_escaped(f"injected overheads and targets in % (default {gpu}; "
+                                 f"{cpu_sessions} for the CPU's sessions design)"))
     p.add_argument("--design", default="auto", choices=("auto", "slots", "sessions"),
                    help="slots (default): the delay toggles on and off within each engine "
                         "session; sessions: one delay per session")
@@ -47,11 +56,13 @@ def register(subparsers) -> None:
                    help="slots: length of one on or off slot in s (default 0.25)")
     p.add_argument("--sample-interval", type=float, default=None,
                    help="engine sample interval in s (default 0.05 slots, 0.1 sessions)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the arms' order and of the bootstrap (default 0)")
     p.add_argument("--tolerance-pp", type=float, default=None,
                    help="allowed |measured - injected| (default 0.5 on the GPU, 1 on the CPU, "
                         "15 for the CPU's sessions design)")
-    p.add_argument("--roundtrip-size", default="64KiB")
+    p.add_argument("--roundtrip-size", default="64KiB",
+                   help="bytes copied each way by the roundtrip workload (default 64KiB)")
     p.add_argument("--delay-on", default="sync", choices=DELAY_PLACEMENTS,
                    help="GPU: the call that carries the delay (default sync: after the stream "
                         "synchronise returns)")

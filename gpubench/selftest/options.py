@@ -28,6 +28,13 @@ CPU_BASE_WAIT_NS = 10_000
 SESSION_DEFAULTS = {"trials": 10, "duration": 0.5, "warmup": 0.2, "repeats": 2,
                     "calibration_trials": 3, "sample_interval": 0.1}
 DELAY_PLACEMENTS = ("sync", "launch", "h2d", "copy")
+# every arm is saved as a run of scenario `selftest-<workload>-<arm>`; `gpubench list` keeps
+# them apart from measured runs by this prefix
+SCENARIO_PREFIX = "selftest-"
+
+
+def is_selftest_scenario(name: str | None) -> bool:
+    return bool(name) and name.startswith(SCENARIO_PREFIX)
 
 
 class SelftestError(Exception):
@@ -57,10 +64,37 @@ class Options:
     n_boot: int = 4000
 
 
+def resolve_design(design: str) -> str:
+    return "slots" if design == "auto" else design
+
+
+def default_levels(design: str, gpu: bool) -> tuple[float, ...]:
+    """The injected overheads (%) when none are asked for: coarse ones for the CPU's sessions
+    design."""
+    return CPU_SESSION_LEVELS if resolve_design(design) == "sessions" and not gpu \
+        else DEFAULT_LEVELS
+
+
+def levels_text(levels) -> str:
+    return "/".join(f"{v:g}" for v in levels) + " %"
+
+
+def injected_text(opts: Options) -> str:
+    """What a self-test with these options will inject, said before it runs (the backend may
+    be found only then): its levels, or the defaults of its design on each backend it may use."""
+    if opts.levels:
+        return levels_text(opts.levels)
+    gpus = {"cupy": (True,), "numpy-cpu": (False,)}.get(opts.backend, (True, False))
+    texts = {gpu: levels_text(default_levels(opts.design, gpu)) for gpu in gpus}
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return f"{texts[True]} on a GPU, {texts[False]} on the CPU"
+
+
 def settle(opts: Options, gpu: bool) -> tuple[str, float]:
     """Check the workloads and fill the options left open (None) with the defaults of the
     design and backend, in place; returns the design and the tolerance in pp."""
-    design = "slots" if opts.design == "auto" else opts.design
+    design = resolve_design(opts.design)
     for w in opts.workloads:
         if w not in WORKLOAD_VARIANTS:
             raise SelftestError(f"selftest workloads are roundtrip and launch, not {w!r}")
@@ -68,7 +102,7 @@ def settle(opts: Options, gpu: bool) -> tuple[str, float]:
         SLOT_DEFAULTS if gpu else CPU_SLOT_DEFAULTS
     cpu_sessions = design == "sessions" and not gpu
     if opts.levels is None:
-        opts.levels = CPU_SESSION_LEVELS if cpu_sessions else DEFAULT_LEVELS
+        opts.levels = default_levels(design, gpu)
     for name, value in defaults.items():
         if getattr(opts, name) is None:
             setattr(opts, name, value)

@@ -10,7 +10,7 @@ from results.store import Store
 from scenarios.config import load_config
 
 from .engine_session import SessionData
-from .options import Arm
+from .options import SCENARIO_PREFIX, Arm
 
 
 def save_arms(summary: dict, arms: list[Arm], by_arm: dict[str, list[SessionData]],
@@ -19,18 +19,18 @@ def save_arms(summary: dict, arms: list[Arm], by_arm: dict[str, list[SessionData
     if data_dir is None:
         data_dir = load_config().data_dir
     store = Store(data_dir)
-    group = {"id": f"selftest-{secrets.token_hex(4)}", "seed": seed,
-             "order": [list(o) for o in order], "scenarios": [f"selftest-{a.workload}-{a.name}"
-                                                               for a in arms]}
+    group = {"id": f"{SCENARIO_PREFIX}{secrets.token_hex(4)}", "seed": seed,
+             "order": [list(o) for o in order],
+             "scenarios": [f"{SCENARIO_PREFIX}{a.workload}-{a.name}" for a in arms]}
     ids = []
     for arm in arms:
         recs = [SessionRecord(lines=s.lines, outcome=s.outcome, message=s.message,
                               trial=s.trial) for s in by_arm[arm.key]]
-        name = f"selftest-{arm.workload}-{arm.name}"
+        name = f"{SCENARIO_PREFIX}{arm.workload}-{arm.name}"
         scenario = {"name": name, "title": f"self-test {arm.workload} {arm.name}",
                     "launcher": "local", "host": "local", "target": "none",
                     # slots: each arm's own off-slots are its baseline
-                    "baseline": f"selftest-{arm.workload}-baseline"
+                    "baseline": f"{SCENARIO_PREFIX}{arm.workload}-baseline"
                     if arm.name != "baseline" and f"{arm.workload}/baseline" in by_arm
                     else None,
                     "details": {"selftest_arm": arm.name, "level_pct": arm.level,

@@ -21,7 +21,7 @@ from tui.screens.modals import ConfirmScreen, HelpScreen, InputScreen
 from tui.widgets.host_grid import HostGrid
 from tests.support.own_lines import own_lines
 
-from tui_helpers import (REAL_CPU_STREAM, SIZE, FailingLauncher, replay_factory, wait_for,
+from tui_helpers import (REAL_CPU_STREAM, SIZE, FailingLauncher, cell, replay_factory, wait_for,
                        write_config)
 
 
@@ -289,7 +289,7 @@ async def test_history_filter_sort_label_delete_and_import(config, tmp_path):
         assert table.row_count == 2
         imported = [r for r in store.list_runs().runs if r["imported"]]
         assert len(imported) == 1 and imported[0]["scenario"] == "bare-metal"
-        assert "IMPORTED" in [str(table.get_row_at(i)[6]) for i in range(2)]
+        assert "IMPORTED" in [str(cell(table, i, "Validity")) for i in range(2)]
 
 
 async def test_open_saved_run_replays_its_stream_into_dashboard(config):

@@ -92,3 +92,9 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 30.0) 
             raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
         await asyncio.sleep(0.05)
     await pilot.pause()
+
+
+def cell(table, row: int, column: str):
+    """A DataTable cell by its column's heading, so a test does not break when columns move."""
+    labels = [c.label.plain for c in table.columns.values()]
+    return table.get_row_at(row)[labels.index(column)]

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from results.format import EMPTY, fmt_ci, fmt_num, fmt_pct
 from results.labels import CPU_CELL
 
-from ..data import ComparisonView
+from ..data import ComparisonView, chart_label
 from .history import backend_text
 from ..widgets.charts import BarChart
 
@@ -103,7 +103,9 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-runs", DataTable)
-        table.add_columns("", "Run", "Scenario", "Backend", "Host", "ops/s", "Label")
+        # no Scenario column: a run's id says its scenario; the Label next to the id, where a
+        # narrow terminal never cuts it off
+        table.add_columns("", "Run", "Label", "Backend", "ops/s", "Host")
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -121,9 +123,8 @@ class CompareScreen(Screen):
         for r in self.app.store.list_runs():
             mark = ("B" if r.id == sel.baseline else
                     f"C{sel.candidates.index(r.id) + 1}" if r.id in sel.candidates else "")
-            table.add_row(Text(mark, style="bold"), r.id, r.scenario, backend_text(r.backend),
-                          r.host,
-                          fmt_num(r.headline), r.label, key=r.id)
+            table.add_row(Text(mark, style="bold"), r.id, r.label, backend_text(r.backend),
+                          fmt_num(r.headline), r.host, key=r.id)
         if table.row_count:
             table.move_cursor(row=min(row or 0, table.row_count - 1))
         if self._shown_version != sel.version:
@@ -160,8 +161,8 @@ class CompareScreen(Screen):
             for reason in v.not_comparable:
                 banner.append(f" NOT COMPARABLE: {v.candidate} vs {v.baseline}: {reason} \n",
                               style="bold white on red")
-            for w in v.warnings:
-                banner.append(f"⚠ {v.candidate}: {w}\n", style="yellow")
+            for w in v.warnings:   # the pair's (the line above names B and C1...): either side
+                banner.append(f"⚠ C{n} vs B: {w}\n", style="yellow")
         self.query_one("#compare-banner", Static).update(banner)
         table = Table(expand=True, header_style="bold", box=None)
         for col, justify in (("", "left"), ("metric", "left"), ("n", "right"),
@@ -180,9 +181,7 @@ class CompareScreen(Screen):
                               EMPTY if r.target_pct is None else f"< {r.target_pct:g} %",
                               verdict_text(r.verdict), r.note)
                 if r.overhead_pct is not None:
-                    workload = r.metric.split("/", 1)[0]
-                    what = r.metric.split(" ", 1)[1] if " " in r.metric else ""
-                    labels.append(f"C{n} {workload} {what}"[:26])
+                    labels.append(f"C{n} {chart_label(r, v.rows)}")
                     values.append(r.overhead_pct)
                     target = r.target_pct if r.target_pct is not None else target
         if not self.views:

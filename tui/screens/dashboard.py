@@ -14,15 +14,25 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar
 
 from results.labels import CPU_CELL
+from scenarios.events import CANCELLED
 
 from ..live import HostState
 from ..widgets.charts import TimeChart
 from ..widgets.host_grid import HostGrid
 from ..widgets.panels import HostHeader, PercentileTable, TelemetryPanel, fmt_duration
+from .hosts import HostsScreen
 
 APPLY_HZ = 10.0
 DETAIL_EVERY = 3        # the selected host's text panels: every 3rd tick (about 3 Hz)
 FLEET_ROWS = 6          # more sessions than this: the grid takes half the screen
+LIVE = ("starting", "running")
+
+
+def empty_hint() -> str:
+    """What the dashboard says before any run, with the keys the Hosts screen binds."""
+    return (f"No session. Press [b]{HostsScreen.key_for('app.run_plan')}[/b] on the Hosts "
+            f"screen to run the plan, [b]{HostsScreen.key_for('quick_test')}[/b] there for a "
+            f"quick test, or open a saved run from History.")
 
 
 class DashboardScreen(Screen):
@@ -41,6 +51,7 @@ class DashboardScreen(Screen):
         self._labels: dict[str, str] = {}
         self.applied = 0           # samples-applying passes with work, for the benchmark
         self._big_grid: bool | None = None
+        self.pinned = False        # the user picked a row: stop following the live session
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -62,6 +73,7 @@ class DashboardScreen(Screen):
     def on_mount(self) -> None:
         self.grid = self.query_one(HostGrid)
         self.header_w = self.query_one(HostHeader)
+        self.header_w.empty_hint = empty_hint()
         self.pct = self.query_one(PercentileTable)
         self.tel = self.query_one(TelemetryPanel)
         self.chart_ops = self.query_one("#chart-ops", TimeChart)
@@ -84,10 +96,24 @@ class DashboardScreen(Screen):
             self._big_grid = big
             self.set_class(big, "-fleet")
         if hosts and (self.selected not in self.board.hosts):
+            self.pinned = False       # a new run: follow it again
             self.select(hosts[0].key)
         elif not hosts:
             self.selected = None
+            self.pinned = False
             self._detail_dirty = True
+
+    def follow_live(self) -> None:
+        """Unless the user picked a row, the detail shows the session that is running now
+        (the newest), not a trial that has ended."""
+        if self.pinned:
+            return
+        current = self.board.hosts.get(self.selected) if self.selected else None
+        if current is not None and current.status in LIVE:
+            return
+        live = next((h for h in reversed(self.board.hosts.values()) if h.status in LIVE), None)
+        if live is not None:
+            self.select(live.key)
 
     def apply_updates(self) -> None:
         if not self.is_current and self._ticks % 5:
@@ -102,6 +128,7 @@ class DashboardScreen(Screen):
             self.grid.update_rows(changed)
             if any(h.key == self.selected for h in changed):
                 self._detail_dirty = True
+            self.follow_live()
         if self._detail_dirty and (self._ticks % DETAIL_EVERY == 0 or self._detail_now):
             self._detail_dirty = self._detail_now = False
             self.show_detail(self.board.hosts.get(self.selected) if self.selected else None)
@@ -116,8 +143,14 @@ class DashboardScreen(Screen):
         self.progress.update(progress=frac)
         title = board.plan_title or ("No run." if not board.hosts else "")
         running = sum(1 for h in board.hosts.values() if h.status == "running")
-        left_text = "" if not board.hosts else (
-            f"{running} running · {fmt_duration(left)} left" if running else "done")
+        if not board.hosts:
+            left_text = ""
+        elif running:
+            left_text = f"{running} running · {fmt_duration(left)} left"
+        elif any(h.status == CANCELLED for h in board.hosts.values()):
+            left_text = f"cancelled at {frac * 100:.0f} %"
+        else:
+            left_text = "done"
         self._set_label("#plan-title", title)
         self._set_label("#plan-left", left_text)
 
@@ -149,6 +182,8 @@ class DashboardScreen(Screen):
 
     # -- events ---------------------------------------------------------------------------
     def on_host_grid_highlighted(self, event: HostGrid.Highlighted) -> None:
+        if event.by_user:
+            self.pinned = True
         if event.key is not None and event.key != self.selected:
             self.selected = event.key
             self._detail_dirty = self._detail_now = True   # next tick, not on the key press

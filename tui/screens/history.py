@@ -13,6 +13,7 @@ from results.format import fmt_num
 from results.labels import backend_cell, is_cpu
 
 from ..data import RunSummary
+from .hosts import HostsScreen
 from .modals import ConfirmScreen, InputScreen
 
 SORTS = (("created", True), ("created", False), ("scenario", False), ("host", False),
@@ -20,6 +21,9 @@ SORTS = (("created", True), ("created", False), ("scenario", False), ("host", Fa
 
 VALIDITY_STYLE = {"VALID": "green", "INVALID": "bold red", "IMPORTED": "cyan",
                   "FEW RESULTS": "yellow"}
+# how often History looks at the store's listing stamp (two stat calls) for runs that another
+# process (the gpubench CLI) saved, relabelled or deleted
+STORE_POLL_S = 2.0
 
 
 def backend_text(backend: str) -> Text:
@@ -55,6 +59,7 @@ class HistoryScreen(Screen):
         self.filter_text = ""
         self.sort_index = 0
         self.runs: list[RunSummary] = []
+        self._stamp: object = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -69,15 +74,26 @@ class HistoryScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("Run", "Created (UTC)", "Scenario", "Host", "Backend", "Device",
-                          "Validity", "ops/s", "Label")
+        # the device last: the longest cell, and the one a narrow terminal may cut
+        table.add_columns("Run", "Created (UTC)", "Scenario", "Host", "Backend", "Validity",
+                          "ops/s", "Label", "Device")
         self.reload()
+        self.set_interval(STORE_POLL_S, self.poll_store)
+
+    def on_screen_resume(self) -> None:
+        self.poll_store()
+
+    def poll_store(self) -> None:
+        """Reload when the store changed behind the app's back (a run the CLI saved)."""
+        if self.is_current and self.store.stamp() != self._stamp:
+            self.reload()
 
     @property
     def store(self):
         return self.app.store
 
     def reload(self) -> None:
+        self._stamp = self.store.stamp()
         try:
             self.runs = self.store.list_runs()
         except Exception as exc:
@@ -106,9 +122,8 @@ class HistoryScreen(Screen):
                 validity.append(f" {r.counted}")
             if r.incomplete:
                 validity.append(" incomplete", style="yellow")
-            table.add_row(r.id, r.created, r.scenario, r.host, backend_text(r.backend), r.device,
-                          validity,
-                          fmt_num(r.headline), r.label, key=r.id)
+            table.add_row(r.id, r.created, r.scenario, r.host, backend_text(r.backend), validity,
+                          fmt_num(r.headline), r.label, r.device, key=r.id)
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
         key, reverse = SORTS[self.sort_index]
@@ -116,6 +131,10 @@ class HistoryScreen(Screen):
                   f"{' (desc)' if reverse else ''}")
         if self.filter_text:
             status += f" · filter {self.filter_text!r}"
+        if not self.runs:
+            status = (f"No saved runs yet. Press {HostsScreen.key_for('app.run_plan')} on the "
+                      f"Hosts screen to run the plan, or run `gpubench run`: runs saved from "
+                      f"the command line appear here by themselves.")
         if not self.store.available:
             status = "The results store (results/store.py) is not available: nothing saved yet."
         self.query_one("#history-status", Label).update(status)

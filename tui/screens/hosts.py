@@ -30,6 +30,15 @@ def _hello_summary(hello: dict | None) -> str:
     return " · ".join(parts)
 
 
+def key_of(bindings, action: str) -> str:
+    """The key a binding list gives `action`, as the footer shows it: hints name the key the
+    screen really binds, so they cannot drift from it."""
+    for b in bindings:
+        if isinstance(b, Binding) and b.action == action:
+            return b.key_display or b.key.split(",")[0]
+    raise KeyError(action)
+
+
 class HostsScreen(Screen):
     AUTO_FOCUS = "#host-table"
     BINDINGS = [
@@ -108,7 +117,12 @@ class HostsScreen(Screen):
         self.query_one("#plan-summary", Label).update(
             f"Plan: {len(enabled)} scenario(s) × {d.trials} trial(s), interleaved · "
             f"workloads {', '.join(d.workloads)} · {d.duration_s:g} s × {d.repeats} repeats · "
-            f"backend {d.backend} · [b]r[/b] runs it · [b]t[/b] quick test on the selected host")
+            f"backend {d.backend} · [b]{self.key_for('app.run_plan')}[/b] runs it · "
+            f"[b]{self.key_for('quick_test')}[/b] quick test on the selected host")
+
+    @classmethod
+    def key_for(cls, action: str) -> str:
+        return key_of(cls.BINDINGS, action)
 
     def selected_host(self) -> str | None:
         table = self.query_one("#host-table", DataTable)

@@ -123,9 +123,10 @@ class HostGrid(ScrollView, can_focus=True):
     cursor = reactive(0, repaint=False, init=False)
 
     class Highlighted(Message):
-        def __init__(self, key: str | None) -> None:
+        def __init__(self, key: str | None, by_user: bool = False) -> None:
             super().__init__()
             self.key = key
+            self.by_user = by_user    # a key or a click, not select_key()
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -136,6 +137,7 @@ class HostGrid(ScrollView, can_focus=True):
         self._header: tuple[int, Strip] | None = None
         self.rows_rendered = 0          # counters for tests and the load benchmark
         self._width = sum(c.width + 1 for c in COLUMNS)
+        self._user_move = False
 
     # -- data -------------------------------------------------------------------------
     def set_rows(self, rows: Iterable[HostState]) -> None:
@@ -186,7 +188,14 @@ class HostGrid(ScrollView, can_focus=True):
     # -- cursor -----------------------------------------------------------------------
     def action_cursor(self, delta: int) -> None:
         if self._rows:
-            self.cursor = max(0, min(len(self._rows) - 1, self.cursor + delta))
+            self._move_by_user(max(0, min(len(self._rows) - 1, self.cursor + delta)))
+
+    def _move_by_user(self, row: int) -> None:
+        self._user_move = True
+        try:
+            self.cursor = row        # watch_cursor runs now, inside this
+        finally:
+            self._user_move = False
 
     def watch_cursor(self, old: int, new: int) -> None:
         top = int(self.scroll_y)
@@ -199,12 +208,12 @@ class HostGrid(ScrollView, can_focus=True):
             self.scroll_to(y=new, animate=False)
         elif new >= top + rows_visible:
             self.scroll_to(y=new - rows_visible + 1, animate=False)
-        self.post_message(self.Highlighted(self.current_key))
+        self.post_message(self.Highlighted(self.current_key, by_user=self._user_move))
 
     def on_click(self, event) -> None:
         row = int(self.scroll_y) + event.y - 1
         if 0 <= row < len(self._rows):
-            self.cursor = row
+            self._move_by_user(row)
 
     # -- rendering --------------------------------------------------------------------
     def notify_style_update(self) -> None:

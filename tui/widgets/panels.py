@@ -29,19 +29,21 @@ class _Panel(Static):
 class HostHeader(_Panel):
     """Which session, which device; the CPU backend is said plainly."""
 
+    # what to do when nothing runs; the dashboard sets it from the screens' key bindings
+    empty_hint = "No session."
+
     def show(self, h: HostState | None) -> None:
         key = None if h is None else (h.key, h.host, h.scenario, h.status, h.message, h.backend,
                                       h.device_name)
         if not self.changed(key):
             return
         if h is None:
-            self.update("No session. Press [b]r[/b] on the Hosts screen to run the plan, "
-                        "[b]q[/b] for a quick test, or open a saved run from History.")
+            self.update(self.empty_hint)
             return
         text = Text()
         text.append(f"{h.host}", style="bold")
         text.append(f"  ·  {h.scenario}  ·  {h.status}")
-        if h.message:
+        if h.message and h.message.strip().lower() != h.status:   # not "cancelled (cancelled)"
             text.append(f" ({h.message})", style="italic")
         text.append("\n")
         if h.is_cpu:

@@ -37,7 +37,7 @@ class Engine:
     samples: list[dict] = field(default_factory=list)
 
     def on_event(self, event) -> None:
-        from gpubench.selftest import engine_start_bound, sample_record
+        from gpubench.selftest.samples import engine_start_bound, sample_record
         from scenarios.events import Hello, Sample
         self.t0_ns = engine_start_bound(event, self.t0_ns)
         if isinstance(event, Hello):
@@ -50,7 +50,7 @@ class Engine:
 
     def window_medians(self, t1: int, t2: int) -> tuple[float, float] | None:
         """(median ops/s, median p50) of the samples wholly inside [t1, t2], or None."""
-        from gpubench.selftest import sample_span_ns
+        from gpubench.selftest.samples import sample_span_ns
         inside = []
         for smp in self.samples:
             start, end = sample_span_ns(smp, self.t0_ns)

@@ -111,7 +111,7 @@ def child(args) -> int:
         out["counts"][name] = {"ops": reps, "calls": delta(s0, snap())}
         print(name, out["counts"][name], flush=True)
     # cuLaunchKernelEx and cuLaunchKernel through ctypes (the check probe)
-    from gpubench.checks import Driver, probe_launch
+    from gpubench.checks.driver import Driver, probe_launch
     drv = Driver("libcuda.so.1", 0)
     for api in ("kernel", "ex"):
         s0 = snap()

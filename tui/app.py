@@ -22,7 +22,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from gpubench import selftest as st
+from gpubench.selftest.engine_session import detect_backend
+from gpubench.selftest.experiment import Selftest
+from gpubench.selftest.options import Options as SelftestOptions
+from gpubench.selftest.options import SelftestError, injected_text
+from gpubench.selftest.report import format_summary
 from gpubench.runner import PlanOptions, PlanRunner
 from scenarios.base import LaunchRequest, Launcher
 from scenarios.config import Config, ConfigError, ScenarioConfig, load_config
@@ -267,14 +271,14 @@ class GpubenchApp(App):
                                        LaunchRequest(label=f"replay {run_id}"))
         self.board.plan_done_runs = 1
 
-    selftest_overrides: dict = {}     # tests: smaller gpubench.selftest.Options
+    selftest_overrides: dict = {}     # tests: smaller gpubench.selfteSelftestOptions
 
-    def selftest_options(self) -> st.Options:
-        return st.Options(data_dir=self.config.data_dir, **self.selftest_overrides)
+    def selftest_options(self) -> SelftestOptions:
+        return SelftestOptions(data_dir=self.config.data_dir, **self.selftest_overrides)
 
     def selftest_injects(self) -> str:
         """The overheads the self-test will inject, from gpubench.selftest's own defaults."""
-        return st.injected_text(self.selftest_options())
+        return injected_text(self.selftest_options())
 
     def action_selftest(self) -> None:
         if self.plan_running or self.manager.sessions:
@@ -293,15 +297,15 @@ class GpubenchApp(App):
         """gpubench.selftest (the CLI's code) on this machine; arms saved in the store."""
         opts = self.selftest_options()
         if opts.backend == "auto":   # its probe is a blocking subprocess: off the UI loop
-            opts.backend = await asyncio.to_thread(st.detect_backend, opts.python)
+            opts.backend = await asyncio.to_thread(detect_backend, opts.python)
         screen.progress(f"backend {opts.backend}")
         try:
-            summary = await st.Selftest(opts, progress=screen.progress).run()
-        except st.SelftestError as exc:
+            summary = await Selftest(opts, progress=screen.progress).run()
+        except SelftestError as exc:
             screen.show_error(str(exc))
             self.notify(f"Self-test could not run: {exc}", severity="error", timeout=10)
             return
-        screen.show_summary(st.format_summary(summary), summary["ok"])
+        screen.show_summary(format_summary(summary), summary["ok"])
         for run_id in summary.get("saved") or []:
             self.post_message(m.RunSaved(run_id, "selftest"))
         self.notify("Self-test " + ("passed" if summary["ok"] else "FAILED"),

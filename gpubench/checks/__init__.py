@@ -8,15 +8,3 @@ test (proxy.py) is a configured local scenario's proxy layer or gpubench's own i
 stand-in, whose caps can be switched off to prove that the checks say NOT ENFORCED. suite.py
 runs the chosen checks and makes the result document; command.py is `gpubench check`.
 """
-from results.check_verdicts import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
-
-from .command import format_checks, main, register
-from .driver import Driver, probe_launch
-from .proxy import Limits, Proxy, interposer_proxy, limits_from_env, scenario_proxy
-from .settings import CHECKS, CheckError, Settings
-from .suite import checks_document, run_checks, save_checks
-
-__all__ = ["CHECKS", "ENFORCED", "MEASURED", "NOT_APPLICABLE", "NOT_ENFORCED", "CheckError",
-           "Driver", "Limits", "Proxy", "Settings", "checks_document", "format_checks",
-           "interposer_proxy", "limits_from_env", "main", "probe_launch", "register",
-           "run_checks", "save_checks", "scenario_proxy"]

@@ -9,9 +9,7 @@ from pathlib import Path
 from gpubench.plan_flags import add_plan_flags
 from scenarios.config import load_config, parse_size
 
-from .proxy import Limits, interposer_proxy, scenario_proxy
 from .settings import CHECKS, DEFAULT_TOLERANCE, CheckError, Settings
-from .suite import run_checks, save_checks
 
 
 def format_checks(summary: dict) -> str:
@@ -69,6 +67,10 @@ def register(subparsers) -> None:
 
 
 def main(args, config=None) -> int:
+    # loaded when the command runs: every gpubench start registers every command, and the
+    # proxy, driver probe and engine sessions would cost each of them its import
+    from .proxy import Limits, interposer_proxy, scenario_proxy
+    from .suite import run_checks, save_checks
     try:
         overrides = Limits(mem_bytes=parse_size(args.mem_limit) if args.mem_limit else None,
                            compute_fraction=args.compute_fraction, launch_rate=args.launch_rate)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.redact import redact_env
-from gpubench.selftest import detect_backend
+from gpubench.selftest.engine_session import detect_backend
 from results.check_verdicts import NOT_APPLICABLE, check_scenario_name
 from results.document import SessionRecord, archive_lines, build_document
 from results.schema import INVALID, VALID

@@ -8,8 +8,9 @@ import sys
 from typing import Sequence
 
 from engine import __version__
-from gpubench import checks, fleet, selftest
-from gpubench.cli import compare, init, recover, remove, report, run, show, transfer
+from gpubench.checks import command as check_command
+from gpubench.cli import compare, fleet, init, recover, remove, report, run, show, transfer
+from gpubench.selftest import command as selftest_command
 from gpubench.cli.base import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, \
     UsageError, err
 from gpubench.services.runs import ServiceError
@@ -20,7 +21,7 @@ from scenarios.config import ConfigError, load_config
 # Each adds its subcommands (`register(subparsers)`) and sets `func(args, config) -> int` on
 # them; in this order they are listed in --help.
 COMMANDS = (run.register, show.register, compare.register, transfer.register, report.register,
-            remove.register, selftest.register, checks.register, fleet.register,
+            remove.register, selftest_command.register, check_command.register, fleet.register,
             recover.register, init.register)
 
 

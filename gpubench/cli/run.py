@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 from gpubench.cli.base import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, \
     csv_list, err, open_store
 from gpubench.plan_flags import add_plan_flags
 from gpubench.interrupts import drop_output, stop_on_signals
-from gpubench.runner import (PlanFinished, PlanOptions, PlanRunner, PlanStarted, RunNotSaved,
-                             RunSaved, SaveFailed, TrialEvent, TrialFinished, TrialStarted)
+from gpubench.plan_events import (PlanFinished, PlanStarted, RunNotSaved, RunSaved, SaveFailed,
+                                  TrialEvent, TrialFinished, TrialStarted)
 from gpubench.services.runs import check_scenario
 from scenarios.config import WORKLOADS, check_gpu_select
 from results.labels import backend_cell, backend_mark
 from scenarios.events import Hello, Sample
-from scenarios.multigpu import GpuSelectionError
+
+if TYPE_CHECKING:
+    from gpubench.runner import PlanOptions
 
 
 def register(subparsers) -> None:
@@ -39,6 +42,7 @@ def register(subparsers) -> None:
 
 def plan_options(args, config, names: list[str]) -> PlanOptions:
     """The plan the flags ask for; UsageError for a workload or GPU selection that is not."""
+    from gpubench.runner import PlanOptions   # the plan runner: see cmd_run
     workloads = csv_list(args.workloads)
     if workloads:
         bad = [w for w in workloads if w not in WORKLOADS]
@@ -139,6 +143,10 @@ class ProgressPrinter:
 
 
 def cmd_run(args, config) -> int:
+    # loaded when the command runs: every gpubench start registers every command, and the
+    # plan runner (launchers, sessions, the result document) would cost each of them its import
+    from gpubench.runner import PlanRunner
+    from scenarios.multigpu import GpuSelectionError
     names = chosen_scenarios(args, config)
     options = plan_options(args, config, names)
     runner = PlanRunner(config, [config.scenarios[n] for n in names], options,

@@ -23,12 +23,3 @@ The modules, each one job:
   report.py           the summary as text
   command.py          the `gpubench selftest` command
 """
-from .command import main, register
-from .engine_session import detect_backend
-from .experiment import Selftest
-from .options import Options, SelftestError, injected_text
-from .report import format_summary
-from .samples import engine_start_bound, sample_record, sample_span_ns
-
-__all__ = ["Options", "Selftest", "SelftestError", "detect_backend", "engine_start_bound",
-           "format_summary", "injected_text", "main", "register", "sample_record", "sample_span_ns"]

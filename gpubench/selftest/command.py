@@ -9,7 +9,6 @@ from pathlib import Path
 
 from gpubench.plan_flags import add_plan_flags
 
-from .experiment import Selftest
 from .options import (CPU_SESSION_LEVELS, DEFAULT_LEVELS, DELAY_PLACEMENTS, Options,
                       SelftestError, levels_text)
 from .report import format_summary
@@ -89,6 +88,9 @@ def options_from_args(args, config=None) -> Options:
 
 
 def main(args, config=None) -> int:
+    # loaded when the command runs: every gpubench start registers every command, and the
+    # experiment (engine sessions, the interposer, statistics) would cost each of them its import
+    from .experiment import Selftest
     try:
         opts = options_from_args(args, config)
         summary = asyncio.run(Selftest(opts).run())

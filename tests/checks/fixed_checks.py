@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from unittest import mock
 
-from gpubench import checks
+from gpubench.checks.proxy import Limits, Proxy
+from gpubench.checks.settings import Settings
+from gpubench.checks.suite import checks_document, run_checks
 from gpubench.checks import contention, enforcement
 
 MIB = 1 << 20
@@ -38,14 +40,14 @@ async def _failed_engines(requests, python):
 def fixed_check_summary(proxy_name: str = "bare-metal-proxy") -> dict:
     """memory ENFORCED, compute NOT ENFORCED (cuLaunchKernelEx unhooked), interference NOT
     APPLICABLE (its engines could not start), as run_checks returns them."""
-    proxy = checks.Proxy(proxy_name, "/usr/local/vgpu/libvgpu.so",
+    proxy = Proxy(proxy_name, "/usr/local/vgpu/libvgpu.so",
                          {"GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": str(64 * MIB),
                           "GPUBENCH_INTERPOSE_LAUNCH_RATE": "2000"},
-                         checks.Limits(mem_bytes=64 * MIB, launch_rate=2000.0))
-    settings = checks.Settings(backend="numpy-cpu", mem_step=8 * MIB)
+                         Limits(mem_bytes=64 * MIB, launch_rate=2000.0))
+    settings = Settings(backend="numpy-cpu", mem_step=8 * MIB)
     with mock.patch.object(enforcement, "run_probe", _fake_probe), \
             mock.patch.object(contention, "_run_engines", _failed_engines):
-        summary = checks.run_checks(["memory", "compute", "interference"], proxy, settings,
+        summary = run_checks(["memory", "compute", "interference"], proxy, settings,
                                     progress=lambda message: None)
     summary["elapsed_s"] = 3.0
     return summary
@@ -53,6 +55,6 @@ def fixed_check_summary(proxy_name: str = "bare-metal-proxy") -> dict:
 
 def fixed_check_document(scenario: str = "bare-metal-proxy", *, run_id: str | None = None,
                          created: str | None = None) -> dict:
-    doc, _ = checks.checks_document(fixed_check_summary(scenario), scenario, run_id=run_id,
+    doc, _ = checks_document(fixed_check_summary(scenario), scenario, run_id=run_id,
                                     created=created)
     return doc

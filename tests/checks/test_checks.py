@@ -9,8 +9,10 @@ import json
 
 import pytest
 
-from gpubench import checks
-from gpubench.checks import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
+from gpubench.checks.command import register as register_check
+from gpubench.checks.proxy import Limits, interposer_proxy, limits_from_env
+from gpubench.checks.settings import Settings
+from results.check_verdicts import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
 from gpubench.checks.contention import check_init, check_interference
 from gpubench.checks.enforcement import check_compute, check_memory
 
@@ -20,12 +22,12 @@ MIB = 1 << 20
 @pytest.fixture
 def settings(fake_driver, interposer_lib, monkeypatch):
     monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
-    return checks.Settings(backend="numpy-cpu", libcuda=str(fake_driver / "libcuda.so.1"),
+    return Settings(backend="numpy-cpu", libcuda=str(fake_driver / "libcuda.so.1"),
                            seconds=0.25, mem_step=8 * MIB)
 
 
 def test_memory_cap_enforced_with_cap_on(settings):
-    proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB), caps_on=True)
+    proxy = interposer_proxy(Limits(mem_bytes=64 * MIB), caps_on=True)
     r = check_memory(proxy, settings)
     assert r["verdict"] == ENFORCED, r
     assert r["probe"]["refused"] and r["probe"]["rc"] == 2
@@ -33,19 +35,19 @@ def test_memory_cap_enforced_with_cap_on(settings):
 
 
 def test_memory_cap_not_enforced_with_cap_off(settings):
-    proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB), caps_on=False)
+    proxy = interposer_proxy(Limits(mem_bytes=64 * MIB), caps_on=False)
     r = check_memory(proxy, settings)
     assert r["verdict"] == NOT_ENFORCED, r
     assert r["probe"]["allocated"] > 64 * MIB and not r["probe"]["refused"]
 
 
 def test_memory_without_a_limit_is_not_applicable(settings):
-    r = check_memory(checks.interposer_proxy(checks.Limits()), settings)
+    r = check_memory(interposer_proxy(Limits()), settings)
     assert r["verdict"] == NOT_APPLICABLE and "no memory limit" in r["reasons"][0]
 
 
 def test_rate_cap_enforced_on_both_entry_points(settings):
-    proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=True)
+    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=True)
     r = check_compute(proxy, settings, gpu=False)
     assert r["verdict"] == ENFORCED, r["reasons"]
     paths = {p["path"]: p for p in r["paths"]}
@@ -56,7 +58,7 @@ def test_rate_cap_enforced_on_both_entry_points(settings):
 
 
 def test_rate_cap_not_enforced_with_cap_off(settings):
-    proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=False)
+    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=False)
     r = check_compute(proxy, settings, gpu=False)
     assert r["verdict"] == NOT_ENFORCED
     assert all(not p["within"] for p in r["paths"])
@@ -64,7 +66,7 @@ def test_rate_cap_not_enforced_with_cap_off(settings):
 
 def test_an_unhooked_cuLaunchKernelEx_is_caught(settings):
     """The failure users reported: a compute cap with no effect on the newer entry point."""
-    proxy = checks.interposer_proxy(checks.Limits(launch_rate=2000.0), caps_on=True,
+    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=True,
                                     unhook="cuLaunchKernelEx")
     r = check_compute(proxy, settings, gpu=False)
     assert r["verdict"] == NOT_ENFORCED
@@ -74,21 +76,21 @@ def test_an_unhooked_cuLaunchKernelEx_is_caught(settings):
 
 
 def test_no_compute_limit_is_not_applicable(settings):
-    r = check_compute(checks.interposer_proxy(checks.Limits()), settings, gpu=False)
+    r = check_compute(interposer_proxy(Limits()), settings, gpu=False)
     assert r["verdict"] == NOT_APPLICABLE
 
 
 def test_limits_read_from_a_proxy_environment():
-    lim = checks.limits_from_env({"CUDA_DEVICE_MEMORY_LIMIT": "16g", "CUDA_DEVICE_SM_LIMIT": "50"})
+    lim = limits_from_env({"CUDA_DEVICE_MEMORY_LIMIT": "16g", "CUDA_DEVICE_SM_LIMIT": "50"})
     assert lim.mem_bytes == 16 << 30 and lim.compute_fraction == 0.5 and lim.launch_rate is None
-    lim = checks.limits_from_env({"GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": "1073741824",
+    lim = limits_from_env({"GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": "1073741824",
                                   "GPUBENCH_INTERPOSE_LAUNCH_RATE": "500"})
     assert lim.mem_bytes == 1 << 30 and lim.launch_rate == 500.0
 
 
 def test_a_probe_that_cannot_load_a_driver_says_so(settings):
     settings.libcuda = "/nonexistent/libcuda.so.1"
-    proxy = checks.interposer_proxy(checks.Limits(mem_bytes=64 * MIB))
+    proxy = interposer_proxy(Limits(mem_bytes=64 * MIB))
     r = check_memory(proxy, settings)
     assert r["verdict"] == NOT_APPLICABLE and "cannot load the CUDA driver" in r["reasons"][0]
 
@@ -97,7 +99,7 @@ def test_init_contention_with_concurrent_processes_on_cpu(settings):
     """The engine's init workload, N processes at once, bare and under the interposer."""
     settings.init_procs = "1,4"
     settings.repeats = 1
-    proxy = checks.interposer_proxy(checks.Limits())
+    proxy = interposer_proxy(Limits())
     r, sessions = check_init(proxy, settings)
     assert r["verdict"] == MEASURED, r
     rows = {row["variant"]: row for row in r["rows"]}
@@ -128,7 +130,7 @@ def test_cli_runs_saves_and_writes_json(settings, tmp_path, capsys):
         data_dir = tmp_path / "data"
         scenarios: dict = {}
     p = argparse.ArgumentParser()
-    checks.register(p.add_subparsers(dest="cmd"))
+    register_check(p.add_subparsers(dest="cmd"))
     args = p.parse_args(["check", "--checks", "memory,compute", "--mem-limit", "32M",
                          "--mem-step", "4M", "--launch-rate", "2000", "--backend", "numpy-cpu",
                          "--libcuda", settings.libcuda, "--seconds", "0.2",
@@ -152,7 +154,7 @@ def test_cli_unknown_scenario_is_one_line(capsys):
         data_dir = None
         scenarios: dict = {}
     p = argparse.ArgumentParser()
-    checks.register(p.add_subparsers(dest="cmd"))
+    register_check(p.add_subparsers(dest="cmd"))
     args = p.parse_args(["check", "--scenario", "nope", "--no-save"])
     assert args.func(args, Cfg()) == 2
     assert "no scenario named 'nope'" in capsys.readouterr().err

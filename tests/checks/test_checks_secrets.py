@@ -5,21 +5,23 @@ from __future__ import annotations
 import json
 from unittest import mock
 
-from gpubench import checks
+from gpubench.checks.proxy import Limits, Proxy
+from gpubench.checks.settings import Settings
+from gpubench.checks.suite import checks_document, run_checks
 from gpubench.checks import contention, enforcement
 from tests.checks.fixed_checks import MIB, _failed_engines, _fake_probe
 
 
 def test_a_check_document_keeps_no_secret_of_the_proxy_env():
-    proxy = checks.Proxy("p", "/usr/local/vgpu/libvgpu.so",
+    proxy = Proxy("p", "/usr/local/vgpu/libvgpu.so",
                          {"GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": str(64 * MIB),
                           "VGPU_LICENSE_TOKEN": "lic-hunter2"},
-                         checks.Limits(mem_bytes=64 * MIB))
-    settings = checks.Settings(backend="numpy-cpu", mem_step=8 * MIB)
+                         Limits(mem_bytes=64 * MIB))
+    settings = Settings(backend="numpy-cpu", mem_step=8 * MIB)
     with mock.patch.object(enforcement, "run_probe", _fake_probe), \
             mock.patch.object(contention, "_run_engines", _failed_engines):
-        summary = checks.run_checks(["memory"], proxy, settings, progress=lambda m: None)
-    doc, _ = checks.checks_document(summary, "p")
+        summary = run_checks(["memory"], proxy, settings, progress=lambda m: None)
+    doc, _ = checks_document(summary, "p")
     assert "hunter2" not in json.dumps(doc) and "hunter2" not in json.dumps(summary, default=str)
     assert doc["checks_proxy"]["env"] == {"GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": str(64 * MIB),
                                           "VGPU_LICENSE_TOKEN": "<redacted>"}

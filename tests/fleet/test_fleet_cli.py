@@ -7,7 +7,8 @@ import json
 import pytest
 
 from engine.engine_args import EngineArgs
-from gpubench.fleet import engine_args, register
+from gpubench.cli.fleet import register
+from gpubench.fleet import engine_args
 from scenarios.config import BenchDefaults, Config, parse_config
 from tests.support.farm import interleaved
 from tests.support.own_lines import own_lines

@@ -11,7 +11,9 @@ import random
 import pytest
 
 from engine.cpu_delay import slot_on
-from gpubench import selftest as st
+from gpubench.selftest.command import register as register_selftest
+from gpubench.selftest.experiment import Selftest
+from gpubench.selftest.options import Options
 from gpubench.selftest import experiment
 from gpubench.selftest import judging as sj
 from gpubench.selftest.command import options_from_args
@@ -242,8 +244,8 @@ def test_slots_design_recovers_1_5_10_pct_despite_session_shifts_and_drift(monke
                                                                           interposer_lib):
     monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
     monkeypatch.setattr(experiment, "run_session", _fake_session_factory(0.10, 0.004, 1))
-    opts = st.Options(backend="cupy", design="slots", save=False, n_boot=2000)
-    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    opts = Options(backend="cupy", design="slots", save=False, n_boot=2000)
+    summary = asyncio.run(Selftest(opts, progress=lambda m: None).run())
     primary = [r for r in summary["rows"] if r["primary"]]
     assert all(r["pairs"] >= 64 for r in primary)   # 4 sessions × 9 s: 18 pairs of 0.25 s slots each
     assert {(r["workload"], r["arm"]) for r in primary} == {
@@ -267,14 +269,14 @@ def test_cpu_selftest_end_to_end(tmp_path):
     """Real engine sessions through LocalLauncher on numpy-cpu, GPUBENCH_CPU_DELAY_NS
     injected; short budget, so levels far apart and a wide tolerance; saved in the store."""
     p = argparse.ArgumentParser()
-    st.register(p.add_subparsers(dest="cmd"))
+    register_selftest(p.add_subparsers(dest="cmd"))
     args = p.parse_args(["selftest", "--backend", "numpy-cpu", "--design", "sessions",
                          "--levels", "100,400", "--trials", "3", "--duration", "0.15", "--warmup", "0.05",
                          "--repeats", "1", "--calibration-trials", "3", "--tolerance-pp", "40",
                          "--json", str(tmp_path / "s.json")])
     opts = options_from_args(args)
     opts.data_dir = tmp_path / "data"
-    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    summary = asyncio.run(Selftest(opts, progress=lambda m: None).run())
     assert summary["design"] == "sessions" and summary["backend"] == "numpy-cpu"
     primary = [r for r in summary["rows"] if r["primary"]]
     assert {(r["workload"], r["arm"]) for r in primary} >= {("roundtrip", "aa"), ("launch", "aa")}
@@ -306,8 +308,8 @@ def test_cpu_slots_design_recovers_what_the_wait_spent(monkeypatch):
     turns), over the pair's off-slot p50."""
     fake = _fake_session_factory(0.10, 0.002, 2, drift=0.002, cpu_turn_ns=70)
     monkeypatch.setattr(experiment, "run_session", fake)
-    opts = st.Options(backend="numpy-cpu", n_boot=1000, save=False)
-    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    opts = Options(backend="numpy-cpu", n_boot=1000, save=False)
+    summary = asyncio.run(Selftest(opts, progress=lambda m: None).run())
     assert summary["design"] == "slots" and summary["plan"]["mechanism"] == "engine busy-wait"
     assert summary["levels_pct"] == [1.0, 5.0, 10.0] and summary["tolerance_pp"] == 1.0
     assert summary["ci_confidence_pct"] == pytest.approx(100 - 5 / 6, abs=0.01)   # 6 arms
@@ -330,8 +332,8 @@ def test_slots_truth_is_the_same_statistic_as_the_measurement(monkeypatch):
     200 %. (A pair-weighted mean of per-session truths would miss by up to 6 pp.)"""
     fake = _fake_session_factory(0.10, 0.0, 3, drift=0.0, cpu_turn_ns=70)
     monkeypatch.setattr(experiment, "run_session", fake)
-    opts = st.Options(backend="numpy-cpu", n_boot=200, save=False, levels=(200.0,))
-    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    opts = Options(backend="numpy-cpu", n_boot=200, save=False, levels=(200.0,))
+    summary = asyncio.run(Selftest(opts, progress=lambda m: None).run())
     for r in summary["rows"]:
         assert r["error_pp"] == pytest.approx(0.0, abs=1e-9), r
 
@@ -339,9 +341,9 @@ def test_slots_truth_is_the_same_statistic_as_the_measurement(monkeypatch):
 def test_cpu_slots_design_end_to_end(tmp_path):
     """The CPU default, short: real engine sessions whose wait toggles in slots, each with its
     report; the truth comes from those reports and the delay is seen, roughly sized."""
-    opts = st.Options(backend="numpy-cpu", workloads=("launch",), levels=(10.0,), trials=2,
+    opts = Options(backend="numpy-cpu", workloads=("launch",), levels=(10.0,), trials=2,
                       duration=1.0, repeats=1, warmup=0.1, save=False, n_boot=500)
-    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    summary = asyncio.run(Selftest(opts, progress=lambda m: None).run())
     assert summary["design"] == "slots" and summary["sessions"] == 5
     rows = {r["arm"]: r for r in summary["rows"]}
     assert set(rows) == {"aa", "L10"}
@@ -358,7 +360,7 @@ def test_real_engine_samples_carry_what_the_slots_design_needs():
     a slot depend on the machine's load, so none of that is asserted."""
     import json as _json
     import time as _time
-    opts = st.Options(backend="numpy-cpu", duration=1.0, warmup=0.05, repeats=1,
+    opts = Options(backend="numpy-cpu", duration=1.0, warmup=0.05, repeats=1,
                       sample_interval=0.05)
     arm = Arm("launch", "probe", None)
     before = _time.monotonic_ns()
@@ -384,9 +386,9 @@ def test_real_engine_samples_carry_what_the_slots_design_needs():
 def test_slots_design_saves_each_arm_in_the_store(monkeypatch, interposer_lib, tmp_path):
     monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
     monkeypatch.setattr(experiment, "run_session", _fake_session_factory(0.05, 0.004, 5))
-    opts = st.Options(backend="cupy", design="slots", trials=2, workloads=("launch",),
+    opts = Options(backend="cupy", design="slots", trials=2, workloads=("launch",),
                       levels=(5.0,), data_dir=tmp_path, n_boot=500)
-    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    summary = asyncio.run(Selftest(opts, progress=lambda m: None).run())
     from results.store import Store
     runs = {r["scenario"]: r for r in Store(tmp_path).list_runs().runs}
     assert set(runs) == {"selftest-launch-aa", "selftest-launch-L5"}
@@ -429,9 +431,9 @@ def test_cpu_truth_is_what_the_wait_reported_spending(monkeypatch):
     another delay, the truth would be off by the rounding, identically in every session, so
     each CI would exclude it.)"""
     monkeypatch.setattr(experiment, "run_session", _fake_cpu_engine(2))
-    opts = st.Options(backend="numpy-cpu", design="sessions", trials=6, calibration_trials=1,
+    opts = Options(backend="numpy-cpu", design="sessions", trials=6, calibration_trials=1,
                       save=False, n_boot=500)
-    summary = asyncio.run(st.Selftest(opts, progress=lambda m: None).run())
+    summary = asyncio.run(Selftest(opts, progress=lambda m: None).run())
     assert summary["design"] == "sessions" and not summary["skipped"]
     injected = [r for r in summary["rows"] if r["arm"] != "aa"]
     assert {(r["workload"], r["arm"]) for r in injected} == {
@@ -446,7 +448,7 @@ def test_cpu_truth_is_what_the_wait_reported_spending(monkeypatch):
 
 
 def test_every_cpu_session_runs_the_wait_and_reports_it():
-    mech = Mechanism("numpy-cpu", st.Options())
+    mech = Mechanism("numpy-cpu", Options())
     base, level = mech.arm("launch", "baseline", None, 0), mech.arm("launch", "L50", 50.0, 613)
     assert base.env == {"GPUBENCH_CPU_DELAY_NS": "0"} and level.env == {"GPUBENCH_CPU_DELAY_NS": "613"}
     assert base.report_env == level.report_env == "GPUBENCH_CPU_DELAY_REPORT"

@@ -7,7 +7,8 @@ import dataclasses
 
 from textual.widgets import DataTable
 
-from gpubench import selftest as st
+from gpubench.selftest.options import Options as SelftestOptions
+from gpubench.selftest.options import injected_text
 from results.store import Store
 from scenarios.base import LaunchRequest
 from scenarios.config import WORKLOADS
@@ -216,8 +217,8 @@ async def test_palette_says_what_the_selftest_will_inject(config):
         app.selftest_overrides = dict(design="sessions")    # backend found when it runs
         cmd = next(c for c in app.get_system_commands(app.screen) if c.title == "Self-test")
         assert "(1/5/10 % on a GPU, 50/100/200 % on the CPU)" in cmd.help
-    opts = st.Options(backend="numpy-cpu", design="sessions")
-    assert st.injected_text(opts) == "50/100/200 %"
+    opts = SelftestOptions(backend="numpy-cpu", design="sessions")
+    assert injected_text(opts) == "50/100/200 %"
 
 
 def test_tui_takes_data_dir_like_the_cli(tmp_path, monkeypatch):

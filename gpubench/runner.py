@@ -387,11 +387,9 @@ class PlanRunner:
 
 
 def not_started(recs: Sequence[SessionRecord]) -> str:
-    """One line for a scenario none of whose sessions started: how many, and why the first
-    did not (they usually fail alike)."""
-    why = next((r.message for r in recs if r.message), "")
-    return (f"nothing saved: none of its {len(recs)} session(s) started"
-            + (f" ({why})" if why else ""))
+    """One line for a scenario none of whose sessions started. Why each did not is its trial's
+    own line (the CLI's progress, the app's row): said once, not again here."""
+    return f"nothing saved: none of its {len(recs)} session(s) started"
 
 
 async def _done(value):

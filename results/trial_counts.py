@@ -95,7 +95,7 @@ def live_alert(results: Iterable[dict]) -> str | None:
     head = results_headline(results)
     if head is None or head["counted"] == head["trials"]:
         return None
-    word = FEW_RESULTS if head["counted"] < MIN_FOR_CI else "INVALID TRIALS"
+    word = FEW_RESULTS if head["counted"] < MIN_FOR_CI else "INVALID RESULTS"
     text = f"{word}: {head['workload']} {fraction(head)} results count"
     if head["counted"] < MIN_FOR_CI:
         text += " (too few for a CI)"

@@ -40,7 +40,7 @@ def test_alerts_warn_when_the_headline_has_invalid_trials_so_far():
     assert h.alerts() == ["FEW RESULTS: roundtrip 1/2 results count (too few for a CI): "
                           "drift: median latency moved 60%"]
     h.on_result(ok)
-    assert h.alerts() == ["INVALID TRIALS: roundtrip 2/3 results count: "
+    assert h.alerts() == ["INVALID RESULTS: roundtrip 2/3 results count: "
                           "drift: median latency moved 60%"]
 
 

@@ -283,7 +283,7 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
     if not all_trials:
         reasons.append("no results were measured")
     elif invalid_trials == len(all_trials) and not reasons:
-        reasons.append("every trial is invalid")
+        reasons.append("every result is invalid")
     outcomes = [s["outcome"] for s in session_docs]
     failed = sum(1 for o in outcomes if o == FAILED)
     notes_validity = []
@@ -291,7 +291,7 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         notes_validity.append(f"{failed} of {len(outcomes)} sessions failed")
     if invalid_trials:
         causes = sorted({r for t in all_trials if not t["valid"] for r in t["validity_reasons"]})
-        notes_validity.append(f"{invalid_trials} of {len(all_trials)} trials invalid "
+        notes_validity.append(f"{invalid_trials} of {len(all_trials)} results invalid "
                               f"(excluded from statistics): {'; '.join(causes[:3])}")
     cut_off = sum(1 for o in outcomes if o in (INCOMPLETE, CANCELLED))
     why_incomplete = [incomplete_reason or "plan was interrupted"] if not complete else []

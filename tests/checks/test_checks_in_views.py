@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-from gpubench import cli
 from results.check_verdicts import check_rows, comparison_checks, latest_check_run
 from results.document import archive_lines
 from results.report import (ReportScenario, comparison_report, to_csv, to_json, to_markdown,
@@ -19,6 +18,7 @@ from results.comparison import compare_runs
 from results.store import Store
 from tests.checks.fixed_checks import fixed_check_document
 from tests.support.synth import make_doc
+from tests.support.cli_env import run
 
 MIB = 1 << 20
 CONFIG = """
@@ -62,11 +62,6 @@ def env(tmp_path, monkeypatch, fake_driver, interposer_lib):
         ids[name] = doc["id"]
     return store, ids, str(fake_driver / "libcuda.so.1")
 
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def gpubench_check(capsys, libcuda: str, scenario: str, *extra: str) -> str:

@@ -9,15 +9,14 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gpubench import cli
 from gpubench.cli import entry, remove, show, tables
 from results.document import archive_lines
-from results.store import Store
-from tests.support.synth import make_doc, trial_doc
+from tests.support.cli_env import run, use_config
 from tests.support.own_lines import own_lines
+from tests.support.synth import make_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """
@@ -44,10 +43,7 @@ SEED = "Throughput: 6,977 ops/sec\nAverage Latency: 0.14 ms\np99 Latency: 0.198 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    (tmp_path / "config.toml").write_text(CONFIG)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GPUBENCH_CONFIG", str(tmp_path / "config.toml"))
-    store = Store(tmp_path / "data")
+    store = use_config(tmp_path, monkeypatch, CONFIG)
     ids = {}
     for seed, (name, scale, target) in enumerate([("bare-metal", 1.0, None),
                                                   ("k8s-pod", 0.90, 1.0),
@@ -58,11 +54,6 @@ def env(tmp_path, monkeypatch):
         ids[name] = doc["id"]
     return types.SimpleNamespace(path=tmp_path, store=store, ids=ids)
 
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(err: str) -> str:

@@ -18,10 +18,10 @@ from gpubench.cli.run import ProgressPrinter
 from gpubench.plan_events import TrialEvent, TrialFinished, TrialStarted
 from gpubench.trial_order import TrialSlot
 from results.document import archive_lines
-from results.store import Store
 from scenarios.events import Sample
 from tests.support.own_lines import own_lines
 from tests.support.synth import make_doc
+from tests.support.cli_env import use_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """
@@ -37,10 +37,7 @@ launcher = "local"
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    (tmp_path / "config.toml").write_text(CONFIG)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GPUBENCH_CONFIG", str(tmp_path / "config.toml"))
-    store = Store(tmp_path / "data")
+    store = use_config(tmp_path, monkeypatch, CONFIG)
     ids = {}
     for seed, name in enumerate(["bare-metal", "selftest-roundtrip-baseline",
                                  "selftest-roundtrip-1", "selftest-launch-5"]):

@@ -9,12 +9,11 @@ import types
 
 import pytest
 
-from gpubench import cli
 from gpubench.cli import tables
 from results.document import archive_lines
 from results.labels import CPU_CELL, CPU_MARK, NOT_GPU
-from results.store import Store
 from tests.support.synth import make_doc, trial_doc
+from tests.support.cli_env import run, use_config
 
 CONFIG = """
 [store]
@@ -36,10 +35,7 @@ RESULTS = SESSIONS * 2 * 3
 
 
 def _store(tmp_path, monkeypatch, backend: str):
-    (tmp_path / "config.toml").write_text(CONFIG)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GPUBENCH_CONFIG", str(tmp_path / "config.toml"))
-    store = Store(tmp_path / "data")
+    store = use_config(tmp_path, monkeypatch, CONFIG)
     ids = {}
     for seed, (name, scale, target) in enumerate([("bare-metal", 1.0, None),
                                                   ("k8s-pod", 0.99, 5.0)]):
@@ -59,11 +55,6 @@ def cpu(tmp_path, monkeypatch):
 def gpu(tmp_path, monkeypatch):
     return _store(tmp_path, monkeypatch, "cupy")
 
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def list_rows(capsys) -> list[dict]:
@@ -217,10 +208,7 @@ def test_list_reads_an_index_written_before_results_were_counted(cpu, capsys):
 
 
 def test_compare_speaks_of_results_where_it_counts_result_lines(tmp_path, monkeypatch, capsys):
-    (tmp_path / "config.toml").write_text(CONFIG)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GPUBENCH_CONFIG", str(tmp_path / "config.toml"))
-    store = Store(tmp_path / "data")
+    store = use_config(tmp_path, monkeypatch, CONFIG)
     a, b = trial_doc([1000.0], scenario="bare-metal"), trial_doc([990.0], scenario="k8s-pod")
     store.save(a), store.save(b)
     monkeypatch.setattr(tables, "is_tty", lambda: False)

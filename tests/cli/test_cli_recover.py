@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpubench import cli
 from gpubench.runner import PlanOptions, PlanRunner, RunSaved, SaveFailed
 from results import journal as journal_mod
 from results.document import SessionRecord, archive_lines
@@ -24,6 +23,7 @@ from results.store import Store
 from tests.cli.test_cli_e2e import ROOT, gpubench_cmd
 from tests.cli.test_cli_runner import make_config, replay_factory
 from tests.support import synth
+from tests.support.cli_env import run
 
 CONFIG = """
 [store]
@@ -152,11 +152,6 @@ def store_env(tmp_path, monkeypatch, capsys):
     (tmp_path / "data").mkdir()
     return Store(tmp_path / "data")
 
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_torn_last_line_is_the_trial_in_flight_the_others_recover(store_env, capsys):

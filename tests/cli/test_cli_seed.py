@@ -7,9 +7,11 @@ import numpy as np
 
 from results.document import SessionRecord, archive_lines, build_document, new_run_id
 from results.store import Store
-from tests.cli.test_cli import env, one_line_error, run  # noqa: F401  (env is a fixture)
+from tests.cli.test_cli import env, one_line_error  # noqa: F401  (env is a fixture)
+from tests.support.cli_env import run
 from tests.support import synth
 from tests.support.own_lines import own_lines
+from tests.support.cli_env import use_config
 
 SEED = ("Throughput: 6,977 ops/sec\nAverage Latency: 0.14 ms (140 microseconds)\n"
         "p99 Latency: 0.198 ms\nMemory Bandwidth: 4.31 GB/s (H2D), 4.53 GB/s (D2H)\n")
@@ -122,10 +124,7 @@ host = "nowhere"
 
 
 def config_dir(tmp_path, monkeypatch, text: str = DISABLED):
-    (tmp_path / "config.toml").write_text(text)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GPUBENCH_CONFIG", str(tmp_path / "config.toml"))
-    return Store(tmp_path / "data")
+    return use_config(tmp_path, monkeypatch, text)
 
 
 def test_a_disabled_scenario_is_refused_in_one_line_and_nothing_is_saved(tmp_path, monkeypatch,

@@ -11,9 +11,9 @@ import json
 import pytest
 
 from gpubench import cli
-from results.store import Store
 from tests.hostile import case_id, cases
 from tests.support.synth import trial_doc
+from tests.support.cli_env import use_config
 
 CASES = cases("compare", "*.json")
 CONFIG = """
@@ -33,10 +33,7 @@ THROUGHPUT_ROW = "throughput (ops/s)"
 
 @pytest.fixture
 def store_with(tmp_path, monkeypatch):
-    (tmp_path / "config.toml").write_text(CONFIG)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GPUBENCH_CONFIG", str(tmp_path / "config.toml"))
-    store = Store(tmp_path / "data")
+    store = use_config(tmp_path, monkeypatch, CONFIG)
     base = trial_doc([77400.0 + 10 * i for i in range(10)], scenario="bare-metal")
     store.save(base)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from gpubench import cli
 from results.document import archive_lines
-from results.store import Store
 from tests.hostile import case_id, cases
 from tests.results.hostile import plant
 from tests.support.synth import make_doc
+from tests.support.cli_env import run, use_config
 
 CONFIG = """
 [store]
@@ -27,20 +26,12 @@ CASES = cases("results", "*.json")
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    (tmp_path / "config.toml").write_text(CONFIG)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GPUBENCH_CONFIG", str(tmp_path / "config.toml"))
-    store = Store(tmp_path / "data")
+    store = use_config(tmp_path, monkeypatch, CONFIG)
     for seed, name in enumerate(("bare-metal", "k8s-pod")):
         doc, recs = make_doc(seed, scenario=name, sessions=3)
         store.save(doc, archive_lines(recs))
     return store
 
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def ours(err: str) -> list[str]:

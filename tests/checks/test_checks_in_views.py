@@ -18,18 +18,10 @@ from results.comparison import compare_runs
 from results.store import Store
 from tests.checks.fixed_checks import fixed_check_document
 from tests.support.synth import make_doc
-from tests.support.cli_env import run
+from tests.support.cli_env import BARE_METAL_CONFIG, run
 
 MIB = 1 << 20
-CONFIG = """
-[store]
-data_dir = "data"
-[defaults]
-workloads = ["roundtrip"]
-[scenarios.bare-metal]
-title = "1. Baseline (Bare Metal)"
-launcher = "local"
-[scenarios.bare-metal-proxy]
+CONFIG = BARE_METAL_CONFIG + """[scenarios.bare-metal-proxy]
 title = "3. With GPU Proxy (No Hypervisor)"
 launcher = "local"
 target = "proxy"

@@ -14,20 +14,12 @@ import pytest
 from gpubench import cli
 from gpubench.cli import entry, remove, show, tables
 from results.document import archive_lines
-from tests.support.cli_env import run, use_config
+from tests.support.cli_env import BARE_METAL_CONFIG, run, use_config
 from tests.support.own_lines import own_lines
 from tests.support.synth import make_doc
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = """
-[store]
-data_dir = "data"
-[defaults]
-workloads = ["roundtrip"]
-[scenarios.bare-metal]
-title = "1. Baseline (Bare Metal)"
-launcher = "local"
-[scenarios.k8s-pod]
+CONFIG = BARE_METAL_CONFIG + """[scenarios.k8s-pod]
 title = "2. Kubernetes Pod (Bare Metal)"
 launcher = "local"
 target = "k8s"

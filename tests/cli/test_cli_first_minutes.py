@@ -21,18 +21,10 @@ from results.document import archive_lines
 from scenarios.events import Sample
 from tests.support.own_lines import own_lines
 from tests.support.synth import make_doc
-from tests.support.cli_env import use_config
+from tests.support.cli_env import BARE_METAL_CONFIG, use_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = """
-[store]
-data_dir = "data"
-[defaults]
-workloads = ["roundtrip"]
-[scenarios.bare-metal]
-title = "1. Baseline (Bare Metal)"
-launcher = "local"
-"""
+CONFIG = BARE_METAL_CONFIG
 
 
 @pytest.fixture

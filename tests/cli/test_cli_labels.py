@@ -13,17 +13,9 @@ from gpubench.cli import tables
 from results.document import archive_lines
 from results.labels import CPU_CELL, CPU_MARK, NOT_GPU
 from tests.support.synth import make_doc, trial_doc
-from tests.support.cli_env import run, use_config
+from tests.support.cli_env import BARE_METAL_CONFIG, run, use_config
 
-CONFIG = """
-[store]
-data_dir = "data"
-[defaults]
-workloads = ["roundtrip"]
-[scenarios.bare-metal]
-title = "1. Baseline (Bare Metal)"
-launcher = "local"
-[scenarios.k8s-pod]
+CONFIG = BARE_METAL_CONFIG + """[scenarios.k8s-pod]
 title = "2. Kubernetes Pod (Bare Metal)"
 launcher = "local"
 target = "k8s"

@@ -7,6 +7,17 @@ from pathlib import Path
 from gpubench import cli
 from results.store import Store
 
+# The local baseline every CLI test starts from; a test adds its own scenarios below it.
+BARE_METAL_CONFIG = """
+[store]
+data_dir = "data"
+[defaults]
+workloads = ["roundtrip"]
+[scenarios.bare-metal]
+title = "1. Baseline (Bare Metal)"
+launcher = "local"
+"""
+
 
 def use_config(tmp_path: Path, monkeypatch, text: str) -> Store:
     """Write `text` as tmp_path/config.toml, make it the one gpubench reads, and return the

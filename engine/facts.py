@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
+from .interception import driver_resolution
 from .redact import redact_env
 
 # NVML nvmlGpuVirtualizationMode_t
@@ -191,7 +192,7 @@ def host_facts(nvml_virt_mode: int | None = None, nvml_version: str | None = Non
         "cpu_affinity": format_cpu_list(os.sched_getaffinity(0)),
         "pid": os.getpid(),
         "hypervisor": detect_hypervisor(root, nvml_virt_mode),
-        "preload": preload_facts(),
+        "preload": {**preload_facts(), **driver_resolution()},
         "env": env_facts(),
     }
 

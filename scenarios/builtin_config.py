@@ -4,8 +4,10 @@ what the written file says. The repository's own config.toml is the same text (a
 them equal).
 
 It knows the five reference scenarios of the seed's results (bare metal, K8s pod, bare metal +
-GPU proxy, K8s + GPU proxy, K8s + hypervisor); only `bare-metal` is enabled, the others are
-known, so that `import ... --scenario k8s-pod` and `@k8s-pod` work before any cluster is set up.
+GPU proxy, K8s + GPU proxy, K8s + hypervisor), the GPU proxy (HAMi-core) in three settings: no
+limits (`bare-metal-proxy`), a memory limit (`-mem`), an SM limit (`-sm50`); only `bare-metal` is
+enabled, the others are known, so that `import ... --scenario k8s-pod` and `@k8s-pod` work before
+any cluster is set up.
 """
 from __future__ import annotations
 

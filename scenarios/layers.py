@@ -7,15 +7,20 @@ command line, k8s mounts the library). Whether it really took effect is judged h
 from the engine's `hello`, never assumed:
 
     reasons = verify(scenario, hello)     # [] when every configured layer is active
+    notes = proxy_notes(scenario, hello)  # what the judgement could not prove
 
-- proxy: the engine reports its LD_PRELOAD entries and which of them are mapped
-  into its own process (hello.host.preload {ld_preload, mapped}). A configured
-  library that is not mapped means the run measured the bare GPU, not the proxy:
-  INVALID "proxy not active: <lib> not loaded in the engine process", never a
-  silent second baseline. `require_active = false` skips the check.
-  A mapped library is necessary, not sufficient: an interposer can be loaded and
-  still see none of CuPy's calls (CuPy resolves the driver with dlopen/dlsym; see
-  GPU-FACTS.md). Proving interception is the self-test's job, not this check's.
+- proxy: active means mapped AND intercepting. The engine reports its LD_PRELOAD entries
+  and which of them are mapped into its own process (hello.host.preload {ld_preload,
+  mapped}); a configured library that is not mapped means the run measured the bare GPU:
+  INVALID "proxy not active: <lib> not loaded in the engine process", never a silent second
+  baseline. Mapped is not enough: CuPy resolves the driver with dlopen/dlsym and the runtime
+  with cuGetProcAddress (GPU-FACTS.md), so a loaded library can see none of the calls. The
+  engine resolves the driver's entry points both ways and names each address's owner
+  (hello.host.preload.resolves, engine/interception.py); a mapped proxy that owns none of
+  them is INVALID "proxy not intercepting: cuLaunchKernel resolves to libcuda.so.1 (...)".
+  Where the engine could not resolve anything (no libcuda in its process: the CPU backend on
+  a machine without a driver), the mapped check stands alone and proxy_notes() says that
+  interception was not proven. `require_active = false` skips both checks.
 - hypervisor: hello.host.hypervisor.detected must be true when the scenario
   expects a guest (`require_detected`, the default): otherwise INVALID
   "hypervisor not detected in the guest".
@@ -29,6 +34,11 @@ from typing import Any, Iterable, Mapping
 from scenarios.config import ScenarioConfig
 
 PROXY_NOT_ACTIVE = "proxy not active: {lib} not loaded in the engine process"
+PROXY_NOT_INTERCEPTING = "proxy not intercepting: {symbol} resolves to {owner} ({detail})"
+PROXY_PARTLY = "proxy intercepts {owned} of {total} driver lookups; these bypass it: {missed}"
+PROXY_NOT_PROVEN = ("proxy interception not proven: {why}; only that {lib} is mapped in the "
+                    "engine process was checked")
+DOORS = (("dlsym", "dlsym"), ("getproc", "cuGetProcAddress"))
 HYPERVISOR_NOT_DETECTED = "hypervisor not detected in the guest"
 
 
@@ -72,6 +82,50 @@ def library_mapped(library: str, mapped: Iterable[str], ld_preload: Iterable[str
     return False
 
 
+def _resolves(facts: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """hello.host.preload.resolves as {symbol: {door: owner path}}, unresolved doors left out."""
+    raw = facts.get("resolves")
+    out: dict[str, dict[str, str]] = {}
+    for symbol, doors in (raw.items() if isinstance(raw, Mapping) else ()):
+        if isinstance(symbol, str) and isinstance(doors, Mapping):
+            got = {door: path for door, _ in DOORS
+                   if isinstance(path := doors.get(door), str) and path}
+            if got:
+                out[symbol] = got
+    return out
+
+
+def _proxy_libraries(proxy, mapped: list[str]) -> list[str]:
+    """The configured libraries; k8s with only a mounted folder: every mapped preloaded one."""
+    return _strings(proxy.preload) if proxy.preload else mapped
+
+
+def _bypasses(resolves: dict[str, dict[str, str]], libraries: list[str],
+              entries: list[str]) -> dict[str, dict[str, str]]:
+    """The lookups whose owner is none of the proxy's libraries."""
+    out: dict[str, dict[str, str]] = {}
+    for symbol, doors in resolves.items():
+        for door, path in doors.items():
+            if not any(library_mapped(lib, [path], entries) for lib in libraries):
+                out.setdefault(symbol, {})[door] = path
+    return out
+
+
+def _not_intercepting(resolves: dict[str, dict[str, str]], libraries: list[str]) -> str:
+    symbol = "cuLaunchKernel" if "cuLaunchKernel" in resolves else next(iter(resolves))
+    doors = resolves[symbol]
+    owners = list(dict.fromkeys(doors.values()))
+    names = dict(DOORS)
+    if len(owners) == 1:
+        how = f"{owners[0]} by {' and '.join(names[d] for d in doors)}"
+    else:
+        how = ", ".join(f"{path} by {names[d]}" for d, path in doors.items())
+    lookups = sum(len(d) for d in resolves.values())
+    detail = f"{how}; none of {lookups} driver lookups reaches {' or '.join(libraries)}"
+    return PROXY_NOT_INTERCEPTING.format(symbol=symbol, owner=posixpath.basename(owners[0]),
+                                         detail=detail)
+
+
 def proxy_reasons(scenario: ScenarioConfig, hello: Mapping[str, Any]) -> list[str]:
     proxy = scenario.proxy
     if proxy is None or not proxy.require_active:
@@ -79,17 +133,50 @@ def proxy_reasons(scenario: ScenarioConfig, hello: Mapping[str, Any]) -> list[st
     preload = _host(hello).get("preload")
     facts = preload if isinstance(preload, Mapping) else {}
     mapped = _strings(facts.get("mapped"))
-    libraries = _strings(proxy.preload) if proxy.preload else []
-    if not libraries:
+    entries = _strings(facts.get("ld_preload"))
+    if not proxy.preload:
         # k8s with only host_path/mount_path: the library's name is not configured, so some
         # preloaded library must be mapped (an env-only "proxy" is no proxy at all).
-        if mapped:
-            return []
-        what = f"{proxy.mount_path.rstrip('/')}/*" if proxy.host_path else "an LD_PRELOAD library"
-        return [PROXY_NOT_ACTIVE.format(lib=what)]
-    entries = _strings(facts.get("ld_preload"))
-    return [PROXY_NOT_ACTIVE.format(lib=lib) for lib in libraries
-            if not library_mapped(lib, mapped, entries)]
+        if not mapped:
+            what = f"{proxy.mount_path.rstrip('/')}/*" if proxy.host_path else "an LD_PRELOAD library"
+            return [PROXY_NOT_ACTIVE.format(lib=what)]
+    else:
+        missing = [lib for lib in _strings(proxy.preload) if not library_mapped(lib, mapped, entries)]
+        if missing:
+            return [PROXY_NOT_ACTIVE.format(lib=lib) for lib in missing]
+    resolves = _resolves(facts)
+    libraries = _proxy_libraries(proxy, mapped)
+    if not resolves or _bypasses(resolves, libraries, entries) != resolves:
+        return []
+    return [_not_intercepting(resolves, libraries)]
+
+
+def proxy_notes(scenario: ScenarioConfig, hello: Mapping[str, Any]) -> list[str]:
+    """What verify() leaves unsaid about an active proxy: that its interception could not be
+    tested (no driver to resolve against), or which driver lookups bypass it."""
+    proxy = scenario.proxy
+    data = getattr(hello, "data", hello)
+    if proxy is None or not proxy.require_active or not isinstance(data, Mapping) \
+            or proxy_reasons(scenario, data):
+        return []
+    preload = _host(data).get("preload")
+    facts = preload if isinstance(preload, Mapping) else {}
+    libraries = _proxy_libraries(proxy, _strings(facts.get("mapped")))
+    resolves = _resolves(facts)
+    if not resolves:
+        why = facts.get("resolves_error")
+        why = why if isinstance(why, str) and why else "the engine reported no driver lookups"
+        return [PROXY_NOT_PROVEN.format(why=why, lib=" and ".join(libraries))]
+    missed = _bypasses(resolves, libraries, _strings(facts.get("ld_preload")))
+    if not missed:
+        return []
+    total = sum(len(d) for d in resolves.values())
+    names = dict(DOORS)
+    listed = ", ".join(f"{sym} by {' and '.join(names[d] for d in doors)} "
+                       f"({posixpath.basename(next(iter(doors.values())))})"
+                       for sym, doors in missed.items())
+    return [PROXY_PARTLY.format(owned=total - sum(len(d) for d in missed.values()), total=total,
+                                missed=listed)]
 
 
 def hypervisor_reasons(scenario: ScenarioConfig, hello: Mapping[str, Any]) -> list[str]:

@@ -97,7 +97,8 @@ def test_hello_carries_design_facts(full_cpu_run):
     assert DESIGN_HOST_KEYS <= set(hello["host"])
     assert hello["device"]["backend"] == "numpy-cpu"
     assert set(hello["host"]["hypervisor"]) == {"detected", "evidence", "vendor"}
-    assert set(hello["host"]["preload"]) == {"ld_preload", "mapped"}
+    assert set(hello["host"]["preload"]) == {"ld_preload", "mapped", "driver", "cuda_version",
+                                             "getproc", "resolves", "resolves_error"}
     assert hello["plan"]["repeats"] == 2 and hello["plan"]["sizes"] == [4096, 1048576]
     assert hello["engine_version"]
 

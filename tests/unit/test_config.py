@@ -17,28 +17,43 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_config_loads_with_five_reference_scenarios():
+REFERENCE = ["bare-metal", "k8s-pod", "bare-metal-proxy", "k8s-proxy", "k8s-hypervisor",
+             "bare-metal-proxy-mem", "bare-metal-proxy-sm50"]
+HAMI = "/usr/local/vgpu/libvgpu.so"
+
+
+def test_shipped_config_loads_the_reference_scenarios_with_three_proxy_settings():
     cfg = load_config(ROOT / "config.toml")
-    assert list(cfg.scenarios) == ["bare-metal", "k8s-pod", "bare-metal-proxy", "k8s-proxy",
-                                   "k8s-hypervisor"]
+    assert list(cfg.scenarios) == REFERENCE
     assert [s.name for s in cfg.enabled_scenarios()] == ["bare-metal"]
     assert cfg.scenarios["k8s-pod"].target_pct == 1.0
     assert cfg.scenarios["bare-metal-proxy"].target_pct == 5.0
     assert cfg.scenarios["k8s-hypervisor"].target_pct == 10.0
     assert cfg.scenarios["k8s-hypervisor"].hypervisor.runtime_class == "kata-qemu"
-    assert cfg.scenarios["bare-metal-proxy"].proxy.env["CUDA_DEVICE_SM_LIMIT"] == "50"
+    # scenario 3 is HAMi-core in three settings, each with its own limits cache file
+    proxies = {n: cfg.scenarios[n].proxy
+               for n in ("bare-metal-proxy", "bare-metal-proxy-mem", "bare-metal-proxy-sm50")}
+    assert {p.preload for p in proxies.values()} == {HAMI}
+    assert "CUDA_DEVICE_MEMORY_LIMIT" not in proxies["bare-metal-proxy"].env
+    assert "CUDA_DEVICE_SM_LIMIT" not in proxies["bare-metal-proxy"].env
+    assert proxies["bare-metal-proxy-mem"].env["CUDA_DEVICE_MEMORY_LIMIT"] == "16g"
+    assert "CUDA_DEVICE_SM_LIMIT" not in proxies["bare-metal-proxy-mem"].env
+    sm = proxies["bare-metal-proxy-sm50"].env
+    assert (sm["CUDA_DEVICE_SM_LIMIT"], sm["GPU_CORE_UTILIZATION_POLICY"]) == ("50", "force")
+    caches = [p.env["CUDA_DEVICE_MEMORY_SHARED_CACHE"] for p in proxies.values()]
+    assert len(set(caches)) == 3 and "/tmp/cudevshr.cache" not in caches
+    assert not any(cfg.scenarios[n].enabled for n in proxies)
     assert cfg.data_dir == ROOT / "results" / "data"
 
 
-def test_missing_file_gives_the_five_reference_scenarios_only_bare_metal_enabled(
+def test_missing_file_gives_the_reference_scenarios_only_bare_metal_enabled(
         tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GPUBENCH_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = load_config()
     assert cfg.path is None and cfg.data_dir == tmp_path / "results" / "data"
-    assert list(cfg.scenarios) == ["bare-metal", "k8s-pod", "bare-metal-proxy", "k8s-proxy",
-                                   "k8s-hypervisor"]
+    assert list(cfg.scenarios) == REFERENCE
     assert [s.name for s in cfg.enabled_scenarios()] == ["bare-metal"]
     assert [h.name for h in cfg.hosts.values() if h.enabled] == ["local"]
 

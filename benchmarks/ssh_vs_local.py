@@ -54,7 +54,7 @@ from scenarios.ssh.asyncssh_import import asyncssh  # noqa: E402
 from scenarios.base import LaunchRequest  # noqa: E402
 from scenarios.config import HostConfig, ProxyLayer, ScenarioConfig  # noqa: E402
 from scenarios.events import Hello, Result, SessionEnded  # noqa: E402
-from scenarios.layers import verify  # noqa: E402
+from scenarios.layers import proxy_notes, verify  # noqa: E402
 from scenarios.local import LocalLauncher  # noqa: E402
 from scenarios.ssh.launcher import SshLauncher  # noqa: E402
 from results.inference import bootstrap_overhead_ci  # noqa: E402
@@ -63,6 +63,16 @@ from tests.support.sshd import OpenSshServer  # noqa: E402
 
 
 # --------------------------------------------------------------------------- asyncssh server
+
+def proxy_state(scenario: ScenarioConfig, hello: dict) -> str:
+    """What the proxy arm's hello proves: INVALID with why, active with interception proven,
+    or active as far as a mapped library shows, with what could not be proven."""
+    reasons = verify(scenario, hello)
+    if reasons:
+        return "; ".join(reasons) + " -> INVALID"
+    notes = proxy_notes(scenario, hello)
+    return "active (" + ("; ".join(notes) if notes else "mapped and intercepting") + ")"
+
 def serve(directory: Path, port_file: Path) -> None:
     """Child process: an SSH server that runs exec requests with /bin/sh and serves SFTP."""
     # asyncssh's redirect leaves a cleanup coroutine unawaited when a client goes away first
@@ -281,9 +291,7 @@ async def bench(args) -> int:
             line += f"; target within 1 %: {verdict}"
         print(line)
     if proxy_scenario is not None:
-        reasons = verify(proxy_scenario, trials["local+proxy"][0]["hello"])
-        print("proxy layer: " + ("active (library mapped in the engine)" if not reasons
-                                 else "; ".join(reasons) + " -> INVALID"))
+        print("proxy layer: " + proxy_state(proxy_scenario, trials["local+proxy"][0]["hello"]))
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"server": kind, "engine_args": engine_args, "summary": summary,
@@ -347,7 +355,7 @@ async def bench_alternating(args, arms, proxy_scenario, kind: str, engine_args: 
         print(line, flush=True)
         report[other[0]] = {"summary": summary, "runs": runs}
     if proxy_scenario is not None:
-        print("proxy layer: active (library mapped in every local+proxy engine)", flush=True)
+        print("proxy layer: " + proxy_state(proxy_scenario, hellos["local+proxy"]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"design": "alternate", "server": kind, "engine_args": engine_args,

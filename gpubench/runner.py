@@ -40,7 +40,7 @@ from scenarios.base import Session
 from scenarios.collect import Collected, collect
 from scenarios.config import BenchDefaults, Config, ScenarioConfig
 from scenarios.events import Event
-from scenarios.layers import verify
+from scenarios.layers import proxy_notes, verify
 from scenarios.multigpu import gpu_request, resolve_gpus, start_concurrent
 from scenarios.registry import launcher_for, request_for
 
@@ -94,14 +94,16 @@ async def _close_all(launchers) -> None:
             pass
 
 
-def verify_layers(scenario: ScenarioConfig, hello_data: dict | None) -> list[str]:
-    """Reasons the scenario's layers (proxy, hypervisor) were not in effect, from `hello`."""
+def verify_layers(scenario: ScenarioConfig, hello_data: dict | None) -> tuple[list[str], list[str]]:
+    """From `hello`: reasons the scenario's layers (proxy, hypervisor) were not in effect, and
+    notes on what could not be proven of them (a proxy's interception without a driver)."""
     if hello_data is None:
-        return []
+        return [], []
     try:
-        return [str(r) for r in verify(scenario, hello_data)]
+        return ([str(r) for r in verify(scenario, hello_data)],
+                [str(n) for n in proxy_notes(scenario, hello_data)])
     except Exception as exc:  # a verifier bug must not lose the measurements
-        return [f"layer verification failed: {type(exc).__name__}: {exc}"]
+        return [f"layer verification failed: {type(exc).__name__}: {exc}"], []
 
 
 LauncherFactory = Callable[[ScenarioConfig, Config], Any]
@@ -298,11 +300,11 @@ class PlanRunner:
         finally:
             self._sessions.discard(session)
         self._trial_results += len(got.results)
+        reasons, notes = verify_layers(scenario, got.hello.data if got.hello else None)
         return SessionRecord(
             got.lines, outcome=got.outcome, message=got.message, exit_code=got.exit_code,
             trial=slot.trial, started=started, warnings=got.warnings, gpu=gpu, gpu_mode=gpu_mode,
-            layer_reasons=verify_layers(scenario, got.hello.data if got.hello else None),
-            details=got.details)
+            layer_reasons=reasons, layer_notes=notes, details=got.details)
 
     async def _per_gpu_trial(self, index: int, slot: TrialSlot, scenario: ScenarioConfig,
                              launchers: dict, emit: Callable) -> list[SessionRecord]:

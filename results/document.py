@@ -55,6 +55,7 @@ class SessionRecord:
     exit_code: int | None = None
     trial: int = 0
     layer_reasons: Sequence[str] = ()     # from layer verification (proxy not mapped, ...)
+    layer_notes: Sequence[str] = ()       # what layer verification could not prove (a note)
     started: str | None = None            # UTC ISO time the session started
     warnings: Sequence[str] = ()          # stream warnings (malformed lines) seen by the reader
     gpu: dict | None = None               # per-GPU runs: {index, uuid, name, mig_instance}
@@ -252,6 +253,8 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         })
         if stream_problems:
             session_docs[-1]["stream_problems"] = stream_problems
+        if rec.layer_notes:
+            session_docs[-1]["layer_notes"] = [str(n) for n in rec.layer_notes]
         if rec.details:
             session_docs[-1]["details"] = session_details(rec.details)
         if rec.gpu is not None:
@@ -293,6 +296,9 @@ def build_document(sessions: Sequence[SessionRecord], scenario: dict, *,
         causes = sorted({r for t in all_trials if not t["valid"] for r in t["validity_reasons"]})
         notes_validity.append(f"{invalid_trials} of {len(all_trials)} results invalid "
                               f"(excluded from statistics): {'; '.join(causes[:3])}")
+    for note in (f"layer: {n}" for rec in sessions for n in rec.layer_notes):
+        if note not in notes_validity:
+            notes_validity.append(note)
     cut_off = sum(1 for o in outcomes if o in (INCOMPLETE, CANCELLED))
     why_incomplete = [incomplete_reason or "plan was interrupted"] if not complete else []
     if cut_off:

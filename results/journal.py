@@ -40,6 +40,7 @@ def _record_dict(rec: SessionRecord) -> dict:
     out["lines"] = [ln if isinstance(ln, str) else json.dumps(ln, separators=(",", ":"))
                     for ln in rec.lines]
     out["layer_reasons"] = [str(r) for r in rec.layer_reasons]
+    out["layer_notes"] = [str(n) for n in rec.layer_notes]
     out["warnings"] = [str(w) for w in rec.warnings]
     out["details"] = session_details(rec.details) if rec.details else None
     return out

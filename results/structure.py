@@ -243,7 +243,8 @@ SESSION = Obj({"index": INT, "trial": Opt(INT), "outcome": Choice(*OUTCOMES),
                "results": Opt(INT),
                "errors": Opt(ListOf(Obj({"code": Opt(STR), "message": Opt(STR),
                                          "fatal": Opt(BOOL)}))),
-               "layer_reasons": TEXTS, "done": Opt(STR), "device": Opt(DEVICE),
+               "layer_reasons": TEXTS, "layer_notes": TEXTS, "done": Opt(STR),
+               "device": Opt(DEVICE),
                "raw_lines": Opt(ListOf(INT, length=2)),
                "details": Opt(Obj({"startup": Opt(MapOf(Opt(NUM))), "node": Opt(STR)})),
                "gpu": Opt(GPU_TAG), "gpu_mode": Opt(STR)}, required=("index", "outcome"))
@@ -316,7 +317,8 @@ JOURNAL_HEADER = Obj({
 }, required=("journal", "run_id", "created", "scenario", "trials_planned"))
 JOURNAL_SESSION = Obj({
     "lines": ListOf(STR), "outcome": Choice(*OUTCOMES), "message": Opt(STR),
-    "exit_code": Opt(INT), "trial": INT, "layer_reasons": TEXTS, "started": Opt(STR),
+    "exit_code": Opt(INT), "trial": INT, "layer_reasons": TEXTS, "layer_notes": TEXTS,
+    "started": Opt(STR),
     "warnings": TEXTS, "gpu": Opt(GPU_TAG), "gpu_mode": Opt(STR), "details": Opt(OBJECT),
 }, required=("lines", "outcome", "trial"))
 JOURNAL_TRIAL = Obj({"trial_index": INT, "sessions": ListOf(JOURNAL_SESSION)},

@@ -3,6 +3,7 @@ cache, and a fake CUDA driver with two helper libraries and a `harness` program 
 csrc/, built with cc) once per session."""
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -13,6 +14,20 @@ import pytest
 from gpubench import interposer
 
 CSRC = Path(__file__).resolve().parent / "csrc"
+
+
+def driver_installed() -> bool:
+    """A real libcuda loads here: the engine then resolves driver lookups against it, so a
+    preloaded library that wraps nothing is shown to intercept nothing."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+NO_DRIVER = pytest.mark.skipif(driver_installed(), reason="a CUDA driver is installed: the "
+                               "probe library is then judged as intercepting nothing")
 
 
 def _cc() -> str:

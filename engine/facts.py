@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
+from .mps_facts import mps_facts
 from .redact import redact_env
 
 # NVML nvmlGpuVirtualizationMode_t
@@ -192,6 +193,7 @@ def host_facts(nvml_virt_mode: int | None = None, nvml_version: str | None = Non
         "pid": os.getpid(),
         "hypervisor": detect_hypervisor(root, nvml_virt_mode),
         "preload": preload_facts(),
+        "mps": mps_facts(),
         "env": env_facts(),
     }
 

@@ -12,10 +12,12 @@ import pytest
 from engine.facts import host_facts
 from engine.mps_facts import mps_facts, server_pids
 from gpubench.run_identity import scenario_record
+from scenarios.builtin_config import tomllib
 from scenarios.config import Config, ConfigError, parse_config
 from scenarios.layers import verify
 from scenarios.mps import MpsLayer
 from scenarios.registry import launcher_for
+from tests.support.sshd import REPO
 
 BASE = {"hosts": {"gpu1": {"kind": "ssh", "address": "gpu1"}}}
 
@@ -150,3 +152,16 @@ def test_no_facts_at_all_is_invalid_and_a_scenario_without_mps_is_not_judged():
     assert verify(load(None).scenarios["m"], {"host": {}}) == []
     no_limit = load({}).scenarios["m"]
     assert verify(no_limit, hello(active_thread_percentage=None)) == []
+
+
+def test_the_shipped_example_loads_once_uncommented():
+    """config.toml's commented MPS scenario is a working example, not prose that can rot."""
+    text = (REPO / "config.toml").read_text()
+    start = text.index("# [scenarios.bare-metal-mps]")
+    block = text[start:text.index("\n\n", start)]
+    example = "\n".join(line[2:] for line in block.splitlines())
+    data = tomllib.loads(example)
+    data["scenarios"]["bare-metal"] = {"launcher": "local"}
+    scenario = parse_config(data, "config.toml", REPO).scenarios["bare-metal-mps"]
+    assert scenario.mps == MpsLayer(thread_percentage=25, pinned_memory_limit="0=16G")
+    assert scenario.launcher == "local" and scenario.baseline == "bare-metal"

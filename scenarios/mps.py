@@ -13,8 +13,9 @@ same words over the ssh connection), in a private folder with pipe/ and log/; ev
 engine gets that folder's CUDA_MPS_PIPE_DIRECTORY / CUDA_MPS_LOG_DIRECTORY and the layer's
 limits; the launcher's close() (the plan's end, its cancel, an error, Ctrl-C) sends `quit`
 and removes the folder. A daemon that cannot start is one LaunchError line, the same for every
-later session: nothing runs without the layer it was asked for. Whether the engine really ran
-under MPS is judged from its `hello` (scenarios/layers.py), not assumed from having started it.
+later session (only a failed connection is tried again): nothing runs without the layer it was
+asked for. Whether the engine really ran under MPS is judged from its `hello`
+(scenarios/layers.py), not assumed from having started it.
 """
 from __future__ import annotations
 
@@ -96,6 +97,11 @@ def read_reply(where: str, what: str, code: int | None, out: str, err: str) -> d
     return reply if isinstance(reply, dict) else {"ok": False, "error": "unreadable reply"}
 
 
+class MpsRefused(LaunchError):
+    """The target said no (no control program, no daemon, one already there): final for the
+    run, unlike a transport failure, which the next session tries again."""
+
+
 class MpsDaemon:
     """The private control daemon of one launcher: started by the first session, stopped by
     stop(). `where` names the target in messages ("local", "ssh gpu1")."""
@@ -112,7 +118,8 @@ class MpsDaemon:
 
     async def client_env(self) -> dict[str, str]:
         """The engine's MPS environment, starting the daemon at the first call; LaunchError
-        (one line) when it cannot start, now and at every later call."""
+        (one line) when it cannot start: when the target refused, the same line at every later
+        call."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -121,7 +128,7 @@ class MpsDaemon:
             if self._env is None:
                 try:
                     self._env = await self._start()
-                except LaunchError as exc:
+                except MpsRefused as exc:
                     self._failed = str(exc)
                     raise
             return dict(self._env)
@@ -132,7 +139,7 @@ class MpsDaemon:
                                           START_TIMEOUT_S * 2 + 10)
         reply = read_reply(self.where, "start the control daemon", code, out, err)
         if not reply.get("ok"):
-            raise LaunchError(f"{self.where}: MPS: {reply.get('error') or 'did not start'}")
+            raise MpsRefused(f"{self.where}: MPS: {reply.get('error') or 'did not start'}")
         self.folder = str(reply["folder"])
         return {"CUDA_MPS_PIPE_DIRECTORY": str(reply["pipe"]),
                 "CUDA_MPS_LOG_DIRECTORY": str(reply["log"]), **self.layer.client_env()}

@@ -132,6 +132,21 @@ async def test_a_missing_control_program_is_one_line_and_nothing_runs(tmp_path, 
     assert list(tmpdir_env.iterdir()) == []
 
 
+async def test_a_target_that_could_not_be_reached_is_tried_again(tmp_path, tmpdir_env):
+    launcher = LocalLauncher(mps=MpsLayer(control=str(write_standin(tmp_path / "bin"))))
+    python, launcher.python = launcher.python, str(tmp_path / "no-python")
+    with pytest.raises(LaunchError) as err:
+        await launcher.start(LaunchRequest(engine_args=FAST))
+    assert str(err.value).startswith(f"local: cannot start {tmp_path / 'no-python'}")
+    launcher.python = python          # the target is back: the next session starts the daemon
+    try:
+        hello, ended = await run_session(launcher)
+    finally:
+        await launcher.close()
+    assert ended.outcome == "completed" and hello["host"]["mps"]["control"] is True
+    assert list(tmpdir_env.iterdir()) == []
+
+
 async def test_a_daemon_that_never_comes_up_is_one_line_and_leaves_nothing(
         tmp_path, tmpdir_env, monkeypatch):
     monkeypatch.setattr("scenarios.mps.START_TIMEOUT_S", 1.0)

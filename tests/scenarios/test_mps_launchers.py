@@ -248,8 +248,8 @@ def test_ctrl_c_stops_the_plan_and_the_daemon(tmp_path):
     folder.mkdir()
     env = {**os.environ, "TMPDIR": str(folder), "GPUBENCH_CONFIG": str(tmp_path / "config.toml")}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gpubench"), "run", "mps-25", "--trials", "1", "--backend",
-         "numpy-cpu", "--duration", "60", "--warmup", "0", "--repeats", "1"],
+        [str(Path(sys.executable).parent / "gpubench"), "run", "mps-25", "--trials", "1",
+         "--backend", "numpy-cpu", "--duration", "60", "--warmup", "0", "--repeats", "1"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -95,7 +95,7 @@ async def _close_all(launchers) -> None:
 
 
 def verify_layers(scenario: ScenarioConfig, hello_data: dict | None) -> list[str]:
-    """Reasons the scenario's layers (proxy, hypervisor) were not in effect, from `hello`."""
+    """Reasons the scenario's layers (proxy, MPS, hypervisor) were not in effect, from `hello`."""
     if hello_data is None:
         return []
     try:

@@ -225,9 +225,21 @@ def test_the_daemon_is_stopped_when_every_session_fails(tmp_path, tmpdir_env, mo
                          "--duration", "0.1", "--warmup", "0", "--repeats", "1")
     assert code != 0
     assert "cannot pin the engine there" in out + err
-    assert "(mps-25, INVALID)" in out + err          # its failed sessions are what was measured
+    assert "(mps-25, INVALID" in out + err          # its failed sessions are what was measured
     assert list(tmpdir_env.iterdir()) == []          # daemon stopped, folder removed
     assert not [p for p in _standin_daemons() if alive(p)]
+
+
+def test_a_run_whose_engines_do_not_see_mps_is_saved_invalid(tmp_path, tmpdir_env, monkeypatch,
+                                                             capsys):
+    control = write_standin(tmp_path / "bin", mode="no-server")
+    store = use_config(tmp_path, monkeypatch, mps_config(control))
+    code, out, err = run(capsys, "run", "mps-25", "--trials", "1", "--backend", "numpy-cpu",
+                         "--duration", "0.1", "--warmup", "0", "--repeats", "1")
+    assert "[INVALID: MPS not active: no nvidia-cuda-mps-server process seen by the " \
+           "engine]" in out + err
+    assert "(mps-25, INVALID" in out + err
+    assert len(store.list_runs().runs) == 1 and list(tmpdir_env.iterdir()) == []
 
 
 def test_a_missing_control_program_fails_the_run_with_its_line(tmp_path, tmpdir_env,

@@ -111,6 +111,7 @@ class MpsDaemon:
         self.where = where
         self._run = run_script
         self._lock: asyncio.Lock | None = None
+        self._starting: asyncio.Future | None = None
         self.folder: str | None = None
         self._env: dict[str, str] | None = None
         self._failed: str | None = None
@@ -126,10 +127,17 @@ class MpsDaemon:
             if self._failed is not None:
                 raise LaunchError(self._failed)
             if self._env is None:
+                # shielded: a session cancelled while the daemon starts (Ctrl-C) must not
+                # leave a daemon that stop() never hears of; stop() waits for this instead
+                if self._starting is None:
+                    self._starting = asyncio.ensure_future(self._start())
                 try:
-                    self._env = await self._start()
+                    self._env = await asyncio.shield(self._starting)
                 except MpsRefused as exc:
                     self._failed = str(exc)
+                    raise
+                except LaunchError:
+                    self._starting = None
                     raise
             return dict(self._env)
 
@@ -154,6 +162,9 @@ class MpsDaemon:
     async def stop(self) -> None:
         """`quit` to the daemon and its folder removed; a no-op when none was started. Never
         raises: what went wrong is kept in `notes`."""
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            await asyncio.wait([starting])      # bounded by the start's own time limit
         folder, self.folder, self._env = self.folder, None, None
         if folder is None:
             return

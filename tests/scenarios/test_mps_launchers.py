@@ -202,6 +202,19 @@ async def test_a_cancelled_session_still_stops_the_daemon(tmp_path, tmpdir_env):
     assert list(tmpdir_env.iterdir()) == []
 
 
+async def test_a_start_cancelled_while_the_daemon_starts_leaves_no_daemon(tmp_path, tmpdir_env):
+    launcher = LocalLauncher(mps=MpsLayer(control=str(write_standin(tmp_path / "bin",
+                                                                     mode="slow"))))
+    start = asyncio.ensure_future(launcher.start(LaunchRequest(engine_args=FAST)))
+    await asyncio.sleep(0.3)           # the stand-in's `-d` takes a second
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    await launcher.close()             # waits for the start it was not told of, then stops
+    assert list(tmpdir_env.iterdir()) == []
+    assert await gone(_standin_daemons()) == []
+
+
 # -- the CLI: a plan's sessions fail, or it is interrupted -----------------------------------
 
 def mps_config(control: Path, extra: str = "") -> str:

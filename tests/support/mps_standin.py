@@ -11,7 +11,7 @@ It behaves as the real program's interface does, as far as gpubench uses it:
   and its server and removes the control pipe and pid file.
 
 MPS_STANDIN_MODE selects a broken daemon: `never-up` (exits 0, never makes the pipe),
-`no-server` (a daemon without a server process). A daemon left by a failed test exits on its
+`no-server` (a daemon without a server process), or a slow one: `slow` (`-d` takes a second). A daemon left by a failed test exits on its
 own after MAX_LIFE_S.
 """
 from __future__ import annotations
@@ -79,6 +79,8 @@ def start_daemon() -> int:
         return 1
     if mode == "never-up":
         return 0
+    if mode == "slow":
+        time.sleep(1.0)
     if os.fork() > 0:
         return 0
     os.setsid()

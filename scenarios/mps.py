@@ -79,7 +79,8 @@ def parse_mps(r: "_Reader", launcher: str | None) -> MpsLayer | None:
     return MpsLayer(thread_percentage=pct, pinned_memory_limit=pinned, control=control)
 
 
-# Runs `python -S -c SCRIPT ARGS...` on the target within a time limit: (exit code, stdout).
+# Runs `python -S -c SCRIPT ARGS...` on the target within a time limit:
+# (exit code, stdout, stderr); asyncio.TimeoutError past it, LaunchError when it cannot run.
 ScriptRunner = Callable[[str, Sequence[str], float], Awaitable[tuple]]
 
 
@@ -163,8 +164,10 @@ class MpsDaemon:
         """`quit` to the daemon and its folder removed; a no-op when none was started. Never
         raises: what went wrong is kept in `notes`."""
         starting, self._starting = self._starting, None
-        if starting is not None and not starting.done():
+        if starting is not None:
             await asyncio.wait([starting])      # bounded by the start's own time limit
+            if not starting.cancelled():
+                starting.exception()            # its failure was told to its session
         folder, self.folder, self._env = self.folder, None, None
         if folder is None:
             return

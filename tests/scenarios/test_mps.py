@@ -97,13 +97,14 @@ def test_facts_show_the_pipe_the_control_the_server_and_the_limits(tmp_path):
     pipe = tmp_path / "pipe"
     pipe.mkdir()
     os.mkfifo(pipe / "control")
+    (pipe / "nvidia-cuda-mps-control.pid").write_text("11\n")
     proc = fake_proc(tmp_path, {
         10: ["/usr/bin/nvidia-cuda-mps-server"], 11: ["nvidia-cuda-mps-control", "-d"],
         12: ["python", "nvidia-cuda-mps-server"]})     # only argv[0] names the process
     env = {"CUDA_MPS_PIPE_DIRECTORY": str(pipe), "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25"}
     facts = mps_facts(env, proc)
     assert facts == {"pipe_directory": str(pipe), "pipe_directory_set": True, "control": True,
-                     "servers": [10], "active_thread_percentage": "25",
+                     "daemon_pid": 11, "servers": [10], "active_thread_percentage": "25",
                      "pinned_device_mem_limit": None}
     assert server_pids(tmp_path / "no-proc") == []
 
@@ -111,21 +112,21 @@ def test_facts_show_the_pipe_the_control_the_server_and_the_limits(tmp_path):
 def test_without_a_control_pipe_no_process_is_searched(tmp_path):
     proc = fake_proc(tmp_path, {10: ["nvidia-cuda-mps-server"]})
     facts = mps_facts({"CUDA_MPS_PIPE_DIRECTORY": str(tmp_path / "nothing")}, proc)
-    assert facts["control"] is False and facts["servers"] == []
+    assert facts["control"] is False and facts["servers"] == [] and facts["daemon_pid"] is None
     unset = mps_facts({}, proc)
     assert unset["pipe_directory"] == "/tmp/nvidia-mps" and unset["pipe_directory_set"] is False
 
 
 def test_hello_carries_the_mps_facts():
     assert set(host_facts()["mps"]) == {"pipe_directory", "pipe_directory_set", "control",
-                                        "servers", "active_thread_percentage",
+                                        "daemon_pid", "servers", "active_thread_percentage",
                                         "pinned_device_mem_limit"}
 
 
 # -- the judgement ---------------------------------------------------------------------------
 
 ACTIVE = {"pipe_directory": "/tmp/gpubench-mps-x/pipe", "pipe_directory_set": True,
-          "control": True, "servers": [4242], "active_thread_percentage": "25",
+          "control": True, "daemon_pid": 4241, "servers": [4242], "active_thread_percentage": "25",
           "pinned_device_mem_limit": None}
 
 

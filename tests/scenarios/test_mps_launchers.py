@@ -110,7 +110,7 @@ async def test_local_sessions_run_under_one_private_daemon_stopped_at_close(tmp_
     assert facts["active_thread_percentage"] == "25"
     assert verify(scenario(layer), first) == []
     pids = daemon_pids(pipe)
-    assert set(facts["servers"]) <= set(pids[1:])
+    assert facts["daemon_pid"] == pids[0] and set(facts["servers"]) <= set(pids[1:])
     second, _ = await run_session(launcher)          # the same daemon for the whole run
     assert second["host"]["mps"]["pipe_directory"] == pipe
     await launcher.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .interception import driver_resolution
+from .mps_facts import mps_facts
 from .redact import redact_env
 
 # NVML nvmlGpuVirtualizationMode_t
@@ -193,6 +194,7 @@ def host_facts(nvml_virt_mode: int | None = None, nvml_version: str | None = Non
         "pid": os.getpid(),
         "hypervisor": detect_hypervisor(root, nvml_virt_mode),
         "preload": {**preload_facts(), **driver_resolution()},
+        "mps": mps_facts(),
         "env": env_facts(),
     }
 

@@ -24,6 +24,10 @@ def scenario_record(s: ScenarioConfig, config: Config) -> dict:
     if s.hypervisor is not None:
         details["hypervisor"] = {"runtime_class": s.hypervisor.runtime_class,
                                  "require_detected": s.hypervisor.require_detected}
+    if s.mps is not None:
+        details["mps"] = {"thread_percentage": s.mps.thread_percentage,
+                          "pinned_memory_limit": s.mps.pinned_memory_limit,
+                          "control": s.mps.control}
     if s.env:
         details["env"] = dict(s.env)
     if s.launcher == "k8s" and s.cluster in config.clusters:

@@ -95,7 +95,7 @@ async def _close_all(launchers) -> None:
 
 
 def verify_layers(scenario: ScenarioConfig, hello_data: dict | None) -> tuple[list[str], list[str]]:
-    """From `hello`: reasons the scenario's layers (proxy, hypervisor) were not in effect, and
+    """From `hello`: reasons the scenario's layers (proxy, MPS, hypervisor) were not in effect, and
     notes on what could not be proven of them (a proxy's interception without a driver)."""
     if hello_data is None:
         return [], []

@@ -21,6 +21,7 @@ from engine.vocabulary import BACKEND_CHOICES, WORKLOADS
 from scenarios import limits
 from scenarios.builtin_config import BUILTIN_NAME, builtin_data, tomllib
 from scenarios.limits import Range, shown
+from scenarios.mps import MpsLayer, parse_mps
 
 
 LAUNCHERS = ("local", "ssh", "k8s")
@@ -119,6 +120,7 @@ class ScenarioConfig:
     enabled: bool = True
     gpu_select: str | None = None        # local/ssh: "all", "0,2" or UUIDs: one engine per GPU
     gpus_sequential: bool = False        # with gpu_select: one GPU after the other
+    mps: MpsLayer | None = None          # local/ssh: a private MPS daemon (scenarios/mps.py)
 
 
 @dataclass(frozen=True)
@@ -350,7 +352,7 @@ def _scenario(name: str, r: _Reader, targets: dict[str, float]) -> ScenarioConfi
         tolerations=tuple(tolerations), gpus=r.get("gpus", int, 1, bounds=limits.GPUS_PER_POD),
         env=r.str_map("env", env=True), enabled=r.get("enabled", bool, True),
         gpu_select=_gpu_select(r, launcher),
-        gpus_sequential=r.get("gpus_sequential", bool, False),
+        gpus_sequential=r.get("gpus_sequential", bool, False), mps=parse_mps(r, launcher),
     )
     r.reject_unknown()
     return s

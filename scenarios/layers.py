@@ -1,6 +1,7 @@
-"""Isolation layers on top of a launcher: a GPU proxy (LD_PRELOAD + env) and a hypervisor.
+"""Isolation layers on top of a launcher: a GPU proxy (LD_PRELOAD + env), MPS and a hypervisor.
 
-A layer is configuration (config.toml `[scenarios.X.proxy]`, `[scenarios.X.hypervisor]`).
+A layer is configuration (config.toml `[scenarios.X.proxy]`, `[scenarios.X.mps]`,
+`[scenarios.X.hypervisor]`).
 How it is applied belongs to the launcher (registry.request_for puts the proxy's
 library and env into the LaunchRequest; local and ssh put them on the engine's
 command line, k8s mounts the library). Whether it really took effect is judged here,
@@ -21,6 +22,10 @@ from the engine's `hello`, never assumed:
   Where the engine could not resolve anything (no libcuda in its process: the CPU backend on
   a machine without a driver), the mapped check stands alone and proxy_notes() says that
   interception was not proven. `require_active = false` skips both checks.
+- mps: the engine must see what an MPS client sees (hello.host.mps, engine/mps_facts.py):
+  CUDA_MPS_PIPE_DIRECTORY set, the daemon's control pipe in it, an nvidia-cuda-mps-server
+  process, and the configured active thread percentage in its environment. Else INVALID
+  "MPS not active: <the first thing missing>": the run measured the GPU without MPS.
 - hypervisor: hello.host.hypervisor.detected must be true when the scenario
   expects a guest (`require_detected`, the default): otherwise INVALID
   "hypervisor not detected in the guest".
@@ -40,6 +45,7 @@ PROXY_NOT_PROVEN = ("proxy interception not proven: {why}; only that {lib} is ma
                     "engine process was checked")
 DOORS = (("dlsym", "dlsym"), ("getproc", "cuGetProcAddress"))
 HYPERVISOR_NOT_DETECTED = "hypervisor not detected in the guest"
+MPS_NOT_ACTIVE = "MPS not active: {why}"
 
 
 def _host(hello: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -179,6 +185,36 @@ def proxy_notes(scenario: ScenarioConfig, hello: Mapping[str, Any]) -> list[str]
                                 missed=listed)]
 
 
+def mps_reasons(scenario: ScenarioConfig, hello: Mapping[str, Any]) -> list[str]:
+    layer = scenario.mps
+    if layer is None:
+        return []
+    facts = _host(hello).get("mps")
+    if not isinstance(facts, Mapping):
+        return [MPS_NOT_ACTIVE.format(why="the engine reported no MPS facts")]
+    pipe = facts.get("pipe_directory")
+    if facts.get("pipe_directory_set") is not True:
+        why = "CUDA_MPS_PIPE_DIRECTORY is not set in the engine"
+    elif facts.get("control") is not True:
+        why = f"no control pipe in {pipe}"
+    elif not facts.get("servers"):
+        why = "no nvidia-cuda-mps-server process seen by the engine"
+    elif layer.thread_percentage is not None and \
+            not _same_number(facts.get("active_thread_percentage"), layer.thread_percentage):
+        why = (f"active thread percentage {facts.get('active_thread_percentage')}, "
+               f"configured {layer.thread_percentage}")
+    else:
+        return []
+    return [MPS_NOT_ACTIVE.format(why=why)]
+
+
+def _same_number(text: Any, number: float) -> bool:
+    try:
+        return float(text) == number
+    except (TypeError, ValueError):
+        return False
+
+
 def hypervisor_reasons(scenario: ScenarioConfig, hello: Mapping[str, Any]) -> list[str]:
     layer = scenario.hypervisor
     if layer is None or not layer.require_detected:
@@ -197,4 +233,5 @@ def verify(scenario: ScenarioConfig, hello: Mapping[str, Any]) -> list[str]:
     data = getattr(hello, "data", hello)
     if not isinstance(data, Mapping):
         data = {}
-    return proxy_reasons(scenario, data) + hypervisor_reasons(scenario, data)
+    return proxy_reasons(scenario, data) + mps_reasons(scenario, data) + \
+        hypervisor_reasons(scenario, data)

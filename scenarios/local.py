@@ -9,6 +9,9 @@ the shipped packages; the rest of sys.path (the venv's numpy/cupy, PYTHONPATH) i
 The engine dies with us: GPUBENCH_PARENT_PID names this process, and the engine asks Linux for
 SIGTERM when its parent dies (engine/signals.py, die_with_parent), so a CLI killed with -9
 leaves no engine running.
+
+With an MPS layer (scenarios/mps.py) the first session starts a private MPS control daemon
+through `run_script`, every engine runs as its client, and close() stops it.
 """
 from __future__ import annotations
 
@@ -16,9 +19,12 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import replace
 from typing import Sequence
 
+from .aio import within
 from .base import ENGINE_DIR, LaunchError, LaunchRequest, Launcher, Session
+from .mps import MpsDaemon, MpsLayer
 
 INTERRUPT_GRACE_S = 5.0   # time the engine gets to emit its partial result after SIGINT
 PACKAGES_DIR = str(ENGINE_DIR.parent)      # holds the shipped engine/ (and gpubench/, ...)
@@ -111,11 +117,37 @@ class LocalSession(Session):
 class LocalLauncher(Launcher):
     name = "local"
 
-    def __init__(self, python: str | None = None):
+    def __init__(self, python: str | None = None, mps: MpsLayer | None = None):
         self.python = python or sys.executable
+        self.mps = MpsDaemon(mps, "local", self.run_script) if mps is not None else None
 
     async def start(self, request: LaunchRequest) -> Session:
+        if self.mps is not None:
+            request = replace(request, env={**request.env, **await self.mps.client_env()})
         session = LocalSession(request, self.python)
         await session._spawn()
         session._begin()
         return session
+
+    async def run_script(self, script: str, args: Sequence[str],
+                         timeout: float) -> tuple[int | None, str, str]:
+        """`python -S -c script args...` here: (exit code, stdout, stderr); asyncio.TimeoutError
+        after `timeout` (the process is killed)."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.python, "-S", "-c", script, *args, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        except OSError as exc:
+            raise LaunchError(f"local: cannot start {self.python}: {exc.strerror}") from None
+        try:
+            out, err = await within(proc.communicate(), timeout)
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    async def close(self) -> None:
+        if self.mps is not None:
+            await self.mps.stop()

@@ -13,10 +13,10 @@ from .base import LaunchRequest, Launcher
 def launcher_for(scenario: ScenarioConfig, config: Config) -> Launcher:
     if scenario.launcher == "local":
         from .local import LocalLauncher
-        return LocalLauncher()
+        return LocalLauncher(mps=scenario.mps)
     if scenario.launcher == "ssh":
         from .ssh.launcher import SshLauncher
-        return SshLauncher.from_config(config.hosts[scenario.host or "local"])
+        return SshLauncher.from_config(config.hosts[scenario.host or "local"], mps=scenario.mps)
     if scenario.launcher == "k8s":
         from .k8s.launcher import K8sLauncher
         return K8sLauncher.from_config(config.clusters[scenario.cluster or ""], scenario)

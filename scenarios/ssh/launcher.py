@@ -20,18 +20,25 @@ What happens on `start()`:
    process group, reports it on stderr and stops the engine if the connection drops. The
    proxy layer's LD_PRELOAD and env are on that command line (for the engine only), every
    value one quoted word. stdout lines are fed to the parser as they arrive (session.py).
+
+With an MPS layer (scenarios/mps.py) the first start() runs the MPS control script over the
+connection (`run_script`, quoted like every remote command) to start a private daemon on the
+host; its folder's variables and the layer's limits join the engine's environment, and close()
+stops the daemon before the connections close.
 """
 from __future__ import annotations
 
 import asyncio
 import sys
 import weakref
-from typing import Any
+from dataclasses import replace
+from typing import Any, Sequence
 
 from scenarios.aio import within
 from scenarios.base import LaunchError, LaunchRequest, Launcher, Session
 from scenarios.config import HostConfig
 from scenarios.descriptors import raise_nofile_limit
+from scenarios.mps import MpsDaemon, MpsLayer
 
 from .asyncssh_import import asyncssh
 from .bundle import Bundle, current_bundle
@@ -42,7 +49,7 @@ from .connection import (CONNECT_TIMEOUT_S, CONNECTS_TOTAL, KEEPALIVE_S, Connect
 from .deploy import CACHE_ROOT, Deployment, deploy
 from .options import set_login_name
 from .remote_check import one_line
-from .remote_cmd import check_command, engine_argv, exec_command
+from .remote_cmd import check_command, engine_argv, exec_command, script_command
 from .session import SshSession
 
 
@@ -53,23 +60,24 @@ class SshLauncher(Connector, Launcher):
 
     def __init__(self, host: HostConfig, *, ssh_config: Any = (), cache_root: str = CACHE_ROOT,
                  connect_timeout: float = CONNECT_TIMEOUT_S, keepalive_s: float = KEEPALIVE_S,
-                 max_connects_total: int | None = CONNECTS_TOTAL):
+                 max_connects_total: int | None = CONNECTS_TOTAL, mps: MpsLayer | None = None):
         super().__init__(host, ssh_config=ssh_config, connect_timeout=connect_timeout,
                          keepalive_s=keepalive_s, max_connects_total=max_connects_total)
         self.cache_root = cache_root
         self.sessions: "weakref.WeakSet[SshSession]" = weakref.WeakSet()
         self.messages: list[str] = []         # what happened, for the Hosts view and the logs
         self.check_at_start = False           # a fleet's prepare() only connects (start() checks)
+        self.mps = MpsDaemon(mps, f"ssh {host.name}", self.run_script) if mps is not None else None
         if not SshLauncher._nofile_raised:    # each session holds a descriptor
             SshLauncher._nofile_raised = True
             raise_nofile_limit()
             set_login_name()
 
     @classmethod
-    def from_config(cls, host: HostConfig) -> "SshLauncher":
+    def from_config(cls, host: HostConfig, mps: MpsLayer | None = None) -> "SshLauncher":
         if not host.address:
             raise LaunchError(f"hosts.{host.name}: an ssh host needs an address")
-        return cls(host)
+        return cls(host, mps=mps)
 
     def use_fleet_settings(self, *, max_connects: int | None = None,
                            keepalive_s: float | None = None) -> None:
@@ -179,6 +187,8 @@ class SshLauncher(Connector, Launcher):
         when the engine can run there and its bundle is deployed, becomes the engine (no
         separate check round trip); otherwise the check's verdict is acted on as in prepare()
         (a one-line error, or an upload and then the engine)."""
+        if self.mps is not None:
+            request = replace(request, env={**request.env, **await self.mps.client_env()})
         argv = self.engine_argv(request)      # a bad variable name: refused before anything runs
         slot = await self._slot()
         session: SshSession | None = None
@@ -251,8 +261,25 @@ class SshLauncher(Connector, Launcher):
             raise LaunchError(cupy_refusal(check))
         return None
 
+    async def run_script(self, script: str, args: Sequence[str],
+                         timeout: float) -> tuple[int | None, str, str]:
+        """`python -S -c script args...` on the host: (exit code, stdout, stderr);
+        asyncio.TimeoutError after `timeout`, LaunchError when the host cannot be reached."""
+        slot = await self._slot()
+        try:
+            res = await within(slot.conn.run(script_command(self.host.python, script, args),
+                                             check=False), timeout)
+        except (asyncssh.Error, OSError) as exc:
+            raise LaunchError(f"ssh {self.host.name}: cannot run {self.host.python} on the "
+                              f"host: {reason(exc)}") from None
+        finally:
+            slot.sessions -= 1
+        return res.exit_status, str(res.stdout or ""), str(res.stderr or "")
+
     async def close(self) -> None:
         live = [s for s in list(self.sessions) if s.ended is None]
         if live:
             await asyncio.gather(*(s.cancel() for s in live), return_exceptions=True)
+        if self.mps is not None:
+            await self.mps.stop()
         await self._close_connections()

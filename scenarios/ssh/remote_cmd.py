@@ -13,6 +13,7 @@ anything is sent.
     check_command(py, root, bundle)                    ... and the bundle's state in the cache
     check_command(py, root, bundle, argv, need_cupy)   check, then become argv in the bundle
     exec_command(py, root, bundle, argv)               verify the bundle, then become argv in it
+    script_command(py, script, args)                   `py -S -c script args...` (scenarios/mps.py)
 """
 from __future__ import annotations
 
@@ -60,6 +61,11 @@ def _command_word(python: str) -> str:
     """The python path as the line's first word: never an assignment (`A=b` is one unquoted)."""
     word = shlex.quote(python)
     return f"'{word}'" if "=" in word and not word.startswith("'") else word
+
+
+def script_command(python: str, script: str, args: Iterable[str]) -> str:
+    """`python -S -c SCRIPT ARGS...`, shell-quoted: a standalone stdlib script and its words."""
+    return f"{_command_word(python)} -S -c {shlex.quote(script)} " + _words(*args)
 
 
 def check_command(python: str, cache_root: str | None = None, bundle: Bundle | None = None,

@@ -1,0 +1,170 @@
+"""Start and stop a private MPS control daemon on the target: a standalone script (stdlib only,
+Python >= 3.9) that scenarios/mps.py runs with `python -S -c <this file> ...` on this machine or,
+as the same words, over the ssh connection, so both launchers share one lifecycle.
+
+    start CONTROL TIMEOUT_S      a private folder (0700) with pipe/ and log/, `CONTROL -d` in it,
+                                 then wait (bounded) until the daemon's control pipe exists
+    stop  FOLDER CONTROL TIMEOUT_S   `echo quit | CONTROL`, wait (bounded) for the daemon's pid to
+                                 go, then remove the folder (only one that `start` made)
+
+It prints one line `GPUBENCH_MPS {json}`: {"ok": true, "folder", "pipe", "log"} or {"ok": false,
+"error": "<one line>"}. The daemon is started without CUDA_VISIBLE_DEVICES: a daemon started with
+it remaps the devices, and a client that keeps the same selection then names the wrong GPU
+(NVIDIA's MPS guide); each engine picks its GPU with its own CUDA_VISIBLE_DEVICES.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+MARK = "GPUBENCH_MPS"
+PREFIX = "gpubench-mps-"
+CONTROL_FILE = "control"                      # the daemon's pipe in CUDA_MPS_PIPE_DIRECTORY
+PID_FILE = "nvidia-cuda-mps-control.pid"      # written there by the daemon
+
+
+def reply(**fields):
+    sys.stdout.write(MARK + " " + json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def last_line(text):
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def daemon_env(folder):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["CUDA_MPS_PIPE_DIRECTORY"] = os.path.join(folder, "pipe")
+    env["CUDA_MPS_LOG_DIRECTORY"] = os.path.join(folder, "log")
+    return env
+
+
+def resolve(control):
+    if os.sep in control:
+        return control if os.path.isfile(control) and os.access(control, os.X_OK) else None
+    return shutil.which(control)
+
+
+def read_text(path):
+    try:
+        with open(path, errors="replace") as fh:
+            return fh.read(1 << 16)
+    except OSError:
+        return ""
+
+
+def run_control(exe, args, folder, stdin_text, timeout):
+    """Run the control program with its output in a file, not a pipe: `-d` forks a daemon that
+    may keep inherited descriptors open, and a pipe would then never reach end of file."""
+    out_path = os.path.join(folder, "log", "gpubench-control.out")
+    with open(out_path, "w+b") as out:
+        proc = subprocess.Popen([exe, *args], stdin=subprocess.PIPE, stdout=out,
+                                stderr=subprocess.STDOUT, env=daemon_env(folder), cwd=folder)
+        try:
+            proc.communicate(stdin_text.encode(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None, read_text(out_path)
+    return proc.returncode, read_text(out_path)
+
+
+def start(control, timeout):
+    exe = resolve(control)
+    if exe is None:
+        reply(ok=False, error=f"{control} not found (is the CUDA driver's MPS installed? "
+                              f"set the scenario's mps.control to its path)")
+        return
+    folder = tempfile.mkdtemp(prefix=PREFIX)       # mode 0700, ours
+    pipe, log = os.path.join(folder, "pipe"), os.path.join(folder, "log")
+    os.mkdir(pipe, 0o700)
+    os.mkdir(log, 0o700)
+    code, out = run_control(exe, ["-d"], folder, "", timeout)
+    if code != 0:
+        why = last_line(out) or ("no answer" if code is None else f"exit code {code}")
+        shutil.rmtree(folder, ignore_errors=True)
+        reply(ok=False, error=f"{control} -d failed: {why}")
+        return
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(os.path.join(pipe, CONTROL_FILE)):
+        if time.monotonic() > deadline:
+            why = last_line(read_text(os.path.join(log, "control.log")))
+            stop_daemon(exe, folder, 2.0)
+            shutil.rmtree(folder, ignore_errors=True)
+            reply(ok=False, error=f"the MPS control daemon did not come up: no control pipe "
+                                  f"after {timeout:g} s" + (f" ({why})" if why else ""))
+            return
+        time.sleep(0.02)
+    reply(ok=True, folder=folder, pipe=pipe, log=log)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has stopped: nobody may reap it here
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def stop_daemon(exe, folder, timeout):
+    """`echo quit | CONTROL`; then the daemon must be gone within `timeout`, else it is
+    terminated. Returns a note when it had to be, or the quit was refused."""
+    try:
+        pid = int(read_text(os.path.join(folder, "pipe", PID_FILE)).strip() or 0)
+    except ValueError:
+        pid = 0
+    code, out = run_control(exe, [], folder, "quit\n", timeout)
+    note = "" if code == 0 else f"quit: {last_line(out) or f'exit code {code}'}"
+    if pid <= 0:
+        return note
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if alive(pid):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                break
+            time.sleep(0.5)
+        note = (note + "; " if note else "") + f"daemon {pid} did not quit: terminated"
+    return note
+
+
+def stop(folder, control, timeout):
+    real = os.path.realpath(folder)
+    if not (os.path.basename(real).startswith(PREFIX) and os.path.isdir(real)
+            and os.stat(real).st_uid == os.getuid()):
+        reply(ok=False, error=f"not an MPS folder of ours: {folder}")
+        return
+    exe = resolve(control)
+    note = stop_daemon(exe, real, timeout) if exe else f"{control} not found to stop the daemon"
+    shutil.rmtree(real, ignore_errors=True)
+    reply(ok=not note, error=note)
+
+
+def main(argv):
+    try:
+        if len(argv) == 3 and argv[0] == "start":
+            start(argv[1], float(argv[2]))
+        elif len(argv) == 4 and argv[0] == "stop":
+            stop(argv[1], argv[2], float(argv[3]))
+        else:
+            reply(ok=False, error="usage: start CONTROL TIMEOUT_S | stop FOLDER CONTROL TIMEOUT_S")
+    except Exception as exc:  # one line back, never a traceback the caller cannot read
+        reply(ok=False, error=f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -375,13 +375,13 @@ class GpubenchApp(App):
             screen.reload()
 
     def on_plan_finished(self, msg: m.PlanFinished) -> None:
+        saved = f"{len(msg.saved)} run(s) saved" if msg.saved else "no run saved"
         if msg.complete:
-            text = f"Plan finished: {msg.runs} run(s), {len(msg.saved)} saved"
+            text = f"Plan finished: {msg.trials} trial(s), {saved}"
         else:
-            text = (f"Plan cancelled: {len(msg.saved)} run(s) saved with what was measured, "
-                    f"marked incomplete")
+            text = f"Plan cancelled: {saved} with what was measured, marked incomplete"
         if msg.failed:
-            text += f", {msg.failed} failed"
+            text += f", {msg.failed} session(s) failed"
         self.notify(text, severity="warning" if msg.failed or not msg.complete
                     else "information")
 

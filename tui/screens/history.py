@@ -32,6 +32,14 @@ def backend_text(backend: str) -> Text:
     return Text(backend_cell(backend), style="yellow" if is_cpu(backend) else "")
 
 
+def mark_incomplete(text: Text, run: RunSummary) -> Text:
+    """`text` with " incomplete" after it for a run that was cancelled or cut off, wherever a
+    run is listed: what it measured may count (VALID), but it is not the whole plan."""
+    if run.incomplete:
+        text.append(" incomplete", style="yellow")
+    return text
+
+
 class HistoryScreen(Screen):
     AUTO_FOCUS = "#history-table"
     DEFAULT_CSS = "#history-notes { padding: 0 1; color: $warning; }"
@@ -121,9 +129,8 @@ class HistoryScreen(Screen):
             validity = Text(r.validity, style=VALIDITY_STYLE.get(r.validity, ""))
             if r.counted:   # the headline's results that count
                 validity.append(f" {r.counted}")
-            if r.incomplete:
-                validity.append(" incomplete", style="yellow")
-            table.add_row(r.id, r.created, r.scenario, r.host, backend_text(r.backend), validity,
+            table.add_row(r.id, r.created, r.scenario, r.host, backend_text(r.backend),
+                          mark_incomplete(validity, r),
                           fmt_num(r.headline), r.label, r.device, key=r.id)
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))

@@ -3,11 +3,12 @@ nothing and says so; a cancelled or cut-off run is marked incomplete wherever a 
 listed (History and Compare's picker)."""
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable
 
 from results.document import SessionRecord, archive_lines, build_document
 from results.store import Store
-from scenarios.replay import synthetic_stream
+from scenarios.replay import ReplayLauncher, synthetic_stream
 from tui.app import GpubenchApp
 
 from test_tui_app import save_doc
@@ -27,9 +28,14 @@ def noted(app) -> list[tuple[str, str]]:
     return seen
 
 
-async def test_a_plan_none_of_whose_sessions_started_saves_nothing_and_says_so(tmp_path):
+@pytest.mark.parametrize("launcher", [
+    FailingLauncher,                                 # the host refuses the connection
+    lambda: ReplayLauncher([], exit_code=1),         # the engine exits before its hello
+], ids=["launch-fails", "engine-exits-before-hello"])
+async def test_a_plan_none_of_whose_sessions_started_saves_nothing_and_says_so(tmp_path,
+                                                                                launcher):
     config = write_config(tmp_path, trials=2)
-    app = GpubenchApp(config, launcher_factory=lambda scenario: FailingLauncher())
+    app = GpubenchApp(config, launcher_factory=lambda scenario: launcher())
     notes = noted(app)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")

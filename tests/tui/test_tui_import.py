@@ -100,3 +100,23 @@ async def test_imported_without_a_size_the_seed_is_not_comparable_and_compare_sa
                    for r in rt)
         text = " ".join(screen_text(app).split())
         assert "NOT COMPARABLE" in text and "the seed's text gives no round-trip size" in text
+
+
+async def test_a_size_that_is_not_one_is_one_error_line_and_nothing_is_saved(config, tmp_path):
+    seed = tmp_path / "baseline_results.txt"
+    seed.write_text(SEED)
+    app = GpubenchApp(config)
+    errors = []
+    real_notify = app.notify
+    app.notify = lambda message, **kw: (errors.append(message) if kw.get("severity") == "error"
+                                        else None, real_notify(message, **kw))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "i")
+        app.screen.query_one("#import-path", Input).value = str(seed)
+        app.screen.query_one("#import-size", Input).value = "big"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: errors)
+        assert len(errors) == 1      # the CLI's own words
+        assert errors[0].startswith("Import failed: --size: not a size: 'big' (use e.g. ")
+        assert not isinstance(app.screen, ImportScreen)
+    assert Store(config.data_dir).list_runs().runs == []

@@ -230,10 +230,16 @@ class GpubenchApp(App):
             return
 
         def answer(yes: bool | None) -> None:
-            if yes:
-                if self.runner is not None:
-                    self.runner.cancel()       # interrupts the running trial; saves what ran
-                self.cancel_worker()
+            if not yes:
+                return
+            if not self.manager.sessions and not self.plan_running:
+                # it ended while the question was open: its run is whole, say so rather than
+                # "cancelled" beside a run that History rightly shows complete
+                self.notify("Nothing was cancelled: the run had already finished.")
+                return
+            if self.runner is not None:
+                self.runner.cancel()       # interrupts the running trial; saves what ran
+            self.cancel_worker()
 
         self.push_screen(ConfirmScreen("Cancel the running sessions? Partial results are kept."),
                          answer)

@@ -100,3 +100,26 @@ async def test_a_run_cancelled_from_the_dashboard_is_marked_incomplete_in_both_l
         picker = app.screen.query_one("#compare-runs", DataTable)
         assert picker.get_row_at(0)[1] == saved["id"]
         assert str(cell(picker, 0, "ops/s")).endswith(" incomplete")
+
+
+async def test_a_cancel_confirmed_after_the_plan_ended_cancels_nothing_and_says_so(config):
+    """The plan ends while the cancel question is open: its run is saved whole (no
+    incomplete mark), and the app does not say "cancelled" beside it."""
+    app = GpubenchApp(config, launcher_factory=replay_factory(repeats=4, speed=2.0))
+    notes = noted(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any(h.samples for h in app.board.hosts.values()))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not app.plan_running, timeout=60)
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        said = [n for n, _ in notes]
+        assert "Nothing was cancelled: the run had already finished." in said
+        assert "Run cancelled." not in said and not any(n.startswith("Plan cancelled") for n in said)
+        (saved,) = Store(config.data_dir).list_runs().runs
+        assert saved["complete"] is True
+        await pilot.press("3")
+        await pilot.pause()
+        table = app.screen.query_one("#history-table", DataTable)
+        assert "incomplete" not in str(cell(table, 0, "Validity"))

@@ -7,7 +7,8 @@
     plan_feed.py    a plan run on the board: rows per trial, the runner's sessions to the pump
     data.py         RunStore: the one adapter over results.store / stats / report / legacy
     engine_args.py  engine arguments for the quick test (the config's defaults, cut down)
-    screens/        hosts, dashboard, history, compare, modals (help, confirm, input)
+    screens/        hosts, dashboard, history, compare, selftest, modals (help, confirm,
+                    input), import_dialog (History's import: file, scenario, size)
     widgets/        host_grid (Line API, cached rows), charts (plotext via Line API), panels
     screenshots.py  `python -m tui.screenshots docs/` writes the README's SVGs
 

@@ -230,10 +230,16 @@ class GpubenchApp(App):
             return
 
         def answer(yes: bool | None) -> None:
-            if yes:
-                if self.runner is not None:
-                    self.runner.cancel()       # interrupts the running trial; saves what ran
-                self.cancel_worker()
+            if not yes:
+                return
+            if not self.manager.sessions and not self.plan_running:
+                # it ended while the question was open: its run is whole, say so rather than
+                # "cancelled" beside a run that History rightly shows complete
+                self.notify("Nothing was cancelled: the run had already finished.")
+                return
+            if self.runner is not None:
+                self.runner.cancel()       # interrupts the running trial; saves what ran
+            self.cancel_worker()
 
         self.push_screen(ConfirmScreen("Cancel the running sessions? Partial results are kept."),
                          answer)
@@ -375,13 +381,13 @@ class GpubenchApp(App):
             screen.reload()
 
     def on_plan_finished(self, msg: m.PlanFinished) -> None:
+        saved = f"{len(msg.saved)} run(s) saved" if msg.saved else "no run saved"
         if msg.complete:
-            text = f"Plan finished: {msg.runs} run(s), {len(msg.saved)} saved"
+            text = f"Plan finished: {msg.trials} trial(s), {saved}"
         else:
-            text = (f"Plan cancelled: {len(msg.saved)} run(s) saved with what was measured, "
-                    f"marked incomplete")
+            text = f"Plan cancelled: {saved} with what was measured, marked incomplete"
         if msg.failed:
-            text += f", {msg.failed} failed"
+            text += f", {msg.failed} session(s) failed"
         self.notify(text, severity="warning" if msg.failed or not msg.complete
                     else "information")
 

@@ -161,12 +161,14 @@ class RunStore:
         self._store.save(doc)       # the raw stream beside it stays as it is
         self._cache = None
 
-    def import_legacy(self, path: Path, scenario: str | None = None) -> list[str]:
+    def import_legacy(self, path: Path, scenario: str | None = None,
+                      size: str | None = None) -> list[str]:
         """Import a seed-format text result as a run of `scenario` (or of the scenario whose
-        legacy_file is the file's name); the new run ids."""
+        legacy_file is the file's name), its round trip of `size` bytes per copy when given
+        (`gpubench import --size`); the new run ids."""
         name = legacy_scenario_for(path, self.config, scenario)
         doc = import_legacy_text(self.config, self._store, name, read_legacy_file(path),
-                                 source=path.name)
+                                 source=path.name, size=size)
         self._cache = None
         return [doc["id"]]
 

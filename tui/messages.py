@@ -47,7 +47,7 @@ class RunSaved(Message):
 
 @dataclass
 class PlanFinished(Message):
-    runs: int
+    trials: int                 # the plan's trials (one run per scenario holds them)
     failed: int = 0
     saved: list[str] = field(default_factory=list)
     complete: bool = True       # False: cancelled; the saved runs are marked incomplete

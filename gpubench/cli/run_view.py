@@ -21,6 +21,16 @@ def _device_line(doc: dict) -> str:
             f"{cuda_version_text(dev.get('cuda_driver')) or '?'}, backend {doc.get('backend')})")
 
 
+def _outcome_text(doc: dict) -> str:
+    """How the run ended, and why it is incomplete when it is (said once: an outcome that is
+    itself `incomplete` is not followed by the word again)."""
+    outcome, reason = f"{doc.get('outcome')}", doc.get("incomplete_reason")
+    if reason:
+        return f"{outcome}: {reason}" if outcome == "incomplete" else \
+            f"{outcome}, incomplete: {reason}"
+    return outcome + (", plan interrupted" if doc.get("complete") is False else "")
+
+
 def _show_rows(workloads: list, gpu: str) -> list[list]:
     """`show` rows (workload, variant, gpu, valid/results, ops/s, mean, p99, GB/s, CV, outliers)."""
     rows = []
@@ -132,9 +142,7 @@ def header_lines(doc: dict) -> list[tuple[str, str]]:
                   f"{group.get('executed')}/{group.get('planned', len(group.get('order') or []))}"
                   f" trials run)"
          if group else EMPTY),
-        ("outcome", f"{doc.get('outcome')}" + (
-            f", incomplete: {doc['incomplete_reason']}" if doc.get("incomplete_reason") else
-            ", plan interrupted" if doc.get("complete") is False else "")),
+        ("outcome", _outcome_text(doc)),
         ("validity", status_line(val.get("status"), counts["headline"]) + (
             ": " + "; ".join(val.get("reasons") or []) if val.get("reasons") else "")),
         ("counted", metrics_line(counts["metrics"]) or EMPTY),

@@ -283,7 +283,7 @@ async def test_history_filter_sort_label_delete_and_import(config, tmp_path):
         assert table.row_count == 1 and [r["id"] for r in store.list_runs().runs] == ["run-a"]
         # import a seed-format text result (scenario found from config's legacy_file)
         await pilot.press("i")
-        app.screen.query_one(Input).value = str(legacy)
+        app.screen.query_one("#import-path", Input).value = str(legacy)
         await pilot.press("enter")
         await pilot.pause()
         assert table.row_count == 2

@@ -83,7 +83,7 @@ async def test_plan_sessions_go_through_the_pump_and_are_recorded(tmp_path):
     assert [x.outcome for x in app.of(m.SessionFinished)] == ["completed", "completed"]
     assert [x.run_id for x in app.of(m.RunSaved)] == [docs[0]["id"]]
     [done] = app.of(m.PlanFinished)
-    assert (done.runs, done.failed, done.saved) == (2, 0, [docs[0]["id"]])
+    assert (done.trials, done.failed, done.saved) == (2, 0, [docs[0]["id"]])
 
 
 async def test_per_gpu_trial_gives_one_row_per_gpu_session_and_an_all_gpu_row(tmp_path):
@@ -114,7 +114,7 @@ async def test_a_plan_trial_that_never_starts_is_a_failed_row_and_one_notificati
     [failed] = app.of(m.LaunchFailed)
     assert failed.key == row.key and "connection refused" in failed.message
     [done] = app.of(m.PlanFinished)
-    assert (done.runs, done.failed) == (1, 1)
+    assert (done.trials, done.failed) == (1, 1)
 
 
 def test_host_of_names_the_host_or_the_cluster(tmp_path):

@@ -13,7 +13,7 @@ from results.format import EMPTY, fmt_ci, fmt_num, fmt_pct
 from results.labels import CPU_CELL
 
 from ..data import ComparisonView, chart_label
-from .history import backend_text
+from .history import backend_text, mark_incomplete
 from ..widgets.charts import BarChart
 
 VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
@@ -124,7 +124,7 @@ class CompareScreen(Screen):
             mark = ("B" if r.id == sel.baseline else
                     f"C{sel.candidates.index(r.id) + 1}" if r.id in sel.candidates else "")
             table.add_row(Text(mark, style="bold"), r.id, r.label, backend_text(r.backend),
-                          fmt_num(r.headline), r.host, key=r.id)
+                          mark_incomplete(Text(fmt_num(r.headline)), r), r.host, key=r.id)
         if table.row_count:
             table.move_cursor(row=min(row or 0, table.row_count - 1))
         if self._shown_version != sel.version:

@@ -14,6 +14,7 @@ from results.labels import backend_cell, is_cpu
 
 from ..data import RunSummary
 from .hosts import HostsScreen
+from .import_dialog import ImportRequest, ImportScreen
 from .modals import ConfirmScreen, InputScreen
 
 SORTS = (("created", True), ("created", False), ("scenario", False), ("host", False),
@@ -29,6 +30,14 @@ STORE_POLL_S = 2.0
 def backend_text(backend: str) -> Text:
     """A run's backend cell (results.labels.backend_cell), yellow for a CPU run."""
     return Text(backend_cell(backend), style="yellow" if is_cpu(backend) else "")
+
+
+def mark_incomplete(text: Text, run: RunSummary) -> Text:
+    """`text` with " incomplete" after it for a run that was cancelled or cut off, wherever a
+    run is listed: what it measured may count (VALID), but it is not the whole plan."""
+    if run.incomplete:
+        text.append(" incomplete", style="yellow")
+    return text
 
 
 class HistoryScreen(Screen):
@@ -51,7 +60,7 @@ class HistoryScreen(Screen):
         ("History: change sort order", "screen.sort", "created, scenario, host, ops/s, validity"),
         ("History: label selected run", "screen.label", "Set a label"),
         ("History: delete selected run", "screen.delete", "Asks to confirm"),
-        ("History: import legacy text result", "screen.import_legacy", "Seed-format text file"),
+        ("History: import legacy text result", "screen.import_legacy", "Seed-format text file, its scenario and round-trip size"),
     ]
 
     def __init__(self) -> None:
@@ -120,9 +129,8 @@ class HistoryScreen(Screen):
             validity = Text(r.validity, style=VALIDITY_STYLE.get(r.validity, ""))
             if r.counted:   # the headline's results that count
                 validity.append(f" {r.counted}")
-            if r.incomplete:
-                validity.append(" incomplete", style="yellow")
-            table.add_row(r.id, r.created, r.scenario, r.host, backend_text(r.backend), validity,
+            table.add_row(r.id, r.created, r.scenario, r.host, backend_text(r.backend),
+                          mark_incomplete(validity, r),
                           fmt_num(r.headline), r.label, r.device, key=r.id)
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
@@ -220,22 +228,22 @@ class HistoryScreen(Screen):
                              done)
 
     def action_import_legacy(self) -> None:
-        def done(answer: str | None) -> None:
-            if not answer or not answer.strip():
+        def done(answer: ImportRequest | None) -> None:
+            if answer is None:
                 return
-            path, _, scenario = answer.strip().partition(" ")
             try:
-                ids = self.store.import_legacy(Path(path).expanduser(), scenario.strip() or None)
+                ids = self.store.import_legacy(Path(answer.path).expanduser(), answer.scenario,
+                                               answer.size)
             except Exception as exc:
                 self.app.notify(f"Import failed: {exc}", severity="error")
                 return
-            self.app.notify(f"Imported {len(ids)} run(s) from {path}.")
+            pairs = (f"its round trip of {answer.size} compares with a measured one"
+                     if answer.size else "no round-trip size: its figures compare with no "
+                     "measured run (NOT COMPARABLE)")
+            self.app.notify(f"Imported {len(ids)} run(s) from {answer.path}; {pairs}.")
             self.reload()
 
-        self.app.push_screen(InputScreen(
-            "Legacy text result to import: PATH [SCENARIO] (the scenario is found from "
-            "config.toml's legacy_file when omitted)",
-            placeholder="baseline_results.txt bare-metal"), done)
+        self.app.push_screen(ImportScreen(self.store.config.defaults.roundtrip_size), done)
 
     def action_baseline(self) -> None:
         run_id = self.selected_id()

@@ -56,14 +56,14 @@ class ConfirmScreen(ModalScreen[bool]):
 class InputScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, prompt: str, value: str = "", placeholder: str = "") -> None:
+    def __init__(self, prompt: str, value: str = "") -> None:
         super().__init__()
-        self.prompt, self.value, self.placeholder = prompt, value, placeholder
+        self.prompt, self.value = prompt, value
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="input-dialog"):
             yield Label(self.prompt)
-            yield Input(value=self.value, placeholder=self.placeholder, id="dialog-input")
+            yield Input(value=self.value, id="dialog-input")
             yield Label("Enter accepts, Esc cancels.", classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -2,7 +2,10 @@
 real engine on numpy-cpu, their options, and the check that keeps a captured graph honest."""
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from engine.workloads.step_graph import judge_replay
 from engine.workloads.transformer import Step
 from results.document import SessionRecord, build_document
 from tests.engine.test_plausibility import hello, result
+from tests.support.engine_run import REPO, engine_env
 
 # one BLAS thread: the test machine is shared, and OpenBLAS threads spinning against other
 # processes turn a 3 ms step into 70 ms (what is tested here is the stream, not the speed)
@@ -246,3 +250,26 @@ def test_step_figures_that_disagree_with_each_other_are_named():
     step = _step_result(15.8)
     step["latency_us"]["p90"] = step["latency_us"]["p99"] * 2
     assert result_problems(step, bounds)[0].startswith("latency percentiles out of order")
+
+
+def test_the_decode_overhead_benchmark_runs_on_the_cpu_and_reanalyses(tmp_path):
+    out = tmp_path / "do.json"
+    bench = str(REPO / "benchmarks" / "decode_overhead.py")
+    proc = subprocess.run([sys.executable, bench, "--quick", "--backend", "numpy-cpu",
+                           "--rounds", "2", "--trial-s", "0.05", "--batches", "1",
+                           "--json", str(out)],
+                          capture_output=True, text=True, env=engine_env(CPU_ENV), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# decode_overhead — CPU (numpy-cpu: not GPU figures)")
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["what"] for r in rows] == ["small-l2-b1-kv128", "small-l2-b1-kv128-graph"]
+    assert rows[0]["value"] > 0 and len(rows[0]["ratios"]) == 2
+    assert rows[0]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    assert rows[1]["verdict"] == "UNSUPPORTED"
+    # the table again from the file: the same rows, measured nothing
+    again = subprocess.run([sys.executable, bench, "--reanalyse", str(out)], capture_output=True,
+                           text=True, env=engine_env(), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert f"| small-l2-b1-kv128 | {rows[0]['value']:.4f} |" in again.stdout
+    assert "| small-l2-b1-kv128-graph | | | <= 1.02 | UNSUPPORTED | decode small-l2-b1-kv128-" \
+           "graph: a CUDA graph needs the cupy backend (this is numpy-cpu) |" in again.stdout

@@ -95,7 +95,7 @@ def print_run(doc: dict) -> None:
     if steps:
         print()
         print_table(STEP_COLUMNS, steps, title="decode/prefill steps: tokens/s, step latency, "
-                    "jitter (p99 ÷ p50), medians of the valid results")
+                    "jitter (p99 ÷ p50); medians of the valid results (of all when none is)")
     checks = check_rows(doc)
     if checks:
         print()

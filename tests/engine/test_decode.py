@@ -19,6 +19,7 @@ from engine.workloads.transformer import Step
 from results.document import SessionRecord, build_document
 from tests.engine.test_plausibility import hello, result
 from tests.support.engine_run import REPO, engine_env
+from tests.support.engine_run import run_engine as engine_process
 
 # one BLAS thread: the test machine is shared, and OpenBLAS threads spinning against other
 # processes turn a 3 ms step into 70 ms (what is tested here is the stream, not the speed)
@@ -155,8 +156,7 @@ def test_bad_step_options_are_one_line_and_exit_2(run_engine, argv, message):
 
 @pytest.fixture(scope="module")
 def cpu_session():
-    from tests.support.engine_run import run_engine
-    proc, lines = run_engine("--backend", "numpy-cpu", "--workloads", "decode,prefill",
+    proc, lines = engine_process("--backend", "numpy-cpu", "--workloads", "decode,prefill",
                              "--decode-modes", "eager,graph", "--duration", "0.3",
                              "--warmup", "0.05", "--repeats", "2", "--telemetry-interval", "0",
                              *STEADY, env=CPU_ENV)

@@ -109,10 +109,14 @@ class Runner:
                 duration: float | None = None) -> dict:
         duration = self.plan.duration if duration is None else duration
         dev0 = prep.timer.total_s if prep.timer is not None else 0.0
+        op_s = getattr(prep.timer, "op_s", None)    # each op's CUDA-event time, when kept
+        if op_s is not None:
+            op_s.clear()
         calls, t_start, t_end, interrupted, rec = self._loop(variant, prep, repeat, duration)
         device_s = (prep.timer.total_s - dev0) if prep.timer is not None else None
+        extra = {"device_latency_us": latency_stats(np.asarray(op_s) * 1e9)} if op_s else None
         return self.emit_result(variant, repeat, rec.all()[:calls] if calls else np.empty(0, np.int64),
-                                prep, t_start, t_end, interrupted, device_s)
+                                prep, t_start, t_end, interrupted, device_s, extra)
 
     def _loop(self, variant: Variant, prep: Prepared, repeat: int, duration: float):
         """Run `prep.op` back to back for `duration` s; one clock read per op.

@@ -8,8 +8,10 @@ be replayed as a CUDA graph (`--decode-modes graph`, engine/workloads/step_graph
 captured graph is shown to do the step's work.
 
 Per step: latency from the engine's clock (the step and its synchronise, what a serving loop
-waits for), device time from a pair of CUDA events around it (TFLOP/s); the result adds
-tokens/s, jitter (p99 ÷ p50) and the FLOPs of one step. On numpy-cpu the clock is the CPU's
+waits for) and the device time between a pair of CUDA events around it: their sum gives
+TFLOP/s, their percentiles `device_latency_us` (the GPU side of the same steps: a neighbour's
+time slice shows in both, the host's own delays only in the first). The result adds tokens/s,
+jitter (p99 ÷ p50) and the FLOPs of one step. On numpy-cpu the clock is the CPU's
 and the figures are CPU figures, labelled so.
 """
 from __future__ import annotations
@@ -41,7 +43,7 @@ def prepare(b, variant, plan) -> Prepared:
     step = make_step(b, variant, plan.seed)
     if p.get("mode") == "graph":
         return graph_prepared(b, step, variant)
-    timer = b.timer()
+    timer = b.timer(per_op=True)
     return Prepared(timer.wrap(step, b.sync_op()), flops_per_op=p["flops_per_step"],
                     tokens_per_op=step.tokens, timer=timer, keep=(step,),
                     timing="perf_counter_ns per step; tflops from cuda events"

@@ -98,7 +98,7 @@ def graph_prepared(b, step, variant) -> Prepared:
             f"the step's work (one replay {check['replay_us']} µs, floor {check['floor_us']} µs "
             f"from {flops:.4g} FLOP at {check['gemm_tflops']} TFLOP/s; output checksum "
             f"{check['checksum']:.6g}, eager {check['eager_checksum']:.6g})")
-    timer = CudaTimer(b.cp, stream)
+    timer = CudaTimer(b.cp, stream, per_op=True)
     launch = graph.launch
     return Prepared(timer.wrap(lambda: launch(stream), stream.synchronize), flops_per_op=flops,
                     tokens_per_op=step.tokens, timer=timer, keep=(step, graph, stream),

@@ -180,6 +180,7 @@ def test_a_cpu_session_gives_valid_step_lines_with_ordered_percentiles(cpu_sessi
         assert r["tokens_per_s"] == pytest.approx(r["ops_per_s"] * r["params"]["tokens_per_step"])
         assert r["flops_per_step"] == r["params"]["flops_per_step"] > 0
         assert r["tflops"] > 0 and r["params"]["dtype"] == "fp32"
+        assert "device_latency_us" not in r     # the CPU's clock is the step's only clock
     per_result, session = judge_session(lines, proc.returncode)
     assert session == [] and all(p == [] for p in per_result)
 

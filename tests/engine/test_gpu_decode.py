@@ -59,6 +59,9 @@ def test_decode_batches_and_prefill_give_valid_believable_lines(gpu_run):
         assert 0 < r["tflops"] < GEMM_TFLOPS_CEILING["fp16"]
         assert r["tokens_per_s"] == pytest.approx(r["ops_per_s"] * r["params"]["tokens_per_step"])
         assert r["device_time_s"] > 0
+        dev = r["device_latency_us"]        # the same steps between their CUDA events
+        assert dev["min"] <= dev["p50"] <= dev["p90"] <= dev["p99"] <= dev["p999"] <= dev["max"]
+        assert dev["p50"] <= lat["p50"] * 1.05
     assert steps["8b-l4-b8-kv2048"]["flops_per_step"] == decode_flops(SHAPES["8b"], 4, 8, 2048)
     # more sequences per step, more tokens per second (decode is memory-bound at batch 1)
     assert steps["8b-l4-b64-kv2048"]["tokens_per_s"] > steps["8b-l4-b1-kv2048"]["tokens_per_s"]

@@ -3,6 +3,7 @@ step latency against the target, and exported as text with one `Throughput:` lin
 grep reads. The runs are real numpy-cpu engine sessions."""
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -11,7 +12,7 @@ from results.comparison import compare_runs
 from results.document import SessionRecord, archive_lines, build_document
 from results.legacy import export_text
 from results.report import header_lines, headline, to_tsv
-from results.steps import STEP_COLUMNS, step_summary
+from results.steps import STEP_COLUMNS, step_rows, step_summary
 from results.structure import DOCUMENT
 from tests.support.cli_env import BARE_METAL_CONFIG, run, use_config
 from tests.support.engine_run import run_engine
@@ -102,3 +103,15 @@ def test_show_prints_the_step_table(runs, tmp_path, monkeypatch, capsys):
                                      ["prefill", "small-l2-n16", "3/3"]]
     code, out, _ = run(capsys, "export", doc["id"], "--format", "text")
     assert code == 0 and re.search(r"^Throughput: [\d,]+ tokens/sec$", out, re.M)
+
+
+def test_a_gpu_runs_device_side_step_time_is_shown_and_exported(runs):
+    (doc, _), _ = runs
+    gpu = copy.deepcopy(doc)        # the CPU run's figures, as a GPU run's trials carry them
+    for wl in gpu["workloads"]:
+        for t in wl["trials"]:
+            t["device_latency_us"] = {"p50": 900.0, "p99": 1500.0}
+    rows = step_rows(gpu["workloads"])
+    assert rows[0][STEP_COLUMNS.index("device p99 ms")] == "1.50"
+    assert ", on the device p50 0.9 ms, p99 1.50 ms, " in export_text(gpu)
+    assert step_rows(doc["workloads"])[0][STEP_COLUMNS.index("device p99 ms")] == "—"

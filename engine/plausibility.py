@@ -200,6 +200,9 @@ def _step_problems(line: dict, ops_per_s: float | None) -> list[str]:
         if abs(tokens - implied) > REL_TOLERANCE * implied:
             out.append(f"tokens_per_s {tokens:.6g} is not {_fmt(ops_per_s)} steps/s × "
                        f"{_fmt(params.get('tokens_per_step'))} tokens ({implied:.6g})")
+    if "device_latency_us" in line:   # the same steps by their CUDA events: the same rules
+        out += [f"device {p}" for p in _latency_problems(line["device_latency_us"],
+                                                         _number(line.get("duration_s")))]
     lat = line.get("latency_us") if isinstance(line.get("latency_us"), dict) else {}
     jitter, p50, p99 = _number(line.get("jitter")), _number(lat.get("p50")), _number(lat.get("p99"))
     if jitter is not None and _positive(p50) and _positive(p99):

@@ -274,3 +274,13 @@ def test_the_decode_overhead_benchmark_runs_on_the_cpu_and_reanalyses(tmp_path):
     assert f"| small-l2-b1-kv128 | {rows[0]['value']:.4f} |" in again.stdout
     assert "| small-l2-b1-kv128-graph | | | <= 1.02 | UNSUPPORTED | decode small-l2-b1-kv128-" \
            "graph: a CUDA graph needs the cupy backend (this is numpy-cpu) |" in again.stdout
+
+
+def test_device_step_percentiles_follow_the_same_rules():
+    bounds = device_bounds(hello())
+    device = {"mean": 950.0, "min": 800.0, "max": 4000.0, "p50": 900.0, "p90": 1000.0,
+              "p99": 1500.0, "p999": 2000.0}
+    assert result_problems(_step_result(15.8, device_latency_us=device), bounds) == []
+    device["p99"] = 5000.0
+    assert result_problems(_step_result(15.8, device_latency_us=device), bounds) == [
+        "device latency percentiles out of order: p99 5000 > p999 2000 µs"]

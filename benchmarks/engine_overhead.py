@@ -236,6 +236,30 @@ class Harness:
                 thread.stop()
 
 
+def open_backend(choice: str, tool: str):
+    """The backend to measure (`auto`: CuPy when a GPU is usable, else numpy-cpu), or None
+    after saying on stderr why `cupy` cannot be had. GPUBENCH_DEVICE picks the GPU."""
+    if choice in ("auto", "cupy"):
+        cupy, why = import_cupy()
+        if cupy is not None:
+            return CupyBackend(cupy, resolve_device(cupy, os.environ.get("GPUBENCH_DEVICE")))
+        if choice == "cupy":
+            print(f"{tool}: --backend cupy: {why}", file=sys.stderr)
+            return None
+        print(f"{tool}: no GPU ({why}); measuring numpy-cpu", file=sys.stderr)
+    return NumpyBackend(delay_ns=0)
+
+
+def describe(backend, h: Harness) -> tuple[str, str]:
+    """(GPU or CPU label, the device in words: model, driver, CUDA and CuPy versions)."""
+    if backend.name != "cupy":
+        return "CPU (numpy-cpu: not GPU figures)", f"{cpu_model()}, {os.cpu_count()} CPUs"
+    dev = backend.device_facts(h.nv, h.handle)
+    return "GPU", (f"{dev['name']}, driver {dev['driver']}, CUDA driver {dev['cuda_driver']} / "
+                   f"runtime {dev['cuda_runtime']}, CuPy {backend.cp.__version__}, "
+                   f"PCIe gen {dev['pcie']['gen_current']} x{dev['pcie']['width_current']}")
+
+
 def rotate(items: list, round_no: int) -> list:
     k = round_no % len(items)
     return items[k:] + items[:k]
@@ -272,29 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     rt_repeats = 5
     rt_groups = args.groups or (2 if args.quick else 12)
 
-    backend = None
-    if args.backend in ("auto", "cupy"):
-        cupy, why = import_cupy()
-        if cupy is not None:
-            backend = CupyBackend(cupy, resolve_device(cupy, os.environ.get("GPUBENCH_DEVICE")))
-        elif args.backend == "cupy":
-            print(f"engine_overhead: --backend cupy: {why}", file=sys.stderr)
-            return 2
-        else:
-            print(f"engine_overhead: no GPU ({why}); measuring numpy-cpu", file=sys.stderr)
+    backend = open_backend(args.backend, "engine_overhead")
     if backend is None:
-        backend = NumpyBackend(delay_ns=0)
-
+        return 2
     sink = open(os.devnull, "w")
     h = Harness(backend, trial_s, sink)
-    label = "GPU" if backend.name == "cupy" else "CPU (numpy-cpu: not GPU figures)"
-    if backend.name == "cupy":
-        dev = backend.device_facts(h.nv, h.handle)
-        where = (f"{dev['name']}, driver {dev['driver']}, CUDA driver {dev['cuda_driver']} / "
-                 f"runtime {dev['cuda_runtime']}, CuPy {backend.cp.__version__}, "
-                 f"PCIe gen {dev['pcie']['gen_current']} x{dev['pcie']['width_current']}")
-    else:
-        where = f"{cpu_model()}, {os.cpu_count()} CPUs"
+    label, where = describe(backend, h)
     clock = clock_cost_ns()
     print(f"# engine_overhead — {label}\n\ndevice: {where}\npython {sys.version.split()[0]}, "
           f"numpy {np.__version__}; {rounds} rounds × {launch_s} s (launch), {copy_rounds} rounds "

@@ -125,7 +125,8 @@ class NumpyBackend:
     def sync_op(self) -> Op:
         return _noop
 
-    def timer(self) -> CpuTimer:
+    def timer(self, per_op: bool = False) -> CpuTimer:
+        """The wall clock around each call (per_op: the engine's own clock already times each)."""
         return CpuTimer()
 
     def _delay(self) -> Op | None:
@@ -213,18 +214,21 @@ def _meminfo_total_mib() -> float | None:
 
 
 class CudaTimer:
-    """Device time of wrapped calls, measured with a pair of CUDA events."""
+    """Device time of wrapped calls, measured with a pair of CUDA events; with `per_op` each
+    call's own time is kept too (`op_s`, seconds: the device-side distribution of a step)."""
 
-    def __init__(self, cupy: Any, stream: Any):
+    def __init__(self, cupy: Any, stream: Any, per_op: bool = False):
         self.total_s = 0.0
         self._cupy, self._stream = cupy, stream
         self.start = cupy.cuda.Event()
         self.end = cupy.cuda.Event()
+        self.op_s: list[float] | None = [] if per_op else None
 
     def wrap(self, fn: Op, sync: Op) -> Op:
         start, end, stream = self.start, self.end, self._stream
         elapsed = self._cupy.cuda.get_elapsed_time
         acc = self
+        keep = self.op_s.append if self.op_s is not None else None
 
         def op():
             start.record(stream)
@@ -232,7 +236,16 @@ class CudaTimer:
             end.record(stream)
             end.synchronize()
             acc.total_s += elapsed(start, end) * 1e-3
-        return op
+
+        def op_kept():
+            start.record(stream)
+            fn()
+            end.record(stream)
+            end.synchronize()
+            s = elapsed(start, end) * 1e-3
+            acc.total_s += s
+            keep(s)
+        return op if keep is None else op_kept
 
 
 class CupyBackend:
@@ -330,8 +343,8 @@ class CupyBackend:
     def sync_op(self) -> Op:
         return self.stream.synchronize
 
-    def timer(self) -> CudaTimer:
-        return CudaTimer(self.cp, self.stream)
+    def timer(self, per_op: bool = False) -> CudaTimer:
+        return CudaTimer(self.cp, self.stream, per_op)
 
     def empty_kernel_op(self) -> Op:
         k, grid, block, args = self.k_empty, (1,), (1,), ()

@@ -20,7 +20,8 @@ from typing import Sequence
 from .plan import DEFAULT_WORKLOADS, DRIFT_LIMIT_PCT, STALL_LIMIT_PCT, read_argv, split_list
 
 # Fields that are comma lists on the command line.
-LIST_FIELDS = frozenset({"workloads", "sizes", "memory", "launch_modes", "init_procs"})
+LIST_FIELDS = frozenset({"workloads", "sizes", "memory", "launch_modes", "init_procs",
+                         "decode_batches", "decode_modes"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class EngineArgs:
     cv_limit: float | None = None
     gemm_size: int | None = None
     init_procs: tuple[str, ...] = ("1", "8", "32")
+    model_shape: str | None = None
+    layers: int | None = None
+    kv_len: int | None = None
+    decode_batches: tuple[str, ...] = ("1", "8", "64")
+    decode_modes: tuple[str, ...] = ("eager",)
+    prefill_tokens: str | None = None
     seed: int = 0
     device: str | None = None
     list_devices: bool = False

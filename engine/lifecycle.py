@@ -10,7 +10,7 @@ from .backend import CupyBackend, NoGPU, NumpyBackend, import_cupy, resolve_devi
 from .devices import (DeviceNotFound, cupy_gpus, cupy_p2p_matrix, fake_device_count,
                       nvml_handle, resolve_fake_device)
 from .facts import cpu_model, format_cpu_list, host_facts
-from .measure import Runner, StopFlag
+from .measure import NotApplicable, Runner, StopFlag
 from .plan import UsageError, build_variants, parse_args
 from .protocol import Emitter
 from .telemetry import NVML, TelemetryThread
@@ -170,6 +170,9 @@ def _run(plan, backend, em: Emitter, stop: StopFlag) -> int:
                 runner.run_prepared(v, prep)
             except KeyboardInterrupt:
                 raise
+            except NotApplicable as exc:
+                _note(str(exc))
+                em.emit("error", code="not_applicable", fatal=False, message=str(exc))
             except Exception as exc:
                 if backend.is_oom(exc):
                     em.emit("error", code="oom", fatal=False,

@@ -24,6 +24,11 @@ from .window_checks import clock_reasons, window_reasons, window_shape
 Op = Callable[[], Any]
 
 
+class NotApplicable(Exception):
+    """A variant that cannot be measured honestly here (the message says why): the run
+    reports a non-fatal `not_applicable` error for it instead of a figure and goes on."""
+
+
 @dataclass
 class Prepared:
     """A variant ready to run: the timed call and what one call stands for.
@@ -36,6 +41,7 @@ class Prepared:
     ops_per_call: int = 1             # launch/async: launches per timed call
     bytes_per_op: int = 0             # bytes moved per operation (for GB/s)
     flops_per_op: float = 0.0         # floating-point operations per operation (TFLOP/s)
+    tokens_per_op: int = 0            # decode/prefill: tokens one step processes (tokens/s)
     timer: Any = None                 # CudaTimer/CpuTimer accumulating device time, if any
     timing: str = "perf_counter_ns"   # how per-op latency is taken
     keep: tuple = ()                  # buffers kept alive while the variant runs
@@ -103,10 +109,14 @@ class Runner:
                 duration: float | None = None) -> dict:
         duration = self.plan.duration if duration is None else duration
         dev0 = prep.timer.total_s if prep.timer is not None else 0.0
+        op_s = getattr(prep.timer, "op_s", None)    # each op's CUDA-event time, when kept
+        if op_s is not None:
+            op_s.clear()
         calls, t_start, t_end, interrupted, rec = self._loop(variant, prep, repeat, duration)
         device_s = (prep.timer.total_s - dev0) if prep.timer is not None else None
+        extra = {"device_latency_us": latency_stats(np.asarray(op_s) * 1e9)} if op_s else None
         return self.emit_result(variant, repeat, rec.all()[:calls] if calls else np.empty(0, np.int64),
-                                prep, t_start, t_end, interrupted, device_s)
+                                prep, t_start, t_end, interrupted, device_s, extra)
 
     def _loop(self, variant: Variant, prep: Prepared, repeat: int, duration: float):
         """Run `prep.op` back to back for `duration` s; one clock read per op.
@@ -172,6 +182,8 @@ class Runner:
             fields["gbps"] = prep.bytes_per_op * ops / secs / 1e9
         if prep.flops_per_op:
             fields["tflops"] = prep.flops_per_op * ops / secs / 1e12
+        if prep.tokens_per_op:
+            fields["tokens_per_s"] = prep.tokens_per_op * ops / secs
         self._emit("sample", **fields)
 
     # ---- result and validity -------------------------------------------------------------
@@ -236,7 +248,18 @@ class Runner:
         if prep.flops_per_op:
             basis = device_s if device_s else window_s
             fields["tflops"] = (prep.flops_per_op * ops / basis / 1e12) if basis > 0 else None
+        if prep.tokens_per_op:
+            fields.update(step_fields(prep, ops, window_s, lat))
         if extra:
             fields.update(extra)
         self._emit("result", **fields)
         return fields
+
+
+def step_fields(prep: Prepared, steps: int, window_s: float, lat: dict) -> dict:
+    """What a decode/prefill result adds: tokens/s over the window, the step's jitter
+    (p99 ÷ p50 of the step latency) and the FLOPs one step does."""
+    p50, p99 = lat.get("p50"), lat.get("p99")
+    return {"tokens_per_s": prep.tokens_per_op * steps / window_s if window_s > 0 else 0.0,
+            "jitter": round(p99 / p50, 4) if p50 and p99 is not None else None,
+            "flops_per_step": int(prep.flops_per_op)}

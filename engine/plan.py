@@ -6,9 +6,12 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
+from .model_shapes import (CPU_DEFAULT_SHAPE, GPU_DEFAULT_SHAPE, SHAPES, decode_flops,
+                           prefill_flops, step_dtype)
 from .vocabulary import BACKEND_CHOICES, WORKLOADS
 
 LAUNCH_MODES = ("sync", "async")
+DECODE_MODES = ("eager", "graph")   # graph: replayed as a CUDA graph where that is honest
 # alloc before gemm: cuBLAS keeps a workspace allocated, which turns a cold 1 MiB
 # cudaMalloc (a fresh chunk mapped, ~67 us on an H200) into a sub-allocation (~3 us)
 DEFAULT_WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "alloc", "gemm")
@@ -95,6 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also make a window INVALID when its per-op latency CV is above this "
                         "percentage (default: off; the CV is recorded either way)")
     p.add_argument("--init-procs", default="1,8,32", help="process counts for the init workload")
+    p.add_argument("--model-shape", default=None, choices=tuple(SHAPES),
+                   help=f"decoder shape of decode/prefill (default {GPU_DEFAULT_SHAPE} on GPU, "
+                        f"{CPU_DEFAULT_SHAPE} on CPU)")
+    p.add_argument("--layers", type=int, default=None,
+                   help="decoder blocks per decode/prefill step (default: the shape's, "
+                        f"{SHAPES[GPU_DEFAULT_SHAPE].layers} for {GPU_DEFAULT_SHAPE})")
+    p.add_argument("--kv-len", type=int, default=None,
+                   help="KV cache positions each decode token attends over (default: the "
+                        f"shape's, {SHAPES[GPU_DEFAULT_SHAPE].kv_len} for {GPU_DEFAULT_SHAPE})")
+    p.add_argument("--decode-batches", default="1,8,64",
+                   help="sequences per decode step, one variant each (default %(default)s)")
+    p.add_argument("--decode-modes", default="eager",
+                   help="decode variants: eager (kernel by kernel) and/or graph (one CUDA "
+                        "graph replay, where the graph is shown to do the work) "
+                        "(default %(default)s)")
+    p.add_argument("--prefill-tokens", default=None,
+                   help="prompt lengths of prefill, one variant each (default: the shape's, "
+                        + ",".join(map(str, SHAPES[GPU_DEFAULT_SHAPE].prefill_tokens))
+                        + f" for {GPU_DEFAULT_SHAPE})")
     p.add_argument("--seed", type=int, default=0, help="seed for buffer and matrix contents")
     p.add_argument("--cpus", default=None,
                    help="pin the engine to these CPUs, e.g. 4 or 4-7,9 (sched_setaffinity, "
@@ -130,6 +152,12 @@ class Plan:
     cpus: tuple[int, ...] | None = None
     init_child: bool = False
     list_devices: bool = False
+    model_shape: str | None = None          # None: the backend's default shape
+    layers: int | None = None               # None: the shape's
+    kv_len: int | None = None               # None: the shape's
+    decode_batches: tuple[int, ...] = (1, 8, 64)
+    decode_modes: tuple[str, ...] = ("eager",)
+    prefill_tokens: tuple[int, ...] | None = None   # None: the shape's
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -194,6 +222,12 @@ def parse_args(argv: list[str]) -> Plan:
         raise UsageError(f"--init-procs takes whole numbers, not {ns.init_procs!r}") from None
     if not procs or any(not 1 <= n <= 256 for n in procs):
         raise UsageError("--init-procs values must be 1..256")
+    batches = _counts(ns.decode_batches, "--decode-batches", 4096)
+    prefill = None if ns.prefill_tokens is None else \
+        _counts(ns.prefill_tokens, "--prefill-tokens", 32768)
+    decode_modes = split_list(ns.decode_modes)
+    if not decode_modes or any(m not in DECODE_MODES for m in decode_modes):
+        raise UsageError(f"--decode-modes takes eager and/or graph, not {ns.decode_modes!r}")
     checks = [
         (ns.duration > 0, "--duration must be > 0"),
         (ns.warmup >= 0, "--warmup must be >= 0"),
@@ -206,6 +240,8 @@ def parse_args(argv: list[str]) -> Plan:
         (ns.stall_limit >= 0, "--stall-limit must be >= 0 (percent; 0 is off)"),
         (ns.drift_limit >= 0, "--drift-limit must be >= 0 (percent; 0 is off)"),
         (ns.sample_interval > 0, "--sample-interval must be > 0"),
+        (ns.layers is None or 1 <= ns.layers <= 256, "--layers must be 1..256"),
+        (ns.kv_len is None or 1 <= ns.kv_len <= 131072, "--kv-len must be 1..131072"),
     ]
     for ok, message in checks:
         if not ok:
@@ -220,7 +256,20 @@ def parse_args(argv: list[str]) -> Plan:
                 sample_interval=ns.sample_interval,
                 launch_modes=tuple(dict.fromkeys(launch_modes)), cpus=cpus,
                 init_child=ns.init_child,
-                list_devices=ns.list_devices)
+                list_devices=ns.list_devices, model_shape=ns.model_shape, layers=ns.layers,
+                kv_len=ns.kv_len, decode_batches=batches,
+                decode_modes=tuple(dict.fromkeys(decode_modes)), prefill_tokens=prefill)
+
+
+def _counts(text: str, option: str, most: int) -> tuple[int, ...]:
+    """"1, 8,64" -> (1, 8, 64): whole numbers 1..most, each once, in the order given."""
+    try:
+        values = [int(x) for x in split_list(text)]
+    except ValueError:
+        raise UsageError(f"{option} takes whole numbers, not {text!r}") from None
+    if not values or any(not 1 <= n <= most for n in values):
+        raise UsageError(f"{option} values must be 1..{most}")
+    return tuple(dict.fromkeys(values))
 
 
 @dataclass
@@ -268,4 +317,31 @@ def build_variants(plan: Plan, backend: str) -> list[Variant]:
                 out.append(Variant(w, f"n{n}", {"n": n}))
         elif w == "p2p":
             out.append(Variant(w, "matrix", {}))  # expanded by the p2p workload itself
+        elif w in ("decode", "prefill"):
+            out += step_variants(plan, w, backend)
+    return out
+
+
+def step_variants(plan: Plan, workload: str, backend: str) -> list[Variant]:
+    """decode: one variant per batch (and mode); prefill: one per prompt length. The name
+    says the shape and depth, so only steps of the same work are ever matched."""
+    shape = SHAPES[plan.model_shape or (CPU_DEFAULT_SHAPE if backend == "numpy-cpu"
+                                        else GPU_DEFAULT_SHAPE)]
+    layers = plan.layers or shape.layers
+    base = {"shape": shape.name, "layers": layers, "dtype": step_dtype(shape, backend)}
+    out = []
+    if workload == "decode":
+        kv_len = plan.kv_len or shape.kv_len
+        for mode in plan.decode_modes:
+            for batch in plan.decode_batches:
+                name = f"{shape.name}-l{layers}-b{batch}-kv{kv_len}"
+                out.append(Variant(workload, name + ("-graph" if mode == "graph" else ""), {
+                    **base, "mode": mode, "batch": batch, "kv_len": kv_len,
+                    "tokens_per_step": batch,
+                    "flops_per_step": decode_flops(shape, layers, batch, kv_len)}))
+    else:
+        for n in plan.prefill_tokens or shape.prefill_tokens:
+            out.append(Variant(workload, f"{shape.name}-l{layers}-n{n}", {
+                **base, "mode": "eager", "prompt_tokens": n, "tokens_per_step": n,
+                "flops_per_step": prefill_flops(shape, layers, n)}))
     return out

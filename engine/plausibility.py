@@ -44,13 +44,21 @@ ASYNC_LAUNCH_FLOOR_US = 0.05
 ALLOC_FLOOR_US = 0.1          # cudaMalloc + cudaFree: two driver calls (~3 µs sub-allocated)
 PROCESS_START_FLOOR_US = 1000.0   # init: a process start to its first kernel (Python alone ~10 ms)
 CPU_OP_FLOOR_US = 0.01        # numpy-cpu: one Python call in the timed loop takes ~30 ns or more
-SYNC_WORKLOADS = ("roundtrip", "h2d", "d2h", "d2d", "gemm", "p2p")
+SYNC_WORKLOADS = ("roundtrip", "h2d", "d2h", "d2d", "gemm", "p2p", "decode", "prefill")
+# a transformer step: its products are GEMMs, so it cannot beat the GEMM ceiling of its dtype
+STEP_WORKLOADS = ("decode", "prefill")
 HOST_LINK_WORKLOADS = ("roundtrip", "h2d", "d2h")   # roundtrip's bytes cross the link both ways
 COPY_WORKLOADS = ("roundtrip", "h2d", "d2h", "d2d", "p2p")
 # Only an x86-64 CPU guarantees the GPU hangs off PCIe (NVLink-C2C and NVLink-to-CPU exist on
 # Grace and POWER); a GPU named like a Grace superchip never gets the PCIe bound.
 X86_CPU = re.compile(r"Intel|AMD|Xeon|EPYC|Opteron|Ryzen|Threadripper|Core\(TM\)|Hygon|Zhaoxin")
 GRACE_GPU = re.compile(r"\bG[BH]\d{3}")
+
+# A step's products are GEMMs of the model's shapes: on the device a session's gemm workload
+# measured, a step cannot do its FLOPs much faster than that GEMM. Twice it, not once: the
+# gemm may have run beside a neighbour (MPS at 25 % cut an fp16 GEMM to a third, GPU-FACTS)
+# while the step ran alone, and a prefill's large products run as fast as the 8192 GEMM.
+STEP_OVER_GEMM_LIMIT = 2.0
 
 REL_TOLERANCE = 1e-3          # JSON rounding of ops/s and latencies; anything beyond is made up
 
@@ -171,11 +179,36 @@ def result_problems(line: dict, bounds: DeviceBounds | None) -> list[str]:
             out.append(f"ops {ops} in {_fmt(duration)} s is {implied:.6g}/s, "
                        f"not the {ops_per_s:.6g} ops/s reported")
     out += _latency_problems(line.get("latency_us"), duration)
-    for name in ("device_time_s", "gbps", "gbps_wall", "tflops", "bytes"):
+    for name in ("device_time_s", "gbps", "gbps_wall", "tflops", "bytes", "tokens_per_s"):
         if name in line and line[name] is not None and not _positive(_number(line[name])):
             out.append(f"{name} {_fmt(line[name])} is not finite and positive")
+    if line.get("workload") in STEP_WORKLOADS:
+        out += _step_problems(line, ops_per_s)
     if bounds is not None:
         out += _bound_problems(line, bounds, ops_per_s)
+    return out
+
+
+def _step_problems(line: dict, ops_per_s: float | None) -> list[str]:
+    """A decode/prefill result's own figures must agree: tokens/s is steps/s times the tokens
+    of a step, jitter is p99 ÷ p50."""
+    out: list[str] = []
+    params = line.get("params") if isinstance(line.get("params"), dict) else {}
+    tokens, per_step = _number(line.get("tokens_per_s")), _number(params.get("tokens_per_step"))
+    if _positive(tokens) and _positive(per_step) and _positive(ops_per_s):
+        implied = ops_per_s * per_step
+        if abs(tokens - implied) > REL_TOLERANCE * implied:
+            out.append(f"tokens_per_s {tokens:.6g} is not {_fmt(ops_per_s)} steps/s × "
+                       f"{_fmt(params.get('tokens_per_step'))} tokens ({implied:.6g})")
+    if "device_latency_us" in line:   # the same steps by their CUDA events: the same rules
+        out += [f"device {p}" for p in _latency_problems(line["device_latency_us"],
+                                                         _number(line.get("duration_s")))]
+    lat = line.get("latency_us") if isinstance(line.get("latency_us"), dict) else {}
+    jitter, p50, p99 = _number(line.get("jitter")), _number(lat.get("p50")), _number(lat.get("p99"))
+    if jitter is not None and _positive(p50) and _positive(p99):
+        if not math.isfinite(jitter) or abs(jitter - p99 / p50) > 1e-3 * (p99 / p50) + 1e-4:
+            out.append(f"jitter {_fmt(line.get('jitter'))} is not p99 ÷ p50 "
+                       f"({p99 / p50:.6g})")
     return out
 
 
@@ -219,7 +252,7 @@ def _bound_problems(line: dict, bounds: DeviceBounds, ops_per_s: float | None) -
             value = _number(line.get(name))
             if _positive(value) and value > limit:
                 out.append(f"{name} {value:.6g} GB/s is above the {limit:.6g} GB/s {source}")
-    if line.get("workload") == "gemm":
+    if line.get("workload") == "gemm" or line.get("workload") in STEP_WORKLOADS:
         limit = _tflops_bound(line)
         value = _number(line.get("tflops"))
         if _positive(value) and value > limit:
@@ -238,7 +271,8 @@ class StreamJudge:
     `archive=True` reads a store archive (scenarios/replay.py, results/document.py gets one
     judge per session): there a `hello` right after a `done` starts the next session."""
 
-    __slots__ = ("archive", "bounds", "hello_device", "hellos", "done", "results", "_problems")
+    __slots__ = ("archive", "bounds", "hello_device", "hellos", "done", "results", "_problems",
+                 "gemm_tflops")
 
     def __init__(self, archive: bool = False):
         self.archive = archive
@@ -251,6 +285,7 @@ class StreamJudge:
         self.done: dict | None = None
         self.results = 0
         self._problems: dict[str, str] | None = None   # made at the first (a fleet holds many)
+        self.gemm_tflops: dict[str, tuple[float, str]] = {}   # dtype -> (best, its variant)
 
     @property
     def session_problems(self) -> list[str]:
@@ -299,7 +334,25 @@ class StreamJudge:
             return stream
         if self.done is None:
             self.results += 1
-        return stream + result_problems(line, self.bounds)
+        own = result_problems(line, self.bounds)
+        return stream + own + self._against_gemm(line, own)
+
+    def _against_gemm(self, line: dict, own: list[str]) -> list[str]:
+        """Remember the session's believable GEMM rates; judge a step's TFLOP/s by them."""
+        tflops = _number(line.get("tflops"))
+        if not _positive(tflops) or own:
+            return []
+        params = line.get("params") if isinstance(line.get("params"), dict) else {}
+        dtype = str(params.get("dtype"))
+        if line.get("workload") == "gemm" and line.get("valid") is True:
+            if tflops > self.gemm_tflops.get(dtype, (0.0, ""))[0]:
+                self.gemm_tflops[dtype] = (tflops, str(line.get("variant")))
+        elif line.get("workload") in STEP_WORKLOADS and dtype in self.gemm_tflops:
+            best, variant = self.gemm_tflops[dtype]
+            if tflops > STEP_OVER_GEMM_LIMIT * best:
+                return [f"{tflops:.6g} TFLOP/s is above {STEP_OVER_GEMM_LIMIT:g}× the "
+                        f"{best:.6g} TFLOP/s this session's gemm {variant} measured"]
+        return []
 
     def end(self, exit_code: int | None) -> list[str]:
         """Every problem of the session once it is over: the stream's own, and a `done` that

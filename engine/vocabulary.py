@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from .protocol import BACKENDS
 
-WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p")
+WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "gemm", "alloc", "init", "p2p",
+             "decode", "prefill")
 
 # How an engine session ended (scenarios.events.SessionEnded.outcome, stored in documents).
 COMPLETED = "completed"      # the engine said done/ok

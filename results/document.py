@@ -36,7 +36,8 @@ except Exception:  # pragma: no cover - engine always importable in this repo
 
 MAX_THROTTLE_EVENTS = 200
 TRIAL_FIELDS = ("repeat", "ops", "duration_s", "ops_per_s", "latency_us", "gbps", "tflops",
-                "bytes", "valid", "validity_reasons", "interrupted", "t", "window")
+                "bytes", "valid", "validity_reasons", "interrupted", "t", "window",
+                "tokens_per_s", "jitter", "flops_per_step", "device_latency_us")
 IDENTITY_DEVICE_KEYS = ("name", "uuid", "driver", "cuda_driver", "cuda_runtime")
 
 

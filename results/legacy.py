@@ -26,6 +26,7 @@ from .document import build_document, utc_now
 from .labels import NOT_GPU, backend_mark, doc_backend, is_cpu
 from .schema import ResultError
 from .stats import finite_median
+from .steps import is_step, step_summary, step_text
 from .trial_counts import headline_workload, valid_trials
 
 LEGACY_VARIANT = "legacy"
@@ -142,7 +143,8 @@ def _bandwidth_workload(doc: dict, kind: str) -> dict | None:
 
 def export_text(doc: dict) -> str:
     """Seed-format text: one `Throughput: N ops/sec` line (the headline: round trip if
-    measured), average and p99 latency in ms, H2D/D2H bandwidth, then details."""
+    measured; `N tokens/sec` when the headline is decode or prefill), average and p99 latency
+    in ms, H2D/D2H bandwidth, the decode/prefill step figures, then details."""
     head = headline_workload(doc.get("workloads") or [])
     if head is None:
         raise ResultError(f"run {doc.get('id')}: no throughput figure to export")
@@ -162,8 +164,14 @@ def export_text(doc: dict) -> str:
            f"Device: {device.get('name') or 'unknown'} ({backend_mark(backend)})",
            f"Validity: {(doc.get('validity') or {}).get('status', 'unknown')}",
            f"Workload: {head['workload']} {head.get('variant', '')} "
-           f"(median of {len(trials)} results)", "",
-           f"Throughput: {ops:,.0f} ops/sec"]
+           f"(median of {len(trials)} results)", ""]
+    step = step_summary(head) if is_step(head) else None
+    if step is not None and step["tokens_per_s"] is not None:
+        # a decode/prefill run: its throughput is tokens, one step (op) makes several
+        out += [f"Throughput: {step['tokens_per_s']:,.0f} tokens/sec",
+                f"Step Rate: {ops:,.1f} steps/sec"]
+    else:
+        out.append(f"Throughput: {ops:,.0f} ops/sec")
     if mean is not None:
         out.append(f"Average Latency: {mean / 1000.0:.3f} ms ({mean:.1f} microseconds)")
     if p99 is not None:
@@ -176,6 +184,10 @@ def export_text(doc: dict) -> str:
                       f"({kind.upper()})")
     if bw:
         out.append(f"Memory Bandwidth: {', '.join(bw)}")
+    steps = [w for w in doc.get("workloads") or [] if is_step(w)]
+    if steps:
+        out += ["", "Steps (decode/prefill, medians over valid results):"]
+        out += [step_text(w) for w in steps]
     out += ["", "Details (median over valid results):"]
     for w in doc.get("workloads") or []:
         t = valid_trials(w)

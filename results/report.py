@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from engine.plausibility import STEP_WORKLOADS
+
 from .check_verdicts import CHECK_COLUMNS, check_rows, check_table
 from .comparable import usable
 from .comparison import Comparison, MetricComparison
@@ -69,11 +71,26 @@ def comparison_table(comp: Comparison) -> list[list[str]]:
     return rows
 
 
+def step_tail_rows(comp: Comparison) -> list[MetricComparison]:
+    """The p99 step-latency rows of decode (first) and prefill variants."""
+    rows = [r for r in comp.rows if r.workload in STEP_WORKLOADS and r.metric == "lat_p99"]
+    return sorted(rows, key=lambda r: STEP_WORKLOADS.index(r.workload))
+
+
+def step_tail_line(r: MetricComparison) -> str:
+    """`decode 8b-l4-b8-kv2048 p99 step latency: +3.10% [+1.20%, +5.00%], target <5%: PASS`"""
+    target = "no target" if r.target_pct is None else f"target <{r.target_pct:g}%"
+    gpu = f" (GPU {r.gpu})" if r.gpu else ""
+    return (f"{r.workload} {r.variant}{gpu} p99 step latency: {fmt_pct(r.overhead_pct)} "
+            f"{fmt_ci(r.ci_low, r.ci_high)}, {target}: {r.verdict}")
+
+
 def header_lines(comp: Comparison) -> list[str]:
     target = "none" if comp.target_pct is None else f"{comp.target_pct:g}%"
     lines = [f"baseline {comp.base_id} ({comp.base_scenario}) vs candidate {comp.cand_id} "
              f"({comp.cand_scenario}); target {target}; verdict {comp.verdict}",
              f"figures by {comp.backends}"]
+    lines += [step_tail_line(r) for r in step_tail_rows(comp)]
     if comp.forced:
         lines.append(f"FORCED: runs are not comparable ({'; '.join(comp.forced)}); "
                      f"compared anyway because of --force")
@@ -185,11 +202,16 @@ class ReportScenario:
 
 
 def headline(comp: Comparison) -> MetricComparison | None:
-    """The figure the seed compared: round-trip throughput, else the first throughput row."""
+    """The figure the seed compared: round-trip throughput; else, for a run that measured
+    decode or prefill, the tail a service feels (the first step variant's p99 latency); else
+    the first throughput row."""
     for wl in ("roundtrip", "launch"):
         for r in comp.rows:
             if r.workload == wl and r.metric == "ops_per_s":
                 return r
+    tails = step_tail_rows(comp)
+    if tails:
+        return tails[0]
     for r in comp.rows:
         if r.metric == "ops_per_s":
             return r

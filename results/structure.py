@@ -224,7 +224,9 @@ TRIAL = Obj({"session": Opt(INT), "trial": Opt(INT), "repeat": Opt(INT), "ops": 
              "duration_s": Opt(NUM), "ops_per_s": Opt(NUM), "latency_us": Opt(LATENCY),
              "gbps": Opt(NUM), "tflops": Opt(NUM), "bytes": Opt(NUM), "valid": BOOL,
              "validity_reasons": TEXTS, "interrupted": Opt(BOOL), "t": Opt(NUM),
-             "gpu": Opt(GPU_TAG), "window": Opt(OBJECT)})
+             "gpu": Opt(GPU_TAG), "window": Opt(OBJECT), "tokens_per_s": Opt(NUM),
+             "jitter": Opt(NUM), "flops_per_step": Opt(NUM),
+             "device_latency_us": Opt(LATENCY)})
 # how many of a workload variant's results count (results/trial_counts.py)
 COUNTS = Obj({"workload": Opt(STR), "variant": Opt(STR), "counted": INT, "trials": INT},
              required=("counted", "trials"))

@@ -2,7 +2,7 @@
 init and p2p drive their own measurements with `run(ctx, variant)`."""
 from __future__ import annotations
 
-from . import alloc, copy, gemm, init, launch, p2p, roundtrip
+from . import alloc, copy, decode, gemm, init, launch, p2p, roundtrip
 
 PREPARE = {
     "roundtrip": roundtrip.prepare,
@@ -12,6 +12,8 @@ PREPARE = {
     "d2d": copy.prepare,
     "gemm": gemm.prepare,
     "alloc": alloc.prepare,
+    "decode": decode.prepare,
+    "prefill": decode.prepare,
 }
 RUN = {
     "init": init.run,

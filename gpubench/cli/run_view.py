@@ -10,6 +10,7 @@ from results.labels import (CPU_MARK, backend_mark, doc_backend, doc_host, is_cp
                             trial_count)
 from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
 from results.stats import cv_pct, finite_median, mad_outliers, median
+from results.steps import STEP_COLUMNS, step_rows
 from results.trial_counts import doc_counts, metrics_line, status_line
 
 
@@ -100,6 +101,11 @@ def print_run(doc: dict) -> None:
         print(f"{k:<{width}}  {v}")
     print()
     _print_workloads(doc)
+    steps = step_rows(doc.get("workloads") or [])
+    if steps:
+        print()
+        print_table(STEP_COLUMNS, steps, title="decode/prefill steps: tokens/s, step latency, "
+                    "jitter (p99 ÷ p50); medians of the valid results (of all when none is)")
     checks = check_rows(doc)
     if checks:
         print()

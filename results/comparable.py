@@ -49,6 +49,8 @@ class SideValues:
                              f"beside a {label} that is not finite and positive")
         if not self.trials:
             return NOT_COMPARABLE, f"{side}: planned, but no result was measured"
+        if not self.reported:   # e.g. a seed figure imported as a round trip: no GB/s in it
+            return NOT_COMPARABLE, f"{side}: none of its {self.trials} results reports a {label}"
         if not self.values:
             return NOT_COMPARABLE, f"{side}: 0 valid of {self.trials} results"
         return None

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from results.comparable import NOT_COMPARABLE
+from results.comparable import NOT_COMPARABLE, side_values
 from results.schema import NotComparable
 from results.comparison import compare_runs
 from results.inference import bootstrap_medians, bootstrap_overhead_ci, mann_whitney_u
@@ -280,3 +280,15 @@ def test_unusable_values_of_included_invalid_trials_are_counted_not_hidden():
                if r.metric == "ops_per_s")
     assert row.n_cand == 8 and row.verdict == NO_TARGET
     assert "candidate: 2 invalid results without a usable value left out" in row.warnings
+
+
+def test_a_side_whose_results_never_carry_the_metric_says_so():
+    """A seed figure imported as a round trip has ops/s and no GB/s: its bandwidth row is NOT
+    COMPARABLE because no result of it reports a bandwidth, not because results were invalid."""
+    seed = [{"valid": True, "ops_per_s": 1000.0}]
+    side = side_values(seed, seed, lambda t: t.get("gbps"))
+    assert side.problem("baseline", "bandwidth") == (
+        NOT_COMPARABLE, "baseline: none of its 1 results reports a bandwidth")
+    invalid = [{"valid": False, "gbps": 3.0}]
+    assert side_values(invalid, [], lambda t: t.get("gbps")).problem("candidate", "bandwidth") \
+        == (NOT_COMPARABLE, "candidate: 0 valid of 1 results")

@@ -17,11 +17,10 @@ import math
 import zlib
 
 from engine.cpu_delay import slot_on
-from results.stats import (FAIL, PASS, change_word, cv_pct, median, more_trials_needed,
-                           overhead_pct, verdict_for)
+from results.stats import (FAIL, INCONCLUSIVE, MAX_MORE_TRIALS, PASS, change_word, cv_pct,
+                           median, more_trials_needed, overhead_pct, verdict_for)
 
 PASSED, FAILED, NOT_RESOLVED = "PASSED", "FAILED", "NOT RESOLVED"
-MAX_TRIALS_SUGGESTED = 100_000
 
 
 def wrong_side(got: str, injected: float, target: float, tol: float) -> bool:
@@ -67,7 +66,7 @@ def _judged(measured: float, lo: float, hi: float, p: float, n: int, *, injected
             wrong.append(f"{got} against {t:g} % with {injected_pct:.2f} % injected")
         verdicts[f"{t:g}"] = {"verdict": got, "ok": not bad,
                               "more_trials": more_trials_needed(lo, hi, n, t)
-                              if got == "INCONCLUSIVE" else None}
+                              if got == INCONCLUSIVE else None}
     error = measured - injected_pct
     state, why = arm_state(injected_pct, error, lo, hi, tol, wrong)
     return {"injected_pct": injected_pct, "measured_pct": measured,
@@ -92,7 +91,7 @@ def overall(rows: list[dict], trials: int, tol: float) -> dict:
     suggested = None
     if state == NOT_RESOLVED and unresolved:
         scale = max(max(r["ci_half_width"], abs(r["error_pp"])) for r in unresolved) / tol
-        suggested = min(MAX_TRIALS_SUGGESTED, max(trials + 1, math.ceil(trials * scale ** 2)))
+        suggested = min(MAX_MORE_TRIALS, max(trials + 1, math.ceil(trials * scale ** 2)))
     return {"state": state, "ok": state == PASSED,
             "arms": {s: states.count(s) for s in (PASSED, NOT_RESOLVED, FAILED)},
             "max_unresolved_ci_half_width_pp": widest, "trials_to_resolve": suggested}

@@ -555,21 +555,25 @@ def test_cli_a_biased_measurement_fails_with_exit_1(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(experiment, "run_session",
                         _fake_session_factory(0.10, 0.002, 2, drift=0.002, cpu_turn_ns=70,
                                               bias=0.1))
-    code, lines, _, s = _cli(tmp_path, monkeypatch, capsys, "--backend", "numpy-cpu")
+    code, lines, _, s = _cli(tmp_path, monkeypatch, capsys, "--backend", "numpy-cpu",
+                             "--workloads", "launch", "--levels", "1,10")
     assert code == 1 and s["state"] == sj.FAILED
     failed = {r["arm"]: r for r in s["rows"] if r["state"] == sj.FAILED}
     assert "L10" in failed and "excludes the injected" in failed["L10"]["why"]
     assert all(r["state"] == sj.PASSED for r in s["rows"] if r["arm"] == "aa")
-    assert lines[-1] == f"SELFTEST FAILED: {s['arms'][sj.FAILED]} of 8 arms"
+    assert lines[-1] == f"SELFTEST FAILED: {s['arms'][sj.FAILED]} of 3 arms"
 
 
 def test_cli_narrow_and_accurate_passes_with_exit_0(monkeypatch, tmp_path, capsys):
+    """Sessions within 3 % of each other (at 10 % injected, a session's truth moves with its
+    level: ±10 % sessions leave the CI that resamples them wider than ±1 pp)."""
     monkeypatch.setattr(experiment, "run_session",
-                        _fake_session_factory(0.10, 0.002, 2, drift=0.002, cpu_turn_ns=70))
-    code, lines, _, s = _cli(tmp_path, monkeypatch, capsys, "--backend", "numpy-cpu")
+                        _fake_session_factory(0.03, 0.002, 2, drift=0.002, cpu_turn_ns=70))
+    code, lines, _, s = _cli(tmp_path, monkeypatch, capsys, "--backend", "numpy-cpu",
+                             "--workloads", "launch", "--levels", "1,10")
     assert code == 0 and s["state"] == sj.PASSED and s["ok"]
     assert all(r["state"] == sj.PASSED and r["why"].endswith("within ±1 pp") for r in s["rows"])
-    assert lines[-1] == "SELFTEST PASSED at ±1 pp: all 8 arms"
+    assert lines[-1] == "SELFTEST PASSED at ±1 pp: all 3 arms"
 
 
 def test_cli_a_tolerance_that_is_no_tolerance_is_one_line_and_exit_2(monkeypatch, tmp_path,

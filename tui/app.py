@@ -24,9 +24,10 @@ from textual.worker import Worker, WorkerState
 
 from gpubench.selftest.engine_session import detect_backend
 from gpubench.selftest.experiment import Selftest
+from gpubench.selftest.judging import NOT_RESOLVED
 from gpubench.selftest.options import Options as SelftestOptions
 from gpubench.selftest.options import SelftestError, injected_text
-from gpubench.selftest.report import format_summary
+from gpubench.selftest.report import STATE_TEXT, format_summary
 from gpubench.runner import PlanOptions, PlanRunner
 from scenarios.base import LaunchRequest, Launcher
 from scenarios.config import Config, ConfigError, ScenarioConfig, load_config
@@ -314,8 +315,9 @@ class GpubenchApp(App):
         screen.show_summary(format_summary(summary), summary["ok"])
         for run_id in summary.get("saved") or []:
             self.post_message(m.RunSaved(run_id, "selftest"))
-        self.notify("Self-test " + ("passed" if summary["ok"] else "FAILED"),
-                    severity="information" if summary["ok"] else "error")
+        self.notify(f"Self-test {STATE_TEXT[summary['state']]}",
+                    severity="information" if summary["ok"] else
+                    "warning" if summary["state"] == NOT_RESOLVED else "error")
 
     def action_probe_hosts(self) -> None:
         self.probe_worker()

@@ -3,8 +3,9 @@
 Output is a rich table on a terminal and plain tab-separated text in a pipe. Every problem
 the user can cause ends as one line on stderr and a non-zero exit code, never a traceback
 (`--debug` shows one for bugs). Exit codes: 0 ok; 1 `compare` verdict at or worse than
---fail-on (a NOT COMPARABLE or INVALID metric always is), or a `run` whose sessions failed;
-2 bad input or configuration; 130 interrupted.
+--fail-on (a NOT COMPARABLE or INVALID metric always is), a `run` whose sessions failed, or a
+failed `selftest`; 2 bad input or configuration; 3 a `selftest` not resolved, or a `fleet`
+outlier (--fail-on-outlier); 130 interrupted.
 
     entry.py       main() (the console script): the parser of every command, errors → exit codes
     base.py        exit codes, UsageError, one-line messages, the store, RUN references

@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                "scenarios, store results, compare them with confidence intervals and verdicts.",
                epilog="A RUN is a run id, a unique prefix of one, or @SCENARIO (its newest run). "
                "Exit codes: 0 ok; 1 a compare verdict at/worse than --fail-on, or failed "
-               "sessions in a run; 2 bad input or configuration; 130 interrupted.")
+               "sessions in a run, or a failed selftest; 2 bad input or configuration; 3 a "
+               "selftest not resolved, or a fleet outlier (--fail-on-outlier); 130 interrupted.")
     p.add_argument("--version", action="version", version=f"gpubench {__version__}")
     p.add_argument("--config", metavar="PATH", help="config.toml (default: $GPUBENCH_CONFIG, "
                    "./config.toml, ~/.config/gpubench/config.toml)")

@@ -7,7 +7,8 @@ Plan
   3. Verify: blocks of sessions, each block holding every arm once (A/A twin, each injected
      level, per workload) in a seeded random order, so drift hits every arm alike.
   4. Judge each arm with results/stats.py (median, seeded bootstrap CI, PASS/FAIL/INCONCLUSIVE
-     against each target) and check every verdict against the injected truth.
+     against each target) and by one rule against the injected truth: PASSED, FAILED or NOT
+     RESOLVED (judging.py), the run's state and exit code from its arms'.
 
 The modules, each one job:
   options.py          options, defaults per design and backend, arms
@@ -18,7 +19,8 @@ The modules, each one job:
   experiment.py       the run: sessions checked, blocks of arms, the summary
   design_slots.py     the default design: the delay toggles within each session
   design_sessions.py  one delay per session
-  judging.py          an arm's measured overhead and CI against its truth; the verdicts
+  judging.py          an arm's measured overhead and CI against its truth, its verdicts and
+                      state, and the run's state
   store.py            every arm saved as a run
   report.py           the summary as text
   command.py          the `gpubench selftest` command

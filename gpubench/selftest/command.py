@@ -9,9 +9,21 @@ from pathlib import Path
 
 from gpubench.plan_flags import add_plan_flags
 
+from .judging import FAILED, NOT_RESOLVED, PASSED
 from .options import (CPU_SESSION_LEVELS, DEFAULT_LEVELS, DELAY_PLACEMENTS, Options,
                       SelftestError, levels_text)
 from .report import format_summary
+
+# gpubench's codes (0 ok, 1 a gate failed, 2 bad input, 130 interrupted; the values of
+# gpubench/cli/base.py, which this module cannot import: gpubench.cli imports it) and 3 for a
+# self-test too noisy to decide, as `fleet --fail-on-outlier` uses 3 for what is no failure
+EXIT_BY_STATE = {PASSED: 0, FAILED: 1, NOT_RESOLVED: 3}
+EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED = 2, 130
+EXIT_CODES_TEXT = ("Exit codes: 0 passed (every arm within the tolerance and its CI no wider); "
+                   "1 failed (an arm's CI excludes its injected overhead, or a verdict is on "
+                   "the wrong side of it); 2 bad input, or the self-test could not run; 3 not "
+                   "resolved (no arm failed, but some CI is wider than the tolerance: the last "
+                   "line says about how many --trials would resolve it); 130 interrupted.")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -38,7 +50,8 @@ def register(subparsers) -> None:
                     f"({cpu_sessions} for the CPU's sessions design) on the roundtrip and launch "
                     "workloads (interposer on the GPU, engine busy-wait on the CPU), run "
                     "interleaved trials and check every measured overhead against the injected "
-                    "one.")
+                    "one.",
+        epilog=EXIT_CODES_TEXT)
     add_plan_flags(p, defaults={"backend": "auto", "workloads": "roundtrip,launch"},
                    help_text={"trials": "engine sessions per arm (default 4 slots, 10 sessions)",
                               "duration": "seconds per window (default 3.0 slots, 2.0 slots on "
@@ -58,8 +71,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the arms' order and of the bootstrap (default 0)")
     p.add_argument("--tolerance-pp", type=float, default=None,
-                   help="allowed |measured - injected| (default 0.5 on the GPU, 1 on the CPU, "
-                        "15 for the CPU's sessions design)")
+                   help="what an arm must resolve to pass: |measured - injected| and its CI's "
+                        "half-width (default 0.5 on the GPU, 1 on the CPU, 15 for the CPU's "
+                        "sessions design)")
     p.add_argument("--roundtrip-size", default="64KiB",
                    help="bytes copied each way by the roundtrip workload (default 64KiB)")
     p.add_argument("--delay-on", default="sync", choices=DELAY_PLACEMENTS,
@@ -96,11 +110,11 @@ def main(args, config=None) -> int:
         summary = asyncio.run(Selftest(opts).run())
     except SelftestError as exc:
         print(f"gpubench selftest: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_COULD_NOT_RUN
     except KeyboardInterrupt:
         print("gpubench selftest: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     print(format_summary(summary))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=1, default=str))
-    return 0 if summary["ok"] else 1
+    return EXIT_BY_STATE[summary["state"]]

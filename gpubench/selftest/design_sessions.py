@@ -109,11 +109,10 @@ def _judge(st: "Selftest", mech: Mechanism, arm: Arm, runs: list, variant: str,
     ops = [s.ops[variant] for s in runs if variant in s.ops]
     key = f"selftest/{w}/{variant}/{arm.name}"
     row = judge_arm(base_vals, vals, injected_pct=injected_pct, targets=tuple(opts.levels),
-                    tol=tol, aa=arm.name == "aa", seed=opts.seed, key=key,
-                    n_boot=opts.n_boot, shared_machine=not mech.gpu,
+                    tol=tol, seed=opts.seed, key=key, n_boot=opts.n_boot,
                     confidence=st.ci_confidence)
     ops_row = judge_arm(base_ops, ops, injected_pct=injected_pct, targets=tuple(opts.levels),
-                        tol=tol, aa=arm.name == "aa", seed=opts.seed,
+                        tol=tol, seed=opts.seed,
                         key=key + "/ops", n_boot=opts.n_boot, higher_is_better=True)
     row.update({"workload": w, "variant": variant, "arm": arm.name,
                 "level": arm.level, "delay_ns": arm.delay_ns,

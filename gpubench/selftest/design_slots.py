@@ -114,9 +114,10 @@ def _judge(st: "Selftest", mech: Mechanism, arm: Arm, runs: list, variant: str, 
         return None
     key = f"selftest/{w}/{variant}/{arm.name}"
     common = dict(injected_pct=median(truths), targets=tuple(opts.levels), tol=tol,
-                  aa=arm.name == "aa", seed=opts.seed, n_boot=opts.n_boot,
-                  # the CPU self-test runs where others load the machine
-                  shared_machine=not mech.gpu, confidence=st.ci_confidence)
+                  seed=opts.seed, n_boot=opts.n_boot, confidence=st.ci_confidence,
+                  # the CPU self-test runs where others load the machine in bursts of
+                  # seconds, which move all the pairs of one session together
+                  resample_sessions=not mech.gpu)
     row = judge_pairs(lat_pairs, key=key, **common)
     ops_row = judge_pairs(ops_pairs, key=key + "/ops", higher_is_better=True, **common)
     row.update({"workload": w, "variant": variant, "arm": arm.name,

@@ -2,7 +2,8 @@
 
 Every arm runs in blocks of sessions, each block holding every arm once in a seeded random
 order, so drift hits every arm alike; design_slots.py and design_sessions.py calibrate, size
-the delays and judge each arm (judging.py). One trial is one engine session (a fresh
+the delays and judge each arm, and judging.py's one rule makes the arms and the whole
+PASSED, FAILED or NOT RESOLVED. One trial is one engine session (a fresh
 process), not one repeat: repeats of one process are not independent.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from results.stats import median
 
 from . import design_sessions, design_slots
 from .engine_session import SessionData, detect_backend, engine_args, run_session
-from .judging import family_confidence
+from .judging import family_confidence, overall
 from .mechanism import Mechanism
 from .options import CPU_BASE_WAIT_NS, Arm, Options, SelftestError, settle
 from .store import save_arms
@@ -35,6 +36,7 @@ class Selftest:
         self.sessions: list[SessionData] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="gpubench-selftest-"))
         self.ci_confidence = 0.95
+        self.judged_arms = 1
         self._n = 0
 
     async def session(self, arm: Arm, trial: int, backend: str) -> SessionData:
@@ -89,8 +91,10 @@ class Selftest:
         design, tol = settle(opts, mech.gpu)
         if design == "slots" and not mech.gpu:
             mech.cpu_base_ns = CPU_BASE_WAIT_NS
-        self.ci_confidence = 0.95 if mech.gpu else \
-            family_confidence(len(opts.levels) * len(opts.workloads))
+        # every judged arm (each level and the A/A twin, per workload) fails when its CI
+        # misses its truth: their CIs hold together at 95 %
+        self.judged_arms = len(opts.workloads) * (len(opts.levels) + 1)
+        self.ci_confidence = family_confidence(self.judged_arms)
         run_design = design_slots.run if design == "slots" else design_sessions.run
         rows, arms, by_arm, order, calibration, skipped = await run_design(
             self, mech, backend, tol, t_start)
@@ -102,11 +106,13 @@ class Selftest:
                   "each process)" if design == "slots" else
                   "median over repeats of per-op latency p50, one value per engine session")
         summary = {
-            "ok": all(r["ok"] for r in primary_rows) and bool(primary_rows),
+            **overall(primary_rows, opts.trials, tol),
             "backend": backend, "device": _device_brief(device), "design": design,
             "metric": metric,
             "tolerance_pp": tol, "targets_pct": list(opts.levels), "levels_pct": list(opts.levels),
-            "ci_confidence_pct": round(self.ci_confidence * 100, 2),
+            "ci_confidence_pct": round(self.ci_confidence * 100, 3),
+            "ci_family": {"confidence_pct": 95.0, "arms": self.judged_arms,
+                          "adjustment": "Bonferroni"},
             "trials_per_arm": opts.trials, "sessions": len(self.sessions),
             "elapsed_s": round(elapsed, 1),
             "plan": {"duration_s": opts.duration, "warmup_s": opts.warmup, "repeats": opts.repeats,

@@ -2,6 +2,7 @@
 backend), and its arms."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,8 @@ SLOT_DEFAULTS = {"trials": 4, "duration": 3.0, "warmup": 0.5, "repeats": 3,
                  "calibration_trials": 1, "sample_interval": 0.05}
 # the CPU's ops are 10x as many per sample: 8 slot pairs per session, under 3 min in all
 CPU_SLOT_DEFAULTS = {**SLOT_DEFAULTS, "duration": 2.0, "warmup": 0.3, "repeats": 2}
-# the GPU's 0.5 pp with some room; on the CPU an arm's CI half-width counts where it is larger
-# (others' load on a shared machine widened it to 2.4 pp in one run of a quiet 0.2 pp)
+# the GPU's 0.5 pp with some room: others' load on a shared machine widens the CIs (to 2.4 pp
+# in one run of a quiet 0.2 pp), and an arm whose CI is wider than this is NOT RESOLVED
 CPU_SLOT_TOLERANCE_PP = 1.0
 # CPU slots: every call waits this long, on or off, before the delay (engine/cpu_delay.py): long
 # enough that what a long wait changes has settled in off-slot calls too. With none, an on-slot
@@ -109,6 +110,8 @@ def settle(opts: Options, gpu: bool) -> tuple[str, float]:
     tol = opts.tolerance_pp if opts.tolerance_pp is not None else \
         GPU_TOLERANCE_PP if gpu else \
         CPU_SESSION_TOLERANCE_PP if cpu_sessions else CPU_SLOT_TOLERANCE_PP
+    if not (math.isfinite(tol) and tol > 0):
+        raise SelftestError(f"the tolerance must be a positive number of pp, not {tol:g}")
     return design, tol
 
 

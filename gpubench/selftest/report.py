@@ -1,7 +1,12 @@
-"""The self-test's summary as text: one row per arm, the resolution, the overall verdict."""
+"""The self-test's summary as text: one row per arm with its state, why each arm that did not
+pass did not, the resolution, and the overall state."""
 from __future__ import annotations
 
 from results.format import EMPTY
+
+from .judging import FAILED, NOT_RESOLVED, PASSED
+
+STATE_TEXT = {PASSED: "passed", NOT_RESOLVED: "NOT RESOLVED", FAILED: "FAILED"}
 
 
 def format_summary(s: dict) -> str:
@@ -13,12 +18,12 @@ def format_summary(s: dict) -> str:
     out.append(f"metric: {s['metric']}; delay via {s['plan']['mechanism']}; "
                f"tolerance ±{s['tolerance_pp']:g} pp")
     out.append(f"design: {s.get('design')}")
-    conf = s.get("ci_confidence_pct", 95.0)
-    if conf != 95.0:
-        out.append(f"CIs: {conf:g} % each, 95 % for all injected arms at once (Bonferroni)")
+    conf, family = s["ci_confidence_pct"], s["ci_family"]
+    out.append(f"CIs: {conf:g} % each, {family['confidence_pct']:g} % for all "
+               f"{family['arms']} judged arms at once ({family['adjustment']})")
     hdr = (f"{'workload/variant':<24}{'arm':<6}{'n off/on':>10}{'injected':>9}{'measured':>10}"
            f"{f'{conf:g}% CI':>19}{'error':>8}  "
-           f"{'verdicts vs ' + '/'.join(f'{t:g}%' for t in s['targets_pct']):<28}ok")
+           f"{'verdicts vs ' + '/'.join(f'{t:g}%' for t in s['targets_pct']):<28}state")
     out.append(hdr)
     for r in s["rows"]:
         ci = (f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if r["ci_low"] is not None else EMPTY)
@@ -27,7 +32,10 @@ def format_summary(s: dict) -> str:
         n = f"{r['n_base']}/{r['n_cand']}"
         out.append(f"{r['workload'] + '/' + r['variant']:<24}{r['arm']:<6}{n:>10}"
                    f"{r['injected_pct']:>8.2f}%{r['measured_pct']:>+9.2f}%{ci:>19}"
-                   f"{r['error_pp']:>+7.2f}  {v:<28}{'yes' if r['ok'] else 'NO'}{tag}")
+                   f"{r['error_pp']:>+7.2f}  {v:<28}{STATE_TEXT[r['state']]}{tag}")
+    for r in s["rows"]:
+        if r["state"] != PASSED:
+            out.append(f"{r['workload']}/{r['arm']} {STATE_TEXT[r['state']]}: {r['why']}")
     for w, res in s["resolution"].items():
         hw = res["aa_ci_half_width_pp"]
         out.append(f"{w}: A/A CI half-width {hw:.2f} pp" if hw is not None else f"{w}: {EMPTY}")
@@ -38,6 +46,24 @@ def format_summary(s: dict) -> str:
         out.append(f"skipped {sk['workload']} {sk['level']:g} %: {sk['reason']}")
     if not any(r["primary"] for r in s["rows"]):
         out.append("no injected arm could run: see 'skipped'")
-    out.append("SELFTEST " + ("PASSED" if s["ok"] else "FAILED") +
-               (f" — saved {len(s['saved'])} runs" if s.get("saved") else ""))
+    out.append(state_line(s) + (f" — saved {len(s['saved'])} runs" if s.get("saved") else ""))
     return "\n".join(out)
+
+
+def state_line(s: dict) -> str:
+    """The last line: the self-test's state, and for NOT RESOLVED what would resolve it."""
+    tol = f"±{s['tolerance_pp']:g} pp"
+    arms = s["arms"]
+    judged = sum(arms.values())
+    if s["state"] == PASSED:
+        return f"SELFTEST PASSED at {tol}: all {judged} arms"
+    if s["state"] == FAILED:
+        return f"SELFTEST FAILED: {arms[FAILED]} of {judged} arms" if judged else \
+            "SELFTEST FAILED: no arm was judged"
+    line = f"SELFTEST NOT RESOLVED at {tol}"
+    if s["max_unresolved_ci_half_width_pp"] is not None:
+        line += f": CI half-widths up to {s['max_unresolved_ci_half_width_pp']:.2g} pp"
+    if s["trials_to_resolve"] is not None:
+        n = s["trials_to_resolve"]
+        line += f"; about {n} trials would resolve it (--trials {n})"
+    return line

@@ -312,7 +312,7 @@ class GpubenchApp(App):
             screen.show_error(str(exc))
             self.notify(f"Self-test could not run: {exc}", severity="error", timeout=10)
             return
-        screen.show_summary(format_summary(summary), summary["ok"])
+        screen.show_summary(format_summary(summary), summary["state"])
         for run_id in summary.get("saved") or []:
             self.post_message(m.RunSaved(run_id, "selftest"))
         self.notify(f"Self-test {STATE_TEXT[summary['state']]}",

@@ -493,7 +493,8 @@ async def test_selftest_dialog_closed_while_running_goes_on_and_reports_by_notif
 
 async def test_selftest_too_noisy_to_decide_is_not_resolved_never_failed(config, monkeypatch):
     """Sessions whose CIs hold the truth but are wider than the tolerance (the self-test's own
-    noisy stand-in engine): the dialog and the notification say NOT RESOLVED, a warning."""
+    noisy stand-in engine): the dialog (in the warning colour) and the notification say NOT
+    RESOLVED, a warning."""
     from gpubench.selftest import experiment
     from tests.selftest.test_selftest import _fake_session_factory
     from tui.screens.selftest import SelftestScreen
@@ -510,6 +511,8 @@ async def test_selftest_too_noisy_to_decide_is_not_resolved_never_failed(config,
         screen = app.screen
         await wait_for(pilot, lambda: screen.finished, timeout=60)
         assert "SELFTEST NOT RESOLVED at ±1 pp" in screen_text(app)
+        table = screen.query_one("#selftest-table")
+        assert table.has_class("unresolved") and not table.has_class("bad")
     assert notes == [("Self-test NOT RESOLVED", "warning")]
 
 

@@ -11,6 +11,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Log, Static
 
+from gpubench.selftest.judging import FAILED, NOT_RESOLVED, PASSED
+
+STATE_CLASS = {PASSED: "ok", NOT_RESOLVED: "unresolved", FAILED: "bad"}
+
 
 class SelftestScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q", "close", "Close"), Binding("x", "stop", "Stop")]
@@ -38,14 +42,15 @@ class SelftestScreen(ModalScreen[None]):
         if not self.closed:
             self.query_one(Log).write_line(line)
 
-    def show_summary(self, text: str, ok: bool) -> None:
+    def show_summary(self, text: str, state: str) -> None:
+        """`state`: the summary's PASSED, FAILED or NOT RESOLVED, each drawn in its colour."""
         self.finished = True
         if self.closed:
             return
         table = self.query_one("#selftest-table", Static)
         table.update(text)
-        table.set_class(ok, "ok")
-        table.set_class(not ok, "bad")
+        for name, cls in STATE_CLASS.items():
+            table.set_class(state == name, cls)
         self.query_one("#selftest-hint", Label).update("Esc closes · the arms are in History")
 
     def show_error(self, message: str) -> None:

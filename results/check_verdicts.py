@@ -17,6 +17,9 @@ from .format import EMPTY, fmt_size, fmt_spec
 
 ENFORCED, NOT_ENFORCED, NOT_APPLICABLE, MEASURED = (
     "ENFORCED", "NOT ENFORCED", "NOT APPLICABLE", "MEASURED")
+# memory, per allocation path: refused with another code than CUDA_ERROR_OUT_OF_MEMORY, or a
+# path the driver does not have
+WRONG_ERROR, NOT_SUPPORTED = "WRONG ERROR", "NOT SUPPORTED"
 CHECK_SCENARIO_PREFIX = "check-"
 CHECK_COLUMNS = ("role", "run", "check", "verdict", "observed", "configured", "reason")
 

@@ -45,7 +45,10 @@ def run_probe(proxy: Proxy | None, args: list[str], settings: Settings,
     if not lines:
         tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         return {"error": f"probe {args[0]} gave no result: {tail}"}
-    return json.loads(lines[-1])
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        return {"error": f"probe {args[0]} printed an unreadable line: {lines[-1][:80]}"}
 
 
 def check_memory(proxy: Proxy, settings: Settings, gpu: bool = False) -> dict:
@@ -59,12 +62,16 @@ def check_memory(proxy: Proxy, settings: Settings, gpu: bool = False) -> dict:
     step = max(1 << 20, min(settings.mem_step, limit // 8 or 1 << 20))
     stop_at = limit + (MEMORY_SLACK_STEPS + 2) * step   # enough to see it pass the limit
     args = ["memory", "--step", str(step), "--stop-at", str(stop_at)]
-    paths = [judge_memory_path(run_probe(proxy, [*args, "--path", p], settings), limit)
-             for p in MEMORY_PATHS]
+    paths = []
+    for path in MEMORY_PATHS:
+        res = run_probe(proxy, [*args, "--path", path], settings)
+        if "error" in res and not paths:   # no driver, or no probe: every path would say so
+            return {**out, "verdict": NOT_APPLICABLE, "reasons": [res["error"]]}
+        paths.append(judge_memory_path({**res, "path": path}, limit))
     if gpu:
         bare = run_probe(None, [*args, "--path", CUBLAS_PATH], settings)
         full = run_probe(proxy, [*args, "--path", CUBLAS_PATH, "--fill"], settings)
-        paths.append(judge_memory_path(full, limit, bare))
+        paths.append(judge_memory_path({**full, "path": CUBLAS_PATH}, limit, bare))
     verdict, reasons = memory_verdict(paths)
     out.update({"step": step, "paths": paths, "observed": memory_observed(paths)})
     first = paths[0]["probe"]

@@ -31,6 +31,10 @@ PATH_LABELS = {"cuMemAllocAsync": "cuMemAllocAsync (default pool)",
                "cuMemCreate": "cuMemCreate + cuMemMap (VMM)"}
 
 
+def path_label(path: str) -> str:
+    return PATH_LABELS.get(path, path)
+
+
 def cuda_error(rc: Any) -> str:
     if rc == 0:
         return "CUDA_SUCCESS"
@@ -70,8 +74,8 @@ def judge_memory_path(r: dict, limit: int, bare: dict | None = None) -> dict:
     """One path's verdict from its probe answer (`bare`: the cuBLAS workspace measured
     without the proxy)."""
     path = r.get("path") or "?"
-    label = PATH_LABELS.get(path, path)
-    row: dict[str, Any] = {"path": path, "probe": r}
+    label = path_label(path)
+    row: dict[str, Any] = {"path": path, "label": label, "probe": r}
     if "error" in r:
         return {**row, "verdict": NOT_APPLICABLE, "observed": "probe failed",
                 "summary": f"{label}: {r['error']}"}

@@ -6,8 +6,8 @@ A check run is a result document whose scenario is `check-<scenario>` and which 
 `checks_summary` ({check: verdict}) and `checks_proxy` (the proxy under test: name,
 preload, env, limits). Any document may carry `checks`; check runs are the ones that do.
 
-    rows = check_rows(doc, role="check run")        # one flat row per check (and per
-                                                    # allocation path: `memory/<path>`)
+    rows = check_rows(doc, role="check run")        # one flat row per check, then one per
+                                                    # allocation path (`memory/<path>`)
     doc = latest_check_run(store, "bare-metal-proxy")   # newest `check-bare-metal-proxy` run
 """
 from __future__ import annotations
@@ -100,7 +100,7 @@ def check_rows(doc: dict | None, role: str = "") -> list[dict]:
         return []
     scen = (doc.get("scenario") or {}).get("name") or ""
     proxy = (doc.get("checks_proxy") or {}).get("name")
-    out = []
+    out, paths = [], []
     for c in doc["checks"]:
         if not isinstance(c, dict):
             continue
@@ -113,11 +113,11 @@ def check_rows(doc: dict | None, role: str = "") -> list[dict]:
                "reason": "; ".join(reasons), "reasons": reasons}
         out.append(row)
         if c.get("check") == "memory":
-            out += [{**row, "check": f"memory/{p.get('path')}", "verdict": p.get("verdict"),
-                     "observed": str(p.get("observed") or EMPTY), "reason": str(p.get("summary")),
-                     "reasons": [str(p.get("summary"))]}
-                    for p in c.get("paths") or [] if isinstance(p, dict)]
-    return out
+            paths += [{**row, "check": f"memory/{p.get('path')}", "verdict": p.get("verdict"),
+                       "observed": str(p.get("observed") or EMPTY),
+                       "reason": str(p.get("summary")), "reasons": [str(p.get("summary"))]}
+                      for p in c.get("paths") or [] if isinstance(p, dict)]
+    return out + paths   # the checks first, then the memory limit path by path
 
 
 def comparison_checks(base: dict, cand: dict, check_run: dict | None = None) -> list[dict]:

@@ -95,9 +95,9 @@ def test_compare_shows_the_candidates_check_verdicts_in_every_format(env, capsys
     _, out, _ = run(capsys, "compare", b, p, "--format", "json")
     got = json.loads(out)["comparisons"][0]["checks"]
     assert [(c["check"], c["verdict"], c["role"], c["run"]) for c in got] == \
-        [("memory", "ENFORCED", "check run", check_id)] + \
-        [(f"memory/{p}", "ENFORCED", "check run", check_id) for p in MEMORY_PATHS] + \
-        [("compute", "ENFORCED", "check run", check_id)]
+        [("memory", "ENFORCED", "check run", check_id),
+         ("compute", "ENFORCED", "check run", check_id)] + \
+        [(f"memory/{p}", "ENFORCED", "check run", check_id) for p in MEMORY_PATHS]
     assert got[0]["reasons"] and got[0]["scenario"] == "bare-metal-proxy"
 
     _, out, _ = run(capsys, "compare", b, p, "--format", "csv")
@@ -106,9 +106,8 @@ def test_compare_shows_the_candidates_check_verdicts_in_every_format(env, capsys
     checks = [r for r in rows if r["workload"] == "isolation-check"]
     assert overhead and all(r["check_run"] == "" for r in overhead)
     assert [(r["variant"], r["verdict"], r["check_run"]) for r in checks] == \
-        [("memory", "ENFORCED", check_id)] + \
-        [(f"memory/{p}", "ENFORCED", check_id) for p in MEMORY_PATHS] + \
-        [("compute", "ENFORCED", check_id)]
+        [("memory", "ENFORCED", check_id), ("compute", "ENFORCED", check_id)] + \
+        [(f"memory/{p}", "ENFORCED", check_id) for p in MEMORY_PATHS]
     assert checks[0]["check_configured"] == "32 MiB" and checks[0]["cand_id"] == p
 
 
@@ -168,16 +167,17 @@ def test_report_functions_from_a_fixed_check_document():
     comp = compare_runs(base, cand, target_pct=5.0)
     comp.checks = comparison_checks(base, cand, check)
     verdicts = [(c["check"], c["verdict"]) for c in comp.checks]
-    assert verdicts == [("memory", "ENFORCED")] + \
+    assert verdicts == [("memory", "ENFORCED"), ("compute", "NOT ENFORCED"),
+                        ("interference", "NOT APPLICABLE")] + \
         [(f"memory/{p}", "NOT SUPPORTED" if p == "cuMemAllocManaged" else "ENFORCED")
-         for p in MEMORY_PATHS] + [("compute", "NOT ENFORCED"), ("interference", "NOT APPLICABLE")]
+         for p in MEMORY_PATHS]
     assert comp.checks[0]["observed"] == "5 ENFORCED, 1 NOT SUPPORTED"
-    compute = comp.checks[7]
+    compute = comp.checks[1]
     assert compute["observed"] == "cuLaunchKernel 1,990/s, cuLaunchKernelEx 247,500/s"
     assert compute["reason"].startswith("cuLaunchKernelEx: ")
     md = to_markdown([comp])
     assert "| check run | 20261119-080000-check-x-dddddd | compute | NOT ENFORCED |" in md
-    assert json.loads(to_json([comp]))["comparisons"][0]["checks"][8]["verdict"] == \
+    assert json.loads(to_json([comp]))["comparisons"][0]["checks"][2]["verdict"] == \
         "NOT APPLICABLE"
     assert "# isolation checks" in to_tsv([comp])
     assert to_csv([comp]).splitlines()[0].endswith(",gpu,base_backend,cand_backend," + ",".join(

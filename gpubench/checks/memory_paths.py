@@ -89,8 +89,16 @@ def judge_memory_path(r: dict, limit: int, bare: dict | None = None) -> dict:
                 "summary": f"{label}: not supported ({why})"}
     if path == CUBLAS_PATH:
         return {**row, **_judge_cublas(r, limit, bare)}
+    judged = _judge_steps(r, limit, label)
+    if _is_int(r.get("free_errors")) and r["free_errors"] > 0:   # memory the path kept
+        judged["summary"] += (f"; {r['free_errors']} of its frees failed with "
+                              f"{cuda_error(r.get('free_rc'))}")
+    return {**row, **judged}
+
+
+def _judge_steps(r: dict, limit: int, label: str) -> dict:
     got = r["allocated"]
-    row["observed_bytes"] = got
+    row: dict[str, Any] = {"observed_bytes": got}
     steps = f"{fmt_size(r.get('step'))} steps"
     if got > limit:
         tail = (f", then refused with {cuda_error(r.get('rc'))}" if r["refused"]
@@ -104,7 +112,7 @@ def judge_memory_path(r: dict, limit: int, bare: dict | None = None) -> dict:
         return {**row, "verdict": NOT_APPLICABLE, "observed": f"{fmt_size(got)} allocated",
                 "summary": f"{label}: the probe stopped at {fmt_size(got)}, before the limit"}
     at = f"at {fmt_size(got)} of the configured {fmt_size(limit)} ({steps}"
-    at += f", by {r['call']})" if r.get("call") and r["call"] != path else ")"
+    at += f", by {r['call']})" if r.get("call") and r["call"] != r["path"] else ")"
     early = " — far under the limit" if got < limit / 2 else ""
     if r.get("rc") == CUDA_ERROR_OUT_OF_MEMORY:
         return {**row, "verdict": ENFORCED, "observed": f"refused at {fmt_size(got)}",

@@ -211,3 +211,14 @@ env = { CUDA_DEVICE_MEMORY_LIMIT = "2g", CUDA_DEVICE_SM_LIMIT = "30" }
     assert proxy.env["CUDA_DEVICE_MEMORY_LIMIT"] == "1024m"
     assert proxy.env["CUDA_DEVICE_SM_LIMIT"] == "30"
     assert proxy.env["CUDA_REDIRECT"] == "/usr/local/vgpu/libvgpu.so"
+
+
+def test_frees_that_fail_are_named():
+    """A proxy that loses track of an allocation (HAMi-core's cuMemFreeAsync answers -1 for a
+    pointer it did not hand out, and frees nothing) keeps memory: the path says so."""
+    p = judge_memory_path({"path": "cuMemAllocFromPoolAsync", "supported": True,
+                           "allocated": LIMIT, "allocations": 8, "refused": True, "rc": 2,
+                           "step": 8 * MIB, "stop_at": LIMIT + 24 * MIB, "free_errors": 8,
+                           "free_rc": -1}, LIMIT)
+    assert p["verdict"] == ENFORCED
+    assert p["summary"].endswith("; 8 of its frees failed with code -1 (not a CUDA error code)")

@@ -3,7 +3,10 @@
 Every path a framework allocates device memory with, each through the driver entry points an
 application would look up by name (so a proxy that wraps dlsym sees them):
 
-  cuMemAlloc_v2            plain allocations (the CUDA runtime's cudaMalloc)
+  cuMemAlloc_v2            plain allocations, looked up with dlsym
+  cuMemAlloc (cuGetProcAddress)  the same entry point found the way the CUDA runtime finds it
+                           (cudaMalloc, and so PyTorch's and CuPy's allocators): a proxy that
+                           wraps dlsym only is caught here
   cuMemAllocPitch_v2       pitched 2-D allocations
   cuMemAllocManaged        managed (unified) memory, touched with cuMemsetD8 where the driver has
                            it so the pages are really resident on the device
@@ -23,7 +26,8 @@ import ctypes
 from typing import Callable
 
 CUDA_ERROR_NOT_SUPPORTED = 801
-MEMORY_PATHS = ("cuMemAlloc_v2", "cuMemAllocPitch_v2", "cuMemAllocManaged", "cuMemAllocAsync",
+GPA_PATH = "cuMemAlloc (cuGetProcAddress)"
+MEMORY_PATHS = ("cuMemAlloc_v2", GPA_PATH, "cuMemAllocPitch_v2", "cuMemAllocManaged", "cuMemAllocAsync",
                 "cuMemAllocFromPoolAsync", "cuMemCreate")
 CUBLAS_PATH = "cuBLAS workspace"
 PITCH_WIDTH = 64 << 10            # pitched rows of 64 KiB: the pitch equals the width
@@ -73,15 +77,33 @@ U64, SZ, VP = ctypes.c_uint64, ctypes.c_size_t, ctypes.c_void_p
 P_U64, P_SZ = ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_size_t)
 
 
+def _proc(lib, base: str, argtypes: list) -> Callable[..., int]:
+    """The driver function `base` as cuGetProcAddress hands it out (CUDA 12 ABI)."""
+    pfn = VP()
+    try:
+        gpa = _fn(lib, "cuGetProcAddress_v2", [ctypes.c_char_p, ctypes.POINTER(VP), ctypes.c_int,
+                                               U64, ctypes.POINTER(ctypes.c_int)])
+        rc = gpa(base.encode(), ctypes.byref(pfn), 12000, 0, ctypes.byref(ctypes.c_int()))
+    except Absent:
+        gpa = _fn(lib, "cuGetProcAddress", [ctypes.c_char_p, ctypes.POINTER(VP), ctypes.c_int, U64])
+        rc = gpa(base.encode(), ctypes.byref(pfn), 12000, 0)
+    if rc != 0 or not pfn.value:
+        raise Absent(f"{base} (cuGetProcAddress)")
+    return ctypes.CFUNCTYPE(ctypes.c_int, *argtypes)(pfn.value)
+
+
 def _allocator(lib, path: str, device: int, step: int):
     """(step actually used, allocate() -> (call, rc, bytes, release)) for one path."""
-    if path == "cuMemAlloc_v2":
-        alloc, free = _fn(lib, "cuMemAlloc_v2", [P_U64, SZ]), _fn(lib, "cuMemFree_v2", [U64])
+    if path in ("cuMemAlloc_v2", GPA_PATH):
+        if path == GPA_PATH:
+            alloc, free = _proc(lib, "cuMemAlloc", [P_U64, SZ]), _proc(lib, "cuMemFree", [U64])
+        else:
+            alloc, free = _fn(lib, "cuMemAlloc_v2", [P_U64, SZ]), _fn(lib, "cuMemFree_v2", [U64])
 
         def one():
             p = U64()
             rc = alloc(ctypes.byref(p), step)
-            return "cuMemAlloc_v2", rc, step, lambda: free(p.value)
+            return path, rc, step, lambda: free(p.value)
         return step, one
     if path == "cuMemAllocPitch_v2":
         alloc = _fn(lib, "cuMemAllocPitch_v2", [P_U64, P_SZ, SZ, SZ, ctypes.c_uint])

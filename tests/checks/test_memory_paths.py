@@ -15,7 +15,7 @@ import pytest
 from gpubench.checks.command import format_checks
 from gpubench.checks.enforcement import check_memory
 from gpubench.checks.memory_paths import judge_memory_path
-from gpubench.checks.memory_probe import CUBLAS_PATH, MEMORY_PATHS
+from gpubench.checks.memory_probe import CUBLAS_PATH, GPA_PATH, MEMORY_PATHS
 from gpubench.checks.proxy import Limits, hami_env, interposer_proxy, scenario_proxy
 from gpubench.checks.settings import Settings
 from results.check_verdicts import (ENFORCED, NOT_APPLICABLE, NOT_ENFORCED, NOT_SUPPORTED,
@@ -48,14 +48,15 @@ def test_every_path_the_interposer_caps_is_enforced(settings, monkeypatch):
         assert p["verdict"] == ENFORCED, p["summary"]
         assert p["probe"]["rc"] == 2 and LIMIT - 8 * MIB <= p["observed_bytes"] <= LIMIT
         assert p["probe"]["free_errors"] == 0
-    assert r["verdict"] == ENFORCED and r["observed"] == "5 ENFORCED, 1 NOT SUPPORTED"
+    assert r["verdict"] == ENFORCED and r["observed"] == "6 ENFORCED, 1 NOT SUPPORTED"
 
 
 def test_paths_a_proxy_does_not_hook_are_not_enforced(settings):
     proxy = interposer_proxy(Limits(mem_bytes=LIMIT), unhook="cuMemAllocFromPoolAsync,cuMemCreate")
     r = check_memory(proxy, settings)
     verdicts = {k: p["verdict"] for k, p in by_path(r).items()}
-    assert verdicts == {"cuMemAlloc_v2": ENFORCED, "cuMemAllocPitch_v2": ENFORCED,
+    assert verdicts == {"cuMemAlloc_v2": ENFORCED, GPA_PATH: ENFORCED,
+                        "cuMemAllocPitch_v2": ENFORCED,
                         "cuMemAllocManaged": ENFORCED, "cuMemAllocAsync": ENFORCED,
                         "cuMemAllocFromPoolAsync": NOT_ENFORCED, "cuMemCreate": NOT_ENFORCED}
     assert r["verdict"] == NOT_ENFORCED                    # the worst path's
@@ -65,6 +66,16 @@ def test_paths_a_proxy_does_not_hook_are_not_enforced(settings):
                           "elapsed_s": 1.0, "checks": [r]})
     assert "      cuMemCreate + cuMemMap (VMM)" in text and "NOT ENFORCED   88 MiB allocated, " \
         "never refused" in text
+
+
+def test_a_proxy_that_wraps_dlsym_only_misses_the_runtimes_route(settings):
+    """cudaMalloc reaches the driver through cuGetProcAddress: a proxy that leaves it alone
+    caps an application's cuMemAlloc and not a framework's."""
+    proxy = interposer_proxy(Limits(mem_bytes=LIMIT), unhook="cuGetProcAddress_v2")
+    paths = by_path(check_memory(proxy, settings))
+    assert paths["cuMemAlloc_v2"]["verdict"] == ENFORCED
+    assert paths[GPA_PATH]["verdict"] == NOT_ENFORCED
+    assert paths[GPA_PATH]["summary"].startswith("cuMemAlloc (cuGetProcAddress): allocated 88 MiB")
 
 
 def test_caps_off_leave_every_path_open(settings):
@@ -150,11 +161,11 @@ def test_a_check_run_shows_one_row_per_path(settings):
     rows = check_rows({"id": "run-1", "scenario": {"name": "check-x"}, "checks": [r]}, "check run")
     assert [(x["check"], x["verdict"]) for x in rows] == [
         ("memory", NOT_ENFORCED), ("memory/cuMemAlloc_v2", ENFORCED),
-        ("memory/cuMemAllocPitch_v2", ENFORCED), ("memory/cuMemAllocManaged", ENFORCED),
+        (f"memory/{GPA_PATH}", ENFORCED), ("memory/cuMemAllocPitch_v2", ENFORCED), ("memory/cuMemAllocManaged", ENFORCED),
         ("memory/cuMemAllocAsync", ENFORCED), ("memory/cuMemAllocFromPoolAsync", ENFORCED),
         ("memory/cuMemCreate", NOT_ENFORCED)]
-    assert rows[6]["observed"] == "88 MiB allocated, never refused"
-    assert rows[6]["configured"] == "64 MiB" and rows[1]["observed"] == "refused at 64 MiB"
+    assert rows[7]["observed"] == "88 MiB allocated, never refused"
+    assert rows[7]["configured"] == "64 MiB" and rows[1]["observed"] == "refused at 64 MiB"
 
 
 # ---- HAMi-core as the proxy ----------------------------------------------------------------

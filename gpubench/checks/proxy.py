@@ -124,6 +124,10 @@ def hami_proxy(limits: Limits, library: str | None = None, policy: str | None = 
     if limits.launch_rate is not None:
         raise CheckError("HAMi-core has no launch-rate cap: use --compute-fraction (its SM "
                          "limit) or the interposer")
+    try:   # the folder of HAMi's cross-process lock; without it every process logs an error
+        os.makedirs("/tmp/vgpulock", exist_ok=True)
+    except OSError:
+        pass
     name = "HAMi-core" + (f" (policy {policy})" if policy else "")
     return Proxy(name, lib, hami_env(limits, lib, policy), limits)
 

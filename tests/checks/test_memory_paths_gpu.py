@@ -18,8 +18,9 @@ from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED, NOT_S
 
 pytestmark = pytest.mark.gpu
 
-LIMIT = 1 << 30
-SETTINGS = dict(backend="cupy", mem_step=128 << 20)
+# HAMi-core counts the CUDA context (hundreds of MiB) against its limit: room to spare
+LIMIT = 4 << 30
+SETTINGS = dict(backend="cupy", mem_step=256 << 20)
 
 
 def _judged(r: dict, proxy_name: str) -> dict:

@@ -19,9 +19,10 @@ def format_checks(summary: dict) -> str:
     for c in summary["checks"]:
         out.append(f"  {c['check']:<13}{c['verdict']}")
         reasons = list(c.get("reasons", []))
-        if c["check"] == "memory" and c.get("paths"):   # the per-path table; why, where not ENFORCED
+        if c["check"] == "memory" and c.get("paths"):   # a row per path; why, where not ENFORCED
             for p in c["paths"]:
-                out.append(f"      {p.get('label') or p['path']:<48}{p['verdict']:<15}{p['observed']}")
+                label = p.get("label") or p["path"]
+                out.append(f"      {label:<48}{p['verdict']:<15}{p['observed']}")
             shown = {p["summary"] for p in c["paths"] if p["verdict"] == ENFORCED}
             reasons = [r for r in reasons if r not in shown]
         for r in reasons:

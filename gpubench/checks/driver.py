@@ -2,8 +2,9 @@
 
 The memory and compute probes talk to the driver directly through ctypes, the way an
 application would: libcuda is dlopened and every entry point is looked up with dlsym, so a
-proxy that wraps dlsym sees them, and one that does not is caught. The same probe runs in CI
-against a fake libcuda (`--libcuda PATH`). Started as `python -m gpubench.checks --probe ...`.
+proxy that wraps dlsym sees them, and one that does not is caught; the memory probe's
+allocation paths are memory_probe.py. The same probe runs in CI against a fake libcuda
+(`--libcuda PATH`). Started as `python -m gpubench.checks --probe ...`.
 """
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ from typing import Callable
 
 CUDA_ERROR_NOT_SUPPORTED = 801
 GPA_PATH = "cuMemAlloc (cuGetProcAddress)"
-MEMORY_PATHS = ("cuMemAlloc_v2", GPA_PATH, "cuMemAllocPitch_v2", "cuMemAllocManaged", "cuMemAllocAsync",
-                "cuMemAllocFromPoolAsync", "cuMemCreate")
+MEMORY_PATHS = ("cuMemAlloc_v2", GPA_PATH, "cuMemAllocPitch_v2", "cuMemAllocManaged",
+                "cuMemAllocAsync", "cuMemAllocFromPoolAsync", "cuMemCreate")
 CUBLAS_PATH = "cuBLAS workspace"
 PITCH_WIDTH = 64 << 10            # pitched rows of 64 KiB: the pitch equals the width
 CU_MEM_ATTACH_GLOBAL = 1

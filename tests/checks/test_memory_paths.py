@@ -61,7 +61,8 @@ def test_paths_a_proxy_does_not_hook_are_not_enforced(settings):
                         "cuMemAllocFromPoolAsync": NOT_ENFORCED, "cuMemCreate": NOT_ENFORCED}
     assert r["verdict"] == NOT_ENFORCED                    # the worst path's
     assert r["reasons"][0].startswith("cuMemAllocFromPoolAsync (cuMemPoolCreate pool): "
-                                      "allocated 88 MiB") and "without one refusal" in r["reasons"][0]
+                                      "allocated 88 MiB")
+    assert "without one refusal" in r["reasons"][0]
     text = format_checks({"proxy": {"name": proxy.name}, "backend": "numpy-cpu",
                           "elapsed_s": 1.0, "checks": [r]})
     assert "      cuMemCreate + cuMemMap (VMM)" in text and "NOT ENFORCED   88 MiB allocated, " \
@@ -135,7 +136,8 @@ def test_judging_absent_paths_and_the_cublas_workspace():
     absent = judge_memory_path({"path": "cuMemCreate", "supported": False, "absent": "cuMemCreate",
                                 "allocated": 0, "allocations": 0, "refused": False, "rc": None},
                                LIMIT)
-    assert absent["verdict"] == NOT_SUPPORTED and "no cuMemCreate in the driver" in absent["summary"]
+    assert absent["verdict"] == NOT_SUPPORTED
+    assert "no cuMemCreate in the driver" in absent["summary"]
     over = judge_memory_path({"path": "cuMemAlloc_v2", "supported": True, "allocated": 10 * LIMIT,
                               "allocations": 80, "refused": False, "rc": 0, "step": 8 * MIB,
                               "stop_at": LIMIT + 24 * MIB}, LIMIT)
@@ -161,7 +163,8 @@ def test_a_check_run_shows_one_row_per_path(settings):
     rows = check_rows({"id": "run-1", "scenario": {"name": "check-x"}, "checks": [r]}, "check run")
     assert [(x["check"], x["verdict"]) for x in rows] == [
         ("memory", NOT_ENFORCED), ("memory/cuMemAlloc_v2", ENFORCED),
-        (f"memory/{GPA_PATH}", ENFORCED), ("memory/cuMemAllocPitch_v2", ENFORCED), ("memory/cuMemAllocManaged", ENFORCED),
+        (f"memory/{GPA_PATH}", ENFORCED), ("memory/cuMemAllocPitch_v2", ENFORCED),
+        ("memory/cuMemAllocManaged", ENFORCED),
         ("memory/cuMemAllocAsync", ENFORCED), ("memory/cuMemAllocFromPoolAsync", ENFORCED),
         ("memory/cuMemCreate", NOT_ENFORCED)]
     assert rows[7]["observed"] == "88 MiB allocated, never refused"
@@ -173,7 +176,8 @@ def test_a_check_run_shows_one_row_per_path(settings):
 def test_hami_env_from_the_limits():
     env = hami_env(Limits(mem_bytes=1 << 30, compute_fraction=0.5), "/opt/libvgpu.so", "force")
     assert env["CUDA_DEVICE_MEMORY_LIMIT"] == "1024m" and env["CUDA_DEVICE_SM_LIMIT"] == "50"
-    assert env["GPU_CORE_UTILIZATION_POLICY"] == "force" and env["CUDA_REDIRECT"] == "/opt/libvgpu.so"
+    assert env["GPU_CORE_UTILIZATION_POLICY"] == "force"
+    assert env["CUDA_REDIRECT"] == "/opt/libvgpu.so"
     cache = env["CUDA_DEVICE_MEMORY_SHARED_CACHE"]
     assert os.path.isdir(os.path.dirname(cache)) and not os.path.exists(cache)
     odd = hami_env(Limits(mem_bytes=MIB + 1), "/opt/libvgpu.so")
@@ -182,8 +186,8 @@ def test_hami_env_from_the_limits():
 
 
 def test_cli_proxy_hami_without_the_library_is_one_line(capsys):
-    code, out, err = run(capsys, "check", "--proxy", "hami", "--proxy-lib", "/nonexistent/libvgpu.so",
-                         "--mem-limit", "1G", "--no-save")
+    code, out, err = run(capsys, "check", "--proxy", "hami", "--proxy-lib",
+                         "/nonexistent/libvgpu.so", "--mem-limit", "1G", "--no-save")
     assert code == 2 and out == ""
     assert "gpubench check: no HAMi-core library at /nonexistent/libvgpu.so" in err
 
@@ -205,7 +209,8 @@ def test_cli_proxy_hami_preloads_it_with_the_limits_in_its_env(settings, tmp_pat
     doc = store.load(store.list_runs().runs[0]["id"])
     assert doc["checks_proxy"]["preload"] == str(lib)
     env = doc["checks_proxy"]["env"]
-    assert env["CUDA_DEVICE_MEMORY_LIMIT"] == "32m" and env["GPU_CORE_UTILIZATION_POLICY"] == "force"
+    assert env["CUDA_DEVICE_MEMORY_LIMIT"] == "32m"
+    assert env["GPU_CORE_UTILIZATION_POLICY"] == "force"
     assert len(doc["checks"][0]["paths"]) == len(MEMORY_PATHS)
 
 

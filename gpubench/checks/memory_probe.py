@@ -14,7 +14,9 @@ application would look up by name (so a proxy that wraps dlsym sees them):
   cuMemAllocFromPoolAsync  stream-ordered, from a pool made with cuMemPoolCreate
   cuMemCreate              virtual memory management: cuMemCreate + cuMemAddressReserve +
                            cuMemMap + cuMemSetAccess (what PyTorch's expandable segments use)
-  cuBLAS workspace         (GPU only, CuPy) the memory cuBLAS takes for a GEMM's workspace
+  cuBLAS workspace         (GPU only, CuPy) the memory cuBLAS takes for a GEMM's workspace: from
+                           CUDA 12.2 with cudaMallocAsync, so a proxy holds it only if it holds
+                           the stream-ordered path and counts it with the rest
 
 Each answer says what was held when the probe stopped, whether it was refused and with which
 CUDA code by which call, or that the driver has no such path (NOT SUPPORTED). Everything is

@@ -6,7 +6,8 @@ A check run is a result document whose scenario is `check-<scenario>` and which 
 `checks_summary` ({check: verdict}) and `checks_proxy` (the proxy under test: name,
 preload, env, limits). Any document may carry `checks`; check runs are the ones that do.
 
-    rows = check_rows(doc, role="check run")        # one flat row per check
+    rows = check_rows(doc, role="check run")        # one flat row per check, then one per
+                                                    # allocation path (`memory/<path>`)
     doc = latest_check_run(store, "bare-metal-proxy")   # newest `check-bare-metal-proxy` run
 """
 from __future__ import annotations
@@ -17,6 +18,9 @@ from .format import EMPTY, fmt_size, fmt_spec
 
 ENFORCED, NOT_ENFORCED, NOT_APPLICABLE, MEASURED = (
     "ENFORCED", "NOT ENFORCED", "NOT APPLICABLE", "MEASURED")
+# memory, per allocation path: refused with another code than CUDA_ERROR_OUT_OF_MEMORY, or a
+# path the driver does not have
+WRONG_ERROR, NOT_SUPPORTED = "WRONG ERROR", "NOT SUPPORTED"
 CHECK_SCENARIO_PREFIX = "check-"
 CHECK_COLUMNS = ("role", "run", "check", "verdict", "observed", "configured", "reason")
 
@@ -40,7 +44,9 @@ def observed_configured(c: dict) -> tuple[str, str]:
     if name == "memory":
         configured = fmt_size(c.get("configured_bytes"))
         probe = c.get("probe") or {}
-        if c.get("observed_ceiling_bytes") is not None:
+        if isinstance(c.get("observed"), str):          # per path: how many got each verdict
+            observed = c["observed"]
+        elif c.get("observed_ceiling_bytes") is not None:   # one path (cuMemAlloc), older runs
             observed = f"refused at {fmt_size(c['observed_ceiling_bytes'])}"
         elif isinstance(probe.get("allocated"), (int, float)) and "error" not in probe:
             observed = (f"{fmt_size(probe['allocated'])} allocated"
@@ -94,18 +100,24 @@ def check_rows(doc: dict | None, role: str = "") -> list[dict]:
         return []
     scen = (doc.get("scenario") or {}).get("name") or ""
     proxy = (doc.get("checks_proxy") or {}).get("name")
-    out = []
+    out, paths = [], []
     for c in doc["checks"]:
         if not isinstance(c, dict):
             continue
         observed, configured = observed_configured(c)
         reasons = [str(r) for r in c.get("reasons") or []]
-        out.append({"role": role, "run": doc.get("id"), "created": doc.get("created"),
-                    "scenario": scen.removeprefix(CHECK_SCENARIO_PREFIX), "proxy": proxy,
-                    "check": c.get("check"), "verdict": c.get("verdict"),
-                    "observed": observed, "configured": configured,
-                    "reason": "; ".join(reasons), "reasons": reasons})
-    return out
+        row = {"role": role, "run": doc.get("id"), "created": doc.get("created"),
+               "scenario": scen.removeprefix(CHECK_SCENARIO_PREFIX), "proxy": proxy,
+               "check": c.get("check"), "verdict": c.get("verdict"),
+               "observed": observed, "configured": configured,
+               "reason": "; ".join(reasons), "reasons": reasons}
+        out.append(row)
+        if c.get("check") == "memory":
+            paths += [{**row, "check": f"memory/{p.get('path')}", "verdict": p.get("verdict"),
+                       "observed": str(p.get("observed") or EMPTY),
+                       "reason": str(p.get("summary")), "reasons": [str(p.get("summary"))]}
+                      for p in c.get("paths") or [] if isinstance(p, dict)]
+    return out + paths   # the checks first, then the memory limit path by path
 
 
 def comparison_checks(base: dict, cand: dict, check_run: dict | None = None) -> list[dict]:

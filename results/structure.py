@@ -261,11 +261,13 @@ _CHECK_ROW = Obj({"fairness": Opt(NUM), "variant": Opt(STR),
                   "bare": Opt(MapOf(Opt(NUM))), "proxy_over_bare_p50": Opt(NUM)})
 CHECK = Obj({"check": Opt(STR), "verdict": Opt(STR), "reasons": TEXTS,
              "configured_bytes": Opt(NUM), "observed_ceiling_bytes": Opt(NUM),
+             "observed": Opt(STR),
              "probe": Opt(Obj({"allocated": Opt(NUM), "refused": Opt(BOOL)})),
              "configured_fraction": Opt(NUM), "tolerance": Opt(NUM),
              "configured_launch_rate": Opt(NUM),
              "paths": Opt(ListOf(Obj({"path": Opt(STR), "limited_value": Opt(NUM),
-                                      "achieved_fraction": Opt(NUM)}))),
+                                      "achieved_fraction": Opt(NUM), "verdict": Opt(STR),
+                                      "observed": Opt(STR), "summary": Opt(STR)}))),
              "rows": Opt(ListOf(_CHECK_ROW)), "instances": Opt(INT), "procs": Opt(INT)})
 
 SCENARIO = Obj({"name": STR, "title": Opt(STR), "launcher": Opt(STR), "host": Opt(STR),

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from gpubench.plan_flags import add_plan_flags
+from results.check_verdicts import ENFORCED
 from scenarios.config import load_config, parse_size
 
-from .settings import CHECKS, DEFAULT_TOLERANCE, CheckError, Settings
+from .settings import CHECKS, DEFAULT_TOLERANCE, HAMI_POLICIES, CheckError, Settings
 
 
 def format_checks(summary: dict) -> str:
@@ -17,7 +18,14 @@ def format_checks(summary: dict) -> str:
            f"({summary['elapsed_s']:.0f} s)"]
     for c in summary["checks"]:
         out.append(f"  {c['check']:<13}{c['verdict']}")
-        for r in c.get("reasons", []):
+        reasons = list(c.get("reasons", []))
+        if c["check"] == "memory" and c.get("paths"):   # a row per path; why, where not ENFORCED
+            for p in c["paths"]:
+                label = p.get("label") or p["path"]
+                out.append(f"      {label:<48}{p['verdict']:<15}{p['observed']}")
+            shown = {p["summary"] for p in c["paths"] if p["verdict"] == ENFORCED}
+            reasons = [r for r in reasons if r not in shown]
+        for r in reasons:
             out.append(f"      {r}")
     return "\n".join(out)
 
@@ -31,8 +39,14 @@ def register(subparsers) -> None:
                    help=f"comma list of {', '.join(CHECKS)}")
     p.add_argument("--scenario", default=None,
                    help="a local scenario with a proxy layer (its preload, env and limits)")
-    p.add_argument("--proxy", default="interposer", choices=("interposer",),
-                   help="without --scenario: gpubench's interposer as the stand-in proxy")
+    p.add_argument("--proxy", default="interposer", choices=("interposer", "hami"),
+                   help="without --scenario: gpubench's interposer as the stand-in proxy "
+                        "(default), or HAMi-core (libvgpu.so) given the limits below")
+    p.add_argument("--proxy-lib", default=None,
+                   help="hami: the HAMi-core library (default /usr/local/vgpu/libvgpu.so)")
+    p.add_argument("--hami-policy", default=None, choices=HAMI_POLICIES,
+                   help="hami: GPU_CORE_UTILIZATION_POLICY (unset: HAMi's default, which "
+                        "leaves a lone process unthrottled)")
     p.add_argument("--caps", default="on", choices=("on", "off"),
                    help="interposer: apply the limits (on) or only claim them (off)")
     p.add_argument("--unhook", default=None,
@@ -69,7 +83,7 @@ def register(subparsers) -> None:
 def main(args, config=None) -> int:
     # loaded when the command runs: every gpubench start registers every command, and the
     # proxy, driver probe and engine sessions would cost each of them its import
-    from .proxy import Limits, interposer_proxy, scenario_proxy
+    from .proxy import Limits, hami_proxy, interposer_proxy, scenario_proxy
     from .suite import run_checks, save_checks
     try:
         overrides = Limits(mem_bytes=parse_size(args.mem_limit) if args.mem_limit else None,
@@ -78,6 +92,8 @@ def main(args, config=None) -> int:
             if config is None or args.scenario not in config.scenarios:
                 raise CheckError(f"no scenario named {args.scenario!r} in the configuration")
             proxy = scenario_proxy(config.scenarios[args.scenario], overrides)
+        elif args.proxy == "hami":
+            proxy = hami_proxy(overrides, args.proxy_lib, args.hami_policy)
         else:
             proxy = interposer_proxy(overrides, caps_on=args.caps == "on", unhook=args.unhook)
         settings = Settings(backend=args.backend, libcuda=args.libcuda, seconds=args.seconds,

@@ -2,8 +2,9 @@
 
 The memory and compute probes talk to the driver directly through ctypes, the way an
 application would: libcuda is dlopened and every entry point is looked up with dlsym, so a
-proxy that wraps dlsym sees them, and one that does not is caught. The same probe runs in CI
-against a fake libcuda (`--libcuda PATH`). Started as `python -m gpubench.checks --probe ...`.
+proxy that wraps dlsym sees them, and one that does not is caught; the memory probe's
+allocation paths are memory_probe.py. The same probe runs in CI against a fake libcuda
+(`--libcuda PATH`). Started as `python -m gpubench.checks --probe ...`.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import ctypes
 import json
 import time
 
+from .memory_probe import CUBLAS_PATH, MEMORY_PATHS, probe_cublas, probe_memory_path
 from .settings import CheckError
 
 # A kernel that does nothing, as PTX: the driver JIT-compiles it for any GPU.
@@ -48,10 +50,6 @@ class Driver:
         self._check(self.lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev),
                     "cuDevicePrimaryCtxRetain")
         self._check(self.lib.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
-        self.alloc = self.lib.cuMemAlloc_v2
-        self.alloc.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
-        self.free = self.lib.cuMemFree_v2
-        self.free.argtypes = [ctypes.c_uint64]
         self.sync = self.lib.cuCtxSynchronize
 
     @staticmethod
@@ -73,27 +71,6 @@ class Driver:
         self._check(self.lib.cuModuleGetFunction(ctypes.byref(fn), mod, b"gpubench_empty"),
                     "cuModuleGetFunction")
         return fn
-
-
-def probe_memory(drv: Driver, step: int, stop_at: int) -> dict:
-    """Allocate `step` bytes at a time until refused or `stop_at` bytes are held."""
-    ptrs: list[int] = []
-    total, rc = 0, 0
-    free_before, total_reported = drv.meminfo()
-    try:
-        while total + step <= stop_at:
-            p = ctypes.c_uint64()
-            rc = drv.alloc(ctypes.byref(p), step)
-            if rc != 0:
-                break
-            ptrs.append(p.value)
-            total += step
-    finally:
-        for p in ptrs:
-            drv.free(p)
-    return {"probe": "memory", "allocated": total, "allocations": len(ptrs), "refused": rc != 0,
-            "rc": rc, "step": step, "stop_at": stop_at, "meminfo_total": total_reported,
-            "meminfo_free": free_before}
 
 
 def probe_launch(drv: Driver, api: str, seconds: float, batch: int = 100) -> dict:
@@ -166,6 +143,10 @@ def probe_main(argv: list[str]) -> int:
     p.add_argument("--device", type=int, default=0)
     p.add_argument("--step", type=int, default=256 << 20)
     p.add_argument("--stop-at", type=int, default=1 << 34)
+    p.add_argument("--path", default="cuMemAlloc_v2", choices=(*MEMORY_PATHS, CUBLAS_PATH),
+                   help="memory: the allocation path to probe")
+    p.add_argument("--fill", action="store_true",
+                   help="memory, cuBLAS workspace: fill the memory before the GEMM")
     p.add_argument("--api", default="kernel", choices=("kernel", "ex"))
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--gemm-n", type=int, default=4096)
@@ -173,10 +154,17 @@ def probe_main(argv: list[str]) -> int:
     try:
         if a.probe == "gemm":
             out = probe_gemm(a.seconds, a.gemm_n)
+        elif a.probe == "memory" and a.path == CUBLAS_PATH:
+            out = probe_cublas(a.step, a.stop_at, a.fill)
         else:
             drv = Driver(a.libcuda, a.device)
-            out = (probe_memory(drv, a.step, a.stop_at) if a.probe == "memory"
-                   else probe_launch(drv, a.api, a.seconds))
+            if a.probe == "memory":
+                free, total = drv.meminfo()   # as the proxy shows it: its limit, if it says so
+                out = {**probe_memory_path(drv.lib, a.path, a.device, a.step, a.stop_at,
+                                           drv.sync),
+                       "meminfo_total": total, "meminfo_free": free}
+            else:
+                out = probe_launch(drv, a.api, a.seconds)
     except CheckError as exc:
         out = {"probe": a.probe, "error": str(exc)}
     print(json.dumps(out), flush=True)

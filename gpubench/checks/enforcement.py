@@ -1,8 +1,8 @@
 """Is a limit enforced? The memory and compute checks, each a driver probe process (driver.py)
 under the proxy, judged against the configured limit:
 
-  memory   allocate in steps (cuMemAlloc_v2) until refused; the observed ceiling against the
-           configured limit. NOT ENFORCED when allocation passes it.
+  memory   every allocation path (memory_probe.py) in steps until refused; each path judged
+           against the configured limit (memory_paths.py), the check as its worst path.
   compute  launch throughput through cuLaunchKernel AND cuLaunchKernelEx (and GEMM through
            CuPy on a GPU) with the limit against the same workload unlimited; the achieved
            fraction against the configured one, within a stated tolerance. A path that is not
@@ -20,6 +20,8 @@ from typing import Any
 from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED
 from results.format import fmt_size
 
+from .memory_paths import judge_memory_path, memory_observed, memory_verdict
+from .memory_probe import CUBLAS_PATH, MEMORY_PATHS
 from .proxy import Limits, Proxy
 from .settings import Settings
 
@@ -43,10 +45,15 @@ def run_probe(proxy: Proxy | None, args: list[str], settings: Settings,
     if not lines:
         tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         return {"error": f"probe {args[0]} gave no result: {tail}"}
-    return json.loads(lines[-1])
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        return {"error": f"probe {args[0]} printed an unreadable line: {lines[-1][:80]}"}
 
 
-def check_memory(proxy: Proxy, settings: Settings) -> dict:
+def check_memory(proxy: Proxy, settings: Settings, gpu: bool = False) -> dict:
+    """Every allocation path (memory_probe.MEMORY_PATHS, and on a GPU the cuBLAS workspace),
+    each in its own probe process under the proxy, judged by memory_paths."""
     limit = proxy.limits.mem_bytes
     out: dict[str, Any] = {"check": "memory", "proxy": proxy.name, "configured_bytes": limit}
     if limit is None:
@@ -54,25 +61,22 @@ def check_memory(proxy: Proxy, settings: Settings) -> dict:
                 "reasons": ["no memory limit is configured for this proxy"]}
     step = max(1 << 20, min(settings.mem_step, limit // 8 or 1 << 20))
     stop_at = limit + (MEMORY_SLACK_STEPS + 2) * step   # enough to see it pass the limit
-    res = run_probe(proxy, ["memory", "--step", str(step), "--stop-at", str(stop_at)], settings)
-    out["probe"] = res
-    if "error" in res:
-        return {**out, "verdict": NOT_APPLICABLE, "reasons": [res["error"]]}
-    got = res["allocated"]
-    out["observed_ceiling_bytes"] = got if res["refused"] else None
-    out["ceiling_ratio"] = got / limit
-    if got > limit:
-        verdict, why = NOT_ENFORCED, (f"allocated {fmt_size(got)} in {fmt_size(step)} steps, past the "
-                                      f"configured {fmt_size(limit)}" +
-                                      ("" if res["refused"] else " without one refusal"))
-    elif res["refused"]:
-        verdict, why = ENFORCED, (f"refused (CUDA error {res['rc']}) at {fmt_size(got)} of the "
-                                  f"configured {fmt_size(limit)} (step {fmt_size(step)})")
-    else:
-        verdict, why = NOT_APPLICABLE, "the probe stopped before reaching the limit"
-    reasons = [why]
-    if res.get("meminfo_total") and res["meminfo_total"] <= limit:
-        reasons.append(f"cuMemGetInfo reports a total of {fmt_size(res['meminfo_total'])}")
+    args = ["memory", "--step", str(step), "--stop-at", str(stop_at)]
+    paths = []
+    for path in MEMORY_PATHS:
+        res = run_probe(proxy, [*args, "--path", path], settings)
+        if "error" in res and not paths:   # no driver, or no probe: every path would say so
+            return {**out, "verdict": NOT_APPLICABLE, "reasons": [res["error"]]}
+        paths.append(judge_memory_path({**res, "path": path}, limit))
+    if gpu:
+        bare = run_probe(None, [*args, "--path", CUBLAS_PATH], settings)
+        full = run_probe(proxy, [*args, "--path", CUBLAS_PATH, "--fill"], settings)
+        paths.append(judge_memory_path({**full, "path": CUBLAS_PATH}, limit, bare))
+    verdict, reasons = memory_verdict(paths)
+    out.update({"step": step, "paths": paths, "observed": memory_observed(paths)})
+    first = paths[0]["probe"]
+    if isinstance(first.get("meminfo_total"), int) and first["meminfo_total"] <= limit:
+        reasons.append(f"cuMemGetInfo reports a total of {fmt_size(first['meminfo_total'])}")
     return {**out, "verdict": verdict, "reasons": reasons}
 
 

@@ -1,9 +1,14 @@
 """The proxy under test: a configured local scenario's proxy layer (its preload and env; limits
 read from CUDA_DEVICE_MEMORY_LIMIT, CUDA_DEVICE_SM_LIMIT, GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES,
-GPUBENCH_INTERPOSE_LAUNCH_RATE) or gpubench's own interposer as a stand-in proxy, whose caps
-can be switched off to prove that the checks say NOT ENFORCED."""
+GPUBENCH_INTERPOSE_LAUNCH_RATE), HAMi-core (`libvgpu.so`, the limits written into its own
+environment), or gpubench's own interposer as a stand-in proxy, whose caps can be switched off
+to prove that the checks say NOT ENFORCED."""
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 
 from gpubench import interposer
@@ -78,6 +83,55 @@ def interposer_proxy(limits: Limits, caps_on: bool = True, unhook: str | None = 
     return Proxy(name, lib, env, limits)
 
 
+HAMI_LIBRARY = "/usr/local/vgpu/libvgpu.so"     # where HAMi installs it
+
+
+def is_hami(preload: str | None, env: dict[str, str]) -> bool:
+    return "libvgpu" in os.path.basename(preload or "") or any(
+        k.startswith("CUDA_DEVICE_MEMORY_LIMIT") or k == "CUDA_DEVICE_SM_LIMIT" for k in env)
+
+
+def hami_env(limits: Limits, library: str, policy: str | None = None,
+             base: dict[str, str] | None = None) -> dict[str, str]:
+    """HAMi-core's environment for these limits: the memory limit in CUDA_DEVICE_MEMORY_LIMIT
+    (MiB with its `m` suffix where whole, else bytes), the SM fraction as the percentage
+    CUDA_DEVICE_SM_LIMIT, the utilisation policy, and a private shared-region file: HAMi keeps
+    its limits and usage there, and a file left by another run would impose that run's limits."""
+    env = dict(base or {})
+    if limits.mem_bytes is not None:
+        mib, rest = divmod(limits.mem_bytes, 1 << 20)
+        env["CUDA_DEVICE_MEMORY_LIMIT"] = f"{mib}m" if not rest else str(limits.mem_bytes)
+    if limits.compute_fraction is not None:
+        env["CUDA_DEVICE_SM_LIMIT"] = str(max(1, round(limits.compute_fraction * 100)))
+    if policy:
+        env["GPU_CORE_UTILIZATION_POLICY"] = policy
+    # HAMi's dlsym hook hands out the functions of the library at CUDA_REDIRECT (default: its
+    # install path); preloaded from anywhere else without it, it would intercept nothing
+    env.setdefault("CUDA_REDIRECT", library)
+    if "CUDA_DEVICE_MEMORY_SHARED_CACHE" not in env:
+        folder = tempfile.mkdtemp(prefix="gpubench-hami-")
+        atexit.register(shutil.rmtree, folder, True)
+        env["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = os.path.join(folder, "cudevshr.cache")
+    return env
+
+
+def hami_proxy(limits: Limits, library: str | None = None, policy: str | None = None) -> Proxy:
+    """HAMi-core preloaded with these limits (`gpubench check --proxy hami`)."""
+    lib = library or HAMI_LIBRARY
+    if not os.path.isfile(lib):
+        raise CheckError(f"no HAMi-core library at {lib}: build it (shared/vendor/README.md) "
+                         "or name it with --proxy-lib")
+    if limits.launch_rate is not None:
+        raise CheckError("HAMi-core has no launch-rate cap: use --compute-fraction (its SM "
+                         "limit) or the interposer")
+    try:   # the folder of HAMi's cross-process lock; without it every process logs an error
+        os.makedirs("/tmp/vgpulock", exist_ok=True)
+    except OSError:
+        pass
+    name = "HAMi-core" + (f" (policy {policy})" if policy else "")
+    return Proxy(name, lib, hami_env(limits, lib, policy), limits)
+
+
 def scenario_proxy(scenario, overrides: Limits) -> Proxy:
     if scenario.launcher != "local":
         raise CheckError(f"scenario {scenario.name}: the enforcement probes run on local "
@@ -87,4 +141,7 @@ def scenario_proxy(scenario, overrides: Limits) -> Proxy:
     for name in ("mem_bytes", "compute_fraction", "launch_rate"):
         if getattr(overrides, name) is not None:
             setattr(lim, name, getattr(overrides, name))
+    if preload and is_hami(preload, env):
+        # the limits checked are the limits HAMi is given, overrides included
+        env = hami_env(lim, preload, env.get("GPU_CORE_UTILIZATION_POLICY"), base=env)
     return Proxy(scenario.name, preload, env, lim)

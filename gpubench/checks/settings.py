@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 CHECKS = ("memory", "compute", "interference", "init")
 DEFAULT_TOLERANCE = 0.15          # compute: |achieved - configured fraction| allowed
+HAMI_POLICIES = ("force", "disable")   # HAMi-core's GPU_CORE_UTILIZATION_POLICY values
 
 
 class CheckError(Exception):

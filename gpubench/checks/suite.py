@@ -37,7 +37,7 @@ def run_checks(checks: list[str], proxy: Proxy, settings: Settings,
     for name in checks:
         progress(f"check: {name} ({proxy.name})")
         if name == "memory":
-            results.append(check_memory(proxy, settings))
+            results.append(check_memory(proxy, settings, gpu))
         elif name == "compute":
             results.append(check_compute(proxy, settings, gpu))
         elif name == "interference":

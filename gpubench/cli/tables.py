@@ -7,7 +7,8 @@ from typing import Any, Sequence
 VERDICT_STYLES = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow",
                   "VALID": "green", "INVALID": "bold red", "NOT COMPARABLE": "bold red",
                   "ENFORCED": "green", "NOT ENFORCED": "bold red", "NOT APPLICABLE": "dim",
-                  "MEASURED": "cyan", "FEW RESULTS": "yellow"}
+                  "MEASURED": "cyan", "FEW RESULTS": "yellow", "WRONG ERROR": "bold yellow",
+                  "NOT SUPPORTED": "dim"}
 
 
 def is_tty() -> bool:

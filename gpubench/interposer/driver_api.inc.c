@@ -12,6 +12,11 @@ typedef void *CUcontext;
 typedef unsigned long long cuuint64_t;
 typedef int CUdriverProcAddressQueryResult;
 typedef struct CUlaunchConfig_st CUlaunchConfig;  /* opaque: only passed through */
+typedef void *CUmemoryPool;
+typedef unsigned long long CUmemGenericAllocationHandle;
+/* The head of CUmemAllocationProp: only where the memory lives is read. */
+typedef struct { int type, requested_handle_types, location_type, location_id; } CUmemAllocProp;
+#define CU_MEM_LOCATION_TYPE_DEVICE 1
 #define CUDA_SUCCESS 0
 #define CUDA_ERROR_OUT_OF_MEMORY 2
 #define CUDA_ERROR_NOT_INITIALIZED 3
@@ -32,6 +37,12 @@ typedef CUresult (*pfn_free)(CUdeviceptr);
 typedef CUresult (*pfn_alloc_async)(CUdeviceptr *, size_t, CUstream);
 typedef CUresult (*pfn_free_async)(CUdeviceptr, CUstream);
 typedef CUresult (*pfn_meminfo)(size_t *, size_t *);
+typedef CUresult (*pfn_alloc_pitch)(CUdeviceptr *, size_t *, size_t, size_t, unsigned);
+typedef CUresult (*pfn_alloc_managed)(CUdeviceptr *, size_t, unsigned);
+typedef CUresult (*pfn_alloc_pool)(CUdeviceptr *, size_t, CUmemoryPool, CUstream);
+typedef CUresult (*pfn_mem_create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocProp *,
+                                   unsigned long long);
+typedef CUresult (*pfn_mem_release)(CUmemGenericAllocationHandle);
 typedef CUresult (*pfn_stream_sync)(CUstream);
 typedef CUresult (*pfn_ctx_sync)(void);
 typedef CUresult (*pfn_gpa1)(const char *, void **, int, cuuint64_t);
@@ -50,6 +61,8 @@ enum kind {
     K_ALLOC, K_FREE, K_ALLOC_ASYNC, K_FREE_ASYNC, K_MEMINFO,
     K_STREAM_SYNC, K_CTX_SYNC, K_EVENT_SYNC,
     K_GPA1, K_GPA2,
+    /* the other allocation paths under the memory cap (memory_hooks.inc.c) */
+    K_ALLOC_PITCH, K_ALLOC_MANAGED, K_ALLOC_POOL, K_MEM_CREATE, K_MEM_RELEASE,
     NKINDS
 };
 
@@ -82,6 +95,11 @@ static const struct kind_info KINDS[NKINDS] = {
     [K_EVENT_SYNC] = {"cuEventSynchronize", "cuEventSynchronize", 2000, CAT_SYNC},
     [K_GPA1] = {"cuGetProcAddress", "cuGetProcAddress", 11030, CAT_OTHER},
     [K_GPA2] = {"cuGetProcAddress_v2", "cuGetProcAddress", 12000, CAT_OTHER},
+    [K_ALLOC_PITCH] = {"cuMemAllocPitch_v2", "cuMemAllocPitch", 3020, CAT_ALLOC},
+    [K_ALLOC_MANAGED] = {"cuMemAllocManaged", "cuMemAllocManaged", 6000, CAT_ALLOC},
+    [K_ALLOC_POOL] = {"cuMemAllocFromPoolAsync", "cuMemAllocFromPoolAsync", 11020, CAT_ALLOC},
+    [K_MEM_CREATE] = {"cuMemCreate", "cuMemCreate", 10020, CAT_ALLOC},
+    [K_MEM_RELEASE] = {"cuMemRelease", "cuMemRelease", 10020, CAT_ALLOC},
 };
 
 /* Names a dlsym() caller may ask for, besides the canonical ones above: the
@@ -95,6 +113,7 @@ static const struct alias DLSYM_ALIASES[] = {
     {"cuMemcpyDtoHAsync_v2_ptsz", K_DTOH_ASYNC}, {"cuMemcpyDtoDAsync_v2_ptsz", K_DTOD_ASYNC},
     {"cuMemcpy_ptds", K_MEMCPY}, {"cuMemcpyAsync_ptsz", K_MEMCPY_ASYNC},
     {"cuMemAllocAsync_ptsz", K_ALLOC_ASYNC}, {"cuMemFreeAsync_ptsz", K_FREE_ASYNC},
+    {"cuMemAllocFromPoolAsync_ptsz", K_ALLOC_POOL},
     {"cuStreamSynchronize_ptsz", K_STREAM_SYNC},
     {NULL, 0},
 };

@@ -2,8 +2,9 @@
  * the CUDA driver (libcuda), as GPU-sharing proxies do, and
  *   - counts calls of the driver entry points the engine's workloads use,
  *   - adds a busy-wait delay per call (the self-test's injected overhead),
- *   - optionally caps device memory (cuMemAlloc beyond the cap fails with
- *     CUDA_ERROR_OUT_OF_MEMORY) and the kernel launch rate (token bucket).
+ *   - optionally caps device memory (an allocation beyond the cap, on any path:
+ *     cuMemAlloc, pitched, managed, async from the default or a created pool,
+ *     cuMemCreate, fails with CUDA_ERROR_OUT_OF_MEMORY) and the kernel launch rate (token bucket).
  *
  * How calls are caught. CuPy does not link libcuda: it dlopens it and asks
  * dlsym for each entry point; the CUDA runtime asks the driver's
@@ -80,6 +81,7 @@
 #include "caps.inc.c"         /* the memory cap and the launch-rate cap */
 #include "delay.inc.c"        /* the injected busy-wait and its on/off slot schedule */
 #include "wrappers.inc.c"     /* the common hook and the generated wrappers */
+#include "memory_hooks.inc.c" /* the memory cap on the other allocation paths; the wrapper table */
 #include "resolve.inc.c"      /* dlsym / cuGetProcAddress / PLT: which wrapper a program gets */
 
 __attribute__((constructor)) static void gpubench_interpose_init(void) {
@@ -131,6 +133,20 @@ EXPORT CUresult cuMemFree_v2(CUdeviceptr p) { return w_free_6(p); }
 EXPORT CUresult cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream st) { return w_alloc_async_6(p, n, st); }
 EXPORT CUresult cuMemFreeAsync(CUdeviceptr p, CUstream st) { return w_free_async_6(p, st); }
 EXPORT CUresult cuMemGetInfo_v2(size_t *fr, size_t *tot) { return w_meminfo_6(fr, tot); }
+EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *p, size_t *pitch, size_t w, size_t h, unsigned e) {
+    return w_alloc_pitch_6(p, pitch, w, h, e);
+}
+EXPORT CUresult cuMemAllocManaged(CUdeviceptr *p, size_t n, unsigned flags) {
+    return w_alloc_managed_6(p, n, flags);
+}
+EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *p, size_t n, CUmemoryPool pool, CUstream st) {
+    return w_alloc_pool_6(p, n, pool, st);
+}
+EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t n, const CUmemAllocProp *prop,
+                            unsigned long long flags) {
+    return w_mem_create_6(h, n, prop, flags);
+}
+EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle h) { return w_mem_release_6(h); }
 EXPORT CUresult cuStreamSynchronize(CUstream st) { return w_stream_sync_6(st); }
 EXPORT CUresult cuCtxSynchronize(void) { return w_ctx_sync_6(); }
 EXPORT CUresult cuEventSynchronize(CUstream ev) { return w_event_sync_6(ev); }

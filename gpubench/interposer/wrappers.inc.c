@@ -173,14 +173,3 @@ DEFINE_WRAPPERS(3)
 DEFINE_WRAPPERS(4)
 DEFINE_WRAPPERS(5)
 DEFINE_WRAPPERS(6)   /* PLT_SLOT */
-
-#define ROW(S) {(void *)w_launch_##S, (void *)w_launch_ex_##S, (void *)w_launch_coop_##S,        \
-                (void *)w_htod_##S, (void *)w_dtoh_##S, (void *)w_dtod_##S,                      \
-                (void *)w_htod_async_##S, (void *)w_dtoh_async_##S, (void *)w_dtod_async_##S,    \
-                (void *)w_memcpy_##S, (void *)w_memcpy_async_##S,                                \
-                (void *)w_alloc_##S, (void *)w_free_##S, (void *)w_alloc_async_##S,              \
-                (void *)w_free_async_##S, (void *)w_meminfo_##S,                                 \
-                (void *)w_stream_sync_##S, (void *)w_ctx_sync_##S, (void *)w_event_sync_##S,     \
-                (void *)w_gpa1_##S, (void *)w_gpa2_##S}
-static void *const WRAPPERS[NSLOTS + 1][NKINDS] = {ROW(0), ROW(1), ROW(2), ROW(3), ROW(4),
-                                                    ROW(5), ROW(6)};

@@ -20,11 +20,15 @@ LIMITED_LAUNCHES = {"kernel": 1_990.0, "ex": 247_500.0}
 def _fake_probe(proxy, args, settings, timeout=300):
     if args[0] == "memory":
         step = int(args[args.index("--step") + 1])
+        path = args[args.index("--path") + 1]
         limit = proxy.limits.mem_bytes
-        return {"probe": "memory", "allocated": limit, "allocations": limit // step,
-                "refused": True, "rc": 2, "step": step,
-                "stop_at": int(args[args.index("--stop-at") + 1]),
-                "meminfo_total": 80 << 30, "meminfo_free": 79 << 30}
+        out = {"probe": "memory", "path": path, "supported": True, "allocated": limit,
+               "allocations": limit // step, "refused": True, "rc": 2, "step": step,
+               "stop_at": int(args[args.index("--stop-at") + 1]), "call": path,
+               "meminfo_total": 80 << 30, "meminfo_free": 79 << 30}
+        if path == "cuMemAllocManaged":       # a driver without managed memory
+            out.update(supported=False, allocated=0, allocations=0, rc=801)
+        return out
     api = args[args.index("--api") + 1]
     rate = (BARE_LAUNCHES if proxy is None else LIMITED_LAUNCHES)[api]
     return {"probe": "launch", "api": api, "launches": int(rate), "seconds": 1.0,
@@ -38,8 +42,9 @@ async def _failed_engines(requests, python):
 
 
 def fixed_check_summary(proxy_name: str = "bare-metal-proxy") -> dict:
-    """memory ENFORCED, compute NOT ENFORCED (cuLaunchKernelEx unhooked), interference NOT
-    APPLICABLE (its engines could not start), as run_checks returns them."""
+    """memory ENFORCED (every path but managed memory, NOT SUPPORTED), compute NOT ENFORCED
+    (cuLaunchKernelEx unhooked), interference NOT APPLICABLE (its engines could not start), as
+    run_checks returns them."""
     proxy = Proxy(proxy_name, "/usr/local/vgpu/libvgpu.so",
                          {"GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES": str(64 * MIB),
                           "GPUBENCH_INTERPOSE_LAUNCH_RATE": "2000"},

@@ -27,18 +27,21 @@ def settings(fake_driver, interposer_lib, monkeypatch):
 
 
 def test_memory_cap_enforced_with_cap_on(settings):
+    """Every allocation path; tests/checks/test_memory_paths.py holds the rest."""
     proxy = interposer_proxy(Limits(mem_bytes=64 * MIB), caps_on=True)
     r = check_memory(proxy, settings)
-    assert r["verdict"] == ENFORCED, r
-    assert r["probe"]["refused"] and r["probe"]["rc"] == 2
-    assert r["observed_ceiling_bytes"] <= 64 * MIB and r["ceiling_ratio"] > 0.8
+    assert r["verdict"] == ENFORCED, r["reasons"]
+    for p in r["paths"]:
+        assert p["probe"]["refused"] and p["probe"]["rc"] == 2
+        assert 0.8 * 64 * MIB < p["observed_bytes"] <= 64 * MIB
 
 
 def test_memory_cap_not_enforced_with_cap_off(settings):
     proxy = interposer_proxy(Limits(mem_bytes=64 * MIB), caps_on=False)
     r = check_memory(proxy, settings)
     assert r["verdict"] == NOT_ENFORCED, r
-    assert r["probe"]["allocated"] > 64 * MIB and not r["probe"]["refused"]
+    for p in r["paths"]:
+        assert p["probe"]["allocated"] > 64 * MIB and not p["probe"]["refused"]
 
 
 def test_memory_without_a_limit_is_not_applicable(settings):

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from gpubench.checks.memory_probe import MEMORY_PATHS
 from results.check_verdicts import check_rows, comparison_checks, latest_check_run
 from results.document import archive_lines
 from results.report import (ReportScenario, comparison_report, to_csv, to_json, to_markdown,
@@ -78,19 +79,25 @@ def test_compare_shows_the_candidates_check_verdicts_in_every_format(env, capsys
     assert lines[0] == "role\trun\tcheck\tverdict\tobserved\tconfigured\treason"
     rows = {ln.split("\t")[2]: ln.split("\t") for ln in lines[1:]}
     assert rows["memory"][:4] == ["check run", check_id, "memory", "ENFORCED"]
-    assert rows["memory"][5] == "32 MiB" and rows["memory"][4].startswith("refused at ")
+    assert rows["memory"][5] == "32 MiB" and rows["memory"][4] == "7 ENFORCED"
+    for path in MEMORY_PATHS:                      # then one row per allocation path
+        row = rows[f"memory/{path}"]
+        assert row[3] == "ENFORCED" and row[4].startswith("refused at ") and row[5] == "32 MiB"
+        assert "refused with CUDA_ERROR_OUT_OF_MEMORY" in row[6]
     assert rows["compute"][3] == "ENFORCED" and rows["compute"][5] == "2,000 launches/s"
-    assert "cuLaunchKernelEx" in rows["compute"][4] and "refused (CUDA error 2)" in rows["memory"][6]
+    assert "cuLaunchKernelEx" in rows["compute"][4]
 
     _, out, _ = run(capsys, "compare", b, p, "--format", "md")
     assert "**Isolation checks**" in out
-    assert f"| check run | {check_id} | memory | ENFORCED | refused at " in out
+    assert f"| check run | {check_id} | memory | ENFORCED | 7 ENFORCED |" in out
+    assert f"| check run | {check_id} | memory/cuMemCreate | ENFORCED | refused at " in out
 
     _, out, _ = run(capsys, "compare", b, p, "--format", "json")
     got = json.loads(out)["comparisons"][0]["checks"]
     assert [(c["check"], c["verdict"], c["role"], c["run"]) for c in got] == \
         [("memory", "ENFORCED", "check run", check_id),
-         ("compute", "ENFORCED", "check run", check_id)]
+         ("compute", "ENFORCED", "check run", check_id)] + \
+        [(f"memory/{p}", "ENFORCED", "check run", check_id) for p in MEMORY_PATHS]
     assert got[0]["reasons"] and got[0]["scenario"] == "bare-metal-proxy"
 
     _, out, _ = run(capsys, "compare", b, p, "--format", "csv")
@@ -99,7 +106,8 @@ def test_compare_shows_the_candidates_check_verdicts_in_every_format(env, capsys
     checks = [r for r in rows if r["workload"] == "isolation-check"]
     assert overhead and all(r["check_run"] == "" for r in overhead)
     assert [(r["variant"], r["verdict"], r["check_run"]) for r in checks] == \
-        [("memory", "ENFORCED", check_id), ("compute", "ENFORCED", check_id)]
+        [("memory", "ENFORCED", check_id), ("compute", "ENFORCED", check_id)] + \
+        [(f"memory/{p}", "ENFORCED", check_id) for p in MEMORY_PATHS]
     assert checks[0]["check_configured"] == "32 MiB" and checks[0]["cand_id"] == p
 
 
@@ -111,7 +119,8 @@ def test_a_limit_the_proxy_does_not_apply_shows_not_enforced(env, capsys):
     _, out, _ = run(capsys, "compare", ids["bare-metal"], ids["proxy-nocap"], "--format", "json")
     got = {c["check"]: c for c in json.loads(out)["comparisons"][0]["checks"]}
     assert got["memory"]["verdict"] == got["compute"]["verdict"] == "NOT ENFORCED"
-    assert got["memory"]["run"] == check_id and "never refused" in got["memory"]["observed"]
+    assert got["memory"]["run"] == check_id and got["memory"]["observed"] == "7 NOT ENFORCED"
+    assert got["memory/cuMemAllocAsync"]["observed"] == "44 MiB allocated, never refused"
     # no check run of bare-metal-proxy yet: its comparison has no check rows
     _, out, _ = run(capsys, "compare", ids["bare-metal"], ids["bare-metal-proxy"], "--format",
                     "json")
@@ -129,7 +138,8 @@ def test_report_lists_each_scenarios_newest_check_verdicts(env, capsys):
     section = out.split("## Isolation checks")[1].split("## Details")[0]
     assert "| 1 | 1. Baseline (Bare Metal) | no isolation check run | — |" in section
     assert (f"| 2 | 3. With GPU Proxy (No Hypervisor) | {newer} | memory | ENFORCED | "
-            f"refused at ") in section
+            f"7 ENFORCED |") in section
+    assert f"| {newer} | memory/cuMemAllocPitch_v2 | ENFORCED | refused at " in section
     assert f"| {newer} | compute | ENFORCED |" in section
     assert ("| 3 | 4. A proxy that claims limits it does not apply | no isolation check run "
             "| — | — | — | — | `gpubench check --scenario proxy-nocap` |") in section
@@ -143,7 +153,8 @@ def test_show_prints_the_verdicts_of_a_check_run(env, capsys):
     code, out, _ = run(capsys, "show", check_id)
     assert code == 0
     assert "# isolation checks\ncheck\tverdict\tobserved\tconfigured\treason\n" in out
-    assert "\nmemory\tENFORCED\trefused at " in out and "\ncompute\tENFORCED\t" in out
+    assert "\nmemory\tENFORCED\t7 ENFORCED\t32 MiB\t" in out and "\ncompute\tENFORCED\t" in out
+    assert "\nmemory/cuMemAllocManaged\tENFORCED\trefused at " in out
 
 
 # ---- the same views from a fixed check run (the shape gpubench.checks writes) ----------------
@@ -157,7 +168,10 @@ def test_report_functions_from_a_fixed_check_document():
     comp.checks = comparison_checks(base, cand, check)
     verdicts = [(c["check"], c["verdict"]) for c in comp.checks]
     assert verdicts == [("memory", "ENFORCED"), ("compute", "NOT ENFORCED"),
-                        ("interference", "NOT APPLICABLE")]
+                        ("interference", "NOT APPLICABLE")] + \
+        [(f"memory/{p}", "NOT SUPPORTED" if p == "cuMemAllocManaged" else "ENFORCED")
+         for p in MEMORY_PATHS]
+    assert comp.checks[0]["observed"] == "6 ENFORCED, 1 NOT SUPPORTED"
     compute = comp.checks[1]
     assert compute["observed"] == "cuLaunchKernel 1,990/s, cuLaunchKernelEx 247,500/s"
     assert compute["reason"].startswith("cuLaunchKernelEx: ")
@@ -173,7 +187,8 @@ def test_report_functions_from_a_fixed_check_document():
     assert to_csv([plain]).splitlines()[0].endswith(",forced,gpu,base_backend,cand_backend")
     assert "isolation" not in to_tsv([plain]).lower() and "Isolation" not in to_markdown([plain])
     # a check run compared as a candidate itself is listed once, as the candidate's
-    assert [c["role"] for c in comparison_checks(base, check, check)] == ["candidate"] * 3
+    assert [c["role"] for c in comparison_checks(base, check, check)] == \
+        ["candidate"] * (3 + len(MEMORY_PATHS))
 
     scen = [ReportScenario("bare-metal", "1. Bare metal"),
             ReportScenario("bare-metal-proxy", "3. Proxy", 5.0, "bare-metal")]

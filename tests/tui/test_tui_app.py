@@ -381,9 +381,11 @@ async def test_compare_shows_the_candidates_check_verdicts_coloured_and_exports_
         await pilot.press("space")
         await pilot.pause()
         [view] = screen.views
-        assert [(c["check"], c["verdict"], c["run"]) for c in view.checks] == [
-            ("memory", "ENFORCED", "run-check"), ("compute", "NOT ENFORCED", "run-check"),
-            ("interference", "NOT APPLICABLE", "run-check")]
+        shown = [(c["check"], c["verdict"], c["run"]) for c in view.checks]
+        assert shown[:3] == [("memory", "ENFORCED", "run-check"),
+                             ("compute", "NOT ENFORCED", "run-check"),
+                             ("interference", "NOT APPLICABLE", "run-check")]
+        assert ("memory/cuMemAllocManaged", "NOT SUPPORTED", "run-check") in shown[3:]
         assert screen.query_one("#compare-checks", Static).display
         text = screen_text(app)
         assert "Isolation checks" in text and "NOT ENFORCED" in text
@@ -400,6 +402,8 @@ async def test_compare_shows_the_candidates_check_verdicts_coloured_and_exports_
     assert check_verdict_text("ENFORCED").style == "bold green"
     assert check_verdict_text("NOT ENFORCED").style == "bold red"
     assert check_verdict_text("NOT APPLICABLE").style == "dim"
+    assert check_verdict_text("WRONG ERROR").style == "bold yellow"
+    assert check_verdict_text("NOT SUPPORTED").style == "dim"
 
 
 # ---- help, palette, theme ---------------------------------------------------------------------

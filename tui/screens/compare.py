@@ -20,7 +20,7 @@ VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold
                  "NOT COMPARABLE": "bold white on red"}
 # isolation-check verdicts (gpubench check; results.check_verdicts)
 CHECK_STYLE = {"ENFORCED": "bold green", "NOT ENFORCED": "bold red", "NOT APPLICABLE": "dim",
-               "MEASURED": "cyan"}
+               "MEASURED": "cyan", "WRONG ERROR": "bold yellow", "NOT SUPPORTED": "dim"}
 
 
 def verdict_text(verdict: str) -> Text:

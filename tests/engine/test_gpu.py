@@ -5,15 +5,13 @@ Set GPUBENCH_GPU_LOG_DIR to keep the full engine stream (engine_all.jsonl) as ev
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from tests.support.engine_run import REPO, EngineRun, engine_env
+from tests.support.engine_run import REPO, EngineRun, engine_env, run_gpu_engine
 
 from engine.plausibility import judge_session
 from engine.protocol import validate_line
@@ -25,18 +23,10 @@ ALL = "roundtrip,launch,h2d,d2h,d2d,alloc,gemm,init,p2p"
 
 @pytest.fixture(scope="module")
 def gpu_run() -> EngineRun:
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine", "--backend", "cupy", "--workloads", ALL,
-         "--duration", "0.3", "--warmup", "0.1", "--repeats", "1", "--min-window", "0",
-         "--telemetry-interval", "0.1", "--init-procs", "1,8,32",
-         "--sizes", "4KiB,64KiB,1MiB,16MiB,256MiB"],
-        capture_output=True, text=True, env=engine_env(), cwd=REPO, timeout=400)
-    log_dir = os.environ.get("GPUBENCH_GPU_LOG_DIR")
-    if log_dir:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        Path(log_dir, "engine_all.jsonl").write_text(proc.stdout)
-        Path(log_dir, "engine_all.stderr").write_text(proc.stderr)
-    return EngineRun(proc)
+    return run_gpu_engine(["--workloads", ALL, "--duration", "0.3", "--warmup", "0.1",
+                           "--repeats", "1", "--min-window", "0", "--telemetry-interval", "0.1",
+                           "--init-procs", "1,8,32", "--sizes", "4KiB,64KiB,1MiB,16MiB,256MiB"],
+                          "engine_all")
 
 
 def _result(run: EngineRun, workload: str, variant: str) -> dict:

@@ -7,13 +7,11 @@ Set GPUBENCH_GPU_LOG_DIR to keep the engine stream (decode_all.jsonl) as evidenc
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from tests.support.engine_run import REPO, EngineRun, engine_env
+from tests.support.engine_run import REPO, EngineRun, engine_env, run_gpu_engine
 
 from engine.backend import CupyBackend
 from engine.model_shapes import SHAPES, decode_flops
@@ -29,17 +27,9 @@ GRAPH = tuple(name + "-graph" for name in EAGER)
 
 @pytest.fixture(scope="module")
 def gpu_run() -> EngineRun:
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine", "--backend", "cupy", "--workloads", "gemm,decode,prefill",
-         "--decode-modes", "eager,graph", "--duration", "0.5", "--warmup", "0.2",
-         "--repeats", "1", "--min-window", "0", "--telemetry-interval", "0.1"],
-        capture_output=True, text=True, env=engine_env(), cwd=REPO, timeout=400)
-    log_dir = os.environ.get("GPUBENCH_GPU_LOG_DIR")
-    if log_dir:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        Path(log_dir, "decode_all.jsonl").write_text(proc.stdout)
-        Path(log_dir, "decode_all.stderr").write_text(proc.stderr)
-    return EngineRun(proc)
+    return run_gpu_engine(["--workloads", "gemm,decode,prefill", "--decode-modes", "eager,graph",
+                           "--duration", "0.5", "--warmup", "0.2", "--repeats", "1",
+                           "--min-window", "0", "--telemetry-interval", "0.1"], "decode_all")
 
 
 def _steps(run: EngineRun) -> dict[str, dict]:

@@ -47,3 +47,17 @@ def run_engine(*args: str, env: dict | None = None, timeout: float = 120, drop: 
     proc = subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True,
                           env=engine_env(env, drop=drop), cwd=REPO, timeout=timeout)
     return proc, [json.loads(t) for t in proc.stdout.splitlines() if t.strip()]
+
+
+def run_gpu_engine(args: list[str], log_name: str, timeout: float = 400) -> EngineRun:
+    """The engine on the GPU (cupy) with these arguments; its stdout and stderr are kept as
+    <log_name>.jsonl / .stderr under $GPUBENCH_GPU_LOG_DIR when set (the figures for a note)."""
+    proc = subprocess.run([sys.executable, "-m", "engine", "--backend", "cupy", *args],
+                          capture_output=True, text=True, env=engine_env(), cwd=REPO,
+                          timeout=timeout)
+    log_dir = os.environ.get("GPUBENCH_GPU_LOG_DIR")
+    if log_dir:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        Path(log_dir, f"{log_name}.jsonl").write_text(proc.stdout)
+        Path(log_dir, f"{log_name}.stderr").write_text(proc.stderr)
+    return EngineRun(proc)

@@ -85,6 +85,8 @@ def observed_configured(c: dict) -> tuple[str, str]:
             if r.get("proxy_over_bare_p50") is not None:
                 observed += f", proxy x{r['proxy_over_bare_p50']:.2f}"
         return observed, f"N = {c.get('procs', '?')}"
+    if name == "matrix":   # its own summary, made when it ran (results/matrix_table.py)
+        return c.get("observed") or EMPTY, c.get("configured") or EMPTY
     return EMPTY, EMPTY
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from gpubench.plan_flags import add_plan_flags
 from scenarios.config import load_config, parse_size
 
+from .matrix_settings import add_matrix_flags, matrix_settings
 from .settings import CHECKS, DEFAULT_TOLERANCE, CheckError, Settings
 
 
@@ -61,6 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("--init-procs", default="1,8,32",
                    help="init: how many processes start a GPU context at once, per step "
                         "(default 1,8,32)")
+    add_matrix_flags(p)
     p.add_argument("--json", dest="json_out", default=None, help="also write the summary here")
     p.add_argument("--no-save", action="store_true", help="do not save the checks as a run")
     p.set_defaults(func=main)
@@ -87,7 +89,7 @@ def main(args, config=None) -> int:
                             init_procs=args.init_procs, duration=args.duration,
                             repeats=args.repeats)
         checks = [c.strip() for c in args.checks.split(",") if c.strip()]
-        summary = run_checks(checks, proxy, settings)
+        summary = run_checks(checks, proxy, settings, matrix=matrix_settings(args))
     except (CheckError, ValueError) as exc:
         print(f"gpubench check: {exc}", file=sys.stderr)
         return 2

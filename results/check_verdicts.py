@@ -106,7 +106,9 @@ def check_rows(doc: dict | None, role: str = "") -> list[dict]:
                     "scenario": scen.removeprefix(CHECK_SCENARIO_PREFIX), "proxy": proxy,
                     "check": c.get("check"), "verdict": c.get("verdict"),
                     "observed": observed, "configured": configured,
-                    "reason": "; ".join(reasons), "reasons": reasons})
+                    "reason": "; ".join(reasons), "reasons": reasons,
+                    # the whole matrix, for the grid that show/compare print beside the row
+                    **({"matrix": c} if c.get("check") == "matrix" else {})})
     return out
 
 

@@ -2,13 +2,11 @@
 
     ratio_ci(alone, together, seed=1)   # median(together) / median(alone) with a 95 % CI
     jain_index([0.9, 0.4])              # Jain's fairness over normalised throughputs
-    inflation_band(1.3)                 # "yellow": the colour class of a p99 inflation
 
 Inflation and throughput share are both a ratio of medians over windows (the engine's result
 lines), with the CI of results/inference.py's bootstrap: its lower-is-better overhead % of
 `together` against `alone` is (ratio - 1) x 100, so one resampling scheme serves every ratio
-gpubench reports. The band thresholds (green below 1.1, yellow below 1.5, red from there) are
-shared by the CLI's matrix and the TUI's grid so that both name a cell alike.
+gpubench reports. How a cell reads (its text, its colour band) is results/matrix_table.py.
 """
 from __future__ import annotations
 
@@ -17,9 +15,6 @@ from typing import Sequence
 
 from .inference import bootstrap_overhead_ci
 from .stats import median
-
-GREEN_BELOW, YELLOW_BELOW = 1.1, 1.5
-BANDS = ("green", "yellow", "red")
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:
@@ -56,13 +51,6 @@ def jain_index(values: Sequence[float | None]) -> float | None:
     return sum(xs) ** 2 / (len(xs) * sum(x * x for x in xs))
 
 
-def inflation_band(ratio: float | None) -> str | None:
-    """green < 1.1 <= yellow < 1.5 <= red; None for a cell without a figure."""
-    if ratio is None or not math.isfinite(ratio):
-        return None
-    return BANDS[0] if ratio < GREEN_BELOW else BANDS[1] if ratio < YELLOW_BELOW else BANDS[2]
-
-
 def split_agreement(measured: Sequence[float], nvml: Sequence[float | None],
                     tolerance: float) -> dict | None:
     """Do NVML's per-process SM figures split the GPU as the measured shares do? Each side's
@@ -77,11 +65,3 @@ def split_agreement(measured: Sequence[float], nvml: Sequence[float | None],
     worst = max(abs(a - b) for a, b in zip(m, n))
     return {"measured_split": m, "nvml_split": n, "max_difference": worst,
             "tolerance": tolerance, "agree": worst <= tolerance}
-
-
-def cell_text(inflation: dict | None, what: str = "p99") -> str:
-    """'p99 ×1.66 [1.40, 1.90]', or 'p99 —' for a cell without a figure."""
-    if not inflation:
-        return f"{what} —"
-    return (f"{what} ×{inflation['ratio']:.2f} "
-            f"[{inflation['lo']:.2f}, {inflation['hi']:.2f}]")

@@ -5,17 +5,40 @@ the grid `show` and `compare` print and the TUI colours, and each cell's details
     layer_notes(check)                    # ["MPS 50%: NOT AVAILABLE (no MPS control ...)"]
     detail_rows(check)                    # one row per cell under DETAIL_COLUMNS
     cell_lines(layer, cell)               # the numbers of one cell, one per line
+    inflation_band(1.3)                   # "yellow": the colour class of a p99 inflation
+
+The band thresholds (green below 1.1, yellow below 1.5, red from there) are shared by the
+CLI and the TUI's grid so that both name a cell alike. Standard library only: `show` and the
+TUI import it without NumPy.
 """
 from __future__ import annotations
 
+import math
+
 from .check_verdicts import MEASURED
 from .format import EMPTY
-from .matrix_stats import cell_text
 
 DETAIL_COLUMNS = ("layer", "victim", "aggressor", "p50", "p99", "victim share",
                   "aggressor share", "Jain", "NVML")
+GREEN_BELOW, YELLOW_BELOW = 1.1, 1.5
+BANDS = ("green", "yellow", "red")
 GRID_TITLE = ("interference matrix: the victim's p99 beside each aggressor over the victim "
               "alone (ratio [95 % CI])")
+
+
+def inflation_band(ratio: float | None) -> str | None:
+    """green < 1.1 <= yellow < 1.5 <= red; None for a cell without a figure."""
+    if ratio is None or not math.isfinite(ratio):
+        return None
+    return BANDS[0] if ratio < GREEN_BELOW else BANDS[1] if ratio < YELLOW_BELOW else BANDS[2]
+
+
+def cell_text(inflation: dict | None, what: str = "p99") -> str:
+    """'p99 ×1.66 [1.40, 1.90]', or 'p99 —' for a cell without a figure."""
+    if not inflation:
+        return f"{what} —"
+    return (f"{what} ×{inflation['ratio']:.2f} "
+            f"[{inflation['lo']:.2f}, {inflation['hi']:.2f}]")
 
 
 def is_matrix(check: dict | None) -> bool:
@@ -129,3 +152,33 @@ def matrix_lines(check: dict) -> list[str]:
             lines.append(f"{head} {cell_text(c.get('p99'))}, {cell_text(c.get('p50'), 'p50')}, "
                          f"shares {row[5]} / {row[6]}, Jain {row[7]}, NVML {row[8]}")
     return lines
+
+
+def matrix_tables(check: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, columns, rows) of the grid and of the cells' details; the layers that were
+    not measured are named, with why, at the end of the grid's one-line title."""
+    columns, rows = matrix_grid(check)
+    notes = layer_notes(check)
+    title = GRID_TITLE + "".join(f"; {n}" for n in notes)
+    out = [(title, columns, rows)]
+    details = detail_rows(check)
+    if details:
+        out.append(("interference matrix cells: ratios together / alone [95 % CI]",
+                    list(DETAIL_COLUMNS), details))
+    return out
+
+
+def row_matrices(rows: list[dict]) -> list[tuple[str, dict]]:
+    """(role, matrix) of the flat check rows (results.check_verdicts.check_rows) that carry
+    one: what a comparison prints after its checks table."""
+    return [(str(r.get("role") or ""), r["matrix"]) for r in rows if is_matrix(r.get("matrix"))]
+
+
+def matrix_tsv(check: dict, role: str = "") -> list[str]:
+    """The matrix tables as `# title` lines and tab-separated rows (plain text for pipes)."""
+    out = []
+    for title, columns, rows in matrix_tables(check):
+        out.append(f"# {title}" + (f" ({role})" if role else ""))
+        out.append("\t".join(columns))
+        out += ["\t".join(c.replace("\t", " ") for c in row) for row in rows]
+    return out

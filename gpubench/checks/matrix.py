@@ -240,6 +240,11 @@ def check_matrix(proxy: Proxy | None, settings: Settings, ms: MatrixSettings, gp
                            "why": layer.unavailable, "cells": []})
             continue
         layers.append(asyncio.run(_run_layer(layer, settings, ms, gpu, sessions, progress)))
+    return matrix_check(ms, layers), sessions
+
+
+def matrix_check(ms: MatrixSettings, layers: list[dict]) -> dict:
+    """The stored check from its layers: verdict, reasons, and the checks table's summary."""
     out = {"check": "matrix", "victims": list(ms.victims), "aggressors": list(ms.aggressors),
            "windows": ms.windows, "window_s": ms.window_s,
            "thread_percentage": ms.thread_percentage, "layers": layers}
@@ -249,5 +254,5 @@ def check_matrix(proxy: Proxy | None, settings: Settings, ms: MatrixSettings, gp
     out["observed"] = matrix_observed(out)
     out["configured"] = (f"{len(ms.victims)} victim(s) × {len(ms.aggressors)} aggressor(s) × "
                          f"{', '.join(lay['name'] for lay in layers)}")
-    return out, sessions
+    return out
 

@@ -45,7 +45,8 @@ def register(subparsers) -> None:
                    help="expected fraction of unlimited throughput (e.g. 0.5 for SM limit 50)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="compute: how far the achieved fraction may be from the configured "
-                        f"one and still count as enforced (default {DEFAULT_TOLERANCE:g})")
+                        f"one and still count as enforced; matrix: how far NVML's per-process "
+                        f"split may be from the measured one (default {DEFAULT_TOLERANCE:g})")
     add_plan_flags(p, flags=("backend", "duration", "repeats"),
                    defaults={"backend": "auto", "duration": 1.0, "repeats": 2})
     p.add_argument("--libcuda", default="libcuda.so.1", help="driver library the probes load")

@@ -44,7 +44,10 @@ OVERLAP = 0.5            # a window counts beside the other side when this much 
 
 async def run_together(launcher, requests: list[LaunchRequest]) -> list[dict]:
     """Start the sessions together and read them to their end: per session its windows
-    (result lines, `start`/`end` on our monotonic clock), hello and outcome."""
+    (result lines, `start`/`end` on our monotonic clock), hello and outcome. Unlike
+    contention's `_run_engines`, the launcher is the caller's (a layer's MPS daemon lives in
+    it, for all of the layer's runs) and each window keeps its time, to tell which windows
+    ran beside the other side."""
     sessions = [await launcher.start(r) for r in requests]
 
     async def drain(session) -> dict:

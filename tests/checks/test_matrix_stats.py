@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gpubench.checks.matrix import beside, build_cell, normalised, nvml_cell
+from gpubench.checks.matrix_nvml import ProcessUtilisation
 from results.matrix_stats import jain_index, ratio_ci, split_agreement
 from results.matrix_table import cell_text, inflation_band
 
@@ -102,3 +103,57 @@ def test_nvml_cell_compares_the_split():
     none = nvml_cell({"unavailable": None, "victim_sm": None, "aggressor_sm": 90.0},
                      share, share, 0.15)
     assert none["status"] == "NOT AVAILABLE" and "MPS server" in none["why"]
+
+
+class _Sample:
+    def __init__(self, pid, ts, sm):
+        self.pid, self.timeStamp, self.smUtil = pid, ts, sm
+
+
+class NVMLError_NotFound(Exception):
+    pass
+
+
+class _FakeNvml:
+    """pynvml's calls the sampler makes (the real one needs a GPU: tests/checks/test_gpu_matrix.py)."""
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.asked_since = []
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlShutdown(self):
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return f"gpu{index}"
+
+    def nvmlDeviceGetProcessUtilization(self, handle, since):
+        self.asked_since.append(since)
+        if not self.batches:
+            raise NVMLError_NotFound()
+        return self.batches.pop(0)
+
+
+def test_process_utilisation_keeps_each_pids_samples_and_asks_only_for_newer_ones():
+    fake = _FakeNvml([[_Sample(11, 5, 40.0), _Sample(12, 6, 50.0)], [_Sample(11, 9, 60.0)]])
+    with ProcessUtilisation(0, module=fake) as nv:
+        nv._read()
+        nv._read()
+        nv._read()                                     # NotFound: nothing new, no error
+    assert nv.mean_sm(11) == 50.0 and nv.mean_sm(12) == 50.0 and nv.mean_sm(13) is None
+    assert fake.asked_since[:3] == [0, 6, 9] and nv.unavailable is None
+    assert nv.pids() == [11, 12]
+
+
+def test_process_utilisation_without_nvml_says_why():
+    class Broken(_FakeNvml):
+        def nvmlInit(self):
+            raise RuntimeError("NVML Shared Library Not Found")
+
+    with ProcessUtilisation(0, module=Broken([])) as nv:
+        pass
+    assert nv.unavailable == "NVML: RuntimeError: NVML Shared Library Not Found"
+    assert nv.mean_sm(1) is None

@@ -52,9 +52,7 @@ def role_args(kind: str, role: str, settings: Settings, ms: MatrixSettings) -> E
     elif kind in ("d2d", "h2d"):
         extra["sizes"] = ("256MiB",) if gpu else ("4MiB",)
         extra["memory"] = ("pinned",)
-    elif kind == "alloc":
-        pass
-    else:
+    elif kind != "alloc":          # alloc: the engine's two allocation variants as they are
         raise CheckError(f"matrix: no engine workload for {kind!r}")
     return _engine_args(base, workload, **extra)
 

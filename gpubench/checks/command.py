@@ -77,10 +77,12 @@ def main(args, config=None) -> int:
     try:
         overrides = Limits(mem_bytes=parse_size(args.mem_limit) if args.mem_limit else None,
                            compute_fraction=args.compute_fraction, launch_rate=args.launch_rate)
+        scenario = None
         if args.scenario:
             if config is None or args.scenario not in config.scenarios:
                 raise CheckError(f"no scenario named {args.scenario!r} in the configuration")
-            proxy = scenario_proxy(config.scenarios[args.scenario], overrides)
+            scenario = config.scenarios[args.scenario]
+            proxy = scenario_proxy(scenario, overrides)
         else:
             proxy = interposer_proxy(overrides, caps_on=args.caps == "on", unhook=args.unhook)
         settings = Settings(backend=args.backend, libcuda=args.libcuda, seconds=args.seconds,
@@ -90,7 +92,7 @@ def main(args, config=None) -> int:
                             init_procs=args.init_procs, duration=args.duration,
                             repeats=args.repeats)
         checks = [c.strip() for c in args.checks.split(",") if c.strip()]
-        summary = run_checks(checks, proxy, settings, matrix=matrix_settings(args))
+        summary = run_checks(checks, proxy, settings, matrix=matrix_settings(args, scenario))
     except (CheckError, ValueError) as exc:
         print(f"gpubench check: {exc}", file=sys.stderr)
         return 2

@@ -47,22 +47,29 @@ def add_matrix_flags(p) -> None:
                    help=f"matrix: victim windows per run (default {d.windows})")
     p.add_argument("--window-s", type=float, default=d.window_s,
                    help=f"matrix: seconds per window (default {d.window_s:g})")
-    p.add_argument("--thread-percentage", type=int, default=d.thread_percentage,
-                   help="matrix: MPS active thread percentage and HAMi-core SM limit "
-                        f"(default {d.thread_percentage})")
+    p.add_argument("--thread-percentage", type=int, default=None,
+                   help="matrix: MPS active thread percentage and HAMi-core SM limit (default: "
+                        f"the --scenario's [mps] thread_percentage, else {d.thread_percentage})")
 
 
-def matrix_settings(args) -> MatrixSettings:
-    """MatrixSettings from the parsed flags; CheckError (one line) for a bad one."""
+def matrix_settings(args, scenario=None) -> MatrixSettings:
+    """MatrixSettings from the parsed flags and the --scenario (its `[mps]` table gives the
+    MPS layer's control program and thread percentage unless a flag says otherwise);
+    CheckError (one line) for a bad flag."""
+    mps = getattr(scenario, "mps", None)
+    pct = args.thread_percentage
+    if pct is None:
+        pct = (mps.thread_percentage if mps is not None and mps.thread_percentage is not None
+               else MatrixSettings.thread_percentage)
     if args.windows < 2:
         raise CheckError(f"matrix: --windows must be at least 2 (got {args.windows})")
     if not args.window_s > 0:
         raise CheckError(f"matrix: --window-s must be positive (got {args.window_s:g})")
-    if not 1 <= args.thread_percentage <= 100:
-        raise CheckError(f"matrix: --thread-percentage must be 1-100 "
-                         f"(got {args.thread_percentage})")
+    if not 1 <= pct <= 100:
+        raise CheckError(f"matrix: --thread-percentage must be 1-100 (got {pct})")
     return MatrixSettings(victims=parse_names(args.victims, VICTIMS, "victim"),
                           aggressors=parse_names(args.aggressors, AGGRESSORS, "aggressor"),
                           layers=parse_names(args.layers, LAYERS, "layer"),
                           windows=args.windows, window_s=args.window_s,
-                          thread_percentage=args.thread_percentage)
+                          thread_percentage=pct,
+                          mps_control=mps.control if mps is not None else None)

@@ -137,3 +137,26 @@ def test_bad_matrix_flags_are_one_line_and_exit_2(env, capsys, flags, said):
                          "--no-save", *flags)
     assert code == 2 and out == ""
     assert f"gpubench check: {said}\n" in err
+
+
+def test_the_scenarios_mps_table_sets_the_mps_layer_and_a_missing_control_is_said(
+        env, capsys):
+    store, _, tmp = env
+    config = tmp / "config.toml"
+    config.write_text(CONFIG + f"""[scenarios.mps-25]
+title = "MPS at 25 %"
+launcher = "local"
+[scenarios.mps-25.mps]
+thread_percentage = 25
+control = "{tmp / 'no-mps-control'}"
+""")
+    code, out, err = run(capsys, "check", "--scenario", "mps-25", "--checks", "matrix",
+                         "--backend", "cupy", "--layers", "mps", "--no-save")
+    assert code == 0, err
+    assert "  matrix       NOT APPLICABLE" in out
+    assert (f"      MPS 25%: NOT AVAILABLE (no MPS control program "
+            f"({tmp / 'no-mps-control'} not found))") in out
+    code, out, _ = run(capsys, "check", "--scenario", "mps-25", "--checks", "matrix",
+                       "--backend", "cupy", "--layers", "mps", "--thread-percentage", "10",
+                       "--no-save")
+    assert code == 0 and "MPS 10%: NOT AVAILABLE" in out

@@ -91,6 +91,8 @@ def observed_configured(c: dict) -> tuple[str, str]:
             if r.get("proxy_over_bare_p50") is not None:
                 observed += f", proxy x{r['proxy_over_bare_p50']:.2f}"
         return observed, f"N = {c.get('procs', '?')}"
+    if name == "matrix":   # its own summary, made when it ran (results/matrix_table.py)
+        return c.get("observed") or EMPTY, c.get("configured") or EMPTY
     return EMPTY, EMPTY
 
 
@@ -110,7 +112,9 @@ def check_rows(doc: dict | None, role: str = "") -> list[dict]:
                "scenario": scen.removeprefix(CHECK_SCENARIO_PREFIX), "proxy": proxy,
                "check": c.get("check"), "verdict": c.get("verdict"),
                "observed": observed, "configured": configured,
-               "reason": "; ".join(reasons), "reasons": reasons}
+               "reason": "; ".join(reasons), "reasons": reasons,
+               # the whole matrix, for the grid that show/compare print beside the row
+               **({"matrix": c} if c.get("check") == "matrix" else {})}
         out.append(row)
         if c.get("check") == "memory":
             paths += [{**row, "check": f"memory/{p.get('path')}", "verdict": p.get("verdict"),

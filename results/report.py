@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from engine.plausibility import STEP_WORKLOADS
 
 from .check_verdicts import CHECK_COLUMNS, check_rows, check_table
+from .matrix_table import matrix_tables, matrix_tsv, row_matrices
 from .comparable import usable
 from .comparison import Comparison, MetricComparison
 from .format import EMPTY, fmt_ci, fmt_p, fmt_pct, fmt_value
@@ -116,7 +117,10 @@ def checks_markdown(comp: Comparison) -> list[str]:
         return []
     return ["", f"**{CHECKS_TITLE}** (`gpubench check`; role: whose verdicts — the baseline "
             "run, the candidate run, or the newest check run of the candidate's scenario)", "",
-            markdown_table(CHECK_COLUMNS, check_table(comp.checks))]
+            markdown_table(CHECK_COLUMNS, check_table(comp.checks))] + [
+        line for role, m in row_matrices(comp.checks) for title, columns, rows in
+        matrix_tables(m) for line in ("", f"**{title}** ({role})", "",
+                                      markdown_table(columns, rows))]
 
 
 def to_markdown(comps: Sequence[Comparison]) -> str:
@@ -146,6 +150,8 @@ def to_tsv(comps: Sequence[Comparison]) -> str:
             out.append("\t".join(CHECK_COLUMNS))
             out += ["\t".join(c.replace("\t", " ") for c in row)
                     for row in check_table(comp.checks)]
+            for role, m in row_matrices(comp.checks):
+                out += matrix_tsv(m, role)
     return "\n".join(out) + "\n"
 
 

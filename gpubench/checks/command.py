@@ -10,6 +10,7 @@ from gpubench.plan_flags import add_plan_flags
 from results.check_verdicts import ENFORCED
 from scenarios.config import load_config, parse_size
 
+from .matrix_settings import add_matrix_flags, matrix_settings
 from .settings import CHECKS, DEFAULT_TOLERANCE, HAMI_POLICIES, CheckError, Settings
 
 
@@ -58,7 +59,8 @@ def register(subparsers) -> None:
                    help="expected fraction of unlimited throughput (e.g. 0.5 for SM limit 50)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="compute: how far the achieved fraction may be from the configured "
-                        f"one and still count as enforced (default {DEFAULT_TOLERANCE:g})")
+                        f"one and still count as enforced; matrix: how far NVML's per-process "
+                        f"split may be from the measured one (default {DEFAULT_TOLERANCE:g})")
     add_plan_flags(p, flags=("backend", "duration", "repeats"),
                    defaults={"backend": "auto", "duration": 1.0, "repeats": 2})
     p.add_argument("--libcuda", default="libcuda.so.1", help="driver library the probes load")
@@ -75,6 +77,7 @@ def register(subparsers) -> None:
     p.add_argument("--init-procs", default="1,8,32",
                    help="init: how many processes start a GPU context at once, per step "
                         "(default 1,8,32)")
+    add_matrix_flags(p)
     p.add_argument("--json", dest="json_out", default=None, help="also write the summary here")
     p.add_argument("--no-save", action="store_true", help="do not save the checks as a run")
     p.set_defaults(func=main)
@@ -88,10 +91,12 @@ def main(args, config=None) -> int:
     try:
         overrides = Limits(mem_bytes=parse_size(args.mem_limit) if args.mem_limit else None,
                            compute_fraction=args.compute_fraction, launch_rate=args.launch_rate)
+        scenario = None
         if args.scenario:
             if config is None or args.scenario not in config.scenarios:
                 raise CheckError(f"no scenario named {args.scenario!r} in the configuration")
-            proxy = scenario_proxy(config.scenarios[args.scenario], overrides)
+            scenario = config.scenarios[args.scenario]
+            proxy = scenario_proxy(scenario, overrides)
         elif args.proxy == "hami":
             proxy = hami_proxy(overrides, args.proxy_lib, args.hami_policy)
         else:
@@ -103,7 +108,7 @@ def main(args, config=None) -> int:
                             init_procs=args.init_procs, duration=args.duration,
                             repeats=args.repeats)
         checks = [c.strip() for c in args.checks.split(",") if c.strip()]
-        summary = run_checks(checks, proxy, settings)
+        summary = run_checks(checks, proxy, settings, matrix=matrix_settings(args, scenario))
     except (CheckError, ValueError) as exc:
         print(f"gpubench check: {exc}", file=sys.stderr)
         return 2

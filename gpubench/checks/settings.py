@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CHECKS = ("memory", "compute", "interference", "init")
+CHECKS = ("memory", "compute", "interference", "init", "matrix")
 DEFAULT_TOLERANCE = 0.15          # compute: |achieved - configured fraction| allowed
 HAMI_POLICIES = ("force", "disable")   # HAMi-core's GPU_CORE_UTILIZATION_POLICY values
 

@@ -16,6 +16,8 @@ from results.store import Store
 
 from .contention import check_init, check_interference
 from .enforcement import check_compute, check_memory
+from .matrix import check_matrix
+from .matrix_settings import MatrixSettings
 from .proxy import Proxy
 from .settings import CHECKS, CheckError, Settings
 
@@ -27,7 +29,8 @@ def gpu_available(settings: Settings) -> bool:
 
 
 def run_checks(checks: list[str], proxy: Proxy, settings: Settings,
-               progress: Callable[[str], None] | None = None) -> dict:
+               progress: Callable[[str], None] | None = None,
+               matrix: MatrixSettings | None = None) -> dict:
     progress = progress or (lambda m: print(m, file=sys.stderr, flush=True))
     gpu = settings.backend == "cupy" or (settings.backend == "auto" and gpu_available(settings))
     if settings.backend == "auto":
@@ -42,6 +45,10 @@ def run_checks(checks: list[str], proxy: Proxy, settings: Settings,
             results.append(check_compute(proxy, settings, gpu))
         elif name == "interference":
             r, s = check_interference(proxy, settings)
+            results.append(r)
+            sessions += s
+        elif name == "matrix":
+            r, s = check_matrix(proxy, settings, matrix or MatrixSettings(), gpu, progress)
             results.append(r)
             sessions += s
         elif name == "init":

@@ -9,6 +9,7 @@ from gpubench.cli.base import EXIT_GATE, EXIT_OK, csv_list, load_run, open_store
 from gpubench.cli import tables
 from gpubench.cli.tables import VERDICT_STYLES, print_table
 from results.check_verdicts import CHECK_COLUMNS, check_table
+from results.matrix_table import matrix_tables, row_matrices
 from scenarios import limits
 from scenarios.limits import cli_number
 
@@ -62,6 +63,9 @@ def cmd_compare(args, config) -> int:
             if comp.checks:
                 print_table(CHECK_COLUMNS, check_table(comp.checks),
                             title=report.CHECKS_TITLE, styles=VERDICT_STYLES)
+            for role, m in row_matrices(comp.checks):
+                for title, columns, rows in matrix_tables(m):
+                    print_table(columns, rows, title=f"{title} ({role})")
             for w in comp.warnings:
                 warn(w)
             print()

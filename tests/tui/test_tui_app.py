@@ -414,6 +414,9 @@ async def test_help_lists_every_binding_and_theme_toggles(config):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
+        await pilot.press("end")             # the key map is longer than the screen: its end
+        await pilot.pause()
+        text += screen_text(app)
         for words in ("Run plan", "Quick test", "Probe hosts", "Cancel run", "Filter", "Delete",
                       "Import legacy", "Baseline", "Candidate", "Export MD", "Export CSV",
                       "comparison.md", "Dark/light", "Command palette"):
@@ -433,6 +436,7 @@ async def test_command_palette_has_an_entry_for_every_action(config):
                   "Go to Compare", "Run plan", "Quick throughput test (local)", "Cancel run",
                   "Probe hosts", "Self-test", "Toggle dark/light theme", "Help: key map",
                   "History: delete selected run", "History: import legacy text result",
+                  "History: interference matrix of selected run",
                   "Compare: export CSV", "Compare: write comparison.md"):
         assert title in titles, title
 

@@ -110,3 +110,21 @@ def test_snapshot_compare_with_checks(tmp_path, snap_compare):
 def test_snapshot_help(tmp_path, snap_compare):
     assert snap_compare(make_app(tmp_path), press=["question_mark"], terminal_size=SIZE,
                         run_before=settle)
+
+
+def test_snapshot_matrix(tmp_path, snap_compare):
+    """A matrix check run's grid (History: m): red/yellow/green by p99 inflation, the MPS
+    layer NOT AVAILABLE with why, and the focused cell's numbers after Enter."""
+    from tests.checks.fixed_matrix import fixed_matrix_document
+    app = make_app(tmp_path)
+    Store(app.config.data_dir).save(fixed_matrix_document(
+        run_id="20261119-080000-check-two-services-eeeeee", created="2026-11-19T08:00:00Z"))
+
+    async def run_before(pilot):
+        # History, newest first: ccc, bbb, aaa, then the (older) matrix run
+        await pilot.press("3", "down", "down", "down", "m")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -11,10 +11,12 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from results.format import fmt_num
 from results.labels import backend_cell, is_cpu
+from results.matrix_table import is_matrix
 
 from ..data import RunSummary
 from .hosts import HostsScreen
 from .import_dialog import ImportRequest, ImportScreen
+from .matrix import MatrixScreen
 from .modals import ConfirmScreen, InputScreen
 
 SORTS = (("created", True), ("created", False), ("scenario", False), ("host", False),
@@ -52,6 +54,7 @@ class HistoryScreen(Screen):
         Binding("i", "import_legacy", "Import legacy"),
         Binding("b", "baseline", "Baseline"),
         Binding("c", "candidate", "Candidate"),
+        Binding("m", "matrix", "Matrix"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
     PALETTE = [
@@ -60,6 +63,7 @@ class HistoryScreen(Screen):
         ("History: change sort order", "screen.sort", "created, scenario, host, ops/s, validity"),
         ("History: label selected run", "screen.label", "Set a label"),
         ("History: delete selected run", "screen.delete", "Asks to confirm"),
+        ("History: interference matrix of selected run", "screen.matrix", "Its coloured grid (a `gpubench check --checks matrix` run)"),
         ("History: import legacy text result", "screen.import_legacy", "Seed-format text file, its scenario and round-trip size"),
     ]
 
@@ -256,3 +260,19 @@ class HistoryScreen(Screen):
         if run_id:
             added = self.app.compare_selection.toggle_candidate(run_id)
             self.app.notify(f"{'Added' if added else 'Removed'} candidate {run_id}")
+
+    def action_matrix(self) -> None:
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+        try:
+            doc = self.store.load(run_id)
+        except Exception as exc:
+            self.app.notify(f"Cannot read run {run_id}: {exc}", severity="error")
+            return
+        check = next((c for c in doc.get("checks") or [] if is_matrix(c)), None)
+        if check is None:
+            self.app.notify(f"Run {run_id} has no interference matrix (`gpubench check "
+                            f"--checks matrix` makes one).", severity="warning")
+            return
+        self.app.push_screen(MatrixScreen(run_id, check))

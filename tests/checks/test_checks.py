@@ -1,7 +1,7 @@
-"""`gpubench check` proven both ways without a GPU: the ctypes probes drive a fake libcuda
-under gpubench's interposer (caps on: ENFORCED, caps off: NOT ENFORCED, an unhooked
-cuLaunchKernelEx: NOT ENFORCED); init contention and interference run the real CPU engine
-with concurrent processes; results go to the store."""
+"""`gpubench check` proven both ways without a GPU: the ctypes memory probe drives a fake
+libcuda under gpubench's interposer (caps on: ENFORCED, caps off: NOT ENFORCED); init
+contention and interference run the real CPU engine with concurrent processes; results go to
+the store. The compute check over time: test_compute_share.py."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ from gpubench.checks.proxy import Limits, interposer_proxy, limits_from_env
 from gpubench.checks.settings import Settings
 from results.check_verdicts import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
 from gpubench.checks.contention import check_init, check_interference
-from gpubench.checks.enforcement import check_compute, check_memory, judge_path
+from gpubench.checks.enforcement import check_memory
 
 MIB = 1 << 20
 
@@ -44,40 +44,6 @@ def test_memory_cap_not_enforced_with_cap_off(settings):
 def test_memory_without_a_limit_is_not_applicable(settings):
     r = check_memory(interposer_proxy(Limits()), settings)
     assert r["verdict"] == NOT_APPLICABLE and "no memory limit" in r["reasons"][0]
-
-
-def test_rate_cap_enforced_on_both_entry_points(settings):
-    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=True)
-    r = check_compute(proxy, settings, gpu=False)
-    assert r["verdict"] == ENFORCED, r["reasons"]
-    paths = {p["path"]: p for p in r["paths"]}
-    assert set(paths) == {"cuLaunchKernel", "cuLaunchKernelEx"}
-    for p in paths.values():
-        assert p["limited"]["launches_per_s"] <= 2000 * 1.05
-        assert p["bare"]["launches_per_s"] > 10 * 2000
-
-
-def test_rate_cap_not_enforced_with_cap_off(settings):
-    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=False)
-    r = check_compute(proxy, settings, gpu=False)
-    assert r["verdict"] == NOT_ENFORCED
-    assert all(not p["within"] for p in r["paths"])
-
-
-def test_an_unhooked_cuLaunchKernelEx_is_caught(settings):
-    """The failure users reported: a compute cap with no effect on the newer entry point."""
-    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=True,
-                                    unhook="cuLaunchKernelEx")
-    r = check_compute(proxy, settings, gpu=False)
-    assert r["verdict"] == NOT_ENFORCED
-    paths = {p["path"]: p for p in r["paths"]}
-    assert paths["cuLaunchKernel"]["within"] and not paths["cuLaunchKernelEx"]["within"]
-    assert "cuLaunchKernelEx" in r["reasons"][0]
-
-
-def test_no_compute_limit_is_not_applicable(settings):
-    r = check_compute(interposer_proxy(Limits()), settings, gpu=False)
-    assert r["verdict"] == NOT_APPLICABLE
 
 
 def test_limits_read_from_a_proxy_environment():
@@ -158,24 +124,3 @@ def test_cli_unknown_scenario_is_one_line(capsys):
     args = p.parse_args(["check", "--scenario", "nope", "--no-save"])
     assert args.func(args, Cfg()) == 2
     assert "no scenario named 'nope'" in capsys.readouterr().err
-
-
-def test_a_limit_is_a_ceiling_judged_in_its_own_unit(settings):
-    """A rate cap is judged in launches/s: a limited side held far under the cap (a busy machine,
-    or a strict proxy) is enforced and says so; only a rate over cap + tolerance escapes it."""
-    cap = Limits(launch_rate=2000.0)
-    held = judge_path("cuLaunchKernel", {"launches_per_s": 400_000.0},
-                        {"launches_per_s": 900.0}, "launches_per_s", cap, settings)
-    assert held["within"] and "held below the limit" in held["summary"]
-    over = judge_path("cuLaunchKernel", {"launches_per_s": 400_000.0},
-                        {"launches_per_s": 2000.0 * (1 + settings.tolerance) + 50},
-                        "launches_per_s", cap, settings)
-    assert not over["within"] and "OVER the limit" in over["summary"]
-    near = judge_path("cuLaunchKernel", {"launches_per_s": 2000.0 * (1 + settings.tolerance)},
-                        {"launches_per_s": 1990.0}, "launches_per_s", cap, settings)
-    assert near.get("judged") is False and "nothing to enforce" in near["summary"]
-    share = Limits(compute_fraction=0.5)
-    for got, within in ((0.5, True), (0.2, True), (0.5 + settings.tolerance + 0.01, False)):
-        row = judge_path("GEMM", {"tflops": 100.0}, {"tflops": 100.0 * got}, "tflops",
-                           share, settings)
-        assert row["within"] is within, (got, row["summary"])

@@ -159,7 +159,11 @@ def test_report_functions_from_a_fixed_check_document():
     assert verdicts == [("memory", "ENFORCED"), ("compute", "NOT ENFORCED"),
                         ("interference", "NOT APPLICABLE")]
     compute = comp.checks[1]
-    assert compute["observed"] == "cuLaunchKernel 1,990/s, cuLaunchKernelEx 247,500/s"
+    # each load's steady rate against the cap, its overshoot and when it settled under it
+    assert compute["observed"].startswith(
+        "cuLaunchKernel steady 1,992/s, overshoot +588/s, settle 0.25 s; "
+        "cuLaunchKernelEx steady 247,500/s, overshoot +245,500/s, settle never; ")
+    assert compute["observed"].endswith("; tenants ratio 3.00 (configured 3.00)")
     assert compute["reason"].startswith("cuLaunchKernelEx: ")
     md = to_markdown([comp])
     assert "| check run | 20261119-080000-check-x-dddddd | compute | NOT ENFORCED |" in md

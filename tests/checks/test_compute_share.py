@@ -1,0 +1,178 @@
+"""The compute check over time, without a GPU: the probe drives a fake libcuda under
+gpubench's interposer, whose launch-rate cap is a real dlsym-wrapping proxy. The series shows
+the cap holding interval by interval; two tenants with their own caps are each held; with the
+cap off the same check says NOT ENFORCED; an unhooked cuLaunchKernelEx is caught.
+
+Only what load cannot change is asserted: a busy machine lowers a rate, never raises it past a
+cap (GCRA, burst 1: at most cap x interval + 1 launches in an interval)."""
+from __future__ import annotations
+
+import pytest
+
+from gpubench.checks.compute import _verdict, check_compute, parse_tenant_limits
+from gpubench.checks.proxy import Limits, Proxy, interposer_proxy
+from gpubench.checks.settings import CheckError, Settings
+from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED, observed_configured
+from results.share_series import chart_series, judge_series
+
+CAP = 2000.0
+
+
+@pytest.fixture
+def settings(fake_driver, interposer_lib, monkeypatch):
+    monkeypatch.setenv("GPUBENCH_CACHE_DIR", str(interposer_lib.parent))
+    return Settings(backend="numpy-cpu", libcuda=str(fake_driver / "libcuda.so.1"),
+                    seconds=1.0, interval=0.2, tenant_limits="none")
+
+
+def _held_every_interval(row: dict, cap: float) -> None:
+    """Every interval of the limited series at or under the cap (one launch of slack for the
+    interval edge): a ceiling no load can push a rate through."""
+    interval = row["interval_s"]
+    assert len(row["rate"]) == len(row["share"]) == len(row["t"]) == round(1.0 / interval)
+    for rate in row["rate"]:
+        assert rate * interval <= cap * interval + 1, (row["label"], row["rate"])
+    assert row["settle_s"] == 0 and row["overshoot_value"] == 0.0
+    assert row["within"] and row["unit"] == "launches/s" and row["limit"] == cap
+
+
+def test_the_cap_holds_in_every_interval_on_every_load(settings):
+    r = check_compute(interposer_proxy(Limits(launch_rate=CAP)), settings, gpu=False)
+    assert r["verdict"] == ENFORCED, r["reasons"]
+    rows = {p["label"]: p for p in r["paths"]}
+    assert set(rows) == {"cuLaunchKernel", "cuLaunchKernelEx", "launch+sync"}
+    assert rows["launch+sync"]["load"] == "sync"
+    for row in rows.values():
+        _held_every_interval(row, CAP)
+        assert row["bare"]["launches_per_s"] > 10 * CAP
+        assert row["share"] == [x / row["unlimited_rate"] for x in row["rate"]]
+    assert r["interval_s"] == 0.2 and r["load"]["kernel"] == "empty"
+    observed, configured = observed_configured(r)
+    assert configured == "2,000 launches/s"
+    assert "cuLaunchKernel steady " in observed and "overshoot +0/s, settle 0 s" in observed
+
+
+def test_two_tenants_are_each_held_by_their_own_cap(settings):
+    settings.tenant_limits = "1000,3000"
+    r = check_compute(interposer_proxy(Limits(launch_rate=CAP)), settings, gpu=False)
+    assert r["verdict"] == ENFORCED, r["reasons"]
+    tenants = {p["tenant"]: p for p in r["paths"] if p.get("tenant")}
+    _held_every_interval(tenants["A"], 1000.0)
+    _held_every_interval(tenants["B"], 3000.0)
+    info = r["tenants"]
+    assert info["limits"] == [1000.0, 3000.0] and info["configured_ratio"] == 3.0
+    assert info["env_has_limit"] is True
+    assert info["ratio"] == tenants["B"]["steady"] / tenants["A"]["steady"]
+    assert "tenants ratio " in observed_configured(r)[0]
+    xs, series = chart_series(r)
+    assert {"tenant A", "tenant B", "cuLaunchKernel"} <= set(series)
+    assert all(len(v) == len(xs) for v in series.values())
+
+
+def test_a_proxy_with_the_cap_off_is_not_enforced(settings):
+    settings.tenant_limits = "auto"
+    r = check_compute(interposer_proxy(Limits(launch_rate=CAP), caps_on=False), settings,
+                      gpu=False)
+    assert r["verdict"] == NOT_ENFORCED
+    assert all(not p["within"] and p["settle_s"] is None for p in r["paths"]), r["reasons"]
+    assert r["tenants"]["env_has_limit"] is False and r["tenants"]["limits"] == [CAP, 3 * CAP]
+    assert "OVER the limit" in r["reasons"][0]
+
+
+def test_an_unhooked_cuLaunchKernelEx_is_caught(settings):
+    """The failure users reported: a compute cap with no effect on the newer entry point."""
+    r = check_compute(interposer_proxy(Limits(launch_rate=CAP), unhook="cuLaunchKernelEx"),
+                      settings, gpu=False)
+    assert r["verdict"] == NOT_ENFORCED
+    rows = {p["label"]: p for p in r["paths"]}
+    assert rows["cuLaunchKernel"]["within"] and not rows["cuLaunchKernelEx"]["within"]
+    assert r["reasons"][0].startswith("cuLaunchKernelEx: ")
+
+
+def test_no_compute_limit_is_not_applicable(settings):
+    r = check_compute(interposer_proxy(Limits()), settings, gpu=False)
+    assert r["verdict"] == NOT_APPLICABLE and "no compute limit" in r["reasons"][0]
+
+
+def test_a_probe_that_cannot_load_a_driver_is_not_applicable(settings):
+    settings.libcuda = "/nonexistent/libcuda.so.1"
+    r = check_compute(interposer_proxy(Limits(launch_rate=CAP)), settings, gpu=False)
+    assert r["verdict"] == NOT_APPLICABLE
+    assert "cannot load the CUDA driver" in r["reasons"][0]
+
+
+# ---- judging a series: pure figures -------------------------------------------------------
+
+def test_a_limit_is_a_ceiling_judged_in_its_own_unit():
+    """A rate cap in launches/s, a share as a share; under it is held, not escaped; the
+    overshoot, settle time and steady share follow the series."""
+    held = judge_series([100, 100, 100, 100], 0.5, 400_000.0, rate_cap=2000.0, tolerance=0.15)
+    assert held["within"] and held["held_below"] and held["steady"] == 200.0
+    over = judge_series([1200] * 4, 0.5, 400_000.0, rate_cap=2000.0, tolerance=0.15)
+    assert not over["within"] and over["settle_s"] is None and over["overshoot_value"] == 400.0
+    cap_above = judge_series([1000] * 4, 0.5, 2100.0, rate_cap=2000.0, tolerance=0.15)
+    assert cap_above["judged"] is False and "nothing to enforce" in cap_above["note"]
+    # an SM share: 100 % for a second, then down to the limit 0.5
+    throttled = judge_series([100, 100, 50, 51, 50, 49, 50, 50], 0.5, 200.0, fraction=0.5,
+                             tolerance=0.15)
+    assert throttled["overshoot"] == 0.5 and throttled["settle_s"] == 1.0
+    assert throttled["within"] and throttled["steady_share"] == 0.5
+    late = judge_series([50] * 7 + [100], 0.5, 200.0, fraction=0.5, tolerance=0.15)
+    assert late["settle_s"] is None and late["within"]      # steady holds, the end is over
+
+
+def _row(label, within, **kw):
+    return {"label": label, "within": within, "summary": f"{label}: ...", **kw}
+
+
+def test_a_limit_only_the_synchronising_loop_escapes_says_so():
+    got = _verdict([_row("cuLaunchKernel", True, load="saturate"),
+                    _row("launch+sync", False, load="sync")])
+    assert got["verdict"] == NOT_ENFORCED
+    assert got["reasons"][:2] == ["only the launch-then-synchronise loop escapes the limit",
+                                  "launch+sync: ..."]
+    forced = _verdict([_row("cuLaunchKernel", False, load="saturate"),
+                       _row("policy force", True, load="saturate", policy="force")])
+    assert forced["reasons"][0] == "held only with GPU_CORE_UTILIZATION_POLICY=force"
+    assert _verdict([_row("cuLaunchKernel", True)])["verdict"] == ENFORCED
+
+
+def test_tenant_limits_parse_in_the_limits_unit():
+    assert parse_tenant_limits("auto", Limits(launch_rate=500.0)) == [500.0, 1500.0]
+    assert parse_tenant_limits("auto", Limits(compute_fraction=0.5)) == [0.25, 0.75]
+    assert parse_tenant_limits("30,60", Limits(compute_fraction=0.5)) == [0.3, 0.6]
+    assert parse_tenant_limits("1000,3000", Limits(launch_rate=2000.0)) == [1000.0, 3000.0]
+    assert parse_tenant_limits("none", Limits(launch_rate=1.0)) is None
+    for bad in ("1", "x,y", "5,5", "-1,2"):
+        with pytest.raises(CheckError):
+            parse_tenant_limits(bad, Limits(launch_rate=1.0))
+
+
+def test_a_hami_style_proxy_gets_the_force_policy_row_and_private_caches(settings):
+    """HAMi's SM limit (CUDA_DEVICE_SM_LIMIT): a row again with GPU_CORE_UTILIZATION_POLICY=
+    force, and each limited probe its own shared-region file. The fake driver has no SMs to
+    limit: only what the probes were given is checked here (the GPU test checks the rest)."""
+    from unittest import mock
+
+    from gpubench.checks import compute
+    seen = []
+
+    def probe(proxy, args, s, timeout=300):
+        seen.append((dict(proxy.env) if proxy else None, args))
+        return {"probe": "launch", "interval_s": 0.2, "counts": [100] * 5,
+                "launches_per_s": 500.0, "rc": 0}
+    proxy = Proxy("hami", "/usr/local/vgpu/libvgpu.so", {"CUDA_DEVICE_SM_LIMIT": "50"},
+                  Limits(compute_fraction=0.5))
+    settings.tenant_limits = "auto"
+    with mock.patch.object(compute, "run_probe", probe):
+        r = check_compute(proxy, settings, gpu=False)
+    labels = [p["label"] for p in r["paths"]]
+    assert labels == ["cuLaunchKernel", "cuLaunchKernelEx", "launch+sync", "policy force",
+                      "tenant A", "tenant B"]
+    envs = [env for env, _ in seen if env is not None]
+    assert [e.get("GPU_CORE_UTILIZATION_POLICY") for e in envs].count("force") == 1
+    caches = [e["CUDA_DEVICE_MEMORY_SHARED_CACHE"] for e in envs]
+    assert len(set(caches)) == len(caches)
+    assert sorted(e["CUDA_DEVICE_SM_LIMIT"] for e in envs[-2:]) == ["25", "75"]
+    # a lone process at the full rate under a 50 % limit: over, and the force row too
+    assert r["verdict"] == NOT_ENFORCED

@@ -9,12 +9,13 @@ import json
 
 import pytest
 
-from gpubench.checks.command import register as register_check
+from gpubench.checks.command import format_checks, register as register_check
 from gpubench.checks.proxy import Limits, interposer_proxy, limits_from_env
 from gpubench.checks.settings import Settings
 from results.check_verdicts import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
 from gpubench.checks.contention import check_init, check_interference
 from gpubench.checks.enforcement import check_memory
+from results.check_tables import check_detail_tables
 
 MIB = 1 << 20
 
@@ -76,6 +77,16 @@ def test_init_contention_with_concurrent_processes_on_cpu(settings):
             assert row[side]["p50_ms"] > 0 and row[side]["p99_ms"] >= row[side]["p50_ms"]
             assert row[side]["failed"] == 0
     assert all(s["outcome"] == "completed" for s in sessions) and len(sessions) == 2
+    # the time-to-first-kernel table `gpubench check` and `show` print
+    [(title, columns, table)] = check_detail_tables(r)
+    assert title.startswith("time to first kernel (ms), under interposer")
+    assert columns[:5] == ("processes", "bare p50", "bare p99", "proxy p50", "proxy p99")
+    assert [t[0] for t in table] == ["1", "4"] and all(t[-1] == "0" for t in table)
+    assert float(table[1][2]) >= float(table[1][1]) > 0
+    text = format_checks({"proxy": {"name": "interposer"}, "backend": "numpy-cpu",
+                          "elapsed_s": 1.0, "checks": [r]})
+    assert "    time to first kernel (ms)" in text
+    assert "      processes\tbare p50\tbare p99\tproxy p50\tproxy p99\t" in text
 
 
 def test_interference_of_two_instances_on_cpu(settings):

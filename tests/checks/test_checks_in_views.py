@@ -144,6 +144,14 @@ def test_show_prints_the_verdicts_of_a_check_run(env, capsys):
     assert code == 0
     assert "# isolation checks\ncheck\tverdict\tobserved\tconfigured\treason\n" in out
     assert "\nmemory\tENFORCED\trefused at " in out and "\ncompute\tENFORCED\t" in out
+    # the compute loads over time: steady share, overshoot and settle time, one line each
+    section = out.split("# compute share over time (0.05 s intervals); tenants B/A ")[1]
+    lines = section.split("\n\n")[0].splitlines()[1:]
+    assert lines[0] == "load\tsteady share\tlimit\tovershoot\tsettle\tceiling"
+    assert [ln.split("\t")[0] for ln in lines[1:4]] == ["cuLaunchKernel", "cuLaunchKernelEx",
+                                                       "launch+sync"]
+    assert all(ln.split("\t")[5] == "held" and ln.split("\t")[3].endswith("/s")
+               for ln in lines[1:4])
 
 
 # ---- the same views from a fixed check run (the shape gpubench.checks writes) ----------------

@@ -139,10 +139,11 @@ class _Kernel:
                        None)
 
     def _launch_ex(self, stream=None) -> int:
-        cfg = self._cfgs.get(stream)
+        key = stream.value if stream is not None else None   # a c_void_p is not hashable
+        cfg = self._cfgs.get(key)
         if cfg is None:
-            cfg = self._cfgs[stream] = CUlaunchConfig(self.blocks, 1, 1, self.threads, 1, 1, 0,
-                                                      stream, None, 0)
+            cfg = self._cfgs[key] = CUlaunchConfig(self.blocks, 1, 1, self.threads, 1, 1, 0,
+                                                   stream, None, 0)
         return self._ex(ctypes.byref(cfg), self.fn, self.params, None)
 
 

@@ -176,3 +176,52 @@ def test_a_hami_style_proxy_gets_the_force_policy_row_and_private_caches(setting
     assert sorted(e["CUDA_DEVICE_SM_LIMIT"] for e in envs[-2:]) == ["25", "75"]
     # a lone process at the full rate under a 50 % limit: over, and the force row too
     assert r["verdict"] == NOT_ENFORCED
+
+
+# ---- the GPU load's code path, on a fake driver with streams and events ----------------------
+
+# What the spin load needs beyond tests/support/csrc/fake_cuda.c: streams, events and the SM
+# count (4). Kernels "finish" at once; only the probe's own logic is exercised.
+STREAM_EXTRAS = r"""
+typedef int CUresult;
+static unsigned long long n_stream, n_event, n_record;
+CUresult cuStreamCreate(void **s, unsigned flags) { (void)flags; *s = (void *)(0x7000 + ++n_stream); return 0; }
+CUresult cuEventCreate(void **e, unsigned flags) { (void)flags; *e = (void *)(0x8000 + ++n_event); return 0; }
+CUresult cuEventRecord(void *e, void *s) { (void)e; (void)s; n_record++; return 0; }
+CUresult cuCtxGetDevice(int *d) { *d = 0; return 0; }
+CUresult cuDeviceGetAttribute(int *v, int attr, int dev) { (void)dev; *v = attr == 16 ? 4 : 0; return 0; }
+unsigned long long fake_records(void) { return n_record; }
+"""
+
+
+@pytest.fixture(scope="module")
+def stream_driver(tmp_path_factory):
+    import shutil
+    import subprocess
+
+    from tests.support.fake_cuda import CSRC
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler")
+    d = tmp_path_factory.mktemp("fake-streams")
+    (d / "extras.c").write_text(STREAM_EXTRAS)
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wl,-Bsymbolic", "-o", d / "libcuda.so.1",
+                    CSRC / "fake_cuda.c", d / "extras.c"], check=True, capture_output=True)
+    return d / "libcuda.so.1"
+
+
+def test_the_spin_load_runs_on_streams_and_is_held_by_the_cap(settings, stream_driver):
+    """check_compute as on a GPU (spin kernel, 4 streams kept 2 deep, calibrated in the first
+    unlimited run and reused by the others) against the interposer's cap."""
+    settings.libcuda = str(stream_driver)
+    settings.streams = 4
+    r = check_compute(interposer_proxy(Limits(launch_rate=CAP)), settings, gpu=True)
+    assert r["verdict"] == ENFORCED, r["reasons"]
+    assert r["load"]["kernel"] == "spin" and r["load"]["blocks"] == 4 * 8
+    assert r["load"]["streams"] == 4 and r["load"]["depth"] == 2 and r["load"]["iters"] > 0
+    for row in r["paths"]:
+        _held_every_interval(row, CAP)
+        assert row["limited"]["iters"] == r["load"]["iters"]   # the same work as unlimited
+        assert row["limited"]["kernel"] == "spin"
+    sync = next(p for p in r["paths"] if p["load"] == "sync")
+    assert sync["limited"]["streams"] == sync["limited"]["depth"] == 1   # one kernel at a time

@@ -7,7 +7,7 @@ kernel per process count, bare against under the proxy.
 from __future__ import annotations
 
 from .format import EMPTY
-from .share_series import overshoot_text
+from .share_series import overshoot_text, settle_text
 
 
 def _num(v, spec: str = ".3f") -> str:
@@ -17,21 +17,19 @@ def _num(v, spec: str = ".3f") -> str:
 def compute_table(c: dict) -> tuple[str, tuple[str, ...], list[list[str]]] | None:
     rows = []
     for p in c.get("paths") or []:
+        label = p.get("label") or p.get("path") or "?"
         if p.get("error"):
-            rows.append([p.get("label") or p.get("path", "?"), EMPTY, EMPTY, EMPTY, EMPTY,
-                         f"error: {p['error']}"])
+            rows.append([label, EMPTY, EMPTY, EMPTY, EMPTY, f"error: {p['error']}"])
             continue
-        settle = p.get("settle_s")
         judged = ("not judged" if p.get("judged") is False else
-                  "held" if p.get("within") else "OVER")
-        rows.append([p.get("label") or p.get("path", "?"), _num(p.get("steady_share")),
-                     _num(p.get("limit_share")), overshoot_text(p),
-                     "never" if settle is None else f"{settle:g} s", judged])
+                  EMPTY if p.get("within") is None else "held" if p["within"] else "OVER")
+        rows.append([label, _num(p.get("steady_share")), _num(p.get("limit_share")),
+                     overshoot_text(p), settle_text(p), judged])
     if not rows:
         return None
-    title = f"compute share over time ({c.get('interval_s', '?')} s intervals)"
+    title = f"compute share over time ({_num(c.get('interval_s'), 'g')} s intervals)"
     t = c.get("tenants") or {}
-    if t.get("ratio") is not None:
+    if t.get("ratio") is not None and t.get("configured_ratio") is not None:
         title += (f"; tenants B/A {t['ratio']:.2f}, configured {t['configured_ratio']:.2f}"
                   f"{'' if t.get('ratio_within') else ' (off by more than the tolerance)'}")
     return title, ("load", "steady share", "limit", "overshoot", "settle", "ceiling"), rows
@@ -46,7 +44,7 @@ def init_table(c: dict) -> tuple[str, tuple[str, ...], list[list[str]]] | None:
                      _num(proxy.get("p50_ms"), ".1f"), _num(proxy.get("p99_ms"), ".1f"),
                      _num(r.get("proxy_over_bare_p50"), ".2f"),
                      _num(r.get("proxy_over_bare_p99"), ".2f"),
-                     str(bare.get("failed", 0) + proxy.get("failed", 0))])
+                     str((bare.get("failed") or 0) + (proxy.get("failed") or 0))])
     if not rows:
         return None
     return (f"time to first kernel (ms), under {c.get('proxy') or 'no proxy'} against bare",

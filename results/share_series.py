@@ -85,8 +85,21 @@ def series_text(row: dict) -> str:
 def overshoot_text(row: dict) -> str:
     """The overshoot in the limit's unit: `+0.120` of a share, `+598/s` over a rate cap."""
     if row.get("unit") == "launches/s":
-        return f"+{row.get('overshoot_value', 0.0):,.0f}/s"
-    return f"+{row['overshoot']:.3f}"
+        value = row.get("overshoot_value")
+        return EMPTY if value is None else f"+{value:,.0f}/s"
+    value = row.get("overshoot")
+    return EMPTY if value is None else f"+{value:.3f}"
+
+
+def _steady_text(row: dict) -> str:
+    if row.get("unit") == "launches/s" and row.get("steady") is not None:
+        return f"{row['steady']:,.0f}/s"
+    return EMPTY if row.get("steady_share") is None else f"{row['steady_share']:.2f}"
+
+
+def settle_text(row: dict) -> str:
+    settle = row.get("settle_s")
+    return "never" if settle is None else f"{settle:g} s"
 
 
 def tenants_ratio(rows: list[dict], limits: list[float], tolerance: float) -> dict[str, Any]:
@@ -102,20 +115,17 @@ def tenants_ratio(rows: list[dict], limits: list[float], tolerance: float) -> di
 
 
 def compute_observed(c: dict) -> str:
-    """The compute check's rows in short: `label steady S, overshoot +O, settle T s`."""
+    """The compute check's rows in short: `label steady S, overshoot +O, settle T`."""
     shown = []
     for p in c.get("paths") or []:
-        label = p.get("label") or p.get("path", "?")
+        label = p.get("label") or p.get("path") or "?"
         if p.get("error"):
             shown.append(f"{label} error")
-        elif p.get("steady_share") is not None:
-            settle = p.get("settle_s")
-            value = (f"{p['steady']:,.0f}/s" if p.get("unit") == "launches/s"
-                     else f"{p['steady_share']:.2f}")
-            shown.append(f"{label} steady {value}, overshoot {overshoot_text(p)}, settle "
-                         f"{'never' if settle is None else f'{settle:g} s'}")
-    if c.get("tenants", {}).get("ratio") is not None:
-        t = c["tenants"]
+        elif p.get("steady_share") is not None or p.get("steady") is not None:
+            shown.append(f"{label} steady {_steady_text(p)}, overshoot {overshoot_text(p)}, "
+                         f"settle {settle_text(p)}")
+    t = c.get("tenants") or {}
+    if t.get("ratio") is not None and t.get("configured_ratio") is not None:
         shown.append(f"tenants ratio {t['ratio']:.2f} (configured {t['configured_ratio']:.2f})")
     return "; ".join(shown) or EMPTY
 
@@ -123,13 +133,16 @@ def compute_observed(c: dict) -> str:
 def chart_series(c: dict) -> tuple[list[float], dict[str, list[float | None]]]:
     """The compute check's share series for a chart: x (seconds), {label: shares}, with the
     limit of the first row as its own flat line."""
-    rows = [p for p in c.get("paths") or [] if p.get("share") and p.get("t")]
+    rows = [p for p in c.get("paths") or []
+            if p.get("share") and p.get("t") and len(p["share"]) == len(p["t"])]
     if not rows:
         return [], {}
-    xs = sorted({x for p in rows for x in p["t"]})
+    xs = sorted({x for p in rows for x in p["t"] if x is not None})
     series: dict[str, list[float | None]] = {}
     for p in rows:
         at = dict(zip(p["t"], p["share"]))
-        series[p.get("label") or p["path"]] = [at.get(x) for x in xs]
-    series[f"limit {rows[0]['limit_share']:.3g}"] = [rows[0]["limit_share"]] * len(xs)
+        series[p.get("label") or p.get("path") or "?"] = [at.get(x) for x in xs]
+    limit = rows[0].get("limit_share")
+    if limit is not None:
+        series[f"limit {limit:.3g}"] = [limit] * len(xs)
     return xs, series

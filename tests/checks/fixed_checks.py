@@ -73,3 +73,32 @@ def fixed_check_document(scenario: str = "bare-metal-proxy", *, run_id: str | No
     doc, _ = checks_document(fixed_check_summary(scenario), scenario, run_id=run_id,
                                     created=created)
     return doc
+
+
+async def _init_engines(requests, python):
+    """Each init session: N processes' time to first kernel, 300 ms bare and +10 % under the
+    proxy, as the engine's result events carry them."""
+    out = []
+    for req in requests:
+        slower = 1.1 if req.preload else 1.0
+        results = {}
+        for n in (1, 8, 32):
+            latency = {"p50": 300_000 * slower * (1 + n / 32),
+                       "p99": 330_000 * slower * (1 + n / 16)}
+            results[f"init/n{n}"] = [{"ops": n, "latency_us": latency, "params": {
+                "processes": n, "failed": 0, "spawn_to_main_ms_p50": 55.0}}]
+        out.append({"results": results, "hello": None, "outcome": "completed", "message": "",
+                    "lines": [], "stderr": []})
+    return out
+
+
+def fixed_init_check_document(scenario: str = "bare-metal-proxy") -> dict:
+    """An init check run (1, 8, 32 processes, bare and under the proxy), as check_init and
+    checks_document make it from its engine sessions' results."""
+    proxy = Proxy(scenario, "/usr/local/vgpu/libvgpu.so", {}, Limits())
+    with mock.patch.object(contention, "_run_engines", _init_engines):
+        summary = run_checks(["init"], proxy, Settings(backend="numpy-cpu"),
+                             progress=lambda message: None)
+    summary["_sessions"] = []
+    doc, _ = checks_document(summary, scenario)
+    return doc

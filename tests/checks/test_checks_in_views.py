@@ -154,6 +154,26 @@ def test_show_prints_the_verdicts_of_a_check_run(env, capsys):
                for ln in lines[1:4])
 
 
+def test_an_init_check_run_is_saved_and_show_prints_its_table(env, capsys):
+    """Start-up under the proxy: N processes at once, bare and under the scenario's proxy,
+    time to first kernel p50/p99 per N, saved as a check run and printed by `show`."""
+    store, ids, libcuda = env
+    code, out, err = run(capsys, "check", "--scenario", "bare-metal-proxy", "--checks", "init",
+                         "--init-procs", "1,3", "--repeats", "1", "--backend", "numpy-cpu")
+    assert code == 0, err
+    assert "      processes\tbare p50\tbare p99\tproxy p50\tproxy p99\t" in out
+    check_id = out.strip().splitlines()[-1].removeprefix("saved run ")
+    assert store.load(check_id)["checks_summary"] == {"init": "MEASURED"}
+    code, out, _ = run(capsys, "show", check_id)
+    assert code == 0
+    section = out.split("# time to first kernel (ms), under bare-metal-proxy against bare\n")[1]
+    lines = section.split("\n\n")[0].splitlines()
+    assert lines[0].split("\t")[:5] == ["processes", "bare p50", "bare p99", "proxy p50",
+                                        "proxy p99"]
+    assert [ln.split("\t")[0] for ln in lines[1:]] == ["1", "3"]
+    assert all(ln.split("\t")[-1] == "0" for ln in lines[1:])     # no child failed
+
+
 # ---- the same views from a fixed check run (the shape gpubench.checks writes) ----------------
 
 def test_report_functions_from_a_fixed_check_document():

@@ -161,7 +161,27 @@ def check_compute(proxy: Proxy, settings: Settings, gpu: bool) -> dict:
                                                   first, cache)
             rows += t_rows
     out["paths"] = rows
-    return {**out, **_verdict(rows)}
+    judged = _verdict(rows)
+    judged["reasons"] += _tenant_notes(out.get("tenants"), settings.interval)
+    return {**out, **judged}
+
+
+def _tenant_notes(info: dict | None, interval: float) -> list[str]:
+    """The two tenants' ratio, and what makes it weaker evidence, as reasons."""
+    if not info:
+        return []
+    notes = []
+    if info.get("ratio") is not None:
+        notes.append(f"tenants B/A steady ratio {info['ratio']:.2f}, configured "
+                     f"{info['configured_ratio']:.2f}"
+                     + ("" if info["ratio_within"] else " (off by more than the tolerance)"))
+    if not info.get("env_has_limit"):
+        notes.append("tenants: the proxy's env carries no per-process limit variable, so both "
+                     "ran with its env as is")
+    for name, late in zip("AB", info.get("late_s") or []):
+        if late and late > interval:
+            notes.append(f"tenant {name} started {late:.2f} s late: the two overlapped less")
+    return notes
 
 
 def _two_tenants(proxy: Proxy, limits: list[float], settings: Settings, kernel: str,

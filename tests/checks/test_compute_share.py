@@ -64,6 +64,8 @@ def test_two_tenants_are_each_held_by_their_own_cap(settings):
     assert info["env_has_limit"] is True
     assert info["ratio"] == tenants["B"]["steady"] / tenants["A"]["steady"]
     assert "tenants ratio " in observed_configured(r)[0]
+    assert f"tenants B/A steady ratio {info['ratio']:.2f}, configured 3.00" in " ".join(
+        r["reasons"])
     xs, series = chart_series(r)
     assert {"tenant A", "tenant B", "cuLaunchKernel"} <= set(series)
     assert all(len(v) == len(xs) for v in series.values())
@@ -76,6 +78,8 @@ def test_a_proxy_with_the_cap_off_is_not_enforced(settings):
     assert r["verdict"] == NOT_ENFORCED
     assert all(not p["within"] and p["settle_s"] is None for p in r["paths"]), r["reasons"]
     assert r["tenants"]["env_has_limit"] is False and r["tenants"]["limits"] == [CAP, 3 * CAP]
+    assert ("tenants: the proxy's env carries no per-process limit variable, so both ran with "
+            "its env as is") in r["reasons"]
     assert "OVER the limit" in r["reasons"][0]
 
 

@@ -67,9 +67,10 @@ def _load_args(settings: Settings, load: str, api: str, kernel: str, fixed: list
             "--streams", str(settings.streams), "--kernel-ms", str(settings.kernel_ms), *fixed]
 
 
-def _with_env(proxy: Proxy, label: str, extra: dict[str, str], cache_dir: Path) -> Proxy:
+def with_env(proxy: Proxy, label: str, extra: dict[str, str], cache_dir: Path) -> Proxy:
     """The proxy with some variables changed; a HAMi-style proxy also gets a fresh private
-    shared-region file (its limits live there, and a stale one keeps old limits)."""
+    shared-region file `label`.cache in cache_dir (its limits live there, and a stale one keeps
+    old limits)."""
     env = {**proxy.env, **extra}
     if HAMI_SM_LIMIT in env:
         env[HAMI_CACHE] = str(cache_dir / f"{label.replace(' ', '-')}.cache")
@@ -144,15 +145,15 @@ def check_compute(proxy: Proxy, settings: Settings, gpu: bool) -> dict:
 
         rows = []
         for api in ("kernel", "ex"):
-            under = _with_env(proxy, f"saturate-{api}", {}, cache)
+            under = with_env(proxy, f"saturate-{api}", {}, cache)
             bare, limited = pair("saturate", api, under, first if api == "kernel" else None)
             rows.append(_row(f"saturate {API_NAMES[api]}", API_NAMES[api], bare, limited, lim,
                              settings, load="saturate"))
-        bare, limited = pair("sync", "kernel", _with_env(proxy, "sync", {}, cache))
+        bare, limited = pair("sync", "kernel", with_env(proxy, "sync", {}, cache))
         rows.append(_row("launch+sync cuLaunchKernel", "launch+sync", bare, limited, lim,
                          settings, load="sync"))
         if HAMI_SM_LIMIT in proxy.env and proxy.env.get(HAMI_POLICY, "").lower() != "force":
-            forced = _with_env(proxy, "force", {HAMI_POLICY: "force"}, cache)
+            forced = with_env(proxy, "force", {HAMI_POLICY: "force"}, cache)
             _, limited = pair("saturate", "kernel", forced, first)
             rows.append(_row("saturate cuLaunchKernel, policy force", "policy force", first,
                              limited, lim, settings, load="saturate", policy="force"))
@@ -192,7 +193,7 @@ def _two_tenants(proxy: Proxy, limits: list[float], settings: Settings, kernel: 
     unders, changed = [], True
     for name, limit in zip("AB", limits):
         extra, changed = tenant_env(proxy, limit)
-        unders.append(_with_env(proxy, f"tenant-{name}", extra, cache))
+        unders.append(with_env(proxy, f"tenant-{name}", extra, cache))
     with ThreadPoolExecutor(2) as pool:
         got = list(pool.map(lambda p: run_probe(p, args, settings), unders))
     is_rate = proxy.limits.compute_fraction is None and proxy.limits.launch_rate is not None

@@ -229,3 +229,26 @@ def test_the_spin_load_runs_on_streams_and_is_held_by_the_cap(settings, stream_d
         assert row["limited"]["kernel"] == "spin"
     sync = next(p for p in r["paths"] if p["load"] == "sync")
     assert sync["limited"]["streams"] == sync["limited"]["depth"] == 1   # one kernel at a time
+
+
+def test_init_under_a_hami_style_proxy_gets_one_fresh_shared_region():
+    """The N processes of an init step under HAMi share one region file, fresh for the run
+    (a stale /tmp/cudevshr.cache keeps old limits and old processes)."""
+    from unittest import mock
+
+    from gpubench.checks import contention
+    from tests.checks.fixed_checks import _init_engines
+    seen = []
+
+    async def engines(requests, python):
+        seen.extend(requests)
+        return await _init_engines(requests, python)
+    proxy = Proxy("hami", "/usr/local/vgpu/libvgpu.so", {"CUDA_DEVICE_SM_LIMIT": "50"},
+                  Limits(compute_fraction=0.5))
+    with mock.patch.object(contention, "_run_engines", engines):
+        r, _ = contention.check_init(proxy, Settings(backend="numpy-cpu"))
+    assert r["verdict"] == "MEASURED"
+    bare, under = seen
+    assert "CUDA_DEVICE_MEMORY_SHARED_CACHE" not in bare.env
+    assert under.env["CUDA_DEVICE_MEMORY_SHARED_CACHE"].endswith("/init.cache")
+    assert under.env["CUDA_DEVICE_SM_LIMIT"] == "50" and under.preload == proxy.preload

@@ -62,7 +62,7 @@ SPIN:
 BLOCKS_PER_SM, THREADS = 8, 128
 MAX_ITERS = 1 << 30
 CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16
-CU_STREAM_NON_BLOCKING, CU_EVENT_DISABLE_TIMING = 1, 2
+CU_STREAM_NON_BLOCKING, CU_EVENT_DEFAULT = 1, 0
 EMPTY_BATCH = 16                  # empty kernel: launches between two clock reads
 
 
@@ -180,9 +180,9 @@ def _streams_and_events(drv, n_streams: int, depth: int) -> tuple[list, list]:
         s = ctypes.c_void_p()
         drv._check(lib.cuStreamCreate(ctypes.byref(s), CU_STREAM_NON_BLOCKING), "cuStreamCreate")
         streams.append(s)
-    for _ in range(n_streams * depth):
+    for _ in range(n_streams * depth + 1):          # the last one marks the start
         e = ctypes.c_void_p()
-        drv._check(lib.cuEventCreate(ctypes.byref(e), CU_EVENT_DISABLE_TIMING), "cuEventCreate")
+        drv._check(lib.cuEventCreate(ctypes.byref(e), CU_EVENT_DEFAULT), "cuEventCreate")
         events.append(e)
     return streams, events
 
@@ -215,7 +215,7 @@ def probe_load(drv, a) -> dict:
 
     def note(t: float, n: int = 1) -> None:
         i = int((t - t0) / a.interval)
-        if i < n_int:
+        if 0 <= i < n_int:
             counts[i] += n
 
     if a.load == "sync":
@@ -225,13 +225,22 @@ def probe_load(drv, a) -> dict:
             t = pc()
             note(t)
     elif spin:                            # saturate: keep every stream `depth` kernels deep
-        record, wait = drv.lib.cuEventRecord, drv.lib.cuEventSynchronize
+        # A kernel counts at the GPU's own time of its completion event (the elapsed time
+        # from a start event), not when the host got round to seeing it: a proxy that blocks
+        # in the launch call would otherwise bunch completions into later intervals.
+        lib = drv.lib
+        record, wait, elapsed = lib.cuEventRecord, lib.cuEventSynchronize, lib.cuEventElapsedTime
+        start, events = events[-1], events[:-1]
+        rc |= record(start, streams[0])
+        ms = ctypes.c_float()
         i, in_flight = 0, len(events)
         while t < end:
             if i >= in_flight:
-                rc |= wait(events[i % in_flight])
+                done = events[i % in_flight]
+                rc |= wait(done)
                 t = pc()
-                note(t)
+                gpu_rc = elapsed(ctypes.byref(ms), start, done)
+                note(t0 + ms.value / 1000.0 if gpu_rc == 0 else t)
             s = streams[i % len(streams)]
             rc |= k.launch(s)
             rc |= record(events[i % in_flight], s)

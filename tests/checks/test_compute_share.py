@@ -184,14 +184,25 @@ def test_a_hami_style_proxy_gets_the_force_policy_row_and_private_caches(setting
 
 # ---- the GPU load's code path, on a fake driver with streams and events ----------------------
 
-# What the spin load needs beyond tests/support/csrc/fake_cuda.c: streams, events and the SM
-# count (4). Kernels "finish" at once; only the probe's own logic is exercised.
+# What the spin load needs beyond tests/support/csrc/fake_cuda.c: streams, events (stamped
+# when recorded, as kernels "finish" at once) and the SM count (4). Only the probe's own logic
+# is exercised.
 STREAM_EXTRAS = r"""
+#include <time.h>
 typedef int CUresult;
 static unsigned long long n_stream, n_event, n_record;
+static double stamp[1024];
+static double now_ms(void) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 CUresult cuStreamCreate(void **s, unsigned flags) { (void)flags; *s = (void *)(0x7000 + ++n_stream); return 0; }
 CUresult cuEventCreate(void **e, unsigned flags) { (void)flags; *e = (void *)(0x8000 + ++n_event); return 0; }
-CUresult cuEventRecord(void *e, void *s) { (void)e; (void)s; n_record++; return 0; }
+CUresult cuEventRecord(void *e, void *s) { (void)s; n_record++; stamp[((unsigned long)e - 0x8000) % 1024] = now_ms(); return 0; }
+CUresult cuEventElapsedTime(float *ms, void *a, void *b) {
+    *ms = (float)(stamp[((unsigned long)b - 0x8000) % 1024] - stamp[((unsigned long)a - 0x8000) % 1024]);
+    return 0;
+}
 CUresult cuCtxGetDevice(int *d) { *d = 0; return 0; }
 CUresult cuDeviceGetAttribute(int *v, int attr, int dev) { (void)dev; *v = attr == 16 ? 4 : 0; return 0; }
 unsigned long long fake_records(void) { return n_record; }

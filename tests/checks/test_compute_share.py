@@ -4,8 +4,12 @@ the cap holding interval by interval; two tenants with their own caps are each h
 cap off the same check says NOT ENFORCED; an unhooked cuLaunchKernelEx is caught.
 
 Only what load cannot change is asserted: a busy machine lowers a rate, never raises it past a
-cap (GCRA, burst 1: at most cap x interval + 1 launches in an interval)."""
+cap. The interposer's cap (GCRA, burst 1) grants at most cap x interval + 1 launches in an
+interval, and the probe launches one at a time, each counted when its call returns: at most
+one more than the grants of an interval returns in it."""
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -26,13 +30,13 @@ def settings(fake_driver, interposer_lib, monkeypatch):
 
 
 def _held_every_interval(row: dict, cap: float) -> None:
-    """Every interval of the limited series at or under the cap (one launch of slack for the
-    interval edge): a ceiling no load can push a rate through."""
+    """Every interval of the limited series at or under the cap (two launches of slack at the
+    interval's edges): a ceiling no load can push a rate through."""
     interval = row["interval_s"]
     assert len(row["rate"]) == len(row["share"]) == len(row["t"]) == round(1.0 / interval)
     for rate in row["rate"]:
-        assert rate * interval <= cap * interval + 1, (row["label"], row["rate"])
-    assert row["settle_s"] == 0 and row["overshoot_value"] == 0.0
+        assert rate * interval <= cap * interval + 2, (row["label"], row["rate"])
+    assert row["settle_s"] == 0 and row["overshoot_value"] <= 2 / interval
     assert row["within"] and row["unit"] == "launches/s" and row["limit"] == cap
 
 
@@ -49,7 +53,8 @@ def test_the_cap_holds_in_every_interval_on_every_load(settings):
     assert r["interval_s"] == 0.2 and r["load"]["kernel"] == "empty"
     observed, configured = observed_configured(r)
     assert configured == "2,000 launches/s"
-    assert "cuLaunchKernel steady " in observed and "overshoot +0/s, settle 0 s" in observed
+    assert re.search(r"^cuLaunchKernel steady [\d,]+/s, overshoot \+\d+/s, settle 0 s; ",
+                     observed), observed
 
 
 def test_two_tenants_are_each_held_by_their_own_cap(settings):

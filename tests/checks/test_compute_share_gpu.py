@@ -79,7 +79,7 @@ def test_the_interposer_cap_holds_the_spin_load_and_two_tenants(settings):
     for row in r["paths"]:
         assert not row.get("error"), row
         cap = 150.0 if row.get("tenant") == "B" else 50.0 if row.get("tenant") == "A" else 100.0
-        assert max(row["rate"]) <= cap + 1 / row["interval_s"], (row["label"], row["rate"])
+        assert max(row["rate"]) <= cap + 2 / row["interval_s"], (row["label"], row["rate"])
     # 200 kernels/s of ~2 ms leave the GPU mostly idle: each tenant gets its cap, ratio ~3
     t = r["tenants"]
     assert t["configured_ratio"] == 3.0 and abs(t["ratio"] / 3.0 - 1) < 0.15, t

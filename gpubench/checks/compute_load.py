@@ -146,6 +146,17 @@ class _Kernel:
         return self._ex(ctypes.byref(cfg), self.fn, self.params, None)
 
 
+def _first_symbol(lib, *names: str):
+    """The first of these entry points the driver has (CUDA 13's headers name the _v2), or
+    None."""
+    for name in names:
+        try:
+            return getattr(lib, name)
+        except AttributeError:
+            continue
+    return None
+
+
 def _sm_count(drv) -> int:
     n, dev = ctypes.c_int(), ctypes.c_int()
     drv._check(drv.lib.cuCtxGetDevice(ctypes.byref(dev)), "cuCtxGetDevice")
@@ -230,7 +241,8 @@ def probe_load(drv, a) -> dict:
         # from a start event), not when the host got round to seeing it: a proxy that blocks
         # in the launch call would otherwise bunch completions into later intervals.
         lib = drv.lib
-        record, wait, elapsed = lib.cuEventRecord, lib.cuEventSynchronize, lib.cuEventElapsedTime
+        record, wait = lib.cuEventRecord, lib.cuEventSynchronize
+        elapsed = _first_symbol(lib, "cuEventElapsedTime_v2", "cuEventElapsedTime")
         start, events = events[-1], events[:-1]
         rc |= record(start, streams[0])
         ms = ctypes.c_float()
@@ -240,7 +252,7 @@ def probe_load(drv, a) -> dict:
                 done = events[i % in_flight]
                 rc |= wait(done)
                 t = pc()
-                gpu_rc = elapsed(ctypes.byref(ms), start, done)
+                gpu_rc = elapsed(ctypes.byref(ms), start, done) if elapsed else 1
                 note(t0 + ms.value / 1000.0 if gpu_rc == 0 else t)
             s = streams[i % len(streams)]
             rc |= k.launch(s)

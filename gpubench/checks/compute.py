@@ -39,6 +39,7 @@ HAMI_SM_LIMIT, HAMI_POLICY, HAMI_CACHE = ("CUDA_DEVICE_SM_LIMIT", "GPU_CORE_UTIL
 # the variables a proxy takes a per-process SM share from, in percent
 PERCENT_LIMIT_VARS = (HAMI_SM_LIMIT, "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE")
 TENANT_START_S = 3.0              # tenants: time for both probes to load the driver first
+PROBE_SLACK_S = 120.0             # a probe's start-up, driver load and calibration, at most
 
 
 def parse_tenant_limits(text: str | None, lim: Limits) -> list[float] | None:
@@ -89,6 +90,12 @@ def tenant_env(proxy: Proxy, limit: float) -> tuple[dict[str, str], bool]:
     return found, bool(found)
 
 
+def _probe(proxy: Proxy | None, args: list, settings: Settings, wait: float = 0.0) -> dict:
+    """One load probe, given up on well after its own seconds: a proxy that blocks a launch
+    for good must cost a row, not the whole check's time."""
+    return run_probe(proxy, args, settings, timeout=settings.seconds + wait + PROBE_SLACK_S)
+
+
 def _row(path: str, label: str, bare: dict, limited: dict, lim: Limits, settings: Settings,
          fraction: float | None = None, rate_cap: float | None = None, **extra) -> dict:
     """One load's row; `fraction`/`rate_cap` give a tenant its own limit (else the proxy's)."""
@@ -133,7 +140,7 @@ def check_compute(proxy: Proxy, settings: Settings, gpu: bool) -> dict:
     kernel = "spin" if gpu else "empty"
     with tempfile.TemporaryDirectory(prefix="gpubench-compute-") as tmp:
         cache = Path(tmp)
-        first = run_probe(None, _load_args(settings, "saturate", "kernel", kernel, []), settings)
+        first = _probe(None, _load_args(settings, "saturate", "kernel", kernel, []), settings)
         fixed = (["--iters", str(first["iters"]), "--blocks", str(first["blocks"])]
                  if gpu and first.get("iters") else [])
         out["load"] = {k: first.get(k) for k in ("kernel", "iters", "blocks", "threads",
@@ -141,7 +148,7 @@ def check_compute(proxy: Proxy, settings: Settings, gpu: bool) -> dict:
 
         def pair(load: str, api: str, under: Proxy, bare: dict | None = None):
             args = _load_args(settings, load, api, kernel, fixed)
-            return bare or run_probe(None, args, settings), run_probe(under, args, settings)
+            return bare or _probe(None, args, settings), _probe(under, args, settings)
 
         rows = []
         for api in ("kernel", "ex"):
@@ -195,7 +202,7 @@ def _two_tenants(proxy: Proxy, limits: list[float], settings: Settings, kernel: 
         extra, changed = tenant_env(proxy, limit)
         unders.append(with_env(proxy, f"tenant-{name}", extra, cache))
     with ThreadPoolExecutor(2) as pool:
-        got = list(pool.map(lambda p: run_probe(p, args, settings), unders))
+        got = list(pool.map(lambda p: _probe(p, args, settings, TENANT_START_S), unders))
     is_rate = proxy.limits.compute_fraction is None and proxy.limits.launch_rate is not None
     rows = []
     for name, limit, limited in zip("AB", limits, got):

@@ -164,10 +164,11 @@ def test_a_hami_style_proxy_gets_the_force_policy_row_and_private_caches(setting
     from unittest import mock
 
     from gpubench.checks import compute
-    seen = []
+    seen, timeouts = [], []
 
     def probe(proxy, args, s, timeout=300):
         seen.append((dict(proxy.env) if proxy else None, args))
+        timeouts.append(timeout)
         return {"probe": "launch", "interval_s": 0.2, "counts": [100] * 5,
                 "launches_per_s": 500.0, "rc": 0}
     proxy = Proxy("hami", "/usr/local/vgpu/libvgpu.so", {"CUDA_DEVICE_SM_LIMIT": "50"},
@@ -183,6 +184,10 @@ def test_a_hami_style_proxy_gets_the_force_policy_row_and_private_caches(setting
     caches = [e["CUDA_DEVICE_MEMORY_SHARED_CACHE"] for e in envs]
     assert len(set(caches)) == len(caches)
     assert sorted(e["CUDA_DEVICE_SM_LIMIT"] for e in envs[-2:]) == ["25", "75"]
+    # a launch that never returns costs a row after its seconds and some slack, not 300 s
+    assert timeouts[:-2] == [settings.seconds + compute.PROBE_SLACK_S] * (len(timeouts) - 2)
+    assert timeouts[-2:] == [settings.seconds + compute.TENANT_START_S +
+                             compute.PROBE_SLACK_S] * 2
     # a lone process at the full rate under a 50 % limit: over, and the force row too
     assert r["verdict"] == NOT_ENFORCED
 

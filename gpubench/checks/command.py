@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--kernel-ms", type=float, default=Settings.kernel_ms,
                    help="compute on a GPU: one spin kernel lasts about this long unlimited "
                         f"(default {Settings.kernel_ms:g})")
+    p.add_argument("--kernel", default=Settings.kernel, choices=("auto", "spin", "empty"),
+                   help="compute: the kernel the loads launch; auto: the spin kernel on a GPU "
+                        "under an SM share, the empty kernel for a launch-rate cap")
     p.add_argument("--tenant-limits", default=Settings.tenant_limits,
                    help="compute: two tenants at once with these limits (launches/s for a rate "
                         "cap, %% or a fraction for an SM share), 'auto' (c and 3c; 25 and 75 %%) "
@@ -105,7 +108,8 @@ def main(args, config=None) -> int:
                              "the interval no longer than the seconds")
         settings = Settings(backend=args.backend, libcuda=args.libcuda, seconds=args.seconds,
                             interval=interval, streams=args.streams,
-                            kernel_ms=args.kernel_ms, tenant_limits=args.tenant_limits,
+                            kernel_ms=args.kernel_ms, kernel=args.kernel,
+                            tenant_limits=args.tenant_limits,
                             gemm_n=args.gemm_n, mem_step=parse_size(args.mem_step),
                             tolerance=args.tolerance, instances=args.instances,
                             interference_workloads=args.interference_workloads,

@@ -14,8 +14,9 @@ steady share, overshoot, settle time; a limit is a ceiling in its own unit):
   tenant A / B                                 two processes at once with different limits:
                                                each against its own, and their ratio
 
-On a GPU the load is a spin kernel calibrated to `kernel_ms` in the first unlimited run (the
-other runs reuse its work and grid); without one (a fake driver) it is the empty kernel.
+On a GPU under an SM share the load is a spin kernel calibrated to `kernel_ms` in the first
+unlimited run (the other runs reuse its work and grid); for a launch-rate cap, or without a GPU
+(a fake driver), the empty kernel (`--kernel` chooses).
 """
 from __future__ import annotations
 
@@ -60,6 +61,17 @@ def parse_tenant_limits(text: str | None, lim: Limits) -> list[float] | None:
     if lim.compute_fraction is not None or lim.launch_rate is None:
         vals = [v / 100 if v > 1 else v for v in vals]
     return vals
+
+
+def load_kernel(choice: str, lim: Limits, gpu: bool) -> str:
+    """The kernel the loads launch: `auto` is the spin kernel on a GPU under an SM share (work
+    that a share can cut) and the empty kernel for a pure launch-rate cap (launches are its
+    unit: a cap above the spin kernel's few hundred a second would have nothing to hold)."""
+    if choice == "auto":
+        return "spin" if gpu and lim.compute_fraction is not None else "empty"
+    if choice == "spin" and not gpu:
+        raise CheckError("--kernel spin needs a GPU (the fake driver runs the empty kernel)")
+    return choice
 
 
 def _load_args(settings: Settings, load: str, api: str, kernel: str, fixed: list[str]) -> list:
@@ -137,12 +149,12 @@ def check_compute(proxy: Proxy, settings: Settings, gpu: bool) -> dict:
         return {**out, "verdict": NOT_APPLICABLE,
                 "reasons": ["no compute limit (SM fraction or launch rate) is configured"]}
     tenants = parse_tenant_limits(settings.tenant_limits, lim)
-    kernel = "spin" if gpu else "empty"
+    kernel = load_kernel(settings.kernel, lim, gpu)
     with tempfile.TemporaryDirectory(prefix="gpubench-compute-") as tmp:
         cache = Path(tmp)
         first = _probe(None, _load_args(settings, "saturate", "kernel", kernel, []), settings)
         fixed = (["--iters", str(first["iters"]), "--blocks", str(first["blocks"])]
-                 if gpu and first.get("iters") else [])
+                 if kernel == "spin" and first.get("iters") else [])
         out["load"] = {k: first.get(k) for k in ("kernel", "iters", "blocks", "threads",
                                                  "streams", "depth")}
 
@@ -220,8 +232,7 @@ def _verdict(rows: list[dict]) -> dict:
     judged = [r for r in rows if r.get("judged", True)]
     errors = [r for r in judged if r.get("error")]
     if not judged or len(errors) == len(judged):
-        return {"verdict": NOT_APPLICABLE, "reasons": [r["summary"] for r in errors] or
-                ["no row could be judged"]}
+        return {"verdict": NOT_APPLICABLE, "reasons": [r["summary"] for r in errors or rows]}
     over = [r for r in judged if not r.get("error") and not r["within"]]
     rest = [r["summary"] for r in rows if r not in over]
     if not over:

@@ -21,6 +21,7 @@ class Settings:
     interval: float = 0.25                # compute: the share is recorded per interval
     streams: int = 4                      # compute on a GPU: streams of the saturating load
     kernel_ms: float = 2.0                # compute on a GPU: one spin kernel, unlimited
+    kernel: str = "auto"                  # compute: auto, spin (a GPU) or empty
     tenant_limits: str | None = "auto"    # compute: two tenants' limits ("auto", "none", A,B)
     gemm_n: int = 4096                    # interference: GEMM size
     mem_step: int = 256 << 20

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from gpubench.checks.compute import _verdict, check_compute, parse_tenant_limits
+from gpubench.checks.compute import _verdict, check_compute, load_kernel, parse_tenant_limits
 from gpubench.checks.proxy import Limits, Proxy, interposer_proxy
 from gpubench.checks.settings import CheckError, Settings
 from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED, observed_configured
@@ -146,6 +146,22 @@ def test_a_limit_only_the_synchronising_loop_escapes_says_so():
     assert _verdict([_row("cuLaunchKernel", True)])["verdict"] == ENFORCED
 
 
+def test_the_load_kernel_follows_the_limits_unit():
+    """An SM share is judged on work (the spin kernel on a GPU), a launch-rate cap on launches
+    (the empty kernel: a cap of 5,000/s has nothing to hold at a few hundred spin kernels/s)."""
+    share, cap = Limits(compute_fraction=0.5), Limits(launch_rate=5000.0)
+    assert load_kernel("auto", share, gpu=True) == "spin"
+    assert load_kernel("auto", cap, gpu=True) == "empty"
+    assert load_kernel("auto", share, gpu=False) == "empty"
+    assert load_kernel("spin", cap, gpu=True) == "spin"
+    with pytest.raises(CheckError, match="--kernel spin needs a GPU"):
+        load_kernel("spin", share, gpu=False)
+    unjudged = _verdict([_row("cuLaunchKernel", True, judged=False,
+                              summary="cuLaunchKernel: nothing to enforce")])
+    assert unjudged == {"verdict": NOT_APPLICABLE,
+                        "reasons": ["cuLaunchKernel: nothing to enforce"]}
+
+
 def test_tenant_limits_parse_in_the_limits_unit():
     assert parse_tenant_limits("auto", Limits(launch_rate=500.0)) == [500.0, 1500.0]
     assert parse_tenant_limits("auto", Limits(compute_fraction=0.5)) == [0.25, 0.75]
@@ -240,6 +256,7 @@ def test_the_spin_load_runs_on_streams_and_is_held_by_the_cap(settings, stream_d
     unlimited run and reused by the others) against the interposer's cap."""
     settings.libcuda = str(stream_driver)
     settings.streams = 4
+    settings.kernel = "spin"              # a rate cap alone would launch the empty kernel
     r = check_compute(interposer_proxy(Limits(launch_rate=CAP)), settings, gpu=True)
     assert r["verdict"] == ENFORCED, r["reasons"]
     assert r["load"]["kernel"] == "spin" and r["load"]["blocks"] == 4 * 8

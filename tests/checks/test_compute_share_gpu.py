@@ -72,6 +72,7 @@ def test_the_spin_kernel_is_calibrated_and_fills_the_gpu(settings):
 
 def test_the_interposer_cap_holds_the_spin_load_and_two_tenants(settings):
     settings.tenant_limits = "50,150"
+    settings.kernel = "spin"              # work a cap of 100 launches/s can hold back
     r = check_compute(interposer_proxy(Limits(launch_rate=100.0)), settings, gpu=True)
     _keep("interposer_cap100", r)
     assert r["verdict"] == ENFORCED, r["reasons"]
@@ -83,6 +84,17 @@ def test_the_interposer_cap_holds_the_spin_load_and_two_tenants(settings):
     # 200 kernels/s of ~2 ms leave the GPU mostly idle: each tenant gets its cap, ratio ~3
     t = r["tenants"]
     assert t["configured_ratio"] == 3.0 and abs(t["ratio"] / 3.0 - 1) < 0.15, t
+
+
+def test_a_high_rate_cap_is_judged_on_empty_kernels(settings):
+    """`gpubench check --launch-rate 5000` on a GPU: launches are the cap's unit, so the load
+    is the empty kernel (the spin kernel's few hundred a second would leave nothing to hold)."""
+    settings.seconds = 1.0
+    r = check_compute(interposer_proxy(Limits(launch_rate=5000.0)), settings, gpu=True)
+    _keep("interposer_cap5000", r)
+    assert r["verdict"] == ENFORCED, r["reasons"]
+    assert r["load"]["kernel"] == "empty"
+    assert all(p["bare"]["launches_per_s"] > 5 * 5000 for p in r["paths"])
 
 
 def test_init_under_the_interposer_1_8_32(settings):

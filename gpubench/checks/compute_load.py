@@ -4,9 +4,9 @@ achieved rate over time rather than one average.
 
   saturate  unsynchronised. With the spin kernel (a GPU): `streams` streams, each kept `depth`
             kernels deep, so the GPU never idles and a throttle that reacts to utilisation sees
-            a busy GPU; a kernel counts when its event is seen complete. With the empty kernel
-            (a fake driver, or a pure launch-rate cap): launches back to back, each counted as
-            it returns.
+            a busy GPU; a kernel counts at the GPU time of its completion event. With the
+            empty kernel (a fake driver, or a launch-rate cap): launches back to back, each
+            counted as it returns.
   sync      launch one kernel, synchronise the context, repeat: the loop that a throttle
             driven by utilisation may never catch (HAMi#2863), judged on its own row.
 
@@ -197,6 +197,68 @@ def _streams_and_events(drv, n_streams: int, depth: int) -> tuple[list, list]:
     return streams, events
 
 
+class _Intervals:
+    """Completions counted per interval from t0 (perf_counter seconds)."""
+
+    def __init__(self, seconds: float, interval: float):
+        self.interval = interval
+        self.counts = [0] * max(1, int(round(seconds / interval)))
+        self.t0 = time.perf_counter()
+        self.end = self.t0 + len(self.counts) * interval
+
+    def note(self, t: float) -> None:
+        i = int((t - self.t0) / self.interval)
+        if 0 <= i < len(self.counts):
+            self.counts[i] += 1
+
+
+# The empty and sync loops count each kernel when its call returned (its own clock read):
+# launches are sequential, so an interval holds at most the grants a rate cap makes in it + 2.
+def _run_sync(drv, k: _Kernel, iv: _Intervals) -> int:
+    rc, t, pc = 0, iv.t0, time.perf_counter
+    while t < iv.end:
+        rc |= k.launch(None)
+        rc |= drv.sync()
+        t = pc()
+        iv.note(t)
+    return rc
+
+
+def _run_empty(k: _Kernel, iv: _Intervals) -> int:
+    rc, t, pc = 0, iv.t0, time.perf_counter
+    while t < iv.end:
+        rc |= k.launch(None)
+        t = pc()
+        iv.note(t)
+    return rc
+
+
+def _run_streams(drv, k: _Kernel, iv: _Intervals, streams: list, events: list) -> int:
+    """Every stream kept `depth` kernels deep. A kernel counts at the GPU's own time of its
+    completion event (elapsed from a start event), not when the host got round to seeing it:
+    a proxy that blocks inside the launch call would otherwise bunch completions into later
+    intervals."""
+    lib = drv.lib
+    record, wait = lib.cuEventRecord, lib.cuEventSynchronize
+    elapsed = _first_symbol(lib, "cuEventElapsedTime_v2", "cuEventElapsedTime")
+    start, events = events[-1], events[:-1]
+    rc = record(start, streams[0])
+    ms = ctypes.c_float()
+    i, in_flight, t, pc = 0, len(events), iv.t0, time.perf_counter
+    while t < iv.end:
+        if i >= in_flight:
+            finished = events[i % in_flight]
+            rc |= wait(finished)
+            t = pc()
+            gpu_rc = elapsed(ctypes.byref(ms), start, finished) if elapsed else 1
+            iv.note(iv.t0 + ms.value / 1000.0 if gpu_rc == 0 else t)
+        s = streams[i % len(streams)]
+        rc |= k.launch(s)
+        rc |= record(events[i % in_flight], s)
+        i += 1
+    return rc
+
+
 def probe_load(drv, a) -> dict:
     """Run the load `a` asks for (see add_load_args); per-interval completion counts."""
     spin = a.kernel == "spin"
@@ -205,70 +267,31 @@ def probe_load(drv, a) -> dict:
     iters = (a.iters or _calibrate(drv, k, a.kernel_ms / 1000.0)) if spin else None
     if spin:
         k.set_iters(iters)
-    streams, events = (_streams_and_events(drv, a.streams, a.depth) if spin and
-                       a.load == "saturate" else ([None], []))
+    on_streams = spin and a.load == "saturate"
+    streams, events = (_streams_and_events(drv, a.streams, a.depth) if on_streams
+                       else ([None], []))
     for s in streams:                     # warm-up: module load, first launch on each stream
         k.launch(s)
     drv.sync()
     late = 0.0
-    if a.start_at is not None:
+    if a.start_at is not None:            # tenants: start together
         late = time.time() - a.start_at
         if late < 0:
             time.sleep(-late)
     started_at = time.time()
-    n_int = max(1, int(round(a.seconds / a.interval)))
-    counts = [0] * n_int
-    pc = time.perf_counter
-    t0 = pc()
-    end = t0 + n_int * a.interval
-    rc, t = 0, t0
-
-    # Each launch counts in the interval its call returned in (its own clock read): launches
-    # are sequential, so an interval holds at most the grants a rate cap makes in it plus 2.
-    def note(t: float) -> None:
-        i = int((t - t0) / a.interval)
-        if 0 <= i < n_int:
-            counts[i] += 1
-
+    iv = _Intervals(a.seconds, a.interval)
     if a.load == "sync":
-        while t < end:
-            rc |= k.launch(None)
-            rc |= drv.sync()
-            t = pc()
-            note(t)
-    elif spin:                            # saturate: keep every stream `depth` kernels deep
-        # A kernel counts at the GPU's own time of its completion event (the elapsed time
-        # from a start event), not when the host got round to seeing it: a proxy that blocks
-        # in the launch call would otherwise bunch completions into later intervals.
-        lib = drv.lib
-        record, wait = lib.cuEventRecord, lib.cuEventSynchronize
-        elapsed = _first_symbol(lib, "cuEventElapsedTime_v2", "cuEventElapsedTime")
-        start, events = events[-1], events[:-1]
-        rc |= record(start, streams[0])
-        ms = ctypes.c_float()
-        i, in_flight = 0, len(events)
-        while t < end:
-            if i >= in_flight:
-                done = events[i % in_flight]
-                rc |= wait(done)
-                t = pc()
-                gpu_rc = elapsed(ctypes.byref(ms), start, done) if elapsed else 1
-                note(t0 + ms.value / 1000.0 if gpu_rc == 0 else t)
-            s = streams[i % len(streams)]
-            rc |= k.launch(s)
-            rc |= record(events[i % in_flight], s)
-            i += 1
-    else:                                 # saturate, empty kernel: back to back
-        while t < end:
-            rc |= k.launch(None)
-            t = pc()
-            note(t)
+        rc = _run_sync(drv, k, iv)
+    elif on_streams:
+        rc = _run_streams(drv, k, iv, streams, events)
+    else:
+        rc = _run_empty(k, iv)
     drv.sync()
-    elapsed = n_int * a.interval
-    done = sum(counts)
+    seconds = len(iv.counts) * a.interval
+    counted = sum(iv.counts)
     return {"probe": "launch", "load": a.load, "kernel": a.kernel, "api": a.api,
-            "interval_s": a.interval, "counts": counts, "launches": done, "seconds": elapsed,
-            "launches_per_s": done / elapsed, "rc": rc, "iters": iters, "blocks": blocks,
-            "threads": k.threads, "streams": len(streams) if spin else 1,
-            "depth": a.depth if spin and a.load == "saturate" else 1,
-            "started_at": started_at, "late_s": round(max(late, 0.0), 3)}
+            "interval_s": a.interval, "counts": iv.counts, "launches": counted,
+            "seconds": seconds, "launches_per_s": counted / seconds, "rc": rc, "iters": iters,
+            "blocks": blocks, "threads": k.threads, "streams": len(streams),
+            "depth": a.depth if on_streams else 1, "started_at": started_at,
+            "late_s": round(max(late, 0.0), 3)}

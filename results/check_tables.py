@@ -23,8 +23,11 @@ def compute_table(c: dict) -> tuple[str, tuple[str, ...], list[list[str]]] | Non
             continue
         judged = ("not judged" if p.get("judged") is False else
                   EMPTY if p.get("within") is None else "held" if p["within"] else "OVER")
-        rows.append([label, _num(p.get("steady_share")), _num(p.get("limit_share")),
-                     overshoot_text(p), settle_text(p), judged])
+        limit = _num(p.get("limit_share"))
+        if p.get("unit") == "launches/s" and p.get("limit") is not None:
+            limit += f" ({p['limit']:,.0f}/s)"
+        rows.append([label, _num(p.get("steady_share")), limit, overshoot_text(p),
+                     settle_text(p), judged])
     if not rows:
         return None
     title = f"compute share over time ({_num(c.get('interval_s'), 'g')} s intervals)"

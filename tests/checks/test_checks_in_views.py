@@ -151,7 +151,7 @@ def test_show_prints_the_verdicts_of_a_check_run(env, capsys):
     assert [ln.split("\t")[0] for ln in lines[1:4]] == ["cuLaunchKernel", "cuLaunchKernelEx",
                                                        "launch+sync"]
     assert all(ln.split("\t")[5] == "held" and ln.split("\t")[3].endswith("/s")
-               for ln in lines[1:4])
+               and ln.split("\t")[2].endswith(" (2,000/s)") for ln in lines[1:4])
 
 
 def test_an_init_check_run_is_saved_and_show_prints_its_table(env, capsys):

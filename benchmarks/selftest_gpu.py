@@ -111,11 +111,12 @@ def child(args) -> int:
         out["counts"][name] = {"ops": reps, "calls": delta(s0, snap())}
         print(name, out["counts"][name], flush=True)
     # cuLaunchKernelEx and cuLaunchKernel through ctypes (the check probe)
-    from gpubench.checks.driver import Driver, probe_launch
+    from gpubench.checks.compute_load import load_args, probe_load
+    from gpubench.checks.driver import Driver
     drv = Driver("libcuda.so.1", 0)
     for api in ("kernel", "ex"):
         s0 = snap()
-        res = probe_launch(drv, api, 0.3)
+        res = probe_load(drv, load_args(["--api", api, "--seconds", "0.3"]))
         out["counts"][f"ctypes_{api}"] = {"ops": res.get("launches"), "calls": delta(s0, snap()),
                                           "launches_per_s": res.get("launches_per_s"),
                                           "rc": res.get("rc")}

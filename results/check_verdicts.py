@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from .format import EMPTY, fmt_size, fmt_spec
+from .share_series import compute_observed
 
 ENFORCED, NOT_ENFORCED, NOT_APPLICABLE, MEASURED = (
     "ENFORCED", "NOT ENFORCED", "NOT APPLICABLE", "MEASURED")
@@ -32,10 +33,6 @@ def check_scenario_name(scenario: str) -> str:
 
 def has_checks(doc: dict | None) -> bool:
     return bool(doc) and isinstance(doc.get("checks"), list) and bool(doc["checks"])
-
-
-def _short_path(path: str) -> str:
-    return {"GEMM (CuPy)": "GEMM"}.get(path, path)
 
 
 def observed_configured(c: dict) -> tuple[str, str]:
@@ -62,16 +59,7 @@ def observed_configured(c: dict) -> tuple[str, str]:
                          + (f" (±{c['tolerance']:g})" if c.get("tolerance") is not None else ""))
         if c.get("configured_launch_rate") is not None:
             parts.append(f"{c['configured_launch_rate']:,.0f} launches/s")
-        shown = []
-        for p in c.get("paths") or []:
-            name = _short_path(p.get("path", "?"))
-            if p.get("error"):
-                shown.append(f"{name} error")
-            elif fraction is None and name != "GEMM" and p.get("limited_value") is not None:
-                shown.append(f"{name} {p['limited_value']:,.0f}/s")   # against a launch cap
-            elif p.get("achieved_fraction") is not None:
-                shown.append(f"{name} {fmt_spec(p['achieved_fraction'])}")
-        return ", ".join(shown) or EMPTY, "; ".join(parts) or EMPTY
+        return compute_observed(c), "; ".join(parts) or EMPTY
     if name == "interference":
         rows = [r for r in c.get("rows") or [] if r.get("fairness") is not None]
         if rows:

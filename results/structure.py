@@ -257,18 +257,33 @@ TELEMETRY = Obj({"count": Opt(INT),
                                                    required=("names",)))),
                  "throttle_event_count": Opt(INT)})
 # isolation checks (results/check_verdicts.py formats these figures)
-_CHECK_ROW = Obj({"fairness": Opt(NUM), "variant": Opt(STR),
-                  "bare": Opt(MapOf(Opt(NUM))), "proxy_over_bare_p50": Opt(NUM)})
+_INIT_SIDE = Opt(Obj({"p50_ms": Opt(NUM), "p99_ms": Opt(NUM), "failed": Opt(INT)}))
+_CHECK_ROW = Obj({"fairness": Opt(NUM), "variant": Opt(STR), "bare": _INIT_SIDE,
+                  "proxy": _INIT_SIDE, "proxy_over_bare_p50": Opt(NUM),
+                  "proxy_over_bare_p99": Opt(NUM)})
+# a compute load's row (results/share_series.py: its series and figures)
+_NUMS = Opt(ListOf(Opt(NUM)))
+_COMPUTE_PATH = Obj({"path": Opt(STR), "label": Opt(STR), "error": Opt(STR),
+                     "unit": Opt(STR), "t": _NUMS, "share": _NUMS, "rate": _NUMS,
+                     **{k: Opt(NUM) for k in ("steady", "steady_share", "limit", "limit_share",
+                                              "overshoot", "overshoot_value", "settle_s",
+                                              "interval_s")},
+                     "within": Opt(BOOL), "judged": Opt(BOOL)})
+# a check's paths: the compute check's series above, or the memory check's allocation paths
+_CHECK_PATH = Obj({**_COMPUTE_PATH.fields, "verdict": Opt(STR), "observed": Opt(STR),
+                   "summary": Opt(STR), "limited_value": Opt(NUM),
+                   "achieved_fraction": Opt(NUM)})
 CHECK = Obj({"check": Opt(STR), "verdict": Opt(STR), "reasons": TEXTS,
              "configured_bytes": Opt(NUM), "observed_ceiling_bytes": Opt(NUM),
              "observed": Opt(STR),
              "probe": Opt(Obj({"allocated": Opt(NUM), "refused": Opt(BOOL)})),
              "configured_fraction": Opt(NUM), "tolerance": Opt(NUM),
              "configured_launch_rate": Opt(NUM),
-             "paths": Opt(ListOf(Obj({"path": Opt(STR), "limited_value": Opt(NUM),
-                                      "achieved_fraction": Opt(NUM), "verdict": Opt(STR),
-                                      "observed": Opt(STR), "summary": Opt(STR)}))),
-             "rows": Opt(ListOf(_CHECK_ROW)), "instances": Opt(INT), "procs": Opt(INT)})
+             "paths": Opt(ListOf(_CHECK_PATH)), "interval_s": Opt(NUM),
+             "tenants": Opt(Obj({"ratio": Opt(NUM), "configured_ratio": Opt(NUM),
+                                 "ratio_within": Opt(BOOL)})),
+             "rows": Opt(ListOf(_CHECK_ROW)), "instances": Opt(INT),
+             "procs": Opt(OneOf(INT, STR))})
 
 SCENARIO = Obj({"name": STR, "title": Opt(STR), "launcher": Opt(STR), "host": Opt(STR),
                 "cluster": Opt(STR), "target": Opt(STR), "target_pct": Opt(NUM),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gpubench.plan_flags import add_plan_flags
 from results.check_verdicts import ENFORCED
+from results.check_tables import check_detail_tables
 from scenarios.config import load_config, parse_size
 
 from .matrix_settings import add_matrix_flags, matrix_settings
@@ -28,6 +29,9 @@ def format_checks(summary: dict) -> str:
             reasons = [r for r in reasons if r not in shown]
         for r in reasons:
             out.append(f"      {r}")
+        for title, columns, rows in check_detail_tables(c):
+            out.append(f"    {title}")
+            out += ["      " + "\t".join(cells) for cells in [list(columns), *rows]]
     return "\n".join(out)
 
 
@@ -64,10 +68,27 @@ def register(subparsers) -> None:
     add_plan_flags(p, flags=("backend", "duration", "repeats"),
                    defaults={"backend": "auto", "duration": 1.0, "repeats": 2})
     p.add_argument("--libcuda", default="libcuda.so.1", help="driver library the probes load")
-    p.add_argument("--seconds", type=float, default=1.0,
-                   help="seconds each launch or GEMM probe runs (default 1.0)")
+    p.add_argument("--seconds", type=float, default=Settings.seconds,
+                   help=f"compute: seconds each load runs (default {Settings.seconds:g})")
+    p.add_argument("--interval", type=float, default=None,
+                   help="compute: the achieved share is recorded per interval of this many "
+                        f"seconds (default {Settings.interval:g}, or a quarter of --seconds "
+                        "when that is shorter)")
+    p.add_argument("--streams", type=int, default=Settings.streams,
+                   help=f"compute on a GPU: streams of the saturating load (default "
+                        f"{Settings.streams})")
+    p.add_argument("--kernel-ms", type=float, default=Settings.kernel_ms,
+                   help="compute on a GPU: one spin kernel lasts about this long unlimited "
+                        f"(default {Settings.kernel_ms:g})")
+    p.add_argument("--kernel", default=Settings.kernel, choices=("auto", "spin", "empty"),
+                   help="compute: the kernel the loads launch; auto: the spin kernel on a GPU "
+                        "under an SM share, the empty kernel for a launch-rate cap")
+    p.add_argument("--tenant-limits", default=Settings.tenant_limits,
+                   help="compute: two tenants at once with these limits (launches/s for a rate "
+                        "cap, %% or a fraction for an SM share), 'auto' (c and 3c; 25 and 75 %%) "
+                        "or 'none'")
     p.add_argument("--gemm-n", type=int, default=4096,
-                   help="compute probe: GEMM matrix size N (N x N, default 4096)")
+                   help="interference: GEMM matrix size N (N x N, default 4096)")
     p.add_argument("--mem-step", default="256M",
                    help="memory probe: allocate in steps of this size (default 256M)")
     p.add_argument("--instances", type=int, default=2, help="interference: engines at once")
@@ -101,7 +122,15 @@ def main(args, config=None) -> int:
             proxy = hami_proxy(overrides, args.proxy_lib, args.hami_policy)
         else:
             proxy = interposer_proxy(overrides, caps_on=args.caps == "on", unhook=args.unhook)
+        interval = args.interval or min(Settings.interval, args.seconds / 4)
+        if args.seconds <= 0 or not 0 < interval <= args.seconds or args.streams < 1 \
+                or args.kernel_ms <= 0:
+            raise CheckError("--seconds, --interval, --streams and --kernel-ms must be positive, "
+                             "the interval no longer than the seconds")
         settings = Settings(backend=args.backend, libcuda=args.libcuda, seconds=args.seconds,
+                            interval=interval, streams=args.streams,
+                            kernel_ms=args.kernel_ms, kernel=args.kernel,
+                            tenant_limits=args.tenant_limits,
                             gemm_n=args.gemm_n, mem_step=parse_size(args.mem_step),
                             tolerance=args.tolerance, instances=args.instances,
                             interference_workloads=args.interference_workloads,

@@ -3,11 +3,13 @@
   interference  K engine instances on one GPU: each one's throughput and p99 alone and
                 together, and a fairness ratio (min/max throughput together).
   init          the engine's `init` workload (N processes started at once, N = 1, 8, 32):
-                init p50/p99 bare against under the proxy.
+                time to first kernel p50/p99 bare against under the proxy.
 """
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from engine.engine_args import EngineArgs
@@ -18,6 +20,7 @@ from scenarios.base import LaunchRequest
 from scenarios.collect import collect
 from scenarios.local import LocalLauncher
 
+from .compute import with_env
 from .proxy import Proxy
 from .settings import Settings
 
@@ -104,9 +107,12 @@ def check_init(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict
     bare_req = LaunchRequest(engine_args=argv, label="init bare")
     runs = {"bare": asyncio.run(_run_engines([bare_req], settings.python))[0]}
     if proxy is not None and proxy.preload:
-        preq = LaunchRequest(engine_args=argv, env=dict(proxy.env), preload=proxy.preload,
-                             label="init proxy")
-        runs["proxy"] = asyncio.run(_run_engines([preq], settings.python))[0]
+        with tempfile.TemporaryDirectory(prefix="gpubench-init-") as tmp:
+            # all N processes of a step share one fresh HAMi region, as a new container's do
+            under = with_env(proxy, "init", {}, Path(tmp))
+            preq = LaunchRequest(engine_args=argv, env=dict(under.env), preload=proxy.preload,
+                                 label="init proxy")
+            runs["proxy"] = asyncio.run(_run_engines([preq], settings.python))[0]
     sessions = list(runs.values())
     failed = [(k, s) for k, s in runs.items() if s["outcome"] != COMPLETED]
     if failed:

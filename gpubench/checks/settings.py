@@ -18,8 +18,13 @@ class Settings:
     backend: str = "auto"                 # the backend for engine-based checks
     libcuda: str = "libcuda.so.1"
     device: int = 0
-    seconds: float = 1.0                  # per launch/GEMM probe
-    gemm_n: int = 4096
+    seconds: float = 3.0                  # each compute load
+    interval: float = 0.25                # compute: the share is recorded per interval
+    streams: int = 4                      # compute on a GPU: streams of the saturating load
+    kernel_ms: float = 2.0                # compute on a GPU: one spin kernel, unlimited
+    kernel: str = "auto"                  # compute: auto, spin (a GPU) or empty
+    tenant_limits: str | None = "auto"    # compute: two tenants' limits ("auto", "none", A,B)
+    gemm_n: int = 4096                    # interference: GEMM size
     mem_step: int = 256 << 20
     tolerance: float = DEFAULT_TOLERANCE
     instances: int = 2

@@ -14,8 +14,9 @@ from results.document import SessionRecord, archive_lines, build_document
 from results.schema import INVALID, VALID
 from results.store import Store
 
+from .compute import check_compute
 from .contention import check_init, check_interference
-from .enforcement import check_compute, check_memory
+from .enforcement import check_memory
 from .matrix import check_matrix
 from .matrix_settings import MatrixSettings
 from .proxy import Proxy

@@ -3,8 +3,8 @@ GPU and summed when it ran one engine per GPU), its isolation checks and telemet
 from __future__ import annotations
 
 from gpubench.cli.tables import VERDICT_STYLES, print_table
+from results.check_tables import check_detail_tables
 from results.check_verdicts import CHECK_COLUMNS, check_rows, check_table
-from results.matrix_table import is_matrix, matrix_tables
 from results.comparison import cuda_version_text
 from results.format import EMPTY, fmt_value
 from results.labels import (CPU_MARK, backend_mark, doc_backend, doc_host, is_cpu, result_count,
@@ -112,11 +112,9 @@ def print_run(doc: dict) -> None:
         print()
         print_table(CHECK_COLUMNS[2:], [r[2:] for r in check_table(checks)],
                     title="isolation checks", styles=VERDICT_STYLES)
-    for c in doc.get("checks") or []:
-        if is_matrix(c):
-            for title, columns, rows in matrix_tables(c):
-                print()
-                print_table(columns, rows, title=title)
+    for title, columns, rows in (t for c in doc.get("checks") or [] for t in check_detail_tables(c)):
+        print()
+        print_table(columns, rows, title=title)
     tel = doc.get("telemetry") or {}
     if tel.get("count"):
         print()

@@ -1,7 +1,7 @@
-"""`gpubench check` proven both ways without a GPU: the ctypes probes drive a fake libcuda
-under gpubench's interposer (caps on: ENFORCED, caps off: NOT ENFORCED, an unhooked
-cuLaunchKernelEx: NOT ENFORCED); init contention and interference run the real CPU engine
-with concurrent processes; results go to the store."""
+"""`gpubench check` proven both ways without a GPU: the ctypes memory probe drives a fake
+libcuda under gpubench's interposer (caps on: ENFORCED, caps off: NOT ENFORCED); init
+contention and interference run the real CPU engine with concurrent processes; results go to
+the store. The compute check over time: test_compute_share.py."""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +9,13 @@ import json
 
 import pytest
 
-from gpubench.checks.command import register as register_check
+from gpubench.checks.command import format_checks, register as register_check
 from gpubench.checks.proxy import Limits, interposer_proxy, limits_from_env
 from gpubench.checks.settings import Settings
 from results.check_verdicts import ENFORCED, MEASURED, NOT_APPLICABLE, NOT_ENFORCED
 from gpubench.checks.contention import check_init, check_interference
-from gpubench.checks.enforcement import check_compute, check_memory, judge_path
+from gpubench.checks.enforcement import check_memory
+from results.check_tables import check_detail_tables
 
 MIB = 1 << 20
 
@@ -49,40 +50,6 @@ def test_memory_without_a_limit_is_not_applicable(settings):
     assert r["verdict"] == NOT_APPLICABLE and "no memory limit" in r["reasons"][0]
 
 
-def test_rate_cap_enforced_on_both_entry_points(settings):
-    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=True)
-    r = check_compute(proxy, settings, gpu=False)
-    assert r["verdict"] == ENFORCED, r["reasons"]
-    paths = {p["path"]: p for p in r["paths"]}
-    assert set(paths) == {"cuLaunchKernel", "cuLaunchKernelEx"}
-    for p in paths.values():
-        assert p["limited"]["launches_per_s"] <= 2000 * 1.05
-        assert p["bare"]["launches_per_s"] > 10 * 2000
-
-
-def test_rate_cap_not_enforced_with_cap_off(settings):
-    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=False)
-    r = check_compute(proxy, settings, gpu=False)
-    assert r["verdict"] == NOT_ENFORCED
-    assert all(not p["within"] for p in r["paths"])
-
-
-def test_an_unhooked_cuLaunchKernelEx_is_caught(settings):
-    """The failure users reported: a compute cap with no effect on the newer entry point."""
-    proxy = interposer_proxy(Limits(launch_rate=2000.0), caps_on=True,
-                                    unhook="cuLaunchKernelEx")
-    r = check_compute(proxy, settings, gpu=False)
-    assert r["verdict"] == NOT_ENFORCED
-    paths = {p["path"]: p for p in r["paths"]}
-    assert paths["cuLaunchKernel"]["within"] and not paths["cuLaunchKernelEx"]["within"]
-    assert "cuLaunchKernelEx" in r["reasons"][0]
-
-
-def test_no_compute_limit_is_not_applicable(settings):
-    r = check_compute(interposer_proxy(Limits()), settings, gpu=False)
-    assert r["verdict"] == NOT_APPLICABLE
-
-
 def test_limits_read_from_a_proxy_environment():
     lim = limits_from_env({"CUDA_DEVICE_MEMORY_LIMIT": "16g", "CUDA_DEVICE_SM_LIMIT": "50"})
     assert lim.mem_bytes == 16 << 30 and lim.compute_fraction == 0.5 and lim.launch_rate is None
@@ -113,6 +80,16 @@ def test_init_contention_with_concurrent_processes_on_cpu(settings):
             assert row[side]["p50_ms"] > 0 and row[side]["p99_ms"] >= row[side]["p50_ms"]
             assert row[side]["failed"] == 0
     assert all(s["outcome"] == "completed" for s in sessions) and len(sessions) == 2
+    # the time-to-first-kernel table `gpubench check` and `show` print
+    [(title, columns, table)] = check_detail_tables(r)
+    assert title.startswith("time to first kernel (ms), under interposer")
+    assert columns[:5] == ("processes", "bare p50", "bare p99", "proxy p50", "proxy p99")
+    assert [t[0] for t in table] == ["1", "4"] and all(t[-1] == "0" for t in table)
+    assert float(table[1][2]) >= float(table[1][1]) > 0
+    text = format_checks({"proxy": {"name": "interposer"}, "backend": "numpy-cpu",
+                          "elapsed_s": 1.0, "checks": [r]})
+    assert "    time to first kernel (ms)" in text
+    assert "      processes\tbare p50\tbare p99\tproxy p50\tproxy p99\t" in text
 
 
 def test_interference_of_two_instances_on_cpu(settings):
@@ -161,24 +138,3 @@ def test_cli_unknown_scenario_is_one_line(capsys):
     args = p.parse_args(["check", "--scenario", "nope", "--no-save"])
     assert args.func(args, Cfg()) == 2
     assert "no scenario named 'nope'" in capsys.readouterr().err
-
-
-def test_a_limit_is_a_ceiling_judged_in_its_own_unit(settings):
-    """A rate cap is judged in launches/s: a limited side held far under the cap (a busy machine,
-    or a strict proxy) is enforced and says so; only a rate over cap + tolerance escapes it."""
-    cap = Limits(launch_rate=2000.0)
-    held = judge_path("cuLaunchKernel", {"launches_per_s": 400_000.0},
-                        {"launches_per_s": 900.0}, "launches_per_s", cap, settings)
-    assert held["within"] and "held below the limit" in held["summary"]
-    over = judge_path("cuLaunchKernel", {"launches_per_s": 400_000.0},
-                        {"launches_per_s": 2000.0 * (1 + settings.tolerance) + 50},
-                        "launches_per_s", cap, settings)
-    assert not over["within"] and "OVER the limit" in over["summary"]
-    near = judge_path("cuLaunchKernel", {"launches_per_s": 2000.0 * (1 + settings.tolerance)},
-                        {"launches_per_s": 1990.0}, "launches_per_s", cap, settings)
-    assert near.get("judged") is False and "nothing to enforce" in near["summary"]
-    share = Limits(compute_fraction=0.5)
-    for got, within in ((0.5, True), (0.2, True), (0.5 + settings.tolerance + 0.01, False)):
-        row = judge_path("GEMM", {"tflops": 100.0}, {"tflops": 100.0 * got}, "tflops",
-                           share, settings)
-        assert row["within"] is within, (got, row["summary"])

@@ -155,6 +155,34 @@ def test_show_prints_the_verdicts_of_a_check_run(env, capsys):
     assert "# isolation checks\ncheck\tverdict\tobserved\tconfigured\treason\n" in out
     assert "\nmemory\tENFORCED\t7 ENFORCED\t32 MiB\t" in out and "\ncompute\tENFORCED\t" in out
     assert "\nmemory/cuMemAllocManaged\tENFORCED\trefused at " in out
+    # the compute loads over time: steady share, overshoot and settle time, one line each
+    section = out.split("# compute share over time (0.05 s intervals); tenants B/A ")[1]
+    lines = section.split("\n\n")[0].splitlines()[1:]
+    assert lines[0] == "load\tsteady share\tlimit\tovershoot\tsettle\tceiling"
+    assert [ln.split("\t")[0] for ln in lines[1:4]] == ["cuLaunchKernel", "cuLaunchKernelEx",
+                                                       "launch+sync"]
+    assert all(ln.split("\t")[5] == "held" and ln.split("\t")[3].endswith("/s")
+               and ln.split("\t")[2].endswith(" (2,000/s)") for ln in lines[1:4])
+
+
+def test_an_init_check_run_is_saved_and_show_prints_its_table(env, capsys):
+    """Start-up under the proxy: N processes at once, bare and under the scenario's proxy,
+    time to first kernel p50/p99 per N, saved as a check run and printed by `show`."""
+    store, ids, libcuda = env
+    code, out, err = run(capsys, "check", "--scenario", "bare-metal-proxy", "--checks", "init",
+                         "--init-procs", "1,3", "--repeats", "1", "--backend", "numpy-cpu")
+    assert code == 0, err
+    assert "      processes\tbare p50\tbare p99\tproxy p50\tproxy p99\t" in out
+    check_id = out.strip().splitlines()[-1].removeprefix("saved run ")
+    assert store.load(check_id)["checks_summary"] == {"init": "MEASURED"}
+    code, out, _ = run(capsys, "show", check_id)
+    assert code == 0
+    section = out.split("# time to first kernel (ms), under bare-metal-proxy against bare\n")[1]
+    lines = section.split("\n\n")[0].splitlines()
+    assert lines[0].split("\t")[:5] == ["processes", "bare p50", "bare p99", "proxy p50",
+                                        "proxy p99"]
+    assert [ln.split("\t")[0] for ln in lines[1:]] == ["1", "3"]
+    assert all(ln.split("\t")[-1] == "0" for ln in lines[1:])     # no child failed
 
 
 # ---- the same views from a fixed check run (the shape gpubench.checks writes) ----------------
@@ -173,7 +201,11 @@ def test_report_functions_from_a_fixed_check_document():
          for p in MEMORY_PATHS]
     assert comp.checks[0]["observed"] == "6 ENFORCED, 1 NOT SUPPORTED"
     compute = comp.checks[1]
-    assert compute["observed"] == "cuLaunchKernel 1,990/s, cuLaunchKernelEx 247,500/s"
+    # each load's steady rate against the cap, its overshoot and when it settled under it
+    assert compute["observed"].startswith(
+        "cuLaunchKernel steady 1,992/s, overshoot +588/s, settle 0.25 s; "
+        "cuLaunchKernelEx steady 247,500/s, overshoot +245,500/s, settle never; ")
+    assert compute["observed"].endswith("; tenants ratio 3.00 (configured 3.00)")
     assert compute["reason"].startswith("cuLaunchKernelEx: ")
     md = to_markdown([comp])
     assert "| check run | 20261119-080000-check-x-dddddd | compute | NOT ENFORCED |" in md

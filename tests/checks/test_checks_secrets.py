@@ -8,7 +8,7 @@ from unittest import mock
 from gpubench.checks.proxy import Limits, Proxy
 from gpubench.checks.settings import Settings
 from gpubench.checks.suite import checks_document, run_checks
-from gpubench.checks import contention, enforcement
+from gpubench.checks import compute, contention, enforcement
 from tests.checks.fixed_checks import MIB, _failed_engines, _fake_probe
 
 
@@ -19,6 +19,7 @@ def test_a_check_document_keeps_no_secret_of_the_proxy_env():
                          Limits(mem_bytes=64 * MIB))
     settings = Settings(backend="numpy-cpu", mem_step=8 * MIB)
     with mock.patch.object(enforcement, "run_probe", _fake_probe), \
+            mock.patch.object(compute, "run_probe", _fake_probe), \
             mock.patch.object(contention, "_run_engines", _failed_engines):
         summary = run_checks(["memory"], proxy, settings, progress=lambda m: None)
     doc, _ = checks_document(summary, "p")

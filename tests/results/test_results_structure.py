@@ -22,7 +22,7 @@ from results.document import SessionRecord, build_document, summary_of
 from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads
 from results.schema import DocumentError, ResultError, check_document
 from scenarios.replay import synthetic_stream
-from tests.checks.fixed_checks import fixed_check_document
+from tests.checks.fixed_checks import fixed_check_document, fixed_init_check_document
 from tests.support.synth import make_doc
 from tui.data import _summary
 from tui.screens.hosts import _hello_summary
@@ -48,7 +48,8 @@ def base_documents() -> dict[str, dict]:
                                     "p99 Latency: 0.198 ms\nH2D: 12.1 GB/s\n",
                                     {"name": "bare-metal"}, source="seed.txt")
     return {"plan": plan, "per-gpu": per_gpu_doc(), "legacy": imported,
-            "check": fixed_check_document("bare-metal-proxy")}
+            "check": fixed_check_document("bare-metal-proxy"),
+            "init-check": fixed_init_check_document("bare-metal-proxy")}
 
 
 def field_paths(obj, prefix=()):

@@ -11,10 +11,11 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from results.format import EMPTY, fmt_ci, fmt_num, fmt_pct
 from results.labels import CPU_CELL
+from results.share_series import chart_series
 
 from ..data import ComparisonView, chart_label
 from .history import backend_text, mark_incomplete
-from ..widgets.charts import BarChart
+from ..widgets.charts import BarChart, TimeChart
 
 VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
                  "NOT COMPARABLE": "bold white on red"}
@@ -59,10 +60,30 @@ def checks_table(views: list[ComparisonView]) -> Table | None:
     return table
 
 
+def share_chart_data(store, views: list[ComparisonView]) -> tuple[str, list, dict] | None:
+    """The first compute check beside the comparisons that recorded its share over time:
+    (whose it is, x in seconds, {load: shares}); None when none did."""
+    for n, v in enumerate(views, 1):
+        for row in v.checks:
+            if row.get("check") != "compute" or not row.get("run"):
+                continue
+            try:
+                doc = store.load(row["run"])
+            except Exception:     # a check run deleted meanwhile: no chart, the table stays
+                continue
+            for check in doc.get("checks") or []:
+                if isinstance(check, dict) and check.get("check") == "compute":
+                    xs, series = chart_series(check)
+                    if xs:
+                        return f"C{n} {row['run']}", xs, series
+    return None
+
+
 class CompareScreen(Screen):
     AUTO_FOCUS = "#compare-runs"
     DEFAULT_CSS = """
     #compare-checks { height: auto; padding: 1 1 0 1; }
+    #compare-share { height: 16; }
     """
     BINDINGS = [
         Binding("b", "baseline", "Baseline"),
@@ -99,6 +120,8 @@ class CompareScreen(Screen):
         with VerticalScroll(id="compare-table-box"):
             yield Static("", id="compare-table")
             yield Static("", id="compare-checks")
+            yield TimeChart("compute share over time", "share of unlimited", min_interval=0.0,
+                            xlabel="seconds", id="compare-share")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -193,6 +216,12 @@ class CompareScreen(Screen):
         ctable = checks_table(self.views)
         checks.display = ctable is not None
         checks.update(ctable if ctable is not None else "")
+        share = self.query_one("#compare-share", TimeChart)
+        found = share_chart_data(self.app.store, self.views) if ctable is not None else None
+        share.display = found is not None
+        if found is not None:
+            whose, xs, series = found
+            share.show(xs, series, whose)
         self.query_one(BarChart).show(labels, values, "overhead % (lower is better)", target)
 
     # -- actions ------------------------------------------------------------------------

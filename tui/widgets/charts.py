@@ -91,17 +91,19 @@ def _style_for(fg, style, bg) -> Style | None:
 
 
 class TimeChart(CachedPlot):
-    """A line chart of one or more series over engine time."""
+    """A line chart of one or more series over time (engine time unless told)."""
 
     DEFAULT_CSS = """
     TimeChart { height: 1fr; min-height: 6; }
     """
 
     def __init__(self, title: str, ylabel: str = "", *, min_interval: float = 1.0,
-                 id: str | None = None, classes: str | None = None) -> None:
+                 xlabel: str = "engine time (s)", id: str | None = None,
+                 classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title
         self.ylabel = ylabel
+        self.xlabel = xlabel
         self.min_interval = min_interval
         self._pending: tuple | None = None
         self._last_draw = 0.0
@@ -138,7 +140,7 @@ class TimeChart(CachedPlot):
         plt.title(f"{self.title}  {subtitle}".strip())
         if self.ylabel:
             plt.ylabel(self.ylabel)
-        plt.xlabel("engine time (s)")
+        plt.xlabel(self.xlabel)
         for name, ys in series.items():
             pts = [(a, b) for a, b in zip(x, ys) if b is not None]
             if len(pts) > MAX_POINTS:         # plotext's cost grows with points, not pixels

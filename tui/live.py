@@ -122,6 +122,8 @@ class HostState:
         self.gbps = median(gbps) if gbps else None
         tokens = [v for v in (finite_number(r.get("tokens_per_s")) for r in rows) if v is not None]
         self.tokens_per_s = median(tokens) if tokens else None
+        if self.is_step:          # the step panel shows the variant the row names
+            self.step_unit = unit
 
     # -- reads for views ------------------------------------------------------------------
     @property

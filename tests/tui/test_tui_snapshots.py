@@ -73,6 +73,29 @@ def test_snapshot_dashboard(tmp_path, snap_compare):
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
+def test_snapshot_dashboard_decode(tmp_path, snap_compare):
+    """A decode session that has ended: tokens/s in the grid, the step panel's medians over its
+    results (the first row, a GPU's, with device p99), the last window's histogram."""
+    from tests.support.synth import decode_session_lines
+    app = make_app(tmp_path)
+
+    async def run_before(pilot):
+        await pilot.press("2")
+        for i, lines in enumerate([decode_session_lines(1, batches=(1, 8), repeats=2),
+                                   decode_session_lines(2, backend="numpy-cpu", repeats=2,
+                                                        hostname="cpu-box")]):
+            app.run_worker(app.manager.run_session(
+                f"h{i}", f"gpu-node-{i + 1}", "bare-metal",
+                ReplayLauncher(lines, speed=float("inf")), LaunchRequest()))
+        await wait_for(pilot, lambda: len(app.board.hosts) == 2 and all(
+            h.status == "completed" for h in app.board.hosts.values()))
+        await pilot.press("home")
+        await asyncio.sleep(1.3)          # charts redraw at most once a second
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
 def test_snapshot_history(tmp_path, snap_compare):
     assert snap_compare(make_app(tmp_path), press=["3"], terminal_size=SIZE, run_before=settle)
 

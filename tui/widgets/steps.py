@@ -18,7 +18,7 @@ from ..live import HostState
 from .panels import _Panel
 
 HEADS = ("tokens/s", *(name for _, name in PERCENTILES), "jitter", "device p99")
-WIDTHS = (10, 8, 8, 8, 8, 7, 10)
+WIDTHS = (10, 8, 8, 8, 8, 8, 12)      # each wider than its heading: a space between
 NAME_W = 12
 
 

@@ -10,14 +10,19 @@ from results.document import SessionRecord, build_document
 from results.format import fmt_value
 from results.store import Store
 from scenarios.base import LaunchRequest
-from scenarios.replay import ReplayLauncher
+from scenarios.replay import ReplayLauncher, synthetic_stream
 from tests.support import synth
 from tui.app import GpubenchApp
 from tui.screens.compare import CompareScreen
 from tui.widgets.host_grid import HostGrid, short_num
 
 from test_tui_app import screen_text
-from tui_helpers import SIZE, wait_for, write_config
+from tui_helpers import DATA, SIZE, wait_for, write_config
+
+# the real engine on the CPU: `python -m engine --backend numpy-cpu --workloads decode
+# --decode-batches 1,8 --duration 0.5 --warmup 0.1 --repeats 2 --sample-interval 0.125
+# --telemetry-interval 0`
+REAL_CPU_DECODE = DATA / "cpu_decode.jsonl"
 
 FAR = 3600.0      # a line stamped this late holds a replayed session open at that point
 
@@ -137,8 +142,30 @@ async def test_an_ended_cpu_decode_session_keeps_tokens_per_s_and_says_cpu(confi
         assert chart._shown[2].endswith("· CPU")
 
 
+async def test_a_recorded_real_cpu_decode_stream_fills_the_panel_and_histogram(config):
+    lines = REAL_CPU_DECODE.read_text().splitlines()
+    results = [json.loads(x) for x in lines if '"type":"result"' in x]
+    assert all(r["workload"] == "decode" and r.get("step_histogram") for r in results)
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        start(app, lines, speed=float("inf"))
+        await wait_for(pilot, lambda: "h0" in app.board.hosts
+                       and app.board.hosts["h0"].status == "completed")
+        state = app.board.hosts["h0"]
+        assert len(state.results) == len(results) == 4
+        unit = (results[0]["workload"], results[0]["variant"])      # the row's headline
+        assert (state.workload, state.variant) == state.step_unit == unit
+        await wait_for(pilot, lambda: "2 results" in panel_text(app))
+        assert f"{unit[0]}/{unit[1]}" in panel_text(app)
+        chart = app.screen.chart_steps
+        last = [r for r in results if (r["workload"], r["variant"]) == unit][-1]
+        await wait_for(pilot, lambda: chart._shown is not None
+                       and chart._shown[1] == last["step_histogram"]["counts"])
+        assert sum(chart._shown[1]) == last["ops"]
+
+
 async def test_a_roundtrip_session_shows_no_step_panel(config):
-    from scenarios.replay import synthetic_stream
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")

@@ -12,6 +12,7 @@ from results.document import SessionRecord, build_document
 from results.store import Store
 from scenarios.base import LaunchRequest
 from scenarios.replay import ReplayLauncher, synthetic_stream
+from tests.support.synth import decode_session_lines
 from tui.app import GpubenchApp
 from tui_helpers import SIZE, wait_for, write_config
 
@@ -76,7 +77,6 @@ def test_snapshot_dashboard(tmp_path, snap_compare):
 def test_snapshot_dashboard_decode(tmp_path, snap_compare):
     """A decode session that has ended: tokens/s in the grid, the step panel's medians over its
     results (the first row, a GPU's, with device p99), the last window's histogram."""
-    from tests.support.synth import decode_session_lines
     app = make_app(tmp_path)
 
     async def run_before(pilot):

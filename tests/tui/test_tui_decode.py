@@ -207,3 +207,41 @@ async def test_compare_shows_the_decode_p99_overhead_with_ci_and_the_scenarios_t
         assert row.ci_low is not None and 15 < row.overhead_pct < 35
         text = screen_text(app)
         assert f"C1 {line}" in text
+
+
+HOSTILE_STEP_FIELDS = [
+    {"step_histogram": [1, 2, 3], "device_latency_us": "fast", "tokens_per_s": "many"},
+    {"step_histogram": {"edges_us": "abc", "counts": "ab"}, "device_latency_us": [1.0],
+     "jitter": {"x": 1}},
+    {"step_histogram": {"edges_us": [1.0, "x", None], "counts": [1.7e308, True]},
+     "device_latency_us": {"p99": "slow"}, "tokens_per_s": -1.7e308},
+]
+
+
+async def test_hostile_step_fields_never_break_the_dashboard(config):
+    """A broken engine's decode lines (the protocol leaves these optional fields unchecked): the
+    panel and chart show what is readable, the app goes on."""
+    lines, n = [], 0
+    for text in synth.decode_session_lines(batches=(8,), repeats=3):
+        obj = json.loads(text)
+        if obj["type"] in ("sample", "result"):
+            obj.update(HOSTILE_STEP_FIELDS[n % 3] if obj["type"] == "result" else
+                       {"tokens_per_s": HOSTILE_STEP_FIELDS[n % 3].get("tokens_per_s", 1.0)})
+            n += obj["type"] == "result"
+        lines.append(json.dumps(obj))
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        start(app, lines, speed=float("inf"))
+        await wait_for(pilot, lambda: "h0" in app.board.hosts
+                       and app.board.hosts["h0"].status == "completed")
+        await wait_for(pilot, lambda: "3 results" in panel_text(app))
+        row = next(ln for ln in panel_text(app).splitlines() if ln.startswith("3 results"))
+        assert row.split()[-1] == "—"                          # no readable device p99
+        chart = app.screen.chart_steps
+        # no window's histogram is readable: the chart falls back to the last interval's
+        # percentiles, and draws
+        await wait_for(pilot, lambda: chart._shown is not None and chart._shown[0] == [
+            "p50", "p90", "p99", "p99.9"] and chart.draws >= 1)
+        assert app.screen.chart_ops.title == "tokens/s"           # a huge rate is not drawn
+        assert app.is_running

@@ -17,8 +17,19 @@ from rich.text import Text
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
+from results.stats import finite_number
+
 
 MAX_POINTS = 120
+# plotext rounds every coordinate times 10^8 to an integer: a value near the largest float (a
+# broken stream's) overflows it. Nothing we draw comes near this bound.
+PLOT_LIMIT = 1e15
+
+
+def drawable(value) -> bool:
+    """Whether plotext can place this value: a finite number well inside PLOT_LIMIT."""
+    v = finite_number(value)
+    return v is not None and abs(v) < PLOT_LIMIT
 
 
 class CachedPlot(PlotextPlot):
@@ -152,7 +163,7 @@ class TimeChart(ThrottledPlot):
             plt.ylabel(self.ylabel)
         plt.xlabel("engine time (s)")
         for name, ys in series.items():
-            pts = [(a, b) for a, b in zip(x, ys) if b is not None]
+            pts = [(a, b) for a, b in zip(x, ys) if drawable(a) and drawable(b)]
             if len(pts) > MAX_POINTS:         # plotext's cost grows with points, not pixels
                 step = len(pts) / MAX_POINTS
                 pts = [pts[int(i * step)] for i in range(MAX_POINTS - 1)] + [pts[-1]]
@@ -190,7 +201,7 @@ class ColumnChart(ThrottledPlot):
         if not labels:
             return
         xs = list(range(len(labels)))
-        plt.bar(xs, list(values), width=0.8)
+        plt.bar(xs, [v if drawable(v) else 0.0 for v in values], width=0.8)
         every = max(1, -(-len(labels) // self.TICKS))
         ticks = xs[::every]
         plt.xticks(ticks, [labels[i] for i in ticks])

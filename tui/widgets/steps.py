@@ -45,11 +45,19 @@ def step_rows(h: HostState) -> list[tuple[str, tuple[str, ...]]]:
                                     fmt_value(live_jitter(lat)), EMPTY)))
     results = h.step_results()
     if results:
-        s = step_summary({"workload": w, "variant": v, "trials": results})
+        s = step_summary({"workload": w, "variant": v, "trials": [_readable(r) for r in results]})
         name = f"{len(results)} result" + ("s" if len(results) > 1 else "")
         rows.append((name, (fmt_value(s["tokens_per_s"]), *(_ms(s[k]) for k, _ in PERCENTILES),
                             fmt_value(s["jitter"]), _ms(s["device_p99"]))))
     return rows
+
+
+def _readable(result: dict) -> dict:
+    """The result as step_summary reads it: `device_latency_us` is optional and unchecked by
+    the protocol, so one that is not a table (a broken stream) is left out, not a crash."""
+    if isinstance(result.get("device_latency_us"), dict):
+        return result
+    return {k: v for k, v in result.items() if k != "device_latency_us"}
 
 
 class StepPanel(_Panel):
@@ -79,20 +87,27 @@ class StepPanel(_Panel):
         self.update(text, layout=False)
 
 
+def _readable_histogram(edges, counts) -> bool:
+    """A histogram as the engine writes it: whole, non-negative step counts and one more
+    edge than counts (a broken stream's is passed over for an older window's)."""
+    return (isinstance(edges, list) and isinstance(counts, list) and bool(counts)
+            and len(edges) == len(counts) + 1
+            and all(type(c) is int and 0 <= c < 2 ** 53 for c in counts))
+
+
 def step_chart(h: HostState) -> tuple[list[str], list[float], str, str, str]:
     """(labels, values, title, x label, y label) for the step chart: the latest result's
     histogram of the variant, else the live interval's percentiles, labelled as such."""
     w, v = h.step_unit or ("", "")
     cpu = " · CPU" if h.is_cpu else ""
     for r in reversed(h.step_results()):
-        hist = r.get("step_histogram") or {}
-        edges, counts = hist.get("edges_us") or [], hist.get("counts") or []
-        if counts and len(edges) == len(counts) + 1:
-            labels = [_ms(e) for e in edges[:-1]]
-            return (labels, [finite_number(c) or 0.0 for c in counts],
+        hist = r.get("step_histogram")
+        edges, counts = (hist.get("edges_us"), hist.get("counts")) if isinstance(hist, dict) \
+            else (None, None)
+        if _readable_histogram(edges, counts):
+            return ([_ms(e) for e in edges[:-1]], [float(c) for c in counts],
                     f"step latency histogram · {w}/{v} · window {r.get('repeat', '?')}, "
-                    f"{sum(finite_number(c) or 0 for c in counts):.0f} steps{cpu}",
-                    "step ms (log bins, lower edge)", "steps")
+                    f"{sum(counts)} steps{cpu}", "step ms (log bins, lower edge)", "steps")
     lat = (h.step_live or {}).get("latency_us") or {}
     values = [finite_number(lat.get(k)) for k, _ in PERCENTILES]
     if any(x is None for x in values):

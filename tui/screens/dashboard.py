@@ -83,7 +83,7 @@ class DashboardScreen(Screen):
         self.chart_lat = self.query_one("#chart-lat", TimeChart)
         self.chart_steps = self.query_one("#chart-steps", ColumnChart)
         self.steps_w = self.query_one(StepPanel)
-        self.chart_steps.display = self.steps_w.display = False   # a decode/prefill session's
+        self.chart_steps.display = self.steps_w.display = False   # until a step session (show_steps)
         self.progress = self.query_one(ProgressBar)
         self.set_interval(1 / APPLY_HZ, self.apply_updates)
         self.sync_rows()

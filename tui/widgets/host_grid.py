@@ -67,7 +67,7 @@ def _trend(h: HostState) -> str:
 TREND_WIDTH = 8
 
 
-def _rate(h: HostState) -> str:
+def rate_cell(h: HostState) -> str:
     """The row's headline rate: tokens/s for a decode/prefill step (what a service is sized
     by; one step is a batch of tokens), ops/s for everything else."""
     if h.is_step and h.tokens_per_s is not None:
@@ -94,7 +94,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("State", 10, lambda h: h.status, tone=_state_tone),
     Column("Backend", 9, lambda h: h.backend or "?", tone=lambda h: "cpu" if h.is_cpu else ""),
     Column("Workload", 14, lambda h: f"{h.workload}/{h.variant}" if h.workload else ""),
-    Column("ops/s", 11, _rate, right=True),
+    Column("ops/s", 11, rate_cell, right=True),
     Column("trend", TREND_WIDTH + 1, _trend),
     Column("p50 µs", 8, lambda h: fmt_num(h.latency_us.get("p50"), 1), right=True),
     Column("p99 µs", 8, lambda h: fmt_num(h.latency_us.get("p99"), 1), right=True),

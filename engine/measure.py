@@ -18,7 +18,7 @@ import numpy as np
 
 from .plan import Plan, Variant
 from .inline import make_hot, make_op
-from .timing import CHUNK_OPS, LatencyRecorder, latency_stats
+from .timing import CHUNK_OPS, LatencyRecorder, latency_stats, step_histogram
 from .window_checks import clock_reasons, window_reasons, window_shape
 
 Op = Callable[[], Any]
@@ -249,17 +249,18 @@ class Runner:
             basis = device_s if device_s else window_s
             fields["tflops"] = (prep.flops_per_op * ops / basis / 1e12) if basis > 0 else None
         if prep.tokens_per_op:
-            fields.update(step_fields(prep, ops, window_s, lat))
+            fields.update(step_fields(prep, ops, window_s, lat, ns))
         if extra:
             fields.update(extra)
         self._emit("result", **fields)
         return fields
 
 
-def step_fields(prep: Prepared, steps: int, window_s: float, lat: dict) -> dict:
+def step_fields(prep: Prepared, steps: int, window_s: float, lat: dict, ns: np.ndarray) -> dict:
     """What a decode/prefill result adds: tokens/s over the window, the step's jitter
-    (p99 ÷ p50 of the step latency) and the FLOPs one step does."""
+    (p99 ÷ p50 of the step latency), the FLOPs one step does and the histogram of the
+    window's step latencies (the live view draws it)."""
     p50, p99 = lat.get("p50"), lat.get("p99")
     return {"tokens_per_s": prep.tokens_per_op * steps / window_s if window_s > 0 else 0.0,
             "jitter": round(p99 / p50, 4) if p50 and p99 is not None else None,
-            "flops_per_step": int(prep.flops_per_op)}
+            "flops_per_step": int(prep.flops_per_op), "step_histogram": step_histogram(ns)}

@@ -12,6 +12,9 @@ from .vocabulary import BACKEND_CHOICES, WORKLOADS
 
 LAUNCH_MODES = ("sync", "async")
 DECODE_MODES = ("eager", "graph")   # graph: replayed as a CUDA graph where that is honest
+# decode/prefill ranges (config.toml's [defaults] refuses the same: scenarios/bench_defaults.py)
+MAX_LAYERS, MAX_KV_LEN = 256, 131072
+MAX_DECODE_BATCH, MAX_PREFILL_TOKENS = 4096, 32768
 # alloc before gemm: cuBLAS keeps a workspace allocated, which turns a cold 1 MiB
 # cudaMalloc (a fresh chunk mapped, ~67 us on an H200) into a sub-allocation (~3 us)
 DEFAULT_WORKLOADS = ("roundtrip", "launch", "h2d", "d2h", "d2d", "alloc", "gemm")
@@ -222,9 +225,9 @@ def parse_args(argv: list[str]) -> Plan:
         raise UsageError(f"--init-procs takes whole numbers, not {ns.init_procs!r}") from None
     if not procs or any(not 1 <= n <= 256 for n in procs):
         raise UsageError("--init-procs values must be 1..256")
-    batches = _counts(ns.decode_batches, "--decode-batches", 4096)
+    batches = _counts(ns.decode_batches, "--decode-batches", MAX_DECODE_BATCH)
     prefill = None if ns.prefill_tokens is None else \
-        _counts(ns.prefill_tokens, "--prefill-tokens", 32768)
+        _counts(ns.prefill_tokens, "--prefill-tokens", MAX_PREFILL_TOKENS)
     decode_modes = split_list(ns.decode_modes)
     if not decode_modes or any(m not in DECODE_MODES for m in decode_modes):
         raise UsageError(f"--decode-modes takes eager and/or graph, not {ns.decode_modes!r}")
@@ -240,8 +243,8 @@ def parse_args(argv: list[str]) -> Plan:
         (ns.stall_limit >= 0, "--stall-limit must be >= 0 (percent; 0 is off)"),
         (ns.drift_limit >= 0, "--drift-limit must be >= 0 (percent; 0 is off)"),
         (ns.sample_interval > 0, "--sample-interval must be > 0"),
-        (ns.layers is None or 1 <= ns.layers <= 256, "--layers must be 1..256"),
-        (ns.kv_len is None or 1 <= ns.kv_len <= 131072, "--kv-len must be 1..131072"),
+        (ns.layers is None or 1 <= ns.layers <= MAX_LAYERS, f"--layers must be 1..{MAX_LAYERS}"),
+        (ns.kv_len is None or 1 <= ns.kv_len <= MAX_KV_LEN, f"--kv-len must be 1..{MAX_KV_LEN}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -95,3 +95,22 @@ def latency_stats(ns: np.ndarray, scale: float = 1.0, full: bool = False) -> dic
         out["cv"] = stdev / out["mean"] if out["mean"] > 0 else None
     return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
             for k, v in out.items()}
+
+
+STEP_HISTOGRAM_BINS = 16
+
+
+def step_histogram(ns: np.ndarray, bins: int = STEP_HISTOGRAM_BINS) -> dict:
+    """The window's step latencies as a histogram: `bins` bins spaced evenly on a log scale
+    from its fastest to its slowest step (a tail reads on a log scale; percentiles alone hide
+    whether it is one slow step or a second mode). `edges_us` has one more entry than `counts`;
+    a window whose steps all took the same time is one bin."""
+    if ns.size == 0:
+        return {"edges_us": [], "counts": []}
+    us = ns.astype(np.float64) / 1000.0
+    low, high = max(float(us.min()), 1e-3), float(us.max())
+    if high <= low:
+        return {"edges_us": [round(low, 4), round(high, 4)], "counts": [int(us.size)]}
+    edges = np.geomspace(low, high, bins + 1)
+    counts, _ = np.histogram(np.clip(us, low, high), edges)
+    return {"edges_us": [round(float(e), 4) for e in edges], "counts": counts.tolist()}

@@ -1,4 +1,5 @@
-"""config.toml: hosts, clusters, scenarios, targets and benchmark defaults.
+"""config.toml: hosts, clusters, scenarios, targets and benchmark defaults ([defaults]:
+scenarios/bench_defaults.py).
 
 `load_config` turns the TOML file into frozen dataclasses or raises
 `ConfigError` whose message names the file, the key and what is wrong, e.g.
@@ -14,11 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.engine_args import EngineArgs
-from engine.plan import MAX_COPY, MIN_COPY, UsageError, format_size, parse_cpu_list
-from engine.plan import parse_size as engine_parse_size
-from engine.vocabulary import BACKEND_CHOICES, WORKLOADS
+from engine.vocabulary import WORKLOADS  # noqa: F401  (the workloads a config may name)
 from scenarios import limits
+# BenchDefaults and parse_size are read from here by the rest of the tree: the config model
+from scenarios.bench_defaults import BenchDefaults, parse_bench_defaults, parse_size  # noqa: F401
 from scenarios.builtin_config import BUILTIN_NAME, builtin_data, tomllib
 from scenarios.limits import Range, shown
 from scenarios.mps import MpsLayer, parse_mps
@@ -32,28 +32,6 @@ CONFIG_ENV = "GPUBENCH_CONFIG"
 
 class ConfigError(Exception):
     """A configuration problem, already phrased as one line for the user."""
-
-
-@dataclass(frozen=True)
-class BenchDefaults:
-    workloads: tuple[str, ...] = ("roundtrip", "launch", "h2d", "d2h")
-    duration_s: float = 1.0
-    warmup_s: float = 0.3
-    repeats: int = 5
-    trials: int = 10
-    backend: str = "auto"
-    telemetry_interval_s: float = 0.5
-    roundtrip_size: str = "64KiB"
-    copy_sizes: tuple[str, ...] = ("4KiB", "1MiB", "256MiB")
-    cpus: str | None = None               # engine CPU pinning (taskset list), None: as started
-
-    def engine_args(self) -> EngineArgs:
-        """These defaults as the engine's options; a plan's overrides go on with replace()."""
-        return EngineArgs(backend=self.backend, workloads=self.workloads,
-                          duration=self.duration_s, warmup=self.warmup_s, repeats=self.repeats,
-                          telemetry_interval=self.telemetry_interval_s,
-                          roundtrip_size=self.roundtrip_size, sizes=self.copy_sizes,
-                          cpus=self.cpus)
 
 
 @dataclass(frozen=True)
@@ -229,52 +207,6 @@ _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
                list: "a list", dict: "a table"}
 
 
-def _bench_defaults(r: _Reader | None) -> BenchDefaults:
-    base = BenchDefaults()
-    if r is None:
-        return base
-    d = BenchDefaults(
-        workloads=r.str_list("workloads", base.workloads, WORKLOADS),
-        duration_s=r.get("duration_s", float, base.duration_s, bounds=limits.DURATION_S),
-        warmup_s=r.get("warmup_s", float, base.warmup_s, bounds=limits.WARMUP_S),
-        repeats=r.get("repeats", int, base.repeats, bounds=limits.REPEATS),
-        trials=r.get("trials", int, base.trials, bounds=limits.TRIALS),
-        backend=r.get("backend", str, base.backend, choices=BACKEND_CHOICES),
-        telemetry_interval_s=r.get("telemetry_interval_s", float, base.telemetry_interval_s,
-                                   bounds=limits.TELEMETRY_INTERVAL_S),
-        roundtrip_size=r.get("roundtrip_size", str, base.roundtrip_size),
-        copy_sizes=r.str_list("copy_sizes", base.copy_sizes),
-        cpus=r.get("cpus", str, base.cpus),
-    )
-    if d.cpus is not None:
-        try:
-            parse_cpu_list(d.cpus)
-        except UsageError:
-            raise r.fail("cpus", f"must be a CPU list like \"4\" or \"4-7,9\" (got {d.cpus!r})") from None
-    sizes = [("roundtrip_size", d.roundtrip_size, 1), *(("copy_sizes", s, MIN_COPY)
-                                                       for s in d.copy_sizes)]
-    for key, value, smallest in sizes:
-        try:
-            size = parse_size(value)
-        except ValueError as exc:
-            raise r.fail(key, str(exc)) from None
-        if not smallest <= size <= MAX_COPY:  # the engine refuses these: say so before it runs
-            raise r.fail(key, f"{value} is outside "
-                              f"{format_size(smallest)}..{format_size(MAX_COPY)}")
-    r.reject_unknown()
-    return d
-
-
-def parse_size(text: str) -> int:
-    """'64KiB' -> 65536: the engine's size syntax (B, KiB, MiB, GiB, TiB; KB/MB/GB/TB and HAMi's
-    k/m/g/t are powers of 1024 too); ValueError with the reason."""
-    try:
-        return engine_parse_size(str(text))
-    except UsageError:
-        raise ValueError(f"not a size: {shown(text)} (use e.g. 4KiB, 64KiB, 1MiB, "
-                         f"256MiB)") from None
-
-
 def _host(name: str, r: _Reader) -> HostConfig:
     kind = r.get("kind", str, "local", choices=("local", "ssh"))
     h = HostConfig(
@@ -421,7 +353,7 @@ def _named_tables(root: _Reader, key: str) -> dict[str, _Reader]:
 
 def parse_config(data: dict, file: str, base_dir: Path) -> Config:
     root = _Reader(file, data, "")
-    defaults = _bench_defaults(root.sub("defaults"))
+    defaults = parse_bench_defaults(root.sub("defaults"))
     targets = dict(DEFAULT_TARGETS)
     if (tr := root.sub("targets")) is not None:
         for kind in DEFAULT_TARGETS:

@@ -73,6 +73,9 @@ class ComparisonView:
     # own and the newest `gpubench check` run of the candidate's scenario
     checks: list[dict] = field(default_factory=list)
     backends: str = ""          # what made the figures (results.labels.pair_mark), MIXED or not
+    # decode/prefill: the p99 step-latency overhead with its CI, target and verdict, one line
+    # per step variant, worded as `gpubench compare` heads its table (results.report)
+    step_tails: list[tuple[str, str]] = field(default_factory=list)    # (line, verdict)
 
 
 class RunStore:
@@ -255,6 +258,7 @@ def _compare(base: dict, cand: dict, config: Config) -> ComparisonView:
         return view
     view.raw = comp
     view.warnings = list(comp.warnings)
+    view.step_tails = [(report.step_tail_line(r), r.verdict) for r in report.step_tail_rows(comp)]
     for r in comp.rows:
         view.rows.append(ComparisonRow(
             metric=f"{r.workload}/{r.variant}{_gpu_suffix(r.gpu)} {r.label}",

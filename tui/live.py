@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from results.document import harmful_throttle
 from results.labels import backend_mark, is_cpu
-from results.stats import median
+from results.stats import finite_number, median
+from results.steps import is_step
 from results.trial_counts import live_alert
 
 HISTORY_POINTS = 240          # per workload, for the charts
@@ -26,6 +27,7 @@ class Series:
     ops: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_POINTS))
     p50: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_POINTS))
     p99: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_POINTS))
+    tokens: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_POINTS))
 
 
 @dataclass
@@ -42,6 +44,7 @@ class HostState:
     ops_per_s: float | None = None
     latency_us: dict = field(default_factory=dict)
     gbps: float | None = None
+    tokens_per_s: float | None = None         # decode/prefill: the headline of a step workload
     t: float = 0.0                            # engine time of the latest line
     telemetry: dict = field(default_factory=dict)
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
@@ -52,6 +55,10 @@ class HostState:
     started: float = field(default_factory=time.monotonic)
     version: int = 0                          # bumped whenever a view should redraw this host
     gpu: str = ""                             # per-GPU sessions: "0", "1", ...; "all": aggregate
+    # decode/prefill: the step variant the step panel shows (the latest one sampled) and its
+    # latest interval's percentiles
+    step_unit: tuple[str, str] | None = None
+    step_live: dict = field(default_factory=dict)
 
     # -- writes from workers ------------------------------------------------------------
     def on_hello(self, data: dict) -> None:
@@ -65,9 +72,10 @@ class HostState:
         self.status = "running"
 
     def on_sample(self, workload: str, variant: str, ops_per_s: float, latency_us: dict,
-                  gbps: float | None, t: float) -> None:
+                  gbps: float | None, t: float, tokens_per_s: float | None = None) -> None:
         self.workload, self.variant = workload, variant
         self.ops_per_s, self.latency_us, self.gbps, self.t = ops_per_s, latency_us, gbps, t
+        self.tokens_per_s = tokens_per_s = finite_number(tokens_per_s)
         self.samples += 1
         s = self.series.get((workload, variant))
         if s is None:
@@ -76,6 +84,10 @@ class HostState:
         s.ops.append(ops_per_s)
         s.p50.append(latency_us.get("p50"))
         s.p99.append(latency_us.get("p99"))
+        if is_step({"workload": workload}):
+            s.tokens.append(tokens_per_s)
+            self.step_unit = (workload, variant)
+            self.step_live = {"latency_us": latency_us, "tokens_per_s": tokens_per_s}
 
     def on_telemetry(self, readings: dict, t: float) -> None:
         self.telemetry = readings
@@ -83,6 +95,8 @@ class HostState:
 
     def on_result(self, data: dict) -> None:
         self.results.append(data)
+        if is_step(data):
+            self.step_unit = (data.get("workload") or "", data.get("variant") or "")
 
     def show_headline(self) -> None:
         """An ended session's row shows its headline figure (roundtrip first, as a saved run's
@@ -106,8 +120,24 @@ class HostState:
         self.latency_us = latency
         gbps = [r["gbps"] for r in rows if r.get("gbps") is not None]
         self.gbps = median(gbps) if gbps else None
+        tokens = [v for v in (finite_number(r.get("tokens_per_s")) for r in rows) if v is not None]
+        self.tokens_per_s = median(tokens) if tokens else None
+        if self.is_step:          # the step panel shows the variant the row names
+            self.step_unit = unit
 
     # -- reads for views ------------------------------------------------------------------
+    @property
+    def is_step(self) -> bool:
+        """Whether the row's workload is decode or prefill (tokens/s is then its headline)."""
+        return is_step({"workload": self.workload})
+
+    def step_results(self) -> list[dict]:
+        """The result lines of the step variant the step panel shows, in arrival order."""
+        if self.step_unit is None:
+            return []
+        return [r for r in self.results
+                if (r.get("workload"), r.get("variant")) == self.step_unit]
+
     @property
     def is_cpu(self) -> bool:
         return is_cpu(self.backend)
@@ -170,6 +200,8 @@ class AggregateState(HostState):
         self.ops_per_s = sum(m.ops_per_s for m in live) if live else None
         gb = [m.gbps for m in live if m.gbps is not None]
         self.gbps = sum(gb) if gb else None
+        tok = [m.tokens_per_s for m in live if m.tokens_per_s is not None]
+        self.tokens_per_s = sum(tok) if tok else None
         lat: dict = {}
         for key in ("p50", "p99"):
             vals = [v for v in (m.latency_us.get(key) for m in live) if v is not None]

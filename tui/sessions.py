@@ -120,7 +120,8 @@ class SessionManager:
         """Apply one event; True when it is the session's last (SessionEnded)."""
         key = state.key
         if isinstance(ev, Sample):
-            state.on_sample(ev.workload, ev.variant, ev.ops_per_s, ev.latency_us, ev.gbps, ev.t)
+            state.on_sample(ev.workload, ev.variant, ev.ops_per_s, ev.latency_us, ev.gbps, ev.t,
+                            ev.data.get("tokens_per_s"))
             self.board.dirty.add(key)
         elif isinstance(ev, Telemetry):
             state.on_telemetry(ev.readings, ev.t)

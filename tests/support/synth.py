@@ -13,7 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
+from engine.measure import step_fields
 from engine.protocol import validate_line
+from engine.timing import latency_stats
 from results.document import SessionRecord, build_document
 from tests.support.fleet_stream import H100
 # workload -> (variant, ops/s, mean µs, p99 µs, GB/s or None, params)
@@ -33,7 +35,7 @@ def line(kind: str, t: float, backend: str = "cupy", **fields) -> str:
 
 def hello(backend: str = "cupy", hostname: str = "gpu-node-1", device: str = H100,
           driver: str = "580.159.04", cuda: int = 13000, engine_version: str = "0.1.0",
-          mapped: Sequence[str] = (), hypervisor: bool = False) -> str:
+          mapped: Sequence[str] = (), hypervisor: bool = False, plan: dict | None = None) -> str:
     dev = {"name": device, "uuid": "GPU-0000", "index": 0, "driver": driver,
            "cuda_driver": cuda, "cuda_runtime": cuda, "compute_capability": "9.0",
            "memory_total_mib": 81559,
@@ -44,7 +46,7 @@ def hello(backend: str = "cupy", hostname: str = "gpu-node-1", device: str = H10
             "numpy": "2.5.0", "cupy": "14.2.0", "nvml": "13.580", "cpu_model": "Xeon", "pid": 42,
             "hypervisor": {"detected": hypervisor, "evidence": [], "vendor": None},
             "preload": {"ld_preload": list(mapped), "mapped": list(mapped)}, "env": {}}
-    plan = {"workloads": list(SHAPES), "duration_s": 1.0, "warmup_s": 0.3, "repeats": 3}
+    plan = plan or {"workloads": list(SHAPES), "duration_s": 1.0, "warmup_s": 0.3, "repeats": 3}
     return line("hello", 0.0, backend, engine_version=engine_version, device=dev, host=host,
                 plan=plan)
 
@@ -120,3 +122,61 @@ def trial_doc(values: Sequence[float], *, scenario: str = "x", run_id: str | Non
         recs.append(SessionRecord([hello(), result(1.0, workload, variant, 0, float(v), mean / f,
                                                    p99 / f, params=params), done(2.0)], trial=i))
     return build_document(recs, {"name": scenario, "target_pct": target_pct}, run_id=run_id)
+
+
+# decode at batch b on an H100 (8b shape, 4 layers, KV 2048, eager): step ms, CUDA-event share
+DECODE_STEP_MS = {1: 1.02, 8: 1.10, 64: 1.62}
+
+
+def decode_session_lines(seed: int = 0, *, backend: str = "cupy", batches: Sequence[int] = (8,),
+                         repeats: int = 2, scale: float = 1.0, steps: int = 900,
+                         samples: int = 4, hostname: str = "gpu-node-1") -> list[str]:
+    """A decode session as the engine streams it: per batch and repeat, `samples` sample lines
+    (an interval's percentiles and tokens/s) and a result with the step figures (tokens_per_s,
+    jitter, flops_per_step, tflops, step_histogram; device_latency_us on cupy), every figure
+    computed by the engine's own functions from `steps` log-normal step times with a tail of
+    slow steps. `scale` divides the step time (0.9: a 10 % slower step)."""
+    rng = np.random.default_rng(seed)
+    shape = "small" if backend == "numpy-cpu" else "8b"
+    variants = [(b, f"{shape}-l4-b{b}-kv2048") for b in batches]
+    plan = {"workloads": ["decode"], "duration_s": 1.0, "warmup_s": 0.3, "repeats": repeats,
+            "variants": [{"workload": "decode", "variant": v} for _, v in variants]}
+    lines = [hello(backend=backend, hostname=hostname, plan=plan)]
+    t = 0.1
+    for batch, variant in variants:
+        flops = int(2 * 1.75e9 * batch)
+        params = {"shape": shape, "layers": 4, "dtype": "fp16", "mode": "eager", "batch": batch,
+                  "kv_len": 2048, "tokens_per_step": batch, "flops_per_step": flops}
+        for r in range(repeats):
+            step_us = DECODE_STEP_MS[batch] * 1000.0 / scale
+            us = step_us * rng.lognormal(0.0, 0.03, steps)
+            us[rng.choice(steps, steps // 50, replace=False)] *= rng.uniform(1.5, 3.0, steps // 50)
+            ns = (us * 1000.0).astype(np.int64)
+            window_s = float(us.sum()) / 1e6
+            for chunk in np.array_split(ns, samples):
+                secs = float(chunk.sum()) / 1e9
+                t += secs
+                lines.append(line("sample", t, backend, workload="decode", variant=variant,
+                                  repeat=r, interval_ops=int(chunk.size),
+                                  ops_per_s=chunk.size / secs, latency_us=latency_stats(chunk),
+                                  tokens_per_s=batch * chunk.size / secs))
+            lat = latency_stats(ns, full=True)
+            extra = {"device_latency_us": latency_stats((ns * 0.97).astype(np.int64))} \
+                if backend == "cupy" else {}
+            lines.append(line("result", t, backend, workload="decode", variant=variant,
+                              repeat=r, ops=steps, duration_s=round(window_s, 6),
+                              ops_per_s=steps / window_s, latency_us=lat, valid=True,
+                              validity_reasons=[], interrupted=False, params=params,
+                              tflops=flops * steps / window_s / 1e12,
+                              **step_fields(_StepPrep(batch, flops), steps, window_s, lat, ns),
+                              **extra))
+            t += 0.05
+    lines.append(done(t, backend=backend))
+    return lines
+
+
+class _StepPrep:
+    """What engine.measure.step_fields reads of a prepared step."""
+
+    def __init__(self, tokens: int, flops: float) -> None:
+        self.tokens_per_op, self.flops_per_op = tokens, flops

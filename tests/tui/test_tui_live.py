@@ -6,6 +6,7 @@ import json
 from scenarios.replay import hello_line, telemetry_line
 from results.labels import CPU_MARK as CPU_LABEL
 from tui.live import HostState, LiveBoard
+from tui.widgets.host_grid import rate_cell
 
 
 def test_alerts_name_throttling_and_downtrained_pcie_but_not_benign_reasons():
@@ -69,3 +70,20 @@ def test_take_dirty_empties_the_same_set_workers_hold_and_bumps_versions():
     held.add("a")
     assert [x.key for x in board.take_dirty()] == ["a"]    # still the board's set
     assert board.take_dirty() == []
+
+
+def test_a_step_rows_headline_is_tokens_per_s_summed_over_a_trials_gpus():
+    board = LiveBoard()
+    a = board.add_gpu("t", "t/0", "h", "s", "0")
+    b = board.add_gpu("t", "t/1", "h", "s", "1")
+    lat = {"p50": 1000.0, "p99": 1300.0}
+    a.on_sample("decode", "8b-l4-b8-kv2048", 900.0, lat, None, 1.0, tokens_per_s=7200.0)
+    b.on_sample("decode", "8b-l4-b8-kv2048", 850.0, lat, None, 1.0, tokens_per_s=6800.0)
+    board.take_dirty()
+    agg = board.hosts["t"]
+    assert agg.is_step and agg.tokens_per_s == 14000.0 and agg.ops_per_s == 1750.0
+    assert [rate_cell(h) for h in (a, b, agg)] == ["7,200 tok/s", "6,800 tok/s", "14k tok/s"]
+    assert a.step_unit == ("decode", "8b-l4-b8-kv2048") and a.step_live["tokens_per_s"] == 7200.0
+    launch = board.add(HostState(key="l", host="l"))
+    launch.on_sample("launch", "sync", 77400.0, {"p50": 11.0}, None, 1.0, tokens_per_s=5.0)
+    assert not launch.is_step and launch.step_unit is None and rate_cell(launch) == "77,400"

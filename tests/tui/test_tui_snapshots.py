@@ -12,6 +12,7 @@ from results.document import SessionRecord, build_document
 from results.store import Store
 from scenarios.base import LaunchRequest
 from scenarios.replay import ReplayLauncher, synthetic_stream
+from tests.support.synth import decode_session_lines
 from tui.app import GpubenchApp
 from tui_helpers import SIZE, wait_for, write_config
 
@@ -67,6 +68,28 @@ def test_snapshot_dashboard(tmp_path, snap_compare):
                 ReplayLauncher(lines, speed=float("inf")), LaunchRequest()))
         await wait_for(pilot, lambda: len(app.board.hosts) == 4 and all(
             h.status == "completed" for h in app.board.hosts.values()))
+        await asyncio.sleep(1.3)          # charts redraw at most once a second
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_dashboard_decode(tmp_path, snap_compare):
+    """A decode session that has ended: tokens/s in the grid, the step panel's medians over its
+    results (the first row, a GPU's, with device p99), the last window's histogram."""
+    app = make_app(tmp_path)
+
+    async def run_before(pilot):
+        await pilot.press("2")
+        for i, lines in enumerate([decode_session_lines(1, batches=(1, 8), repeats=2),
+                                   decode_session_lines(2, backend="numpy-cpu", repeats=2,
+                                                        hostname="cpu-box")]):
+            app.run_worker(app.manager.run_session(
+                f"h{i}", f"gpu-node-{i + 1}", "bare-metal",
+                ReplayLauncher(lines, speed=float("inf")), LaunchRequest()))
+        await wait_for(pilot, lambda: len(app.board.hosts) == 2 and all(
+            h.status == "completed" for h in app.board.hosts.values()))
+        await pilot.press("home")
         await asyncio.sleep(1.3)          # charts redraw at most once a second
         await settle(pilot)
 

@@ -181,6 +181,8 @@ class CompareScreen(Screen):
         for n, v in enumerate(self.views, 1):
             banner.append(f"C{n} figures by {v.backends}\n",
                           style="yellow" if CPU_CELL in v.backends else "dim")
+            for line, verdict in v.step_tails:    # the tail a service feels, first
+                banner.append(f"C{n} {line}\n", style=VERDICT_STYLE.get(verdict.upper(), "bold"))
             for reason in v.not_comparable:
                 banner.append(f" NOT COMPARABLE: {v.candidate} vs {v.baseline}: {reason} \n",
                               style="bold white on red")

@@ -17,9 +17,10 @@ from results.labels import CPU_CELL
 from scenarios.events import CANCELLED
 
 from ..live import HostState
-from ..widgets.charts import TimeChart
+from ..widgets.charts import ColumnChart, TimeChart
 from ..widgets.host_grid import HostGrid
 from ..widgets.panels import HostHeader, PercentileTable, TelemetryPanel, fmt_duration
+from ..widgets.steps import StepPanel, step_chart
 from .hosts import HostsScreen
 
 APPLY_HZ = 10.0
@@ -65,8 +66,10 @@ class DashboardScreen(Screen):
                 yield HostHeader(id="host-header")
                 yield TimeChart("ops/s", id="chart-ops")
                 yield TimeChart("latency µs", id="chart-lat")
+                yield ColumnChart("step latency", id="chart-steps")
             with Vertical(id="detail-right"):
                 yield PercentileTable(id="percentiles")
+                yield StepPanel(id="steps")
                 yield TelemetryPanel(id="telemetry")
         yield Footer()
 
@@ -78,6 +81,9 @@ class DashboardScreen(Screen):
         self.tel = self.query_one(TelemetryPanel)
         self.chart_ops = self.query_one("#chart-ops", TimeChart)
         self.chart_lat = self.query_one("#chart-lat", TimeChart)
+        self.chart_steps = self.query_one("#chart-steps", ColumnChart)
+        self.steps_w = self.query_one(StepPanel)
+        self.chart_steps.display = self.steps_w.display = False   # until a step session (show_steps)
         self.progress = self.query_one(ProgressBar)
         self.set_interval(1 / APPLY_HZ, self.apply_updates)
         self.sync_rows()
@@ -134,6 +140,7 @@ class DashboardScreen(Screen):
             self.show_detail(self.board.hosts.get(self.selected) if self.selected else None)
         self.chart_ops.flush()
         self.chart_lat.flush()
+        self.chart_steps.flush()
         if self._ticks % 5 == 0:
             self.update_progress()
 
@@ -163,6 +170,7 @@ class DashboardScreen(Screen):
         self.header_w.show(h)
         self.pct.show(h)
         self.tel.show(h)
+        self.show_steps(h)
         if h is None or not h.series:
             self.chart_ops.clear_chart()
             self.chart_lat.clear_chart()
@@ -171,8 +179,22 @@ class DashboardScreen(Screen):
         series = h.series.get((h.workload, h.variant)) or next(iter(h.series.values()))
         name = f"{h.workload}/{h.variant}"
         suffix = f"· {CPU_CELL}" if h.is_cpu else ""
-        self.chart_ops.show(series.t, {name: series.ops}, f"{name} {suffix}")
+        if h.is_step:     # a step's rate is read in tokens (one step is a batch of them)
+            self.chart_ops.title = "tokens/s"
+            self.chart_ops.show(series.t, {name: series.tokens}, f"{name} {suffix}")
+        else:
+            self.chart_ops.title = "ops/s"
+            self.chart_ops.show(series.t, {name: series.ops}, f"{name} {suffix}")
         self.chart_lat.show(series.t, {"p50": series.p50, "p99": series.p99}, f"{name} {suffix}")
+
+    def show_steps(self, h: HostState | None) -> None:
+        """A decode/prefill session's step panel and chart; hidden for every other session."""
+        step = h is not None and h.step_unit is not None
+        if self.steps_w.display != step:
+            self.steps_w.display = self.chart_steps.display = step
+        if step:
+            self.steps_w.show(h)
+            self.chart_steps.show(*step_chart(h))
 
     def select(self, key: str | None) -> None:
         self.selected = key

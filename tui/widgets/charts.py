@@ -17,8 +17,19 @@ from rich.text import Text
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
+from results.stats import finite_number
+
 
 MAX_POINTS = 120
+# plotext rounds every coordinate times 10^8 to an integer: a value near the largest float (a
+# broken stream's) overflows it. Nothing we draw comes near this bound.
+PLOT_LIMIT = 1e15
+
+
+def drawable(value) -> bool:
+    """Whether plotext can place this value: a finite number well inside PLOT_LIMIT."""
+    v = finite_number(value)
+    return v is not None and abs(v) < PLOT_LIMIT
 
 
 class CachedPlot(PlotextPlot):
@@ -90,7 +101,43 @@ def _style_for(fg, style, bg) -> Style | None:
     return text.spans[0].style if text.spans else None
 
 
-class TimeChart(CachedPlot):
+class ThrottledPlot(CachedPlot):
+    """A chart whose `show()` only records what to draw; the redraw happens in `flush()` at
+    most every `min_interval` seconds (the dashboard calls it from its 10 Hz tick, so chart
+    redraws land in frames that happen anyway)."""
+
+    def __init__(self, title: str, *, min_interval: float = 1.0, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.title = title
+        self.min_interval = min_interval
+        self._pending: tuple | None = None
+        self._last_draw = 0.0
+        self.draws = 0
+
+    def _want(self, pending: tuple) -> None:
+        self._pending = pending
+        self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        """Draw what is pending if the last draw is old enough."""
+        if self._pending is None:
+            return
+        if force or time.monotonic() - self._last_draw >= self.min_interval:
+            pending, self._pending = self._pending, None
+            self._last_draw = time.monotonic()
+            self.draws += 1
+            plt = self.plt
+            plt.clear_data()
+            plt.clear_figure()
+            self._figure(*pending)
+            self.mark_changed()
+
+    def _figure(self, *pending) -> None:
+        raise NotImplementedError
+
+
+class TimeChart(ThrottledPlot):
     """A line chart of one or more series over time (engine time unless told)."""
 
     DEFAULT_CSS = """
@@ -100,56 +147,66 @@ class TimeChart(CachedPlot):
     def __init__(self, title: str, ylabel: str = "", *, min_interval: float = 1.0,
                  xlabel: str = "engine time (s)", id: str | None = None,
                  classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self.title = title
+        super().__init__(title, min_interval=min_interval, id=id, classes=classes)
         self.ylabel = ylabel
         self.xlabel = xlabel
-        self.min_interval = min_interval
-        self._pending: tuple | None = None
-        self._last_draw = 0.0
-        self._timer = None
-        self.draws = 0
 
     def show(self, x: Sequence[float], series: dict[str, Sequence[float | None]],
              subtitle: str = "") -> None:
-        self._pending = (list(x), {k: list(v) for k, v in series.items()}, subtitle)
-        self.flush()
-
-    def flush(self, force: bool = False) -> None:
-        """Draw what is pending if the last draw is old enough. The dashboard calls this
-        from its 10 Hz tick, so chart redraws land in frames that happen anyway."""
-        if self._pending is None:
-            return
-        if force or time.monotonic() - self._last_draw >= self.min_interval:
-            self._draw()
+        self._want((list(x), {k: list(v) for k, v in series.items()}, subtitle))
 
     def clear_chart(self, message: str = "") -> None:
         self.show([], {}, message)
 
-    def _draw(self) -> None:
-        self._timer = None
-        if self._pending is None:
-            return
-        x, series, subtitle = self._pending
-        self._pending = None
-        self._last_draw = time.monotonic()
-        self.draws += 1
+    def _figure(self, x, series, subtitle) -> None:
         plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
         plt.title(f"{self.title}  {subtitle}".strip())
         if self.ylabel:
             plt.ylabel(self.ylabel)
         plt.xlabel(self.xlabel)
         for name, ys in series.items():
-            pts = [(a, b) for a, b in zip(x, ys) if b is not None]
+            pts = [(a, b) for a, b in zip(x, ys) if drawable(a) and drawable(b)]
             if len(pts) > MAX_POINTS:         # plotext's cost grows with points, not pixels
                 step = len(pts) / MAX_POINTS
                 pts = [pts[int(i * step)] for i in range(MAX_POINTS - 1)] + [pts[-1]]
             if pts:
                 xs, yv = zip(*pts)
                 plt.plot(list(xs), list(yv), label=name, marker="braille")
-        self.mark_changed()
+
+
+class ColumnChart(ThrottledPlot):
+    """Vertical bars over labelled categories (a step-latency histogram, or a percentile
+    profile); only a few labels are written under the bars so that they never overlap."""
+
+    DEFAULT_CSS = """
+    ColumnChart { height: 1fr; min-height: 6; }
+    """
+
+    TICKS = 4
+
+    def show(self, labels: Sequence[str], values: Sequence[float], title: str,
+             xlabel: str = "", ylabel: str = "") -> None:
+        pending = (list(labels), list(values), title, xlabel, ylabel)
+        if pending != self._shown:       # the same figure again (a repaint tick) costs nothing
+            self._shown = pending
+            self._want(pending)
+
+    _shown: tuple | None = None
+
+    def _figure(self, labels, values, title, xlabel, ylabel) -> None:
+        plt = self.plt
+        plt.title(title)
+        if xlabel:
+            plt.xlabel(xlabel)
+        if ylabel:
+            plt.ylabel(ylabel)
+        if not labels:
+            return
+        xs = list(range(len(labels)))
+        plt.bar(xs, [v if drawable(v) else 0.0 for v in values], width=0.8)
+        every = max(1, -(-len(labels) // self.TICKS))
+        ticks = xs[::every]
+        plt.xticks(ticks, [labels[i] for i in ticks])
 
 
 class BarChart(CachedPlot):

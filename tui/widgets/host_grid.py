@@ -67,6 +67,23 @@ def _trend(h: HostState) -> str:
 TREND_WIDTH = 8
 
 
+def rate_cell(h: HostState) -> str:
+    """The row's headline rate: tokens/s for a decode/prefill step (what a service is sized
+    by; one step is a batch of tokens), ops/s for everything else."""
+    if h.is_step and h.tokens_per_s is not None:
+        return f"{short_num(h.tokens_per_s)} tok/s"
+    return fmt_num(h.ops_per_s)
+
+
+def short_num(value: float) -> str:
+    """At most five characters: 987, 9,876, 98.7k, 9.88M (the grid's cell is narrow)."""
+    for limit, div, suffix in ((9.995e8, 1e9, "G"), (9.995e5, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= limit:
+            v = value / div
+            return f"{v:.3g}{suffix}" if abs(v) < 100 else f"{v:.0f}{suffix}"
+    return fmt_num(value)
+
+
 def _tel(h: HostState, key: str, unit: str) -> str:
     return fmt_num(h.telemetry.get(key), 0, unit)
 
@@ -77,7 +94,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("State", 10, lambda h: h.status, tone=_state_tone),
     Column("Backend", 9, lambda h: h.backend or "?", tone=lambda h: "cpu" if h.is_cpu else ""),
     Column("Workload", 14, lambda h: f"{h.workload}/{h.variant}" if h.workload else ""),
-    Column("ops/s", 11, lambda h: fmt_num(h.ops_per_s), right=True),
+    Column("ops/s", 11, rate_cell, right=True),
     Column("trend", TREND_WIDTH + 1, _trend),
     Column("p50 µs", 8, lambda h: fmt_num(h.latency_us.get("p50"), 1), right=True),
     Column("p99 µs", 8, lambda h: fmt_num(h.latency_us.get("p99"), 1), right=True),

@@ -9,6 +9,7 @@ import json
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -47,16 +48,17 @@ def select_hosts(config: Config, hosts: str | None, label: str | None) -> list[H
 
 
 def engine_args(config: Config, args: argparse.Namespace) -> EngineArgs:
-    """The plan every host runs: [defaults] with this command's overrides, for the options
-    a fleet takes from there; sizes and CPU pinning are the engine's own."""
+    """The plan every host runs: [defaults] with this command's overrides; sizes and CPU
+    pinning stay the engine's own, as hosts of a fleet differ in both."""
     d = config.defaults
-    return EngineArgs(
+    own = EngineArgs()
+    return replace(
+        d.engine_args(), roundtrip_size=own.roundtrip_size, sizes=own.sizes, cpus=own.cpus,
         backend=args.backend or d.backend,
         workloads=tuple(args.workloads.split(",")) if args.workloads else d.workloads,
         duration=args.duration if args.duration is not None else d.duration_s,
         warmup=args.warmup if args.warmup is not None else d.warmup_s,
-        repeats=args.repeats if args.repeats is not None else d.repeats,
-        telemetry_interval=d.telemetry_interval_s)
+        repeats=args.repeats if args.repeats is not None else d.repeats)
 
 
 def launcher_for_host(host: HostConfig) -> Launcher:

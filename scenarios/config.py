@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.vocabulary import WORKLOADS  # noqa: F401  (the workloads a config may name)
 from scenarios import limits
-# BenchDefaults and parse_size are read from here by the rest of the tree: the config model
-from scenarios.bench_defaults import BenchDefaults, parse_bench_defaults, parse_size  # noqa: F401
+from scenarios.bench_defaults import BenchDefaults, parse_bench_defaults
 from scenarios.builtin_config import BUILTIN_NAME, builtin_data, tomllib
 from scenarios.limits import Range, shown
 from scenarios.mps import MpsLayer, parse_mps

@@ -9,7 +9,8 @@ from pathlib import Path
 from gpubench.plan_flags import add_plan_flags
 from results.check_verdicts import ENFORCED
 from results.check_tables import check_detail_tables
-from scenarios.config import load_config, parse_size
+from scenarios.bench_defaults import parse_size
+from scenarios.config import load_config
 
 from .matrix_settings import add_matrix_flags, matrix_settings
 from .settings import CHECKS, DEFAULT_TOLERANCE, HAMI_POLICIES, CheckError, Settings

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from gpubench import interposer
 from scenarios.base import LaunchRequest
-from scenarios.config import parse_size
+from scenarios.bench_defaults import parse_size
 from scenarios.local import engine_environment
 from scenarios.registry import layer_env
 

@@ -13,7 +13,8 @@ from gpubench.interrupts import drop_output, stop_on_signals
 from gpubench.plan_events import (PlanFinished, PlanStarted, RunNotSaved, RunSaved, SaveFailed,
                                   TrialEvent, TrialFinished, TrialStarted)
 from gpubench.services.runs import check_scenario
-from scenarios.config import WORKLOADS, check_gpu_select
+from engine.vocabulary import WORKLOADS
+from scenarios.config import check_gpu_select
 from results.labels import backend_cell, backend_mark
 from scenarios.events import Hello, Sample
 

@@ -9,7 +9,8 @@ from gpubench.run_identity import scenario_record
 from gpubench.services.runs import ServiceError, check_scenario
 from results.legacy import import_legacy
 from results.store import Store
-from scenarios.config import Config, parse_size
+from scenarios.bench_defaults import parse_size
+from scenarios.config import Config
 
 
 def legacy_scenario_for(path: Path, config: Config, explicit: str | None = None) -> str:

@@ -11,7 +11,7 @@ from gpubench.selftest.options import Options as SelftestOptions
 from gpubench.selftest.options import injected_text
 from results.store import Store
 from scenarios.base import LaunchRequest
-from scenarios.config import WORKLOADS
+from engine.vocabulary import WORKLOADS
 from scenarios.replay import ReplayLauncher, synthetic_stream
 from tui.app import GpubenchApp, main
 from tui.data import ComparisonRow, ComparisonView

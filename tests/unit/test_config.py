@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from scenarios.builtin_config import template_text
-from scenarios.config import ConfigError, load_config, parse_size
+from scenarios.bench_defaults import parse_size
+from scenarios.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -47,6 +47,14 @@ def start(app, lines: list[str], speed: float) -> None:
                                            ReplayLauncher(lines, speed=speed), LaunchRequest()))
 
 
+async def replay_to_the_end(app, pilot, lines) -> None:
+    """On the dashboard, the stream replayed at once until its session has completed."""
+    await pilot.press("2")
+    start(app, lines, speed=float("inf"))
+    await wait_for(pilot, lambda: "h0" in app.board.hosts
+                   and app.board.hosts["h0"].status == "completed")
+
+
 def ms(us: float) -> str:
     return fmt_value(us / 1000.0)
 
@@ -121,10 +129,7 @@ async def test_an_ended_cpu_decode_session_keeps_tokens_per_s_and_says_cpu(confi
     results = [json.loads(x) for x in lines if '"type":"result"' in x]
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        start(app, lines, speed=float("inf"))
-        await wait_for(pilot, lambda: "h0" in app.board.hosts
-                       and app.board.hosts["h0"].status == "completed")
+        await replay_to_the_end(app, pilot, lines)
         await wait_for(pilot, lambda: "3 results" in panel_text(app))
         text = panel_text(app)
         assert "• interval" not in text                       # nothing live any more
@@ -148,10 +153,7 @@ async def test_a_recorded_real_cpu_decode_stream_fills_the_panel_and_histogram(c
     assert all(r["workload"] == "decode" and r.get("step_histogram") for r in results)
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        start(app, lines, speed=float("inf"))
-        await wait_for(pilot, lambda: "h0" in app.board.hosts
-                       and app.board.hosts["h0"].status == "completed")
+        await replay_to_the_end(app, pilot, lines)
         state = app.board.hosts["h0"]
         assert len(state.results) == len(results) == 4
         unit = (results[0]["workload"], results[0]["variant"])      # the row's headline
@@ -168,10 +170,7 @@ async def test_a_recorded_real_cpu_decode_stream_fills_the_panel_and_histogram(c
 async def test_a_roundtrip_session_shows_no_step_panel(config):
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        start(app, synthetic_stream(), speed=float("inf"))
-        await wait_for(pilot, lambda: "h0" in app.board.hosts
-                       and app.board.hosts["h0"].status == "completed")
+        await replay_to_the_end(app, pilot, synthetic_stream())
         await pilot.pause(0.3)
         assert not app.screen.steps_w.display and not app.screen.chart_steps.display
         assert "tok/s" not in screen_text(app)
@@ -231,10 +230,7 @@ async def test_hostile_step_fields_never_break_the_dashboard(config):
         lines.append(json.dumps(obj))
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        start(app, lines, speed=float("inf"))
-        await wait_for(pilot, lambda: "h0" in app.board.hosts
-                       and app.board.hosts["h0"].status == "completed")
+        await replay_to_the_end(app, pilot, lines)
         await wait_for(pilot, lambda: "3 results" in panel_text(app))
         row = next(ln for ln in panel_text(app).splitlines() if ln.startswith("3 results"))
         assert row.split()[-1] == "—"                          # no readable device p99

@@ -14,9 +14,10 @@ from engine.interception import ENTRY_POINTS, owner
 from tests.support.fake_cuda import fake_driver, interposer_lib  # noqa: F401 (fixtures)
 
 HELLO_ONLY = ("--backend", "numpy-cpu", "--list-devices")
-# the entry points the fake driver has (it has no cuMemAllocAsync, no async copies)
-IN_FAKE = ("cuLaunchKernel", "cuLaunchKernelEx", "cuMemAlloc_v2", "cuMemFree_v2",
-           "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuMemGetInfo_v2", "cuGetProcAddress_v2")
+# the entry points the fake driver has (it has no async copies)
+IN_FAKE = ("cuLaunchKernel", "cuLaunchKernelEx", "cuMemAlloc_v2", "cuMemAllocAsync",
+           "cuMemFree_v2", "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuMemGetInfo_v2",
+           "cuGetProcAddress_v2")
 
 
 def preload_of(run, **env) -> dict:
@@ -36,7 +37,7 @@ def test_under_the_interposer_both_lookups_answer_with_the_interposer(
                                           "getproc": str(interposer_lib)}, sym
     assert facts["resolves"]["cuGetProcAddress"] == {"dlsym": str(interposer_lib)}
     # a name the driver lacks is not found by either door, and says so
-    assert facts["resolves"]["cuMemAllocAsync"] == {"dlsym": None, "getproc": None}
+    assert facts["resolves"]["cuMemcpyHtoDAsync_v2"] == {"dlsym": None, "getproc": None}
     assert list(facts["resolves"]) == [sym for sym, _ in ENTRY_POINTS]
 
 

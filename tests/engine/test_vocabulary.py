@@ -5,7 +5,7 @@ from engine import vocabulary
 from engine.plan import build_parser
 from engine.protocol import BACKENDS
 from results import schema
-from scenarios import config, events
+from scenarios import bench_defaults, events
 
 
 def test_session_outcomes_are_one_set_of_words():
@@ -18,4 +18,4 @@ def test_session_outcomes_are_one_set_of_words():
 def test_backend_and_workload_words_are_the_engines():
     backend = next(a for a in build_parser()._actions if a.dest == "backend")
     assert tuple(backend.choices) == vocabulary.BACKEND_CHOICES == ("auto", *BACKENDS)
-    assert config.WORKLOADS is vocabulary.WORKLOADS
+    assert bench_defaults.WORKLOADS is vocabulary.WORKLOADS   # what a config may name

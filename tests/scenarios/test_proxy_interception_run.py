@@ -47,7 +47,7 @@ def test_a_loaded_proxy_that_intercepts_nothing_makes_the_run_invalid(
     probe_line = next(ln for ln in err.splitlines() if " probe trial 1: " in ln)
     assert probe_line.endswith(
         f"[INVALID: proxy not intercepting: cuLaunchKernel resolves to libcuda.so.1 ({driver} by "
-        f"dlsym and cuGetProcAddress; none of 17 driver lookups reaches {preload_lib})]")
+        f"dlsym and cuGetProcAddress; none of 19 driver lookups reaches {preload_lib})]")
     interposer_line = next(ln for ln in err.splitlines() if " interposer trial 1: " in ln)
     assert "INVALID" not in interposer_line
     docs = {r["scenario"]: store.load(r["id"]) for r in store.list_runs().runs}

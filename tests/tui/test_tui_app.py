@@ -386,10 +386,15 @@ async def test_compare_shows_the_candidates_check_verdicts_coloured_and_exports_
                              ("compute", "NOT ENFORCED", "run-check"),
                              ("interference", "NOT APPLICABLE", "run-check")]
         assert ("memory/cuMemAllocManaged", "NOT SUPPORTED", "run-check") in shown[3:]
-        assert screen.query_one("#compare-checks", Static).display
+        checks = screen.query_one("#compare-checks", Static)
+        assert checks.display
         text = screen_text(app)
         assert "Isolation checks" in text and "NOT ENFORCED" in text
-        assert "from: C1 check run run-check" in text
+        # the panel's foot (which run each verdict came from), scrolled into view as a user would
+        checks.scroll_visible(animate=False, top=False)
+        screen.query_one("#compare-share").scroll_visible(animate=False)
+        await pilot.pause()
+        assert "from: C1 check run run-check" in screen_text(app)
         await pilot.press("e", "v")
         await pilot.pause()
         md = (config.data_dir / "comparison-run-a.md").read_text()

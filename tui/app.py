@@ -148,7 +148,7 @@ class GpubenchApp(App):
         self.board.plan_total_runs = len(runner.order)
         self.board.plan_started = time.monotonic()
         self.board.plan_title = (f"Plan: {len(scenarios)} scenario(s) × {runner.trials} "
-                                 f"trial(s) = {len(runner.order)} runs, interleaved")
+                                 f"trial(s) = {len(runner.order)} trials, interleaved")
         self.switch_mode("dashboard")
         self.run_plan_worker(feed, runner)
 

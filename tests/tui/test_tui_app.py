@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,9 @@ async def test_failed_launch_shows_in_host_panel_and_notification(config):
         await pilot.press("r")
         await wait_for(pilot, lambda: not app.plan_running)
         await pilot.pause(0.3)
+        # a trial is one engine session, here as in the CLI: the plan counts trials, not runs
+        assert re.fullmatch(r"Plan: 1 scenario\(s\) × \d+ trial\(s\) = \d+ trials, interleaved",
+                            app.board.plan_title), app.board.plan_title
         state = next(iter(app.board.hosts.values()))
         assert state.status == "failed" and "connection refused" in state.message
         assert any("connection refused" in n.message and n.severity == "error"

@@ -85,13 +85,17 @@ def engine_args(defaults: BenchDefaults, options: PlanOptions) -> EngineArgs:
         repeats=options.repeats or defaults.repeats)
 
 
-async def _close_all(launchers) -> None:
-    """Close each launcher in turn; one that fails to close does not keep the rest open."""
-    for launcher in launchers:
+async def _close_all(launchers: dict) -> dict[str, list[str]]:
+    """Close each scenario's launcher in turn (one that fails to close does not keep the rest
+    open); what each had to say for the record, by scenario."""
+    notes: dict[str, list[str]] = {}
+    for name, launcher in launchers.items():
         try:
             await launcher.close()
-        except Exception:
-            pass
+            notes[name] = launcher.close_notes()
+        except Exception as exc:
+            notes[name] = [f"closing the launcher failed: {type(exc).__name__}: {exc}"]
+    return notes
 
 
 def verify_layers(scenario: ScenarioConfig, hello_data: dict | None) -> tuple[list[str], list[str]]:
@@ -182,7 +186,7 @@ class PlanRunner:
                     launcher, request_for(scenario, self.args, label=self.options.label), selection)
         finally:
             if own:
-                await _close_all(launchers.values())
+                await _close_all(launchers)
         return self.gpus
 
     # -- running ----------------------------------------------------------------------------
@@ -246,7 +250,11 @@ class PlanRunner:
         except asyncio.CancelledError:
             self._cancelled = True
         finally:
-            await _close_all(launchers.values())
+            closing = await _close_all(launchers)
+        for name, notes in closing.items():   # into the saved run, beside its layer notes
+            recs = records.get(name)
+            if notes and recs:
+                recs[-1] = replace(recs[-1], layer_notes=(*recs[-1].layer_notes, *notes))
         result.complete = not self._cancelled and len(executed) == len(self.order)
         try:
             self._save_all(runs, records, executed, result, emit)

@@ -271,5 +271,10 @@ class Launcher(ABC):
         """A fleet (scenarios/fleet_run) bounds connects itself and holds many connections:
         launchers with their own limits or keepalives adopt these. The default ignores them."""
 
+    def close_notes(self) -> list[str]:
+        """What close() had to say for the record (a layer's daemon that would not stop and
+        was terminated); [] by default."""
+        return []
+
     async def close(self) -> None:
         """Release connections held for reuse across sessions."""

@@ -148,6 +148,9 @@ class LocalLauncher(Launcher):
             raise
         return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
+    def close_notes(self) -> list[str]:
+        return list(self.mps.notes) if self.mps is not None else []
+
     async def close(self) -> None:
         if self.mps is not None:
             await self.mps.stop()

@@ -276,6 +276,9 @@ class SshLauncher(Connector, Launcher):
             slot.sessions -= 1
         return res.exit_status, str(res.stdout or ""), str(res.stderr or "")
 
+    def close_notes(self) -> list[str]:
+        return list(self.mps.notes) if self.mps is not None else []
+
     async def close(self) -> None:
         live = [s for s in list(self.sessions) if s.ended is None]
         if live:

@@ -24,6 +24,7 @@ from scenarios.base import LaunchError, LaunchRequest
 from scenarios.config import HostConfig, ScenarioConfig
 from scenarios.events import Hello, SessionEnded
 from scenarios.layers import verify
+from scenarios import mps
 from scenarios.local import LocalLauncher
 from scenarios.mps import MpsLayer
 from scenarios.ssh.launcher import SshLauncher
@@ -354,3 +355,22 @@ async def test_ssh_a_missing_control_program_is_one_line(sshd, tmp_path):
     finally:
         await launcher.close()
     assert str(err.value).startswith("ssh testhost: MPS: no-such-mps-control not found")
+
+
+def test_a_daemon_that_will_not_quit_is_terminated_and_the_run_says_so(
+        tmp_path, tmpdir_env, monkeypatch, capsys):
+    """`quit` ignored: the stop terminates the daemon after its bound, and the saved run keeps
+    that as a layer note (its figures stand: the daemon's end came after the last session)."""
+    monkeypatch.setattr(mps, "STOP_TIMEOUT_S", 1.0)
+    control = write_standin(tmp_path / "bin", mode="deaf")
+    store = use_config(tmp_path, monkeypatch, mps_config(control))
+    code, out, err = run(capsys, "run", "mps-25", "--trials", "1", "--backend", "numpy-cpu",
+                         "--duration", "0.1", "--warmup", "0", "--repeats", "1")
+    assert "(mps-25, " in out + err, out + err
+    [listed] = store.list_runs().runs
+    doc = store.load(listed["id"])
+    notes = [n for n in doc["validity"]["notes"] if n.startswith("layer: local: MPS: ")]
+    assert len(notes) == 1 and notes[0].endswith("did not quit: terminated"), \
+        doc["validity"]["notes"]
+    assert doc["sessions"][-1]["layer_notes"] == [notes[0].removeprefix("layer: ")]
+    assert list(tmpdir_env.iterdir()) == [] and not [p for p in _standin_daemons() if alive(p)]

@@ -11,7 +11,8 @@ It behaves as the real program's interface does, as far as gpubench uses it:
   and its server and removes the control pipe and pid file.
 
 MPS_STANDIN_MODE selects a broken daemon: `never-up` (exits 0, never makes the pipe),
-`no-server` (a daemon without a server process), or a slow one: `slow` (`-d` takes a second). A daemon left by a failed test exits on its
+`no-server` (a daemon without a server process), `deaf` (one that ignores `quit` and stops only
+on SIGTERM), or a slow one: `slow` (`-d` takes a second). A daemon left by a failed test exits on its
 own after MAX_LIFE_S.
 """
 from __future__ import annotations
@@ -67,7 +68,7 @@ def daemon(pipe: str, log_dir: str, mode: str) -> None:
     with os.fdopen(fd, "r") as commands:
         for line in commands:
             log(log_dir, f"command {line.strip()}")
-            if line.strip() == "quit":
+            if line.strip() == "quit" and mode != "deaf":
                 finish()
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
 
-import pytest
 from textual.widgets import DataTable, Input
 
 from results.document import SessionRecord, build_document
 from results.store import Store
 from scenarios.base import LaunchRequest
+from tests.checks.fixed_checks import fixed_check_document
 from scenarios.replay import ReplayLauncher, synthetic_stream
 from tui.app import GpubenchApp, main
 from results.labels import CPU_MARK as CPU_LABEL
@@ -49,6 +48,15 @@ def save_doc(store: Store, scenario: str, scale: float = 1.0, run_id: str | None
                          run_id=run_id, created=created, label=label)
     store.save(doc, lines)
     return doc
+
+
+async def save_pair_with_check(store: Store) -> None:
+    """run-a (bare-metal), run-b (bare-metal-proxy, 3 % slower) and a check run of
+    bare-metal-proxy (tests/checks/fixed_checks.py), as Compare's check panels read them."""
+    save_doc(store, "bare-metal", run_id="run-a")
+    save_doc(store, "bare-metal-proxy", run_id="run-b", scale=0.97)
+    store.save(await asyncio.to_thread(fixed_check_document, "bare-metal-proxy",
+                                       run_id="run-check", created="2026-11-19T08:00:00Z"))
 
 
 # ---- start-up ---------------------------------------------------------------------------------
@@ -366,14 +374,8 @@ async def test_compare_shows_the_candidates_check_verdicts_coloured_and_exports_
     """The newest `check-<candidate scenario>` run's verdicts under the overheads."""
     from textual.widgets import Static
 
-    from tests.checks.fixed_checks import fixed_check_document
     from tui.screens.compare import check_verdict_text
-    store = Store(config.data_dir)
-    save_doc(store, "bare-metal", run_id="run-a")
-    save_doc(store, "bare-metal-proxy", run_id="run-b", scale=0.97)
-    check = await asyncio.to_thread(fixed_check_document, "bare-metal-proxy",   # asyncio.run
-                                    run_id="run-check", created="2026-11-19T08:00:00Z")
-    store.save(check)
+    await save_pair_with_check(Store(config.data_dir))
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")

@@ -2,27 +2,19 @@
 newest `check-<candidate scenario>` run, as gpubench.checks writes it)."""
 from __future__ import annotations
 
-import asyncio
-
 from textual.widgets import DataTable
 
 from results.store import Store
-from tests.checks.fixed_checks import fixed_check_document
 from tui.app import GpubenchApp
 from tui.screens.compare import share_chart_data
 from tui.widgets.charts import TimeChart
 
-from test_tui_app import save_doc, screen_text
+from test_tui_app import save_pair_with_check, screen_text
 from tui_helpers import SIZE
 
 
 async def test_compare_draws_the_compute_share_series_of_a_saved_check(config):
-    store = Store(config.data_dir)
-    save_doc(store, "bare-metal", run_id="run-a")
-    save_doc(store, "bare-metal-proxy", run_id="run-b", scale=0.97)
-    check = await asyncio.to_thread(fixed_check_document, "bare-metal-proxy",
-                                    run_id="run-check", created="2026-11-19T08:00:00Z")
-    store.save(check)
+    await save_pair_with_check(Store(config.data_dir))
     app = GpubenchApp(config)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")

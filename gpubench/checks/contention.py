@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,39 @@ def _engine_args(settings: Settings, workloads: str, **extra) -> EngineArgs:
                       stall_limit=0, drift_limit=0, **extra)
 
 
-async def _run_engines(requests: list[LaunchRequest], python: str | None) -> list[dict]:
-    """Start the sessions together; per session its results by variant and raw lines."""
-    launcher = LocalLauncher(python)
+async def read_together(launcher, requests: list[LaunchRequest]) -> list[tuple[Any, float]]:
+    """Start the sessions together on `launcher` and read each to its end: per session what
+    collect() gathered and the engine's t=0 on our monotonic clock (from its quickest line),
+    which puts each result line's window on the caller's clock."""
     sessions = [await launcher.start(r) for r in requests]
 
-    async def drain(session) -> dict:
-        got = await collect(session)
+    async def drain(session) -> tuple[Any, float]:
+        offset = [float("inf")]
+
+        def stamp(event) -> None:
+            t = (getattr(event, "data", None) or {}).get("t")
+            if isinstance(t, (int, float)):
+                offset[0] = min(offset[0], time.monotonic() - t)
+
+        return await collect(session, on_event=stamp), offset[0]
+    return list(await asyncio.gather(*(drain(s) for s in sessions)))
+
+
+def session_facts(got) -> dict:
+    """How one collected session went, as the checks store it beside their figures."""
+    return {"hello": got.hello.data if got.hello else None, "outcome": got.outcome,
+            "message": got.message, "lines": got.lines, "stderr": got.stderr_tail}
+
+
+async def _run_engines(requests: list[LaunchRequest], python: str | None) -> list[dict]:
+    """Start the sessions together; per session its results by variant and raw lines."""
+    out = []
+    for got, _ in await read_together(LocalLauncher(python), requests):
         res: dict[str, list[dict]] = {}
         for ev in got.results:
             res.setdefault(f"{ev.workload}/{ev.variant}", []).append(ev.data)
-        return {"results": res, "hello": got.hello.data if got.hello else None,
-                "outcome": got.outcome, "message": got.message, "lines": got.lines,
-                "stderr": got.stderr_tail}
-    return list(await asyncio.gather(*(drain(s) for s in sessions)))
+        out.append({"results": res, **session_facts(got)})
+    return out
 
 
 def _summ(results: list[dict]) -> dict:

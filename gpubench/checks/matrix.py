@@ -20,7 +20,6 @@ the layer's own cost (the `alone` figures of each layer are stored to compare th
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from engine.vocabulary import COMPLETED
@@ -29,9 +28,9 @@ from results.matrix_stats import jain_index, ratio_ci, split_agreement
 from results.matrix_table import matrix_lines, matrix_observed
 from results.stats import finite_median
 from scenarios.base import LaunchError, LaunchRequest
-from scenarios.collect import collect
 from scenarios.layers import verify
 
+from .contention import read_together, session_facts
 from .matrix_nvml import ProcessUtilisation
 from .matrix_plan import NOT_AVAILABLE, Layer, host_layers, role_args
 from .matrix_settings import MatrixSettings
@@ -44,34 +43,22 @@ OVERLAP = 0.5            # a window counts beside the other side when this much 
 
 async def run_together(launcher, requests: list[LaunchRequest]) -> list[dict]:
     """Start the sessions together and read them to their end: per session its windows
-    (result lines, `start`/`end` on our monotonic clock), hello and outcome. Unlike
-    contention's `_run_engines`, the launcher is the caller's (a layer's MPS daemon lives in
-    it, for all of the layer's runs) and each window keeps its time, to tell which windows
-    ran beside the other side."""
-    sessions = [await launcher.start(r) for r in requests]
-
-    async def drain(session) -> dict:
-        offset = [float("inf")]
-
-        def stamp(event) -> None:   # the engine's t=0 on our clock, from its quickest line
-            t = (getattr(event, "data", None) or {}).get("t")
-            if isinstance(t, (int, float)):
-                offset[0] = min(offset[0], time.monotonic() - t)
-
-        got = await collect(session, on_event=stamp)
+    (result lines, `start`/`end` on our monotonic clock), hello and outcome. The launcher is
+    the caller's (a layer's MPS daemon lives in it, for all of the layer's runs), and each
+    window keeps its time, to tell which windows ran beside the other side."""
+    out = []
+    for got, offset in await read_together(launcher, requests):
         windows = []
         for ev in got.results:
             d = ev.data
-            end = offset[0] + float(d.get("t") or 0.0)
+            end = offset + float(d.get("t") or 0.0)
             windows.append({"variant": f"{ev.workload}/{ev.variant}", "end": end,
                             "start": end - float(d.get("duration_s") or 0.0),
                             "ops_per_s": d.get("ops_per_s"), "valid": ev.valid,
                             "p50_us": (d.get("latency_us") or {}).get("p50"),
                             "p99_us": (d.get("latency_us") or {}).get("p99")})
-        return {"windows": windows, "hello": got.hello.data if got.hello else None,
-                "outcome": got.outcome, "message": got.message, "lines": got.lines,
-                "stderr": got.stderr_tail}
-    return list(await asyncio.gather(*(drain(s) for s in sessions)))
+        out.append({"windows": windows, **session_facts(got)})
+    return out
 
 
 def _span(windows: list[dict]) -> tuple[float, float] | None:

@@ -31,12 +31,10 @@ from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED
 from results.share_series import judge_series, series_text, tenants_ratio
 
 from .enforcement import run_probe
-from .proxy import Limits, Proxy
+from .proxy import HAMI_CACHE, HAMI_POLICY, HAMI_SM_LIMIT, Limits, Proxy
 from .settings import CheckError, Settings
 
 API_NAMES = {"kernel": "cuLaunchKernel", "ex": "cuLaunchKernelEx"}
-HAMI_SM_LIMIT, HAMI_POLICY, HAMI_CACHE = ("CUDA_DEVICE_SM_LIMIT", "GPU_CORE_UTILIZATION_POLICY",
-                                          "CUDA_DEVICE_MEMORY_SHARED_CACHE")
 # the variables a proxy takes a per-process SM share from, in percent
 PERCENT_LIMIT_VARS = (HAMI_SM_LIMIT, "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE")
 TENANT_START_S = 3.0              # tenants: time for both probes to load the driver first

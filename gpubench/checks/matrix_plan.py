@@ -26,7 +26,7 @@ from scenarios.mps_control import resolve as find_control
 
 from .contention import _engine_args
 from .matrix_settings import MatrixSettings
-from .proxy import Proxy
+from .proxy import HAMI_SM_LIMIT, Proxy
 from .settings import CheckError, Settings
 
 EXTRA_AGGRESSOR_WINDOWS = 2
@@ -109,7 +109,7 @@ def host_layers(ms: MatrixSettings, backend: str, proxy: Proxy | None) -> list[L
             out.append(layer)
         elif name == "hami":
             layer = Layer("hami", f"HAMi-core SM {pct}%", preload=ms.hami_library,
-                          env={"CUDA_DEVICE_SM_LIMIT": str(pct)})
+                          env={HAMI_SM_LIMIT: str(pct)})
             if not os.path.isfile(ms.hami_library):
                 layer.unavailable = f"no HAMi-core library at {ms.hami_library}"
             elif cpu:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .proxy import HAMI_LIBRARY
 from .settings import CheckError
 
 VICTIMS = ("decode", "roundtrip", "launch")
 AGGRESSORS = ("gemm", "d2d", "h2d", "alloc", "launch", "decode")
 LAYERS = ("none", "mps", "proxy", "hami")
-HAMI_LIBRARY = "/usr/local/vgpu/libvgpu.so"
 
 
 @dataclass

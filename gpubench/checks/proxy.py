@@ -84,11 +84,14 @@ def interposer_proxy(limits: Limits, caps_on: bool = True, unhook: str | None = 
 
 
 HAMI_LIBRARY = "/usr/local/vgpu/libvgpu.so"     # where HAMi installs it
+# HAMi-core's variables: its limits, its utilisation policy and its shared-region file
+HAMI_MEM_LIMIT, HAMI_SM_LIMIT = "CUDA_DEVICE_MEMORY_LIMIT", "CUDA_DEVICE_SM_LIMIT"
+HAMI_POLICY, HAMI_CACHE = "GPU_CORE_UTILIZATION_POLICY", "CUDA_DEVICE_MEMORY_SHARED_CACHE"
 
 
 def is_hami(preload: str | None, env: dict[str, str]) -> bool:
     return "libvgpu" in os.path.basename(preload or "") or any(
-        k.startswith("CUDA_DEVICE_MEMORY_LIMIT") or k == "CUDA_DEVICE_SM_LIMIT" for k in env)
+        k.startswith(HAMI_MEM_LIMIT) or k == HAMI_SM_LIMIT for k in env)
 
 
 def hami_env(limits: Limits, library: str, policy: str | None = None,
@@ -100,18 +103,18 @@ def hami_env(limits: Limits, library: str, policy: str | None = None,
     env = dict(base or {})
     if limits.mem_bytes is not None:
         mib, rest = divmod(limits.mem_bytes, 1 << 20)
-        env["CUDA_DEVICE_MEMORY_LIMIT"] = f"{mib}m" if not rest else str(limits.mem_bytes)
+        env[HAMI_MEM_LIMIT] = f"{mib}m" if not rest else str(limits.mem_bytes)
     if limits.compute_fraction is not None:
-        env["CUDA_DEVICE_SM_LIMIT"] = str(max(1, round(limits.compute_fraction * 100)))
+        env[HAMI_SM_LIMIT] = str(max(1, round(limits.compute_fraction * 100)))
     if policy:
-        env["GPU_CORE_UTILIZATION_POLICY"] = policy
+        env[HAMI_POLICY] = policy
     # HAMi's dlsym hook hands out the functions of the library at CUDA_REDIRECT (default: its
     # install path); preloaded from anywhere else without it, it would intercept nothing
     env.setdefault("CUDA_REDIRECT", library)
-    if "CUDA_DEVICE_MEMORY_SHARED_CACHE" not in env:
+    if HAMI_CACHE not in env:
         folder = tempfile.mkdtemp(prefix="gpubench-hami-")
         atexit.register(shutil.rmtree, folder, True)
-        env["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = os.path.join(folder, "cudevshr.cache")
+        env[HAMI_CACHE] = os.path.join(folder, "cudevshr.cache")
     return env
 
 
@@ -143,5 +146,5 @@ def scenario_proxy(scenario, overrides: Limits) -> Proxy:
             setattr(lim, name, getattr(overrides, name))
     if preload and is_hami(preload, env):
         # the limits checked are the limits HAMi is given, overrides included
-        env = hami_env(lim, preload, env.get("GPU_CORE_UTILIZATION_POLICY"), base=env)
+        env = hami_env(lim, preload, env.get(HAMI_POLICY), base=env)
     return Proxy(scenario.name, preload, env, lim)

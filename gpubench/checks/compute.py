@@ -31,8 +31,8 @@ from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED
 from results.share_series import judge_series, series_text, tenants_ratio
 
 from .enforcement import run_probe
-from .proxy import HAMI_CACHE, HAMI_POLICY, HAMI_SM_LIMIT, Limits, Proxy
-from .settings import CheckError, Settings
+from .proxy import Limits, Proxy
+from .settings import HAMI_CACHE, HAMI_POLICY, HAMI_SM_LIMIT, CheckError, Settings
 
 API_NAMES = {"kernel": "cuLaunchKernel", "ex": "cuLaunchKernelEx"}
 # the variables a proxy takes a per-process SM share from, in percent

@@ -26,8 +26,8 @@ from scenarios.mps_control import resolve as find_control
 
 from .contention import _engine_args
 from .matrix_settings import MatrixSettings
-from .proxy import HAMI_SM_LIMIT, Proxy
-from .settings import CheckError, Settings
+from .proxy import Proxy
+from .settings import HAMI_SM_LIMIT, CheckError, Settings
 
 EXTRA_AGGRESSOR_WINDOWS = 2
 NOT_AVAILABLE = "NOT AVAILABLE"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .proxy import HAMI_LIBRARY
-from .settings import CheckError
+from .settings import HAMI_LIBRARY, CheckError
 
 VICTIMS = ("decode", "roundtrip", "launch")
 AGGRESSORS = ("gemm", "d2d", "h2d", "alloc", "launch", "decode")

@@ -17,7 +17,8 @@ from scenarios.bench_defaults import parse_size
 from scenarios.local import engine_environment
 from scenarios.registry import layer_env
 
-from .settings import CheckError
+from .settings import (HAMI_CACHE, HAMI_LIBRARY, HAMI_MEM_LIMIT, HAMI_POLICY, HAMI_SM_LIMIT,
+                       CheckError)
 
 
 @dataclass
@@ -83,10 +84,6 @@ def interposer_proxy(limits: Limits, caps_on: bool = True, unhook: str | None = 
     return Proxy(name, lib, env, limits)
 
 
-HAMI_LIBRARY = "/usr/local/vgpu/libvgpu.so"     # where HAMi installs it
-# HAMi-core's variables: its limits, its utilisation policy and its shared-region file
-HAMI_MEM_LIMIT, HAMI_SM_LIMIT = "CUDA_DEVICE_MEMORY_LIMIT", "CUDA_DEVICE_SM_LIMIT"
-HAMI_POLICY, HAMI_CACHE = "GPU_CORE_UTILIZATION_POLICY", "CUDA_DEVICE_MEMORY_SHARED_CACHE"
 
 
 def is_hami(preload: str | None, env: dict[str, str]) -> bool:

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 CHECKS = ("memory", "compute", "interference", "init", "matrix")
 DEFAULT_TOLERANCE = 0.15          # compute: |achieved - configured fraction| allowed
 HAMI_POLICIES = ("force", "disable")   # HAMi-core's GPU_CORE_UTILIZATION_POLICY values
+HAMI_LIBRARY = "/usr/local/vgpu/libvgpu.so"     # where HAMi installs it
+# HAMi-core's variables: its limits, its utilisation policy and its shared-region file
+HAMI_MEM_LIMIT, HAMI_SM_LIMIT = "CUDA_DEVICE_MEMORY_LIMIT", "CUDA_DEVICE_SM_LIMIT"
+HAMI_POLICY, HAMI_CACHE = "GPU_CORE_UTILIZATION_POLICY", "CUDA_DEVICE_MEMORY_SHARED_CACHE"
 
 
 class CheckError(Exception):

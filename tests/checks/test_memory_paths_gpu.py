@@ -12,7 +12,8 @@ from gpubench.checks.command import format_checks
 from gpubench.checks.enforcement import check_memory
 from gpubench.checks.memory_paths import SEVERITY
 from gpubench.checks.memory_probe import CUBLAS_PATH, MEMORY_PATHS
-from gpubench.checks.proxy import HAMI_LIBRARY, Limits, hami_proxy, interposer_proxy
+from gpubench.checks.proxy import Limits, hami_proxy, interposer_proxy
+from gpubench.checks.settings import HAMI_LIBRARY
 from gpubench.checks.settings import Settings
 from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED, NOT_SUPPORTED
 

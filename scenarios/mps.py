@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the reader is config.py's; config.py imports this module
 CONTROL_SCRIPT = (Path(__file__).parent / "mps_control.py").read_text()
 REPLY_MARK = "GPUBENCH_MPS "
 DEFAULT_CONTROL = "nvidia-cuda-mps-control"
+THREAD_PERCENTAGE_VAR = "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"
 THREAD_PERCENTAGE = Range(1, 100)
 START_TIMEOUT_S = 10.0        # the daemon's control pipe appears within a second where it works
 STOP_TIMEOUT_S = 10.0
@@ -53,7 +54,7 @@ class MpsLayer:
         """The layer's limits as the engine's environment (the folder's two come on start)."""
         env = {}
         if self.thread_percentage is not None:
-            env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(self.thread_percentage)
+            env[THREAD_PERCENTAGE_VAR] = str(self.thread_percentage)
         if self.pinned_memory_limit is not None:
             env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = self.pinned_memory_limit
         return env

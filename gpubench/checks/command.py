@@ -109,6 +109,7 @@ def main(args, config=None) -> int:
     # loaded when the command runs: every gpubench start registers every command, and the
     # proxy, driver probe and engine sessions would cost each of them its import
     from .proxy import Limits, hami_proxy, interposer_proxy, scenario_proxy
+    from .mps_layer import run_under_mps
     from .suite import run_checks, save_checks
     try:
         overrides = Limits(mem_bytes=parse_size(args.mem_limit) if args.mem_limit else None,
@@ -118,7 +119,7 @@ def main(args, config=None) -> int:
             if config is None or args.scenario not in config.scenarios:
                 raise CheckError(f"no scenario named {args.scenario!r} in the configuration")
             scenario = config.scenarios[args.scenario]
-            proxy = scenario_proxy(scenario, overrides)
+            proxy = scenario_proxy(scenario, overrides)     # its errors before any daemon
         elif args.proxy == "hami":
             proxy = hami_proxy(overrides, args.proxy_lib, args.hami_policy)
         else:
@@ -138,7 +139,15 @@ def main(args, config=None) -> int:
                             init_procs=args.init_procs, duration=args.duration,
                             repeats=args.repeats)
         checks = [c.strip() for c in args.checks.split(",") if c.strip()]
-        summary = run_checks(checks, proxy, settings, matrix=matrix_settings(args, scenario))
+        matrix = matrix_settings(args, scenario)
+        if scenario is not None and scenario.mps is not None and checks != ["matrix"]:
+            # the probes run as clients of the scenario's own MPS daemon, as its engines do
+            summary, notes = run_under_mps(scenario.mps, lambda mps_env: run_checks(
+                checks, scenario_proxy(scenario, overrides, mps_env), settings, matrix=matrix))
+            for note in notes:
+                print(f"gpubench check: {note}", file=sys.stderr)
+        else:
+            summary = run_checks(checks, proxy, settings, matrix=matrix)
     except (CheckError, ValueError) as exc:
         print(f"gpubench check: {exc}", file=sys.stderr)
         return 2

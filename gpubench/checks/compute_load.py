@@ -33,8 +33,12 @@ EMPTY_PTX = b""".version 7.0
 }
 """
 # A dependent FMA chain per thread, `iters` long; every thread stores its result so the loop
-# cannot be dropped. Enough warps per SM (BLOCKS_PER_SM x THREADS) keep it throughput-bound,
-# so its time scales with the SMs it gets.
+# cannot be dropped. The grid is several waves deep (BLOCKS_PER_SM x THREADS is four times what
+# an SM holds at once), so its time scales with the SMs it gets: one wave would fit on half the
+# SMs (MPS at 50 %) and take no longer there. Many blocks also drain a proxy that budgets
+# blocks rather than time (HAMi counts each launch's grid against its token bucket) as quickly
+# as a real workload's large grids do; on an H100 a grid of 8 blocks per SM took 13 s to empty
+# HAMi's bucket, longer than a check runs.
 SPIN_PTX = b""".version 7.0
 .target sm_52
 .address_size 64
@@ -59,7 +63,7 @@ SPIN:
     ret;
 }
 """
-BLOCKS_PER_SM, THREADS = 8, 128
+BLOCKS_PER_SM, THREADS = 64, 128
 MAX_ITERS = 1 << 30
 CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16
 CU_STREAM_NON_BLOCKING, CU_EVENT_DEFAULT = 1, 0

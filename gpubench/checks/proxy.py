@@ -15,6 +15,7 @@ from gpubench import interposer
 from scenarios.base import LaunchRequest
 from scenarios.bench_defaults import parse_size
 from scenarios.local import engine_environment
+from scenarios.mps import THREAD_PERCENTAGE_VAR as MPS_THREAD_PERCENTAGE
 from scenarios.registry import layer_env
 
 from .settings import (HAMI_CACHE, HAMI_LIBRARY, HAMI_MEM_LIMIT, HAMI_POLICY, HAMI_SM_LIMIT,
@@ -51,13 +52,14 @@ def limits_from_env(env: dict[str, str]) -> Limits:
                 break
             except ValueError:
                 pass
-    if env.get("CUDA_DEVICE_SM_LIMIT"):
-        try:
-            pct = float(env["CUDA_DEVICE_SM_LIMIT"])
-            if 0 < pct < 100:
-                lim.compute_fraction = pct / 100
-        except ValueError:
-            pass
+    for key in (HAMI_SM_LIMIT, MPS_THREAD_PERCENTAGE):
+        if env.get(key):
+            try:
+                pct = float(env[key])
+                if 0 < pct < 100:
+                    lim.compute_fraction = pct / 100
+            except ValueError:
+                pass
     if env.get(interposer.ENV_LAUNCH_RATE):
         try:
             lim.launch_rate = float(env[interposer.ENV_LAUNCH_RATE])
@@ -132,11 +134,14 @@ def hami_proxy(limits: Limits, library: str | None = None, policy: str | None = 
     return Proxy(name, lib, hami_env(limits, lib, policy), limits)
 
 
-def scenario_proxy(scenario, overrides: Limits) -> Proxy:
+def scenario_proxy(scenario, overrides: Limits, mps_env: dict[str, str] | None = None) -> Proxy:
+    """The scenario's layer as the proxy under test; `mps_env` is the client environment of
+    its MPS daemon (mps_layer.py) when it has one."""
     if scenario.launcher != "local":
         raise CheckError(f"scenario {scenario.name}: the enforcement probes run on local "
                          f"scenarios only (launcher is {scenario.launcher})")
     env, preload = layer_env(scenario)
+    env.update(mps_env or {})
     lim = limits_from_env(env)
     for name in ("mem_bytes", "compute_fraction", "launch_rate"):
         if getattr(overrides, name) is not None:

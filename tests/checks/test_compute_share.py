@@ -14,6 +14,7 @@ import re
 import pytest
 
 from gpubench.checks.compute import _verdict, check_compute, load_kernel, parse_tenant_limits
+from gpubench.checks.compute_load import BLOCKS_PER_SM
 from gpubench.checks.proxy import Limits, Proxy, interposer_proxy
 from gpubench.checks.settings import CheckError, Settings
 from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED, observed_configured
@@ -259,7 +260,7 @@ def test_the_spin_load_runs_on_streams_and_is_held_by_the_cap(settings, stream_d
     settings.kernel = "spin"              # a rate cap alone would launch the empty kernel
     r = check_compute(interposer_proxy(Limits(launch_rate=CAP)), settings, gpu=True)
     assert r["verdict"] == ENFORCED, r["reasons"]
-    assert r["load"]["kernel"] == "spin" and r["load"]["blocks"] == 4 * 8
+    assert r["load"]["kernel"] == "spin" and r["load"]["blocks"] == 4 * BLOCKS_PER_SM
     assert r["load"]["streams"] == 4 and r["load"]["depth"] == 2 and r["load"]["iters"] > 0
     for row in r["paths"]:
         _held_every_interval(row, CAP)

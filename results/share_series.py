@@ -3,7 +3,11 @@
 A compute probe counts completed kernels per interval (gpubench/checks/compute_load.py);
 divided by the same load's unlimited rate, each interval gives a share. The figures:
 
-  steady     median of the second half of the intervals
+  steady     mean of the second half of the intervals: what the load got there. A throttle
+             that works by stalling (HAMi's token bucket: seconds at full speed, then a
+             second at none) holds an average, and the median of mostly-free intervals
+             would hide it; a smooth limit (MPS, a rate cap) has mean and median alike
+  swing      the lowest and highest interval of that half: a limit held in bursts says so
   overshoot  how far the highest interval goes above the limit (0 when none does)
   settle     the start of the first interval from which every interval stays at or under the
              ceiling (limit + tolerance); None when the last interval is still over it
@@ -14,7 +18,7 @@ proxy into one that looks escaped; a load held well under its limit is enforced 
 """
 from __future__ import annotations
 
-from statistics import median
+from statistics import mean
 from typing import Any
 
 from .format import EMPTY
@@ -46,7 +50,8 @@ def judge_series(counts: list[int], interval: float, unlimited: float, *,
         unit, limit, values, limit_share = "share", fraction, share, fraction
         slack = ceiling_slack(limit, tolerance, relative=False)
     ceiling = limit + slack
-    steady = median(values[len(values) // 2:]) if values else 0.0
+    later = values[len(values) // 2:]
+    steady = mean(later) if later else 0.0
     last_over = max((i for i, v in enumerate(values) if v > ceiling), default=-1)
     out.update({"unit": unit, "limit": limit, "ceiling": ceiling, "limit_share": limit_share,
                 "steady": steady, "steady_share": steady / unlimited if unit != "share"
@@ -55,7 +60,9 @@ def judge_series(counts: list[int], interval: float, unlimited: float, *,
                 "overshoot_value": max(0.0, max(values, default=0.0) - limit),
                 "settle_s": None if last_over == len(values) - 1 and values
                 else round((last_over + 1) * interval, 6),
-                "within": steady <= ceiling, "held_below": steady < limit - slack})
+                "within": steady <= ceiling, "held_below": steady < limit - slack,
+                "swing": [min(later), max(later)] if later else None,
+                "bursty": bool(later) and max(later) - min(later) > max(2 * slack, limit)})
     if rate_cap is not None and fraction is None and rate_cap + slack >= unlimited:
         out.update({"within": True, "judged": False,
                     "note": f"the cap {rate_cap:,.0f}/s is not under the unlimited rate "
@@ -75,11 +82,19 @@ def series_text(row: dict) -> str:
     txt += f"), overshoot {overshoot_text(row)}, "
     txt += ("never settled under the ceiling" if row.get("settle_s") is None
             else f"settled at {row['settle_s']:g} s")
+    if row.get("bursty"):
+        low, high = row["swing"]
+        txt += (f", in bursts ({_in_unit(row, low)} to {_in_unit(row, high)} per "
+                f"{row['interval_s']:g} s interval)")
     if not row.get("within"):
         txt += " — OVER the limit"
     elif row.get("held_below"):
         txt += " — held below the limit"
     return txt
+
+
+def _in_unit(row: dict, value: float) -> str:
+    return f"{value:,.0f}/s" if row.get("unit") == "launches/s" else f"{value:.2f}"
 
 
 def overshoot_text(row: dict) -> str:

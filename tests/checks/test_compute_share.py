@@ -18,7 +18,7 @@ from gpubench.checks.compute_load import BLOCKS_PER_SM
 from gpubench.checks.proxy import Limits, Proxy, interposer_proxy
 from gpubench.checks.settings import CheckError, Settings
 from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED, observed_configured
-from results.share_series import chart_series, judge_series
+from results.share_series import chart_series, judge_series, series_text
 
 CAP = 2000.0
 
@@ -126,13 +126,34 @@ def test_a_limit_is_a_ceiling_judged_in_its_own_unit():
     throttled = judge_series([100, 100, 50, 51, 50, 49, 50, 50], 0.5, 200.0, fraction=0.5,
                              tolerance=0.15)
     assert throttled["overshoot"] == 0.5 and throttled["settle_s"] == 1.0
-    assert throttled["within"] and throttled["steady_share"] == 0.5
+    assert throttled["within"] and throttled["steady_share"] == pytest.approx(0.4975)
+    assert not throttled["bursty"]
     late = judge_series([50] * 7 + [100], 0.5, 200.0, fraction=0.5, tolerance=0.15)
     assert late["settle_s"] is None and late["within"]      # steady holds, the end is over
 
 
 def _row(label, within, **kw):
     return {"label": label, "within": within, "summary": f"{label}: ...", **kw}
+
+
+# HAMi-core 8f3a89c at CUDA_DEVICE_SM_LIMIT=50 with the force policy, measured on an H100
+# (driver 580.159.04): kernels completed per 0.25 s under its token bucket, 524/s unlimited.
+# Full speed for seconds, then a stall: 0.75 of unlimited on average, where the median of the
+# second half (1.00) would call it unthrottled.
+HAMI_H100_COUNTS = [18, 55, 130, 131, 131, 131, 130, 131, 131, 131, 130, 131, 131, 44, 0, 8, 64,
+                    111, 131, 130, 131, 131, 131, 130, 131, 131, 92, 0, 0, 43, 101, 131]
+
+
+def test_a_limit_held_by_stalls_is_judged_on_what_the_load_got_and_says_bursts():
+    row = judge_series(HAMI_H100_COUNTS, 0.25, 524.0, fraction=0.5, tolerance=0.15)
+    later = [c / 0.25 / 524.0 for c in HAMI_H100_COUNTS[16:]]
+    assert row["steady_share"] == pytest.approx(sum(later) / len(later))
+    assert 0.7 < row["steady_share"] < 0.8 and not row["within"]
+    assert row["bursty"] and row["swing"] == [0.0, pytest.approx(131 / 0.25 / 524.0)]
+    assert series_text(row) == (
+        f"steady {row['steady_share']:.3f} of unlimited (limit 0.500), overshoot +0.500, "
+        "never settled under the ceiling, in bursts (0.00 to 1.00 per 0.25 s interval) "
+        "— OVER the limit")
 
 
 def test_a_limit_only_the_synchronising_loop_escapes_says_so():

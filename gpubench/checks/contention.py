@@ -26,7 +26,7 @@ from .proxy import Proxy
 from .settings import Settings
 
 
-def _engine_args(settings: Settings, workloads: str, **extra) -> EngineArgs:
+def engine_args(settings: Settings, workloads: str, **extra) -> EngineArgs:
     return EngineArgs(backend=settings.backend, workloads=workloads, duration=settings.duration,
                       warmup=0.2, repeats=settings.repeats, telemetry_interval=0,
                       min_window=min(0.5, settings.duration * 0.8),
@@ -79,7 +79,7 @@ def _summ(results: list[dict]) -> dict:
 
 def check_interference(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict]]:
     k = max(2, settings.instances)
-    argv = tuple(_engine_args(settings, settings.interference_workloads,
+    argv = tuple(engine_args(settings, settings.interference_workloads,
                               gemm_size=settings.gemm_n if settings.backend != "numpy-cpu"
                               else 256).to_argv())
     env = dict(proxy.env) if proxy else {}
@@ -121,7 +121,7 @@ def check_interference(proxy: Proxy | None, settings: Settings) -> tuple[dict, l
 
 
 def check_init(proxy: Proxy | None, settings: Settings) -> tuple[dict, list[dict]]:
-    argv = tuple(_engine_args(settings, "init", init_procs=settings.init_procs).to_argv())
+    argv = tuple(engine_args(settings, "init", init_procs=settings.init_procs).to_argv())
     out: dict[str, Any] = {"check": "init", "proxy": proxy.name if proxy else None,
                            "procs": settings.init_procs}
     bare_req = LaunchRequest(engine_args=argv, label="init bare")

@@ -24,10 +24,10 @@ from scenarios.local import LocalLauncher
 from scenarios.mps import DEFAULT_CONTROL, MpsLayer
 from scenarios.mps_control import resolve as find_control
 
-from .contention import _engine_args
+from .contention import engine_args
 from .matrix_settings import MatrixSettings
-from .proxy import Proxy
-from .settings import HAMI_SM_LIMIT, CheckError, Settings
+from .proxy import Limits, Proxy, hami_env
+from .settings import CheckError, Settings
 
 EXTRA_AGGRESSOR_WINDOWS = 2
 NOT_AVAILABLE = "NOT AVAILABLE"
@@ -54,7 +54,7 @@ def role_args(kind: str, role: str, settings: Settings, ms: MatrixSettings) -> E
         extra["memory"] = ("pinned",)
     elif kind != "alloc":          # alloc: the engine's two allocation variants as they are
         raise CheckError(f"matrix: no engine workload for {kind!r}")
-    return _engine_args(base, workload, **extra)
+    return engine_args(base, workload, **extra)
 
 
 @dataclass
@@ -108,8 +108,11 @@ def host_layers(ms: MatrixSettings, backend: str, proxy: Proxy | None) -> list[L
                 layer.unavailable = "the check's proxy has no library to preload"
             out.append(layer)
         elif name == "hami":
+            # HAMi's own environment (its redirect, a shared-region file of this layer's own
+            # that the victim and the aggressor share, as two processes of one pod do);
+            # its default policy: with two processes on the GPU, it throttles
             layer = Layer("hami", f"HAMi-core SM {pct}%", preload=ms.hami_library,
-                          env={HAMI_SM_LIMIT: str(pct)})
+                          env=hami_env(Limits(compute_fraction=pct / 100), ms.hami_library))
             if not os.path.isfile(ms.hami_library):
                 layer.unavailable = f"no HAMi-core library at {ms.hami_library}"
             elif cpu:

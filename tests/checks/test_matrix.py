@@ -111,7 +111,10 @@ def test_every_layer_the_host_lacks_is_listed_with_why(tmp_path):
     assert gpu["proxy"] is None and gpu["none"] is None
     (tmp_path / "libvgpu.so").write_bytes(b"")
     hami = next(x for x in host_layers(ms, "cupy", proxy) if x.name == "hami")
-    assert hami.unavailable is None and hami.env == {"CUDA_DEVICE_SM_LIMIT": "50"}
+    assert hami.unavailable is None and hami.env["CUDA_DEVICE_SM_LIMIT"] == "50"
+    # HAMi intercepts only through its redirect; victim and aggressor share one private region
+    assert hami.env["CUDA_REDIRECT"] == str(tmp_path / "libvgpu.so")
+    assert hami.env["CUDA_DEVICE_MEMORY_SHARED_CACHE"].endswith("cudevshr.cache")
     assert hami.preload == str(tmp_path / "libvgpu.so")
 
 

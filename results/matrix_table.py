@@ -82,9 +82,23 @@ def matrix_grid(check: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def layer_notes(check: dict) -> list[str]:
-    """One line per layer that was not measured (NOT AVAILABLE, FAILED) with its reason."""
-    return [f"{lay.get('label')}: {lay.get('status')} ({lay.get('why')})"
-            for lay in check.get("layers") or [] if lay.get("status") != MEASURED]
+    """One line per layer that was not measured (NOT AVAILABLE, FAILED) with its reason, and
+    one per victim whose speed alone moved between its run before the pairs and its run after
+    them (results/matrix_stats.alone_stability): its cells compare processes as much as they
+    show interference."""
+    notes = []
+    for lay in check.get("layers") or []:
+        if lay.get("status") != MEASURED:
+            notes.append(f"{lay.get('label')}: {lay.get('status')} ({lay.get('why')})")
+            continue
+        for victim, st in (lay.get("alone_stability") or {}).items():
+            if st and not st.get("stable", True):
+                notes.append(
+                    f"{lay.get('label')}: {victim} alone moved p50 ×{st['ratio']:.2f} "
+                    f"[{st['lo']:.2f}, {st['hi']:.2f}] between its runs before and after the "
+                    f"pairs (over ±{st['limit']:.0%}): its cells are not evidence of "
+                    "interference")
+    return notes
 
 
 def _ratio(r: dict | None) -> str:

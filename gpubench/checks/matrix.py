@@ -24,7 +24,7 @@ from typing import Any
 
 from engine.vocabulary import COMPLETED
 from results.check_verdicts import MEASURED, NOT_APPLICABLE
-from results.matrix_stats import jain_index, ratio_ci, split_agreement
+from results.matrix_stats import alone_stability, jain_index, ratio_ci, split_agreement
 from results.matrix_table import matrix_lines, matrix_observed
 from results.stats import finite_median
 from scenarios.base import LaunchError, LaunchRequest
@@ -179,6 +179,7 @@ async def _run_layer(layer: Layer, settings: Settings, ms: MatrixSettings, gpu: 
                     return {**out, "status": FAILED, "why": f"{kind} alone: {problem}"}
                 alone[(role, kind)] = got[0]["windows"]
                 out["alone"][role][kind] = alone_figures(got[0]["windows"])
+        pairs = []
         for v in ms.victims:
             for a in ms.aggressors:
                 progress(f"matrix: {layer.label}: {v} beside {a}")
@@ -188,16 +189,36 @@ async def _run_layer(layer: Layer, settings: Settings, ms: MatrixSettings, gpu: 
                     got = await run_together(launcher, reqs)
                 sessions_out += got
                 problem = _problem(layer, got)
-                if problem:
-                    out["cells"].append({"victim": v, "aggressor": a, "status": FAILED,
-                                         "why": problem})
-                    continue
-                nvml = {"unavailable": nv.unavailable, "victim_sm": nv.mean_sm(_pid(got[0])),
-                        "aggressor_sm": nv.mean_sm(_pid(got[1]))}
-                out["cells"].append(build_cell(
-                    v, a, alone[("victim", v)], alone[("aggressor", a)], got[0]["windows"],
-                    got[1]["windows"], seed=len(out["cells"]), nvml=nvml,
-                    tolerance=settings.tolerance))
+                nvml = None if problem else {
+                    "unavailable": nv.unavailable, "victim_sm": nv.mean_sm(_pid(got[0])),
+                    "aggressor_sm": nv.mean_sm(_pid(got[1]))}
+                pairs.append((v, a, got, problem, nvml))
+        # each victim alone once more, after its pairs: two processes of it bracket the
+        # pairs, its cells are against both, and a victim whose own speed moved between
+        # them says so (one process's windows cannot show that spread)
+        out["alone_stability"] = {}
+        for v in ms.victims:
+            progress(f"matrix: {layer.label}: {v} (victim) alone, again")
+            req = layer.request(role_args(v, "victim", settings, ms), f"victim {v} (again)")
+            got = await run_together(launcher, [req])
+            sessions_out += got
+            problem = _problem(layer, got)
+            if problem:
+                return {**out, "status": FAILED, "why": f"{v} alone again: {problem}"}
+            before = alone[("victim", v)]
+            out["alone_stability"][v] = alone_stability(
+                [w["p50_us"] for w in before], [w["p50_us"] for w in got[0]["windows"]])
+            alone[("victim", v)] = before + got[0]["windows"]
+            out["alone"]["victim"][v] = alone_figures(alone[("victim", v)])
+        for v, a, got, problem, nvml in pairs:
+            if problem:
+                out["cells"].append({"victim": v, "aggressor": a, "status": FAILED,
+                                     "why": problem})
+                continue
+            out["cells"].append(build_cell(
+                v, a, alone[("victim", v)], alone[("aggressor", a)], got[0]["windows"],
+                got[1]["windows"], seed=len(out["cells"]), nvml=nvml,
+                tolerance=settings.tolerance))
     except LaunchError as exc:    # the layer could not start (an MPS daemon that won't)
         return {**out, "status": NOT_AVAILABLE, "why": str(exc)}
     finally:

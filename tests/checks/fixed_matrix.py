@@ -29,7 +29,7 @@ def _windows(kind: str, n: int, t0: float, factor: float, share: float) -> list[
 
 
 async def _fixed_engines(launcher, requests):
-    roles = [r.label.split() for r in requests]          # "victim decode", "aggressor gemm"
+    roles = [r.label.split()[:2] for r in requests]  # "victim decode (again)", "aggressor gemm"
     out = []
     if len(requests) == 1:
         (role, kind), = roles

@@ -73,8 +73,12 @@ def test_a_small_matrix_through_the_real_engine_saved_shown_and_compared(env, ca
         assert 0.5 - 1e-9 <= c["jain"] <= 1.0 + 1e-9
         assert 1 <= c["windows"]["victim"] <= c["windows"]["victim_run"] == 4
         assert c["nvml"]["status"] == "NOT AVAILABLE" and "CPU backend" in c["nvml"]["why"]
-    # every engine session is archived like a run's: decode, gemm, launch alone, two pairs
-    assert len(doc["sessions"]) == 7
+    # the victim alone again after its pairs: the cells are against both of its processes
+    st = none["alone_stability"]["decode"]
+    assert _ordered(st) and isinstance(st["stable"], bool)
+    # every engine session is archived like a run's: decode, gemm, launch alone, two pairs,
+    # decode alone again
+    assert len(doc["sessions"]) == 8
 
     code, out, _ = run(capsys, "show", run_id)
     assert code == 0

@@ -7,8 +7,8 @@ import pytest
 
 from gpubench.checks.matrix import beside, build_cell, normalised, nvml_cell
 from gpubench.checks.matrix_nvml import ProcessUtilisation
-from results.matrix_stats import jain_index, ratio_ci, split_agreement
-from results.matrix_table import cell_text, inflation_band
+from results.matrix_stats import alone_stability, jain_index, ratio_ci, split_agreement
+from results.matrix_table import cell_text, inflation_band, layer_notes
 
 
 def test_jain_index_of_fixed_throughputs():
@@ -37,6 +37,28 @@ def test_ratio_ci_without_figures_and_with_one_value_a_side():
     assert ratio_ci([], [1.0]) is None and ratio_ci([None, 0.0], [2.0]) is None
     one = ratio_ci([2.0], [3.0])
     assert one["ratio"] == one["lo"] == one["hi"] == 1.5
+
+
+def test_a_victim_whose_speed_alone_moved_between_processes_says_its_cells_are_not_evidence():
+    # the H100's decode victim alone: 5.4 ms in its first process, 3.3 ms after the pairs
+    before = [5400.0, 5420.0, 5390.0, 5410.0, 5405.0]
+    after = [3300.0, 3310.0, 3290.0, 3305.0, 3298.0]
+    moved = alone_stability(before, after, seed=1)
+    assert not moved["stable"] and moved["hi"] < 0.9 and moved["limit"] == 0.10
+    held = alone_stability(before, [5350.0, 5440.0, 5380.0, 5425.0, 5400.0], seed=1)
+    assert held["stable"]
+    # a move inside the limit is not flagged even with a CI that excludes 1
+    small = alone_stability(before, [x * 1.05 for x in before], seed=1)
+    assert small["lo"] > 1.0 and small["stable"]
+    assert alone_stability([], after) is None
+    check = {"layers": [{"label": "MPS 50%", "status": "MEASURED", "cells": [],
+                         "alone_stability": {"decode": moved}},
+                        {"label": "none (time-slicing)", "status": "MEASURED", "cells": [],
+                         "alone_stability": {"decode": held}}]}
+    assert layer_notes(check) == [
+        f"MPS 50%: decode alone moved p50 ×{moved['ratio']:.2f} [{moved['lo']:.2f}, "
+        f"{moved['hi']:.2f}] between its runs before and after the pairs (over ±10%): its "
+        "cells are not evidence of interference"]
 
 
 def test_bands_and_cell_text():

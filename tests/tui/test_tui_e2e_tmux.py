@@ -36,7 +36,10 @@ def tmux_session(tmp_path):
         pytest.skip(f"console script not installed at {SCRIPT} (pip install -e .)")
     config = write_config(tmp_path, trials=1)
     name = f"gpubench-e2e-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+    # the size is tmux's: a COLUMNS/LINES left by the test runner (pytest-xdist's workers
+    # set 80x24) would make Textual draw at that size inside the 160x48 window
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TMUX") and k not in ("COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
     subprocess.run([TMUX, "-L", name, "new-session", "-d", "-s", name, "-x", "160", "-y", "48",
                     f"{SCRIPT} --config {config.path}; echo EXIT=$?; sleep 30"],

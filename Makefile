@@ -24,8 +24,8 @@ comma := ,
 run: $(VENV)/.installed-app
 	$(VENV)/bin/gpubench-tui
 
-# Two workers: most tests wait on engine windows, not the CPU (5.9 min instead of 8.5 on two
-# cores). The GPU tests stay serial: they time one GPU.
+# Two workers: most tests wait on engine windows rather than use the CPU, so two workers
+# take little more than one would per test. The GPU tests stay serial: they time one GPU.
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -n 2
 

@@ -47,6 +47,7 @@ ENV_LAUNCH_BURST = "GPUBENCH_INTERPOSE_LAUNCH_BURST"
 ENV_SYNC_DELAY = "GPUBENCH_INTERPOSE_SYNC_DELAY_NS"
 ENV_SLOT = "GPUBENCH_INTERPOSE_DELAY_SLOT_NS"
 ENV_SEED = "GPUBENCH_INTERPOSE_DELAY_SEED"
+ENV_BASE_WAIT = "GPUBENCH_INTERPOSE_BASE_WAIT_NS"
 ENV_UNHOOK = "GPUBENCH_INTERPOSE_UNHOOK"
 ENV_REPORT = "GPUBENCH_INTERPOSE_REPORT"
 CUDA_ERROR_OUT_OF_MEMORY = 2
@@ -117,7 +118,8 @@ def interposer_env(*, delay_ns: int | None = None, launch_delay_ns: int | None =
                    mem_limit_bytes: int | None = None, launch_rate: float | None = None,
                    launch_burst: int | None = None, report: str | os.PathLike | None = None,
                    sync_delay_ns: int | None = None, slot_ns: int | None = None,
-                   seed: int | None = None, unhook: str | None = None) -> dict[str, str]:
+                   seed: int | None = None, unhook: str | None = None,
+                   base_wait_ns: int | None = None) -> dict[str, str]:
     """Environment for a process run under the interposer; None leaves a knob off."""
     pairs = ((ENV_DELAY, delay_ns), (ENV_LAUNCH_DELAY, launch_delay_ns),
              (ENV_COPY_DELAY, copy_delay_ns), (ENV_H2D_DELAY, h2d_delay_ns),
@@ -125,7 +127,7 @@ def interposer_env(*, delay_ns: int | None = None, launch_delay_ns: int | None =
              (ENV_MEM_LIMIT, mem_limit_bytes), (ENV_LAUNCH_RATE, launch_rate),
              (ENV_LAUNCH_BURST, launch_burst), (ENV_REPORT, report),
              (ENV_SYNC_DELAY, sync_delay_ns), (ENV_SLOT, slot_ns), (ENV_SEED, seed),
-             (ENV_UNHOOK, unhook))
+             (ENV_UNHOOK, unhook), (ENV_BASE_WAIT, base_wait_ns))
     env = {}
     for key, value in pairs:
         if value is None:

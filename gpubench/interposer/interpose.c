@@ -34,6 +34,9 @@
  *                                       is odd: paired A/B within one process, drift
  *                                       cancels pair by pair (default 0: always on)
  *   GPUBENCH_INTERPOSE_DELAY_SEED       seed of that schedule (default 0)
+ *   GPUBENCH_INTERPOSE_BASE_WAIT_NS     with a slot schedule: every call of a delayed
+ *                                       category waits this long first, on and off alike
+ *                                       (the report gives on- and off-slot waits apart)
  *   GPUBENCH_INTERPOSE_MEM_LIMIT_BYTES  memory cap (K/M/G suffixes, powers of 1024)
  *   GPUBENCH_INTERPOSE_LAUNCH_RATE      launches per second (cuLaunchKernel, Ex, Cooperative)
  *   GPUBENCH_INTERPOSE_LAUNCH_BURST     launches allowed back to back (default 1)
@@ -174,7 +177,11 @@ EXPORT void gpubench_interpose_reset(void) {
     atomic_store(&g_rate_throttled, 0);
     atomic_store(&g_rate_wait_ns, 0);
     atomic_store(&g_mem_refused, 0);
-    for (int c = 0; c < NCAT; c++) atomic_store(&g_cat_delayed[c], 0);
+    for (int c = 0; c < NCAT; c++) {
+        atomic_store(&g_cat_delayed[c], 0);
+        atomic_store(&g_cat_off_waited[c], 0);
+        atomic_store(&g_cat_off_wait_ns[c], 0);
+    }
 }
 
 /* Set a category's delay at run time ("launch", "h2d", "d2h", "d2d", "copy" = all copies,

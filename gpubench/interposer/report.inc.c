@@ -43,7 +43,8 @@ EXPORT int gpubench_interpose_write_report(const char *path) {
     json_str(f, lib);
     fprintf(f, ",\n \"delay_ns\": {");
     for (int c = 0; c < NCAT; c++) fprintf(f, "%s\"%s\": %lld", c ? ", " : "", CAT_NAMES[c], g_delay_ns[c]);
-    fprintf(f, "},\n \"delay_slot_ns\": %lld, \"delay_seed\": %llu", g_slot_ns, g_slot_seed);
+    fprintf(f, "},\n \"delay_slot_ns\": %lld, \"delay_seed\": %llu, \"base_wait_ns\": %lld",
+            g_slot_ns, g_slot_seed, g_base_wait_ns);
     fprintf(f, ",\n \"mem_limit_bytes\": %llu, \"launch_rate\": %.6g, \"launch_burst\": %lld,\n",
             g_mem_limit, g_rate,
             g_rate > 0 ? g_rate_tolerance_ns / g_rate_interval_ns + 1 : 0);
@@ -57,9 +58,11 @@ EXPORT int gpubench_interpose_write_report(const char *path) {
         cat_delay[KINDS[k].category] += atomic_load(&g_kind_delay_ns[k]);
     }
     for (int c = 0; c < NCAT; c++)
-        fprintf(f, "%s\"%s\": {\"calls\": %llu, \"delayed_calls\": %llu, \"delay_ns_total\": %llu}",
+        fprintf(f, "%s\"%s\": {\"calls\": %llu, \"delayed_calls\": %llu, \"delay_ns_total\": %llu, "
+                   "\"off_waited_calls\": %llu, \"off_wait_ns_total\": %llu}",
                 c ? ", " : "", CAT_NAMES[c], cat_calls[c], atomic_load(&g_cat_delayed[c]),
-                cat_delay[c]);
+                cat_delay[c], atomic_load(&g_cat_off_waited[c]),
+                atomic_load(&g_cat_off_wait_ns[c]));
     fprintf(f, "},\n \"delay_ns_total\": {");
     for (int k = 0; k < NKINDS; k++)
         fprintf(f, "%s\"%s\": %llu", k ? ", " : "", KINDS[k].name, atomic_load(&g_kind_delay_ns[k]));

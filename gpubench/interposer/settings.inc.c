@@ -43,6 +43,7 @@ static void read_env(void) {
     g_delay_ns[CAT_SYNC] = env_ll("GPUBENCH_INTERPOSE_SYNC_DELAY_NS", 0);
     g_delay_ns[CAT_OTHER] = 0;
     g_slot_ns = env_ll("GPUBENCH_INTERPOSE_DELAY_SLOT_NS", 0);
+    g_base_wait_ns = env_ll("GPUBENCH_INTERPOSE_BASE_WAIT_NS", 0);
     const char *seed = getenv("GPUBENCH_INTERPOSE_DELAY_SEED");
     g_slot_seed = seed && *seed ? strtoull(seed, NULL, 10) : 0;
     const char *unhook = getenv("GPUBENCH_INTERPOSE_UNHOOK");

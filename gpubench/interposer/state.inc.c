@@ -37,3 +37,7 @@ static atomic_int g_cuda_seen;               /* a CUDA name was resolved or call
 static int g_unhooked[NKINDS];               /* GPUBENCH_INTERPOSE_UNHOOK */
 static void *(*real_dlsym)(void *, const char *);
 static void *g_self_base;                    /* our load address, to recognise our own symbols */
+/* after the block above, so that its layout stays the measured one */
+static long long g_base_wait_ns;             /* with slots: every delayed call's wait first */
+static atomic_ullong g_cat_off_waited[NCAT];  /* off-slot calls that waited the base */
+static atomic_ullong g_cat_off_wait_ns[NCAT];

@@ -79,6 +79,9 @@ def register(subparsers) -> None:
     p.add_argument("--delay-on", default="sync", choices=DELAY_PLACEMENTS,
                    help="GPU: the call that carries the delay (default sync: after the stream "
                         "synchronise returns)")
+    p.add_argument("--base-wait", type=int, default=0, metavar="NS",
+                   help="GPU slots: every delayed call first waits NS, on and off alike, so "
+                        "that what a wait lets drain is the same in both (default 0)")
     p.add_argument("--json", dest="json_out", default=None, help="also write the summary here")
     p.add_argument("--no-save", action="store_true", help="do not save the arms in the store")
     p.set_defaults(func=main)
@@ -97,6 +100,7 @@ def options_from_args(args, config=None) -> Options:
                    slot_s=args.slot, sample_interval=args.sample_interval,
                    seed=args.seed, tolerance_pp=args.tolerance_pp,
                    roundtrip_size=args.roundtrip_size, delay_on=args.delay_on,
+                   base_wait_ns=max(0, args.base_wait),
                    save=not args.no_save,
                    data_dir=getattr(config, "data_dir", None) if config is not None else None)
 

@@ -121,7 +121,8 @@ class Selftest:
                      "sample_interval_s": opts.sample_interval,
                      "delay_on": {w: mech.delay_on(w) for w in opts.workloads},
                      "mechanism": "interposer (LD_PRELOAD)" if mech.gpu else "engine busy-wait",
-                     "interposer": mech.preload},
+                     "interposer": mech.preload,
+                     "base_wait_ns": mech.gpu_base_ns if mech.gpu else mech.cpu_base_ns},
             "calibration": calibration, "skipped": skipped, "rows": rows,
             "resolution": _resolution(primary_rows, opts.workloads),
         }

@@ -4,7 +4,10 @@ The injected overhead ("truth") of an arm is what the delay really cost per op, 
 baseline p50 (slots: over each pair's off-slot p50, the median over the arm's pairs, the same
 statistic as the measurement):
   - GPU (cupy): the interposer (LD_PRELOAD) busy-waits in the driver entry point and reports
-    the time it really spent (delay_ns_total / calls); x calls per op.
+    the time it really spent (delay_ns_total / calls); x calls per op. With `--base-wait`
+    every delayed call first waits that long, on and off alike, and the truth is what
+    on-slot calls spent beyond off-slot ones (see the CPU's base wait below: on an H100 the
+    roundtrip showed 87-91 % of its delay, as if a wait let work after the synchronise drain).
   - CPU (numpy-cpu): the engine busy-waits GPUBENCH_CPU_DELAY_NS in each op and reports what
     the waits really cost (GPUBENCH_CPU_DELAY_REPORT, engine/cpu_delay.py: a wait ends up to
     one turn of its clock loop late, 5-8 % of a launch); 1 wait per op. Every session, the
@@ -43,6 +46,7 @@ class Mechanism:
                 raise SelftestError(str(exc)) from None
         self.placement = opts.delay_on               # may fall back after calibration
         self.cpu_base_ns = 0                         # CPU slots: every call's wait first
+        self.gpu_base_ns = opts.base_wait_ns         # GPU slots: the interposer's, likewise
 
     @property
     def gpu(self) -> bool:
@@ -72,6 +76,8 @@ class Mechanism:
         else:
             env = {self.ENV_KEYS[self.category(workload)]: str(int(delay_ns))}
             slot_env, seed_env = interposer.ENV_SLOT, interposer.ENV_SEED
+            if self.gpu_base_ns and slot_ns:
+                env[interposer.ENV_BASE_WAIT] = str(int(self.gpu_base_ns))
         if slot_ns:
             env[slot_env] = str(int(slot_ns))
             env[seed_env] = str(int(seed or 0))
@@ -100,7 +106,12 @@ class Mechanism:
         cat = self.category(workload)
         calls = sum(_delayed_calls(r, cat) for r in reports)
         spent = sum(_delayed_ns(r, cat) for r in reports)
-        return spent / calls if calls else float(delay_ns)
+        on = spent / calls if calls else float(delay_ns)
+        # with a base wait, off-slot calls waited too: the delay cost what on-calls spent
+        # beyond them
+        off_calls = sum(_off_waited(r, cat, "off_waited_calls") for r in reports)
+        off_ns = sum(_off_waited(r, cat, "off_wait_ns_total") for r in reports)
+        return on - (off_ns / off_calls if off_calls else 0.0)
 
 
 def cpu_spent_per_call_ns(reports: list[dict], delay_ns: int) -> float:
@@ -145,6 +156,11 @@ def _delayed_calls(report: dict, cat: str) -> int:
 
 def _delayed_ns(report: dict, cat: str) -> int:
     return sum(report_category(report, c)["delay_ns_total"] for c in _cats_for(cat))
+
+
+def _off_waited(report: dict, cat: str, key: str) -> int:
+    """Off-slot calls that waited the base (`off_waited_calls`), or their ns in all."""
+    return sum(int(report_category(report, c).get(key) or 0) for c in _cats_for(cat))
 
 
 def sum_counts(reports: list[dict]) -> dict[str, int]:

@@ -58,6 +58,7 @@ class Options:
     seed: int = 0
     tolerance_pp: float | None = None        # None: 0.5 on GPU, wider on the CPU
     roundtrip_size: str = "64KiB"
+    base_wait_ns: int = 0                    # GPU slots: the interposer's wait before each delay
     delay_on: str = "sync"                   # GPU: sync (after it returns) | launch | copy
     python: str | None = None
     save: bool = True

@@ -74,7 +74,8 @@ def test_delay_is_added_per_call_and_off_when_unset(harness, tmp_path):
     rep = interposer.read_report(tmp_path / "r.json")
     spent = rep["delay_ns_total"]["cuLaunchKernel"]
     assert spent >= n * delay                      # measured busy-wait (preemption counts, no upper bound)
-    assert rep["categories"]["launch"] == {"calls": n, "delayed_calls": n, "delay_ns_total": spent}
+    assert rep["categories"]["launch"] == {"calls": n, "delayed_calls": n, "delay_ns_total": spent,
+                                           "off_waited_calls": 0, "off_wait_ns_total": 0}
 
 
 def test_cuLaunchKernelEx_is_caught_too(harness, tmp_path):
@@ -243,6 +244,43 @@ def test_slot_schedule_toggles_the_delay_as_python_predicts(harness, tmp_path):
     delayed = rep["categories"]["sync"]["delayed_calls"]
     assert on_calls <= delayed <= on_calls + straddling
     assert rep["categories"]["sync"]["calls"] == 4000
+
+
+def test_a_base_wait_is_paid_on_and_off_and_reported_apart(harness, tmp_path):
+    """GPUBENCH_INTERPOSE_BASE_WAIT_NS: with slots, every delayed call waits the base first,
+    off-slot ones too, and the report keeps the two apart, so that the delay's cost is what
+    on-calls spent beyond off-calls. Only lower bounds: a busy machine only adds time."""
+    from engine.cpu_delay import slot_on
+    slot_ns, seed, delay, base = 2_000_000, 777, 20_000, 30_000
+    out = harness.run("sync", 3000, 10_000, report=tmp_path / "r.json",
+                      GPUBENCH_INTERPOSE_SYNC_DELAY_NS=delay,
+                      GPUBENCH_INTERPOSE_DELAY_SLOT_NS=slot_ns,
+                      GPUBENCH_INTERPOSE_DELAY_SEED=seed,
+                      GPUBENCH_INTERPOSE_BASE_WAIT_NS=base)
+    on_calls = off_calls = 0
+    for start, lat in out["calls"]:
+        k = start // slot_ns
+        if (start + lat) // slot_ns != k:
+            continue
+        if slot_on(k, seed):
+            assert lat >= base + delay
+            on_calls += 1
+        else:
+            assert lat >= base                          # the off-slot call waited too
+            off_calls += 1
+    assert on_calls > 50 and off_calls > 50
+    rep = interposer.read_report(tmp_path / "r.json")
+    sync = rep["categories"]["sync"]
+    assert rep["base_wait_ns"] == base
+    assert sync["delayed_calls"] + sync["off_waited_calls"] == sync["calls"] == 3000
+    assert sync["delay_ns_total"] >= sync["delayed_calls"] * (base + delay)
+    assert sync["off_wait_ns_total"] >= sync["off_waited_calls"] * base
+    # without a slot schedule there is no off-slot call, and no base: the delay alone
+    out = harness.run("sync", 200, report=tmp_path / "r2.json",
+                      GPUBENCH_INTERPOSE_SYNC_DELAY_NS=delay,
+                      GPUBENCH_INTERPOSE_BASE_WAIT_NS=base)
+    rep = interposer.read_report(tmp_path / "r2.json")["categories"]["sync"]
+    assert rep["delayed_calls"] == 200 and rep["off_waited_calls"] == 0
 
 
 def test_unhook_leaves_an_entry_point_alone(harness, tmp_path):

@@ -119,7 +119,8 @@ class LocalLauncher(Launcher):
 
     def __init__(self, python: str | None = None, mps: MpsLayer | None = None):
         self.python = python or sys.executable
-        self.mps = MpsDaemon(mps, "local", self.run_script) if mps is not None else None
+        self.mps = (MpsDaemon(mps, "local", self.run_script, owner=os.getpid())
+                    if mps is not None else None)
 
     async def start(self, request: LaunchRequest) -> Session:
         if self.mps is not None:

@@ -12,7 +12,8 @@ target (scenarios/mps_control.py, run by the launcher's `run_script`: a local su
 same words over the ssh connection), in a private folder with pipe/ and log/; every session's
 engine gets that folder's CUDA_MPS_PIPE_DIRECTORY / CUDA_MPS_LOG_DIRECTORY and the layer's
 limits; the launcher's close() (the plan's end, its cancel, an error, Ctrl-C) sends `quit`
-and removes the folder. A daemon that cannot start is one LaunchError line, the same for every
+and removes the folder; a local start first stops the daemons whose gpubench was killed
+(mps_control.py `sweep`). A daemon that cannot start is one LaunchError line, the same for every
 later session (only a failed connection is tried again): nothing runs without the layer it was
 asked for. Whether the engine really ran under MPS is judged from its `hello`
 (scenarios/layers.py), not assumed from having started it.
@@ -108,8 +109,12 @@ class MpsDaemon:
     """The private control daemon of one launcher: started by the first session, stopped by
     stop(). `where` names the target in messages ("local", "ssh gpu1")."""
 
-    def __init__(self, layer: MpsLayer, where: str, run_script: ScriptRunner):
+    def __init__(self, layer: MpsLayer, where: str, run_script: ScriptRunner,
+                 owner: int | None = None):
         self.layer = layer
+        # the local gpubench process: its start first stops the daemons whose owner is gone
+        # (a run killed with SIGKILL stops nothing itself); remote starts have no owner there
+        self.owner = owner
         self.where = where
         self._run = run_script
         self._lock: asyncio.Lock | None = None
@@ -144,12 +149,17 @@ class MpsDaemon:
             return dict(self._env)
 
     async def _start(self) -> dict[str, str]:
-        code, out, err = await self._call("start the control daemon",
-                                          ["start", self.layer.control, f"{START_TIMEOUT_S:g}"],
-                                          START_TIMEOUT_S * 2 + 10)
+        args = ["start", self.layer.control, f"{START_TIMEOUT_S:g}"]
+        if self.owner is not None:
+            args.append(str(self.owner))
+        code, out, err = await self._call("start the control daemon", args,
+                                          START_TIMEOUT_S * 4 + 10)
         reply = read_reply(self.where, "start the control daemon", code, out, err)
         if not reply.get("ok"):
             raise MpsRefused(f"{self.where}: MPS: {reply.get('error') or 'did not start'}")
+        for folder in reply.get("swept") or []:
+            self.notes.append(f"{self.where}: MPS: stopped a daemon left by a run that was "
+                              f"killed ({folder})")
         self.folder = str(reply["folder"])
         return {"CUDA_MPS_PIPE_DIRECTORY": str(reply["pipe"]),
                 "CUDA_MPS_LOG_DIRECTORY": str(reply["log"]), **self.layer.client_env()}

@@ -2,8 +2,13 @@
 Python >= 3.9) that scenarios/mps.py runs with `python -S -c <this file> ...` on this machine or,
 as the same words, over the ssh connection, so both launchers share one lifecycle.
 
-    start CONTROL TIMEOUT_S      a private folder (0700) with pipe/ and log/, `CONTROL -d` in it,
-                                 then wait (bounded) until the daemon's control pipe exists
+    start CONTROL TIMEOUT_S [OWNER_PID]
+                                 a private folder (0700) with pipe/ and log/, `CONTROL -d` in it,
+                                 then wait (bounded) until the daemon's control pipe exists.
+                                 With OWNER_PID (a local launcher: the gpubench process), the
+                                 folder records it, and first every folder of ours whose owner
+                                 has gone (a run killed with SIGKILL, which no handler sees)
+                                 has its daemon stopped and is removed: "swept" in the reply
     stop  FOLDER CONTROL TIMEOUT_S   `echo quit | CONTROL`, wait (bounded) for the daemon's pid to
                                  go, then remove the folder (only one that `start` made)
 
@@ -25,6 +30,7 @@ MARK = "GPUBENCH_MPS"
 PREFIX = "gpubench-mps-"
 CONTROL_FILE = "control"                      # the daemon's pipe in CUDA_MPS_PIPE_DIRECTORY
 PID_FILE = "nvidia-cuda-mps-control.pid"      # written there by the daemon
+OWNER_FILE = "gpubench-owner.pid"             # the local gpubench process that started it
 
 
 def reply(**fields):
@@ -74,13 +80,40 @@ def run_control(exe, args, folder, stdin_text, timeout):
     return proc.returncode, read_text(out_path)
 
 
-def start(control, timeout):
+def sweep(exe, timeout):
+    """Stop the daemons of our folders whose owner process has gone, and remove the folders;
+    the folders swept. A folder without an owner file (a remote start) is left alone."""
+    swept = []
+    root = tempfile.gettempdir()
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        owner_file = os.path.join(folder, OWNER_FILE)
+        try:
+            if not name.startswith(PREFIX) or os.lstat(folder).st_uid != os.getuid() \
+                    or not os.path.isfile(owner_file):
+                continue
+            owner = int(read_text(owner_file).strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if owner <= 0 or alive(owner):
+            continue
+        stop_daemon(exe, folder, timeout)
+        shutil.rmtree(folder, ignore_errors=True)
+        swept.append(folder)
+    return swept
+
+
+def start(control, timeout, owner=None):
     exe = resolve(control)
     if exe is None:
         reply(ok=False, error=f"{control} not found (is the CUDA driver's MPS installed? "
                               f"set the scenario's mps.control to its path)")
         return
+    swept = sweep(exe, timeout) if owner else []
     folder = tempfile.mkdtemp(prefix=PREFIX)       # mode 0700, ours
+    if owner:
+        with open(os.path.join(folder, OWNER_FILE), "w") as fh:
+            fh.write(f"{owner}\n")
     pipe, log = os.path.join(folder, "pipe"), os.path.join(folder, "log")
     os.mkdir(pipe, 0o700)
     os.mkdir(log, 0o700)
@@ -100,7 +133,7 @@ def start(control, timeout):
                                   f"after {timeout:g} s" + (f" ({why})" if why else ""))
             return
         time.sleep(0.02)
-    reply(ok=True, folder=folder, pipe=pipe, log=log)
+    reply(ok=True, folder=folder, pipe=pipe, log=log, swept=swept)
 
 
 def alive(pid):
@@ -156,12 +189,13 @@ def stop(folder, control, timeout):
 
 def main(argv):
     try:
-        if len(argv) == 3 and argv[0] == "start":
-            start(argv[1], float(argv[2]))
+        if len(argv) in (3, 4) and argv[0] == "start":
+            start(argv[1], float(argv[2]), int(argv[3]) if len(argv) == 4 else None)
         elif len(argv) == 4 and argv[0] == "stop":
             stop(argv[1], argv[2], float(argv[3]))
         else:
-            reply(ok=False, error="usage: start CONTROL TIMEOUT_S | stop FOLDER CONTROL TIMEOUT_S")
+            reply(ok=False, error="usage: start CONTROL TIMEOUT_S [OWNER_PID] | "
+                                  "stop FOLDER CONTROL TIMEOUT_S")
     except Exception as exc:  # one line back, never a traceback the caller cannot read
         reply(ok=False, error=f"{type(exc).__name__}: {exc}")
 

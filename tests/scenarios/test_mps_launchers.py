@@ -119,6 +119,35 @@ async def test_local_sessions_run_under_one_private_daemon_stopped_at_close(tmp_
     assert not folder.exists()
 
 
+async def test_a_daemon_left_by_a_killed_run_is_stopped_at_the_next_local_start(
+        tmp_path, tmpdir_env):
+    """kill -9 of gpubench stops nothing itself: the next local start stops every private
+    daemon whose owner process has gone, and says so; one whose owner lives is left alone."""
+    control = str(write_standin(tmp_path / "bin"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()                                       # a pid whose process has gone
+    started = {}
+    # the live owner's first: a start with an owner sweeps what a dead owner left
+    for who, owner in (("alive", os.getpid()), ("killed", dead.pid)):
+        proc = subprocess.run([REMOTE_PYTHON, "-S", "-c", mps.CONTROL_SCRIPT, "start", control,
+                               "10", str(owner)], capture_output=True, text=True, timeout=60)
+        started[who] = mps.read_reply("local", "start", proc.returncode, proc.stdout,
+                                      proc.stderr)
+        assert started[who]["ok"], started[who]
+    left = daemon_pids(started["killed"]["pipe"])
+    launcher = LocalLauncher(mps=MpsLayer(control=control))
+    await launcher.mps.client_env()
+    assert await gone(left) == [] and not Path(started["killed"]["folder"]).exists()
+    assert launcher.mps.notes == [f"local: MPS: stopped a daemon left by a run that was "
+                                  f"killed ({started['killed']['folder']})"]
+    assert Path(started["alive"]["pipe"], "control").exists()     # its owner lives: kept
+    await launcher.close()
+    proc = subprocess.run([REMOTE_PYTHON, "-S", "-c", mps.CONTROL_SCRIPT, "stop",
+                           started["alive"]["folder"], control, "10"],
+                          capture_output=True, text=True, timeout=60)
+    assert mps.read_reply("local", "stop", proc.returncode, proc.stdout, proc.stderr)["ok"]
+
+
 async def test_a_missing_control_program_is_one_line_and_nothing_runs(tmp_path, tmpdir_env):
     launcher = LocalLauncher(mps=MpsLayer(control=str(tmp_path / "no-such-control")))
     with pytest.raises(LaunchError) as first:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from gpubench.plan_flags import add_plan_flags
@@ -119,7 +120,7 @@ def main(args, config=None) -> int:
             if config is None or args.scenario not in config.scenarios:
                 raise CheckError(f"no scenario named {args.scenario!r} in the configuration")
             scenario = config.scenarios[args.scenario]
-            proxy = scenario_proxy(scenario, overrides)     # its errors before any daemon
+            proxy = scenario_proxy(scenario, overrides)
         elif args.proxy == "hami":
             proxy = hami_proxy(overrides, args.proxy_lib, args.hami_policy)
         else:
@@ -143,7 +144,7 @@ def main(args, config=None) -> int:
         if scenario is not None and scenario.mps is not None and checks != ["matrix"]:
             # the probes run as clients of the scenario's own MPS daemon, as its engines do
             summary, notes = run_under_mps(scenario.mps, lambda mps_env: run_checks(
-                checks, scenario_proxy(scenario, overrides, mps_env), settings, matrix=matrix))
+                checks, replace(proxy, env={**proxy.env, **mps_env}), settings, matrix=matrix))
             for note in notes:
                 print(f"gpubench check: {note}", file=sys.stderr)
         else:

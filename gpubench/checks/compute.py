@@ -31,12 +31,10 @@ from results.check_verdicts import ENFORCED, NOT_APPLICABLE, NOT_ENFORCED
 from results.share_series import judge_series, series_text, tenants_ratio
 
 from .enforcement import run_probe
-from .proxy import MPS_THREAD_PERCENTAGE, Limits, Proxy
+from .proxy import PERCENT_LIMIT_VARS, Limits, Proxy
 from .settings import HAMI_CACHE, HAMI_POLICY, HAMI_SM_LIMIT, CheckError, Settings
 
 API_NAMES = {"kernel": "cuLaunchKernel", "ex": "cuLaunchKernelEx"}
-# the variables a proxy takes a per-process SM share from, in percent
-PERCENT_LIMIT_VARS = (HAMI_SM_LIMIT, MPS_THREAD_PERCENTAGE)
 TENANT_START_S = 3.0              # tenants: time for both probes to load the driver first
 PROBE_SLACK_S = 120.0             # a probe's start-up, driver load and calibration, at most
 

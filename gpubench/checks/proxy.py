@@ -21,6 +21,9 @@ from scenarios.registry import layer_env
 from .settings import (HAMI_CACHE, HAMI_LIBRARY, HAMI_MEM_LIMIT, HAMI_POLICY, HAMI_SM_LIMIT,
                        CheckError)
 
+# the variables a proxy takes an SM share from, in percent: HAMi-core's and MPS's
+PERCENT_LIMIT_VARS = (HAMI_SM_LIMIT, MPS_THREAD_PERCENTAGE)
+
 
 @dataclass
 class Limits:
@@ -44,15 +47,14 @@ class Proxy:
 def limits_from_env(env: dict[str, str]) -> Limits:
     """The limits a proxy's environment asks for (HAMi's names and the interposer's)."""
     lim = Limits()
-    for key in (interposer.ENV_MEM_LIMIT, "CUDA_DEVICE_MEMORY_LIMIT",
-                "CUDA_DEVICE_MEMORY_LIMIT_0"):
+    for key in (interposer.ENV_MEM_LIMIT, HAMI_MEM_LIMIT, f"{HAMI_MEM_LIMIT}_0"):
         if env.get(key):
             try:
                 lim.mem_bytes = parse_size(env[key])
                 break
             except ValueError:
                 pass
-    for key in (HAMI_SM_LIMIT, MPS_THREAD_PERCENTAGE):
+    for key in PERCENT_LIMIT_VARS:
         if env.get(key):
             try:
                 pct = float(env[key])
@@ -84,8 +86,6 @@ def interposer_proxy(limits: Limits, caps_on: bool = True, unhook: str | None = 
     name = f"interposer (caps {'on' if caps_on else 'off'}" + (f", {unhook} unhooked)"
                                                                if unhook else ")")
     return Proxy(name, lib, env, limits)
-
-
 
 
 def is_hami(preload: str | None, env: dict[str, str]) -> bool:
@@ -134,14 +134,15 @@ def hami_proxy(limits: Limits, library: str | None = None, policy: str | None = 
     return Proxy(name, lib, hami_env(limits, lib, policy), limits)
 
 
-def scenario_proxy(scenario, overrides: Limits, mps_env: dict[str, str] | None = None) -> Proxy:
-    """The scenario's layer as the proxy under test; `mps_env` is the client environment of
-    its MPS daemon (mps_layer.py) when it has one."""
+def scenario_proxy(scenario, overrides: Limits) -> Proxy:
+    """The scenario's layer as the proxy under test: its proxy layer, and its MPS layer's
+    limits (the daemon's folders join them when it runs: mps_layer.py)."""
     if scenario.launcher != "local":
         raise CheckError(f"scenario {scenario.name}: the enforcement probes run on local "
                          f"scenarios only (launcher is {scenario.launcher})")
     env, preload = layer_env(scenario)
-    env.update(mps_env or {})
+    if scenario.mps is not None:
+        env.update(scenario.mps.client_env())
     lim = limits_from_env(env)
     for name in ("mem_bytes", "compute_fraction", "launch_rate"):
         if getattr(overrides, name) is not None:

@@ -80,6 +80,13 @@ def run_control(exe, args, folder, stdin_text, timeout):
     return proc.returncode, read_text(out_path)
 
 
+def ours(folder):
+    """A folder `start` made: named gpubench-mps-*, a folder, owned by this user."""
+    real = os.path.realpath(folder)
+    return (os.path.basename(real).startswith(PREFIX) and os.path.isdir(real)
+            and os.stat(real).st_uid == os.getuid())
+
+
 def sweep(exe, timeout):
     """Stop the daemons of our folders whose owner process has gone, and remove the folders;
     the folders swept. A folder without an owner file (a remote start) is left alone."""
@@ -89,8 +96,7 @@ def sweep(exe, timeout):
         folder = os.path.join(root, name)
         owner_file = os.path.join(folder, OWNER_FILE)
         try:
-            if not name.startswith(PREFIX) or os.lstat(folder).st_uid != os.getuid() \
-                    or not os.path.isfile(owner_file):
+            if not ours(folder) or not os.path.isfile(owner_file):
                 continue
             owner = int(read_text(owner_file).strip() or 0)
         except (OSError, ValueError):
@@ -176,11 +182,10 @@ def stop_daemon(exe, folder, timeout):
 
 
 def stop(folder, control, timeout):
-    real = os.path.realpath(folder)
-    if not (os.path.basename(real).startswith(PREFIX) and os.path.isdir(real)
-            and os.stat(real).st_uid == os.getuid()):
+    if not ours(folder):
         reply(ok=False, error=f"not an MPS folder of ours: {folder}")
         return
+    real = os.path.realpath(folder)
     exe = resolve(control)
     note = stop_daemon(exe, real, timeout) if exe else f"{control} not found to stop the daemon"
     shutil.rmtree(real, ignore_errors=True)

@@ -8,6 +8,7 @@ import json
 
 from tests.scenarios.test_mps_launchers import tmpdir_env, write_standin  # noqa: F401 (fixture)
 from tests.support.cli_env import BARE_METAL_CONFIG, run, use_config
+from tests.support.own_lines import own_lines
 
 
 def mps_config(control) -> str:
@@ -46,7 +47,7 @@ def test_a_daemon_that_cannot_start_is_one_line_and_no_probe_runs(
     use_config(tmp_path, monkeypatch, mps_config(tmp_path / "no-such-control"))
     code, out, err = check(capsys, fake_driver, tmp_path / "summary.json")
     assert code == 2
-    lines = err.strip().splitlines()
+    lines = own_lines(err)
     assert len(lines) == 1
     assert lines[0].startswith(f"gpubench check: local: MPS: {tmp_path / 'no-such-control'} "
                                "not found")

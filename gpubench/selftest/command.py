@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from gpubench.plan_flags import add_plan_flags
+from scenarios import limits
+from scenarios.limits import cli_number
 
 from .judging import FAILED, NOT_RESOLVED, PASSED
 from .options import (CPU_SESSION_LEVELS, DEFAULT_LEVELS, DELAY_PLACEMENTS, Options,
@@ -53,9 +55,14 @@ def register(subparsers) -> None:
                     "one.",
         epilog=EXIT_CODES_TEXT)
     add_plan_flags(p, defaults={"backend": "auto", "workloads": "roundtrip,launch"},
-                   help_text={"trials": "engine sessions per arm (default 4 slots, 10 sessions)",
+                   help_text={"trials": "engine sessions per arm at least (default 4 slots, 10 "
+                                        "sessions); alone, exactly this many",
                               "duration": "seconds per window (default 3.0 slots, 2.0 slots on "
                                           "the CPU, 0.5 sessions)"})
+    p.add_argument("--max-trials", type=cli_number(int, limits.TRIALS), default=None,
+                   help="after --trials, one more session per arm at a time while an arm's CI "
+                        "is wider than the tolerance, up to this many (default 8 slots, 10 "
+                        "slots on the CPU; with --trials alone, that count)")
     p.add_argument("--levels", type=_floats, default=None,
                    help=_escaped(f"injected overheads and targets in % (default {gpu}; "
                                  f"{cpu_sessions} for the CPU's sessions design)"))
@@ -93,6 +100,7 @@ def options_from_args(args, config=None) -> Options:
                    levels=tuple(args.levels) if args.levels else None,
                    design=args.design,
                    trials=max(2, args.trials) if args.trials is not None else None,
+                   max_trials=max(2, args.max_trials) if args.max_trials is not None else None,
                    calibration_trials=max(1, args.calibration_trials)
                    if args.calibration_trials is not None else None,
                    duration=args.duration, warmup=args.warmup,

@@ -20,7 +20,7 @@ from results.stats import median
 
 from .judging import judge_arm
 from .mechanism import Mechanism, sum_counts
-from .options import WORKLOAD_VARIANTS, Arm, SelftestError
+from .options import WORKLOAD_VARIANTS, Arm, ArmPlan, SelftestError
 
 if TYPE_CHECKING:   # the experiment imports this module to run it
     from .experiment import Selftest
@@ -28,9 +28,9 @@ if TYPE_CHECKING:   # the experiment imports this module to run it
 CALIBRATION_PCT = 20.0
 
 
-async def run(st: "Selftest", mech: Mechanism, backend: str, tol: float, t_start: float):
-    """Calibrate each workload, run baseline, A/A and level arms in blocks, judge each arm
-    against the baseline: (rows, arms, sessions by arm, order, calibration, skipped levels)."""
+async def plan(st: "Selftest", mech: Mechanism, backend: str, tol: float) -> ArmPlan:
+    """Calibrate each workload and size its baseline, A/A and level arms; each arm is judged
+    against the baseline's sessions."""
     opts = st.opts
     primary: dict[str, str] = {}
     calibration: dict[str, dict] = {}
@@ -50,20 +50,22 @@ async def run(st: "Selftest", mech: Mechanism, backend: str, tol: float, t_start
                                           " ns is less than 1 ns"})
                 continue
             arms.append(mech.arm(w, f"L{level:g}", level, int(round(delay))))
-    by_arm, order = await st.blocks(arms, backend, t_start)
-    rows = []
-    for w in opts.workloads:
-        variant = primary[w]
-        base_runs = by_arm[f"{w}/baseline"]
-        base_vals = [s.p50[variant] for s in base_runs if variant in s.p50]
-        base_ops = [s.ops[variant] for s in base_runs if variant in s.ops]
-        if not base_vals:
-            continue
-        for arm in arms:
-            if arm.workload == w and arm.name != "baseline":
-                rows.append(_judge(st, mech, arm, by_arm[arm.key], variant, base_vals,
-                                   base_ops, tol))
-    return rows, arms, by_arm, order, calibration, skipped
+
+    def judge(by_arm: dict[str, list]) -> list[dict]:
+        rows = []
+        for w in opts.workloads:
+            variant = primary[w]
+            base_runs = by_arm[f"{w}/baseline"]
+            base_vals = [s.p50[variant] for s in base_runs if variant in s.p50]
+            base_ops = [s.ops[variant] for s in base_runs if variant in s.ops]
+            if not base_vals:
+                continue
+            for arm in arms:
+                if arm.workload == w and arm.name != "baseline":
+                    rows.append(_judge(st, mech, arm, by_arm[arm.key], variant, base_vals,
+                                       base_ops, tol))
+        return rows
+    return ArmPlan(arms, calibration, skipped, judge)
 
 
 async def _calibrate(st: "Selftest", mech: Mechanism, backend: str, w: str,

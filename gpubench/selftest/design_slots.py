@@ -26,16 +26,16 @@ from results.stats import median
 
 from .judging import judge_pairs, pair_ratios, slot_pairs
 from .mechanism import Mechanism, report_category, sum_counts, sync_calls_per_op
-from .options import WORKLOAD_VARIANTS, Arm
+from .options import WORKLOAD_VARIANTS, Arm, ArmPlan
 from .samples import classify_samples
 
 if TYPE_CHECKING:   # the experiment imports this module to run it
     from .experiment import Selftest
 
 
-async def run(st: "Selftest", mech: Mechanism, backend: str, tol: float, t_start: float):
-    """Calibrate each workload, run its A/A and level arms in blocks, judge each arm's pairs:
-    (rows, arms, sessions by arm, order, calibration, skipped levels)."""
+async def plan(st: "Selftest", mech: Mechanism, backend: str, tol: float) -> ArmPlan:
+    """Calibrate each workload and size its A/A and level arms; their sessions toggle the
+    delay in seeded slots, and each arm is judged by its slot pairs."""
     opts = st.opts
     slot_ns = int(opts.slot_s * 1e9)
     calibration: dict[str, dict] = {}
@@ -74,14 +74,12 @@ async def run(st: "Selftest", mech: Mechanism, backend: str, tol: float, t_start
     def prepare(arm: Arm, trial: int) -> Arm:
         env = mech.env_for(arm.workload, arm.delay_ns, slot_ns, seeds.getrandbits(63))
         return dataclasses.replace(arm, env=env)
-    by_arm, order = await st.blocks(arms, backend, t_start, prepare)
-    rows = []
-    for arm in arms:
-        row = _judge(st, mech, arm, by_arm[arm.key], primary[arm.workload],
-                     calibration[arm.workload]["calls_per_op"], slot_ns, tol)
-        if row is not None:
-            rows.append(row)
-    return rows, arms, by_arm, order, calibration, []
+
+    def judge(by_arm: dict[str, list]) -> list[dict]:
+        rows = (_judge(st, mech, arm, by_arm[arm.key], primary[arm.workload],
+                       calibration[arm.workload]["calls_per_op"], slot_ns, tol) for arm in arms)
+        return [row for row in rows if row is not None]
+    return ArmPlan(arms, calibration, [], judge, prepare)
 
 
 def _judge(st: "Selftest", mech: Mechanism, arm: Arm, runs: list, variant: str, k: float,

@@ -23,9 +23,9 @@ from results.stats import median
 
 from . import design_sessions, design_slots
 from .engine_session import SessionData, detect_backend, engine_args, run_session
-from .judging import family_confidence, overall
+from .judging import family_confidence, overall, too_wide
 from .mechanism import Mechanism
-from .options import CPU_BASE_WAIT_NS, Arm, Options, SelftestError, settle
+from .options import CPU_BASE_WAIT_NS, Arm, ArmPlan, Options, SelftestError, settle
 from .store import save_arms
 
 
@@ -63,22 +63,47 @@ class Selftest:
         self.sessions.append(data)
         return data
 
-    async def blocks(self, arms: list[Arm], backend: str, t_start: float,
-                     prepare: Callable[[Arm, int], Arm] | None = None):
-        """Every arm once per block, blocks of seeded random order."""
-        rng = random.Random(self.opts.seed)
+    async def blocks(self, plan: ArmPlan, backend: str, t_start: float, tol: float):
+        """Every arm once per block, blocks in seeded random order, judged after `trials` of
+        them and after each further one; more are run while an arm's CI is wider than the
+        tolerance, up to `max_trials`. The stop looks at the CIs' widths alone, never at where
+        they lie (a fixed-width sequential interval, after Chow and Robbins), so it cannot
+        steer an arm towards its truth or away from it: (sessions by arm, order, rows, why
+        it stopped)."""
+        opts = self.opts
+        rng = random.Random(opts.seed)
         order: list[tuple[str, int]] = []
-        by_arm: dict[str, list[SessionData]] = {a.key: [] for a in arms}
-        for trial in range(self.opts.trials):
-            block = list(arms)
+        by_arm: dict[str, list[SessionData]] = {a.key: [] for a in plan.arms}
+        rows: list[dict] = []
+        stop = ""
+        for trial in range(opts.max_trials):
+            block = list(plan.arms)
             rng.shuffle(block)
             for arm in block:
-                run_arm = prepare(arm, trial) if prepare else arm
+                run_arm = plan.prepare(arm, trial) if plan.prepare else arm
                 by_arm[arm.key].append(await self.session(run_arm, trial, backend))
                 order.append((arm.key, trial))
-            self.progress(f"selftest: block {trial + 1}/{self.opts.trials} done "
-                          f"({time.monotonic() - t_start:.0f} s)")
-        return by_arm, order
+            n = trial + 1
+            done = f"selftest: block {n}/{opts.trials if n <= opts.trials else opts.max_trials}" \
+                   f" done ({time.monotonic() - t_start:.0f} s)"
+            if n < opts.trials:
+                self.progress(done)
+                continue
+            rows = plan.judge(by_arm)
+            wide = too_wide(rows, tol)
+            if not rows:
+                stop = "no arm could be judged"
+            elif not wide:
+                stop = f"every CI within ±{tol:g} pp"
+            elif n == opts.max_trials:
+                stop = f"the {n} trials asked for" if opts.max_trials == opts.trials else \
+                    f"at the most trials, {n} (--max-trials)"
+            if stop:
+                self.progress(done)
+                break
+            self.progress(f"{done}; {len(wide)} CI(s) wider than ±{tol:g} pp "
+                          f"({', '.join(wide)}): one more block")
+        return by_arm, order, rows, stop
 
     async def run(self) -> dict:
         opts = self.opts
@@ -95,9 +120,10 @@ class Selftest:
         # misses its truth: their CIs hold together at 95 %
         self.judged_arms = len(opts.workloads) * (len(opts.levels) + 1)
         self.ci_confidence = family_confidence(self.judged_arms)
-        run_design = design_slots.run if design == "slots" else design_sessions.run
-        rows, arms, by_arm, order, calibration, skipped = await run_design(
-            self, mech, backend, tol, t_start)
+        plan = await (design_slots if design == "slots" else design_sessions).plan(
+            self, mech, backend, tol)
+        by_arm, order, rows, stop = await self.blocks(plan, backend, t_start, tol)
+        trials = len(order) // max(1, len(plan.arms))
         elapsed = time.monotonic() - t_start
         primary_rows = [r for r in rows if r["primary"]]
         device = next((s.device for s in self.sessions if s.device is not None), None)
@@ -106,14 +132,16 @@ class Selftest:
                   "each process)" if design == "slots" else
                   "median over repeats of per-op latency p50, one value per engine session")
         summary = {
-            **overall(primary_rows, opts.trials, tol),
+            **overall(primary_rows, trials, tol),
             "backend": backend, "device": _device_brief(device), "design": design,
             "metric": metric,
             "tolerance_pp": tol, "targets_pct": list(opts.levels), "levels_pct": list(opts.levels),
             "ci_confidence_pct": round(self.ci_confidence * 100, 3),
             "ci_family": {"confidence_pct": 95.0, "arms": self.judged_arms,
                           "adjustment": "Bonferroni"},
-            "trials_per_arm": opts.trials, "sessions": len(self.sessions),
+            "trials_per_arm": trials,
+            "trials_rule": {"min": opts.trials, "max": opts.max_trials, "stopped": stop},
+            "sessions": len(self.sessions),
             "elapsed_s": round(elapsed, 1),
             "plan": {"duration_s": opts.duration, "warmup_s": opts.warmup, "repeats": opts.repeats,
                      "calibration_trials": opts.calibration_trials, "seed": opts.seed,
@@ -123,12 +151,13 @@ class Selftest:
                      "mechanism": "interposer (LD_PRELOAD)" if mech.gpu else "engine busy-wait",
                      "interposer": mech.preload,
                      "base_wait_ns": mech.gpu_base_ns if mech.gpu else mech.cpu_base_ns},
-            "calibration": calibration, "skipped": skipped, "rows": rows,
+            "calibration": plan.calibration, "skipped": plan.skipped, "rows": rows,
             "resolution": _resolution(primary_rows, opts.workloads),
         }
         summary = finite(summary)
         if opts.save:
-            summary["saved"] = save_arms(summary, arms, by_arm, order, opts.seed, opts.data_dir)
+            summary["saved"] = save_arms(summary, plan.arms, by_arm, order, opts.seed,
+                                         opts.data_dir)
         shutil.rmtree(self.tmp, ignore_errors=True)
         return summary
 

@@ -97,6 +97,12 @@ def overall(rows: list[dict], trials: int, tol: float) -> dict:
             "max_unresolved_ci_half_width_pp": widest, "trials_to_resolve": suggested}
 
 
+def too_wide(rows: list[dict], tol: float) -> list[str]:
+    """The judged arms whose CI is wider than ±tol, or has none: what more trials narrow."""
+    return [f"{r['workload']}/{r['arm']}" for r in rows if r["primary"]
+            and (r["ci_half_width"] is None or r["ci_half_width"] > tol)]
+
+
 def judge_arm(base_vals: list[float], cand_vals: list[float], *, injected_pct: float,
               targets: tuple[float, ...], tol: float, seed: int, key: str,
               n_boot: int, higher_is_better: bool = False, confidence: float = 0.95) -> dict:
@@ -161,9 +167,18 @@ def pairs_overhead_ci(ratios_by_session: list[list[float]], higher_is_better: bo
         return (pct(float(np.median(pooled))) if pooled.size else math.nan), math.nan, math.nan
     rng = np.random.default_rng(seed)
     if resample_sessions and len(groups) > 1:
-        meds = pct(np.array([np.median(np.concatenate(
-            [groups[j][rng.integers(0, groups[j].size, groups[j].size)]
-             for j in rng.integers(0, len(groups), len(groups))])) for _ in range(n_boot)]))
+        # every draw at once: sessions drawn, then as many pairs from each drawn session as it
+        # has, in a table padded to the longest session with NaN that the median skips
+        sizes = np.array([g.size for g in groups])
+        table = np.full((len(groups), sizes.max()), np.nan)
+        for j, g in enumerate(groups):
+            table[j, :g.size] = g
+        picks = rng.integers(0, len(groups), (n_boot, len(groups)))
+        drawn_sizes = sizes[picks][..., None]
+        within = (rng.random((n_boot, len(groups), table.shape[1])) * drawn_sizes).astype(int)
+        drawn = np.where(np.arange(table.shape[1]) < drawn_sizes,
+                         table[picks[..., None], within], np.nan)
+        meds = pct(np.nanmedian(drawn.reshape(n_boot, -1), axis=1))
     else:
         draws = np.concatenate([g[rng.integers(0, g.size, (n_boot, g.size))] for g in groups],
                                axis=1)

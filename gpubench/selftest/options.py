@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 WORKLOAD_VARIANTS = {"roundtrip": None, "launch": "sync"}   # primary variant (None: the only one)
 DEFAULT_LEVELS = (1.0, 5.0, 10.0)
@@ -13,10 +14,16 @@ DEFAULT_LEVELS = (1.0, 5.0, 10.0)
 CPU_SESSION_LEVELS = (50.0, 100.0, 200.0)
 CPU_SESSION_TOLERANCE_PP = 15.0
 GPU_TOLERANCE_PP = 0.5
-SLOT_DEFAULTS = {"trials": 4, "duration": 3.0, "warmup": 0.5, "repeats": 3,
+# max_trials: after `trials` blocks, one more block at a time while an arm's CI is wider than
+# the tolerance, up to this many (experiment.py). A machine that others load at times widens
+# one run's CIs, not every run's: more blocks narrow them as 1/sqrt(blocks), where a fixed count
+# left such runs NOT RESOLVED.
+SLOT_DEFAULTS = {"trials": 4, "max_trials": 8, "duration": 3.0, "warmup": 0.5, "repeats": 3,
                  "calibration_trials": 1, "sample_interval": 0.05}
-# the CPU's ops are 10x as many per sample: 8 slot pairs per session, under 3 min in all
-CPU_SLOT_DEFAULTS = {**SLOT_DEFAULTS, "duration": 2.0, "warmup": 0.3, "repeats": 2}
+# the CPU's ops are 10x as many per sample: 8 slot pairs per session, a block about 40 s on a
+# 2-core machine, at most 10 blocks
+CPU_SLOT_DEFAULTS = {**SLOT_DEFAULTS, "max_trials": 10, "duration": 2.0, "warmup": 0.3,
+                     "repeats": 2}
 # the GPU's 0.5 pp with some room: others' load on a shared machine widens the CIs (to 2.4 pp
 # in one run of a quiet 0.2 pp), and an arm whose CI is wider than this is NOT RESOLVED
 CPU_SLOT_TOLERANCE_PP = 1.0
@@ -26,7 +33,7 @@ CPU_SLOT_TOLERANCE_PP = 1.0
 # on-slot roundtrip still cost 10-20 ns less (its 64 KiB copies' write-backs drain meanwhile):
 # both beyond the CIs of a quiet machine (+-0.2 pp)
 CPU_BASE_WAIT_NS = 10_000
-SESSION_DEFAULTS = {"trials": 10, "duration": 0.5, "warmup": 0.2, "repeats": 2,
+SESSION_DEFAULTS = {"trials": 10, "max_trials": 10, "duration": 0.5, "warmup": 0.2, "repeats": 2,
                     "calibration_trials": 3, "sample_interval": 0.1}
 DELAY_PLACEMENTS = ("sync", "launch", "h2d", "copy")
 # every arm is saved as a run of scenario `selftest-<workload>-<arm>`; `gpubench list` keeps
@@ -48,7 +55,8 @@ class Options:
     workloads: tuple[str, ...] = ("roundtrip", "launch")
     levels: tuple[float, ...] | None = None  # None: 1,5,10 (50,100,200: CPU sessions design)
     design: str = "auto"                     # auto (slots) | slots | sessions
-    trials: int | None = None                # sessions per arm (slots 4, sessions 10)
+    trials: int | None = None                # sessions per arm at least (slots 4, sessions 10)
+    max_trials: int | None = None            # at most (slots 8, CPU 10; --trials alone: trials)
     calibration_trials: int | None = None    # (slots 1, sessions 3)
     duration: float | None = None            # per window (slots 3.0, CPU 2.0, sessions 0.5)
     warmup: float | None = None              # (slots 0.5, CPU 0.3, sessions 0.2)
@@ -103,17 +111,32 @@ def settle(opts: Options, gpu: bool) -> tuple[str, float]:
     defaults = SESSION_DEFAULTS if design == "sessions" else \
         SLOT_DEFAULTS if gpu else CPU_SLOT_DEFAULTS
     cpu_sessions = design == "sessions" and not gpu
+    if opts.max_trials is None and opts.trials is not None:
+        opts.max_trials = opts.trials      # a count asked for is the count run
     if opts.levels is None:
         opts.levels = default_levels(design, gpu)
     for name, value in defaults.items():
         if getattr(opts, name) is None:
             setattr(opts, name, value)
+    opts.max_trials = max(opts.max_trials, opts.trials)
     tol = opts.tolerance_pp if opts.tolerance_pp is not None else \
         GPU_TOLERANCE_PP if gpu else \
         CPU_SESSION_TOLERANCE_PP if cpu_sessions else CPU_SLOT_TOLERANCE_PP
     if not (math.isfinite(tol) and tol > 0):
         raise SelftestError(f"the tolerance must be a positive number of pp, not {tol:g}")
     return design, tol
+
+
+@dataclass
+class ArmPlan:
+    """What a design runs and how it reads the result: its arms, its calibration, the levels it
+    skipped, how each session of an arm is prepared, and its judge (the arms' sessions so far
+    -> one row per judged arm)."""
+    arms: list["Arm"]
+    calibration: dict[str, dict]
+    skipped: list[dict]
+    judge: Callable[[dict[str, list]], list[dict]]
+    prepare: Callable[["Arm", int], "Arm"] | None = None
 
 
 @dataclass

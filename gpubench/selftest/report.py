@@ -15,6 +15,10 @@ def format_summary(s: dict) -> str:
     out.append(f"gpubench selftest on {s['backend']} ({dev.get('name', '?')}, driver "
                f"{dev.get('driver', '-')}): {s['trials_per_arm']} trials per arm, "
                f"{s['sessions']} engine sessions, {s['elapsed_s']:.0f} s")
+    rule = s["trials_rule"]
+    if rule["max"] > rule["min"]:
+        out.append(f"trials: {rule['min']} at least, then one more while a CI was wider than "
+                   f"±{s['tolerance_pp']:g} pp, up to {rule['max']}; stopped: {rule['stopped']}")
     out.append(f"metric: {s['metric']}; delay via {s['plan']['mechanism']}; "
                f"tolerance ±{s['tolerance_pp']:g} pp")
     out.append(f"design: {s.get('design')}")

@@ -107,8 +107,9 @@ class Held:
     release: Callable[[], None]
 
 
-# Runs the script like a ScriptRunner, but returns at its first stdout line and leaves it running.
-HoldRunner = Callable[[str, Sequence[str], float], Awaitable[Held]]
+# Runs the script like a ScriptRunner, but returns at its stdout line that starts with the mark
+# (its answer) and leaves it running.
+HoldRunner = Callable[[str, Sequence[str], float, str], Awaitable[Held]]
 
 
 def read_reply(where: str, what: str, code: int | None, out: str, err: str) -> dict:
@@ -240,7 +241,7 @@ class MpsDaemon:
     async def _call_hold(self, what: str, args: list[str], timeout: float) -> Held:
         assert self._hold is not None
         try:
-            return await self._hold(CONTROL_SCRIPT, args, timeout)
+            return await self._hold(CONTROL_SCRIPT, args, timeout, REPLY_MARK)
         except asyncio.TimeoutError:
             raise LaunchError(f"{self.where}: MPS: cannot {what}: no answer in "
                               f"{timeout:g} s") from None

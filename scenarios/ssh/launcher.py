@@ -279,11 +279,12 @@ class SshLauncher(Connector, Launcher):
             slot.sessions -= 1
         return res.exit_status, str(res.stdout or ""), str(res.stderr or "")
 
-    async def hold_script(self, script: str, args: Sequence[str], timeout: float) -> Held:
-        """`python -S -c script args...` on the host, returned at its first stdout line (or its
-        end) and left running on its channel, which holds a session of the connection until it
-        closes; asyncio.TimeoutError after `timeout`, LaunchError when the host cannot be
-        reached."""
+    async def hold_script(self, script: str, args: Sequence[str], timeout: float,
+                          answer_mark: str) -> Held:
+        """`python -S -c script args...` on the host, returned at its stdout line that starts
+        with `answer_mark` (or its end) and left running on its channel, which holds a session
+        of the connection until it closes; asyncio.TimeoutError after `timeout`, LaunchError
+        when the host cannot be reached."""
         slot = await self._slot()
         started: list[Any] = []
 
@@ -292,8 +293,13 @@ class SshLauncher(Connector, Launcher):
                 script_command(self.host.python, script, args), encoding="utf-8",
                 errors="replace")
             started.append(proc)
-            out = str(await proc.stdout.readline())
-            if out:
+            out = ""
+            while True:     # a login script may print before it
+                line = str(await proc.stdout.readline())
+                out += line
+                if not line or line.startswith(answer_mark):
+                    break
+            if line:
                 return proc, out, None, ""
             await proc.wait_closed()    # it ended without answering: exit status, stderr say why
             return proc, out, proc.exit_status, str(await proc.stderr.read())

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import shlex
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,25 @@ async def test_a_live_runs_daemon_is_kept_even_when_its_holders_connection_drops
     assert not folder.exists()
     assert await gone([holder]) == []             # a stopped run leaves no holder behind
 
+
+@pytest.mark.sshd
+async def test_what_the_host_prints_before_the_answer_is_passed_over(sshd, tmp_path):
+    """A login script or a python wrapper that prints on stdout first: the holder's answer is
+    its marked line, as with every other MPS command."""
+    chatty = tmp_path / "chatty-python"
+    chatty.write_text(f"#!/bin/sh\necho 'Welcome to the cluster'\n"
+                      f"exec {shlex.quote(REMOTE_PYTHON)} \"$@\"\n")
+    chatty.chmod(0o755)
+    launcher = ssh_launcher(sshd, tmp_path / "engine-cache",
+                            MpsLayer(control=str(write_standin(tmp_path / "bin"))))
+    launcher.host = replace(launcher.host, python=str(chatty))
+    try:
+        pipe = (await launcher.mps.client_env())["CUDA_MPS_PIPE_DIRECTORY"]
+        daemons, holder = daemon_pids(pipe), owner(Path(pipe).parent)
+        assert alive(holder)
+    finally:
+        await launcher.close()
+    assert await gone([*daemons, holder]) == []
 
 def test_a_folder_whose_daemon_is_gone_is_not_held_again(tmp_path):
     """A run cut off for longer than the linger finds its folder swept: `hold` says so at once

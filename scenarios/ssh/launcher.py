@@ -22,9 +22,11 @@ What happens on `start()`:
    value one quoted word. stdout lines are fed to the parser as they arrive (session.py).
 
 With an MPS layer (scenarios/mps.py) the first start() runs the MPS control script over the
-connection (`run_script`, quoted like every remote command) to start a private daemon on the
-host; its folder's variables and the layer's limits join the engine's environment, and close()
-stops the daemon before the connections close.
+connection (`hold_script`, quoted like every remote command) to start a private daemon on the
+host, and keeps that script running on its channel as the folder's owner there, so that a later
+start on the host sweeps the daemon once this run's connection is gone; its folder's variables
+and the layer's limits join the engine's environment, and close() stops the daemon (`run_script`)
+before the connections close.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from scenarios.aio import within
 from scenarios.base import LaunchError, LaunchRequest, Launcher, Session
 from scenarios.config import HostConfig
 from scenarios.descriptors import raise_nofile_limit
-from scenarios.mps import MpsDaemon, MpsLayer
+from scenarios.mps import Held, MpsDaemon, MpsLayer
 
 from .asyncssh_import import asyncssh
 from .bundle import Bundle, current_bundle
@@ -67,7 +69,8 @@ class SshLauncher(Connector, Launcher):
         self.sessions: "weakref.WeakSet[SshSession]" = weakref.WeakSet()
         self.messages: list[str] = []         # what happened, for the Hosts view and the logs
         self.check_at_start = False           # a fleet's prepare() only connects (start() checks)
-        self.mps = MpsDaemon(mps, f"ssh {host.name}", self.run_script) if mps is not None else None
+        self.mps = (MpsDaemon(mps, f"ssh {host.name}", self.run_script,
+                              hold_script=self.hold_script) if mps is not None else None)
         if not SshLauncher._nofile_raised:    # each session holds a descriptor
             SshLauncher._nofile_raised = True
             raise_nofile_limit()
@@ -275,6 +278,48 @@ class SshLauncher(Connector, Launcher):
         finally:
             slot.sessions -= 1
         return res.exit_status, str(res.stdout or ""), str(res.stderr or "")
+
+    async def hold_script(self, script: str, args: Sequence[str], timeout: float,
+                          answer_mark: str) -> Held:
+        """`python -S -c script args...` on the host, returned at its stdout line that starts
+        with `answer_mark` (or its end) and left running on its channel, which holds a session
+        of the connection until it closes; asyncio.TimeoutError after `timeout`, LaunchError
+        when the host cannot be reached."""
+        slot = await self._slot()
+        started: list[Any] = []
+
+        async def answer() -> tuple[Any, str, int | None, str]:
+            proc = await slot.conn.create_process(
+                script_command(self.host.python, script, args), encoding="utf-8",
+                errors="replace")
+            started.append(proc)
+            out = ""
+            while True:     # a login script may print before it
+                line = str(await proc.stdout.readline())
+                out += line
+                if not line or line.startswith(answer_mark):
+                    break
+            if line:
+                return proc, out, None, ""
+            await proc.wait_closed()    # it ended without answering: exit status, stderr say why
+            return proc, out, proc.exit_status, str(await proc.stderr.read())
+        try:
+            proc, out, code, err = await within(answer(), timeout)
+        except BaseException as exc:
+            for opened in started:
+                opened.close()
+            slot.sessions -= 1
+            if isinstance(exc, (asyncssh.Error, OSError)):
+                raise LaunchError(f"ssh {self.host.name}: cannot run {self.host.python} on the "
+                                  f"host: {reason(exc)}") from None
+            raise
+
+        async def closed() -> None:
+            try:
+                await proc.wait_closed()
+            finally:
+                slot.sessions -= 1
+        return Held(code, out, err, asyncio.ensure_future(closed()), proc.close)
 
     def close_notes(self) -> list[str]:
         return list(self.mps.notes) if self.mps is not None else []

@@ -97,11 +97,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("trend", TREND_WIDTH + 1, _trend),
     Column("p50 µs", 8, lambda h: fmt_num(h.latency_us.get("p50"), 1), right=True),
     Column("p99 µs", 8, lambda h: fmt_num(h.latency_us.get("p99"), 1), right=True),
-    Column("GB/s", 7, lambda h: fmt_num(h.gbps, 2), right=True),
-    Column("Done", 5, lambda h: f"{h.progress * 100:3.0f}%", right=True),
+    Column("GB/s", 6, lambda h: fmt_num(h.gbps, 2), right=True),
+    Column("Done", 4, lambda h: f"{h.progress * 100:3.0f}%", right=True),
     Column("°C", 4, lambda h: _tel(h, "temperature_c", ""), right=True),
-    Column("W", 5, lambda h: _tel(h, "power_w", ""), right=True),
-    Column("Alerts", 27, _alert_text, tone=lambda h: "bad" if h.alerts() else ("cpu" if h.is_cpu else "")),
+    Column("W", 4, lambda h: _tel(h, "power_w", ""), right=True),
+    Column("Alerts", 30, _alert_text, tone=lambda h: "bad" if h.alerts() else ("cpu" if h.is_cpu else "")),
 )
 
 

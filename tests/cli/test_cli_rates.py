@@ -142,3 +142,24 @@ def test_comparison_md_gives_each_scenarios_throughput_its_unit(env, capsys):
     assert re.search(r"\| [\d,.]+ tokens/s \|", decode), decode
     k8s = next(ln for ln in text.splitlines() if "2. Kubernetes Pod" in ln)
     assert re.search(r"\| [\d,.]+ ops/s \|", k8s), k8s
+
+
+def test_show_sums_a_per_gpu_decode_runs_tokens_in_its_all_row(tmp_path, monkeypatch, capsys):
+    store = use_config(tmp_path, monkeypatch, CONFIG)
+    gpus = [{"index": i, "uuid": f"GPU-{i:08d}-0000-0000-0000-000000000000",
+             "name": "NVIDIA H100 80GB HBM3", "mig_instance": False} for i in (0, 1)]
+    recs = [SessionRecord(synth.decode_session_lines(10 * trial + g["index"], batches=(8,)),
+                          trial=trial, gpu=g, gpu_mode="concurrent")
+            for trial in range(2) for g in gpus]
+    doc = build_document(recs, {"name": "bare-metal", "launcher": "local"})
+    store.save(doc, [ln for r in recs for ln in r.lines])
+    code, out, _ = run(capsys, "show", doc["id"])
+    assert code == 0
+    rows = {r["gpu"]: r["throughput"] for r in tsv(out, "workload")}
+    (wl,) = doc["workloads"]
+    sums: dict[tuple, float] = {}
+    for t in wl["trials"]:
+        sums[(t["trial"], t["repeat"])] = sums.get((t["trial"], t["repeat"]), 0.0) + \
+            t["tokens_per_s"]
+    assert rows["all"] == f"{fmt_value(finite_median(list(sums.values())))} tokens/s"
+    assert rows["0"].endswith(" tokens/s") and rows["1"].endswith(" tokens/s")

@@ -20,6 +20,7 @@ from .comparable import NOT_COMPARABLE, SideValues, planned_variants, side_value
 from .labels import doc_backend, pair_mark
 from .legacy_pairs import Unpaired, pair_legacy
 from .per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
+from .rates import OPS, rate_noun, trial_rate
 from .inference import N_BOOT, bootstrap_overhead_ci, mann_whitney_u
 from .schema import INVALID, NotComparable
 from .stats import (INCONCLUSIVE, MIN_TRIALS, NO_TARGET, VERDICT_RANK, change_word, cv_pct,
@@ -46,6 +47,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("lat_mean", "mean latency", "µs", False, _lat("mean")),
     Metric("lat_p99", "p99 latency", "µs", False, _lat("p99")),
 )
+
+
+def metric_for(metric: Metric, workload: str) -> Metric:
+    """The metric as this workload is read: a decode/prefill variant's throughput is tokens/s
+    (results.rates decides), so its row is `tokens_per_s`, compared on tokens. A result of it
+    without tokens/s is not reported, never compared in another unit."""
+    noun = rate_noun(workload)
+    if metric.key != "ops_per_s" or noun == OPS:
+        return metric
+
+    def tokens(t: dict) -> Any:
+        rate = trial_rate(workload, t)
+        return rate.value if rate.noun == noun else None
+    return Metric(f"{noun}_per_s", metric.label, f"{noun}/s", True, tokens)
 
 
 COMPARABLE_FACTS = (("device", "GPU model"), ("driver", "driver"), ("cuda", "CUDA version"),
@@ -295,7 +310,7 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
     wanted = [m for m in METRICS if metrics is None or m.key in metrics]
     rows = [_unpaired_metric(u, metric, base_every if u.side == "baseline" else cand_every,
                              target_pct)
-            for u in unpaired for metric in wanted
+            for u in unpaired for metric in (metric_for(m, u.key[0]) for m in wanted)
             if any(metric.get(t) is not None for t in
                    (base_every if u.side == "baseline" else cand_every)[u.key])]
     few: set[str] = set()
@@ -305,7 +320,7 @@ def _compare(base: dict, cand: dict, problems: list[str], *, target_pct: float |
     keys = [k for k in dict.fromkeys([*base_every, *cand_every])
             if (k in base_every or k in planned_b) and (k in cand_every or k in planned_c)]
     for key in keys:
-        for metric in wanted:
+        for metric in (metric_for(m, key[0]) for m in wanted):
             b = side_values(base_every.get(key, []), base_used.get(key, []), metric.get)
             c = side_values(cand_every.get(key, []), cand_used.get(key, []), metric.get)
             if not (b.reported or c.reported):

@@ -417,8 +417,10 @@ def summary_of(doc: dict) -> dict:
     headline = None
     head = headline_workload(workloads)
     if head is not None:
+        trials = valid_trials(head)
         headline = {"workload": head["workload"], "variant": head.get("variant"),
-                    "ops_per_s": finite_median(t.get("ops_per_s") for t in valid_trials(head))}
+                    "ops_per_s": finite_median(t.get("ops_per_s") for t in trials),
+                    "tokens_per_s": finite_median(t.get("tokens_per_s") for t in trials)}
     return {
         "id": doc.get("id"), "created": doc.get("created"),
         "scenario": scen.get("name"), "title": scen.get("title"),

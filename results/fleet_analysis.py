@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from engine.throttle import BENIGN_MASK, BENIGN_THROTTLE, KNOWN_MASK, THROTTLE_BITS
 
+from .rates import line_rate
 from .schema import COMPLETED
 from .stats import finite_number, median, overhead_pct, robust_z, verdict_for
 
@@ -79,9 +80,11 @@ class HostSummary:
         return f"{self.gpu_model or 'unknown'} [{self.backend or '?'}]"
 
 
-def metric_names(workload: str, variant: str) -> tuple[str, str]:
+def metric_names(workload: str, variant: str, rate_unit: str = "ops/s") -> tuple[str, str]:
+    """A variant's rate and latency metric names; the rate's unit is results.rates' (a decode
+    host is compared in tokens/s)."""
     base = f"{workload}/{variant}"
-    return f"{base} ops/s", f"{base} p50 us"
+    return f"{base} {rate_unit}", f"{base} p50 us"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -157,9 +160,11 @@ def summarize_host(host: str, outcome: str, lines: Iterable[Mapping[str, Any]],
             if procs is not None:
                 s.other_processes = max(procs, s.other_processes or 0)
         elif kind == "result":
-            ops, lat = metric_names(str(line.get("workload")), str(line.get("variant")))
-            if (v := finite_number(line.get("ops_per_s"))) is not None:
-                per_metric.setdefault(ops, []).append(v)
+            rate = line_rate(line)
+            ops, lat = metric_names(str(line.get("workload")), str(line.get("variant")),
+                                    rate.unit)
+            if rate.value is not None:
+                per_metric.setdefault(ops, []).append(rate.value)
             if (v := finite_number((line.get("latency_us") or {}).get("p50"))) is not None:
                 per_metric.setdefault(lat, []).append(v)
     # The link as trained under load: the best seen while busy (idle GPUs downshift).

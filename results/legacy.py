@@ -24,9 +24,10 @@ from typing import Any
 
 from .document import build_document, utc_now
 from .labels import NOT_GPU, backend_mark, doc_backend, is_cpu
+from .rates import TOKENS, variant_rate
 from .schema import ResultError
 from .stats import finite_median
-from .steps import is_step, step_summary, step_text
+from .steps import is_step, step_text
 from .trial_counts import headline_workload, valid_trials
 
 LEGACY_VARIANT = "legacy"
@@ -165,13 +166,10 @@ def export_text(doc: dict) -> str:
            f"Validity: {(doc.get('validity') or {}).get('status', 'unknown')}",
            f"Workload: {head['workload']} {head.get('variant', '')} "
            f"(median of {len(trials)} results)", ""]
-    step = step_summary(head) if is_step(head) else None
-    if step is not None and step["tokens_per_s"] is not None:
-        # a decode/prefill run: its throughput is tokens, one step (op) makes several
-        out += [f"Throughput: {step['tokens_per_s']:,.0f} tokens/sec",
-                f"Step Rate: {ops:,.1f} steps/sec"]
-    else:
-        out.append(f"Throughput: {ops:,.0f} ops/sec")
+    rate = variant_rate(head)     # the seed's grep reads this line: its unit says what it counts
+    out.append(f"Throughput: {rate.value:,.0f} {rate.noun}/sec")
+    if rate.noun == TOKENS:       # one step (op) makes a batch of tokens
+        out.append(f"Step Rate: {ops:,.1f} steps/sec")
     if mean is not None:
         out.append(f"Average Latency: {mean / 1000.0:.3f} ms ({mean:.1f} microseconds)")
     if p99 is not None:
@@ -192,8 +190,8 @@ def export_text(doc: dict) -> str:
     for w in doc.get("workloads") or []:
         t = valid_trials(w)
         parts = [f"  {w['workload']}/{w.get('variant', '')}: {len(t)} results"]
-        if (v := finite_median([x.get("ops_per_s") for x in t])) is not None:
-            parts.append(f"{v:,.1f} ops/s")
+        if (rate := variant_rate(w)).value is not None:
+            parts.append(f"{rate.value:,.1f} {rate.unit}")
         if (v := finite_median([(x.get("latency_us") or {}).get("p50") for x in t])) is not None:
             parts.append(f"p50 {v:.1f} us")
         if (v := finite_median([(x.get("latency_us") or {}).get("p99") for x in t])) is not None:

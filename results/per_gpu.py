@@ -49,7 +49,7 @@ def gpu_workloads(doc: dict, index: int) -> list[dict]:
     return out
 
 
-AGGREGATE_SUM = ("ops_per_s", "gbps", "tflops", "ops", "bytes")
+AGGREGATE_SUM = ("ops_per_s", "tokens_per_s", "gbps", "tflops", "ops", "bytes")
 
 
 def aggregate_workloads(doc: dict) -> list[dict]:

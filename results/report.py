@@ -15,14 +15,14 @@ from engine.plausibility import STEP_WORKLOADS
 
 from .check_verdicts import CHECK_COLUMNS, check_rows, check_table
 from .matrix_table import matrix_tables, matrix_tsv, row_matrices
-from .comparable import usable
 from .comparison import Comparison, MetricComparison
 from .format import EMPTY, fmt_ci, fmt_p, fmt_pct, fmt_value
 from .labels import CPU_CELL, NOT_GPU, backend_cell, doc_backend, is_cpu, is_mixed
-from .stats import INCONCLUSIVE, finite_median
+from .rates import variant_rate
+from .stats import INCONCLUSIVE
 from .schema import INVALID, ResultError
 from .trial_counts import (FEW_RESULTS, doc_counts, headline_workload, status_short,
-                           status_word, valid_trials)
+                           status_word)
 
 COLUMNS = ("workload", "variant", "metric", "counted", "baseline", "candidate", "overhead",
            "95% CI", "p", "target", "verdict", "note")
@@ -225,11 +225,9 @@ def headline(comp: Comparison) -> MetricComparison | None:
 
 
 def _doc_headline(doc: dict) -> str:
+    """The run's headline rate with its unit (the summary's rows mix workloads)."""
     w = headline_workload(doc.get("workloads") or [])
-    if w is None:
-        return EMPTY
-    return fmt_value(finite_median([t.get("ops_per_s") for t in valid_trials(w)
-                                    if usable(t.get("ops_per_s"))]))
+    return EMPTY if w is None else variant_rate(w).text()
 
 
 def checks_report_rows(scenarios: Sequence[ReportScenario],
@@ -320,7 +318,7 @@ def comparison_report(scenarios: Sequence[ReportScenario], latest: dict[str, dic
            "valid result, an INVALID run), INVALID when a side's valid results carry figures "
            "that cannot be (negative, NaN): both fail `gpubench compare --fail-on`. The "
            "overall verdict of a scenario is its worst metric's.", "",
-           markdown_table(("#", "Scenario", "Run", "Throughput (ops/s)", "Overhead", "95% CI",
+           markdown_table(("#", "Scenario", "Run", "Throughput", "Overhead", "95% CI",
                            "Target", "Verdict"), summary_rows), ""]
     if checks is not None:
         out += [f"## {CHECKS_TITLE}", "",

@@ -39,7 +39,7 @@ __all__ = ["Store", "Listing", "atomic_write", "filter_runs", "summary_flags"]
 
 INDEX_NAME = "index.json"
 STALE_TEMP_S = 3600.0     # temp files of a save that crashed are removed after an hour
-INDEX_VERSION = 2         # raised when summary_of changes, so older caches are re-read
+INDEX_VERSION = 3         # raised when summary_of changes, so older caches are re-read
 DOC_SUFFIX = ".json"
 RAW_SUFFIX = ".jsonl.gz"
 

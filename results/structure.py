@@ -322,7 +322,9 @@ SUMMARY = Obj({
     "outcome": Opt(Choice(*OUTCOMES)), "complete": Opt(BOOL),
     "incomplete_reason": Opt(STR), "imported": Opt(BOOL), "group": Opt(STR),
     "trials": Opt(INT), "results": Opt(INT),
-    "headline": Opt(Obj({"workload": Opt(STR), "variant": Opt(STR), "ops_per_s": Opt(NUM)})),
+    # its rate is read through results.rates (tokens/s for a decode/prefill headline)
+    "headline": Opt(Obj({"workload": Opt(STR), "variant": Opt(STR), "ops_per_s": Opt(NUM),
+                         "tokens_per_s": Opt(NUM)})),
     # the headline's results that count (results/trial_counts.py); required, so that an index
     # written before it existed is read again from the documents
     "counted": Opt(COUNTS),

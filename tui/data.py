@@ -14,6 +14,7 @@ from gpubench.services.legacy import import_legacy_text, legacy_scenario_for, re
 from results import report
 from results.files import atomic_write, path_in, safe_file_name
 from results.labels import configured_host, doc_backend, pair_mark, summary_counts
+from results.rates import line_rate
 from results.schema import NotComparable
 from results.comparison import compare_runs
 from results.store import INDEX_NAME, Store, summary_flags
@@ -31,7 +32,8 @@ class RunSummary:
     device: str
     label: str
     validity: str               # VALID | FEW RESULTS | INVALID | IMPORTED | ...
-    headline: float | None      # ops/s of the first workload (for the table)
+    headline: float | None      # the headline's rate (results.rates), in headline_unit
+    headline_unit: str = "ops/s"  # tokens/s for a decode/prefill headline
     headline_name: str = ""
     trials: int = 0             # engine sessions' trials, as `run --trials` counts them
     results: int = 0            # result lines
@@ -215,6 +217,7 @@ class RunStore:
 
 def _summary(s: dict) -> RunSummary:
     headline = s.get("headline") or {}
+    rate = line_rate(headline)
     flags = tuple(summary_flags(s))
     trials, results = summary_counts(s)
     return RunSummary(
@@ -225,7 +228,7 @@ def _summary(s: dict) -> RunSummary:
         validity="IMPORTED" if s.get("imported") else status_word(s.get("validity"),
                                                                   s.get("counted")),
         counted="" if s.get("imported") else fraction(s.get("counted")),
-        headline=headline.get("ops_per_s"),
+        headline=rate.value, headline_unit=rate.unit,
         headline_name=f"{headline.get('workload')}/{headline.get('variant')}" if headline else "",
         trials=trials or 0, results=results or 0, imported=bool(s.get("imported")),
         incomplete=any(not f.startswith("imported") for f in flags), flags=flags)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from results.document import harmful_throttle
 from results.labels import backend_mark, is_cpu
+from results.rates import Rate, rate_of
 from results.stats import finite_number, median
 from results.steps import is_step
 from results.trial_counts import live_alert
@@ -126,6 +127,11 @@ class HostState:
             self.step_unit = unit
 
     # -- reads for views ------------------------------------------------------------------
+    @property
+    def rate(self) -> Rate:
+        """The row's headline rate and its unit (tokens/s for a decode/prefill step)."""
+        return rate_of(self.workload, self.ops_per_s, self.tokens_per_s)
+
     @property
     def is_step(self) -> bool:
         """Whether the row's workload is decode or prefill (tokens/s is then its headline)."""

@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     c.add_argument("--target", type=cli_number(float, limits.TARGET_PCT), metavar="PCT",
                    help="overhead target in %% (default: the candidate scenario's)")
     c.add_argument("--metrics", metavar="M1,M2",
-                   help="ops_per_s,gbps,tflops,lat_mean,lat_p99 (default: all)")
+                   help="ops_per_s,gbps,tflops,lat_mean,lat_p99 (default: all; ops_per_s "
+                        "is a decode/prefill variant's tokens/s)")
     c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     c.set_defaults(func=cmd_compare)
 

@@ -15,7 +15,9 @@ from gpubench.plan_events import (PlanFinished, PlanStarted, RunNotSaved, RunSav
 from gpubench.services.runs import check_scenario
 from engine.vocabulary import WORKLOADS
 from scenarios.config import check_gpu_select
+from results.format import fmt_num
 from results.labels import backend_cell, backend_mark
+from results.rates import rate_of
 from scenarios.events import Hello, Sample
 
 if TYPE_CHECKING:
@@ -121,8 +123,10 @@ class ProgressPrinter:
         elif isinstance(ev, TrialEvent) and self.tty and isinstance(ev.event, Sample):
             s = ev.event
             backend = s.data.get("backend")
+            rate = rate_of(s.workload, s.ops_per_s, s.data.get("tokens_per_s"))
             self.line(f"[{ev.index + 1}/{self.total}] {ev.slot.scenario} trial "
-                      f"{ev.slot.trial + 1}: {s.workload}/{s.variant} {s.ops_per_s:,.0f} ops/s"
+                      f"{ev.slot.trial + 1}: {s.workload}/{s.variant} "
+                      f"{fmt_num(rate.value, 0, ' ' + rate.unit)}"
                       + (f" {backend_cell(backend)}" if backend else ""), final=False)
         elif isinstance(ev, TrialFinished):
             extra = f": {ev.message}" if ev.message else ""

@@ -10,6 +10,7 @@ from results.format import EMPTY, fmt_value
 from results.labels import (CPU_MARK, backend_mark, doc_backend, doc_host, is_cpu, result_count,
                             trial_count)
 from results.per_gpu import aggregate_workloads, doc_gpus, gpu_workloads, is_per_gpu
+from results.rates import rate_of
 from results.stats import cv_pct, finite_median, mad_outliers, median
 from results.steps import STEP_COLUMNS, step_rows
 from results.trial_counts import doc_counts, metrics_line, status_line
@@ -34,7 +35,9 @@ def _outcome_text(doc: dict) -> str:
 
 
 def _show_rows(workloads: list, gpu: str) -> list[list]:
-    """`show` rows (workload, variant, gpu, valid/results, ops/s, mean, p99, GB/s, CV, outliers)."""
+    """`show` rows (workload, variant, gpu, valid/results, throughput, mean, p99, GB/s, CV,
+    outliers). The throughput cell carries its unit: tokens/s for decode/prefill, ops/s else
+    (the rows mix workloads); CV and outliers are the same in either unit."""
     rows = []
     for wl in workloads:
         trials = wl.get("trials") or []
@@ -45,7 +48,8 @@ def _show_rows(workloads: list, gpu: str) -> list[list]:
         ops = [t.get("ops_per_s") for t in valid if t.get("ops_per_s")]
         cv = cv_pct(ops) if len(ops) >= 2 else None
         rows.append([wl["workload"], wl.get("variant"), gpu, shown,
-                     fmt_value(finite_median(ops)),
+                     rate_of(wl["workload"], finite_median(ops),
+                             finite_median([t.get("tokens_per_s") for t in valid])).text(),
                      fmt_value(finite_median([(t.get("latency_us") or {}).get("mean")
                                               for t in valid])),
                      fmt_value(finite_median([(t.get("latency_us") or {}).get("p99")
@@ -191,12 +195,12 @@ def _print_workloads(doc: dict) -> None:
         for i in gpus:
             rows += _show_rows(gpu_workloads(doc, i), str(i))
         rows += _show_rows(aggregate_workloads(doc), "all")
-        print_table(("workload", "variant", "gpu", "valid/results", "ops/s", "mean µs",
+        print_table(("workload", "variant", "gpu", "valid/results", "throughput", "mean µs",
                      "p99 µs", "GB/s", "CV", "outliers"),
                     sorted(rows, key=lambda r: (r[0], r[1], r[2] == "all", r[2])), title=title)
-        print("gpu all: ops/s and GB/s summed across GPUs run concurrently (— when run one "
+        print("gpu all: throughput and GB/s summed across GPUs run concurrently (— when run one "
               "after the other), latency the median across GPUs")
     else:
-        print_table(("workload", "variant", "valid/results", "ops/s", "mean µs", "p99 µs",
+        print_table(("workload", "variant", "valid/results", "throughput", "mean µs", "p99 µs",
                      "GB/s", "CV", "outliers"), [r[:2] + r[3:] for r in _show_rows(
                          doc.get("workloads") or [], "")], title=title)

@@ -10,6 +10,7 @@ from gpubench.cli.tables import VERDICT_STYLES, print_table
 from gpubench.selftest.options import is_selftest_scenario
 from results.format import EMPTY
 from results.labels import CPU_CELL, backend_cell, summary_counts
+from results.rates import line_rate
 from results.store import filter_runs, summary_flags
 from results.trial_counts import fraction, status_word
 
@@ -59,21 +60,20 @@ def cmd_list(args, config) -> int:
         return EXIT_OK
     rows = []
     for r in runs + unfinished:
-        ops = (r.get("headline") or {}).get("ops_per_s")
         trials, results = summary_counts(r)
         rows.append([r["id"], r.get("created"), r.get("scenario"), r.get("host") or "",
                      backend_cell(r.get("backend")), r.get("label") or "",
                      EMPTY if trials is None else trials, EMPTY if results is None else results,
                      status_word(r.get("validity"), r.get("counted")) if r.get("validity") else "",
                      fraction(r.get("counted")),
-                     f"{ops:,.0f}" if isinstance(ops, (int, float)) else "",
+                     line_rate(r["headline"]).text() if r.get("headline") else "",
                      ", ".join(summary_flags(r))])
     if not rows and tables.is_tty():
         print("no stored runs match" if listing.runs else
               f"no stored runs in {store.dir} (start with `gpubench run`)", file=sys.stderr)
         return EXIT_OK
     print_table(("id", "created (UTC)", "scenario", "host", "backend", "label", "trials",
-                 "results", "validity", "counted", "headline ops/s", "flags"), rows,
+                 "results", "validity", "counted", "headline", "flags"), rows,
                 styles={**VERDICT_STYLES, CPU_CELL: "yellow"})
     return EXIT_OK
 

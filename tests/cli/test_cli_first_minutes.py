@@ -103,6 +103,18 @@ def test_run_progress_line_leaves_nothing_of_a_longer_line_behind(monkeypatch):
     assert screen_lines(term.getvalue()) == ["[1/1] bare-metal trial 1: completed, 2 results"]
 
 
+def test_run_progress_line_reads_a_decode_sample_in_tokens(monkeypatch):
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    printer = ProgressPrinter(["bare-metal"], 1)
+    slot = TrialSlot("bare-metal", 0)
+    printer(TrialStarted(0, 1, slot))
+    printer(TrialEvent(0, slot, Sample("decode", "8b-l4-b8-kv2048", 900.0, {"p50": 1100.0},
+                                       None, 0.0, {"tokens_per_s": 7200.0})))
+    assert screen_lines(term.getvalue()) == [
+        "[1/1] bare-metal trial 1: decode/8b-l4-b8-kv2048 7,200 tokens/s"]
+
+
 def test_run_progress_in_a_pipe_is_one_plain_line_per_trial_event(monkeypatch):
     pipe = io.StringIO()
     monkeypatch.setattr("sys.stderr", pipe)

@@ -8,6 +8,7 @@ import pytest
 from results.fleet_analysis import MAD_FLOOR_REL, analyze_fleet, fleet_overhead, summarize_host
 from results.fleet_table import format_fleet_table, format_overhead_table
 from results.stats import robust_z
+from tests.support import synth
 from tests.support.fleet_stream import HostProfile, complete_stream
 
 PLAN = {"workloads": ["roundtrip", "launch"], "duration_s": 1.0, "repeats": 5, "warmup_s": 0.0}
@@ -168,3 +169,11 @@ def test_application_clocks_are_benign_as_in_show_and_the_dashboard():
         {"type": "telemetry", "readings": {"throttle_reasons": 0x2}},
         {"type": "telemetry", "readings": {"throttle_reasons": 0x2 | 0x4 | 0x400}}])
     assert masked.throttle == {"sw_power_cap": 1, "0x400": 1}
+
+
+def test_a_decode_hosts_rate_metric_is_its_tokens_per_s():
+    lines = [json.loads(x) for x in synth.decode_session_lines(0, batches=(8,), repeats=3)]
+    s = summarize_host("gpu-node-1", "completed", lines)
+    tokens = sorted(x["tokens_per_s"] for x in lines if x["type"] == "result")
+    assert set(s.metrics) == {"decode/8b-l4-b8-kv2048 tokens/s", "decode/8b-l4-b8-kv2048 p50 us"}
+    assert s.metrics["decode/8b-l4-b8-kv2048 tokens/s"].value == tokens[1]

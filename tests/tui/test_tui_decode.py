@@ -99,7 +99,7 @@ async def test_live_decode_session_shows_step_percentiles_and_the_windows_histog
         assert "step latency histogram" in title and "window 0" in title
         # the grid's headline is tokens/s, the chart of rates too
         assert screen.chart_ops.title == "tokens/s"
-        assert f"{short_num(state.tokens_per_s)} tok/s" in screen_text(app)
+        assert f"{short_num(state.tokens_per_s)} tokens/s" in screen_text(app)
         assert second["ops"]        # held back: not shown yet
         await app.manager.cancel_all()
 
@@ -141,7 +141,7 @@ async def test_an_ended_cpu_decode_session_keeps_tokens_per_s_and_says_cpu(confi
         assert state.tokens_per_s == tokens
         grid = app.screen.query_one(HostGrid)
         assert grid.row_count == 1
-        assert f"{short_num(tokens)} tok/s" in screen_text(app)
+        assert f"{short_num(tokens)} tokens/s" in screen_text(app)
         chart = app.screen.chart_steps
         await wait_for(pilot, lambda: chart._shown is not None and "window 2" in chart._shown[2])
         assert chart._shown[2].endswith("· CPU")
@@ -173,7 +173,7 @@ async def test_a_roundtrip_session_shows_no_step_panel(config):
         await replay_to_the_end(app, pilot, synthetic_stream())
         await pilot.pause(0.3)
         assert not app.screen.steps_w.display and not app.screen.chart_steps.display
-        assert "tok/s" not in screen_text(app)
+        assert "tokens/s" not in screen_text(app)
 
 
 def save_decode_run(store: Store, scenario: str, run_id: str, scale: float, seed: int) -> None:

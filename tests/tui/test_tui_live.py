@@ -82,8 +82,9 @@ def test_a_step_rows_headline_is_tokens_per_s_summed_over_a_trials_gpus():
     board.take_dirty()
     agg = board.hosts["t"]
     assert agg.is_step and agg.tokens_per_s == 14000.0 and agg.ops_per_s == 1750.0
-    assert [rate_cell(h) for h in (a, b, agg)] == ["7,200 tok/s", "6,800 tok/s", "14k tok/s"]
+    assert [rate_cell(h) for h in (a, b, agg)] == ["7,200 tokens/s", "6,800 tokens/s",
+                                                   "14k tokens/s"]
     assert a.step_unit == ("decode", "8b-l4-b8-kv2048") and a.step_live["tokens_per_s"] == 7200.0
     launch = board.add(HostState(key="l", host="l"))
     launch.on_sample("launch", "sync", 77400.0, {"p50": 11.0}, None, 1.0, tokens_per_s=5.0)
-    assert not launch.is_step and launch.step_unit is None and rate_cell(launch) == "77,400"
+    assert not launch.is_step and launch.step_unit is None and rate_cell(launch) == "77.4k ops/s"

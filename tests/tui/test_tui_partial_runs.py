@@ -78,7 +78,7 @@ async def test_a_cancelled_run_is_marked_incomplete_in_history_and_the_compare_p
         await pilot.press("4")
         await pilot.pause()
         picker = app.screen.query_one("#compare-runs", DataTable)
-        ops = {picker.get_row_at(i)[1]: str(cell(picker, i, "ops/s")) for i in range(2)}
+        ops = {picker.get_row_at(i)[1]: str(cell(picker, i, "Headline")) for i in range(2)}
         assert ops["cut"].endswith(" incomplete") and "incomplete" not in ops["whole"]
 
 
@@ -99,7 +99,7 @@ async def test_a_run_cancelled_from_the_dashboard_is_marked_incomplete_in_both_l
         await pilot.pause()
         picker = app.screen.query_one("#compare-runs", DataTable)
         assert picker.get_row_at(0)[1] == saved["id"]
-        assert str(cell(picker, 0, "ops/s")).endswith(" incomplete")
+        assert str(cell(picker, 0, "Headline")).endswith(" incomplete")
 
 
 async def test_a_cancel_confirmed_after_the_plan_ended_cancels_nothing_and_says_so(config):

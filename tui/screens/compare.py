@@ -14,7 +14,7 @@ from results.labels import CPU_CELL
 from results.share_series import chart_series
 
 from ..data import ComparisonView, chart_label
-from .history import backend_text, mark_incomplete
+from .history import backend_text, headline_text, mark_incomplete
 from ..widgets.charts import BarChart, TimeChart
 
 VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
@@ -128,7 +128,7 @@ class CompareScreen(Screen):
         table = self.query_one("#compare-runs", DataTable)
         # no Scenario column: a run's id says its scenario; the Label next to the id, where a
         # narrow terminal never cuts it off
-        table.add_columns("", "Run", "Label", "Backend", "ops/s", "Host")
+        table.add_columns("", "Run", "Label", "Backend", "Headline", "Host")
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -147,7 +147,7 @@ class CompareScreen(Screen):
             mark = ("B" if r.id == sel.baseline else
                     f"C{sel.candidates.index(r.id) + 1}" if r.id in sel.candidates else "")
             table.add_row(Text(mark, style="bold"), r.id, r.label, backend_text(r.backend),
-                          mark_incomplete(Text(fmt_num(r.headline)), r), r.host, key=r.id)
+                          mark_incomplete(Text(headline_text(r)), r), r.host, key=r.id)
         if table.row_count:
             table.move_cursor(row=min(row or 0, table.row_count - 1))
         if self._shown_version != sel.version:

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar
 
 from results.labels import CPU_CELL
+from results.rates import TOKENS, rate_noun
 from scenarios.events import CANCELLED
 
 from ..live import HostState
@@ -179,12 +180,10 @@ class DashboardScreen(Screen):
         series = h.series.get((h.workload, h.variant)) or next(iter(h.series.values()))
         name = f"{h.workload}/{h.variant}"
         suffix = f"· {CPU_CELL}" if h.is_cpu else ""
-        if h.is_step:     # a step's rate is read in tokens (one step is a batch of them)
-            self.chart_ops.title = "tokens/s"
-            self.chart_ops.show(series.t, {name: series.tokens}, f"{name} {suffix}")
-        else:
-            self.chart_ops.title = "ops/s"
-            self.chart_ops.show(series.t, {name: series.ops}, f"{name} {suffix}")
+        noun = rate_noun(h.workload)       # a step's rate is read in tokens (results.rates)
+        self.chart_ops.title = f"{noun}/s"
+        self.chart_ops.show(series.t, {name: series.tokens if noun == TOKENS else series.ops},
+                            f"{name} {suffix}")
         self.chart_lat.show(series.t, {"p50": series.p50, "p99": series.p99}, f"{name} {suffix}")
 
     def show_steps(self, h: HostState | None) -> None:

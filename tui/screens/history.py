@@ -34,6 +34,12 @@ def backend_text(backend: str) -> Text:
     return Text(backend_cell(backend), style="yellow" if is_cpu(backend) else "")
 
 
+def headline_text(run: RunSummary) -> str:
+    """A run's headline rate with its unit: the runs listed mix workloads, and a decode run
+    reads in tokens/s where the others read in ops/s (results.rates)."""
+    return fmt_num(run.headline, 0, f" {run.headline_unit}")
+
+
 def mark_incomplete(text: Text, run: RunSummary) -> Text:
     """`text` with " incomplete" after it for a run that was cancelled or cut off, wherever a
     run is listed: what it measured may count (VALID), but it is not the whole plan."""
@@ -60,7 +66,7 @@ class HistoryScreen(Screen):
     PALETTE = [
         ("History: open selected run (replay)", "screen.open_run", "Replay its recorded stream"),
         ("History: filter runs", "screen.filter", "Text filter over all columns"),
-        ("History: change sort order", "screen.sort", "created, scenario, host, ops/s, validity"),
+        ("History: change sort order", "screen.sort", "created, scenario, host, headline rate, validity"),
         ("History: label selected run", "screen.label", "Set a label"),
         ("History: delete selected run", "screen.delete", "Asks to confirm"),
         ("History: interference matrix of selected run", "screen.matrix", "Its coloured grid (a `gpubench check --checks matrix` run)"),
@@ -89,7 +95,7 @@ class HistoryScreen(Screen):
         table = self.query_one(DataTable)
         # the device last: the longest cell, and the one a narrow terminal may cut
         table.add_columns("Run", "Created (UTC)", "Scenario", "Host", "Backend", "Validity",
-                          "ops/s", "Label", "Device")
+                          "Headline", "Label", "Device")
         self.reload()
         self.set_interval(STORE_POLL_S, self.poll_store)
 
@@ -135,7 +141,7 @@ class HistoryScreen(Screen):
                 validity.append(f" {r.counted}")
             table.add_row(r.id, r.created, r.scenario, r.host, backend_text(r.backend),
                           mark_incomplete(validity, r),
-                          fmt_num(r.headline), r.label, r.device, key=r.id)
+                          headline_text(r), r.label, r.device, key=r.id)
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
         key, reverse = SORTS[self.sort_index]

@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from results.format import fmt_num
+from results.format import EMPTY, fmt_num
 
 from ..live import HostState
 
@@ -68,11 +68,10 @@ TREND_WIDTH = 8
 
 
 def rate_cell(h: HostState) -> str:
-    """The row's headline rate: tokens/s for a decode/prefill step (what a service is sized
-    by; one step is a batch of tokens), ops/s for everything else."""
-    if h.is_step and h.tokens_per_s is not None:
-        return f"{short_num(h.tokens_per_s)} tok/s"
-    return fmt_num(h.ops_per_s)
+    """The row's headline rate with its unit (rows of different workloads share the column):
+    tokens/s for a decode/prefill step, ops/s for everything else (results.rates)."""
+    rate = h.rate
+    return EMPTY if rate.value is None else f"{short_num(rate.value)} {rate.unit}"
 
 
 def short_num(value: float) -> str:
@@ -94,14 +93,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("State", 10, lambda h: h.status, tone=_state_tone),
     Column("Backend", 9, lambda h: h.backend or "?", tone=lambda h: "cpu" if h.is_cpu else ""),
     Column("Workload", 14, lambda h: f"{h.workload}/{h.variant}" if h.workload else ""),
-    Column("ops/s", 11, rate_cell, right=True),
+    Column("rate", 14, rate_cell, right=True),
     Column("trend", TREND_WIDTH + 1, _trend),
     Column("p50 µs", 8, lambda h: fmt_num(h.latency_us.get("p50"), 1), right=True),
     Column("p99 µs", 8, lambda h: fmt_num(h.latency_us.get("p99"), 1), right=True),
-    Column("GB/s", 7, lambda h: fmt_num(h.gbps, 2), right=True),
-    Column("Done", 5, lambda h: f"{h.progress * 100:3.0f}%", right=True),
+    Column("GB/s", 6, lambda h: fmt_num(h.gbps, 2), right=True),
+    Column("Done", 4, lambda h: f"{h.progress * 100:3.0f}%", right=True),
     Column("°C", 4, lambda h: _tel(h, "temperature_c", ""), right=True),
-    Column("W", 5, lambda h: _tel(h, "power_w", ""), right=True),
+    Column("W", 4, lambda h: _tel(h, "power_w", ""), right=True),
     Column("Alerts", 30, _alert_text, tone=lambda h: "bad" if h.alerts() else ("cpu" if h.is_cpu else "")),
 )
 

@@ -8,10 +8,21 @@ from textual.widgets import Static
 
 from results.format import EMPTY, fmt_num
 from results.labels import CPU_MARK
+from results.rates import Rate, line_rate
 
 from ..live import HostState
 
 LAT_KEYS = ("mean", "p50", "p90", "p99", "p999", "max")
+
+
+def rate_column(rates: list[Rate]) -> tuple[str, list[str]]:
+    """The results panel's rate column: its heading names the unit when every row shares it
+    (a session's workloads are mostly of one kind, and the panel is narrow), else each cell
+    carries its own (a decode's tokens/s beside a round trip's ops/s)."""
+    units = {r.unit for r in rates}
+    if len(units) == 1:
+        return units.pop(), [fmt_num(r.value) for r in rates]
+    return "rate", [fmt_num(r.value, 0, f" {r.unit}") for r in rates]
 
 
 class _Panel(Static):
@@ -70,22 +81,27 @@ class PercentileTable(_Panel):
         self._last = now
         # Plain text with columns sized to their cells, not a rich Table: measuring a Table's
         # columns cost ~5 ms a render, the largest share of the dashboard's CPU under load.
-        heads = ("ops/s", "GB/s", *LAT_KEYS)
         names: list[str] = []
         rows: list[tuple[str, ...]] = []
+        rates: list[Rate] = []
         if h is not None:
             last: dict[tuple[str, str], dict] = {}
             for r in h.results:   # completed trials first, latest live sample on top
                 last[(r["workload"], r["variant"])] = r
             if h.workload and h.status == "running":
-                last[(h.workload, h.variant)] = {"ops_per_s": h.ops_per_s,
+                last[(h.workload, h.variant)] = {"workload": h.workload, "ops_per_s": h.ops_per_s,
+                                                 "tokens_per_s": h.tokens_per_s,
                                                  "latency_us": h.latency_us, "gbps": h.gbps,
                                                  "live": True}
             for (w, v), r in last.items():
                 lat = r.get("latency_us") or {}
                 names.append(("• " if r.get("live") else "") + f"{w}/{v}")
-                rows.append((fmt_num(r.get("ops_per_s")), fmt_num(r.get("gbps", lat.get("gbps")), 2),
+                rates.append(line_rate(r))
+                rows.append((fmt_num(r.get("gbps", lat.get("gbps")), 2),
                              *(fmt_num(lat.get(k), 1) for k in LAT_KEYS)))
+        rate_head, rate_cells = rate_column(rates)
+        heads = (rate_head, "GB/s", *LAT_KEYS)
+        rows = [(cell, *row) for cell, row in zip(rate_cells, rows)]
         widths = [max([len(hd), *(len(row[i]) for row in rows)]) for i, hd in enumerate(heads)]
         name_w = max(8, (self.content_size.width or 100) - sum(widths) - len(widths))
 

@@ -102,21 +102,23 @@ def _judge(st: "Selftest", mech: Mechanism, arm: Arm, runs: list, variant: str, 
         lat_pairs.append([on / off for on, off in pairs])
         ops_pairs.append(pair_ratios(cls, sess.seed, "ops_per_s"))
         # the truth of each pair: what the delay cost per op (as this session's delay
-        # reported it) over that pair's off-slot p50. The measurement is the median over the
-        # arm's pairs, so the truth is too: a mean over sessions differs from it by several
-        # pp at 200 % when sessions' levels differ by 10 %
+        # reported it) over that pair's off-slot p50. The arm's error is judged pair by pair
+        # (judging.judge_pairs), and its injected figure is the median over the same pairs as
+        # the measurement's: a mean over sessions differs from it by several pp at 200 % when
+        # sessions' levels differ by 10 %
         sess_spent = mech.spent_per_call_ns(w, [sess.report], arm.delay_ns) \
             if sess.report and arm.delay_ns else spent
-        truths += [k * sess_spent / (off * 1000) * 100 for _, off in pairs]
+        truths.append([k * sess_spent / (off * 1000) * 100 for _, off in pairs])
     if sum(len(x) for x in lat_pairs) < 2:
         return None
     key = f"selftest/{w}/{variant}/{arm.name}"
-    common = dict(injected_pct=median(truths), targets=tuple(opts.levels), tol=tol,
+    common = dict(injected_pct=median([t for ts in truths for t in ts]),
+                  targets=tuple(opts.levels), tol=tol,
                   seed=opts.seed, n_boot=opts.n_boot, confidence=st.ci_confidence,
                   # the CPU self-test runs where others load the machine in bursts of
                   # seconds, which move all the pairs of one session together
                   resample_sessions=not mech.gpu)
-    row = judge_pairs(lat_pairs, key=key, **common)
+    row = judge_pairs(lat_pairs, key=key, truths_by_session=truths, **common)
     ops_row = judge_pairs(ops_pairs, key=key + "/ops", higher_is_better=True, **common)
     row.update({"workload": w, "variant": variant, "arm": arm.name,
                 "level": arm.level, "delay_ns": arm.delay_ns,

@@ -2,12 +2,20 @@
 verdicts against each target (results/stats.py's PASS/FAIL/INCONCLUSIVE), and one rule, the
 same on every backend, that makes each arm PASSED, FAILED or NOT RESOLVED:
 
-- FAILED: its CI (family-wise: Bonferroni over every judged arm) excludes the truth, or a
+- FAILED: its error CI (family-wise: Bonferroni over every judged arm) excludes 0, or a
   verdict is on the wrong side of the truth by more than the tolerance (PASS against a target
   the truth exceeds, FAIL against one it is under). The instrument is wrong.
-- PASSED: |error| <= tolerance and CI half-width <= tolerance: it resolves what it claims.
+- PASSED: |error| <= tolerance and the error CI's half-width <= tolerance: it resolves what it
+  claims.
 - NOT RESOLVED: neither. Accurate as far as its CI can tell, too noisy to prove +-tolerance;
   more trials narrow the CI as 1/sqrt(trials).
+
+The error is measured minus injected. Where each slot pair has its own truth (the slots
+design: the delay's cost over that pair's off-slot p50), it is taken pair by pair, so a level
+that differs between sessions or drifts within one moves the measurement and the truth together
+and leaves the error's CI; the measured overhead keeps its own CI, which the verdicts against
+the targets read, as a comparison would. Elsewhere the error CI is the measured CI less the
+truth.
 
 An A/A arm is an arm whose truth is 0. The designs run the sessions; this module only reads
 numbers."""
@@ -30,34 +38,41 @@ def wrong_side(got: str, injected: float, target: float, tol: float) -> bool:
     return (got == PASS and injected > target + tol) or (got == FAIL and injected < target - tol)
 
 
-def arm_state(injected: float, error: float, lo: float, hi: float, tol: float,
+def arm_state(injected: float, error: float, elo: float, ehi: float, tol: float,
               wrong: list[str]) -> tuple[str, str]:
-    """(state, why) of one arm by the module's rule; `wrong` names its wrong-side verdicts."""
-    finite = math.isfinite(lo) and math.isfinite(hi)
+    """(state, why) of one arm by the module's rule from its error and the error's CI [elo,
+    ehi]; `wrong` names its wrong-side verdicts."""
+    finite = math.isfinite(elo) and math.isfinite(ehi)
     failures = list(wrong)
-    if finite and not lo <= injected <= hi:
-        failures.insert(0, f"CI [{lo:+.2f}, {hi:+.2f}] excludes the injected {injected:.2f} %")
+    if finite and not elo <= 0 <= ehi:
+        failures.insert(0, f"error CI [{elo:+.2f}, {ehi:+.2f}] pp excludes 0: the measurement "
+                           f"misses the injected {injected:.2f} %")
     if failures:
         return FAILED, "; ".join(failures)
     if not finite:
         return NOT_RESOLVED, "no CI (fewer than two values)"
-    half = (hi - lo) / 2
+    half = (ehi - elo) / 2
     noisy = []
     if half > tol:
-        noisy.append(f"CI half-width {half:.2f} pp > ±{tol:g} pp")
+        noisy.append(f"error CI half-width {half:.2f} pp > ±{tol:g} pp")
     if abs(error) > tol:
-        noisy.append(f"error {error:+.2f} pp beyond ±{tol:g} pp, inside a CI that holds the "
-                     "truth")
+        noisy.append(f"error {error:+.2f} pp beyond ±{tol:g} pp, inside a CI that holds 0")
     if noisy:
         return NOT_RESOLVED, "; ".join(noisy)
-    return PASSED, f"error {error:+.2f} pp and CI half-width {half:.2f} pp within ±{tol:g} pp"
+    return PASSED, f"error {error:+.2f} pp and its CI's half-width {half:.2f} pp within ±{tol:g} pp"
 
 
 def _judged(measured: float, lo: float, hi: float, p: float, n: int, *, injected_pct: float,
-            targets: tuple[float, ...], tol: float) -> dict:
-    """An arm's row: its verdicts against each target and its state (arm_state)."""
+            targets: tuple[float, ...], tol: float,
+            error_ci: tuple[float, float, float] | None = None) -> dict:
+    """An arm's row: its verdicts against each target (from the measured CI [lo, hi]) and its
+    state (arm_state, from `error_ci`: error, low, high; by default the measured CI less the
+    truth)."""
+    error, elo, ehi = error_ci or (measured - injected_pct, lo - injected_pct,
+                                   hi - injected_pct)
     finite = math.isfinite(lo) and math.isfinite(hi)
-    half = (hi - lo) / 2 if finite else math.inf
+    efinite = math.isfinite(elo) and math.isfinite(ehi)
+    half = (ehi - elo) / 2 if efinite else math.inf
     verdicts, wrong = {}, []
     for t in targets:
         got = verdict_for(lo, hi, t)
@@ -67,13 +82,14 @@ def _judged(measured: float, lo: float, hi: float, p: float, n: int, *, injected
         verdicts[f"{t:g}"] = {"verdict": got, "ok": not bad,
                               "more_trials": more_trials_needed(lo, hi, n, t)
                               if got == INCONCLUSIVE else None}
-    error = measured - injected_pct
-    state, why = arm_state(injected_pct, error, lo, hi, tol, wrong)
+    state, why = arm_state(injected_pct, error, elo, ehi, tol, wrong)
     return {"injected_pct": injected_pct, "measured_pct": measured,
             "ci_low": lo if finite else None, "ci_high": hi if finite else None,
-            "ci_half_width": half if finite else None,
-            "error_pp": error, "tolerance_pp": tol, "within_tolerance": abs(error) <= tol,
-            "resolved": half <= tol, "ci_contains_injected": finite and lo <= injected_pct <= hi,
+            "error_pp": error, "error_ci_low": elo if efinite else None,
+            "error_ci_high": ehi if efinite else None,
+            "ci_half_width": half if efinite else None,
+            "tolerance_pp": tol, "within_tolerance": abs(error) <= tol,
+            "resolved": half <= tol, "ci_contains_injected": efinite and elo <= 0 <= ehi,
             "p_value": p if math.isfinite(p) else None, "change": change_word(lo, hi),
             "verdicts": verdicts, "verdicts_ok": not wrong, "state": state, "why": why}
 
@@ -209,16 +225,24 @@ def sign_test_p(ratios: list[float]) -> float:
 def judge_pairs(ratios_by_session: list[list[float]], *, injected_pct: float,
                 targets: tuple[float, ...], tol: float, seed: int, key: str,
                 n_boot: int, higher_is_better: bool = False, resample_sessions: bool = False,
-                confidence: float = 0.95) -> dict:
+                confidence: float = 0.95,
+                truths_by_session: list[list[float]] | None = None) -> dict:
     """One arm of the slots design: on/off pair ratios pooled over its sessions (and, with
-    `resample_sessions`, sessions resampled too in the CI: pairs_overhead_ci)."""
+    `resample_sessions`, sessions resampled too in the CI: pairs_overhead_ci). With
+    `truths_by_session` (each pair's injected %, latency only), the error is judged pair by
+    pair: the median and CI of each pair's measured % less its truth."""
     pooled = [r for rs in ratios_by_session for r in rs]
-    measured, lo, hi = pairs_overhead_ci(
-        ratios_by_session, higher_is_better,
-        seed=(seed ^ zlib.crc32(key.encode())) & 0x7FFFFFFF, n_boot=n_boot,
-        confidence=confidence, resample_sessions=resample_sessions)
+    boot = dict(seed=(seed ^ zlib.crc32(key.encode())) & 0x7FFFFFFF, n_boot=n_boot,
+                confidence=confidence, resample_sessions=resample_sessions)
+    measured, lo, hi = pairs_overhead_ci(ratios_by_session, higher_is_better, **boot)
+    error_ci = None
+    if truths_by_session is not None:
+        # a ratio less its truth: pairs_overhead_ci's (ratio - 1) x 100 is then the error in pp
+        less_truth = [[r - t / 100 for r, t in zip(rs, ts)]
+                      for rs, ts in zip(ratios_by_session, truths_by_session)]
+        error_ci = pairs_overhead_ci(less_truth, False, **boot)
     row = _judged(measured, lo, hi, sign_test_p(pooled), len(pooled),
-                  injected_pct=injected_pct, targets=targets, tol=tol)
+                  injected_pct=injected_pct, targets=targets, tol=tol, error_ci=error_ci)
     row.update({"n_base": len(pooled), "n_cand": len(pooled), "pairs": len(pooled),
                 "pairs_per_session": [len(r) for r in ratios_by_session]})
     return row

@@ -26,17 +26,18 @@ def format_summary(s: dict) -> str:
     out.append(f"CIs: {conf:g} % each, {family['confidence_pct']:g} % for all "
                f"{family['arms']} judged arms at once ({family['adjustment']})")
     hdr = (f"{'workload/variant':<24}{'arm':<6}{'n off/on':>10}{'injected':>9}{'measured':>10}"
-           f"{f'{conf:g}% CI':>19}{'error':>8}  "
+           f"{f'{conf:g}% CI':>19}{'error':>8}{'error CI (pp)':>19}  "
            f"{'verdicts vs ' + '/'.join(f'{t:g}%' for t in s['targets_pct']):<28}state")
     out.append(hdr)
     for r in s["rows"]:
-        ci = (f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if r["ci_low"] is not None else EMPTY)
+        ci = _interval(r["ci_low"], r["ci_high"])
+        eci = _interval(r.get("error_ci_low"), r.get("error_ci_high"))
         v = " ".join(f"{x['verdict'][:4]}{'' if x['ok'] else '!'}" for x in r["verdicts"].values())
         tag = "" if r["primary"] else " (info)"
         n = f"{r['n_base']}/{r['n_cand']}"
         out.append(f"{r['workload'] + '/' + r['variant']:<24}{r['arm']:<6}{n:>10}"
                    f"{r['injected_pct']:>8.2f}%{r['measured_pct']:>+9.2f}%{ci:>19}"
-                   f"{r['error_pp']:>+7.2f}  {v:<28}{STATE_TEXT[r['state']]}{tag}")
+                   f"{r['error_pp']:>+8.2f}{eci:>19}  {v:<28}{STATE_TEXT[r['state']]}{tag}")
     for r in s["rows"]:
         if r["state"] != PASSED:
             out.append(f"{r['workload']}/{r['arm']} {STATE_TEXT[r['state']]}: {r['why']}")
@@ -54,6 +55,10 @@ def format_summary(s: dict) -> str:
     return "\n".join(out)
 
 
+def _interval(lo: float | None, hi: float | None) -> str:
+    return f"[{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None else EMPTY
+
+
 def state_line(s: dict) -> str:
     """The last line: the self-test's state, and for NOT RESOLVED what would resolve it."""
     tol = f"±{s['tolerance_pp']:g} pp"
@@ -66,7 +71,7 @@ def state_line(s: dict) -> str:
             "SELFTEST FAILED: no arm was judged"
     line = f"SELFTEST NOT RESOLVED at {tol}"
     if s["max_unresolved_ci_half_width_pp"] is not None:
-        line += f": CI half-widths up to {s['max_unresolved_ci_half_width_pp']:.2g} pp"
+        line += f": error CI half-widths up to {s['max_unresolved_ci_half_width_pp']:.2g} pp"
     if s["trials_to_resolve"] is not None:
         n = s["trials_to_resolve"]
         line += f"; about {n} trials would resolve it (--trials {n})"

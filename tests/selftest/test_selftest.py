@@ -145,7 +145,7 @@ def test_wide_cis_that_hold_the_truth_are_not_resolved_not_failed():
     rows = [_row(*arm) for arm in H100_ARMS]
     assert all(r["ci_contains_injected"] and r["verdicts_ok"] for r in rows)
     assert {r["state"] for r in rows} == {sj.NOT_RESOLVED}
-    assert "CI half-width 1.90 pp > ±0.5 pp" in rows[2]["why"]
+    assert "error CI half-width 1.90 pp > ±0.5 pp" in rows[2]["why"]
     assert "error -1.20 pp beyond ±0.5 pp" in rows[2]["why"]
     got = sj.overall(rows, trials=2, tol=0.5)
     # the half-width shrinks as 1/sqrt(trials): 2 × (1.9 / 0.5)² = 28.9
@@ -158,14 +158,15 @@ def test_wide_cis_that_hold_the_truth_are_not_resolved_not_failed():
 def test_a_ci_that_misses_the_truth_fails_however_small_the_error():
     row = _row(5.0, 0.3, 0.2)                        # [5.1, 5.5]: narrow, and wrong
     assert row["state"] == sj.FAILED and row["within_tolerance"]
-    assert row["why"] == "CI [+5.10, +5.50] excludes the injected 5.00 %"
+    assert row["why"] == ("error CI [+0.10, +0.50] pp excludes 0: the measurement misses the "
+                          "injected 5.00 %")
     assert sj.overall([_row(1.0, 0.1, 0.3), row], trials=4, tol=0.5)["state"] == sj.FAILED
 
 
 def test_narrow_and_accurate_passes():
     row = _row(5.0, 0.2, 0.4)
     assert row["state"] == sj.PASSED and row["resolved"] and row["ci_contains_injected"]
-    assert row["why"] == "error +0.20 pp and CI half-width 0.40 pp within ±0.5 pp"
+    assert row["why"] == "error +0.20 pp and its CI's half-width 0.40 pp within ±0.5 pp"
     got = sj.overall([row, _row(0.0, -0.1, 0.3)], trials=4, tol=0.5)
     assert got["state"] == sj.PASSED and got["ok"] and got["trials_to_resolve"] is None
 
@@ -191,7 +192,7 @@ def test_no_ci_and_a_lopsided_ci_are_not_resolved():
     assert none["state"] == sj.NOT_RESOLVED and none["why"] == "no CI (fewer than two values)"
     lopsided = _row(5.0, 0.7, 0.45, lo=4.9)                  # [4.9, 5.8], measured 5.7
     assert lopsided["state"] == sj.NOT_RESOLVED
-    assert lopsided["why"] == "error +0.70 pp beyond ±0.5 pp, inside a CI that holds the truth"
+    assert lopsided["why"] == "error +0.70 pp beyond ±0.5 pp, inside a CI that holds 0"
     got = sj.overall([lopsided], trials=4, tol=0.5)          # the error sets the trials: 4×1.4²
     assert got["trials_to_resolve"] == 8
     assert sj.overall([], trials=4, tol=0.5)["state"] == sj.FAILED
@@ -201,7 +202,7 @@ def test_the_summary_line_says_how_many_trials_would_resolve_it():
     from gpubench.selftest.report import state_line
     got = sj.overall([_row(*arm) for arm in H100_ARMS], trials=2, tol=0.5)
     assert state_line({**got, "tolerance_pp": 0.5}) == (
-        "SELFTEST NOT RESOLVED at ±0.5 pp: CI half-widths up to 1.9 pp; about 29 trials "
+        "SELFTEST NOT RESOLVED at ±0.5 pp: error CI half-widths up to 1.9 pp; about 29 trials "
         "would resolve it (--trials 29)")
 
 
@@ -532,10 +533,10 @@ def test_cli_not_resolved_exits_3_and_says_how_many_trials(monkeypatch, interpos
     scale = max(max(r["ci_half_width"], abs(r["error_pp"])) for r in rows) / 0.5
     n = math.ceil(2 * scale ** 2)
     assert s["trials_to_resolve"] == n
-    assert lines[-1] == (f"SELFTEST NOT RESOLVED at ±0.5 pp: CI half-widths up to {widest:.2g} "
+    assert lines[-1] == (f"SELFTEST NOT RESOLVED at ±0.5 pp: error CI half-widths up to {widest:.2g} "
                          f"pp; about {n} trials would resolve it (--trials {n})")
     assert "CIs: 99.375 % each, 95 % for all 8 judged arms at once (Bonferroni)" in lines
-    assert any(ln.startswith("launch/L1 NOT RESOLVED: CI half-width") for ln in lines)
+    assert any(ln.startswith("launch/L1 NOT RESOLVED: error CI half-width") for ln in lines)
 
 
 def test_cli_a_biased_measurement_fails_with_exit_1(monkeypatch, tmp_path, capsys):
@@ -548,7 +549,8 @@ def test_cli_a_biased_measurement_fails_with_exit_1(monkeypatch, tmp_path, capsy
                              "--workloads", "launch", "--levels", "1,10")
     assert code == 1 and s["state"] == sj.FAILED
     failed = {r["arm"]: r for r in s["rows"] if r["state"] == sj.FAILED}
-    assert "L10" in failed and "excludes the injected" in failed["L10"]["why"]
+    assert "L10" in failed and "pp excludes 0: the measurement misses the injected" in \
+        failed["L10"]["why"]
     assert all(r["state"] == sj.PASSED for r in s["rows"] if r["arm"] == "aa")
     assert lines[-1] == f"SELFTEST FAILED: {s['arms'][sj.FAILED]} of 3 arms"
 

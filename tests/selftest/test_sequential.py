@@ -86,3 +86,19 @@ def _with_progress(sink: list[str]):
     def patched(self, opts, progress=None):
         init(self, opts, progress=sink.append)
     return patched
+
+
+def test_sessions_at_different_levels_move_truth_and_measurement_together(monkeypatch,
+                                                                          tmp_path, capsys):
+    """CPU sessions ±10 % apart: at 10 % injected each session's truth differs by up to 1 pp,
+    so the measured overhead's CI (sessions resampled) is wider than ±1 pp. Pair by pair the
+    measurement and its truth move together: the error's CI is narrow and the arm passes."""
+    monkeypatch.setattr(experiment, "run_session",
+                        _fake_session_factory(0.10, 0.002, 2, drift=0.002, cpu_turn_ns=70))
+    code, lines, _, s = _cli(tmp_path, monkeypatch, capsys, "--backend", "numpy-cpu",
+                             "--workloads", "launch", "--levels", "10", "--trials", "4")
+    l10 = next(r for r in s["rows"] if r["arm"] == "L10")
+    assert (l10["ci_high"] - l10["ci_low"]) / 2 > 1.0, l10
+    assert l10["ci_half_width"] < 0.5 * (l10["ci_high"] - l10["ci_low"]) / 2, l10
+    assert l10["state"] == sj.PASSED and code == 0, l10["why"]
+    assert lines[-1] == "SELFTEST PASSED at ±1 pp: all 2 arms"

@@ -265,5 +265,8 @@ def matrix_check(ms: MatrixSettings, layers: list[dict]) -> dict:
     out["observed"] = matrix_observed(out)
     out["configured"] = (f"{len(ms.victims)} victim(s) × {len(ms.aggressors)} aggressor(s) × "
                          f"{', '.join(lay['name'] for lay in layers)}")
+    if "decode" in ms.victims:
+        out["decode_victim_batch"] = ms.victim_batch
+        out["configured"] += f"; decode victim batch {ms.victim_batch}"
     return out
 

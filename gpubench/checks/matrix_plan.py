@@ -1,7 +1,7 @@
 """What the interference matrix runs: its victims and aggressors as engine command lines, and
 the isolation layers this host offers (or why it offers one not).
 
-    VICTIMS      decode (batch 1), roundtrip (pinned 64 KiB), launch (launch + synchronize)
+    VICTIMS      decode (batch 1, or --victim-batch), roundtrip (pinned 64 KiB), launch (launch + synchronize)
     AGGRESSORS   gemm (saturation), d2d / h2d (copy bandwidth), alloc (allocation storm),
                  launch (async launch storm), decode (another decode, batch 8)
     LAYERS       none (time-slicing), mps (a private MPS daemon at a thread percentage),
@@ -42,7 +42,7 @@ def role_args(kind: str, role: str, settings: Settings, ms: MatrixSettings) -> E
     extra: dict = {}
     workload = kind
     if kind == "decode":
-        extra["decode_batches"] = ("1",) if role == "victim" else ("8",)
+        extra["decode_batches"] = (str(ms.victim_batch),) if role == "victim" else ("8",)
     elif kind == "roundtrip":
         extra["memory"] = ("pinned",)
     elif kind == "launch":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.plan import MAX_DECODE_BATCH
+
 from .settings import HAMI_LIBRARY, CheckError
 
 VICTIMS = ("decode", "roundtrip", "launch")
@@ -16,6 +18,7 @@ class MatrixSettings:
     victims: tuple[str, ...] = ("decode",)
     aggressors: tuple[str, ...] = ("gemm", "d2d", "alloc", "launch", "decode")
     layers: tuple[str, ...] = LAYERS
+    victim_batch: int = 1                 # the decode victim's batch (the aggressor's is 8)
     windows: int = 6                      # victim windows per run: the CI's sample
     window_s: float = 0.5
     thread_percentage: int = 50           # MPS active threads; HAMi-core's SM limit
@@ -42,6 +45,10 @@ def add_matrix_flags(p) -> None:
     p.add_argument("--layers", default=",".join(d.layers),
                    help=f"matrix: isolation layers, from {', '.join(LAYERS)} (a layer this "
                         "host lacks is listed NOT AVAILABLE with why)")
+    p.add_argument("--victim-batch", type=int, default=d.victim_batch,
+                   help="matrix: the decode victim's batch (default 1; an eager step on a "
+                        "batch of 1 waits on the host between kernels, a batch of 64 keeps "
+                        "the GPU busy)")
     p.add_argument("--windows", type=int, default=d.windows,
                    help=f"matrix: victim windows per run (default {d.windows})")
     p.add_argument("--window-s", type=float, default=d.window_s,
@@ -64,11 +71,15 @@ def matrix_settings(args, scenario=None) -> MatrixSettings:
         raise CheckError(f"matrix: --windows must be at least 2 (got {args.windows})")
     if not args.window_s > 0:
         raise CheckError(f"matrix: --window-s must be positive (got {args.window_s:g})")
+    if not 1 <= args.victim_batch <= MAX_DECODE_BATCH:
+        raise CheckError(f"matrix: --victim-batch must be 1-{MAX_DECODE_BATCH} "
+                         f"(got {args.victim_batch})")
     if not 1 <= pct <= 100:
         raise CheckError(f"matrix: --thread-percentage must be 1-100 (got {pct})")
     return MatrixSettings(victims=parse_names(args.victims, VICTIMS, "victim"),
                           aggressors=parse_names(args.aggressors, AGGRESSORS, "aggressor"),
                           layers=parse_names(args.layers, LAYERS, "layer"),
+                          victim_batch=args.victim_batch,
                           windows=args.windows, window_s=args.window_s,
                           thread_percentage=pct,
                           mps_control=mps.control if mps is not None else None)

@@ -47,8 +47,8 @@ def test_a_small_matrix_through_the_real_engine_saved_shown_and_compared(env, ca
     store, ids, tmp = env
     code, out, err = run(capsys, "check", "--scenario", "time-sliced", "--checks", "matrix",
                          "--backend", "numpy-cpu", "--victims", "decode",
-                         "--aggressors", "gemm,launch", "--layers", "none,mps",
-                         "--windows", "4", "--window-s", "0.25", "--json", str(tmp / "s.json"))
+                         "--aggressors", "gemm,launch", "--layers", "none,mps", "--victim-batch",
+                         "2", "--windows", "4", "--window-s", "0.25", "--json", str(tmp / "s.json"))
     assert code == 0, err
     assert "  matrix       MEASURED" in out
     assert "MPS 50%: NOT AVAILABLE (the CPU backend" in out
@@ -56,6 +56,10 @@ def test_a_small_matrix_through_the_real_engine_saved_shown_and_compared(env, ca
     doc = store.load(run_id)
     check = doc["checks"][0]
     assert doc["scenario"]["name"] == "check-time-sliced" and check["check"] == "matrix"
+    assert check["decode_victim_batch"] == 2
+    assert check["configured"].endswith("; decode victim batch 2")
+    decode = [w for w in doc["workloads"] if w["workload"] == "decode"]
+    assert decode and all(w["params"].get("batch") == 2 for w in decode), decode
     assert json.loads((tmp / "s.json").read_text())["checks"][0]["layers"] == check["layers"]
 
     none, mps = check["layers"]
@@ -131,6 +135,10 @@ def test_victim_and_aggressor_command_lines():
     assert role_args("launch", "aggressor", s, ms).launch_modes == ("async",)
     assert role_args("d2d", "aggressor", s, ms).sizes == ("256MiB",)
     assert v.duration == 0.5 and v.stall_limit == 0
+    big = role_args("decode", "victim", s, MatrixSettings(victim_batch=64))
+    assert big.decode_batches == ("64",)
+    assert role_args("decode", "aggressor", s, MatrixSettings(victim_batch=64)).decode_batches \
+        == ("8",)
 
 
 @pytest.mark.parametrize("flags, said", [
@@ -138,6 +146,8 @@ def test_victim_and_aggressor_command_lines():
     (("--layers", "none,vgpu"), "matrix: unknown layer vgpu; choose from none, mps, proxy, hami"),
     (("--windows", "1"), "matrix: --windows must be at least 2 (got 1)"),
     (("--thread-percentage", "0"), "matrix: --thread-percentage must be 1-100 (got 0)"),
+    (("--victim-batch", "0"), "matrix: --victim-batch must be 1-4096 (got 0)"),
+    (("--victim-batch", "5000"), "matrix: --victim-batch must be 1-4096 (got 5000)"),
 ])
 def test_bad_matrix_flags_are_one_line_and_exit_2(env, capsys, flags, said):
     code, out, err = run(capsys, "check", "--checks", "matrix", "--backend", "numpy-cpu",

@@ -2,9 +2,13 @@
 verdicts against each target (results/stats.py's PASS/FAIL/INCONCLUSIVE), and one rule, the
 same on every backend, that makes each arm PASSED, FAILED or NOT RESOLVED:
 
-- FAILED: its error CI (family-wise: Bonferroni over every judged arm) excludes 0, or a
-  verdict is on the wrong side of the truth by more than the tolerance (PASS against a target
-  the truth exceeds, FAIL against one it is under). The instrument is wrong.
+- FAILED: its error CI (family-wise: Bonferroni over every judged arm) excludes 0 by more than
+  a tenth of the tolerance, or a verdict is on the wrong side of the truth by more than the
+  tolerance (PASS against a target the truth exceeds, FAIL against one it is under). The
+  instrument is wrong. A bias that its CI proves but that stays within a tenth of the tolerance
+  is said in the arm's why, not failed: more trials make every real effect significant, down to
+  the ns that a slot's bookkeeping costs, and a self-test that adds trials until it resolves
+  would then fail on effects far below what it claims to resolve.
 - PASSED: |error| <= tolerance and the error CI's half-width <= tolerance: it resolves what it
   claims.
 - NOT RESOLVED: neither. Accurate as far as its CI can tell, too noisy to prove +-tolerance;
@@ -29,6 +33,7 @@ from results.stats import (FAIL, INCONCLUSIVE, MAX_MORE_TRIALS, PASS, change_wor
                            median, more_trials_needed, overhead_pct, verdict_for)
 
 PASSED, FAILED, NOT_RESOLVED = "PASSED", "FAILED", "NOT RESOLVED"
+NEGLIGIBLE_FRACTION = 0.1     # of the tolerance: a proven bias below it is said, not failed
 
 
 def wrong_side(got: str, injected: float, target: float, tol: float) -> bool:
@@ -44,22 +49,26 @@ def arm_state(injected: float, error: float, elo: float, ehi: float, tol: float,
     ehi]; `wrong` names its wrong-side verdicts."""
     finite = math.isfinite(elo) and math.isfinite(ehi)
     failures = list(wrong)
-    if finite and not elo <= 0 <= ehi:
-        failures.insert(0, f"error CI [{elo:+.2f}, {ehi:+.2f}] pp excludes 0: the measurement "
-                           f"misses the injected {injected:.2f} %")
+    floor = tol * NEGLIGIBLE_FRACTION
+    if finite and (elo > floor or ehi < -floor):
+        failures.insert(0, f"error CI [{elo:+.2f}, {ehi:+.2f}] pp excludes 0 by more than "
+                           f"{floor:.2g} pp: the measurement misses the injected {injected:.2f} %")
     if failures:
         return FAILED, "; ".join(failures)
     if not finite:
         return NOT_RESOLVED, "no CI (fewer than two values)"
     half = (ehi - elo) / 2
+    bias = f"; a bias of {error:+.2f} pp (its CI [{elo:+.2f}, {ehi:+.2f}] excludes 0, within " \
+           f"±{floor:.2g} pp, a tenth of the tolerance)" if not elo <= 0 <= ehi else ""
     noisy = []
     if half > tol:
         noisy.append(f"error CI half-width {half:.2f} pp > ±{tol:g} pp")
     if abs(error) > tol:
         noisy.append(f"error {error:+.2f} pp beyond ±{tol:g} pp, inside a CI that holds 0")
     if noisy:
-        return NOT_RESOLVED, "; ".join(noisy)
-    return PASSED, f"error {error:+.2f} pp and its CI's half-width {half:.2f} pp within ±{tol:g} pp"
+        return NOT_RESOLVED, "; ".join(noisy) + bias
+    return PASSED, (f"error {error:+.2f} pp and its CI's half-width {half:.2f} pp within "
+                    f"±{tol:g} pp{bias}")
 
 
 def _judged(measured: float, lo: float, hi: float, p: float, n: int, *, injected_pct: float,

@@ -5,10 +5,10 @@
 # windows, 4 to 6 blocks) until the deadline. Device run `bash tests/support/device/final.sh`,
 # carry .whl and vendor-cache.
 source tests/support/device/lib.sh
-DEADLINE=560
+DEADLINE=440
 step setup 30 'python3 -m tests.support.hami; nvidia-smi --query-gpu=name,driver_version --format=csv'
 TAILN=4 step decode_spread 90 "$G run bare-metal --trials 4 --duration 0.5 --warmup 0.2 --repeats 2 --workloads decode --seed 3"
 TAILN=12 step decode_spread_table 20 "python3 $HERE/decode_spread.py /tmp/gb-data"
-TAILN=40 step matrix64 300 "$G check --checks matrix --victims decode --victim-batch 64 --aggressors gemm,d2d,alloc,launch --layers none,mps,hami --windows 5 --window-s 0.5"
-TAILN=30 step selftest 560 "$G selftest --backend cupy --duration 1.5 --repeats 2 --max-trials 6 --json $LOGS/selftest.json"
+TAILN=40 step matrix64 240 "$G check --checks matrix --victims decode --victim-batch 64 --aggressors gemm,d2d,alloc,launch --layers none,mps,hami --windows 5 --window-s 0.5"
+TAILN=30 step selftest 560 "$G selftest --backend cupy --duration 1.5 --repeats 2 --max-trials 5 --json $LOGS/selftest.json"
 finish

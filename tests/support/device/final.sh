@@ -1,8 +1,9 @@
-# What the 2026-12-07 (fifth) session could not run (no machine came in its last hour): how far a decode step's speed moves from
-# one engine process to the next at batch 1, 8 and 64 (the matrix's victim must not move by
-# itself); the interference matrix with a batch-64 victim beside four aggressors under none,
-# MPS 50 % and HAMi-core SM 50 % (about 5 minutes in all; `selftest.sh` is the other call). Device run `bash tests/support/device/final.sh`,
-# carry .whl and vendor-cache.
+# What the 2026-12-07 (fifth) session could not run, no machine having come in its last hour:
+# how far a decode step's speed moves from one engine process to the next at batch 1, 8 and 64
+# (the matrix's victim must not move by itself), then the interference matrix with a batch-64
+# victim beside four aggressors under none, MPS 50 % and HAMi-core SM 50 %. About 5 minutes;
+# selftest.sh is the other call. Device run `bash tests/support/device/final.sh`, carry .whl
+# and vendor-cache.
 source tests/support/device/lib.sh
 DEADLINE=330
 step setup 30 'python3 -m tests.support.hami; nvidia-smi --query-gpu=name,driver_version --format=csv'

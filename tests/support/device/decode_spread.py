@@ -1,6 +1,6 @@
 """Per decode batch, each engine process's median step latency in the newest saved run under
 DATA_DIR, and the spread between processes (max / min): a victim whose own speed moves between
-processes cannot show interference. Used by final.sh on the GPU machine."""
+processes cannot show interference. Used by matrix64.sh on the GPU machine."""
 from __future__ import annotations
 
 import json

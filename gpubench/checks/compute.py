@@ -8,9 +8,9 @@ steady share, overshoot, settle time; a limit is a ceiling in its own unit):
                                                entry point the proxy does not hook is caught
   launch+sync                                  the loop a utilisation-driven throttle may miss
                                                (HAMi#2863): a limit only it escapes says so
-  policy force                                 HAMi skips its SM limit for a lone process
-                                               unless GPU_CORE_UTILIZATION_POLICY=force
-                                               (HAMi#737): the saturating row again with it
+  policy force                                 the saturating row again with
+                                               GPU_CORE_UTILIZATION_POLICY=force (HAMi#737: a
+                                               lone process went unlimited without it)
   tenant A / B                                 two processes at once with different limits:
                                                each against its own, and their ratio
 

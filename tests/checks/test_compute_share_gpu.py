@@ -113,7 +113,7 @@ def test_init_under_the_interposer_1_8_32(settings):
 
 @needs_hami
 def test_hami_sm_limit_over_time_with_and_without_force(settings):
-    """HAMi's CUDA_DEVICE_SM_LIMIT=50 on a lone process (HAMi#737: skipped unless force), the
+    """HAMi's CUDA_DEVICE_SM_LIMIT=50 on a lone process with and without force (HAMi#737), the
     launch+sync loop (HAMi#2863) and two tenants at 25 % and 75 %. What HAMi does is the finding:
     asserted here is only that every row was measured with the spin load under it."""
     settings.seconds = 6.0

@@ -89,12 +89,18 @@ def sample(ops: float) -> Sample:
     return Sample("roundtrip", "64KiB", ops, {"p50": 1.0}, None, 0.0, {})
 
 
-def test_run_progress_line_leaves_nothing_of_a_longer_line_behind(monkeypatch):
+def started_printer(monkeypatch) -> tuple[Terminal, ProgressPrinter, TrialSlot]:
+    """A run's progress printer on a fake terminal, its one trial started."""
     term = Terminal()
     monkeypatch.setattr("sys.stderr", term)
     printer = ProgressPrinter(["bare-metal"], 1)
     slot = TrialSlot("bare-metal", 0)
     printer(TrialStarted(0, 1, slot))
+    return term, printer, slot
+
+
+def test_run_progress_line_leaves_nothing_of_a_longer_line_behind(monkeypatch):
+    term, printer, slot = started_printer(monkeypatch)
     printer(TrialEvent(0, slot, sample(123_456_789.0)))
     printer(TrialEvent(0, slot, sample(25.0)))
     assert screen_lines(term.getvalue()) == [
@@ -104,11 +110,7 @@ def test_run_progress_line_leaves_nothing_of_a_longer_line_behind(monkeypatch):
 
 
 def test_run_progress_line_reads_a_decode_sample_in_tokens(monkeypatch):
-    term = Terminal()
-    monkeypatch.setattr("sys.stderr", term)
-    printer = ProgressPrinter(["bare-metal"], 1)
-    slot = TrialSlot("bare-metal", 0)
-    printer(TrialStarted(0, 1, slot))
+    term, printer, slot = started_printer(monkeypatch)
     printer(TrialEvent(0, slot, Sample("decode", "8b-l4-b8-kv2048", 900.0, {"p50": 1100.0},
                                        None, 0.0, {"tokens_per_s": 7200.0})))
     assert screen_lines(term.getvalue()) == [

@@ -31,6 +31,7 @@ from scenarios.k8s.spec import MANAGED_BY
 from tests.hostile import case_id, cases
 from tests.k8s.conftest import scenario
 from tests.support.k8s_emulator import CONFIGMAPS, JOBS, PODS, PodScript
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.k8s
 
@@ -234,15 +235,6 @@ def test_owner_on_this_host_hidden_by_proc_is_judged_by_its_heartbeat(monkeypatc
 def fresh(obj: dict, within_s: float = 30) -> bool:
     at = parse_stamp((obj["metadata"].get("annotations") or {}).get(HEARTBEAT, ""))
     return at is not None and abs(time.time() - at) < within_s
-
-
-async def wait_for(predicate, timeout_s: float = 10.0) -> bool:
-    until = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > until:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 @pytest.mark.parametrize("workload", ["pod", "job"])

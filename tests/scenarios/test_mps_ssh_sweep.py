@@ -7,12 +7,9 @@ gpubench process with SIGKILL, or one connection) and look at what the host then
 """
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
 import shlex
 import subprocess
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from scenarios.mps_control import OWNER_FILE
 from tests.scenarios.test_mps_launchers import (alive, daemon_pids, gone, run_session,
                                                 ssh_launcher, write_standin)
 from tests.support.sshd import REMOTE_PYTHON, REPO
+from tests.support.waiting import wait_for
 
 # A gpubench run in a process of its own: it starts the host's daemon, says where, and runs on
 # until it is killed. Its holder lingers half a second, not two minutes, once its run is gone.
@@ -51,15 +49,6 @@ def owner(folder: Path) -> int:
     return int((folder / OWNER_FILE).read_text())
 
 
-async def until(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
 @pytest.mark.sshd
 async def test_a_daemon_whose_run_was_killed_is_stopped_by_the_next_start_on_the_host(
         sshd, tmp_path):
@@ -80,7 +69,7 @@ async def test_a_daemon_whose_run_was_killed_is_stopped_by_the_next_start_on_the
             run.kill()
             run.wait()
     # its connection closed with the process: the holder ends after its linger; the daemon runs
-    assert await until(lambda: not alive(holder)), "the holder outlived its run's connection"
+    assert await wait_for(lambda: not alive(holder), 30.0), "the holder outlived its run's connection"
     assert all(alive(p) for p in daemons) and folder.exists()
     launcher = ssh_launcher(sshd, tmp_path / "engine-cache", MpsLayer(control=control))
     try:
@@ -112,7 +101,7 @@ async def test_a_live_runs_daemon_is_kept_even_when_its_holders_connection_drops
         # the live run loses the connection its holder ran on: it holds the folder again
         [slot] = live.conns
         slot.conn.abort()
-        assert await until(lambda: owner(folder) != holder and alive(owner(folder))), \
+        assert await wait_for(lambda: owner(folder) != holder and alive(owner(folder)), 30.0), \
             "the live run did not hold its folder again"
         assert await gone([holder]) == []         # replaced: the old holder ended at once
         other = ssh_launcher(sshd, tmp_path / "engine-cache", layer)

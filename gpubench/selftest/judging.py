@@ -7,8 +7,8 @@ same on every backend, that makes each arm PASSED, FAILED or NOT RESOLVED:
   tolerance (PASS against a target the truth exceeds, FAIL against one it is under). The
   instrument is wrong. A bias that its CI proves but that stays within a tenth of the tolerance
   is said in the arm's why, not failed: more trials make every real effect significant, down to
-  the ns that a slot's bookkeeping costs, and a self-test that adds trials until it resolves
-  would then fail on effects far below what it claims to resolve.
+  a few ns an op, and a self-test that adds trials until it resolves would then fail on effects
+  far below what it claims to resolve.
 - PASSED: |error| <= tolerance and the error CI's half-width <= tolerance: it resolves what it
   claims.
 - NOT RESOLVED: neither. Accurate as far as its CI can tell, too noisy to prove +-tolerance;

@@ -273,11 +273,14 @@ class SshLauncher(Connector, Launcher):
             res = await within(slot.conn.run(script_command(self.host.python, script, args),
                                              check=False), timeout)
         except (asyncssh.Error, OSError) as exc:
-            raise LaunchError(f"ssh {self.host.name}: cannot run {self.host.python} on the "
-                              f"host: {reason(exc)}") from None
+            raise self._cannot_run(exc) from None
         finally:
             slot.sessions -= 1
         return res.exit_status, str(res.stdout or ""), str(res.stderr or "")
+
+    def _cannot_run(self, exc: BaseException) -> LaunchError:
+        return LaunchError(f"ssh {self.host.name}: cannot run {self.host.python} on the host: "
+                           f"{reason(exc)}")
 
     async def hold_script(self, script: str, args: Sequence[str], timeout: float,
                           answer_mark: str) -> Held:
@@ -310,8 +313,7 @@ class SshLauncher(Connector, Launcher):
                 opened.close()
             slot.sessions -= 1
             if isinstance(exc, (asyncssh.Error, OSError)):
-                raise LaunchError(f"ssh {self.host.name}: cannot run {self.host.python} on the "
-                                  f"host: {reason(exc)}") from None
+                raise self._cannot_run(exc) from None
             raise
 
         async def closed() -> None:

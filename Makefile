@@ -25,9 +25,11 @@ run: $(VENV)/.installed-app
 	$(VENV)/bin/gpubench-tui
 
 # Two workers: most tests wait on engine windows rather than use the CPU, so two workers
-# take little more than one would per test. The GPU tests stay serial: they time one GPU.
+# take little more than one would per test. loadgroup keeps the tests of one xdist_group on
+# one worker (the MPS stand-ins: tests/scenarios/test_mps_launchers.py says why). The GPU tests
+# stay serial: they time one GPU.
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 # GPU tests: on a machine with an NVIDIA GPU and CuPy (see README).
 test-gpu: $(VENV)/.installed-dev

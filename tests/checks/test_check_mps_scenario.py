@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 
-from tests.scenarios.test_mps_launchers import tmpdir_env, write_standin  # noqa: F401 (fixture)
+from tests.scenarios.test_mps_launchers import (STANDIN_SERVERS, tmpdir_env,  # noqa: F401
+                                                write_standin)         # (a fixture)
 from tests.support.cli_env import BARE_METAL_CONFIG, run, use_config
 from tests.support.own_lines import own_lines
+
+pytestmark = STANDIN_SERVERS
 
 
 def mps_config(control) -> str:

@@ -37,6 +37,13 @@ FAST = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "0.2
 LONG = ("--backend", "numpy-cpu", "--workloads", "roundtrip", "--duration", "60",
         "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0")
 
+# The stand-in daemon starts a process named nvidia-cuda-mps-server, and an engine's hello
+# counts every such process on the machine (engine/mps_facts.py), as it must for the real one.
+# Tests that start stand-ins therefore share one xdist worker (`make test` runs --dist
+# loadgroup): another worker's stand-in server would show MPS to an engine run without it.
+STANDIN_SERVERS = pytest.mark.xdist_group("mps-standin")
+pytestmark = STANDIN_SERVERS
+
 
 def write_standin(folder: Path, mode: str = "", pipe: str | None = None) -> Path:
     """An executable `nvidia-cuda-mps-control` in `folder` that runs the stand-in; `mode` and

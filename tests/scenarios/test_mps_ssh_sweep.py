@@ -18,10 +18,12 @@ import pytest
 from scenarios import mps
 from scenarios.mps import MpsLayer
 from scenarios.mps_control import OWNER_FILE
-from tests.scenarios.test_mps_launchers import (alive, daemon_pids, gone, run_session,
-                                                ssh_launcher, write_standin)
+from tests.scenarios.test_mps_launchers import (STANDIN_SERVERS, alive, daemon_pids, gone,
+                                                run_session, ssh_launcher, write_standin)
 from tests.support.sshd import REMOTE_PYTHON, REPO
 from tests.support.waiting import wait_for
+
+pytestmark = STANDIN_SERVERS
 
 # A gpubench run in a process of its own: it starts the host's daemon, says where, and runs on
 # until it is killed. Its holder lingers half a second, not two minutes, once its run is gone.

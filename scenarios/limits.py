@@ -40,6 +40,10 @@ REPEATS = Range(1, 10_000)
 DURATION_S = Range(0.01, 3600.0)
 WARMUP_S = Range(0.0, 3600.0)
 TELEMETRY_INTERVAL_S = Range(0.05, 3600.0)
+# The self-test's delay slots and the engine's samples sorted into them: a minute is far past a
+# slot that gives pairs within one window
+SELFTEST_SLOT_S = Range(0.01, 60.0)
+SAMPLE_INTERVAL_S = Range(0.001, 60.0)
 POD_TIMEOUT_S = Range(1.0, 86400.0)          # a pod that is not running after a day never will
 # An overhead target is a percentage of the baseline: at 100 % a candidate with no throughput
 # left would still pass, so a larger target can only be a typo.

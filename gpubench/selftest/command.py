@@ -71,10 +71,13 @@ def register(subparsers) -> None:
                         "session; sessions: one delay per session")
     p.add_argument("--calibration-trials", type=int, default=None,
                    help="sessions per calibration point (default 1 slots, 3 sessions)")
-    p.add_argument("--slot", type=float, default=0.25,
-                   help="slots: length of one on or off slot in s (default 0.25)")
-    p.add_argument("--sample-interval", type=float, default=None,
-                   help="engine sample interval in s (default 0.05 slots, 0.1 sessions)")
+    p.add_argument("--slot", type=cli_number(float, limits.SELFTEST_SLOT_S), default=None,
+                   help="slots: length of one on or off slot in s (default 0.25, 0.1 on the "
+                        "CPU)")
+    p.add_argument("--sample-interval", type=cli_number(float, limits.SAMPLE_INTERVAL_S),
+                   default=None,
+                   help="engine sample interval in s (default 0.05 slots, 0.02 slots on the "
+                        "CPU, 0.1 sessions)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the arms' order and of the bootstrap (default 0)")
     p.add_argument("--tolerance-pp", type=float, default=None,

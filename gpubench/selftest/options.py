@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .samples import SAMPLE_AFTER_NS, SAMPLE_BEFORE_NS
+
 WORKLOAD_VARIANTS = {"roundtrip": None, "launch": "sync"}   # primary variant (None: the only one)
 DEFAULT_LEVELS = (1.0, 5.0, 10.0)
 # The CPU's sessions design compares separate processes, whose p50 a shared machine moves by
@@ -19,11 +21,14 @@ GPU_TOLERANCE_PP = 0.5
 # one run's CIs, not every run's: more blocks narrow them as 1/sqrt(blocks), where a fixed count
 # left such runs NOT RESOLVED.
 SLOT_DEFAULTS = {"trials": 4, "max_trials": 8, "duration": 3.0, "warmup": 0.5, "repeats": 3,
-                 "calibration_trials": 1, "sample_interval": 0.05}
-# the CPU's ops are 10x as many per sample: 8 slot pairs per session, a block about 40 s on a
-# 2-core machine, at most 10 blocks
+                 "calibration_trials": 1, "sample_interval": 0.05, "slot_s": 0.25}
+# The CPU's sessions are shorter (a block about 40 s on a 2-core machine, at most 10 blocks) and
+# its slots too: on a 2-core KVM guest the engine's per-op level jumped by ~15 % (11.9 <-> 13.6
+# us a launch) every 0.1-1 s during a self-test, so a third of 0.25 s pairs held a jump and
+# erred by more than 2 pp, and 3 of 10 default runs ended NOT RESOLVED at 10 blocks. Pairs of
+# 0.1 s hold fewer jumps and come 20 a session: every CI within +-0.45 pp after 4 blocks.
 CPU_SLOT_DEFAULTS = {**SLOT_DEFAULTS, "max_trials": 10, "duration": 2.0, "warmup": 0.3,
-                     "repeats": 2}
+                     "repeats": 2, "sample_interval": 0.02, "slot_s": 0.1}
 # the GPU's 0.5 pp with some room: others' load on a shared machine widens the CIs (to 2.4 pp
 # in one run of a quiet 0.2 pp), and an arm whose CI is wider than this is NOT RESOLVED
 CPU_SLOT_TOLERANCE_PP = 1.0
@@ -61,8 +66,8 @@ class Options:
     duration: float | None = None            # per window (slots 3.0, CPU 2.0, sessions 0.5)
     warmup: float | None = None              # (slots 0.5, CPU 0.3, sessions 0.2)
     repeats: int | None = None               # (slots 3, CPU 2, sessions 2)
-    slot_s: float = 0.25
-    sample_interval: float | None = None     # (slots 0.05, sessions 0.1)
+    slot_s: float | None = None              # slots: one on or off slot, s (0.25, CPU 0.1)
+    sample_interval: float | None = None     # (slots 0.05, CPU 0.02, sessions 0.1)
     seed: int = 0
     tolerance_pp: float | None = None        # None: 0.5 on GPU, wider on the CPU
     roundtrip_size: str = "64KiB"
@@ -119,12 +124,26 @@ def settle(opts: Options, gpu: bool) -> tuple[str, float]:
         if getattr(opts, name) is None:
             setattr(opts, name, value)
     opts.max_trials = max(opts.max_trials, opts.trials)
+    if design == "slots":
+        _check_slots(opts.slot_s, opts.sample_interval)
     tol = opts.tolerance_pp if opts.tolerance_pp is not None else \
         GPU_TOLERANCE_PP if gpu else \
         CPU_SESSION_TOLERANCE_PP if cpu_sessions else CPU_SLOT_TOLERANCE_PP
     if not (math.isfinite(tol) and tol > 0):
         raise SelftestError(f"the tolerance must be a positive number of pp, not {tol:g}")
     return design, tol
+
+
+def _check_slots(slot_s: float, sample_interval: float) -> None:
+    """A slot must hold a whole sample, its margins included (samples.sample_span_ns), or no
+    pair could be judged."""
+    if not (math.isfinite(sample_interval) and sample_interval > 0):
+        raise SelftestError(f"the sample interval must be a positive number of s, "
+                            f"not {sample_interval:g}")
+    span = sample_interval + (SAMPLE_BEFORE_NS + SAMPLE_AFTER_NS) / 1e9
+    if not (math.isfinite(slot_s) and slot_s > span):
+        raise SelftestError(f"a slot of {slot_s:g} s cannot hold a whole {sample_interval:g} s "
+                            f"sample (with its margins {span:g} s): use a longer --slot")
 
 
 @dataclass

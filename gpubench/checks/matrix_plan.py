@@ -1,7 +1,7 @@
 """What the interference matrix runs: its victims and aggressors as engine command lines, and
 the isolation layers this host offers (or why it offers one not).
 
-    VICTIMS      decode (batch 1, or --victim-batch), roundtrip (pinned 64 KiB),
+    VICTIMS      decode (batch 64, or --victim-batch), roundtrip (pinned 64 KiB),
                  launch (launch + synchronize)
     AGGRESSORS   gemm (saturation), d2d / h2d (copy bandwidth), alloc (allocation storm),
                  launch (async launch storm), decode (another decode, batch 8)

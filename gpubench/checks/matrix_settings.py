@@ -18,7 +18,10 @@ class MatrixSettings:
     victims: tuple[str, ...] = ("decode",)
     aggressors: tuple[str, ...] = ("gemm", "d2d", "alloc", "launch", "decode")
     layers: tuple[str, ...] = LAYERS
-    victim_batch: int = 1                 # the decode victim's batch (the aggressor's is 8)
+    # the decode victim's batch (the aggressor's is 8). At 64 an eager 8B step keeps the GPU
+    # busy: on an H100 its p50 moved 1 % between four engine processes, where a batch of 1
+    # (host-bound between kernels) moved 75 % and made the victim alone unstable by itself
+    victim_batch: int = 64
     windows: int = 6                      # victim windows per run: the CI's sample
     window_s: float = 0.5
     thread_percentage: int = 50           # MPS active threads; HAMi-core's SM limit
@@ -46,9 +49,9 @@ def add_matrix_flags(p) -> None:
                    help=f"matrix: isolation layers, from {', '.join(LAYERS)} (a layer this "
                         "host lacks is listed NOT AVAILABLE with why)")
     p.add_argument("--victim-batch", type=int, default=d.victim_batch,
-                   help="matrix: the decode victim's batch (default 1; an eager step on a "
-                        "batch of 1 waits on the host between kernels, a batch of 64 keeps "
-                        "the GPU busy)")
+                   help=f"matrix: the decode victim's batch (default {d.victim_batch}: it "
+                        "keeps the GPU busy; an eager step on a batch of 1 waits on the host "
+                        "between kernels, and its speed moves from one process to the next)")
     p.add_argument("--windows", type=int, default=d.windows,
                    help=f"matrix: victim windows per run (default {d.windows})")
     p.add_argument("--window-s", type=float, default=d.window_s,

@@ -130,14 +130,14 @@ def test_victim_and_aggressor_command_lines():
     s, ms = Settings(backend="cupy", gemm_n=8192), MatrixSettings(windows=5, window_s=0.5)
     v = role_args("decode", "victim", s, ms)
     a = role_args("gemm", "aggressor", s, ms)
-    assert v.workloads == ("decode",) and v.decode_batches == ("1",) and v.repeats == 5
+    assert v.workloads == ("decode",) and v.decode_batches == ("64",) and v.repeats == 5
     assert a.workloads == ("gemm",) and a.gemm_size == 8192 and a.repeats == 7
     assert role_args("launch", "aggressor", s, ms).launch_modes == ("async",)
     assert role_args("d2d", "aggressor", s, ms).sizes == ("256MiB",)
     assert v.duration == 0.5 and v.stall_limit == 0
-    big = role_args("decode", "victim", s, MatrixSettings(victim_batch=64))
-    assert big.decode_batches == ("64",)
-    assert role_args("decode", "aggressor", s, MatrixSettings(victim_batch=64)).decode_batches \
+    one = role_args("decode", "victim", s, MatrixSettings(victim_batch=1))
+    assert one.decode_batches == ("1",)
+    assert role_args("decode", "aggressor", s, MatrixSettings(victim_batch=1)).decode_batches \
         == ("8",)
 
 

@@ -79,6 +79,20 @@ def beside(windows: list[dict], other: list[dict]) -> list[dict]:
     return out
 
 
+def apart_why(victim: list[dict], aggressor: list[dict]) -> str:
+    """Why a pair has no cell, with when each side measured: a side that measured only once
+    the other was done (a layer that held it back, a start slowed by the other's load) is
+    itself worth reading."""
+    why = "the victim's and the aggressor's windows did not overlap"
+    spans = {"victim": _span(victim), "aggressor": _span(aggressor)}
+    if None in spans.values():
+        return f"{why}: the {next(k for k, v in spans.items() if v is None)} measured no window"
+    t0 = min(span[0] for span in spans.values())
+    told = ", ".join(f"the {side} measured {a - t0:.1f}-{b - t0:.1f} s"
+                     for side, (a, b) in sorted(spans.items(), key=lambda kv: kv[1][0]))
+    return f"{why}: {told} (from the first window's start)"
+
+
 def normalised(windows: list[dict], alone: list[dict]) -> list[float]:
     """Each window's throughput over the median alone of its variant (an aggressor may run
     several variants one after the other: GEMM fp32 then fp16)."""
@@ -112,8 +126,7 @@ def build_cell(victim: str, aggressor: str, v_alone: list[dict], a_alone: list[d
                                         "aggressor": len(a_in),
                                         "aggressor_run": len(a_together)}}
     if not v_in or not a_in:
-        return {**cell, "status": FAILED,
-                "why": "the victim's and the aggressor's windows did not overlap"}
+        return {**cell, "status": FAILED, "why": apart_why(v_together, a_together)}
     v_share = ratio_ci(normalised(v_alone, v_alone), normalised(v_in, v_alone), seed=seed)
     a_share = ratio_ci(normalised(a_alone, a_alone), normalised(a_in, a_alone), seed=seed + 1)
     cell.update(status=MEASURED,

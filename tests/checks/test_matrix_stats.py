@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpubench.checks.matrix import beside, build_cell, normalised, nvml_cell
+from gpubench.checks.matrix import apart_why, beside, build_cell, normalised, nvml_cell
 from gpubench.checks.matrix_nvml import ProcessUtilisation
 from results.matrix_stats import alone_stability, jain_index, ratio_ci, split_agreement
 from results.matrix_table import cell_text, inflation_band, layer_notes
@@ -112,6 +112,19 @@ def test_build_cell_from_fixed_windows():
     assert cell["nvml"] == {"status": "NOT AVAILABLE", "why": "the CPU backend: no GPU"}
     apart = build_cell("decode", "gemm", v_alone, a_alone, v_tog, [_w(0, 1.0, 250.0)])
     assert apart["status"] == "FAILED" and "did not overlap" in apart["why"]
+
+
+def test_a_pair_that_never_overlapped_says_when_each_side_measured():
+    """As HAMi-core SM 50 % did on an H100: the launch storm measured 1.2-4.7 s, the decode
+    victim only from 6.0 s; which side came late is worth reading, so the reason says it."""
+    victim = [_w(106.0 + i / 2, 0.5, 110.0) for i in range(5)]
+    aggressor = [_w(101.2 + i / 2, 0.5, 2e5, variant="launch/async") for i in range(7)]
+    cell = build_cell("decode", "launch", victim, aggressor, victim, aggressor)
+    assert cell["status"] == "FAILED"
+    assert cell["why"] == ("the victim's and the aggressor's windows did not overlap: the "
+                           "aggressor measured 0.0-3.5 s, the victim measured 4.8-7.3 s (from "
+                           "the first window's start)")
+    assert apart_why([], aggressor).endswith(": the victim measured no window")
 
 
 def test_nvml_cell_compares_the_split():

@@ -92,6 +92,22 @@ class LocalSession(Session):
             return await proc.wait()
         finally:
             stderr_task.cancel()
+            self._release(proc)
+
+    @staticmethod
+    def _release(proc: asyncio.subprocess.Process) -> None:
+        """The engine's end, however the read ended: a read cancelled mid-run (a task torn
+        down with its loop) must not leave the engine running, and the pipes' transport is
+        closed now, while its loop is open; left to the garbage collector it closes after the
+        loop has, which raises in its finaliser."""
+        if proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        transport = getattr(proc, "_transport", None)   # Process has no public close()
+        if transport is not None:
+            transport.close()
 
     async def _terminate(self) -> None:
         proc = self._proc

@@ -121,3 +121,32 @@ def test_an_engine_whose_launcher_died_before_it_started_ends_at_once(tmp_path):
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert wrapped.returncode == 0 and '"type":"done"' in wrapped.stdout
     assert PARENT_PID_ENV not in wrapped.stdout   # dropped before the hello reads the env
+
+
+def test_a_session_torn_down_with_its_loop_leaves_no_engine_and_no_transport(tmp_path):
+    """A task cancelled when its loop ends (asyncio.run's teardown: a view closed mid-run)
+    kills the engine and closes its pipes while the loop is open; left to the garbage
+    collector, the transport's finaliser ran after the loop had closed and raised."""
+    import asyncio
+    import gc
+    raised: list = []
+    hook, sys.unraisablehook = sys.unraisablehook, raised.append
+    pids: list[int] = []
+
+    async def start_and_leave() -> None:
+        session = await LocalLauncher().start(LaunchRequest(engine_args=(
+            "--backend", "numpy-cpu", "--workloads", "launch", "--duration", "30",
+            "--warmup", "0", "--repeats", "1", "--telemetry-interval", "0")))
+        async for ev in session.events():
+            if isinstance(ev, Hello):
+                break
+        pids.extend(_engine_children(os.getpid()))
+    try:
+        asyncio.run(start_and_leave())
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert pids, "the engine was never seen running"
+    assert [p for p in pids if _state(p) is not None] == []
+    assert [r.exc_value for r in raised if "transport" in repr(r.object).lower()
+            or isinstance(r.exc_value, RuntimeError)] == []

@@ -3,16 +3,16 @@
 Separate processes differ: on an H100 the p50 of launch+sync moves 5-15 % from one engine
 process to the next (and a roundtrip's p50 between ~17 and ~22 us even within one), far more
 than a 1 % delay. So every arm is a set of engine sessions whose delay toggles on and off in
-0.25 s time slots that come in pairs, one on and one off in seeded random order (the
-interposer's GPUBENCH_INTERPOSE_DELAY_SLOT_NS/SEED on the GPU, the engine's
-GPUBENCH_CPU_DELAY_SLOT_NS/SEED on the CPU: the same schedule).
+time slots (0.25 s on the GPU, 0.1 s on the CPU: options.py) that come in pairs, one on and
+one off in seeded random order (the interposer's GPUBENCH_INTERPOSE_DELAY_SLOT_NS/SEED on the
+GPU, the engine's GPUBENCH_CPU_DELAY_SLOT_NS/SEED on the CPU: the same schedule).
 
-The engine's own `sample` lines (every 0.05 s) are sorted into slots by their time stamps;
-each pair gives one ratio, the on-slot's median p50 over the off-slot's, so the process's level
-and its drift cancel pair by pair. The arm's overhead is the median pair ratio; its CI
-resamples pairs within sessions (stratified bootstrap): the pair, not the sample, is the unit,
-because samples of one slot and slots of one stretch of time are correlated (treating 0.1 s
-samples as independent put an A/A at +0.82 % with a CI excluding 0 on an H100). The delay sits
+The engine's own `sample` lines (every 0.05 s, 0.02 s on the CPU) are sorted into slots by their
+time stamps; each pair gives one ratio, the on-slot's median p50 over the off-slot's, so the
+process's level and its drift cancel pair by pair. The arm's overhead is the median pair ratio;
+its CI resamples pairs within sessions (stratified bootstrap): the pair, not the sample, is the
+unit, because samples of one slot and slots of one stretch of time are correlated (treating 0.1
+s samples as independent put an A/A at +0.82 % with a CI excluding 0 on an H100). The delay sits
 AFTER the stream synchronise returns (GPUBENCH_INTERPOSE_SYNC_DELAY_NS), when nothing is in
 flight, so it adds fully to each op; a delay before the H2D copy or the launch was partly
 absorbed by the roundtrip's own waits on the H100.

@@ -241,3 +241,23 @@ async def test_hostile_step_fields_never_break_the_dashboard(config):
             "p50", "p90", "p99", "p99.9"] and chart.draws >= 1)
         assert app.screen.chart_ops.title == "tokens/s"           # a huge rate is not drawn
         assert app.is_running
+
+
+async def test_a_step_without_tokens_charts_steps_per_s(config):
+    """An engine that gave no tokens_per_s (an older one): the rate chart reads steps/s and
+    plots the step rate, never an empty tokens/s series."""
+    lines = [json.dumps({k: v for k, v in json.loads(x).items() if k != "tokens_per_s"})
+             for x in synth.decode_session_lines(batches=(8,), repeats=2)]
+    app = GpubenchApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        plotted: list[dict] = []
+        show = screen.chart_ops.show
+        screen.chart_ops.show = lambda x, series, subtitle: (plotted.append(series),
+                                                            show(x, series, subtitle))
+        start(app, held(lines, 1), speed=50)
+        await wait_for(pilot, lambda: plotted and screen.chart_ops.title == "steps/s")
+        values = next(iter(plotted[-1].values()))
+        assert values and all(v is not None and v > 0 for v in values)   # the step rate
+        await app.manager.cancel_all()

@@ -51,6 +51,15 @@ def engine_environment(request: LaunchRequest, base: dict[str, str] | None = Non
     return env
 
 
+def _signal_group(pid: int, sig: int) -> bool:
+    """Send `sig` to the engine's process group; False when the group is gone."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class LocalSession(Session):
     def __init__(self, request: LaunchRequest, python: str):
         super().__init__(request, "local")
@@ -101,10 +110,7 @@ class LocalSession(Session):
         closed now, while its loop is open; left to the garbage collector it closes after the
         loop has, which raises in its finaliser."""
         if proc.returncode is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal_group(proc.pid, signal.SIGKILL)
         transport = getattr(proc, "_transport", None)   # Process has no public close()
         if transport is not None:
             transport.close()
@@ -115,19 +121,15 @@ class LocalSession(Session):
             return
         for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGTERM, 2.0),
                            (signal.SIGKILL, 2.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
+            if not _signal_group(proc.pid, sig):
                 return
             try:
                 await asyncio.wait_for(proc.wait(), timeout=grace)
                 break
             except asyncio.TimeoutError:
                 continue
-        try:  # anything the engine left in its group (preload helpers, workers)
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # anything the engine left in its group (preload helpers, workers)
+        _signal_group(proc.pid, signal.SIGKILL)
 
 
 class LocalLauncher(Launcher):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from scenarios import limits
+
 from .samples import SAMPLE_AFTER_NS, SAMPLE_BEFORE_NS
 
 WORKLOAD_VARIANTS = {"roundtrip": None, "launch": "sync"}   # primary variant (None: the only one)
@@ -135,13 +137,15 @@ def settle(opts: Options, gpu: bool) -> tuple[str, float]:
 
 
 def _check_slots(slot_s: float, sample_interval: float) -> None:
-    """A slot must hold a whole sample, its margins included (samples.sample_span_ns), or no
-    pair could be judged."""
-    if not (math.isfinite(sample_interval) and sample_interval > 0):
-        raise SelftestError(f"the sample interval must be a positive number of s, "
-                            f"not {sample_interval:g}")
+    """The command line's ranges (for options that did not come through it), then: a slot
+    must hold a whole sample, its margins included (samples.sample_span_ns), or no pair could
+    be judged."""
+    for flag, bounds, value in (("--slot", limits.SELFTEST_SLOT_S, slot_s),
+                                ("--sample-interval", limits.SAMPLE_INTERVAL_S, sample_interval)):
+        if (problem := bounds.problem(value)) is not None:
+            raise SelftestError(f"{flag} {problem}")
     span = sample_interval + (SAMPLE_BEFORE_NS + SAMPLE_AFTER_NS) / 1e9
-    if not (math.isfinite(slot_s) and slot_s > span):
+    if slot_s <= span:
         raise SelftestError(f"a slot of {slot_s:g} s cannot hold a whole {sample_interval:g} s "
                             f"sample (with its margins {span:g} s): use a longer --slot")
 

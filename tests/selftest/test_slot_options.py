@@ -48,3 +48,15 @@ def test_a_slot_too_short_for_a_sample_is_one_line():
 def test_the_sessions_design_needs_no_slot():
     opts = Options(design="sessions", slot_s=0.001)
     settle(opts, gpu=False)   # slots are not used: nothing to refuse
+
+
+@pytest.mark.parametrize("slot, every, said", [
+    (float("nan"), 0.02, "--slot must be a finite number (got nan)"),
+    (0.1, 0.0, "--sample-interval must be at least 0.001 (got 0.0)"),
+    (600.0, 0.02, "--slot must be at most 60 (got 600.0)"),
+])
+def test_options_that_skipped_the_command_line_meet_its_ranges(slot, every, said):
+    """Options built in code (the app's self-test) are held to the CLI's ranges too."""
+    with pytest.raises(SelftestError) as err:
+        settle(Options(slot_s=slot, sample_interval=every), gpu=False)
+    assert str(err.value) == said

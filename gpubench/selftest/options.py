@@ -28,7 +28,8 @@ SLOT_DEFAULTS = {"trials": 4, "max_trials": 8, "duration": 3.0, "warmup": 0.5, "
 # its slots too: on a 2-core KVM guest the engine's per-op level jumped by ~15 % (11.9 <-> 13.6
 # us a launch) every 0.1-1 s during a self-test, so a third of 0.25 s pairs held a jump and
 # erred by more than 2 pp, and 3 of 10 default runs ended NOT RESOLVED at 10 blocks. Pairs of
-# 0.1 s hold fewer jumps and come 20 a session: every CI within +-0.45 pp after 4 blocks.
+# 0.1 s hold fewer jumps and come 20 a session: 10 of 10 default runs there resolved +-1 pp in
+# 4-5 blocks (the widest error CI +-0.84 pp).
 CPU_SLOT_DEFAULTS = {**SLOT_DEFAULTS, "max_trials": 10, "duration": 2.0, "warmup": 0.3,
                      "repeats": 2, "sample_interval": 0.02, "slot_s": 0.1}
 # the GPU's 0.5 pp with some room: others' load on a shared machine widens the CIs (to 2.4 pp

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar
 
 from results.labels import CPU_CELL
-from results.rates import TOKENS, rate_of
+from results.rates import TOKENS
 from scenarios.events import CANCELLED
 
 from ..live import HostState
@@ -180,8 +180,9 @@ class DashboardScreen(Screen):
         series = h.series.get((h.workload, h.variant)) or next(iter(h.series.values()))
         name = f"{h.workload}/{h.variant}"
         suffix = f"· {CPU_CELL}" if h.is_cpu else ""
-        # results.rates decides: a step in tokens/s, in steps/s where its engine gave no tokens
-        noun = rate_of(h.workload, h.ops_per_s, h.tokens_per_s).noun
+        # the row's rate decides (results.rates): a step in tokens/s, in steps/s where its
+        # engine gave no tokens
+        noun = h.rate.noun
         self.chart_ops.title = f"{noun}/s"
         self.chart_ops.show(series.t, {name: series.tokens if noun == TOKENS else series.ops},
                             f"{name} {suffix}")

@@ -1,8 +1,7 @@
-# What the 2026-12-07 (fifth) session could not run, no machine having come in its last hour:
-# how far a decode step's speed moves from one engine process to the next at batch 1, 8 and 64
+# How far a decode step's speed moves from one engine process to the next at batch 1, 8 and 64
 # (the matrix's victim must not move by itself), then the interference matrix with a batch-64
-# victim beside four aggressors under none, MPS 50 % and HAMi-core SM 50 %. About 5 minutes;
-# selftest.sh is the other call. Device run `bash tests/support/device/matrix64.sh`, carry .whl
+# victim beside four aggressors under none, MPS 50 % and HAMi-core SM 50 %. About 4 minutes on
+# an H100. Device run `bash tests/support/device/matrix64.sh`, carry .whl
 # and vendor-cache.
 source tests/support/device/lib.sh
 DEADLINE=330
